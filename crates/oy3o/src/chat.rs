@@ -1,0 +1,109 @@
+//! [`Chat`]: a conversation with one model, with context and history.
+
+use crate::config::{Config, Options, Target};
+use crate::error::Result;
+use crate::event::Event;
+use crate::listener::Listeners;
+use crate::message::Message;
+use crate::provider::Session;
+use crate::reply::Reply;
+
+/// A conversation with one model: `update` the context, `send` prompts, `close` it.
+///
+/// ```no_run
+/// # async fn demo() -> oy3o::Result<()> {
+/// use futures::StreamExt;
+/// let chat = oy3o::Chat::open(Some("openai:gpt-4o-mini"), &oy3o::Config::default())?;
+/// chat.update("current time: 2024-05-20 00:00:00");
+/// let mut reply = chat.send("what is the time on page?");
+/// while let Some(chunk) = reply.next().await {
+///     print!("{}", chunk?);
+/// }
+/// println!("{}", chat.send_once("and tomorrow?").await?);
+/// chat.close();
+/// # Ok(()) }
+/// ```
+pub struct Chat {
+    model: String,
+    session: Box<dyn Session>,
+    listeners: Listeners,
+    options: Options,
+}
+
+impl Chat {
+    /// Opens a chat with `model` (or the config's default), using the config's context,
+    /// credential, proxy and listeners for that model. Fires `create`.
+    pub fn open(model: Option<&str>, config: &Config) -> Result<Chat> {
+        let target = config.resolve(model)?;
+        Self::open_target(&target)
+    }
+
+    /// Opens a chat for an already resolved target.
+    pub fn open_target(target: &Target) -> Result<Chat> {
+        let session = target.provider.open(target)?;
+        let chat = Chat {
+            model: target.reference.to_string(),
+            session,
+            listeners: target.listeners.clone(),
+            options: target.options.clone(),
+        };
+        chat.listeners.emit(&Event::Create {
+            model: chat.model.clone(),
+        });
+        Ok(chat)
+    }
+
+    /// The model reference this chat talks to (`openai:gpt-4o-mini`).
+    pub fn model(&self) -> &str {
+        &self.model
+    }
+
+    /// Sets the context (system prompt) for the next turns; an empty one clears it. Fires
+    /// `update`.
+    pub fn update(&self, context: impl Into<String>) {
+        let context = context.into();
+        self.listeners.emit(&Event::Update {
+            context: context.clone(),
+        });
+        self.session.update(Some(context));
+    }
+
+    /// Sends a prompt and streams the answer. The turn joins the history once it completes.
+    pub fn send(&self, prompt: impl Into<String>) -> Reply {
+        self.send_with(prompt, &Options::default())
+    }
+
+    /// Like [`Chat::send`], with options for this turn only.
+    pub fn send_with(&self, prompt: impl Into<String>, options: &Options) -> Reply {
+        let prompt = prompt.into();
+        let upstream = self
+            .session
+            .send(prompt.clone(), self.options.overlay(options));
+        Reply::new(
+            upstream,
+            self.listeners.clone(),
+            vec![Event::Send { prompt }],
+        )
+    }
+
+    /// Sends a prompt and waits for the whole answer.
+    pub async fn send_once(&self, prompt: impl Into<String>) -> Result<String> {
+        self.send(prompt).text().await
+    }
+
+    /// The conversation so far.
+    pub fn history(&self) -> Vec<Message> {
+        self.session.history()
+    }
+
+    /// Ends the chat; later sends fail with a clear error.
+    pub fn close(&self) {
+        self.session.close();
+    }
+}
+
+impl std::fmt::Debug for Chat {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Chat").field("model", &self.model).finish()
+    }
+}

@@ -1,0 +1,367 @@
+//! Loading a config file (TOML or JSON). Every error names the file, the line and the key.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::{Config, Options, ProviderSettings};
+use crate::credential::Credential;
+use crate::error::{Error, Result};
+use crate::model_ref::ModelRef;
+
+/// A credential in a file: the secret itself, or `{ file = "cookie.json" }` (relative to the
+/// config file), or `{ env = "VAR" }`.
+#[derive(Deserialize)]
+#[serde(untagged, deny_unknown_fields)]
+enum CredentialSource {
+    Text(String),
+    File { file: PathBuf },
+    Env { env: String },
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct ProviderSection {
+    base_url: Option<String>,
+    api_key: Option<CredentialSource>,
+    api_key_env: Option<String>,
+    default_model: Option<String>,
+    max_tokens_field: Option<String>,
+    connect_timeout_secs: Option<f64>,
+    first_byte_timeout_secs: Option<f64>,
+    idle_timeout_secs: Option<f64>,
+    max_retries: Option<u32>,
+    #[serde(default)]
+    headers: BTreeMap<String, String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct ConfigFile {
+    model: Option<String>,
+    context: Option<String>,
+    cookie: Option<CredentialSource>,
+    proxy: Option<String>,
+    #[serde(default)]
+    contexts: BTreeMap<String, String>,
+    #[serde(default)]
+    cookies: BTreeMap<String, CredentialSource>,
+    #[serde(default)]
+    proxies: BTreeMap<String, String>,
+    #[serde(default)]
+    aliases: BTreeMap<String, String>,
+    #[serde(default)]
+    options: Options,
+    #[serde(default)]
+    providers: BTreeMap<String, ProviderSection>,
+    /// Read by the server face; kept opaque here so the engine does not depend on it.
+    #[serde(default)]
+    server: Option<serde_json::Value>,
+}
+
+impl Config {
+    /// Loads a TOML file, or a JSON file (by its `.json` extension or a leading `{`).
+    ///
+    /// ```
+    /// # let dir = std::env::temp_dir().join("oy3o-doc-config");
+    /// # std::fs::create_dir_all(&dir).unwrap();
+    /// let path = dir.join("oy3o.toml");
+    /// std::fs::write(&path, "model = \"fast\"\n[aliases]\nfast = \"openai:gpt-4o-mini\"\n").unwrap();
+    /// let config = oy3o::Config::load(&path).unwrap();
+    /// assert_eq!(config.aliases["fast"], "openai:gpt-4o-mini");
+    ///
+    /// std::fs::write(&path, "model = \"fast\"\nmodle = 1\n").unwrap();
+    /// let err = oy3o::Config::load(&path).unwrap_err().to_string();
+    /// assert!(err.contains("oy3o.toml") && err.contains("line 2") && err.contains("modle"), "{err}");
+    /// ```
+    pub fn load(path: &Path) -> Result<Config> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            Error::config(format!(
+                "cannot read config file {}: {e}; check the path given to --config or OY3O_CONFIG",
+                path.display()
+            ))
+        })?;
+        Self::parse_file(&text, path)
+    }
+
+    /// Parses config text; `path` names it in errors and anchors relative credential files.
+    pub fn parse_file(text: &str, path: &Path) -> Result<Config> {
+        let is_json =
+            path.extension().is_some_and(|e| e == "json") || text.trim_start().starts_with('{');
+        let file: ConfigFile = if is_json {
+            parse_json(text, path)?
+        } else {
+            parse_toml(text, path)?
+        };
+        let base_dir = path.parent().unwrap_or(Path::new("."));
+        file.into_config(text, path, base_dir)
+    }
+}
+
+fn parse_json(text: &str, path: &Path) -> Result<ConfigFile> {
+    let mut de = serde_json::Deserializer::from_str(text);
+    serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let key = e.path().to_string();
+        let inner = e.into_inner();
+        Error::config(format!(
+            "config error in {} line {}, key `{key}`: {}",
+            path.display(),
+            inner.line(),
+            strip_position(&inner.to_string())
+        ))
+    })
+}
+
+fn parse_toml(text: &str, path: &Path) -> Result<ConfigFile> {
+    let de = toml::Deserializer::parse(text).map_err(|e| toml_error(text, path, None, &e))?;
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let key = e.path().to_string();
+        toml_error(text, path, Some(key), e.inner())
+    })
+}
+
+fn toml_error(text: &str, path: &Path, key: Option<String>, e: &toml::de::Error) -> Error {
+    let line = e.span().map(|s| line_of_offset(text, s.start)).unwrap_or(1);
+    let key = key
+        .filter(|k| k != ".")
+        .map(|k| format!(", key `{k}`"))
+        .unwrap_or_default();
+    Error::config(format!(
+        "config error in {} line {line}{key}: {}",
+        path.display(),
+        e.message().trim()
+    ))
+}
+
+fn strip_position(message: &str) -> &str {
+    message.split(" at line ").next().unwrap_or(message)
+}
+
+fn line_of_offset(text: &str, offset: usize) -> usize {
+    text.as_bytes()[..offset.min(text.len())]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1
+}
+
+/// The 1-based line where `key` is assigned, for errors found after parsing.
+fn line_of_key(text: &str, key: &str) -> usize {
+    text.lines()
+        .position(|l| {
+            let l = l.trim_start().trim_start_matches('"');
+            l.starts_with(key) && l[key.len()..].trim_start().starts_with(['=', ':', '"'])
+        })
+        .map(|i| i + 1)
+        .unwrap_or(1)
+}
+
+fn seconds(value: Option<f64>, key: &str, ctx: &Ctx) -> Result<Option<Duration>> {
+    match value {
+        None => Ok(None),
+        Some(s) if s.is_finite() && s > 0.0 => Ok(Some(Duration::from_secs_f64(s))),
+        Some(s) => Err(ctx.error(key, &format!("{s} is not a positive number of seconds"))),
+    }
+}
+
+struct Ctx<'a> {
+    text: &'a str,
+    path: &'a Path,
+    base_dir: &'a Path,
+}
+
+impl Ctx<'_> {
+    fn error(&self, key: &str, message: &str) -> Error {
+        let leaf = key.rsplit('.').next().unwrap_or(key);
+        Error::config(format!(
+            "config error in {} line {}, key `{key}`: {message}",
+            self.path.display(),
+            line_of_key(self.text, leaf)
+        ))
+    }
+
+    fn credential(&self, source: CredentialSource, key: &str) -> Result<Credential> {
+        match source {
+            CredentialSource::Text(t) => Ok(Credential::parse(&t)),
+            CredentialSource::File { file } => {
+                let full = self.base_dir.join(&file);
+                Credential::from_file(&full).map_err(|e| self.error(key, e.message()))
+            }
+            CredentialSource::Env { env } => std::env::var(&env)
+                .map(|v| Credential::parse(&v))
+                .map_err(|_| self.error(key, &format!("environment variable {env} is not set"))),
+        }
+    }
+
+    fn model_ref(&self, value: &str, key: &str, aliases: &BTreeMap<String, String>) -> Result<()> {
+        if aliases.contains_key(value) {
+            return Ok(());
+        }
+        ModelRef::parse(value)
+            .map(|_| ())
+            .map_err(|e| self.error(key, e.message()))
+    }
+}
+
+impl ConfigFile {
+    fn into_config(self, text: &str, path: &Path, base_dir: &Path) -> Result<Config> {
+        let ctx = Ctx {
+            text,
+            path,
+            base_dir,
+        };
+        if let Some(model) = &self.model {
+            ctx.model_ref(model, "model", &self.aliases)?;
+        }
+        for (name, target) in &self.aliases {
+            ctx.model_ref(target, &format!("aliases.{name}"), &self.aliases)?;
+        }
+        let mut cookies = BTreeMap::new();
+        for (name, source) in self.cookies {
+            let key = format!("cookies.{name}");
+            cookies.insert(name, ctx.credential(source, &key)?);
+        }
+        let mut providers = BTreeMap::new();
+        for (name, s) in self.providers {
+            let key = |k: &str| format!("providers.{name}.{k}");
+            let api_key = match s.api_key {
+                Some(source) => Some(ctx.credential(source, &key("api_key"))?),
+                None => None,
+            };
+            let settings = ProviderSettings {
+                base_url: s.base_url,
+                api_key,
+                api_key_env: s.api_key_env,
+                default_model: s.default_model,
+                max_tokens_field: s.max_tokens_field,
+                connect_timeout: seconds(
+                    s.connect_timeout_secs,
+                    &key("connect_timeout_secs"),
+                    &ctx,
+                )?,
+                first_byte_timeout: seconds(
+                    s.first_byte_timeout_secs,
+                    &key("first_byte_timeout_secs"),
+                    &ctx,
+                )?,
+                idle_timeout: seconds(s.idle_timeout_secs, &key("idle_timeout_secs"), &ctx)?,
+                max_retries: s.max_retries,
+                headers: s.headers,
+            };
+            providers.insert(name, settings);
+        }
+        let cookie = match self.cookie {
+            Some(source) => Some(ctx.credential(source, "cookie")?),
+            None => None,
+        };
+        let _ = self.server;
+        Ok(Config {
+            model: self.model,
+            context: self.context,
+            cookie,
+            proxy: self.proxy,
+            contexts: self.contexts,
+            cookies,
+            proxies: self.proxies,
+            providers,
+            aliases: self.aliases,
+            options: self.options,
+            ..Config::default()
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(text: &str, name: &str) -> Result<Config> {
+        Config::parse_file(text, Path::new(name))
+    }
+
+    #[test]
+    fn toml_with_providers_aliases_and_options_loads() {
+        let c = load(
+            r#"
+model = "fast"
+context = "Be brief."
+[aliases]
+fast = "openai:gpt-4o-mini"
+[options]
+temperature = 0.2
+[providers.openai]
+base_url = "http://127.0.0.1:9/v1"
+api_key = "sk-test"
+idle_timeout_secs = 2.5
+headers = { "X-Title" = "oy3o" }
+"#,
+            "c.toml",
+        )
+        .unwrap();
+        let openai = &c.providers["openai"];
+        assert_eq!(openai.base_url.as_deref(), Some("http://127.0.0.1:9/v1"));
+        assert_eq!(
+            openai.api_key.as_ref().and_then(|k| k.key()),
+            Some("sk-test")
+        );
+        assert_eq!(openai.idle_timeout, Some(Duration::from_millis(2500)));
+        assert_eq!(c.options.temperature, Some(0.2));
+    }
+
+    #[test]
+    fn json_errors_name_file_line_and_key() {
+        let err = load(
+            "{\n  \"model\": \"openai:x\",\n  \"proxies\": {\"a\": 5}\n}",
+            "c.json",
+        )
+        .unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("c.json line 3"), "{msg}");
+        assert!(msg.contains("proxies.a"), "{msg}");
+    }
+
+    #[test]
+    fn toml_syntax_error_names_its_line() {
+        let msg = load("model = \"a:b\"\n\ncontext = \n", "bad.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("bad.toml line 3"), "{msg}");
+    }
+
+    #[test]
+    fn nested_unknown_key_is_named_with_its_path() {
+        let msg = load("[providers.openai]\nbase_ur = \"x\"\n", "p.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("line 2"), "{msg}");
+        assert!(msg.contains("base_ur"), "{msg}");
+    }
+
+    #[test]
+    fn invalid_model_reference_names_its_key_and_line() {
+        let msg = load("context = \"x\"\nmodel = \"open ai:gpt\"\n", "m.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("m.toml line 2, key `model`"), "{msg}");
+    }
+
+    #[test]
+    fn credential_files_resolve_relative_to_the_config() {
+        let dir = std::env::temp_dir().join(format!("oy3o-cfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("cookie.json"), r#"[{"name":"_U","value":"v"}]"#).unwrap();
+        let path = dir.join("c.toml");
+        let c =
+            Config::parse_file("[cookies]\nbing = { file = \"cookie.json\" }\n", &path).unwrap();
+        assert_eq!(c.cookies["bing"].cookie("_U"), Some("v"));
+        let missing = Config::parse_file("cookie = { file = \"nope.json\" }\n", &path)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            missing.contains("key `cookie`") && missing.contains("nope.json"),
+            "{missing}"
+        );
+    }
+}

@@ -1,0 +1,208 @@
+//! Configuration in the original library's shape: defaults (`model`, `context`, `cookie`,
+//! `proxy`, `listeners`) plus per-model maps (`contexts`, `cookies`, `proxies`,
+//! `model_listeners`), provider sections and model aliases.
+//!
+//! A per-call config overrides the global one field by field ([`Config::overlay`]); files are
+//! TOML or JSON ([`Config::load`]); [`Config::resolve`] turns a model name into a [`Target`].
+
+mod file;
+mod resolve;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use crate::credential::Credential;
+use crate::listener::Listeners;
+
+pub(crate) use resolve::redact_url;
+pub use resolve::{DEFAULT_MODEL, Target};
+
+/// How a model should generate. Unset fields leave the provider's own default.
+#[derive(Clone, Debug, Default, PartialEq, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Options {
+    /// Sampling temperature.
+    pub temperature: Option<f32>,
+    /// Nucleus sampling.
+    pub top_p: Option<f32>,
+    /// Upper bound of answer tokens.
+    pub max_tokens: Option<u32>,
+    /// Seed for reproducible sampling, where supported.
+    pub seed: Option<u32>,
+}
+
+impl Options {
+    /// Fields set in `over` win; the others come from `self`.
+    pub fn overlay(&self, over: &Options) -> Options {
+        Options {
+            temperature: over.temperature.or(self.temperature),
+            top_p: over.top_p.or(self.top_p),
+            max_tokens: over.max_tokens.or(self.max_tokens),
+            seed: over.seed.or(self.seed),
+        }
+    }
+}
+
+/// Network time limits of one provider.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Timeouts {
+    /// To open the TCP (and TLS) connection.
+    pub connect: Duration,
+    /// From sending the request to the first byte of the answer.
+    pub first_byte: Duration,
+    /// Between two chunks of a streaming answer.
+    pub idle: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Self {
+            connect: Duration::from_secs(10),
+            first_byte: Duration::from_secs(120),
+            idle: Duration::from_secs(60),
+        }
+    }
+}
+
+/// One provider's section of the config (`[providers.NAME]` in a file).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ProviderSettings {
+    /// Base URL of the API (e.g. `http://127.0.0.1:8080/v1` for a llama.cpp server).
+    pub base_url: Option<String>,
+    /// The key itself (prefer `api_key_env`).
+    pub api_key: Option<Credential>,
+    /// The environment variable that holds the key (overrides the provider's conventional one).
+    pub api_key_env: Option<String>,
+    /// The model used when a reference names only the provider.
+    pub default_model: Option<String>,
+    /// Which request field carries the answer-length limit (`max_tokens` or
+    /// `max_completion_tokens`) for OpenAI-compatible servers.
+    pub max_tokens_field: Option<String>,
+    /// Time limits; unset parts keep their defaults.
+    pub connect_timeout: Option<Duration>,
+    /// See [`Timeouts::first_byte`].
+    pub first_byte_timeout: Option<Duration>,
+    /// See [`Timeouts::idle`].
+    pub idle_timeout: Option<Duration>,
+    /// Retries before the first answer byte (default 2).
+    pub max_retries: Option<u32>,
+    /// Extra HTTP headers sent with every request.
+    pub headers: BTreeMap<String, String>,
+}
+
+impl ProviderSettings {
+    /// Fields set in `over` win; headers are merged.
+    pub fn overlay(&self, over: &ProviderSettings) -> ProviderSettings {
+        let mut headers = self.headers.clone();
+        headers.extend(over.headers.clone());
+        ProviderSettings {
+            base_url: over.base_url.clone().or_else(|| self.base_url.clone()),
+            api_key: over.api_key.clone().or_else(|| self.api_key.clone()),
+            api_key_env: over
+                .api_key_env
+                .clone()
+                .or_else(|| self.api_key_env.clone()),
+            default_model: over
+                .default_model
+                .clone()
+                .or_else(|| self.default_model.clone()),
+            max_tokens_field: over
+                .max_tokens_field
+                .clone()
+                .or_else(|| self.max_tokens_field.clone()),
+            connect_timeout: over.connect_timeout.or(self.connect_timeout),
+            first_byte_timeout: over.first_byte_timeout.or(self.first_byte_timeout),
+            idle_timeout: over.idle_timeout.or(self.idle_timeout),
+            max_retries: over.max_retries.or(self.max_retries),
+            headers,
+        }
+    }
+
+    /// The time limits with defaults filled in.
+    pub fn timeouts(&self) -> Timeouts {
+        let d = Timeouts::default();
+        Timeouts {
+            connect: self.connect_timeout.unwrap_or(d.connect),
+            first_byte: self.first_byte_timeout.unwrap_or(d.first_byte),
+            idle: self.idle_timeout.unwrap_or(d.idle),
+        }
+    }
+}
+
+/// The engine's configuration. Build one in code, or [`Config::load`] a file.
+///
+/// ```
+/// use oy3o::Config;
+/// let global = Config { model: Some("openai:gpt-4o-mini".into()), ..Config::default() };
+/// let call = Config { context: Some("Be brief.".into()), ..Config::default() };
+/// let merged = global.overlay(&call);
+/// assert_eq!(merged.model.as_deref(), Some("openai:gpt-4o-mini"));
+/// assert_eq!(merged.context.as_deref(), Some("Be brief."));
+/// ```
+#[derive(Clone, Debug, Default)]
+pub struct Config {
+    /// The default model reference or alias.
+    pub model: Option<String>,
+    /// The default context (system prompt).
+    pub context: Option<String>,
+    /// The default credential (key or cookie jar).
+    pub cookie: Option<Credential>,
+    /// The default proxy URL (`http://`, `https://`, `socks5://`, `socks5h://`).
+    pub proxy: Option<String>,
+    /// Listeners called for every model.
+    pub listeners: Listeners,
+    /// Contexts by model reference or provider name.
+    pub contexts: BTreeMap<String, String>,
+    /// Credentials by model reference or provider name.
+    pub cookies: BTreeMap<String, Credential>,
+    /// Proxies by model reference or provider name.
+    pub proxies: BTreeMap<String, String>,
+    /// Listeners by model reference or provider name (the original's `listeners` map).
+    pub model_listeners: BTreeMap<String, Listeners>,
+    /// Provider sections by provider name.
+    pub providers: BTreeMap<String, ProviderSettings>,
+    /// Model aliases: `fast = "openai:gpt-4o-mini"`.
+    pub aliases: BTreeMap<String, String>,
+    /// Default generation options.
+    pub options: Options,
+}
+
+impl Config {
+    /// This config with every field set in `call` taking precedence. Maps are merged key by key;
+    /// listeners add up (global ones first).
+    pub fn overlay(&self, call: &Config) -> Config {
+        fn merged<V: Clone>(
+            a: &BTreeMap<String, V>,
+            b: &BTreeMap<String, V>,
+        ) -> BTreeMap<String, V> {
+            let mut out = a.clone();
+            out.extend(b.iter().map(|(k, v)| (k.clone(), v.clone())));
+            out
+        }
+        let mut listeners = self.listeners.clone();
+        listeners.extend(&call.listeners);
+        let mut model_listeners = self.model_listeners.clone();
+        for (name, set) in &call.model_listeners {
+            model_listeners.entry(name.clone()).or_default().extend(set);
+        }
+        let mut providers = self.providers.clone();
+        for (name, settings) in &call.providers {
+            let base = providers.get(name).cloned().unwrap_or_default();
+            providers.insert(name.clone(), base.overlay(settings));
+        }
+        Config {
+            model: call.model.clone().or_else(|| self.model.clone()),
+            context: call.context.clone().or_else(|| self.context.clone()),
+            cookie: call.cookie.clone().or_else(|| self.cookie.clone()),
+            proxy: call.proxy.clone().or_else(|| self.proxy.clone()),
+            listeners,
+            contexts: merged(&self.contexts, &call.contexts),
+            cookies: merged(&self.cookies, &call.cookies),
+            proxies: merged(&self.proxies, &call.proxies),
+            model_listeners,
+            providers,
+            aliases: merged(&self.aliases, &call.aliases),
+            options: self.options.overlay(&call.options),
+        }
+    }
+}

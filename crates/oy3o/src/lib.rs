@@ -1,0 +1,76 @@
+//! # oy3o — the engine
+//!
+//! Chats with context and history, one-shot prompts, events and listeners, config, and the
+//! providers that reach the models. The faces (terminal, WebSocket/HTTP server, Python) are
+//! thin layers over this crate.
+//!
+//! - [`Chat`]: `update(context)`, `send(prompt)` (a stream), `send_once`, `close`.
+//! - [`exec`] / [`exec_once`]: one prompt, no history.
+//! - [`Config`]: the original library's shape, loaded from TOML or JSON.
+//! - [`Event`] and [`Listeners`]: everything a model reports besides text.
+//! - [`provider`]: the [`Provider`]/[`Session`] model; [`providers`]: the registry.
+//! - [`transport`]: HTTP with proxies, SSE/NDJSON decoding, retries, timeouts.
+//!
+//! What it is not: a UI, a server or a store; those live in their own crates.
+//!
+//! ```no_run
+//! # async fn demo() -> oy3o::Result<()> {
+//! let answer = oy3o::exec_once("What is 1+1?", None, Some("openai:gpt-4o-mini"), &oy3o::Config::default()).await?;
+//! println!("{answer}");
+//! # Ok(()) }
+//! ```
+
+mod chat;
+pub mod config;
+mod credential;
+mod error;
+mod event;
+mod exec;
+mod listener;
+mod message;
+mod model_ref;
+pub mod provider;
+pub mod providers;
+mod reply;
+pub mod transport;
+
+pub use chat::Chat;
+pub use config::{Config, DEFAULT_MODEL, Options, ProviderSettings, Target, Timeouts};
+pub use credential::Credential;
+pub use error::{Error, ErrorCode, Result};
+pub use event::{Citation, Event, LIFECYCLE_EVENTS, Usage};
+pub use exec::{exec, exec_once};
+pub use listener::{Listener, Listeners};
+pub use message::{Message, Role};
+pub use model_ref::ModelRef;
+pub use provider::{Provider, Session};
+pub use reply::{Output, Outputs, Reply};
+
+/// The event names a model's provider can emit: the lifecycle ones plus its own, so that
+/// `events("bing")` can seed a listener map as in the original library.
+///
+/// ```
+/// let names = oy3o::events("openai").unwrap();
+/// assert!(names.contains(&"result") && names.contains(&"reasoning"));
+/// assert!(oy3o::events("nosuch").is_err());
+/// ```
+pub fn events(model: &str) -> Result<Vec<&'static str>> {
+    let reference = ModelRef::parse(model)?;
+    let provider = providers::find(&reference.provider).ok_or_else(|| {
+        Error::new(
+            ErrorCode::NotFound,
+            format!(
+                "unknown provider {:?}; known providers: {}",
+                reference.provider,
+                providers::names().join(", ")
+            ),
+        )
+    })?;
+    let mut names: Vec<&'static str> = LIFECYCLE_EVENTS.to_vec();
+    for name in provider.info().events {
+        if !names.contains(name) {
+            names.push(name);
+        }
+    }
+    Ok(names)
+}

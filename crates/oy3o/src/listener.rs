@@ -1,0 +1,103 @@
+//! Listeners: callbacks per event name. Global, per-model and per-call sets add up.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+
+use crate::event::Event;
+
+/// One callback. It runs on the task that consumes the reply stream, so it must be quick.
+pub type Listener = Arc<dyn Fn(&Event) + Send + Sync>;
+
+/// Callbacks by event name. `"*"` receives every event.
+///
+/// ```
+/// use std::sync::{Arc, Mutex};
+/// use oy3o::{Event, Listeners};
+/// let seen = Arc::new(Mutex::new(Vec::new()));
+/// let mut listeners = Listeners::default();
+/// let s = seen.clone();
+/// listeners.on("title", move |e| s.lock().unwrap().push(e.name().to_owned()));
+/// listeners.emit(&Event::Title("Hi".into()));
+/// listeners.emit(&Event::Reasoning("no listener".into()));
+/// assert_eq!(*seen.lock().unwrap(), vec!["title"]);
+/// ```
+#[derive(Clone, Default)]
+pub struct Listeners {
+    by_name: HashMap<String, Vec<Listener>>,
+}
+
+impl Listeners {
+    /// Adds a callback for one event name (`"*"` for all).
+    pub fn on(&mut self, event: &str, callback: impl Fn(&Event) + Send + Sync + 'static) {
+        self.add(event, Arc::new(callback));
+    }
+
+    /// Adds a shared callback for one event name.
+    pub fn add(&mut self, event: &str, listener: Listener) {
+        self.by_name
+            .entry(event.to_owned())
+            .or_default()
+            .push(listener);
+    }
+
+    /// Adds every callback of `other` after this set's own.
+    pub fn extend(&mut self, other: &Listeners) {
+        for (name, list) in &other.by_name {
+            self.by_name
+                .entry(name.clone())
+                .or_default()
+                .extend(list.iter().cloned());
+        }
+    }
+
+    /// True when no callback is registered.
+    pub fn is_empty(&self) -> bool {
+        self.by_name.values().all(Vec::is_empty)
+    }
+
+    /// Calls every callback registered for the event's name, then the `"*"` ones. A panicking
+    /// callback is contained: it never stops the answer or the other callbacks.
+    pub fn emit(&self, event: &Event) {
+        for key in [event.name(), "*"] {
+            for listener in self.by_name.get(key).into_iter().flatten() {
+                let call = std::panic::AssertUnwindSafe(|| listener(event));
+                let _ = std::panic::catch_unwind(call);
+            }
+        }
+    }
+}
+
+impl fmt::Debug for Listeners {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut counts: Vec<(&String, usize)> =
+            self.by_name.iter().map(|(k, v)| (k, v.len())).collect();
+        counts.sort();
+        f.debug_map().entries(counts).finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    #[test]
+    fn extended_sets_call_all_callbacks_and_survive_a_panic() {
+        let count = Arc::new(AtomicUsize::new(0));
+        let mut a = Listeners::default();
+        a.on("usage", |_| panic!("listener bug"));
+        let mut b = Listeners::default();
+        let c = count.clone();
+        b.on("usage", move |_| {
+            c.fetch_add(1, Ordering::SeqCst);
+        });
+        let c = count.clone();
+        b.on("*", move |_| {
+            c.fetch_add(10, Ordering::SeqCst);
+        });
+        a.extend(&b);
+        a.emit(&Event::Usage(Default::default()));
+        assert_eq!(count.load(Ordering::SeqCst), 11);
+    }
+}

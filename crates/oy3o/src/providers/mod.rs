@@ -1,0 +1,18 @@
+//! The provider registry. Adding a provider: a folder here plus one line in [`PROVIDERS`].
+
+pub mod openai;
+
+use crate::provider::Provider;
+
+/// Every provider this build knows, by name.
+static PROVIDERS: &[&dyn Provider] = &[&openai::OpenAi];
+
+/// The provider named `name` (lower case), if known.
+pub fn find(name: &str) -> Option<&'static dyn Provider> {
+    PROVIDERS.iter().copied().find(|p| p.info().name == name)
+}
+
+/// The names of every known provider.
+pub fn names() -> Vec<&'static str> {
+    PROVIDERS.iter().map(|p| p.info().name).collect()
+}

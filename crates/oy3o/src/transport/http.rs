@@ -1,0 +1,264 @@
+//! Sending a request to a provider: retries before the first answer byte (with a `retry` event
+//! each time), status errors mapped to [`ErrorCode`]s with messages that say what to do, and
+//! the answer body read with first-byte and idle timeouts.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::stream::BoxStream;
+use futures::{Stream, StreamExt};
+use reqwest::{RequestBuilder, Response, StatusCode};
+
+use super::ndjson::NdjsonDecoder;
+use super::retry::{RetryPolicy, Verdict};
+use super::sse::{SseDecoder, SseEvent};
+use crate::config::Timeouts;
+use crate::credential::Credential;
+use crate::error::{Error, ErrorCode, Result};
+use crate::event::Event;
+
+/// What a provider's error body says, as far as it can be read.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ErrorDetail {
+    /// The provider's own message.
+    pub message: Option<String>,
+    /// A code that overrides the one the status implies (e.g. quota exhaustion is not a rate
+    /// limit worth retrying).
+    pub code: Option<ErrorCode>,
+    /// Whether to retry regardless of the status (`Some(false)`: never).
+    pub retryable: Option<bool>,
+    /// A delay the body asks for (Gemini's `RetryInfo`).
+    pub retry_hint: Option<Duration>,
+}
+
+/// How one provider is reached: the shared client, time limits, retry policy and how its error
+/// bodies read. Built per request by the provider from its [`crate::Target`].
+#[derive(Clone)]
+pub struct Upstream {
+    /// The provider's name, for messages.
+    pub provider: &'static str,
+    /// The shared client for the target's proxy.
+    pub client: reqwest::Client,
+    /// Time limits.
+    pub timeouts: Timeouts,
+    /// Retry policy before the first answer byte.
+    pub retry: RetryPolicy,
+    /// The environment variable that holds the key, for auth messages.
+    pub key_env: Option<String>,
+    /// The credential, so that messages echoing it can be redacted.
+    pub credential: Option<Credential>,
+    /// Reads the provider's error body.
+    pub read_error: fn(StatusCode, &str) -> ErrorDetail,
+}
+
+/// A step while opening a request: a retry being waited for, or the response.
+pub enum Opened {
+    /// An attempt failed and another follows after the delay in the event.
+    Retry(Event),
+    /// A 2xx response whose body is the answer.
+    Response(Response),
+}
+
+impl Upstream {
+    /// Sends the request built by `build` until a 2xx response arrives, retrying per the
+    /// policy; yields a [`Opened::Retry`] before each wait.
+    pub fn open<F>(&self, build: F) -> BoxStream<'static, Result<Opened>>
+    where
+        F: Fn(&reqwest::Client) -> RequestBuilder + Send + Sync + 'static,
+    {
+        let this = self.clone();
+        Box::pin(async_stream::try_stream! {
+            let mut attempt = 0u32;
+            loop {
+                let sent = tokio::time::timeout(this.timeouts.first_byte, build(&this.client).send()).await;
+                let (verdict, error) = match sent {
+                    Ok(Ok(response)) if response.status().is_success() => {
+                        yield Opened::Response(response);
+                        return;
+                    }
+                    Ok(Ok(response)) => {
+                        let status = response.status();
+                        let headers = response.headers().clone();
+                        let body = read_body(response, this.timeouts.idle).await;
+                        let detail = (this.read_error)(status, &body);
+                        let error = this.status_error(status, &detail, &body);
+                        let verdict = match detail.retryable {
+                            Some(false) => Verdict::Stop,
+                            _ => this.retry.after_status(attempt, status, &headers, detail.retry_hint),
+                        };
+                        (verdict, (error, format!("HTTP {}", status.as_u16())))
+                    }
+                    Ok(Err(e)) => {
+                        let error = this.transport_error(&e);
+                        (this.retry.after_transport_error(attempt), (error, "connection failed".to_owned()))
+                    }
+                    Err(_) => {
+                        let error = Error::new(ErrorCode::Timeout, format!(
+                            "{} sent no answer within {:.0?}; it may be overloaded: try again later, \
+                             or raise first_byte_timeout_secs in the provider's config section",
+                            this.provider, this.timeouts.first_byte
+                        ));
+                        (this.retry.after_transport_error(attempt), (error, "timeout".to_owned()))
+                    }
+                };
+                let (error, reason) = error;
+                match verdict {
+                    Verdict::Stop => Err(error)?,
+                    Verdict::RetryAfter(delay) => {
+                        attempt += 1;
+                        yield Opened::Retry(Event::Retry {
+                            attempt,
+                            delay_ms: delay.as_millis() as u64,
+                            reason,
+                        });
+                        tokio::time::sleep(delay).await;
+                    }
+                }
+            }
+        })
+    }
+
+    /// The answer body in chunks: the first within the first-byte limit, each next one within
+    /// the idle limit. A broken connection is a [`ErrorCode::Network`] error.
+    pub fn body(&self, response: Response) -> impl Stream<Item = Result<Bytes>> + Send + 'static {
+        let provider = self.provider;
+        let Timeouts {
+            first_byte, idle, ..
+        } = self.timeouts;
+        async_stream::try_stream! {
+            let mut body = response.bytes_stream();
+            let mut received = 0usize;
+            loop {
+                let limit = if received == 0 { first_byte } else { idle };
+                match tokio::time::timeout(limit, body.next()).await {
+                    Err(_) => Err(Error::new(ErrorCode::Timeout, format!(
+                        "{provider} stopped sending for {limit:.0?} in the middle of the answer; \
+                         try again, or raise idle_timeout_secs in the provider's config section"
+                    )))?,
+                    Ok(None) => return,
+                    Ok(Some(Err(e))) => Err(Error::network(format!(
+                        "the connection to {provider} broke after {received} bytes of the answer ({e}); \
+                         the answer is incomplete, try again"
+                    )))?,
+                    Ok(Some(Ok(chunk))) => {
+                        received += chunk.len();
+                        yield chunk;
+                    }
+                }
+            }
+        }
+    }
+
+    /// The answer body as Server-Sent Events. An event left unterminated at the end is yielded
+    /// too; the provider decides whether it is a proper end.
+    pub fn sse(&self, response: Response) -> BoxStream<'static, Result<SseEvent>> {
+        let body = self.body(response);
+        Box::pin(async_stream::try_stream! {
+            let mut decoder = SseDecoder::default();
+            let mut events = Vec::new();
+            futures::pin_mut!(body);
+            while let Some(chunk) = body.next().await {
+                decoder.feed(&chunk?, &mut events);
+                for event in events.drain(..) {
+                    yield event;
+                }
+            }
+            if let Some(event) = decoder.finish() {
+                yield event;
+            }
+        })
+    }
+
+    /// The answer body as newline-delimited JSON lines.
+    pub fn ndjson(&self, response: Response) -> BoxStream<'static, Result<String>> {
+        let body = self.body(response);
+        Box::pin(async_stream::try_stream! {
+            let mut decoder = NdjsonDecoder::default();
+            let mut lines = Vec::new();
+            futures::pin_mut!(body);
+            while let Some(chunk) = body.next().await {
+                decoder.feed(&chunk?, &mut lines);
+                for line in lines.drain(..) {
+                    yield line;
+                }
+            }
+            if let Some(line) = decoder.finish() {
+                yield line;
+            }
+        })
+    }
+
+    /// Maps an error status and body to an [`Error`] that says what to do.
+    pub fn status_error(&self, status: StatusCode, detail: &ErrorDetail, body: &str) -> Error {
+        let provider = self.provider;
+        let code = status.as_u16();
+        let said = detail
+            .message
+            .clone()
+            .unwrap_or_else(|| body.chars().take(300).collect::<String>());
+        let said = self.redact(said.trim());
+        let kind = detail.code.unwrap_or(match code {
+            401 | 403 => ErrorCode::Auth,
+            404 => ErrorCode::NotFound,
+            408 | 504 => ErrorCode::Timeout,
+            429 => ErrorCode::RateLimit,
+            400 | 409 | 413 | 415 | 422 => ErrorCode::BadRequest,
+            _ => ErrorCode::Provider,
+        });
+        let next = match kind {
+            ErrorCode::Auth => match &self.key_env {
+                Some(var) => format!("check the key: set {var} or pass --key"),
+                None => "check the credential".to_owned(),
+            },
+            ErrorCode::NotFound => "check the model name and the base URL".to_owned(),
+            ErrorCode::RateLimit => {
+                "the retries ran out; wait and try again, or check the account's limits".to_owned()
+            }
+            ErrorCode::Timeout => "try again later".to_owned(),
+            ErrorCode::BadRequest => "the request was refused; check the options sent".to_owned(),
+            _ => "the provider failed; try again later".to_owned(),
+        };
+        Error::new(
+            kind,
+            format!("{provider} answered HTTP {code}: {said} ({next})"),
+        )
+    }
+
+    fn transport_error(&self, e: &reqwest::Error) -> Error {
+        let mut detail = e.to_string();
+        let mut source = std::error::Error::source(e);
+        while let Some(s) = source {
+            detail.push_str(": ");
+            detail.push_str(&s.to_string());
+            source = s.source();
+        }
+        let detail = self.redact(&detail);
+        if e.is_timeout() {
+            return Error::new(
+                ErrorCode::Timeout,
+                format!(
+                    "{} could not be reached in time ({detail}); check the network or proxy",
+                    self.provider
+                ),
+            );
+        }
+        Error::network(format!(
+            "cannot reach {} ({detail}); check the base URL, the network and the proxy",
+            self.provider
+        ))
+    }
+
+    fn redact(&self, text: &str) -> String {
+        match &self.credential {
+            Some(c) => c.redact(text),
+            None => text.to_owned(),
+        }
+    }
+}
+
+async fn read_body(response: Response, limit: Duration) -> String {
+    match tokio::time::timeout(limit, response.bytes()).await {
+        Ok(Ok(b)) => String::from_utf8_lossy(&b[..b.len().min(64 * 1024)]).into_owned(),
+        _ => String::new(),
+    }
+}

@@ -1,0 +1,9 @@
+//! Shared transport for every HTTP provider: pooled clients ([`client`]), Server-Sent Events
+//! ([`sse`]) and NDJSON ([`ndjson`]) decoding, retry rules ([`retry`]) and the request and body
+//! handling with timeouts ([`http`]).
+
+pub mod client;
+pub mod http;
+pub mod ndjson;
+pub mod retry;
+pub mod sse;
