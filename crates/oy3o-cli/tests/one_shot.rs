@@ -24,7 +24,11 @@ async fn oy3o(args: &[&str], env: &[(&str, &str)], stdin: Option<&str>) -> Run {
         .env("XDG_CONFIG_HOME", home.join("config"))
         .env("XDG_CACHE_HOME", home.join("cache"))
         .envs(env.iter().copied())
-        .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     let mut child = cmd.spawn().unwrap();
@@ -46,7 +50,13 @@ async fn the_answer_streams_to_stdout_from_an_openai_compatible_server() {
     server.push(openai::answer(&["Hi", " there!"]).build());
     let base = server.base_url();
     let run = oy3o(
-        &["Say hi", "--model", "openai:gpt-4o-mini", "--context", "Be brief."],
+        &[
+            "Say hi",
+            "--model",
+            "openai:gpt-4o-mini",
+            "--context",
+            "Be brief.",
+        ],
         &[("OPENAI_BASE_URL", &base)],
         None,
     )
@@ -73,7 +83,12 @@ async fn piped_stdin_becomes_the_context_of_the_prompt() {
     assert_eq!(run.code, 0, "{}", run.stderr);
     let messages = server.requests()[0].json()["messages"].clone();
     assert_eq!(messages[0]["role"], "system");
-    assert!(messages[0]["content"].as_str().unwrap().contains("moved to Friday"));
+    assert!(
+        messages[0]["content"]
+            .as_str()
+            .unwrap()
+            .contains("moved to Friday")
+    );
     assert_eq!(messages[1]["content"], "summarize");
 }
 
@@ -115,7 +130,10 @@ async fn a_key_from_the_environment_is_sent_but_never_printed() {
     let base = server.base_url();
     let run = oy3o(
         &["hi", "--model", "openai:x"],
-        &[("OPENAI_BASE_URL", &base), ("OPENAI_API_KEY", "sk-live-secret-1234")],
+        &[
+            ("OPENAI_BASE_URL", &base),
+            ("OPENAI_API_KEY", "sk-live-secret-1234"),
+        ],
         None,
     )
     .await;

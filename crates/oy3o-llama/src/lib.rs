@@ -1,1 +1,2 @@
 //! placeholder
+pub use llama_cpp_2 as _llama;

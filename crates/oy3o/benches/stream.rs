@@ -44,8 +44,9 @@ fn main() {
             .collect(),
     );
 
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+    // One thread for server and client: no cross-thread wake-ups, so the difference between
+    // the two reads is the engine's own work.
+    let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("runtime");

@@ -118,8 +118,10 @@ impl Upstream {
         })
     }
 
-    /// The answer body in chunks: the first within the first-byte limit, each next one within
-    /// the idle limit. A broken connection is a [`ErrorCode::Network`] error.
+    /// The answer body in chunks: the first within the first-byte limit, then no gap longer
+    /// than the idle limit (checked lazily: a silent stream fails between one and two idle
+    /// limits after its last chunk, so the hot path reads no clock per chunk). A broken
+    /// connection is a [`ErrorCode::Network`] error.
     pub fn body(&self, response: Response) -> impl Stream<Item = Result<Bytes>> + Send + 'static {
         let provider = self.provider;
         let Timeouts {
@@ -128,20 +130,37 @@ impl Upstream {
         async_stream::try_stream! {
             let mut body = response.bytes_stream();
             let mut received = 0usize;
+            let mut active = false;
+            let deadline = tokio::time::sleep(first_byte);
+            futures::pin_mut!(deadline);
             loop {
-                let limit = if received == 0 { first_byte } else { idle };
-                match tokio::time::timeout(limit, body.next()).await {
-                    Err(_) => Err(Error::new(ErrorCode::Timeout, format!(
+                let next = tokio::select! {
+                    biased;
+                    next = body.next() => Some(next),
+                    () = &mut deadline => None,
+                };
+                let Some(next) = next else {
+                    if active {
+                        active = false;
+                        deadline.as_mut().reset(tokio::time::Instant::now() + idle);
+                        continue;
+                    }
+                    let limit = if received == 0 { first_byte } else { idle };
+                    Err(Error::new(ErrorCode::Timeout, format!(
                         "{provider} stopped sending for {limit:.0?} in the middle of the answer; \
                          try again, or raise idle_timeout_secs in the provider's config section"
-                    )))?,
-                    Ok(None) => return,
-                    Ok(Some(Err(e))) => Err(Error::network(format!(
+                    )))?;
+                    return;
+                };
+                match next {
+                    None => return,
+                    Some(Err(e)) => Err(Error::network(format!(
                         "the connection to {provider} broke after {received} bytes of the answer ({e}); \
                          the answer is incomplete, try again"
                     )))?,
-                    Ok(Some(Ok(chunk))) => {
+                    Some(Ok(chunk)) => {
                         received += chunk.len();
+                        active = true;
                         yield chunk;
                     }
                 }

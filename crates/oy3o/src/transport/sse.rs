@@ -50,35 +50,30 @@ impl SseDecoder {
                 i = 1;
             }
         }
-        while i < bytes.len() {
-            match bytes[i] {
-                b'\n' | b'\r' => {
-                    let end = i;
-                    let is_cr = bytes[i] == b'\r';
-                    i += 1;
-                    if is_cr {
-                        if i < bytes.len() {
-                            if bytes[i] == b'\n' {
-                                i += 1;
-                            }
-                        } else {
-                            self.skip_lf = true;
-                        }
+        while let Some(offset) = memchr::memchr2(b'\n', b'\r', &bytes[i..]) {
+            let end = i + offset;
+            let is_cr = bytes[end] == b'\r';
+            i = end + 1;
+            if is_cr {
+                if i < bytes.len() {
+                    if bytes[i] == b'\n' {
+                        i += 1;
                     }
-                    if self.line.is_empty() {
-                        // The common case: the whole line is in this read; no copy.
-                        self.process_line(&bytes[start..end], out);
-                    } else {
-                        self.line.extend_from_slice(&bytes[start..end]);
-                        let line = std::mem::take(&mut self.line);
-                        self.process_line(&line, out);
-                        self.line = line;
-                        self.line.clear();
-                    }
-                    start = i;
+                } else {
+                    self.skip_lf = true;
                 }
-                _ => i += 1,
             }
+            if self.line.is_empty() {
+                // The common case: the whole line is in this read; no copy.
+                self.process_line(&bytes[start..end], out);
+            } else {
+                self.line.extend_from_slice(&bytes[start..end]);
+                let line = std::mem::take(&mut self.line);
+                self.process_line(&line, out);
+                self.line = line;
+                self.line.clear();
+            }
+            start = i;
         }
         self.line.extend_from_slice(&bytes[start..]);
     }
@@ -130,7 +125,11 @@ impl SseDecoder {
             }
             None => (line, &b""[..]),
         };
-        let value = String::from_utf8_lossy(value);
+        // Valid UTF-8 is the norm: check it fast, repair only when needed.
+        let value = match std::str::from_utf8(value) {
+            Ok(v) => std::borrow::Cow::Borrowed(v),
+            Err(_) => String::from_utf8_lossy(value),
+        };
         match name {
             b"data" => {
                 self.pending.data.push_str(&value);
