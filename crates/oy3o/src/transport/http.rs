@@ -159,6 +159,10 @@ impl Upstream {
                          the answer is incomplete, try again"
                     )))?,
                     Some(Ok(chunk)) => {
+                        if received == 0 {
+                            // From now on the idle limit applies.
+                            deadline.as_mut().reset(tokio::time::Instant::now() + idle);
+                        }
                         received += chunk.len();
                         active = true;
                         yield chunk;
