@@ -13,4 +13,4 @@ mod proxy;
 mod server;
 
 pub use proxy::HttpProxy;
-pub use server::{FakeServer, Part, RecordedRequest, Scripted, SseScript};
+pub use server::{FakeServer, Part, RecordedRequest, Responder, Scripted, SseScript};

@@ -95,3 +95,22 @@ pub fn model_not_found(model: &str) -> Scripted {
 
 /// The mid-stream error data line (§1.7), after which the server closes.
 pub const MID_STREAM_ERROR: &str = r#"{"error":{"message":"The server had an error while processing your request. Sorry about that!","type":"server_error","param":null,"code":null}}"#;
+
+/// The last user message of a Chat Completions request (what a responder answers to).
+pub fn prompt_of(request: &crate::RecordedRequest) -> String {
+    request.json()["messages"]
+        .as_array()
+        .and_then(|m| m.iter().rev().find(|m| m["role"] == "user"))
+        .and_then(|m| m["content"].as_str())
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// The system message of a Chat Completions request, if any.
+pub fn system_of(request: &crate::RecordedRequest) -> Option<String> {
+    request.json()["messages"]
+        .as_array()
+        .and_then(|m| m.iter().find(|m| m["role"] == "system"))
+        .and_then(|m| m["content"].as_str())
+        .map(str::to_owned)
+}

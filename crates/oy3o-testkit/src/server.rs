@@ -215,10 +215,16 @@ impl RecordedRequest {
     }
 }
 
+/// Builds a reply from the request, for fakes whose answer depends on what was asked.
+pub type Responder = Arc<dyn Fn(&RecordedRequest) -> Scripted + Send + Sync>;
+
 #[derive(Default)]
 struct State {
     script: VecDeque<Scripted>,
     fallback: Option<Scripted>,
+    responder: Option<Responder>,
+    in_flight: usize,
+    max_in_flight: usize,
     requests: Vec<RecordedRequest>,
     completed: usize,
     aborted_by_client: usize,
@@ -279,6 +285,20 @@ impl FakeServer {
         self
     }
 
+    /// Answers every request the script does not cover with `f(request)`.
+    pub fn respond(
+        &self,
+        f: impl Fn(&RecordedRequest) -> Scripted + Send + Sync + 'static,
+    ) -> &Self {
+        self.lock().responder = Some(Arc::new(f));
+        self
+    }
+
+    /// The most requests that were being answered at the same time.
+    pub fn max_in_flight(&self) -> usize {
+        self.lock().max_in_flight
+    }
+
     /// Every request received so far.
     pub fn requests(&self) -> Vec<RecordedRequest> {
         self.lock().requests.clone()
@@ -306,14 +326,20 @@ async fn serve(mut socket: TcpStream, state: Arc<Mutex<State>>) -> std::io::Resu
     };
     let reply = {
         let mut s = state.lock().unwrap_or_else(|p| p.into_inner());
-        s.requests.push(request);
-        s.script
+        s.in_flight += 1;
+        s.max_in_flight = s.max_in_flight.max(s.in_flight);
+        let reply = s
+            .script
             .pop_front()
+            .or_else(|| s.responder.as_ref().map(|f| f(&request)))
             .or_else(|| s.fallback.clone())
-            .unwrap_or_else(|| Scripted::json(500, r#"{"error":{"message":"no scripted reply"}}"#))
+            .unwrap_or_else(|| Scripted::json(500, r#"{"error":{"message":"no scripted reply"}}"#));
+        s.requests.push(request);
+        reply
     };
     let outcome = write_reply(&mut socket, &reply).await;
     let mut s = state.lock().unwrap_or_else(|p| p.into_inner());
+    s.in_flight -= 1;
     match outcome {
         Ok(true) => s.completed += 1,
         Ok(false) => {}

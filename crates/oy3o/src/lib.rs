@@ -6,6 +6,7 @@
 //!
 //! - [`Chat`]: `update(context)`, `send(prompt)` (a stream), `send_once`, `close`.
 //! - [`exec`] / [`exec_once`]: one prompt, no history.
+//! - [`exec_tasks`] / [`exec_tasks_chain`]: parallel tasks and staged chains across models.
 //! - [`Config`]: the original library's shape, loaded from TOML or JSON.
 //! - [`Event`] and [`Listeners`]: everything a model reports besides text.
 //! - [`provider`]: the [`Provider`]/[`Session`] model; [`providers`]: the registry.
@@ -32,6 +33,7 @@ mod model_ref;
 pub mod provider;
 pub mod providers;
 mod reply;
+mod tasks;
 pub mod transport;
 
 pub use chat::Chat;
@@ -45,6 +47,10 @@ pub use message::{Message, Role};
 pub use model_ref::ModelRef;
 pub use provider::{Provider, Session};
 pub use reply::{Output, Outputs, Reply};
+pub use tasks::{
+    Chain, DEFAULT_CONCURRENCY, Stage, StageResult, Task, TaskResult, exec_tasks, exec_tasks_chain,
+    exec_tasks_chain_once, exec_tasks_once,
+};
 
 /// The event names a model's provider can emit: the lifecycle ones plus its own, so that
 /// `events("bing")` can seed a listener map as in the original library.

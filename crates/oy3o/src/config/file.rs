@@ -54,6 +54,7 @@ struct ConfigFile {
     aliases: BTreeMap<String, String>,
     #[serde(default)]
     options: Options,
+    task_concurrency: Option<usize>,
     #[serde(default)]
     providers: BTreeMap<String, ProviderSection>,
     /// Read by the server face; kept opaque here so the engine does not depend on it.
@@ -268,6 +269,7 @@ impl ConfigFile {
             providers,
             aliases: self.aliases,
             options: self.options,
+            task_concurrency: self.task_concurrency,
             ..Config::default()
         })
     }

@@ -165,6 +165,8 @@ pub struct Config {
     pub aliases: BTreeMap<String, String>,
     /// Default generation options.
     pub options: Options,
+    /// How many tasks of a task list or chain stage run at once (default 16).
+    pub task_concurrency: Option<usize>,
 }
 
 impl Config {
@@ -203,6 +205,7 @@ impl Config {
             providers,
             aliases: merged(&self.aliases, &call.aliases),
             options: self.options.overlay(&call.options),
+            task_concurrency: call.task_concurrency.or(self.task_concurrency),
         }
     }
 }

@@ -1,0 +1,120 @@
+//! `{{name}}` and `{{previous}}` references in chain prompts and contexts.
+
+use std::collections::{HashMap, HashSet};
+
+use super::Chain;
+use crate::error::{Error, Result};
+
+/// The names referenced by `{{...}}` in `text`, trimmed, in order.
+pub(super) fn references(text: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut rest = text;
+    while let Some(start) = rest.find("{{") {
+        let after = &rest[start + 2..];
+        let Some(end) = after.find("}}") else { break };
+        out.push(after[..end].trim());
+        rest = &after[end + 2..];
+    }
+    out
+}
+
+/// Checks every reference before anything runs: a name must belong to a task of an earlier
+/// stage, and `previous` needs a previous stage.
+pub(super) fn validate(chain: &Chain) -> Result<()> {
+    let mut known: HashSet<&str> = HashSet::new();
+    for (s, stage) in chain.stages.iter().enumerate() {
+        for (t, task) in stage.tasks.iter().enumerate() {
+            let texts = [Some(task.prompt.as_str()), task.context.as_deref()];
+            for reference in texts.into_iter().flatten().flat_map(references) {
+                let fine = if reference == "previous" {
+                    s > 0
+                } else {
+                    known.contains(reference)
+                };
+                if !fine {
+                    let why = if reference == "previous" {
+                        "the first stage has no previous stage".to_owned()
+                    } else {
+                        format!("no task of an earlier stage is named {reference:?}")
+                    };
+                    return Err(Error::config(format!(
+                        "stage {}, task {} ({}): unknown reference {{{{{reference}}}}}: {why}",
+                        s + 1,
+                        t + 1,
+                        task.label()
+                    )));
+                }
+            }
+        }
+        known.extend(stage.tasks.iter().filter_map(|t| t.name.as_deref()));
+    }
+    Ok(())
+}
+
+/// Replaces the references in `text`. A reference to a failed answer is an error.
+pub(super) fn render(
+    text: &str,
+    answers: &HashMap<String, Option<String>>,
+    previous: &str,
+) -> Result<String> {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find("{{") {
+        let after = &rest[start + 2..];
+        let Some(end) = after.find("}}") else { break };
+        out.push_str(&rest[..start]);
+        let name = after[..end].trim();
+        if name == "previous" {
+            out.push_str(previous);
+        } else {
+            match answers.get(name) {
+                Some(Some(answer)) => out.push_str(answer),
+                _ => {
+                    return Err(Error::provider(format!(
+                        "this task uses the answer of {name:?}, which failed"
+                    )));
+                }
+            }
+        }
+        rest = &after[end + 2..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tasks::{Stage, Task};
+
+    #[test]
+    fn references_are_found_and_trimmed() {
+        assert_eq!(references("a {{ x }} b {{previous}} {{"), ["x", "previous"]);
+    }
+
+    #[test]
+    fn unknown_and_forward_references_are_errors_naming_stage_and_task() {
+        let chain = Chain {
+            stages: vec![
+                Stage::new(vec![Task::new(None, "{{later}}").named("first")]),
+                Stage::new(vec![Task::new(None, "x").named("later")]),
+            ],
+        };
+        let msg = validate(&chain).unwrap_err().to_string();
+        assert!(msg.contains("stage 1, task 1 (first)"), "{msg}");
+        let first_previous = Chain::from(vec![vec![Task::new(None, "{{previous}}")]]);
+        assert!(validate(&first_previous).is_err());
+    }
+
+    #[test]
+    fn render_substitutes_answers_and_refuses_failed_ones() {
+        let mut answers = HashMap::new();
+        answers.insert("a".to_owned(), Some("A!".to_owned()));
+        answers.insert("b".to_owned(), None);
+        assert_eq!(
+            render("x {{a}} {{previous}}", &answers, "P").unwrap(),
+            "x A! P"
+        );
+        assert!(render("{{b}}", &answers, "").is_err());
+    }
+}
