@@ -1,40 +1,76 @@
-//! `oy3o 'prompt'`: streams one answer from a model to stdout.
+//! `oy3o`: ask AI models from the terminal.
+//!
+//! - `oy3o 'prompt'` streams one answer (see [`ask`]).
+//! - `oy3o chain FILE` runs a task chain (see [`chain`]).
+//! - `oy3o pull [NAME]` fetches a local model; `oy3o models` lists providers and aliases.
 //!
 //! Errors go to stderr with a message that says what to do, and an exit code by kind (see
-//! [`exit_code`]). The full terminal (interactive app, markdown) is built on this.
+//! [`exit_code`]).
 
-use std::io::{IsTerminal, Read, Write};
-use std::path::PathBuf;
+mod ask;
+mod chain;
+mod models;
+mod progress;
+
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use clap::Parser;
-use futures::StreamExt;
+use clap::{Parser, Subcommand};
 use oy3o::{Config, Credential, Error, ErrorCode};
 
-/// Ask an AI model from the terminal. With no configuration, a small local model answers.
+/// Ask AI models from the terminal. With no configuration, a small local model answers.
 #[derive(Parser, Debug)]
-#[command(name = "oy3o", version, about)]
+#[command(name = "oy3o", version, about, args_conflicts_with_subcommands = true)]
 struct Args {
+    #[command(subcommand)]
+    command: Option<Command>,
     /// The prompt. When stdin is piped too, stdin becomes the context.
     prompt: Option<String>,
+    #[command(flatten)]
+    common: Common,
+}
+
+/// Options every command takes.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct Common {
     /// Model reference (`provider:model`, a bare provider, or an alias from the config).
-    #[arg(long, short, env = "OY3O_MODEL")]
-    model: Option<String>,
+    #[arg(long, short, env = "OY3O_MODEL", global = true)]
+    pub model: Option<String>,
     /// Context (system prompt) for the answer.
-    #[arg(long)]
-    context: Option<String>,
+    #[arg(long, global = true)]
+    pub context: Option<String>,
     /// A config file (TOML or JSON).
-    #[arg(long, env = "OY3O_CONFIG")]
-    config: Option<PathBuf>,
+    #[arg(long, env = "OY3O_CONFIG", global = true)]
+    pub config: Option<PathBuf>,
     /// A file with the credential: a browser cookie export, or a key.
-    #[arg(long)]
-    cookie: Option<PathBuf>,
+    #[arg(long, global = true)]
+    pub cookie: Option<PathBuf>,
     /// An API key for the model's provider.
-    #[arg(long, env = "OY3O_API_KEY", hide_env_values = true)]
-    key: Option<String>,
+    #[arg(long, env = "OY3O_API_KEY", hide_env_values = true, global = true)]
+    pub key: Option<String>,
     /// Proxy URL (http://, https://, socks5://, socks5h://).
-    #[arg(long)]
-    proxy: Option<String>,
+    #[arg(long, global = true)]
+    pub proxy: Option<String>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run a task chain file (TOML or JSON) and print each stage's answers.
+    Chain {
+        /// The chain file.
+        file: PathBuf,
+        /// Print machine-readable JSON lines (one per stage) instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Download and verify a local model (default: smollm2) into the cache.
+    Pull {
+        /// A catalog name.
+        #[arg(default_value = "smollm2")]
+        name: String,
+    },
+    /// List providers, their default models, aliases and whether a credential is configured.
+    Models,
 }
 
 fn main() -> ExitCode {
@@ -59,6 +95,16 @@ fn main() -> ExitCode {
     }
 }
 
+async fn run(args: Args) -> Result<(), Error> {
+    let config = config_from(&args.common)?;
+    match args.command {
+        None => ask::run(args.prompt, &args.common, &config).await,
+        Some(Command::Chain { file, json }) => chain::run(&file, json, &config).await,
+        Some(Command::Pull { name }) => pull(&name).await,
+        Some(Command::Models) => models::run(&config),
+    }
+}
+
 /// Exit codes by error kind, so scripts can tell them apart.
 fn exit_code(code: ErrorCode) -> u8 {
     match code {
@@ -70,51 +116,25 @@ fn exit_code(code: ErrorCode) -> u8 {
     }
 }
 
-async fn run(args: Args) -> Result<(), Error> {
-    let mut config = load_config(args.config.as_deref())?;
-    if let Some(proxy) = args.proxy {
-        config.proxy = Some(proxy);
+/// The config file (given, or the default one if present) with the command-line options on top.
+fn config_from(common: &Common) -> Result<Config, Error> {
+    let mut config = load_config(common.config.as_deref())?;
+    if let Some(proxy) = &common.proxy {
+        config.proxy = Some(proxy.clone());
     }
-    if let Some(path) = &args.cookie {
+    if let Some(path) = &common.cookie {
         config.cookie = Some(Credential::from_file(path)?);
     }
-    if let Some(key) = args.key {
-        config.cookie = Some(Credential::Key(key));
+    if let Some(key) = &common.key {
+        config.cookie = Some(Credential::Key(key.clone()));
     }
-    let piped = read_piped_stdin()?;
-    let (prompt, stdin_context) = match (args.prompt, piped) {
-        (Some(p), stdin) => (p, stdin),
-        (None, Some(stdin)) => (stdin, None),
-        (None, None) => {
-            return Err(Error::config(
-                "no prompt given: run oy3o 'your question' (or pipe the question into it)",
-            ));
-        }
-    };
-    let context = match (stdin_context, args.context) {
-        (Some(s), Some(c)) => Some(format!("{c}\n\n{s}")),
-        (s, c) => c.or(s),
-    };
-    let mut reply = oy3o::exec(&prompt, context.as_deref(), args.model.as_deref(), &config);
-    let mut out = std::io::stdout().lock();
-    let mut ended_with_newline = true;
-    while let Some(chunk) = reply.next().await {
-        let chunk = chunk?;
-        ended_with_newline = chunk.ends_with('\n');
-        // Flush every chunk: the answer appears as it is written.
-        let written = out.write_all(chunk.as_bytes()).and_then(|_| out.flush());
-        if written.is_err() {
-            // The reader went away (e.g. `| head`): stop quietly.
-            return Ok(());
-        }
+    if let Some(model) = &common.model {
+        config.model = Some(model.clone());
     }
-    if !ended_with_newline {
-        let _ = writeln!(out);
-    }
-    Ok(())
+    Ok(config)
 }
 
-fn load_config(path: Option<&std::path::Path>) -> Result<Config, Error> {
+fn load_config(path: Option<&Path>) -> Result<Config, Error> {
     if let Some(path) = path {
         return Config::load(path);
     }
@@ -125,15 +145,13 @@ fn load_config(path: Option<&std::path::Path>) -> Result<Config, Error> {
     }
 }
 
-fn read_piped_stdin() -> Result<Option<String>, Error> {
-    let stdin = std::io::stdin();
-    if stdin.is_terminal() {
-        return Ok(None);
-    }
-    let mut text = String::new();
-    stdin
-        .lock()
-        .read_to_string(&mut text)
-        .map_err(|e| Error::config(format!("cannot read stdin: {e}")))?;
-    Ok(Some(text).filter(|t| !t.trim().is_empty()))
+async fn pull(name: &str) -> Result<(), Error> {
+    let mut line = progress::ProgressLine::new();
+    let path = oy3o::providers::local::pull(name, &mut |p| {
+        line.pull(&p.source, p.downloaded, p.total);
+    })
+    .await?;
+    line.finish();
+    println!("{}", path.display());
+    Ok(())
 }

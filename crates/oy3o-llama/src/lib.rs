@@ -1,2 +1,31 @@
-//! placeholder
-pub use llama_cpp_2 as _llama;
+//! In-process chat inference on GGUF models through llama.cpp, and pulling known models.
+//!
+//! This crate is the engine behind oy3o's `local` provider, and knows nothing of the engine:
+//! - [`Runtime`] loads models lazily (one OS thread per loaded model, never a tokio worker),
+//!   queues requests per model in arrival order, streams [`Piece`]s back, stops when the
+//!   receiver is dropped, and keeps the KV cache between turns so a chat's next turn reads only
+//!   its new tokens.
+//! - [`ChatTemplate`] renders conversations with the model's own Jinja template.
+//! - [`ensure_model`] turns `smollm2` (see [`CATALOG`]) or a path into a verified `.gguf` file,
+//!   downloading with resume and checking size and SHA-256.
+//!
+//! It does not speak any HTTP API and holds no conversation state beyond the KV cache.
+
+mod backend;
+mod catalog;
+mod chat;
+mod error;
+mod model_thread;
+mod pull;
+mod runtime;
+mod template;
+mod text;
+
+pub use catalog::{CATALOG, CatalogModel, find_model};
+pub use chat::{ChatMessage, Finish, GenerateOptions, Piece, RenderedPrompt, Stats};
+pub use error::{LlamaError, PullError, SourceFailure};
+pub use pull::{
+    PullProgress, SOURCES_ENV, Source, default_cache_dir, ensure_model, ensure_model_from,
+};
+pub use runtime::{Runtime, RuntimeOptions};
+pub use template::{CHATML_TEMPLATE, ChatTemplate};

@@ -1,11 +1,17 @@
 //! The provider registry. Adding a provider: a folder here plus one line in [`PROVIDERS`].
 
+#[cfg(feature = "local")]
+pub mod local;
 pub mod openai;
 
 use crate::provider::Provider;
 
 /// Every provider this build knows, by name.
-static PROVIDERS: &[&dyn Provider] = &[&openai::OpenAi];
+static PROVIDERS: &[&dyn Provider] = &[
+    &openai::OpenAi,
+    #[cfg(feature = "local")]
+    &local::Local,
+];
 
 /// The provider named `name` (lower case), if known.
 pub fn find(name: &str) -> Option<&'static dyn Provider> {

@@ -1,0 +1,103 @@
+//! The values that go into a generation (messages, options) and come out of it (pieces, stats).
+
+use serde::{Deserialize, Serialize};
+
+/// One message of a conversation.
+///
+/// ```
+/// let m = oy3o_llama::ChatMessage::user("What is 1+1?");
+/// assert_eq!(m.role, "user");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChatMessage {
+    /// `system`, `user` or `assistant`.
+    pub role: String,
+    /// The text of the message.
+    pub content: String,
+}
+
+impl ChatMessage {
+    /// A message with any role.
+    pub fn new(role: impl Into<String>, content: impl Into<String>) -> Self {
+        Self {
+            role: role.into(),
+            content: content.into(),
+        }
+    }
+
+    /// A `system` message (instructions that steer the assistant).
+    pub fn system(content: impl Into<String>) -> Self {
+        Self::new("system", content)
+    }
+
+    /// A `user` message.
+    pub fn user(content: impl Into<String>) -> Self {
+        Self::new("user", content)
+    }
+
+    /// An `assistant` message (an earlier answer).
+    pub fn assistant(content: impl Into<String>) -> Self {
+        Self::new("assistant", content)
+    }
+}
+
+/// How to pick tokens. The default is greedy decoding, which small models need to stay on topic.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct GenerateOptions {
+    /// Sampling temperature; `None` or `0` means greedy (always the most likely token).
+    pub temperature: Option<f32>,
+    /// Nucleus sampling: keep the smallest set of tokens whose probability adds up to this.
+    /// Only used when sampling (temperature above 0).
+    pub top_p: Option<f32>,
+    /// Seed for sampling, for repeatable answers; random when `None`.
+    pub seed: Option<u32>,
+    /// Stop after this many new tokens; by default generation runs until the model ends its
+    /// answer or the context window is full.
+    pub max_tokens: Option<u32>,
+}
+
+/// One item of a generation stream.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Piece {
+    /// More answer text (always whole UTF-8 characters).
+    Text(String),
+    /// The answer is complete; always the last item of a stream that did not fail.
+    Done(Stats),
+}
+
+/// Why a generation ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Finish {
+    /// The model ended its answer.
+    Stop,
+    /// `max_tokens` was reached or the context window filled up.
+    Length,
+}
+
+/// Counts and timings of one generation.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Stats {
+    /// Tokens in the rendered prompt (the whole conversation).
+    pub prompt_tokens: u32,
+    /// Prompt tokens that were already in the KV cache from an earlier turn and not read again.
+    pub cached_tokens: u32,
+    /// Tokens generated.
+    pub completion_tokens: u32,
+    /// Milliseconds spent loading the model for this request (0 when it was already loaded).
+    pub load_ms: u64,
+    /// Milliseconds spent reading the new part of the prompt.
+    pub prompt_ms: u64,
+    /// Milliseconds spent generating the answer.
+    pub generation_ms: u64,
+    /// Why generation ended.
+    pub finish: Finish,
+}
+
+/// A conversation rendered with the model's chat template, and its tokens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RenderedPrompt {
+    /// The prompt text, special tokens written out (for example `<|im_start|>`).
+    pub text: String,
+    /// The token ids llama.cpp reads.
+    pub tokens: Vec<i32>,
+}

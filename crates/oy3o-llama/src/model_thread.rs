@@ -1,0 +1,438 @@
+//! One OS thread per loaded model: it loads the model on its first job, then serves jobs one at a
+//! time in arrival order, keeping the tokens of the last conversation in the KV cache so the next
+//! turn reads only what is new.
+
+use std::io::Read;
+use std::num::NonZeroU32;
+use std::panic::AssertUnwindSafe;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc as std_mpsc;
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+use llama_cpp_2::context::LlamaContext;
+use llama_cpp_2::context::params::LlamaContextParams;
+use llama_cpp_2::llama_batch::LlamaBatch;
+use llama_cpp_2::model::LlamaModel;
+use llama_cpp_2::model::params::LlamaModelParams;
+use llama_cpp_2::sampling::LlamaSampler;
+use llama_cpp_2::token::LlamaToken;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::backend;
+use crate::chat::{ChatMessage, Finish, GenerateOptions, Piece, RenderedPrompt, Stats};
+use crate::error::LlamaError;
+use crate::template::{CHATML_TEMPLATE, ChatTemplate};
+use crate::text::Utf8Pieces;
+
+/// Where generated pieces go.
+pub(crate) type PieceSender = mpsc::Sender<Result<Piece, LlamaError>>;
+
+/// Work for a model thread.
+pub(crate) enum Job {
+    /// Answer a conversation, streaming pieces.
+    Generate {
+        messages: Vec<ChatMessage>,
+        options: GenerateOptions,
+        reply: PieceSender,
+    },
+    /// Render and tokenize a conversation without generating.
+    Render {
+        messages: Vec<ChatMessage>,
+        reply: oneshot::Sender<Result<RenderedPrompt, LlamaError>>,
+    },
+}
+
+impl Job {
+    /// Answers the job with an error. Never blocks: a fresh piece channel always has room.
+    pub(crate) fn fail(self, error: LlamaError) {
+        match self {
+            Job::Generate { reply, .. } => {
+                let _ = reply.try_send(Err(error));
+            }
+            Job::Render { reply, .. } => {
+                let _ = reply.send(Err(error));
+            }
+        }
+    }
+
+    /// The caller has gone away, so the job need not run.
+    fn is_abandoned(&self) -> bool {
+        match self {
+            Job::Generate { reply, .. } => reply.is_closed(),
+            Job::Render { reply, .. } => reply.is_closed(),
+        }
+    }
+}
+
+/// Settings a model thread needs, fixed for its life.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Settings {
+    pub(crate) threads: i32,
+    pub(crate) context_tokens: u32,
+}
+
+/// The handle of a running model thread. Dropping it lets the thread finish its queued jobs and
+/// exit, which frees the model.
+pub(crate) struct ModelThread {
+    jobs: std_mpsc::Sender<Job>,
+    handle: JoinHandle<()>,
+}
+
+impl ModelThread {
+    /// Starts a thread for `path`. `evicted` is the thread of a model this one replaces: the new
+    /// thread waits for it to exit before loading, so memory never holds more models than allowed.
+    pub(crate) fn spawn(
+        path: PathBuf,
+        settings: Settings,
+        evicted: Option<ModelThread>,
+    ) -> Result<Self, LlamaError> {
+        let (jobs, rx) = std_mpsc::channel();
+        let evicted = evicted.map(ModelThread::into_handle);
+        let handle = std::thread::Builder::new()
+            .name("oy3o-llama".into())
+            .spawn(move || {
+                if let Some(h) = evicted {
+                    let _ = h.join();
+                }
+                run(&path, settings, &rx);
+            })
+            .map_err(|e| LlamaError::Thread(e.to_string()))?;
+        Ok(Self { jobs, handle })
+    }
+
+    /// Queues a job; gives it back when the thread is gone.
+    pub(crate) fn send(&self, job: Job) -> Result<(), Job> {
+        self.jobs.send(job).map_err(|e| e.0)
+    }
+
+    /// Closes the queue and returns the handle to wait on.
+    fn into_handle(self) -> JoinHandle<()> {
+        drop(self.jobs);
+        self.handle
+    }
+}
+
+/// The thread body: load on the first job (a failed load fails that job; the next one tries
+/// again), then serve every job until the queue closes.
+fn run(path: &Path, settings: Settings, jobs: &std_mpsc::Receiver<Job>) {
+    while let Ok(job) = jobs.recv() {
+        if job.is_abandoned() {
+            continue;
+        }
+        let started = Instant::now();
+        let model = match load(path) {
+            Ok(model) => model,
+            Err(e) => {
+                job.fail(e);
+                continue;
+            }
+        };
+        let mut session = match Session::new(&model, settings) {
+            Ok(s) => s,
+            Err(e) => {
+                job.fail(e);
+                continue;
+            }
+        };
+        session.serve(job, millis(started));
+        while let Ok(job) = jobs.recv() {
+            session.serve(job, 0);
+        }
+        return;
+    }
+}
+
+/// Checks the file before handing it to llama.cpp, whose own checks end in bare null pointers.
+fn load(path: &Path) -> Result<LlamaModel, LlamaError> {
+    let not_gguf = |reason: String| LlamaError::NotGguf {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let mut magic = [0u8; 4];
+    match std::fs::File::open(path) {
+        Ok(mut f) => f
+            .read_exact(&mut magic)
+            .map_err(|e| not_gguf(format!("cannot read it: {e}")))?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(LlamaError::ModelNotFound {
+                path: path.to_path_buf(),
+            });
+        }
+        Err(e) => return Err(not_gguf(format!("cannot open it: {e}"))),
+    }
+    if &magic != b"GGUF" {
+        return Err(not_gguf(
+            "it does not start with the GGUF signature; pass a .gguf model file".into(),
+        ));
+    }
+    let backend = backend::backend()?;
+    backend::clear_errors();
+    LlamaModel::load_from_file(backend, path, &LlamaModelParams::default()).map_err(|e| {
+        let logged = backend::take_errors();
+        LlamaError::Load {
+            path: path.to_path_buf(),
+            reason: if logged.is_empty() { e.to_string() } else { logged },
+        }
+    })
+}
+
+/// A loaded model with its context and the tokens currently held in the KV cache.
+struct Session<'m> {
+    model: &'m LlamaModel,
+    ctx: LlamaContext<'m>,
+    template: ChatTemplate,
+    bos_text: String,
+    eos_text: String,
+    /// Tokens whose keys and values are in the cache, from position 0.
+    cached: Vec<LlamaToken>,
+    batch: LlamaBatch<'static>,
+    batch_size: usize,
+}
+
+impl<'m> Session<'m> {
+    fn new(model: &'m LlamaModel, settings: Settings) -> Result<Self, LlamaError> {
+        let backend = backend::backend()?;
+        let n_ctx = settings.context_tokens.min(model.n_ctx_train().max(1)).max(16);
+        let params = LlamaContextParams::default()
+            .with_n_ctx(NonZeroU32::new(n_ctx))
+            .with_n_threads(settings.threads)
+            .with_n_threads_batch(settings.threads);
+        backend::clear_errors();
+        let ctx = model.new_context(backend, params).map_err(|e| {
+            let logged = backend::take_errors();
+            LlamaError::Backend(format!(
+                "cannot create a context of {n_ctx} tokens: {}; try a smaller context",
+                if logged.is_empty() { e.to_string() } else { logged }
+            ))
+        })?;
+        let source = model
+            .chat_template(None)
+            .ok()
+            .and_then(|t| t.to_string().ok())
+            .unwrap_or_else(|| CHATML_TEMPLATE.to_owned());
+        let vocab = model.vocab();
+        let bos_text = special_text(model, vocab.bos());
+        let eos_text = special_text(model, vocab.eos());
+        let batch_size = usize::try_from(ctx.n_batch()).unwrap_or(512).max(1);
+        Ok(Self {
+            model,
+            template: ChatTemplate::new(&source)?,
+            bos_text,
+            eos_text,
+            cached: Vec::new(),
+            batch: LlamaBatch::new(batch_size, 1),
+            batch_size,
+            ctx,
+        })
+    }
+
+    /// Runs one job; a panic inside llama-cpp-2 fails the job instead of killing the thread.
+    fn serve(&mut self, job: Job, load_ms: u64) {
+        if job.is_abandoned() {
+            return;
+        }
+        match job {
+            Job::Render { messages, reply } => {
+                let _ = reply.send(self.render(&messages));
+            }
+            Job::Generate {
+                messages,
+                options,
+                reply,
+            } => {
+                let result = std::panic::catch_unwind(AssertUnwindSafe(|| {
+                    self.generate(&messages, options, &reply, load_ms)
+                }));
+                let outcome = match result {
+                    Ok(Ok(Some(stats))) => Ok(Piece::Done(stats)),
+                    Ok(Ok(None)) => return, // cancelled: nobody is listening
+                    Ok(Err(e)) => Err(e),
+                    Err(_) => {
+                        self.forget_cache();
+                        Err(LlamaError::Decode("internal panic during generation".into()))
+                    }
+                };
+                let _ = reply.blocking_send(outcome);
+            }
+        }
+    }
+
+    fn render(&self, messages: &[ChatMessage]) -> Result<RenderedPrompt, LlamaError> {
+        let text = self.template.render(messages, &self.bos_text, &self.eos_text)?;
+        let tokens = self.tokenize(&text).into_iter().map(|t| t.0).collect();
+        Ok(RenderedPrompt { text, tokens })
+    }
+
+    /// Tokenizes a rendered prompt: special tokens written in it are parsed, and BOS is added
+    /// only when the model wants one and the template did not already write it.
+    fn tokenize(&self, text: &str) -> Vec<LlamaToken> {
+        let vocab = self.model.vocab();
+        let mut tokens = Vec::new();
+        let bos = vocab.bos();
+        if vocab.should_add_bos()
+            && is_valid(self.model, bos)
+            && (self.bos_text.is_empty() || !text.starts_with(&self.bos_text))
+        {
+            tokens.push(bos);
+        }
+        tokens.extend(vocab.tokenize(text.as_bytes(), false, true));
+        tokens
+    }
+
+    /// Answers one conversation. `Ok(None)` means the caller went away and nothing more is sent.
+    fn generate(
+        &mut self,
+        messages: &[ChatMessage],
+        options: GenerateOptions,
+        reply: &PieceSender,
+    load_ms: u64,
+    ) -> Result<Option<Stats>, LlamaError> {
+        let rendered = self.template.render(messages, &self.bos_text, &self.eos_text)?;
+        let tokens = self.tokenize(&rendered);
+        let n_ctx = self.ctx.n_ctx() as usize;
+        if tokens.is_empty() {
+            return Err(LlamaError::Template("the conversation rendered to no tokens".into()));
+        }
+        if tokens.len() >= n_ctx {
+            return Err(LlamaError::PromptTooLong {
+                prompt_tokens: tokens.len(),
+                context_tokens: self.ctx.n_ctx(),
+            });
+        }
+
+        // Reuse the longest prefix already in the cache; at least one token must be read so
+        // there are logits to sample from.
+        let prompt_started = Instant::now();
+        let mut keep = common_prefix(&self.cached, &tokens).min(tokens.len() - 1);
+        if keep < self.cached.len() {
+            if self.ctx.kv_cache_seq_rm(0, Some(keep as u32), None).is_err() {
+                self.ctx.clear_kv_cache();
+                keep = 0;
+            }
+            self.cached.truncate(keep);
+        }
+        for chunk in tokens[keep..].chunks(self.batch_size) {
+            if reply.is_closed() {
+                return Ok(None);
+            }
+            let is_last_chunk = self.cached.len() + chunk.len() == tokens.len();
+            self.decode(chunk, is_last_chunk)?;
+        }
+        let prompt_ms = millis(prompt_started);
+
+        let generation_started = Instant::now();
+        let mut sampler = sampler(options);
+        let room = n_ctx - tokens.len();
+        let max_new = options
+            .max_tokens
+            .map_or(room, |m| (m as usize).min(room));
+        let vocab = self.model.vocab();
+        let mut text = Utf8Pieces::default();
+        let mut completion = 0usize;
+        let mut logits_at = self.batch.n_tokens() - 1;
+        let finish = loop {
+            if completion >= max_new {
+                break Finish::Length;
+            }
+            let token = sampler.sample(&self.ctx, logits_at);
+            if vocab.is_eog(token) {
+                break Finish::Stop;
+            }
+            completion += 1;
+            let piece = text.push(&vocab.token_to_piece(token, false, None));
+            if !piece.is_empty() && reply.blocking_send(Ok(Piece::Text(piece))).is_err() {
+                return Ok(None);
+            }
+            if reply.is_closed() {
+                return Ok(None);
+            }
+            if completion >= max_new {
+                break Finish::Length;
+            }
+            self.decode(&[token], true)?;
+            logits_at = 0;
+        };
+        let rest = text.finish();
+        if !rest.is_empty() && reply.blocking_send(Ok(Piece::Text(rest))).is_err() {
+            return Ok(None);
+        }
+        Ok(Some(Stats {
+            prompt_tokens: count(tokens.len()),
+            cached_tokens: count(keep),
+            completion_tokens: count(completion),
+            load_ms,
+            prompt_ms,
+            generation_ms: millis(generation_started),
+            finish,
+        }))
+    }
+
+    /// Reads `tokens` at the end of the cache; `logits_for_last` asks for the logits of the last
+    /// one. On failure the cache is forgotten, since its state is then unknown.
+    fn decode(&mut self, tokens: &[LlamaToken], logits_for_last: bool) -> Result<(), LlamaError> {
+        self.batch.clear();
+        let start = self.cached.len();
+        for (i, &token) in tokens.iter().enumerate() {
+            let pos = i32::try_from(start + i).unwrap_or(i32::MAX);
+            let wants_logits = logits_for_last && i + 1 == tokens.len();
+            if let Err(e) = self.batch.add(token, pos, &[0], wants_logits) {
+                self.forget_cache();
+                return Err(LlamaError::Decode(e.to_string()));
+            }
+        }
+        if let Err(e) = self.ctx.decode(&mut self.batch) {
+            self.forget_cache();
+            return Err(LlamaError::Decode(e.to_string()));
+        }
+        self.cached.extend_from_slice(tokens);
+        Ok(())
+    }
+
+    fn forget_cache(&mut self) {
+        self.ctx.clear_kv_cache();
+        self.cached.clear();
+    }
+}
+
+/// Greedy unless a temperature above zero is asked for.
+fn sampler(options: GenerateOptions) -> LlamaSampler {
+    match options.temperature {
+        Some(t) if t > 0.0 => {
+            let mut chain = Vec::new();
+            if let Some(p) = options.top_p.filter(|p| *p > 0.0 && *p < 1.0) {
+                chain.push(LlamaSampler::top_p(p, 1));
+            }
+            chain.push(LlamaSampler::temp(t));
+            // llama.cpp picks a random seed for this value.
+            chain.push(LlamaSampler::dist(options.seed.unwrap_or(u32::MAX)));
+            LlamaSampler::chain_simple(chain)
+        }
+        _ => LlamaSampler::greedy(),
+    }
+}
+
+fn is_valid(model: &LlamaModel, token: LlamaToken) -> bool {
+    token.0 >= 0 && token.0 < model.n_vocab()
+}
+
+/// The text of a special token such as BOS, or "" when the model has none (llama.cpp would
+/// throw on an out-of-range id).
+fn special_text(model: &LlamaModel, token: LlamaToken) -> String {
+    if !is_valid(model, token) {
+        return String::new();
+    }
+    String::from_utf8_lossy(&model.vocab().token_to_piece(token, true, None)).into_owned()
+}
+
+fn common_prefix(a: &[LlamaToken], b: &[LlamaToken]) -> usize {
+    a.iter().zip(b).take_while(|(x, y)| x == y).count()
+}
+
+fn count(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
+fn millis(since: Instant) -> u64 {
+    u64::try_from(since.elapsed().as_millis()).unwrap_or(u64::MAX)
+}

@@ -1,0 +1,230 @@
+//! Inference on the real SmolLM2-135M model: prompt, answers, KV-cache reuse, steering,
+//! cancellation, fairness and bad inputs. Tests run one at a time (2 cores; timings matter).
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use oy3o_llama::{
+    ChatMessage, Finish, GenerateOptions, LlamaError, Piece, Runtime, RuntimeOptions, Stats,
+};
+use tokio::sync::Mutex;
+
+static SERIAL: Mutex<()> = Mutex::const_new(());
+
+fn runtime() -> Runtime {
+    Runtime::new(RuntimeOptions {
+        context_tokens: 4096,
+        ..RuntimeOptions::default()
+    })
+    .unwrap()
+}
+
+/// Collects a whole answer.
+async fn answer(
+    rt: &Runtime,
+    messages: Vec<ChatMessage>,
+    options: GenerateOptions,
+) -> Result<(String, Stats), LlamaError> {
+    let mut pieces = rt.generate(common::smollm2(), messages, options);
+    let mut text = String::new();
+    while let Some(piece) = pieces.recv().await {
+        match piece? {
+            Piece::Text(t) => text.push_str(&t),
+            Piece::Done(stats) => return Ok((text, stats)),
+        }
+    }
+    panic!("the stream ended without Done; text so far: {text:?}");
+}
+
+fn greedy(max_tokens: u32) -> GenerateOptions {
+    GenerateOptions {
+        max_tokens: Some(max_tokens),
+        ..GenerateOptions::default()
+    }
+}
+
+/// The ChatML prompt SmolLM2's template produces for one question (with its default system
+/// prompt), and its token ids as llama.cpp's tokenizer gives them for that exact string.
+const ONE_PLUS_ONE_PROMPT: &str = "<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n<|im_start|>user\nWhat is 1+1?<|im_end|>\n<|im_start|>assistant\n";
+const ONE_PLUS_ONE_IDS: [i32; 37] = [
+    1, 9690, 198, 2683, 359, 253, 5356, 5646, 11173, 3365, 3511, 308, 34519, 28, 7018, 411, 407,
+    19712, 8182, 2, 198, 1, 4093, 198, 1780, 314, 216, 33, 32, 33, 47, 2, 198, 1, 520, 9531, 198,
+];
+
+#[tokio::test]
+async fn the_prompt_for_one_question_is_smollm2_chatml_with_llama_cpp_token_ids() {
+    let _serial = SERIAL.lock().await;
+    let rendered = runtime()
+        .render(common::smollm2(), vec![ChatMessage::user("What is 1+1?")])
+        .await
+        .unwrap();
+    assert_eq!(rendered.text, ONE_PLUS_ONE_PROMPT);
+    assert_eq!(rendered.tokens, ONE_PLUS_ONE_IDS);
+}
+
+#[tokio::test]
+async fn the_model_answers_what_is_one_plus_one_with_two() {
+    let _serial = SERIAL.lock().await;
+    let (text, stats) = answer(&runtime(), vec![ChatMessage::user("What is 1+1?")], greedy(64))
+        .await
+        .unwrap();
+    eprintln!("answer: {text:?} {stats:?}");
+    assert!(text.contains('2'), "{text:?}");
+    assert_eq!(stats.prompt_tokens, 37);
+    assert_eq!(stats.finish, Finish::Stop);
+    assert!(stats.completion_tokens > 0);
+}
+
+#[tokio::test]
+async fn a_second_turn_keeps_the_history_and_reuses_the_kv_cache() {
+    let _serial = SERIAL.lock().await;
+    let rt = runtime();
+    let mut chat = vec![ChatMessage::user("My name is Alice. What is 1+1?")];
+    let (first, s1) = answer(&rt, chat.clone(), greedy(64)).await.unwrap();
+    eprintln!("turn 1: {first:?} {s1:?}");
+    assert_eq!(s1.cached_tokens, 0);
+
+    chat.push(ChatMessage::assistant(first));
+    chat.push(ChatMessage::user("What is my name?"));
+    let (second, s2) = answer(&rt, chat, greedy(64)).await.unwrap();
+    eprintln!("turn 2: {second:?} {s2:?}");
+    assert!(second.contains("Alice"), "{second:?}");
+    // Everything the first turn read and wrote is reused (the re-tokenized answer may differ in
+    // its last token or two).
+    let first_turn = s1.prompt_tokens + s1.completion_tokens;
+    assert!(s2.cached_tokens + 2 >= first_turn, "{s2:?} vs {first_turn}");
+    assert!(s2.cached_tokens <= first_turn);
+    assert!(s2.prompt_tokens > s2.cached_tokens);
+}
+
+#[tokio::test]
+async fn a_system_message_steers_the_answer() {
+    let _serial = SERIAL.lock().await;
+    let messages = vec![
+        ChatMessage::system("Your name is Zorblax."),
+        ChatMessage::user("What is your name?"),
+    ];
+    let (text, _) = answer(&runtime(), messages, greedy(48)).await.unwrap();
+    eprintln!("answer: {text:?}");
+    assert!(text.contains("Zorblax"), "{text:?}");
+}
+
+#[tokio::test]
+async fn dropping_the_receiver_stops_generation_and_frees_the_model() {
+    let _serial = SERIAL.lock().await;
+    let rt = runtime();
+    // Warm up (load the model) so the timing below measures only generation.
+    answer(&rt, vec![ChatMessage::user("Hi")], greedy(1)).await.unwrap();
+
+    let long = vec![ChatMessage::user("Write a very long story about a dragon.")];
+    let mut pieces = rt.generate(common::smollm2(), long, greedy(4000));
+    let mut received = 0;
+    while let Some(piece) = pieces.recv().await {
+        if let Piece::Text(_) = piece.unwrap() {
+            received += 1;
+            if received == 3 {
+                break;
+            }
+        }
+    }
+    drop(pieces);
+
+    // Had it kept going, 4000 tokens would take tens of seconds before this could start.
+    let started = Instant::now();
+    let (_, stats) = answer(&rt, vec![ChatMessage::user("What is 1+1?")], greedy(8))
+        .await
+        .unwrap();
+    let waited = started.elapsed();
+    eprintln!("next request done in {waited:?}: {stats:?}");
+    assert!(waited < Duration::from_secs(5), "{waited:?}");
+}
+
+#[tokio::test]
+async fn two_concurrent_requests_both_complete_in_arrival_order() {
+    let _serial = SERIAL.lock().await;
+    let rt = runtime();
+    let a = rt.generate(common::smollm2(), vec![ChatMessage::user("What is 1+1?")], greedy(24));
+    let b = rt.generate(common::smollm2(), vec![ChatMessage::user("What is 2+2?")], greedy(24));
+    let collect = |mut rx: tokio::sync::mpsc::Receiver<Result<Piece, LlamaError>>| async move {
+        let mut text = String::new();
+        while let Some(piece) = rx.recv().await {
+            match piece.unwrap() {
+                Piece::Text(t) => text.push_str(&t),
+                Piece::Done(_) => return (text, Instant::now()),
+            }
+        }
+        panic!("no Done");
+    };
+    let ((ta, done_a), (tb, done_b)) = tokio::join!(collect(a), collect(b));
+    eprintln!("a: {ta:?}\nb: {tb:?}");
+    assert!(!ta.is_empty() && !tb.is_empty());
+    assert!(done_a <= done_b, "the first request should finish first");
+}
+
+#[tokio::test]
+async fn max_tokens_ends_the_answer_with_length() {
+    let _serial = SERIAL.lock().await;
+    let (_, stats) = answer(&runtime(), vec![ChatMessage::user("Tell me a story.")], greedy(5))
+        .await
+        .unwrap();
+    assert_eq!((stats.completion_tokens, stats.finish), (5, Finish::Length));
+}
+
+#[tokio::test]
+async fn sampling_with_a_seed_is_repeatable() {
+    let _serial = SERIAL.lock().await;
+    let rt = runtime();
+    let options = GenerateOptions {
+        temperature: Some(0.8),
+        top_p: Some(0.95),
+        seed: Some(42),
+        max_tokens: Some(24),
+    };
+    let question = vec![ChatMessage::user("Name a colour.")];
+    let (a, _) = answer(&rt, question.clone(), options).await.unwrap();
+    let (b, sb) = answer(&rt, question, options).await.unwrap();
+    assert_eq!(a, b);
+    assert_eq!(sb.cached_tokens, sb.prompt_tokens - 1);
+}
+
+#[tokio::test]
+async fn bad_model_files_are_clear_errors_not_panics() {
+    let _serial = SERIAL.lock().await;
+    let rt = runtime();
+    let dir = common::scratch_dir("bad-models");
+    let text = dir.join("notes.gguf");
+    std::fs::write(&text, "just some text").unwrap();
+    let truncated = dir.join("truncated.gguf");
+    let bytes = std::fs::read(common::smollm2()).unwrap();
+    std::fs::write(&truncated, &bytes[..2_000_000]).unwrap();
+
+    let first_error = |path: std::path::PathBuf| {
+        let rt = rt.clone();
+        async move {
+            let mut rx = rt.generate(path, vec![ChatMessage::user("Hi")], greedy(4));
+            rx.recv().await.expect("one item").expect_err("an error")
+        }
+    };
+    let missing = first_error(dir.join("missing.gguf")).await;
+    assert!(matches!(missing, LlamaError::ModelNotFound { .. }), "{missing}");
+    let not_gguf = first_error(text).await;
+    assert!(matches!(not_gguf, LlamaError::NotGguf { .. }), "{not_gguf}");
+    let cut = first_error(truncated).await;
+    eprintln!("{cut}");
+    assert!(matches!(cut, LlamaError::Load { .. }), "{cut}");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test]
+async fn a_conversation_longer_than_the_context_is_a_clear_error() {
+    let _serial = SERIAL.lock().await;
+    let rt = Runtime::new(RuntimeOptions {
+        context_tokens: 64,
+        ..RuntimeOptions::default()
+    })
+    .unwrap();
+    let long = "word ".repeat(1000);
+    let err = answer(&rt, vec![ChatMessage::user(long)], greedy(4)).await.unwrap_err();
+    assert!(matches!(err, LlamaError::PromptTooLong { .. }), "{err}");
+}

@@ -1,0 +1,166 @@
+//! `local:` — GGUF chat models run in-process on the CPU by llama.cpp (crate `oy3o-llama`).
+//! `local:smollm2` (the default model) is pulled once into the cache with progress events;
+//! `local:/path/to/model.gguf` runs any local file. One loaded model is shared by every chat,
+//! requests queue in arrival order, and a chat's next turn reuses the KV cache.
+
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use oy3o_llama::{ChatMessage, Finish, GenerateOptions, Piece, PullProgress, Runtime};
+use serde_json::json;
+
+use crate::config::Target;
+use crate::error::{Error, ErrorCode, Result};
+use crate::event::{Event, Usage};
+use crate::message::Role;
+use crate::provider::{
+    CompletionRequest, Completions, Delta, DeltaStream, HistorySession, KeyPolicy, Provider,
+    ProviderInfo, Session,
+};
+
+/// The embedded local-model provider.
+pub struct Local;
+
+static INFO: ProviderInfo = ProviderInfo {
+    name: "local",
+    default_model: "smollm2",
+    default_base_url: None,
+    base_url_env: &[],
+    key_env: &[],
+    key_policy: KeyPolicy::Optional,
+    events: &["usage", "pull"],
+};
+
+impl Provider for Local {
+    fn info(&self) -> &'static ProviderInfo {
+        &INFO
+    }
+
+    fn open(&self, target: &Target) -> Result<Box<dyn Session>> {
+        let completions = LocalModel {
+            model: target.model.clone(),
+        };
+        Ok(Box::new(HistorySession::new(
+            completions,
+            target.context.clone(),
+        )))
+    }
+}
+
+/// The one runtime of the process: loaded models are shared by every chat.
+fn runtime() -> Result<Runtime> {
+    static RUNTIME: OnceLock<std::result::Result<Runtime, String>> = OnceLock::new();
+    RUNTIME
+        .get_or_init(|| Runtime::new(Default::default()).map_err(|e| e.to_string()))
+        .clone()
+        .map_err(|e| Error::new(ErrorCode::Provider, format!("cannot start llama.cpp: {e}")))
+}
+
+struct LocalModel {
+    model: String,
+}
+
+impl Completions for LocalModel {
+    fn complete(&self, request: CompletionRequest) -> DeltaStream {
+        let model = self.model.clone();
+        Box::pin(async_stream::try_stream! {
+            let runtime = runtime()?;
+            // Pull (or find) the model file, passing progress on as `pull` events.
+            let (progress_tx, mut progress_rx) = tokio::sync::mpsc::unbounded_channel();
+            let name = model.clone();
+            let mut pulling = tokio::spawn(async move {
+                let dir = oy3o_llama::default_cache_dir().ok_or_else(|| {
+                    Error::config("no cache directory on this system: use local:/path/to/model.gguf")
+                })?;
+                let mut report = throttled(progress_tx);
+                oy3o_llama::ensure_model(&name, &dir, &mut report)
+                    .await
+                    .map_err(|e| Error::new(ErrorCode::NotFound, e.to_string()))
+            });
+            let joined = loop {
+                let step = tokio::select! {
+                    Some(p) = progress_rx.recv() => Ok(p),
+                    joined = &mut pulling => Err(joined),
+                };
+                match step {
+                    Ok(p) => yield Delta::Event(pull_event(&p)),
+                    Err(joined) => break joined,
+                }
+            };
+            let path = joined.map_err(|e| Error::provider(format!("model pull stopped: {e}")))??;
+            let messages = request
+                .messages
+                .iter()
+                .map(|m| ChatMessage::new(role(m.role), m.content.clone()))
+                .collect();
+            let options = GenerateOptions {
+                temperature: request.options.temperature,
+                top_p: request.options.top_p,
+                seed: request.options.seed,
+                max_tokens: request.options.max_tokens,
+            };
+            let mut pieces = runtime.generate(path, messages, options);
+            while let Some(piece) = pieces.recv().await {
+                match piece.map_err(|e| Error::provider(e.to_string()))? {
+                    Piece::Text(text) => yield Delta::Text(text),
+                    Piece::Done(stats) => {
+                        yield Delta::Event(Event::Usage(Usage {
+                            input_tokens: u64::from(stats.prompt_tokens),
+                            output_tokens: u64::from(stats.completion_tokens),
+                            cached_tokens: Some(u64::from(stats.cached_tokens)),
+                            reasoning_tokens: None,
+                        }));
+                        let finish_reason = match stats.finish {
+                            Finish::Length => "length",
+                            _ => "stop",
+                        };
+                        yield Delta::Done { finish_reason: finish_reason.into() };
+                        return;
+                    }
+                }
+            }
+            Err(Error::provider("the local model stopped without finishing its answer"))?;
+        })
+    }
+}
+
+fn role(role: Role) -> &'static str {
+    role.as_str()
+}
+
+fn pull_event(p: &PullProgress) -> Event {
+    Event::Other {
+        name: "pull".into(),
+        message: json!({ "source": p.source, "downloaded": p.downloaded, "total": p.total }),
+    }
+}
+
+/// Forwards at most one progress report per 100 ms (and always the last of a source).
+fn throttled(
+    tx: tokio::sync::mpsc::UnboundedSender<PullProgress>,
+) -> impl FnMut(PullProgress) + Send {
+    let mut last: Option<Instant> = None;
+    move |p: PullProgress| {
+        let done = p.total.is_some_and(|t| p.downloaded >= t);
+        if done || last.is_none_or(|t| t.elapsed() >= Duration::from_millis(100)) {
+            last = Some(Instant::now());
+            let _ = tx.send(p);
+        }
+    }
+}
+
+/// Progress of a model pull.
+pub use oy3o_llama::PullProgress as Progress;
+
+/// Makes sure a model (a catalog name such as `smollm2`, or a path) is on disk and verified,
+/// downloading it if needed; returns its path. `progress` is called as bytes arrive.
+pub async fn pull(
+    name: &str,
+    progress: &mut (dyn FnMut(Progress) + Send),
+) -> Result<std::path::PathBuf> {
+    let dir = oy3o_llama::default_cache_dir()
+        .ok_or_else(|| Error::config("no cache directory on this system"))?;
+    oy3o_llama::ensure_model(name, &dir, progress)
+        .await
+        .map_err(|e| Error::new(ErrorCode::NotFound, e.to_string()))
+}
