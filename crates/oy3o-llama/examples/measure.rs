@@ -1,9 +1,10 @@
 //! Measures load time, prompt and generation speed and peak memory on one model.
 //!
 //! ```text
-//! cargo run --release -p oy3o-llama --example measure -- [MODEL_OR_NAME] [RUNS]
+//! cargo run --release -p oy3o-llama --example measure -- [MODEL_OR_NAME] [RUNS] [CONTEXT_TOKENS]
 //! ```
-//! MODEL_OR_NAME defaults to `smollm2` (pulled into the default cache directory if needed).
+//! MODEL_OR_NAME defaults to `smollm2` (pulled into the default cache directory if needed),
+//! RUNS to 3, CONTEXT_TOKENS to the runtime's default.
 
 use std::time::Instant;
 
@@ -14,13 +15,17 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
     let model = args.next().unwrap_or_else(|| "smollm2".into());
     let runs: usize = args.next().and_then(|n| n.parse().ok()).unwrap_or(3);
+    let mut options = RuntimeOptions::default();
+    if let Some(n) = args.next().and_then(|n| n.parse().ok()) {
+        options.context_tokens = n;
+    }
     let dir = oy3o_llama::default_cache_dir().ok_or("no cache directory")?;
     let path = oy3o_llama::ensure_model(&model, &dir, &mut |_| {}).await?;
 
     let mut results = Vec::new();
     for run in 0..runs {
         // A fresh runtime each run, so every run loads the model and reads the whole prompt.
-        let runtime = Runtime::new(RuntimeOptions::default())?;
+        let runtime = Runtime::new(options)?;
         let started = Instant::now();
         let mut pieces = runtime.generate(
             &path,
@@ -69,7 +74,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         Runtime::new(RuntimeOptions::default())?.threads(),
     );
     if let Ok(status) = std::fs::read_to_string("/proc/self/status") {
-        for line in status.lines().filter(|l| l.starts_with("VmHWM") || l.starts_with("VmRSS")) {
+        for line in status
+            .lines()
+            .filter(|l| l.starts_with("VmHWM") || l.starts_with("VmRSS"))
+        {
             println!("{line}");
         }
     }

@@ -28,7 +28,8 @@ pub(crate) fn backend() -> Result<&'static LlamaBackend, LlamaError> {
     BACKEND
         .get_or_init(|| {
             let backend = LlamaBackend::init().map_err(|e| e.to_string())?;
-            let verbose = std::env::var_os("OY3O_LLAMA_LOG").is_some_and(|v| !v.is_empty() && v != "0");
+            let verbose =
+                std::env::var_os("OY3O_LLAMA_LOG").is_some_and(|v| !v.is_empty() && v != "0");
             VERBOSE.store(verbose, Ordering::Relaxed);
             // SAFETY: `on_log` is a plain function that never unwinds and ignores `user_data`.
             unsafe { llama_cpp_sys_2::llama_log_set(Some(on_log), std::ptr::null_mut()) };
@@ -72,7 +73,9 @@ unsafe extern "C" fn on_log(level: ggml_log_level, text: *const c_char, _user_da
         let _ = std::io::stderr().write_all(bytes);
     }
     let _ = ERRORS.try_with(|e| {
-        let Ok(mut e) = e.try_borrow_mut() else { return };
+        let Ok(mut e) = e.try_borrow_mut() else {
+            return;
+        };
         let is_error = level == GGML_LOG_LEVEL_ERROR || (level == GGML_LOG_LEVEL_CONT && e.1);
         e.1 = is_error;
         if is_error && e.0.len() < MAX_ERRORS {

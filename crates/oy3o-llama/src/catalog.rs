@@ -56,7 +56,11 @@ mod tests {
     fn every_catalog_entry_is_well_formed() {
         for m in CATALOG {
             assert_eq!(m.sha256.len(), 64, "{}", m.name);
-            assert!(m.sha256.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
+            assert!(
+                m.sha256
+                    .bytes()
+                    .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+            );
             assert!(m.file_name.ends_with(".gguf"));
             assert!(m.sources.len() >= 2, "{} needs a fallback source", m.name);
             for s in m.sources {

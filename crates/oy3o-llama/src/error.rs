@@ -104,7 +104,9 @@ pub enum PullError {
         spec: String,
     },
     /// The platform has no cache directory and none was given.
-    #[error("this platform has no cache directory: pass one explicitly (for example with --models-dir)")]
+    #[error(
+        "this platform has no cache directory: pass one explicitly (for example with --models-dir)"
+    )]
     NoCacheDir,
     /// A local file operation failed.
     #[error("{action} {}: {source}", path.display())]
@@ -132,7 +134,11 @@ pub enum PullError {
 }
 
 impl PullError {
-    pub(crate) fn io(action: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+    pub(crate) fn io(
+        action: &'static str,
+        path: impl Into<PathBuf>,
+        source: std::io::Error,
+    ) -> Self {
         Self::Io {
             action,
             path: path.into(),
@@ -151,7 +157,11 @@ struct AllFailed<'a> {
 
 impl fmt::Display for AllFailed<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "could not get model `{}` ({}) from any source:", self.model, self.file_name)?;
+        writeln!(
+            f,
+            "could not get model `{}` ({}) from any source:",
+            self.model, self.file_name
+        )?;
         for (i, failure) in self.failures.iter().enumerate() {
             writeln!(f, "  {}. {}: {}", i + 1, failure.source, failure.reason)?;
         }

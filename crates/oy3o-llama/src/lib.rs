@@ -11,6 +11,8 @@
 //!
 //! It does not speak any HTTP API and holds no conversation state beyond the KV cache.
 
+#![warn(missing_docs)]
+
 mod backend;
 mod catalog;
 mod chat;

@@ -172,7 +172,11 @@ fn load(path: &Path) -> Result<LlamaModel, LlamaError> {
         let logged = backend::take_errors();
         LlamaError::Load {
             path: path.to_path_buf(),
-            reason: if logged.is_empty() { e.to_string() } else { logged },
+            reason: if logged.is_empty() {
+                e.to_string()
+            } else {
+                logged
+            },
         }
     })
 }
@@ -193,7 +197,10 @@ struct Session<'m> {
 impl<'m> Session<'m> {
     fn new(model: &'m LlamaModel, settings: Settings) -> Result<Self, LlamaError> {
         let backend = backend::backend()?;
-        let n_ctx = settings.context_tokens.min(model.n_ctx_train().max(1)).max(16);
+        let n_ctx = settings
+            .context_tokens
+            .min(model.n_ctx_train().max(1))
+            .max(16);
         let params = LlamaContextParams::default()
             .with_n_ctx(NonZeroU32::new(n_ctx))
             .with_n_threads(settings.threads)
@@ -203,7 +210,11 @@ impl<'m> Session<'m> {
             let logged = backend::take_errors();
             LlamaError::Backend(format!(
                 "cannot create a context of {n_ctx} tokens: {}; try a smaller context",
-                if logged.is_empty() { e.to_string() } else { logged }
+                if logged.is_empty() {
+                    e.to_string()
+                } else {
+                    logged
+                }
             ))
         })?;
         let source = model
@@ -250,7 +261,9 @@ impl<'m> Session<'m> {
                     Ok(Err(e)) => Err(e),
                     Err(_) => {
                         self.forget_cache();
-                        Err(LlamaError::Decode("internal panic during generation".into()))
+                        Err(LlamaError::Decode(
+                            "internal panic during generation".into(),
+                        ))
                     }
                 };
                 let _ = reply.blocking_send(outcome);
@@ -259,7 +272,9 @@ impl<'m> Session<'m> {
     }
 
     fn render(&self, messages: &[ChatMessage]) -> Result<RenderedPrompt, LlamaError> {
-        let text = self.template.render(messages, &self.bos_text, &self.eos_text)?;
+        let text = self
+            .template
+            .render(messages, &self.bos_text, &self.eos_text)?;
         let tokens = self.tokenize(&text).into_iter().map(|t| t.0).collect();
         Ok(RenderedPrompt { text, tokens })
     }
@@ -286,13 +301,17 @@ impl<'m> Session<'m> {
         messages: &[ChatMessage],
         options: GenerateOptions,
         reply: &PieceSender,
-    load_ms: u64,
+        load_ms: u64,
     ) -> Result<Option<Stats>, LlamaError> {
-        let rendered = self.template.render(messages, &self.bos_text, &self.eos_text)?;
+        let rendered = self
+            .template
+            .render(messages, &self.bos_text, &self.eos_text)?;
         let tokens = self.tokenize(&rendered);
         let n_ctx = self.ctx.n_ctx() as usize;
         if tokens.is_empty() {
-            return Err(LlamaError::Template("the conversation rendered to no tokens".into()));
+            return Err(LlamaError::Template(
+                "the conversation rendered to no tokens".into(),
+            ));
         }
         if tokens.len() >= n_ctx {
             return Err(LlamaError::PromptTooLong {
@@ -306,7 +325,11 @@ impl<'m> Session<'m> {
         let prompt_started = Instant::now();
         let mut keep = common_prefix(&self.cached, &tokens).min(tokens.len() - 1);
         if keep < self.cached.len() {
-            if self.ctx.kv_cache_seq_rm(0, Some(keep as u32), None).is_err() {
+            if self
+                .ctx
+                .kv_cache_seq_rm(0, Some(keep as u32), None)
+                .is_err()
+            {
                 self.ctx.clear_kv_cache();
                 keep = 0;
             }
@@ -324,9 +347,7 @@ impl<'m> Session<'m> {
         let generation_started = Instant::now();
         let mut sampler = sampler(options);
         let room = n_ctx - tokens.len();
-        let max_new = options
-            .max_tokens
-            .map_or(room, |m| (m as usize).min(room));
+        let max_new = options.max_tokens.map_or(room, |m| (m as usize).min(room));
         let vocab = self.model.vocab();
         let mut text = Utf8Pieces::default();
         let mut completion = 0usize;

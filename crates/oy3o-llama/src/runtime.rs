@@ -180,7 +180,9 @@ impl Runtime {
         match ModelThread::spawn(key.clone(), self.inner.settings, evicted) {
             Ok(thread) => match thread.send(job) {
                 Ok(()) => models.push((key, thread)),
-                Err(job) => job.fail(LlamaError::Thread("the model thread stopped at once".into())),
+                Err(job) => job.fail(LlamaError::Thread(
+                    "the model thread stopped at once".into(),
+                )),
             },
             Err(e) => job.fail(e),
         }

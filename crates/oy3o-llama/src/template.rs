@@ -109,7 +109,11 @@ mod tests {
     #[test]
     fn smollm2_template_adds_its_default_system_prompt() {
         let t = ChatTemplate::new(SMOLLM2).unwrap();
-        let out = t.render(&[ChatMessage::user("What is 1+1?")], "<|im_start|>", "<|im_end|>");
+        let out = t.render(
+            &[ChatMessage::user("What is 1+1?")],
+            "<|im_start|>",
+            "<|im_end|>",
+        );
         assert_eq!(
             out.unwrap(),
             "<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n\
@@ -121,7 +125,11 @@ mod tests {
     fn a_given_system_message_replaces_the_default_one() {
         let t = ChatTemplate::new(SMOLLM2).unwrap();
         let out = t
-            .render(&[ChatMessage::system("Be brief."), ChatMessage::user("Hi")], "", "")
+            .render(
+                &[ChatMessage::system("Be brief."), ChatMessage::user("Hi")],
+                "",
+                "",
+            )
             .unwrap();
         assert_eq!(
             out,
@@ -134,7 +142,11 @@ mod tests {
         let source = "{% for m in messages %}\n  {% if m.role == 'system' %}{% continue %}{% endif %}\n{{ m.content.strip().upper() }}|{% endfor %}{{ bos_token }}";
         let t = ChatTemplate::new(source).unwrap();
         let out = t
-            .render(&[ChatMessage::system("x"), ChatMessage::user("  hi  ")], "<s>", "</s>")
+            .render(
+                &[ChatMessage::system("x"), ChatMessage::user("  hi  ")],
+                "<s>",
+                "</s>",
+            )
             .unwrap();
         assert_eq!(out, "HI|<s>");
     }
@@ -143,7 +155,10 @@ mod tests {
     fn raise_exception_becomes_a_template_error_with_its_message() {
         let t = ChatTemplate::new("{{ raise_exception('roles must alternate') }}").unwrap();
         let err = t.render(&[], "", "").unwrap_err();
-        assert!(matches!(&err, LlamaError::Template(m) if m.contains("roles must alternate")), "{err}");
+        assert!(
+            matches!(&err, LlamaError::Template(m) if m.contains("roles must alternate")),
+            "{err}"
+        );
     }
 
     #[test]

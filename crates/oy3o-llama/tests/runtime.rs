@@ -49,7 +49,7 @@ fn greedy(max_tokens: u32) -> GenerateOptions {
 const ONE_PLUS_ONE_PROMPT: &str = "<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n<|im_start|>user\nWhat is 1+1?<|im_end|>\n<|im_start|>assistant\n";
 const ONE_PLUS_ONE_IDS: [i32; 37] = [
     1, 9690, 198, 2683, 359, 253, 5356, 5646, 11173, 3365, 3511, 308, 34519, 28, 7018, 411, 407,
-    19712, 8182, 2, 198, 1, 4093, 198, 1780, 314, 216, 33, 32, 33, 47, 2, 198, 1, 520, 9531, 198,
+    19712, 8182, 2, 198, 1, 4093, 198, 1780, 314, 216, 33, 27, 33, 47, 2, 198, 1, 520, 9531, 198,
 ];
 
 #[tokio::test]
@@ -66,9 +66,13 @@ async fn the_prompt_for_one_question_is_smollm2_chatml_with_llama_cpp_token_ids(
 #[tokio::test]
 async fn the_model_answers_what_is_one_plus_one_with_two() {
     let _serial = SERIAL.lock().await;
-    let (text, stats) = answer(&runtime(), vec![ChatMessage::user("What is 1+1?")], greedy(64))
-        .await
-        .unwrap();
+    let (text, stats) = answer(
+        &runtime(),
+        vec![ChatMessage::user("What is 1+1?")],
+        greedy(64),
+    )
+    .await
+    .unwrap();
     eprintln!("answer: {text:?} {stats:?}");
     assert!(text.contains('2'), "{text:?}");
     assert_eq!(stats.prompt_tokens, 37);
@@ -80,18 +84,19 @@ async fn the_model_answers_what_is_one_plus_one_with_two() {
 async fn a_second_turn_keeps_the_history_and_reuses_the_kv_cache() {
     let _serial = SERIAL.lock().await;
     let rt = runtime();
-    let mut chat = vec![ChatMessage::user("My name is Alice. What is 1+1?")];
+    let mut chat = vec![ChatMessage::user("I have a dog called Rex.")];
     let (first, s1) = answer(&rt, chat.clone(), greedy(64)).await.unwrap();
     eprintln!("turn 1: {first:?} {s1:?}");
     assert_eq!(s1.cached_tokens, 0);
 
     chat.push(ChatMessage::assistant(first));
-    chat.push(ChatMessage::user("What is my name?"));
-    let (second, s2) = answer(&rt, chat, greedy(64)).await.unwrap();
+    chat.push(ChatMessage::user("What is my dog called?"));
+    let (second, s2) = answer(&rt, chat, greedy(32)).await.unwrap();
     eprintln!("turn 2: {second:?} {s2:?}");
-    assert!(second.contains("Alice"), "{second:?}");
-    // Everything the first turn read and wrote is reused (the re-tokenized answer may differ in
-    // its last token or two).
+    // The name is only in the first turn.
+    assert!(second.contains("Rex"), "{second:?}");
+    // Everything the first turn read and wrote is reused; only its last token or two can
+    // differ when the answer is tokenized again.
     let first_turn = s1.prompt_tokens + s1.completion_tokens;
     assert!(s2.cached_tokens + 2 >= first_turn, "{s2:?} vs {first_turn}");
     assert!(s2.cached_tokens <= first_turn);
@@ -114,9 +119,14 @@ async fn a_system_message_steers_the_answer() {
 async fn dropping_the_receiver_stops_generation_and_frees_the_model() {
     let _serial = SERIAL.lock().await;
     let rt = runtime();
-    // Warm up (load the model) so the timing below measures only generation.
-    answer(&rt, vec![ChatMessage::user("Hi")], greedy(1)).await.unwrap();
+    let short = || vec![ChatMessage::user("What is 1+1?")];
+    // Load the model, then time a short request as the yardstick (the machine may be busy).
+    answer(&rt, short(), greedy(8)).await.unwrap();
+    let started = Instant::now();
+    answer(&rt, short(), greedy(8)).await.unwrap();
+    let yardstick = started.elapsed();
 
+    // 4000 tokens would keep the model busy for a minute or more if the drop were ignored.
     let long = vec![ChatMessage::user("Write a very long story about a dragon.")];
     let mut pieces = rt.generate(common::smollm2(), long, greedy(4000));
     let mut received = 0;
@@ -130,22 +140,30 @@ async fn dropping_the_receiver_stops_generation_and_frees_the_model() {
     }
     drop(pieces);
 
-    // Had it kept going, 4000 tokens would take tens of seconds before this could start.
     let started = Instant::now();
-    let (_, stats) = answer(&rt, vec![ChatMessage::user("What is 1+1?")], greedy(8))
-        .await
-        .unwrap();
+    let (_, stats) = answer(&rt, short(), greedy(8)).await.unwrap();
     let waited = started.elapsed();
-    eprintln!("next request done in {waited:?}: {stats:?}");
-    assert!(waited < Duration::from_secs(5), "{waited:?}");
+    eprintln!("yardstick {yardstick:?}, after the drop {waited:?}: {stats:?}");
+    assert!(
+        waited < (yardstick * 10).max(Duration::from_secs(2)),
+        "{waited:?} vs {yardstick:?}"
+    );
 }
 
 #[tokio::test]
 async fn two_concurrent_requests_both_complete_in_arrival_order() {
     let _serial = SERIAL.lock().await;
     let rt = runtime();
-    let a = rt.generate(common::smollm2(), vec![ChatMessage::user("What is 1+1?")], greedy(24));
-    let b = rt.generate(common::smollm2(), vec![ChatMessage::user("What is 2+2?")], greedy(24));
+    let a = rt.generate(
+        common::smollm2(),
+        vec![ChatMessage::user("What is 1+1?")],
+        greedy(24),
+    );
+    let b = rt.generate(
+        common::smollm2(),
+        vec![ChatMessage::user("What is 2+2?")],
+        greedy(24),
+    );
     let collect = |mut rx: tokio::sync::mpsc::Receiver<Result<Piece, LlamaError>>| async move {
         let mut text = String::new();
         while let Some(piece) = rx.recv().await {
@@ -165,9 +183,13 @@ async fn two_concurrent_requests_both_complete_in_arrival_order() {
 #[tokio::test]
 async fn max_tokens_ends_the_answer_with_length() {
     let _serial = SERIAL.lock().await;
-    let (_, stats) = answer(&runtime(), vec![ChatMessage::user("Tell me a story.")], greedy(5))
-        .await
-        .unwrap();
+    let (_, stats) = answer(
+        &runtime(),
+        vec![ChatMessage::user("Tell me a story.")],
+        greedy(5),
+    )
+    .await
+    .unwrap();
     assert_eq!((stats.completion_tokens, stats.finish), (5, Finish::Length));
 }
 
@@ -207,7 +229,10 @@ async fn bad_model_files_are_clear_errors_not_panics() {
         }
     };
     let missing = first_error(dir.join("missing.gguf")).await;
-    assert!(matches!(missing, LlamaError::ModelNotFound { .. }), "{missing}");
+    assert!(
+        matches!(missing, LlamaError::ModelNotFound { .. }),
+        "{missing}"
+    );
     let not_gguf = first_error(text).await;
     assert!(matches!(not_gguf, LlamaError::NotGguf { .. }), "{not_gguf}");
     let cut = first_error(truncated).await;
@@ -225,6 +250,8 @@ async fn a_conversation_longer_than_the_context_is_a_clear_error() {
     })
     .unwrap();
     let long = "word ".repeat(1000);
-    let err = answer(&rt, vec![ChatMessage::user(long)], greedy(4)).await.unwrap_err();
+    let err = answer(&rt, vec![ChatMessage::user(long)], greedy(4))
+        .await
+        .unwrap_err();
     assert!(matches!(err, LlamaError::PromptTooLong { .. }), "{err}");
 }

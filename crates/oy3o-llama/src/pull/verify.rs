@@ -60,7 +60,10 @@ pub(super) fn remove(path: &Path) {
 }
 
 fn marker_matches(path: &Path, model: &CatalogModel) -> bool {
-    match (stamp(path, model), std::fs::read_to_string(marker_path(path))) {
+    match (
+        stamp(path, model),
+        std::fs::read_to_string(marker_path(path)),
+    ) {
         (Some(expected), Ok(found)) => expected == found,
         _ => false,
     }

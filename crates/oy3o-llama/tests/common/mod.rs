@@ -51,11 +51,9 @@ pub fn smollm2_pull() -> &'static Pulled {
                 .expect("tokio runtime");
             let mut progress = Vec::new();
             let path = rt
-                .block_on(oy3o_llama::ensure_model(
-                    "smollm2",
-                    &dir,
-                    &mut |p| progress.push(p),
-                ))
+                .block_on(oy3o_llama::ensure_model("smollm2", &dir, &mut |p| {
+                    progress.push(p)
+                }))
                 .unwrap_or_else(|e| panic!("pulling smollm2 failed: {e}"));
             Pulled { path, progress }
         })
