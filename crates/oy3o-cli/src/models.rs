@@ -19,10 +19,7 @@ pub fn run(config: &Config) -> Result<(), Error> {
                     (None, _) => "not needed",
                 },
             ),
-            Err(e) if e.code() == ErrorCode::Auth => (
-                info.default_model.to_owned(),
-                "missing",
-            ),
+            Err(e) if e.code() == ErrorCode::Auth => (info.default_model.to_owned(), "missing"),
             Err(e) => return Err(e),
         };
         println!("{name:<10} {model:<24} {credential}");

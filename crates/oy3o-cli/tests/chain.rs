@@ -37,7 +37,8 @@ async fn echo_server() -> FakeServer {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_mixture_of_agents_example_runs_and_the_aggregator_sees_every_proposal() {
     let server = echo_server().await;
-    let (code, stdout, stderr) = run_chain(&["chain", "examples/moa.toml"], &server.base_url()).await;
+    let (code, stdout, stderr) =
+        run_chain(&["chain", "examples/moa.toml"], &server.base_url()).await;
     assert_eq!(code, 0, "{stderr}");
     assert!(stdout.contains("== stage 1/2"), "{stdout}");
     assert!(stdout.contains("[aggregate]"), "{stdout}");
@@ -58,8 +59,11 @@ async fn the_mixture_of_agents_example_runs_and_the_aggregator_sees_every_propos
 #[tokio::test(flavor = "multi_thread")]
 async fn json_output_is_one_parsable_line_per_stage() {
     let server = echo_server().await;
-    let (code, stdout, stderr) =
-        run_chain(&["chain", "examples/moa.toml", "--json"], &server.base_url()).await;
+    let (code, stdout, stderr) = run_chain(
+        &["chain", "examples/moa.toml", "--json"],
+        &server.base_url(),
+    )
+    .await;
     assert_eq!(code, 0, "{stderr}");
     let lines: Vec<serde_json::Value> = stdout
         .lines()
@@ -68,7 +72,12 @@ async fn json_output_is_one_parsable_line_per_stage() {
     assert_eq!(lines.len(), 2);
     assert_eq!(lines[0]["results"].as_array().unwrap().len(), 3);
     assert_eq!(lines[1]["results"][0]["name"], "aggregate");
-    assert!(lines[1]["results"][0]["response"].as_str().unwrap().starts_with("ANSWER("));
+    assert!(
+        lines[1]["results"][0]["response"]
+            .as_str()
+            .unwrap()
+            .starts_with("ANSWER(")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -77,8 +86,12 @@ async fn a_bad_chain_file_exits_3_naming_file_stage_and_task() {
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("bad.toml");
     std::fs::write(&path, "[[stage]]\n[[stage.task]]\nprompt = \"ok\"\n[[stage]]\n[[stage.task]]\nprompt = \"{{nobody}}\"\n").unwrap();
-    let (code, stdout, stderr) = run_chain(&["chain", path.to_str().unwrap()], "http://127.0.0.1:9/v1").await;
+    let (code, stdout, stderr) =
+        run_chain(&["chain", path.to_str().unwrap()], "http://127.0.0.1:9/v1").await;
     assert_eq!(code, 3, "{stderr}");
     assert!(stdout.is_empty());
-    assert!(stderr.contains("bad.toml") && stderr.contains("stage 2, task 1"), "{stderr}");
+    assert!(
+        stderr.contains("bad.toml") && stderr.contains("stage 2, task 1"),
+        "{stderr}"
+    );
 }

@@ -12,7 +12,9 @@ use oy3o_testkit::{FakeServer, openai};
 const DELAY: Duration = Duration::from_millis(50);
 
 fn stage_of(n: usize) -> Vec<Task> {
-    (0..n).map(|i| Task::new(None, format!("task {i}")).named(format!("t{i}"))).collect()
+    (0..n)
+        .map(|i| Task::new(None, format!("task {i}")).named(format!("t{i}")))
+        .collect()
 }
 
 fn main() {
