@@ -26,8 +26,10 @@ fn main() {
     rt.block_on(async {
         let server = FakeServer::start().await;
         server.fallback(openai::answer(&["an answer of a few words"]).build().delayed(DELAY));
-        let mut config = Config::default();
-        config.model = Some("openai:bench".into());
+        let mut config = Config {
+            model: Some("openai:bench".into()),
+            ..Config::default()
+        };
         config.providers.insert(
             "openai".into(),
             ProviderSettings {

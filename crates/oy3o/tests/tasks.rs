@@ -30,8 +30,10 @@ async fn fake() -> FakeServer {
 }
 
 fn config_for(server: &FakeServer) -> Config {
-    let mut config = Config::default();
-    config.model = Some("openai:gpt-4o-mini".into());
+    let mut config = Config {
+        model: Some("openai:gpt-4o-mini".into()),
+        ..Config::default()
+    };
     config.providers.insert(
         "openai".into(),
         ProviderSettings {
