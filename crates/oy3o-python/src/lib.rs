@@ -1,0 +1,35 @@
+//! `oy3opy._native`: the Rust side of the `oy3opy` Python package.
+//!
+//! Design rule (see `shared/DEPS.md`, pyo3-async-runtimes#40): **Rust threads never call into
+//! Python.** Engine streams run on a private tokio runtime and push plain items into a
+//! [`queue::Queue`]; the Python side takes them on its own thread — blocking with the GIL
+//! released for `for` loops, or woken through a socket registered with the asyncio loop
+//! (`loop.add_reader`) for `async for`. Listeners therefore run in Python, on the consumer's
+//! thread, in stream order. The Python package (`python/oy3opy`) holds the public names.
+
+mod chat;
+mod convert;
+mod queue;
+mod runtime;
+mod stream;
+
+use pyo3::prelude::*;
+
+/// The native module.
+#[pymodule]
+fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<stream::Stream>()?;
+    m.add_class::<chat::NativeChat>()?;
+    m.add_function(wrap_pyfunction!(chat::open_chat, m)?)?;
+    m.add_function(wrap_pyfunction!(stream::exec, m)?)?;
+    m.add_function(wrap_pyfunction!(stream::exec_tasks, m)?)?;
+    m.add_function(wrap_pyfunction!(stream::exec_tasks_chain, m)?)?;
+    m.add_function(wrap_pyfunction!(events, m)?)?;
+    Ok(())
+}
+
+/// The event names a model's provider can emit.
+#[pyfunction]
+fn events(model: &str) -> PyResult<Vec<&'static str>> {
+    oy3o::events(model).map_err(convert::to_py_err)
+}

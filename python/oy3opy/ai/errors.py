@@ -1,0 +1,91 @@
+"""Exceptions raised by :mod:`oy3opy.ai`, one per engine error code."""
+
+from __future__ import annotations
+
+__all__ = [
+    "Error",
+    "AuthError",
+    "RateLimitError",
+    "TimeoutError",
+    "NetworkError",
+    "BadRequestError",
+    "ProviderError",
+    "CancelledError",
+    "ConfigError",
+    "NotFoundError",
+    "error_for",
+]
+
+
+class Error(Exception):
+    """Any oy3o failure. ``code`` is the engine's machine code, ``message`` says what to do."""
+
+    code = "provider"
+
+    def __init__(self, message: str, code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+
+
+class AuthError(Error):
+    """A credential is missing, wrong or expired."""
+
+    code = "auth"
+
+
+class RateLimitError(Error):
+    """The provider asked to slow down and the retries ran out."""
+
+    code = "rate_limit"
+
+
+class TimeoutError(Error):  # noqa: A001 - the engine's name for it
+    """No answer, or no next chunk, arrived in time."""
+
+    code = "timeout"
+
+
+class NetworkError(Error):
+    """The provider could not be reached, or the connection broke mid-answer."""
+
+    code = "network"
+
+
+class BadRequestError(Error):
+    """The request was refused as malformed."""
+
+    code = "bad_request"
+
+
+class ProviderError(Error):
+    """The provider failed on its side."""
+
+    code = "provider"
+
+
+class CancelledError(Error):
+    """The request was stopped."""
+
+    code = "cancelled"
+
+
+class ConfigError(Error):
+    """The configuration or a model reference is invalid."""
+
+    code = "config"
+
+
+class NotFoundError(Error):
+    """A model, chat or file does not exist."""
+
+    code = "not_found"
+
+
+_BY_CODE = {cls.code: cls for cls in (AuthError, RateLimitError, TimeoutError, NetworkError, BadRequestError, ProviderError, CancelledError, ConfigError, NotFoundError)}
+
+
+def error_for(code: str, message: str) -> Error:
+    """The exception for an engine error code."""
+    return _BY_CODE.get(code, Error)(message, code)

@@ -1,0 +1,1 @@
+"""Small helpers kept from the original oy3opy library."""

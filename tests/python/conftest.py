@@ -1,0 +1,113 @@
+"""Fixtures for the Python API tests: a fake OpenAI-compatible upstream on loopback that replays
+a stream recorded from a real llama.cpp server byte for byte, with a few scripted faults."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any, Dict, List
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+RECORDED = (ROOT / "tests/fixtures/llama-cpp-python-0.3-chat-stream.sse").read_bytes()
+
+
+class FakeOpenAI:
+    """``mode`` picks the reply: ``stream`` (the recording), ``slow`` (the recording, one event
+    every 50 ms), ``401``, ``500``, ``429``."""
+
+    def __init__(self) -> None:
+        self.mode = "stream"
+        self.requests: List[Dict[str, Any]] = []
+        self.aborted = 0
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_POST(self) -> None:  # noqa: N802
+                length = int(self.headers.get("content-length", 0))
+                body = json.loads(self.rfile.read(length) or b"{}")
+                fake.requests.append({"headers": {k.lower(): v for k, v in self.headers.items()}, "body": body})
+                if fake.mode in ("401", "500", "429"):
+                    status = int(fake.mode)
+                    payload = json.dumps({"error": {"message": f"scripted {status}", "type": "x", "code": None}}).encode()
+                    self.send_response(status)
+                    self.send_header("content-type", "application/json")
+                    self.send_header("content-length", str(len(payload)))
+                    if status == 429:
+                        self.send_header("retry-after", "600")
+                    self.end_headers()
+                    self.wfile.write(payload)
+                    return
+                self.send_response(200)
+                self.send_header("content-type", "text/event-stream; charset=utf-8")
+                self.send_header("connection", "close")
+                self.end_headers()
+                events = RECORDED.split(b"\n\n")
+                if fake.mode == "slow":
+                    events = events[:2] * 200 + events[2:]
+                try:
+                    for event in events:
+                        if not event.strip():
+                            continue
+                        self.wfile.write(event + b"\n\n")
+                        self.wfile.flush()
+                        if fake.mode == "slow":
+                            threading.Event().wait(0.05)
+                except (BrokenPipeError, ConnectionResetError):
+                    fake.aborted += 1
+                self.close_connection = True
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.base_url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+
+
+#: The answer in the recording.
+RECORDED_ANSWER = "".join(
+    json.loads(line[6:])["choices"][0]["delta"].get("content", "")
+    for line in RECORDED.decode().splitlines()
+    if line.startswith("data: {") and json.loads(line[6:]).get("choices")
+)
+
+
+@pytest.fixture
+def fake():
+    server = FakeOpenAI()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def fake_config(fake):
+    """A per-call config whose `openai` provider is the fake."""
+    from oy3opy.ai import Config
+
+    return Config({"providers": {"openai": {"base_url": fake.base_url, "max_retries": 0}}})
+
+
+@pytest.fixture(autouse=True)
+def clean_global_config():
+    """Each test starts from an empty global config and leaves none behind."""
+    from oy3opy.ai import config
+
+    saved = dict(config)
+    config.clear()
+    config.update({"cookies": {}, "contexts": {}, "proxies": {}, "listeners": {}, "providers": {}, "aliases": {}})
+    config["options"] = {"max_tokens": 24}
+    os.environ.pop("OPENAI_API_KEY", None)
+    yield
+    config.clear()
+    config.update(saved)
