@@ -2,15 +2,24 @@
 //!
 //! Fake provider servers for tests: real TCP sockets on loopback, speaking each provider's
 //! recorded wire format byte for byte (`shared/wire/PROVIDERS.md`), with scripted faults: error
-//! statuses with headers, slow chunks, stalls, cuts mid-stream, events split at any byte
-//! (inside UTF-8 characters too), CRLF framing and `: keep-alive` comments. Also a small HTTP
-//! proxy (CONNECT and absolute-form) to check that proxy settings are honoured.
+//! statuses with headers, slow chunks, stalls, cuts mid-stream, clean ends without the terminal
+//! event, events split at any byte (inside UTF-8 characters too), CRLF framing and
+//! `: keep-alive` comments. Also a small HTTP proxy (CONNECT and absolute-form) to check that
+//! proxy settings are honoured.
+//!
+//! One module per wire format, each with realistic streams and error replies: [`openai`]
+//! (Chat Completions), [`responses`] (OpenAI Responses), [`anthropic`] (Messages), [`gemini`]
+//! (`streamGenerateContent?alt=sse`) and [`ollama`] (native `/api/chat` NDJSON).
 //!
 //! Not for production use; nothing here is tuned for speed or safety.
 
+pub mod anthropic;
+pub mod gemini;
+pub mod ollama;
 pub mod openai;
 mod proxy;
+pub mod responses;
 mod server;
 
 pub use proxy::HttpProxy;
-pub use server::{FakeServer, Part, RecordedRequest, Responder, Scripted, SseScript};
+pub use server::{FakeServer, NdjsonScript, Part, RecordedRequest, Responder, Scripted, SseScript};

@@ -56,17 +56,102 @@ impl Scripted {
     }
 }
 
+/// The faults a streamed body can show, shared by [`SseScript`] and [`NdjsonScript`].
+#[derive(Clone, Debug, Default)]
+struct Faults {
+    split_at: Option<usize>,
+    delay: Duration,
+    /// How the body ends after `end_after` units: cut, stalled, or (`None`) properly.
+    end: Option<Part>,
+    end_after: Option<usize>,
+    headers: Vec<(String, String)>,
+}
+
+impl Faults {
+    /// The scripted 200 response carrying `units` (events or lines, already framed).
+    fn build(self, content_type: &str, units: Vec<Vec<u8>>) -> Scripted {
+        let mut parts = Vec::new();
+        let count = self.end_after.unwrap_or(units.len()).min(units.len());
+        for unit in &units[..count] {
+            if !self.delay.is_zero() {
+                parts.push(Part::Delay(self.delay));
+            }
+            match self.split_at {
+                Some(n) => parts.extend(unit.chunks(n).map(|c| Part::Bytes(c.to_vec()))),
+                None => parts.push(Part::Bytes(unit.clone())),
+            }
+        }
+        if let Some(end) = self.end {
+            parts.push(end);
+        }
+        let mut headers = vec![
+            ("content-type".to_owned(), content_type.to_owned()),
+            ("cache-control".to_owned(), "no-store".to_owned()),
+        ];
+        headers.extend(self.headers);
+        // A one-part body would be sent with Content-Length; streams are always chunked.
+        if parts.len() == 1 {
+            parts.push(Part::Bytes(Vec::new()));
+        }
+        Scripted {
+            status: 200,
+            headers,
+            parts,
+        }
+    }
+}
+
+/// The fault builders of a streamed body script.
+macro_rules! fault_builders {
+    ($unit:literal) => {
+        #[doc = concat!("Writes the body in pieces of `n` bytes, splitting ", $unit, "s and UTF-8 characters.")]
+        pub fn split_every(mut self, n: usize) -> Self {
+            self.faults.split_at = Some(n.max(1));
+            self
+        }
+
+        #[doc = concat!("Waits this long before each ", $unit, ".")]
+        pub fn delay(mut self, delay: Duration) -> Self {
+            self.faults.delay = delay;
+            self
+        }
+
+        #[doc = concat!("Cuts the connection after `n` ", $unit, "s.")]
+        pub fn cut_after(mut self, n: usize) -> Self {
+            self.faults.end = Some(Part::Cut);
+            self.faults.end_after = Some(n);
+            self
+        }
+
+        #[doc = concat!("Stops sending (keeping the connection open) after `n` ", $unit, "s.")]
+        pub fn stall_after(mut self, n: usize) -> Self {
+            self.faults.end = Some(Part::Stall);
+            self.faults.end_after = Some(n);
+            self
+        }
+
+        #[doc = concat!("Ends the body properly after `n` ", $unit, "s, as a server that forgets its terminal ", $unit, " does.")]
+        pub fn close_after(mut self, n: usize) -> Self {
+            self.faults.end = None;
+            self.faults.end_after = Some(n);
+            self
+        }
+
+        /// Adds a response header.
+        pub fn header(mut self, name: &str, value: &str) -> Self {
+            self.faults.headers.push((name.into(), value.into()));
+            self
+        }
+    };
+}
+
 /// Builds an SSE body event by event, with the faults real servers show.
 #[derive(Clone, Debug, Default)]
 pub struct SseScript {
     events: Vec<String>,
     crlf: bool,
     keep_alive: bool,
-    split_at: Option<usize>,
-    delay: Duration,
-    end: Option<Part>,
-    end_after: Option<usize>,
-    headers: Vec<(String, String)>,
+    faults: Faults,
 }
 
 impl SseScript {
@@ -101,88 +186,65 @@ impl SseScript {
         self
     }
 
-    /// Writes the body in pieces of `n` bytes, splitting events and UTF-8 characters.
-    pub fn split_every(mut self, n: usize) -> Self {
-        self.split_at = Some(n.max(1));
-        self
-    }
+    fault_builders!("event");
 
-    /// Waits this long before each event.
-    pub fn delay(mut self, delay: Duration) -> Self {
-        self.delay = delay;
-        self
-    }
-
-    /// Cuts the connection after `n` events.
-    pub fn cut_after(mut self, n: usize) -> Self {
-        self.end = Some(Part::Cut);
-        self.end_after = Some(n);
-        self
-    }
-
-    /// Stops sending (keeping the connection open) after `n` events.
-    pub fn stall_after(mut self, n: usize) -> Self {
-        self.end = Some(Part::Stall);
-        self.end_after = Some(n);
-        self
-    }
-
-    /// Adds a response header.
-    pub fn header(mut self, name: &str, value: &str) -> Self {
-        self.headers.push((name.into(), value.into()));
-        self
-    }
-
-    /// The events' text, before faults, as one string.
+    /// The body as sent (line ends and comments included), before the split, delay and end
+    /// faults, as one string.
     pub fn body_text(&self) -> String {
-        self.events.concat()
+        self.framed().concat()
+    }
+
+    /// Each event as it goes on the wire.
+    fn framed(&self) -> Vec<String> {
+        self.events
+            .iter()
+            .map(|event| {
+                let mut text = String::new();
+                if self.keep_alive {
+                    text.push_str(": keep-alive\n\n");
+                }
+                text.push_str(event);
+                if self.crlf {
+                    text = text.replace('\n', "\r\n");
+                }
+                text
+            })
+            .collect()
     }
 
     /// The scripted 200 response.
     pub fn build(self) -> Scripted {
-        let mut parts = Vec::new();
-        let count = self
-            .end_after
-            .unwrap_or(self.events.len())
-            .min(self.events.len());
-        for event in &self.events[..count] {
-            if !self.delay.is_zero() {
-                parts.push(Part::Delay(self.delay));
-            }
-            let mut text = String::new();
-            if self.keep_alive {
-                text.push_str(": keep-alive\n\n");
-            }
-            text.push_str(event);
-            if self.crlf {
-                text = text.replace('\n', "\r\n");
-            }
-            let bytes = text.into_bytes();
-            match self.split_at {
-                Some(n) => parts.extend(bytes.chunks(n).map(|c| Part::Bytes(c.to_vec()))),
-                None => parts.push(Part::Bytes(bytes)),
-            }
-        }
-        if let Some(end) = self.end {
-            parts.push(end);
-        }
-        let mut headers = vec![
-            (
-                "content-type".to_owned(),
-                "text/event-stream; charset=utf-8".to_owned(),
-            ),
-            ("cache-control".to_owned(), "no-store".to_owned()),
-        ];
-        headers.extend(self.headers);
-        // A one-part body would be sent with Content-Length; streams are always chunked.
-        if parts.len() == 1 {
-            parts.push(Part::Bytes(Vec::new()));
-        }
-        Scripted {
-            status: 200,
-            headers,
-            parts,
-        }
+        let units = self.framed().into_iter().map(String::into_bytes).collect();
+        self.faults.build("text/event-stream; charset=utf-8", units)
+    }
+}
+
+/// Builds a newline-delimited JSON body (Ollama's native API) line by line, with the same
+/// faults as [`SseScript`].
+#[derive(Clone, Debug, Default)]
+pub struct NdjsonScript {
+    lines: Vec<String>,
+    faults: Faults,
+}
+
+impl NdjsonScript {
+    /// Adds one JSON line (the newline is added).
+    pub fn line(mut self, json: &str) -> Self {
+        self.lines.push(format!("{json}\n"));
+        self
+    }
+
+    fault_builders!("line");
+
+    /// The body as sent, before the split, delay and end faults, as one string.
+    pub fn body_text(&self) -> String {
+        self.lines.concat()
+    }
+
+    /// The scripted 200 response.
+    pub fn build(self) -> Scripted {
+        let units = self.lines.iter().map(|l| l.clone().into_bytes()).collect();
+        self.faults.build("application/x-ndjson", units)
     }
 }
 
@@ -406,6 +468,9 @@ fn reason(status: u16) -> &'static str {
         404 => "Not Found",
         429 => "Too Many Requests",
         500 => "Internal Server Error",
+        403 => "Forbidden",
+        402 => "Payment Required",
+        502 => "Bad Gateway",
         503 => "Service Unavailable",
         529 => "Overloaded",
         _ => "Status",

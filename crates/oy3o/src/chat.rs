@@ -1,8 +1,9 @@
-//! [`Chat`]: a conversation with one model, with context and history.
+//! [`Chat`]: a conversation with one model (or an alias's fallbacks), with context and history.
 
 use crate::config::{Config, Options, Target};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::event::Event;
+use crate::fallback::FallbackSession;
 use crate::listener::Listeners;
 use crate::message::Message;
 use crate::provider::Session;
@@ -32,15 +33,30 @@ pub struct Chat {
 
 impl Chat {
     /// Opens a chat with `model` (or the config's default), using the config's context,
-    /// credential, proxy and listeners for that model. Fires `create`.
+    /// credential, proxy and listeners for that model. Fires `create`. An alias that lists
+    /// fallbacks gives a chat that moves a turn to the next model when one fails before
+    /// answering ([`Chat::open_targets`]).
     pub fn open(model: Option<&str>, config: &Config) -> Result<Chat> {
-        let target = config.resolve(model)?;
-        Self::open_target(&target)
+        let targets = config.resolve_all(model)?;
+        Self::open_targets(&targets)
     }
 
     /// Opens a chat for an already resolved target.
     pub fn open_target(target: &Target) -> Result<Chat> {
-        let session = target.provider.open(target)?;
+        Self::open_targets(std::slice::from_ref(target))
+    }
+
+    /// Opens a chat over models tried in order on every turn (as [`Config::resolve_all`]
+    /// gives them): a model that fails before its answer starts with a rate limit, a server
+    /// error, a network error or a timeout (after its own retries) hands the turn, with the
+    /// conversation so far, to the next, and a `retry` event names both. A failure after the
+    /// answer started is the turn's error. The first target's listeners and options apply.
+    pub fn open_targets(targets: &[Target]) -> Result<Chat> {
+        let (target, session): (&Target, Box<dyn Session>) = match targets {
+            [] => return Err(Error::config("no model to open a chat with")),
+            [only] => (only, only.provider.open(only)?),
+            [first, ..] => (first, Box::new(FallbackSession::open(targets.to_vec())?)),
+        };
         let chat = Chat {
             model: target.reference.to_string(),
             session,
@@ -53,7 +69,8 @@ impl Chat {
         Ok(chat)
     }
 
-    /// The model reference this chat talks to (`openai:gpt-4o-mini`).
+    /// The model reference this chat talks to (`openai:gpt-4o-mini`); with fallbacks, the
+    /// first one.
     pub fn model(&self) -> &str {
         &self.model
     }

@@ -7,7 +7,8 @@ use crate::reply::Reply;
 
 /// Sends one prompt with an optional context to `model` (or the config's default) and streams
 /// the answer. A resolution failure (unknown model, missing key) comes out of the stream as
-/// its first item and reaches the `error` listeners.
+/// its first item and reaches the `error` listeners. An alias with fallbacks tries its models
+/// in order (see [`Chat::open_targets`]).
 ///
 /// ```no_run
 /// # async fn demo() -> oy3o::Result<()> {
@@ -19,13 +20,16 @@ use crate::reply::Reply;
 /// # Ok(()) }
 /// ```
 pub fn exec(prompt: &str, context: Option<&str>, model: Option<&str>, config: &Config) -> Reply {
-    let target = match config.resolve(model) {
+    let targets = match config.resolve_all(model) {
         Ok(t) => t,
         Err(e) => return Reply::failed(e, config.listeners.clone()),
     };
-    let chat = match Chat::open_target(&target) {
+    let chat = match Chat::open_targets(&targets) {
         Ok(c) => c,
-        Err(e) => return Reply::failed(e, target.listeners.clone()),
+        Err(e) => {
+            let listeners = targets.first().map_or(&config.listeners, |t| &t.listeners);
+            return Reply::failed(e, listeners.clone());
+        }
     };
     if let Some(context) = context {
         chat.update(context);

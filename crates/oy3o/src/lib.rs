@@ -27,6 +27,7 @@ mod credential;
 mod error;
 mod event;
 mod exec;
+mod fallback;
 mod listener;
 mod message;
 mod model_ref;
@@ -37,7 +38,7 @@ mod tasks;
 pub mod transport;
 
 pub use chat::Chat;
-pub use config::{Config, DEFAULT_MODEL, Options, ProviderSettings, Target, Timeouts};
+pub use config::{Alias, Config, DEFAULT_MODEL, Options, ProviderSettings, Target, Timeouts};
 pub use credential::Credential;
 pub use error::{Error, ErrorCode, Result};
 pub use event::{Citation, Event, LIFECYCLE_EVENTS, Usage};

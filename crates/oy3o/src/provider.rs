@@ -77,6 +77,19 @@ pub trait Session: Send + Sync {
     fn send(&self, prompt: String, options: Options) -> DeltaStream;
     /// The messages so far (context excluded).
     fn history(&self) -> Vec<Message>;
+    /// Replaces the messages so far, so that a conversation can move to this session (a
+    /// fallback model taking over a chat). Sessions that cannot take over a conversation
+    /// (stateful services) accept only an empty one.
+    fn restore(&self, history: Vec<Message>) -> Result<()> {
+        if history.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::config(
+                "this model keeps its own conversation and cannot take over another one; \
+                 do not use it as a fallback in a chat",
+            ))
+        }
+    }
     /// Ends the conversation and frees what it holds.
     fn close(&self);
 }
@@ -191,6 +204,15 @@ impl<C: Completions> Session for HistorySession<C> {
 
     fn history(&self) -> Vec<Message> {
         lock(&self.state).messages.clone()
+    }
+
+    fn restore(&self, history: Vec<Message>) -> Result<()> {
+        let mut s = lock(&self.state);
+        if s.closed {
+            return Err(Error::config("this chat is closed; open a new one"));
+        }
+        s.messages = history;
+        Ok(())
     }
 
     fn close(&self) {

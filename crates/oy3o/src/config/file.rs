@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::{Config, Options, ProviderSettings};
+use super::{Alias, Config, Options, ProviderSettings};
 use crate::credential::Credential;
 use crate::error::{Error, Result};
 use crate::model_ref::ModelRef;
@@ -21,6 +21,33 @@ enum CredentialSource {
     Env { env: String },
 }
 
+/// An alias in a file: one model, or an ordered list of fallbacks.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum AliasSource {
+    One(String),
+    Fallbacks(Vec<String>),
+}
+
+impl AliasSource {
+    fn models(&self) -> &[String] {
+        match self {
+            Self::One(m) => std::slice::from_ref(m),
+            Self::Fallbacks(list) => list,
+        }
+    }
+
+    fn into_alias(self) -> Alias {
+        match self {
+            Self::One(m) => Alias::from(m),
+            Self::Fallbacks(list) => Alias::new(list),
+        }
+    }
+}
+
+/// The values `api` may take in a provider section.
+const APIS: &[&str] = &["chat", "responses"];
+
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct ProviderSection {
@@ -29,6 +56,7 @@ struct ProviderSection {
     api_key_env: Option<String>,
     default_model: Option<String>,
     max_tokens_field: Option<String>,
+    api: Option<String>,
     connect_timeout_secs: Option<f64>,
     first_byte_timeout_secs: Option<f64>,
     idle_timeout_secs: Option<f64>,
@@ -51,7 +79,7 @@ struct ConfigFile {
     #[serde(default)]
     proxies: BTreeMap<String, String>,
     #[serde(default)]
-    aliases: BTreeMap<String, String>,
+    aliases: BTreeMap<String, AliasSource>,
     #[serde(default)]
     options: Options,
     task_concurrency: Option<usize>,
@@ -72,6 +100,11 @@ impl Config {
     /// std::fs::write(&path, "model = \"fast\"\n[aliases]\nfast = \"openai:gpt-4o-mini\"\n").unwrap();
     /// let config = oy3o::Config::load(&path).unwrap();
     /// assert_eq!(config.aliases["fast"], "openai:gpt-4o-mini");
+    ///
+    /// // An alias may list fallbacks, tried in order when a model fails before answering.
+    /// std::fs::write(&path, "[aliases]\nsmart = [\"anthropic:claude-sonnet-4-5\", \"openai:gpt-4o\"]\n").unwrap();
+    /// let config = oy3o::Config::load(&path).unwrap();
+    /// assert_eq!(config.aliases["smart"].models(), ["anthropic:claude-sonnet-4-5", "openai:gpt-4o"]);
     ///
     /// std::fs::write(&path, "model = \"fast\"\nmodle = 1\n").unwrap();
     /// let err = oy3o::Config::load(&path).unwrap_err().to_string();
@@ -196,7 +229,7 @@ impl Ctx<'_> {
         }
     }
 
-    fn model_ref(&self, value: &str, key: &str, aliases: &BTreeMap<String, String>) -> Result<()> {
+    fn model_ref<V>(&self, value: &str, key: &str, aliases: &BTreeMap<String, V>) -> Result<()> {
         if aliases.contains_key(value) {
             return Ok(());
         }
@@ -216,8 +249,14 @@ impl ConfigFile {
         if let Some(model) = &self.model {
             ctx.model_ref(model, "model", &self.aliases)?;
         }
-        for (name, target) in &self.aliases {
-            ctx.model_ref(target, &format!("aliases.{name}"), &self.aliases)?;
+        for (name, alias) in &self.aliases {
+            let key = format!("aliases.{name}");
+            if alias.models().is_empty() {
+                return Err(ctx.error(&key, "the list names no model; add at least one"));
+            }
+            for target in alias.models() {
+                ctx.model_ref(target, &key, &self.aliases)?;
+            }
         }
         let mut cookies = BTreeMap::new();
         for (name, source) in self.cookies {
@@ -227,6 +266,14 @@ impl ConfigFile {
         let mut providers = BTreeMap::new();
         for (name, s) in self.providers {
             let key = |k: &str| format!("providers.{name}.{k}");
+            if let Some(api) = &s.api
+                && !APIS.contains(&api.as_str())
+            {
+                return Err(ctx.error(
+                    &key("api"),
+                    &format!("unknown API {api:?}: use \"chat\" (Chat Completions) or \"responses\" (the Responses API)"),
+                ));
+            }
             let api_key = match s.api_key {
                 Some(source) => Some(ctx.credential(source, &key("api_key"))?),
                 None => None,
@@ -237,6 +284,7 @@ impl ConfigFile {
                 api_key_env: s.api_key_env,
                 default_model: s.default_model,
                 max_tokens_field: s.max_tokens_field,
+                api: s.api,
                 connect_timeout: seconds(
                     s.connect_timeout_secs,
                     &key("connect_timeout_secs"),
@@ -267,7 +315,11 @@ impl ConfigFile {
             cookies,
             proxies: self.proxies,
             providers,
-            aliases: self.aliases,
+            aliases: self
+                .aliases
+                .into_iter()
+                .map(|(name, alias)| (name, alias.into_alias()))
+                .collect(),
             options: self.options,
             task_concurrency: self.task_concurrency,
             ..Config::default()
@@ -347,6 +399,60 @@ headers = { "X-Title" = "oy3o" }
             .unwrap_err()
             .to_string();
         assert!(msg.contains("m.toml line 2, key `model`"), "{msg}");
+    }
+
+    #[test]
+    fn aliases_may_list_fallbacks_in_toml_and_json() {
+        let toml = load(
+            "[aliases]\nfast = \"openai:gpt-4o-mini\"\nsmart = [\"anthropic:claude-sonnet-4-5\", \"fast\"]\n",
+            "a.toml",
+        )
+        .unwrap();
+        assert_eq!(toml.aliases["fast"], "openai:gpt-4o-mini");
+        assert_eq!(
+            toml.aliases["smart"].models(),
+            ["anthropic:claude-sonnet-4-5", "fast"]
+        );
+        let json = load(
+            r#"{"aliases": {"smart": ["anthropic:claude-sonnet-4-5", "openai:gpt-4o"]}}"#,
+            "a.json",
+        )
+        .unwrap();
+        assert_eq!(json.aliases["smart"].models().len(), 2);
+    }
+
+    #[test]
+    fn an_empty_or_malformed_fallback_list_names_its_key_and_line() {
+        let empty = load("model = \"x:y\"\n[aliases]\nsmart = []\n", "e.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            empty.contains("e.toml line 3, key `aliases.smart`"),
+            "{empty}"
+        );
+        let bad = load(
+            "[aliases]\nsmart = [\"openai:x\", \"open ai:y\"]\n",
+            "b.toml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(bad.contains("line 2, key `aliases.smart`"), "{bad}");
+    }
+
+    #[test]
+    fn the_api_setting_accepts_chat_or_responses_only() {
+        let c = load("[providers.openai]\napi = \"responses\"\n", "r.toml").unwrap();
+        assert_eq!(c.providers["openai"].api.as_deref(), Some("responses"));
+        let msg = load(
+            "[providers.openai]\napi_key = \"sk-x\"\napi = \"assistants\"\n",
+            "r.toml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            msg.contains("r.toml line 3, key `providers.openai.api`") && msg.contains("responses"),
+            "{msg}"
+        );
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! A per-call config overrides the global one field by field ([`Config::overlay`]); files are
 //! TOML or JSON ([`Config::load`]); [`Config::resolve`] turns a model name into a [`Target`].
 
+mod alias;
 mod file;
 mod resolve;
 
@@ -14,6 +15,7 @@ use std::time::Duration;
 use crate::credential::Credential;
 use crate::listener::Listeners;
 
+pub use alias::Alias;
 pub(crate) use resolve::redact_url;
 pub use resolve::{DEFAULT_MODEL, Target};
 
@@ -78,6 +80,9 @@ pub struct ProviderSettings {
     /// Which request field carries the answer-length limit (`max_tokens` or
     /// `max_completion_tokens`) for OpenAI-compatible servers.
     pub max_tokens_field: Option<String>,
+    /// Which of the provider's APIs to use: for `openai`, `chat` (Chat Completions, the
+    /// default) or `responses` (the Responses API).
+    pub api: Option<String>,
     /// Time limits; unset parts keep their defaults.
     pub connect_timeout: Option<Duration>,
     /// See [`Timeouts::first_byte`].
@@ -110,6 +115,7 @@ impl ProviderSettings {
                 .max_tokens_field
                 .clone()
                 .or_else(|| self.max_tokens_field.clone()),
+            api: over.api.clone().or_else(|| self.api.clone()),
             connect_timeout: over.connect_timeout.or(self.connect_timeout),
             first_byte_timeout: over.first_byte_timeout.or(self.first_byte_timeout),
             idle_timeout: over.idle_timeout.or(self.idle_timeout),
@@ -161,8 +167,9 @@ pub struct Config {
     pub model_listeners: BTreeMap<String, Listeners>,
     /// Provider sections by provider name.
     pub providers: BTreeMap<String, ProviderSettings>,
-    /// Model aliases: `fast = "openai:gpt-4o-mini"`.
-    pub aliases: BTreeMap<String, String>,
+    /// Model aliases: `fast = "openai:gpt-4o-mini"`, or an ordered list of fallbacks:
+    /// `smart = ["anthropic:claude-sonnet-4-5", "openai:gpt-4o"]`.
+    pub aliases: BTreeMap<String, Alias>,
     /// Default generation options.
     pub options: Options,
     /// How many tasks of a task list or chain stage run at once (default 16).

@@ -74,19 +74,69 @@ impl Config {
     /// assert_eq!(target.context.as_deref(), Some("Be brief."));
     /// assert!(config.resolve(Some("nosuch:model")).is_err());
     /// ```
+    ///
+    /// For an alias with fallbacks this is its first model; see [`Config::resolve_all`].
     pub fn resolve(&self, model: Option<&str>) -> Result<Target> {
-        let asked = model
+        let asked = self.asked(model);
+        let models = self.expand_alias(&asked)?;
+        self.resolve_entry(&asked, &models[0])
+    }
+
+    /// Resolves a model name into every model it stands for, in the order they are tried: one
+    /// target for a model reference, the whole list (aliases inside it expanded) for an alias
+    /// with fallbacks. Every entry must resolve, so a broken fallback is found at once rather
+    /// than when it is needed.
+    ///
+    /// ```
+    /// use oy3o::{Config, Credential};
+    /// let mut config = Config::default();
+    /// config.aliases.insert("smart".into(), vec!["anthropic:claude-sonnet-4-5", "openai:gpt-4o"].into());
+    /// config.cookies.insert("anthropic".into(), Credential::parse("sk-ant-x"));
+    /// config.cookies.insert("openai".into(), Credential::parse("sk-x"));
+    /// let targets = config.resolve_all(Some("smart")).unwrap();
+    /// let names: Vec<String> = targets.iter().map(|t| t.reference.to_string()).collect();
+    /// assert_eq!(names, ["anthropic:claude-sonnet-4-5", "openai:gpt-4o"]);
+    /// assert_eq!(config.resolve(Some("smart")).unwrap().reference.to_string(), names[0]);
+    /// ```
+    pub fn resolve_all(&self, model: Option<&str>) -> Result<Vec<Target>> {
+        let asked = self.asked(model);
+        let models = self.expand_alias(&asked)?;
+        models
+            .iter()
+            .map(|reference| self.resolve_entry(&asked, reference))
+            .collect()
+    }
+
+    /// The model asked for: the call's, else the config's, else `OY3O_MODEL`, else the default.
+    fn asked(&self, model: Option<&str>) -> String {
+        model
             .map(str::to_owned)
             .or_else(|| self.model.clone())
             .or_else(|| std::env::var("OY3O_MODEL").ok().filter(|m| !m.is_empty()))
-            .unwrap_or_else(|| DEFAULT_MODEL.to_owned());
-        let expanded = self.expand_alias(&asked)?;
-        let parsed = ModelRef::parse(&expanded)?;
+            .unwrap_or_else(|| DEFAULT_MODEL.to_owned())
+    }
+
+    /// Resolves one model an alias stands for; errors name the alias.
+    fn resolve_entry(&self, asked: &str, reference: &str) -> Result<Target> {
+        self.resolve_one(asked, reference).map_err(|e| {
+            if asked == reference {
+                e
+            } else {
+                let message = format!("alias {asked:?}, model {reference:?}: {}", e.message());
+                Error::new(e.code(), message)
+            }
+        })
+    }
+
+    /// Resolves one model reference (aliases already expanded); `asked` is the name as given,
+    /// for messages and per-model lookups.
+    fn resolve_one(&self, asked: &str, expanded: &str) -> Result<Target> {
+        let parsed = ModelRef::parse(expanded)?;
         let provider = providers::find(&parsed.provider).ok_or_else(|| {
             Error::new(
                 ErrorCode::NotFound,
                 format!(
-                    "unknown provider {:?} in model {asked:?}; known providers: {}",
+                    "unknown provider {:?} in model {expanded:?}; known providers: {}",
                     parsed.provider,
                     providers::names().join(", ")
                 ),
@@ -104,7 +154,7 @@ impl Config {
             model: Some(model_name.clone()),
         };
         let full = reference.to_string();
-        let keys = [asked.as_str(), full.as_str(), info.name];
+        let keys = [asked, full.as_str(), info.name];
 
         let base_url = section
             .base_url
@@ -165,18 +215,41 @@ impl Config {
         })
     }
 
-    /// Follows aliases (up to a few hops, so a cycle is an error, not a hang).
-    fn expand_alias(&self, name: &str) -> Result<String> {
-        let mut current = name.to_owned();
-        for _ in 0..8 {
-            match self.aliases.get(&current) {
-                Some(next) => current = next.clone(),
-                None => return Ok(current),
+    /// Follows aliases into the model references they stand for, in order and without
+    /// repeats (up to a few hops deep, so a cycle is an error, not a hang).
+    fn expand_alias(&self, name: &str) -> Result<Vec<String>> {
+        let mut out = Vec::new();
+        self.expand_into(name, name, 0, &mut out)?;
+        Ok(out)
+    }
+
+    fn expand_into(
+        &self,
+        asked: &str,
+        name: &str,
+        depth: usize,
+        out: &mut Vec<String>,
+    ) -> Result<()> {
+        let Some(alias) = self.aliases.get(name) else {
+            if !out.iter().any(|m| m == name) {
+                out.push(name.to_owned());
             }
+            return Ok(());
+        };
+        if depth >= 8 {
+            return Err(Error::config(format!(
+                "model alias {asked:?} does not resolve: the aliases form a cycle"
+            )));
         }
-        Err(Error::config(format!(
-            "model alias {name:?} does not resolve: the aliases form a cycle"
-        )))
+        if alias.models().is_empty() {
+            return Err(Error::config(format!(
+                "model alias {name:?} names no model; give it at least one model reference"
+            )));
+        }
+        for model in alias.models() {
+            self.expand_into(asked, model, depth + 1, out)?;
+        }
+        Ok(())
     }
 }
 
@@ -246,6 +319,40 @@ mod tests {
         let e = c.resolve(Some("nosuch:x")).unwrap_err();
         assert_eq!(e.code(), ErrorCode::NotFound);
         assert!(e.message().contains("openai"), "{}", e.message());
+    }
+
+    #[test]
+    fn fallback_lists_expand_nested_aliases_in_order_without_repeats() {
+        let mut c = with_key();
+        c.aliases.insert("fast".into(), "openai:gpt-4o-mini".into());
+        c.aliases.insert(
+            "smart".into(),
+            vec!["openai:gpt-4o", "fast", "openai:gpt-4o"].into(),
+        );
+        c.aliases
+            .insert("best".into(), vec!["smart", "openai:o3"].into());
+        let refs: Vec<String> = c
+            .resolve_all(Some("best"))
+            .unwrap()
+            .iter()
+            .map(|t| t.reference.to_string())
+            .collect();
+        assert_eq!(refs, ["openai:gpt-4o", "openai:gpt-4o-mini", "openai:o3"]);
+        assert_eq!(c.resolve(Some("best")).unwrap().model, "gpt-4o");
+    }
+
+    #[test]
+    fn a_fallback_that_cannot_resolve_is_named_in_the_error() {
+        let mut c = with_key();
+        c.aliases
+            .insert("smart".into(), vec!["openai:gpt-4o", "nosuch:x"].into());
+        let e = c.resolve_all(Some("smart")).unwrap_err();
+        assert_eq!(e.code(), ErrorCode::NotFound);
+        assert!(e.message().contains("\"nosuch:x\""), "{}", e.message());
+        assert!(
+            c.resolve(Some("smart")).is_ok(),
+            "the first model alone resolves"
+        );
     }
 
     #[test]

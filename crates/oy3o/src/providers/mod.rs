@@ -1,7 +1,10 @@
-//! The provider registry. Adding a provider: a folder here plus one line in [`PROVIDERS`].
+//! The provider registry. Adding a provider: a folder here plus one line in `PROVIDERS`.
 
+pub mod anthropic;
+pub mod gemini;
 #[cfg(feature = "local")]
 pub mod local;
+pub mod ollama;
 pub mod openai;
 
 use crate::provider::Provider;
@@ -9,6 +12,9 @@ use crate::provider::Provider;
 /// Every provider this build knows, by name.
 static PROVIDERS: &[&dyn Provider] = &[
     &openai::OpenAi,
+    &anthropic::Anthropic,
+    &gemini::Gemini,
+    &ollama::Ollama,
     #[cfg(feature = "local")]
     &local::Local,
 ];

@@ -7,15 +7,17 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures::stream::BoxStream;
 use futures::{Stream, StreamExt};
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use reqwest::{RequestBuilder, Response, StatusCode};
 
-use super::ndjson::NdjsonDecoder;
+use super::client;
 use super::retry::{RetryPolicy, Verdict};
-use super::sse::{SseDecoder, SseEvent};
-use crate::config::Timeouts;
+use super::sse::SseEvent;
+use crate::config::{Target, Timeouts};
 use crate::credential::Credential;
 use crate::error::{Error, ErrorCode, Result};
 use crate::event::Event;
+use crate::provider::{Delta, DeltaStream};
 
 /// What a provider's error body says, as far as it can be read.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -29,6 +31,8 @@ pub struct ErrorDetail {
     pub retryable: Option<bool>,
     /// A delay the body asks for (Gemini's `RetryInfo`).
     pub retry_hint: Option<Duration>,
+    /// What to do next, when the body says more than the status does (Ollama: `ollama pull`).
+    pub advice: Option<String>,
 }
 
 /// How one provider is reached: the shared client, time limits, retry policy and how its error
@@ -60,6 +64,53 @@ pub enum Opened {
 }
 
 impl Upstream {
+    /// How `provider` reaches `target`: the shared client for its proxy, its time limits and
+    /// retry count, and `read_error` for its error bodies.
+    pub fn for_target(
+        provider: &'static str,
+        target: &Target,
+        read_error: fn(StatusCode, &str) -> ErrorDetail,
+    ) -> Result<Self> {
+        let timeouts = target.settings.timeouts();
+        Ok(Self {
+            provider,
+            client: client::shared(target.proxy.as_deref(), timeouts.connect)?,
+            timeouts,
+            retry: RetryPolicy {
+                max_retries: target.settings.max_retries.unwrap_or(2),
+                ..RetryPolicy::default()
+            },
+            key_env: target.key_env.clone(),
+            credential: target.credential.clone(),
+            read_error,
+        })
+    }
+
+    /// A whole answer: sends the request built by `build` ([`Upstream::open`], each retry a
+    /// `retry` event), then streams the deltas `read` makes of the response.
+    pub fn answer<F, R>(&self, build: F, read: R) -> DeltaStream
+    where
+        F: Fn(&reqwest::Client) -> RequestBuilder + Send + Sync + 'static,
+        R: FnOnce(Response) -> DeltaStream + Send + 'static,
+    {
+        let mut opening = self.open(build);
+        Box::pin(async_stream::try_stream! {
+            let mut response = None;
+            while let Some(step) = opening.next().await {
+                match step? {
+                    Opened::Retry(event) => yield Delta::Event(event),
+                    Opened::Response(r) => response = Some(r),
+                }
+            }
+            if let Some(response) = response {
+                let mut deltas = read(response);
+                while let Some(delta) = deltas.next().await {
+                    yield delta?;
+                }
+            }
+        })
+    }
+
     /// Sends the request built by `build` until a 2xx response arrives, retrying per the
     /// policy; yields a [`Opened::Retry`] before each wait.
     pub fn open<F>(&self, build: F) -> BoxStream<'static, Result<Opened>>
@@ -172,43 +223,14 @@ impl Upstream {
         }
     }
 
-    /// The answer body as Server-Sent Events. An event left unterminated at the end is yielded
-    /// too; the provider decides whether it is a proper end.
+    /// The answer body as Server-Sent Events ([`sse::events`](super::sse::events)).
     pub fn sse(&self, response: Response) -> BoxStream<'static, Result<SseEvent>> {
-        let body = self.body(response);
-        Box::pin(async_stream::try_stream! {
-            let mut decoder = SseDecoder::default();
-            let mut events = Vec::new();
-            futures::pin_mut!(body);
-            while let Some(chunk) = body.next().await {
-                decoder.feed(&chunk?, &mut events);
-                for event in events.drain(..) {
-                    yield event;
-                }
-            }
-            if let Some(event) = decoder.finish() {
-                yield event;
-            }
-        })
+        super::sse::events(self.body(response))
     }
 
-    /// The answer body as newline-delimited JSON lines.
+    /// The answer body as newline-delimited JSON lines ([`ndjson::lines`](super::ndjson::lines)).
     pub fn ndjson(&self, response: Response) -> BoxStream<'static, Result<String>> {
-        let body = self.body(response);
-        Box::pin(async_stream::try_stream! {
-            let mut decoder = NdjsonDecoder::default();
-            let mut lines = Vec::new();
-            futures::pin_mut!(body);
-            while let Some(chunk) = body.next().await {
-                decoder.feed(&chunk?, &mut lines);
-                for line in lines.drain(..) {
-                    yield line;
-                }
-            }
-            if let Some(line) = decoder.finish() {
-                yield line;
-            }
-        })
+        super::ndjson::lines(self.body(response))
     }
 
     /// Maps an error status and body to an [`Error`] that says what to do.
@@ -228,7 +250,7 @@ impl Upstream {
             400 | 409 | 413 | 415 | 422 => ErrorCode::BadRequest,
             _ => ErrorCode::Provider,
         });
-        let next = match kind {
+        let next = detail.advice.clone().unwrap_or_else(|| match kind {
             ErrorCode::Auth => match &self.key_env {
                 Some(var) => format!("check the key: set {var} or pass --key"),
                 None => "check the credential".to_owned(),
@@ -240,7 +262,7 @@ impl Upstream {
             ErrorCode::Timeout => "try again later".to_owned(),
             ErrorCode::BadRequest => "the request was refused; check the options sent".to_owned(),
             _ => "the provider failed; try again later".to_owned(),
-        };
+        });
         Error::new(
             kind,
             format!("{provider} answered HTTP {code}: {said} ({next})"),
@@ -276,6 +298,56 @@ impl Upstream {
             Some(c) => c.redact(text),
             None => text.to_owned(),
         }
+    }
+}
+
+/// The headers of every request to `target`: the credential, as `key` puts it (name and
+/// value; marked sensitive so it never shows in debug output), the provider's `fixed` headers,
+/// then the extra headers of the provider's config section, which win.
+pub fn request_headers(
+    target: &Target,
+    key: impl FnOnce(&str) -> (HeaderName, String),
+    fixed: &[(&'static str, &'static str)],
+) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    if let Some(secret) = target.credential.as_ref().map(Credential::cookie_header)
+        && !secret.is_empty()
+    {
+        let (name, value) = key(&secret);
+        if let Ok(mut value) = HeaderValue::from_str(&value) {
+            value.set_sensitive(true);
+            headers.insert(name, value);
+        }
+    }
+    for (name, value) in fixed {
+        headers.insert(*name, HeaderValue::from_static(value));
+    }
+    for (name, value) in &target.settings.headers {
+        if let (Ok(n), Ok(v)) = (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(value),
+        ) {
+            headers.insert(n, v);
+        }
+    }
+    headers
+}
+
+/// The URL of an API route: `base` + `version` + `path`, without doubling the version when the
+/// base already ends with it, so both forms of a base URL work.
+///
+/// ```
+/// use oy3o::transport::http::endpoint;
+/// let want = "https://api.anthropic.com/v1/messages";
+/// assert_eq!(endpoint("https://api.anthropic.com", "/v1", "/messages"), want);
+/// assert_eq!(endpoint("https://api.anthropic.com/v1/", "/v1", "/messages"), want);
+/// ```
+pub fn endpoint(base: &str, version: &str, path: &str) -> String {
+    let base = base.trim_end_matches('/');
+    if base.ends_with(version) {
+        format!("{base}{path}")
+    } else {
+        format!("{base}{version}{path}")
     }
 }
 

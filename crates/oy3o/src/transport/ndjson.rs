@@ -1,6 +1,33 @@
 //! An incremental newline-delimited JSON splitter (Ollama's native API): one value per line,
 //! bytes buffered across reads, `\r\n` tolerated, blank lines skipped.
 
+use bytes::Bytes;
+use futures::stream::BoxStream;
+use futures::{Stream, StreamExt};
+
+use crate::error::Result;
+
+/// Decodes a body of byte chunks into lines; a last line without its newline is yielded too.
+pub fn lines<S>(body: S) -> BoxStream<'static, Result<String>>
+where
+    S: Stream<Item = Result<Bytes>> + Send + 'static,
+{
+    Box::pin(async_stream::try_stream! {
+        let mut decoder = NdjsonDecoder::default();
+        let mut lines = Vec::new();
+        futures::pin_mut!(body);
+        while let Some(chunk) = body.next().await {
+            decoder.feed(&chunk?, &mut lines);
+            for line in lines.drain(..) {
+                yield line;
+            }
+        }
+        if let Some(line) = decoder.finish() {
+            yield line;
+        }
+    })
+}
+
 /// Feeds bytes in, gets complete lines out (not yet parsed, so the caller picks the type).
 ///
 /// ```
@@ -20,12 +47,10 @@ impl NdjsonDecoder {
     /// Decodes `bytes`, pushing every completed non-blank line onto `out`.
     pub fn feed(&mut self, bytes: &[u8], out: &mut Vec<String>) {
         let mut start = 0;
-        for (i, &b) in bytes.iter().enumerate() {
-            if b == b'\n' {
-                self.buffer.extend_from_slice(&bytes[start..i]);
-                start = i + 1;
-                self.emit(out);
-            }
+        for end in memchr::memchr_iter(b'\n', bytes) {
+            self.buffer.extend_from_slice(&bytes[start..end]);
+            start = end + 1;
+            self.emit(out);
         }
         self.buffer.extend_from_slice(&bytes[start..]);
     }

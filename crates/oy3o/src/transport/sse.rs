@@ -5,6 +5,34 @@
 //! across reads (so split UTF-8 characters and JSON survive), and unknown fields ignored except
 //! the non-standard `error:` field of older llama.cpp builds, which becomes an `error` event.
 
+use bytes::Bytes;
+use futures::stream::BoxStream;
+use futures::{Stream, StreamExt};
+
+use crate::error::Result;
+
+/// Decodes a body of byte chunks into events. An event left unterminated at the end is yielded
+/// too; the provider decides whether it is a proper end.
+pub fn events<S>(body: S) -> BoxStream<'static, Result<SseEvent>>
+where
+    S: Stream<Item = Result<Bytes>> + Send + 'static,
+{
+    Box::pin(async_stream::try_stream! {
+        let mut decoder = SseDecoder::default();
+        let mut events = Vec::new();
+        futures::pin_mut!(body);
+        while let Some(chunk) = body.next().await {
+            decoder.feed(&chunk?, &mut events);
+            for event in events.drain(..) {
+                yield event;
+            }
+        }
+        if let Some(event) = decoder.finish() {
+            yield event;
+        }
+    })
+}
+
 /// One dispatched event.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct SseEvent {

@@ -1,21 +1,23 @@
 //! `openai:` — the OpenAI Chat Completions API and every server that speaks it (vLLM,
-//! llama.cpp, LM Studio, Groq, DeepSeek, OpenRouter, Ollama's `/v1`). Wire format:
-//! `shared/wire/PROVIDERS.md` §1 (OpenAI), §1.9 (reasoning deltas), §5.5 (Ollama), §6 (llama.cpp).
+//! llama.cpp, LM Studio, Groq, DeepSeek, OpenRouter, Ollama's `/v1`), or with
+//! `api = "responses"` in its config section, the Responses API. Wire format:
+//! `shared/wire/PROVIDERS.md` §1 (Chat Completions), §1.9 (reasoning deltas), §2 (Responses),
+//! §5.5 (Ollama), §6 (llama.cpp).
 
 mod request;
+mod responses;
 mod stream;
 
-use futures::StreamExt;
+use bytes::Bytes;
 
 use crate::config::Target;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::provider::{
     CompletionRequest, Completions, DeltaStream, HistorySession, KeyPolicy, Provider, ProviderInfo,
     Session,
 };
-use crate::transport::client;
-use crate::transport::http::{Opened, Upstream};
-use crate::transport::retry::RetryPolicy;
+use crate::transport::http::Upstream;
+use crate::transport::sse;
 
 /// The OpenAI-compatible provider.
 pub struct OpenAi;
@@ -27,7 +29,7 @@ static INFO: ProviderInfo = ProviderInfo {
     base_url_env: &["OPENAI_BASE_URL"],
     key_env: &["OPENAI_API_KEY"],
     key_policy: KeyPolicy::UnlessCustomBaseUrl,
-    events: &["reasoning", "citation", "usage", "retry"],
+    events: &["reasoning", "search", "citation", "usage", "retry"],
 };
 
 impl Provider for OpenAi {
@@ -36,12 +38,30 @@ impl Provider for OpenAi {
     }
 
     fn open(&self, target: &Target) -> Result<Box<dyn Session>> {
-        let endpoint = ChatCompletions::new(target)?;
-        Ok(Box::new(HistorySession::new(
-            endpoint,
-            target.context.clone(),
-        )))
+        let context = target.context.clone();
+        match target.settings.api.as_deref() {
+            None | Some("chat") => Ok(Box::new(HistorySession::new(
+                ChatCompletions::new(target)?,
+                context,
+            ))),
+            Some("responses") => Ok(Box::new(HistorySession::new(
+                responses::Responses::new(target)?,
+                context,
+            ))),
+            Some(other) => Err(Error::config(format!(
+                "unknown api {other:?} in the openai provider's settings: use \"chat\" (Chat \
+                 Completions) or \"responses\" (the Responses API)"
+            ))),
+        }
     }
+}
+
+/// The base URL of a target: configured, from the environment, or OpenAI's own.
+fn base_url(target: &Target) -> String {
+    target
+        .base_url
+        .clone()
+        .unwrap_or_else(|| INFO.default_base_url.unwrap_or_default().to_owned())
 }
 
 /// One configured Chat Completions endpoint.
@@ -53,54 +73,37 @@ struct ChatCompletions {
 
 impl ChatCompletions {
     fn new(target: &Target) -> Result<Self> {
-        let base = target
-            .base_url
-            .clone()
-            .unwrap_or_else(|| INFO.default_base_url.unwrap_or_default().to_owned());
-        let timeouts = target.settings.timeouts();
-        let upstream = Upstream {
-            provider: INFO.name,
-            client: client::shared(target.proxy.as_deref(), timeouts.connect)?,
-            timeouts,
-            retry: RetryPolicy {
-                max_retries: target.settings.max_retries.unwrap_or(2),
-                ..RetryPolicy::default()
-            },
-            key_env: target.key_env.clone(),
-            credential: target.credential.clone(),
-            read_error: request::read_error,
-        };
+        let base = base_url(target);
         Ok(Self {
+            upstream: Upstream::for_target(INFO.name, target, request::read_error)?,
             url: format!("{}/chat/completions", base.trim_end_matches('/')),
             request: request::RequestShape::new(target, &base),
-            upstream,
         })
     }
 }
 
 impl Completions for ChatCompletions {
     fn complete(&self, request: CompletionRequest) -> DeltaStream {
-        let upstream = self.upstream.clone();
         let url = self.url.clone();
         let body = self.request.body(&request);
         let headers = self.request.headers.clone();
-        Box::pin(async_stream::try_stream! {
-            let mut opening = upstream.open(move |client| {
-                client.post(&url).headers(headers.clone()).json(&body)
-            });
-            let mut response = None;
-            while let Some(step) = opening.next().await {
-                match step? {
-                    Opened::Retry(event) => yield crate::provider::Delta::Event(event),
-                    Opened::Response(r) => response = Some(r),
-                }
-            }
-            if let Some(response) = response {
-                let mut deltas = stream::deltas(upstream.sse(response));
-                while let Some(delta) = deltas.next().await {
-                    yield delta?;
-                }
-            }
-        })
+        let upstream = self.upstream.clone();
+        self.upstream.answer(
+            move |client| client.post(&url).headers(headers.clone()).json(&body),
+            move |response| stream::deltas(upstream.sse(response)),
+        )
     }
+}
+
+/// Decodes and maps a Chat Completions answer held in memory, read by read, as the provider
+/// does with one from the network. For benchmarks; not a stable API.
+#[doc(hidden)]
+pub fn replay(body: Vec<Bytes>) -> DeltaStream {
+    stream::deltas(sse::events(futures::stream::iter(body.into_iter().map(Ok))))
+}
+
+/// Like [`replay`], for a Responses API answer. For benchmarks; not a stable API.
+#[doc(hidden)]
+pub fn replay_responses(body: Vec<Bytes>) -> DeltaStream {
+    responses::deltas(sse::events(futures::stream::iter(body.into_iter().map(Ok))))
 }

@@ -1,13 +1,13 @@
 //! Building Chat Completions requests and reading error bodies (PROVIDERS.md §1.2, §1.7).
 
 use reqwest::StatusCode;
-use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderName, HeaderValue};
+use reqwest::header::{AUTHORIZATION, HeaderMap};
 use serde_json::{Value, json};
 
 use crate::config::Target;
 use crate::error::ErrorCode;
 use crate::provider::CompletionRequest;
-use crate::transport::http::ErrorDetail;
+use crate::transport::http::{ErrorDetail, request_headers};
 
 /// What stays the same for every request of a session.
 pub(super) struct RequestShape {
@@ -27,26 +27,10 @@ impl RequestShape {
                 "max_tokens".into()
             }
         });
-        let mut headers = HeaderMap::new();
-        if let Some(key) = target.credential.as_ref().map(|c| c.cookie_header())
-            && !key.is_empty()
-            && let Ok(mut value) = HeaderValue::from_str(&format!("Bearer {key}"))
-        {
-            value.set_sensitive(true);
-            headers.insert(AUTHORIZATION, value);
-        }
-        for (name, value) in &target.settings.headers {
-            if let (Ok(n), Ok(v)) = (
-                HeaderName::from_bytes(name.as_bytes()),
-                HeaderValue::from_str(value),
-            ) {
-                headers.insert(n, v);
-            }
-        }
         Self {
             model: target.model.clone(),
             max_tokens_field,
-            headers,
+            headers: headers(target),
         }
     }
 
@@ -77,6 +61,11 @@ impl RequestShape {
         }
         body
     }
+}
+
+/// The headers of every request: the key as a bearer token, then the configured extras.
+pub(super) fn headers(target: &Target) -> HeaderMap {
+    request_headers(target, |key| (AUTHORIZATION, format!("Bearer {key}")), &[])
 }
 
 /// Reads `{"error": {"message", "type", "code"}}` (OpenAI, llama.cpp, vLLM) or

@@ -1,0 +1,188 @@
+//! Fallback models: a chat over an alias such as `smart = ["anthropic:claude-sonnet-4-5",
+//! "openai:gpt-4o"]` tries its models in order on every turn. A model that fails before its
+//! answer starts (rate limit, server error, unreachable, timeout, after its own retries) hands
+//! the turn to the next one, with a `retry` event naming both. Once output has started, a
+//! failure is the turn's error: the partial answer is kept, never replayed elsewhere.
+//!
+//! The conversation is one: the session that completed the last turn holds the history, and a
+//! model that takes a turn over is given that history first. Sessions open on first use.
+
+use std::sync::{Arc, Mutex};
+
+use futures::StreamExt;
+
+use crate::config::{Options, Target};
+use crate::error::{Error, ErrorCode, Result};
+use crate::event::Event;
+use crate::message::Message;
+use crate::provider::{Delta, DeltaStream, Session};
+
+/// The failures that move a turn to the next model, if no output has been produced yet.
+fn falls_back(error: &Error) -> bool {
+    matches!(
+        error.code(),
+        ErrorCode::RateLimit | ErrorCode::Provider | ErrorCode::Network | ErrorCode::Timeout
+    )
+}
+
+struct State {
+    /// One slot per target, filled on first use.
+    sessions: Vec<Option<Arc<dyn Session>>>,
+    /// The context set by `update`, if any (`Some(None)`: cleared); a session opened later
+    /// gets it instead of its model's default.
+    context: Option<Option<String>>,
+    /// The session whose history is the conversation's.
+    current: usize,
+    closed: bool,
+}
+
+/// A [`Session`] over several models tried in order (see the module docs).
+pub(crate) struct FallbackSession {
+    targets: Arc<Vec<Target>>,
+    state: Arc<Mutex<State>>,
+    /// Held for a whole turn, across the models it visits.
+    turn: Arc<tokio::sync::Mutex<()>>,
+}
+
+impl FallbackSession {
+    /// Opens the first model's session now and the others when they are needed.
+    pub(crate) fn open(targets: Vec<Target>) -> Result<Self> {
+        let first = match targets.first() {
+            Some(t) => Arc::from(t.provider.open(t)?),
+            None => return Err(Error::config("no model to open a chat with")),
+        };
+        let mut sessions: Vec<Option<Arc<dyn Session>>> = vec![None; targets.len()];
+        sessions[0] = Some(first);
+        Ok(Self {
+            targets: Arc::new(targets),
+            state: Arc::new(Mutex::new(State {
+                sessions,
+                context: None,
+                current: 0,
+                closed: false,
+            })),
+            turn: Arc::new(tokio::sync::Mutex::new(())),
+        })
+    }
+}
+
+fn lock(state: &Mutex<State>) -> std::sync::MutexGuard<'_, State> {
+    // Plain data: a panic elsewhere cannot leave it half-written.
+    state.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The session of model `index`, opened (with the chat's context) if it was not yet, and
+/// holding the conversation so far.
+fn session_for(targets: &[Target], state: &Mutex<State>, index: usize) -> Result<Arc<dyn Session>> {
+    let mut s = lock(state);
+    if s.closed {
+        return Err(Error::config("this chat is closed; open a new one"));
+    }
+    let session = match &s.sessions[index] {
+        Some(session) => session.clone(),
+        None => {
+            let target = &targets[index];
+            let session: Arc<dyn Session> = Arc::from(target.provider.open(target)?);
+            if let Some(context) = &s.context {
+                session.update(context.clone());
+            }
+            s.sessions[index] = Some(session.clone());
+            session
+        }
+    };
+    if s.current != index
+        && let Some(holder) = &s.sessions[s.current]
+    {
+        session.restore(holder.history())?;
+    }
+    Ok(session)
+}
+
+impl Session for FallbackSession {
+    fn update(&self, context: Option<String>) {
+        let mut s = lock(&self.state);
+        for session in s.sessions.iter().flatten() {
+            session.update(context.clone());
+        }
+        s.context = Some(context);
+    }
+
+    fn send(&self, prompt: String, options: Options) -> DeltaStream {
+        let targets = self.targets.clone();
+        let state = self.state.clone();
+        let turn = self.turn.clone();
+        Box::pin(async_stream::try_stream! {
+            let _turn = turn.lock_owned().await;
+            let mut index = 0;
+            loop {
+                let session = session_for(&targets, &state, index)?;
+                let mut answer = session.send(prompt.clone(), options.clone());
+                let mut started = false;
+                let mut failure = None;
+                while let Some(delta) = answer.next().await {
+                    match delta {
+                        Ok(delta) => {
+                            if let Delta::Done { .. } = delta {
+                                lock(&state).current = index;
+                            }
+                            // A provider's own retries are not output; anything else is.
+                            started |= !matches!(delta, Delta::Event(Event::Retry { .. }));
+                            yield delta;
+                        }
+                        Err(e) => {
+                            failure = Some(e);
+                            break;
+                        }
+                    }
+                }
+                let Some(error) = failure else {
+                    return;
+                };
+                let next = index + 1;
+                if started || next >= targets.len() || !falls_back(&error) {
+                    Err(error)?;
+                    return;
+                }
+                let from = targets[index].reference.to_string();
+                let to = targets[next].reference.to_string();
+                let said: String = error.message().chars().take(200).collect();
+                yield Delta::Event(Event::Retry {
+                    attempt: next as u32,
+                    delay_ms: 0,
+                    reason: format!(
+                        "{from} failed before answering ({}: {said}); falling back to {to}",
+                        error.code()
+                    ),
+                });
+                index = next;
+            }
+        })
+    }
+
+    fn history(&self) -> Vec<Message> {
+        let s = lock(&self.state);
+        s.sessions[s.current]
+            .as_ref()
+            .map(|session| session.history())
+            .unwrap_or_default()
+    }
+
+    fn restore(&self, history: Vec<Message>) -> Result<()> {
+        let session = {
+            let s = lock(&self.state);
+            s.sessions[s.current].clone()
+        };
+        match session {
+            Some(session) => session.restore(history),
+            None => Ok(()),
+        }
+    }
+
+    fn close(&self) {
+        let mut s = lock(&self.state);
+        s.closed = true;
+        for session in s.sessions.iter().flatten() {
+            session.close();
+        }
+    }
+}

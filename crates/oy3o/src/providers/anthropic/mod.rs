@@ -1,0 +1,92 @@
+//! `anthropic:` — the Anthropic Messages API, streamed (`shared/wire/PROVIDERS.md` §3): the
+//! context as the top-level `system`, `max_tokens` always sent, thinking as `reasoning`, web
+//! search queries, results and citations as events, one `usage` at the end.
+
+mod request;
+mod stream;
+
+use bytes::Bytes;
+
+use crate::config::Target;
+use crate::error::Result;
+use crate::provider::{
+    CompletionRequest, Completions, DeltaStream, HistorySession, KeyPolicy, Provider, ProviderInfo,
+    Session,
+};
+use crate::transport::http::{Upstream, endpoint};
+use crate::transport::sse;
+
+/// The Anthropic provider.
+pub struct Anthropic;
+
+static INFO: ProviderInfo = ProviderInfo {
+    name: "anthropic",
+    default_model: "claude-sonnet-4-5",
+    default_base_url: Some("https://api.anthropic.com"),
+    base_url_env: &["ANTHROPIC_BASE_URL"],
+    key_env: &["ANTHROPIC_API_KEY"],
+    key_policy: KeyPolicy::Required,
+    events: &[
+        "reasoning",
+        "search",
+        "search_result",
+        "citation",
+        "usage",
+        "retry",
+    ],
+};
+
+impl Provider for Anthropic {
+    fn info(&self) -> &'static ProviderInfo {
+        &INFO
+    }
+
+    fn open(&self, target: &Target) -> Result<Box<dyn Session>> {
+        Ok(Box::new(HistorySession::new(
+            Messages::new(target)?,
+            target.context.clone(),
+        )))
+    }
+}
+
+/// One configured Messages endpoint.
+struct Messages {
+    upstream: Upstream,
+    url: String,
+    request: request::RequestShape,
+}
+
+impl Messages {
+    fn new(target: &Target) -> Result<Self> {
+        let base = target
+            .base_url
+            .as_deref()
+            .or(INFO.default_base_url)
+            .unwrap_or_default();
+        Ok(Self {
+            upstream: Upstream::for_target(INFO.name, target, request::read_error)?,
+            url: endpoint(base, "/v1", "/messages"),
+            request: request::RequestShape::new(target),
+        })
+    }
+}
+
+impl Completions for Messages {
+    fn complete(&self, request: CompletionRequest) -> DeltaStream {
+        let url = self.url.clone();
+        let body = self.request.body(&request);
+        let headers = self.request.headers.clone();
+        let upstream = self.upstream.clone();
+        self.upstream.answer(
+            move |client| client.post(&url).headers(headers.clone()).json(&body),
+            move |response| stream::deltas(upstream.sse(response)),
+        )
+    }
+}
+
+/// Decodes and maps a Messages answer held in memory, read by read, as the provider does with
+/// one from the network. For benchmarks; not a stable API.
+#[doc(hidden)]
+pub fn replay(body: Vec<Bytes>) -> DeltaStream {
+    stream::deltas(sse::events(futures::stream::iter(body.into_iter().map(Ok))))
+}

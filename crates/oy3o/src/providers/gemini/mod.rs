@@ -1,0 +1,98 @@
+//! `gemini:` — the Google Gemini API, streamed with `alt=sse` (`shared/wire/PROVIDERS.md` §4):
+//! the context as `systemInstruction`, roles `user`/`model`, CRLF framing, no end marker (the
+//! end is EOF after a `finishReason`), thought parts as `reasoning`, grounding metadata as
+//! `search`/`citation` events, cumulative usage (one `usage` at the end).
+
+mod request;
+mod stream;
+
+use bytes::Bytes;
+
+use crate::config::Target;
+use crate::error::Result;
+use crate::provider::{
+    CompletionRequest, Completions, DeltaStream, HistorySession, KeyPolicy, Provider, ProviderInfo,
+    Session,
+};
+use crate::transport::http::{Upstream, endpoint};
+use crate::transport::sse;
+
+/// The Gemini provider.
+pub struct Gemini;
+
+static INFO: ProviderInfo = ProviderInfo {
+    name: "gemini",
+    default_model: "gemini-2.5-flash",
+    default_base_url: Some("https://generativelanguage.googleapis.com"),
+    base_url_env: &["GEMINI_BASE_URL"],
+    key_env: &["GEMINI_API_KEY", "GOOGLE_API_KEY"],
+    key_policy: KeyPolicy::Required,
+    events: &[
+        "reasoning",
+        "search",
+        "search_result",
+        "citation",
+        "usage",
+        "retry",
+    ],
+};
+
+impl Provider for Gemini {
+    fn info(&self) -> &'static ProviderInfo {
+        &INFO
+    }
+
+    fn open(&self, target: &Target) -> Result<Box<dyn Session>> {
+        Ok(Box::new(HistorySession::new(
+            GenerateContent::new(target)?,
+            target.context.clone(),
+        )))
+    }
+}
+
+/// One configured `streamGenerateContent` endpoint.
+struct GenerateContent {
+    upstream: Upstream,
+    url: String,
+    request: request::RequestShape,
+}
+
+impl GenerateContent {
+    fn new(target: &Target) -> Result<Self> {
+        let base = target
+            .base_url
+            .as_deref()
+            .or(INFO.default_base_url)
+            .unwrap_or_default();
+        let model = target.model.trim_start_matches("models/");
+        Ok(Self {
+            upstream: Upstream::for_target(INFO.name, target, request::read_error)?,
+            url: endpoint(
+                base,
+                "/v1beta",
+                &format!("/models/{model}:streamGenerateContent?alt=sse"),
+            ),
+            request: request::RequestShape::new(target),
+        })
+    }
+}
+
+impl Completions for GenerateContent {
+    fn complete(&self, request: CompletionRequest) -> DeltaStream {
+        let url = self.url.clone();
+        let body = request::body(&request);
+        let headers = self.request.headers.clone();
+        let upstream = self.upstream.clone();
+        self.upstream.answer(
+            move |client| client.post(&url).headers(headers.clone()).json(&body),
+            move |response| stream::deltas(upstream.sse(response)),
+        )
+    }
+}
+
+/// Decodes and maps a Gemini answer held in memory, read by read, as the provider does with
+/// one from the network. For benchmarks; not a stable API.
+#[doc(hidden)]
+pub fn replay(body: Vec<Bytes>) -> DeltaStream {
+    stream::deltas(sse::events(futures::stream::iter(body.into_iter().map(Ok))))
+}

@@ -1,0 +1,145 @@
+//! Building `streamGenerateContent` requests and reading Google API error bodies
+//! (PROVIDERS.md §4.1, §4.6).
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use reqwest::header::{HeaderMap, HeaderName};
+use serde_json::{Map, Value, json};
+
+use crate::config::Target;
+use crate::error::ErrorCode;
+use crate::message::Role;
+use crate::provider::CompletionRequest;
+use crate::transport::http::{ErrorDetail, request_headers};
+
+/// What stays the same for every request of a session.
+pub(super) struct RequestShape {
+    pub(super) headers: HeaderMap,
+}
+
+impl RequestShape {
+    pub(super) fn new(target: &Target) -> Self {
+        let headers = request_headers(
+            target,
+            |key| (HeaderName::from_static("x-goog-api-key"), key.to_owned()),
+            &[],
+        );
+        Self { headers }
+    }
+}
+
+/// The request body: `contents` with roles `user` and `model`, the context as
+/// `systemInstruction`, options in `generationConfig`.
+pub(super) fn body(request: &CompletionRequest) -> Value {
+    let mut system = Vec::new();
+    let mut contents = Vec::with_capacity(request.messages.len());
+    for m in &request.messages {
+        let role = match m.role {
+            Role::System => {
+                system.push(m.content.as_str());
+                continue;
+            }
+            Role::User => "user",
+            Role::Assistant => "model",
+        };
+        contents.push(json!({ "role": role, "parts": [{ "text": m.content }] }));
+    }
+    let mut body = json!({ "contents": contents });
+    if !system.is_empty() {
+        body["systemInstruction"] = json!({ "parts": [{ "text": system.join("\n\n") }] });
+    }
+    let o = &request.options;
+    let mut config = Map::new();
+    if let Some(t) = o.temperature {
+        config.insert("temperature".into(), json!(t));
+    }
+    if let Some(p) = o.top_p {
+        config.insert("topP".into(), json!(p));
+    }
+    if let Some(m) = o.max_tokens {
+        config.insert("maxOutputTokens".into(), json!(m));
+    }
+    if let Some(s) = o.seed {
+        config.insert("seed".into(), json!(s));
+    }
+    if !config.is_empty() {
+        body["generationConfig"] = Value::Object(config);
+    }
+    body
+}
+
+/// Reads `{"error":{"code","message","status","details"}}`: a bad key (a 400, not a 401) is an
+/// auth error, `RetryInfo.retryDelay` is the wait a 429 asks for (there is no `Retry-After`),
+/// and a per-day quota is not worth retrying.
+pub(super) fn read_error(_status: StatusCode, body: &str) -> ErrorDetail {
+    let Ok(value) = serde_json::from_str::<Value>(body) else {
+        return ErrorDetail::default();
+    };
+    let error = &value["error"];
+    let message = error["message"].as_str().unwrap_or_default();
+    let mut detail = ErrorDetail {
+        message: (!message.is_empty()).then(|| message.to_owned()),
+        ..ErrorDetail::default()
+    };
+    if matches!(
+        error["status"].as_str(),
+        Some("UNAUTHENTICATED" | "PERMISSION_DENIED")
+    ) {
+        detail.code = Some(ErrorCode::Auth);
+    }
+    for d in error["details"].as_array().into_iter().flatten() {
+        let kind = d["@type"].as_str().unwrap_or_default();
+        if kind.ends_with("google.rpc.ErrorInfo") && d["reason"] == "API_KEY_INVALID" {
+            detail.code = Some(ErrorCode::Auth);
+        } else if kind.ends_with("google.rpc.RetryInfo") {
+            detail.retry_hint = d["retryDelay"].as_str().and_then(duration);
+        } else if kind.ends_with("google.rpc.QuotaFailure") {
+            let per_day = d["violations"].as_array().into_iter().flatten().any(|v| {
+                v["quotaId"]
+                    .as_str()
+                    .is_some_and(|id| id.contains("PerDay"))
+            });
+            if per_day {
+                detail.code = Some(ErrorCode::RateLimit);
+                detail.retryable = Some(false);
+                detail.advice = Some(
+                    "the daily quota is used up: waiting minutes will not help; try tomorrow, \
+                     another model, or a paid key"
+                        .to_owned(),
+                );
+            }
+        }
+    }
+    detail
+}
+
+/// A protobuf duration as JSON writes it: `"36s"`, `"45.837906927s"`.
+fn duration(text: &str) -> Option<Duration> {
+    let secs: f64 = text.trim().strip_suffix('s')?.parse().ok()?;
+    (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_delays_with_fractions_parse() {
+        assert_eq!(duration("36s"), Some(Duration::from_secs(36)));
+        assert_eq!(duration("0.25s"), Some(Duration::from_millis(250)));
+        assert_eq!(duration("soon"), None);
+        assert_eq!(duration("-1s"), None);
+    }
+
+    #[test]
+    fn a_bad_key_reads_as_an_auth_error() {
+        let body = r#"{"error":{"code":400,"message":"API key not valid. Please pass a valid API key.","status":"INVALID_ARGUMENT","details":[{"@type":"type.googleapis.com/google.rpc.ErrorInfo","reason":"API_KEY_INVALID","domain":"googleapis.com"}]}}"#;
+        let d = read_error(StatusCode::BAD_REQUEST, body);
+        assert_eq!(d.code, Some(ErrorCode::Auth));
+        assert_eq!(
+            d.message.as_deref(),
+            Some("API key not valid. Please pass a valid API key.")
+        );
+    }
+}

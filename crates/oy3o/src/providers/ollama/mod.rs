@@ -1,0 +1,136 @@
+//! `ollama:` — Ollama's native chat API (`POST /api/chat`, NDJSON; `shared/wire/PROVIDERS.md`
+//! §5.1–§5.4): options as `options.temperature` / `num_predict`, `message.thinking` as
+//! `reasoning`, the eval counts as `usage`, and the `done: true` line as the end. A key is
+//! sent only when one is configured (ollama.com); `OLLAMA_HOST` may omit the scheme.
+
+mod request;
+mod stream;
+
+use bytes::Bytes;
+
+use crate::config::Target;
+use crate::error::Result;
+use crate::provider::{
+    CompletionRequest, Completions, DeltaStream, HistorySession, KeyPolicy, Provider, ProviderInfo,
+    Session,
+};
+use crate::transport::http::{Upstream, endpoint};
+use crate::transport::ndjson;
+
+/// The Ollama provider.
+pub struct Ollama;
+
+static INFO: ProviderInfo = ProviderInfo {
+    name: "ollama",
+    default_model: "llama3.2",
+    default_base_url: Some("http://localhost:11434"),
+    base_url_env: &["OLLAMA_HOST"],
+    key_env: &["OLLAMA_API_KEY"],
+    key_policy: KeyPolicy::Optional,
+    events: &["reasoning", "usage", "retry"],
+};
+
+impl Provider for Ollama {
+    fn info(&self) -> &'static ProviderInfo {
+        &INFO
+    }
+
+    fn open(&self, target: &Target) -> Result<Box<dyn Session>> {
+        Ok(Box::new(HistorySession::new(
+            Chat::new(target)?,
+            target.context.clone(),
+        )))
+    }
+}
+
+/// One configured `/api/chat` endpoint.
+struct Chat {
+    upstream: Upstream,
+    url: String,
+    request: request::RequestShape,
+}
+
+impl Chat {
+    fn new(target: &Target) -> Result<Self> {
+        let base = host_url(
+            target
+                .base_url
+                .as_deref()
+                .or(INFO.default_base_url)
+                .unwrap_or_default(),
+        );
+        Ok(Self {
+            upstream: Upstream::for_target(INFO.name, target, request::read_error)?,
+            url: endpoint(&base, "/api", "/chat"),
+            request: request::RequestShape::new(target),
+        })
+    }
+}
+
+impl Completions for Chat {
+    fn complete(&self, request: CompletionRequest) -> DeltaStream {
+        let url = self.url.clone();
+        let body = self.request.body(&request);
+        let headers = self.request.headers.clone();
+        let upstream = self.upstream.clone();
+        self.upstream.answer(
+            move |client| client.post(&url).headers(headers.clone()).json(&body),
+            move |response| stream::deltas(upstream.ndjson(response)),
+        )
+    }
+}
+
+/// A base URL from an `OLLAMA_HOST`-style value, as the Ollama client reads it: without a
+/// scheme it is `http://`, and without a port it is 11434 (`0.0.0.0`, `:11434` and
+/// `example.com` all work).
+fn host_url(host: &str) -> String {
+    let host = host.trim().trim_end_matches('/');
+    if host.contains("://") {
+        return host.to_owned();
+    }
+    let (hostport, path) = match host.split_once('/') {
+        Some((h, p)) => (h, format!("/{p}")),
+        None => (host, String::new()),
+    };
+    // `[::1]:11434`, `host:11434`, `:11434`: a port is what follows the last colon outside
+    // brackets.
+    let has_port = hostport.rsplit_once(':').is_some_and(|(h, p)| {
+        !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) && !h.ends_with(':')
+    });
+    let hostport = match (hostport, has_port) {
+        ("", _) => "127.0.0.1:11434".to_owned(),
+        (h, true) if h.starts_with(':') => format!("127.0.0.1{h}"),
+        (h, true) => h.to_owned(),
+        (h, false) => format!("{h}:11434"),
+    };
+    format!("http://{hostport}{path}")
+}
+
+/// Decodes and maps an `/api/chat` answer held in memory, read by read, as the provider does
+/// with one from the network. For benchmarks; not a stable API.
+#[doc(hidden)]
+pub fn replay(body: Vec<Bytes>) -> DeltaStream {
+    stream::deltas(ndjson::lines(futures::stream::iter(
+        body.into_iter().map(Ok),
+    )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::host_url;
+
+    #[test]
+    fn ollama_host_values_without_scheme_or_port_become_urls() {
+        for (given, want) in [
+            ("127.0.0.1:11434", "http://127.0.0.1:11434"),
+            ("0.0.0.0", "http://0.0.0.0:11434"),
+            (":8080", "http://127.0.0.1:8080"),
+            ("example.com", "http://example.com:11434"),
+            ("[::1]:11434", "http://[::1]:11434"),
+            ("http://box:11434/", "http://box:11434"),
+            ("https://ollama.com", "https://ollama.com"),
+        ] {
+            assert_eq!(host_url(given), want, "{given}");
+        }
+    }
+}

@@ -1,0 +1,102 @@
+//! Building `/api/chat` requests and reading Ollama's error bodies (PROVIDERS.md §5.1, §5.4).
+
+use reqwest::StatusCode;
+use reqwest::header::{AUTHORIZATION, HeaderMap};
+use serde_json::{Map, Value, json};
+
+use crate::config::Target;
+use crate::error::ErrorCode;
+use crate::provider::CompletionRequest;
+use crate::transport::http::{ErrorDetail, request_headers};
+
+/// What stays the same for every request of a session.
+pub(super) struct RequestShape {
+    model: String,
+    pub(super) headers: HeaderMap,
+}
+
+impl RequestShape {
+    pub(super) fn new(target: &Target) -> Self {
+        // Local servers need no key; ollama.com takes a bearer token.
+        let headers = request_headers(target, |key| (AUTHORIZATION, format!("Bearer {key}")), &[]);
+        Self {
+            model: target.model.clone(),
+            headers,
+        }
+    }
+
+    pub(super) fn body(&self, request: &CompletionRequest) -> Value {
+        let messages: Vec<Value> = request
+            .messages
+            .iter()
+            .map(|m| json!({ "role": m.role.as_str(), "content": m.content }))
+            .collect();
+        let mut body = json!({ "model": self.model, "messages": messages, "stream": true });
+        let o = &request.options;
+        let mut options = Map::new();
+        if let Some(t) = o.temperature {
+            options.insert("temperature".into(), json!(t));
+        }
+        if let Some(p) = o.top_p {
+            options.insert("top_p".into(), json!(p));
+        }
+        if let Some(m) = o.max_tokens {
+            options.insert("num_predict".into(), json!(m));
+        }
+        if let Some(s) = o.seed {
+            options.insert("seed".into(), json!(s));
+        }
+        if !options.is_empty() {
+            body["options"] = Value::Object(options);
+        }
+        body
+    }
+}
+
+/// Reads `{"error": "text"}`; a model that is not there says how to get it.
+pub(super) fn read_error(status: StatusCode, body: &str) -> ErrorDetail {
+    let message = serde_json::from_str::<Value>(body)
+        .ok()
+        .and_then(|v| v["error"].as_str().map(str::to_owned));
+    let mut detail = ErrorDetail {
+        message,
+        ..ErrorDetail::default()
+    };
+    if status == StatusCode::NOT_FOUND
+        && let Some(text) = &detail.message
+        && text.contains("not found")
+    {
+        let model = quoted(text).unwrap_or("MODEL");
+        detail.code = Some(ErrorCode::NotFound);
+        detail.advice = Some(format!("pull it first: ollama pull {model}"));
+    }
+    detail
+}
+
+/// The model name in `model 'x' not found` or `model "x" not found, try pulling it first`.
+fn quoted(text: &str) -> Option<&str> {
+    let start = text.find(['\'', '"'])?;
+    let quote = text[start..].chars().next()?;
+    let rest = &text[start + 1..];
+    rest.find(quote).map(|end| &rest[..end])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn both_not_found_messages_name_the_model_to_pull() {
+        for body in [
+            r#"{"error":"model 'llama3.3' not found"}"#,
+            r#"{"error":"model \"llama3.3\" not found, try pulling it first"}"#,
+        ] {
+            let d = read_error(StatusCode::NOT_FOUND, body);
+            assert_eq!(d.code, Some(ErrorCode::NotFound));
+            assert_eq!(
+                d.advice.as_deref(),
+                Some("pull it first: ollama pull llama3.3")
+            );
+        }
+    }
+}
