@@ -221,3 +221,19 @@ impl<C: Completions> Session for HistorySession<C> {
         s.messages.clear();
     }
 }
+
+/// Drains a delta stream on the current thread: every delta up to the first error, and that
+/// error. For the providers' stream-mapping tests.
+#[cfg(test)]
+pub(crate) fn drain(mut stream: DeltaStream) -> (Vec<Delta>, Option<Error>) {
+    futures::executor::block_on(async {
+        let mut out = Vec::new();
+        while let Some(d) = stream.next().await {
+            match d {
+                Ok(d) => out.push(d),
+                Err(e) => return (out, Some(e)),
+            }
+        }
+        (out, None)
+    })
+}

@@ -313,17 +313,7 @@ mod tests {
 
     fn run(stream: &str) -> (Vec<Delta>, Option<Error>) {
         let body = vec![bytes::Bytes::from(stream.to_owned())];
-        let mut s = crate::providers::anthropic::replay(body);
-        futures::executor::block_on(async {
-            let mut out = Vec::new();
-            while let Some(d) = s.next().await {
-                match d {
-                    Ok(d) => out.push(d),
-                    Err(e) => return (out, Some(e)),
-                }
-            }
-            (out, None)
-        })
+        crate::provider::drain(crate::providers::anthropic::replay(body))
     }
 
     #[test]

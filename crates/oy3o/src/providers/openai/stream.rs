@@ -198,20 +198,7 @@ mod tests {
         decoder.feed(stream.as_bytes(), &mut events);
         events.extend(decoder.finish());
         let source = futures::stream::iter(events.into_iter().map(Ok)).boxed();
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .build()
-            .unwrap();
-        rt.block_on(async {
-            let mut out = Vec::new();
-            let mut s = deltas(source);
-            while let Some(d) = s.next().await {
-                match d {
-                    Ok(d) => out.push(d),
-                    Err(e) => return (out, Some(e)),
-                }
-            }
-            (out, None)
-        })
+        crate::provider::drain(deltas(source))
     }
 
     #[test]
