@@ -1,16 +1,156 @@
 //! `oy3o 'prompt'`: one answer, streamed to stdout as it is written.
+//!
+//! On a terminal the answer is rendered as markdown and the model's reasoning is shown dimmed
+//! on stderr; through a pipe stdout carries the raw answer only. `--json` writes events and
+//! answer as JSON lines instead. Ctrl+C stops the answer (exit code 130) and, by dropping the
+//! reply, closes the request upstream.
 
 use std::io::{IsTerminal, Read, Write};
 use std::sync::{Arc, Mutex};
 
 use futures::StreamExt;
-use oy3o::{Config, Error};
+use oy3o::{Config, Error, ErrorCode, Event, Output, Usage};
+use serde_json::json;
 
 use crate::Common;
+use crate::markdown::Renderer;
 use crate::progress::ProgressLine;
 
+/// How the one-shot answer is shown.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct AskOptions {
+    /// Print the whole answer at once, when it is complete.
+    #[arg(long)]
+    pub no_stream: bool,
+    /// Print the answer as the model wrote it (no markdown rendering).
+    #[arg(long)]
+    pub raw: bool,
+    /// Print events and answer as JSON lines on stdout.
+    #[arg(long)]
+    pub json: bool,
+    /// Print the token counts at the end, on stderr.
+    #[arg(long)]
+    pub usage: bool,
+    /// Do not show the model's reasoning.
+    #[arg(long)]
+    pub no_reasoning: bool,
+}
+
+/// Where each part of the answer goes, decided once from the options and the terminals.
+struct Sink {
+    json: bool,
+    stream: bool,
+    markdown: Option<Renderer>,
+    /// Reasoning goes to stderr, dimmed, only when stderr is a terminal someone reads.
+    reasoning: bool,
+    in_reasoning: bool,
+    held: String,
+    ended_with_newline: bool,
+}
+
+impl Sink {
+    fn new(options: &AskOptions) -> Self {
+        let tty = std::io::stdout().is_terminal();
+        Self {
+            json: options.json,
+            stream: !options.no_stream,
+            markdown: (tty && !options.raw && !options.json).then(Renderer::default),
+            reasoning: !options.no_reasoning && !options.json && std::io::stderr().is_terminal(),
+            in_reasoning: false,
+            held: String::new(),
+            ended_with_newline: true,
+        }
+    }
+
+    /// Writes one output; `Err` means the reader went away.
+    fn write(&mut self, output: &Output, out: &mut impl Write) -> std::io::Result<()> {
+        match output {
+            Output::Text(text) => {
+                self.end_reasoning();
+                if self.json {
+                    if self.stream {
+                        writeln!(
+                            out,
+                            "{}",
+                            json!({"event": "text", "message": {"text": text}})
+                        )?;
+                    }
+                } else if self.stream {
+                    self.text(text, out)?;
+                } else {
+                    self.held.push_str(text);
+                }
+            }
+            Output::Event(event) => {
+                if self.json {
+                    writeln!(out, "{}", event.to_json())?;
+                } else if let Event::Retry {
+                    attempt,
+                    delay_ms,
+                    reason,
+                } = event
+                {
+                    // Say why the answer is late; stdout stays the answer only.
+                    self.end_reasoning();
+                    eprintln!(
+                        "oy3o: retry {attempt} in {:.1}s ({reason})",
+                        *delay_ms as f64 / 1000.0
+                    );
+                } else if let Event::Reasoning(text) = event
+                    && self.reasoning
+                {
+                    let mut err = std::io::stderr().lock();
+                    let _ = write!(err, "\x1b[2m{text}\x1b[0m");
+                    let _ = err.flush();
+                    self.in_reasoning = true;
+                }
+            }
+        }
+        out.flush()
+    }
+
+    fn text(&mut self, text: &str, out: &mut impl Write) -> std::io::Result<()> {
+        self.ended_with_newline = text.ends_with('\n');
+        match &mut self.markdown {
+            Some(renderer) => out.write_all(renderer.push(text).as_bytes()),
+            None => out.write_all(text.as_bytes()),
+        }
+    }
+
+    fn end_reasoning(&mut self) {
+        if self.in_reasoning {
+            self.in_reasoning = false;
+            eprintln!();
+        }
+    }
+
+    /// Writes what was held back and ends the last line.
+    fn finish(&mut self, out: &mut impl Write) -> std::io::Result<()> {
+        self.end_reasoning();
+        if !self.json {
+            let held = std::mem::take(&mut self.held);
+            if !held.is_empty() {
+                self.text(&held, out)?;
+            }
+            if let Some(renderer) = &mut self.markdown {
+                out.write_all(renderer.finish().as_bytes())?;
+            }
+            if !self.ended_with_newline {
+                writeln!(out)?;
+                self.ended_with_newline = true;
+            }
+        }
+        out.flush()
+    }
+}
+
 /// Streams the answer to `prompt` (or to piped stdin) to stdout.
-pub async fn run(prompt: Option<String>, common: &Common, config: &Config) -> Result<(), Error> {
+pub async fn run(
+    prompt: Option<String>,
+    common: &Common,
+    options: &AskOptions,
+    config: &Config,
+) -> Result<(), Error> {
     let piped = read_piped_stdin()?;
     let (prompt, stdin_context) = match (prompt, piped) {
         (Some(p), stdin) => (p, stdin),
@@ -36,33 +176,77 @@ pub async fn run(prompt: Option<String>, common: &Common, config: &Config) -> Re
             bar.pull(source, downloaded, m["total"].as_u64());
         }
     });
-    let mut reply = oy3o::exec(&prompt, context.as_deref(), None, &config);
+    // Listen for Ctrl+C before the request starts, so an early one is not lost.
+    let mut ctrl_c = std::pin::pin!(tokio::signal::ctrl_c());
+    let mut outputs = oy3o::exec(&prompt, context.as_deref(), None, &config).outputs();
+    let mut sink = Sink::new(options);
     let mut out = std::io::stdout().lock();
-    let mut ended_with_newline = true;
     let mut first = true;
-    while let Some(chunk) = reply.next().await {
-        let chunk = chunk?;
+    loop {
+        let item = tokio::select! {
+            item = outputs.next() => item,
+            _ = &mut ctrl_c => {
+                // Dropping the reply closes the connection: the provider stops generating.
+                drop(outputs);
+                let _ = sink.finish(&mut out);
+                return Err(Error::new(ErrorCode::Cancelled, "stopped (Ctrl+C)"));
+            }
+        };
+        let Some(item) = item else { break };
         if first {
             first = false;
             if let Ok(mut l) = line.lock() {
                 l.finish();
             }
         }
-        ended_with_newline = chunk.ends_with('\n');
-        // Flush every chunk: the answer appears as it is written.
-        if out
-            .write_all(chunk.as_bytes())
-            .and_then(|_| out.flush())
-            .is_err()
-        {
+        let output = match item {
+            Ok(output) => output,
+            Err(e) => {
+                if options.json {
+                    // A JSON reader sees the failure in the stream too, not only the exit code.
+                    let error = Event::Error {
+                        code: e.code(),
+                        message: e.message().to_owned(),
+                    };
+                    let _ = writeln!(out, "{}", error.to_json());
+                }
+                let _ = sink.finish(&mut out);
+                return Err(e);
+            }
+        };
+        if sink.write(&output, &mut out).is_err() {
             // The reader went away (e.g. `| head`): stop quietly.
             return Ok(());
         }
     }
-    if !ended_with_newline {
-        let _ = writeln!(out);
+    let _ = sink.finish(&mut out);
+    if options.usage {
+        match outputs.reply().usage() {
+            Some(usage) => eprintln!("{}", usage_line(usage)),
+            None => eprintln!("tokens: not reported by the provider"),
+        }
     }
     Ok(())
+}
+
+/// `tokens: 19 in, 2 out (…)`: what `--usage` prints.
+fn usage_line(usage: &Usage) -> String {
+    let mut extra = Vec::new();
+    if let Some(n) = usage.cached_tokens.filter(|n| *n > 0) {
+        extra.push(format!("{n} cached"));
+    }
+    if let Some(n) = usage.reasoning_tokens.filter(|n| *n > 0) {
+        extra.push(format!("{n} reasoning"));
+    }
+    let extra = if extra.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", extra.join(", "))
+    };
+    format!(
+        "tokens: {} in, {} out{extra}",
+        usage.input_tokens, usage.output_tokens
+    )
 }
 
 fn read_piped_stdin() -> Result<Option<String>, Error> {
@@ -76,4 +260,21 @@ fn read_piped_stdin() -> Result<Option<String>, Error> {
         .read_to_string(&mut text)
         .map_err(|e| Error::config(format!("cannot read stdin: {e}")))?;
     Ok(Some(text).filter(|t| !t.trim().is_empty()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_usage_line_names_in_and_out_tokens_and_the_extras_when_known() {
+        let mut usage = Usage {
+            input_tokens: 19,
+            output_tokens: 2,
+            ..Usage::default()
+        };
+        assert_eq!(usage_line(&usage), "tokens: 19 in, 2 out");
+        usage.reasoning_tokens = Some(5);
+        assert_eq!(usage_line(&usage), "tokens: 19 in, 2 out (5 reasoning)");
+    }
 }

@@ -1,14 +1,19 @@
 //! `oy3o`: ask AI models from the terminal.
 //!
+//! - `oy3o` with no prompt on a terminal opens the interactive app (see [`app`]).
 //! - `oy3o 'prompt'` streams one answer (see [`ask`]).
+//! - `oy3o config path|init` shows or creates the config file (see [`config_file`]).
 //! - `oy3o chain FILE` runs a task chain (see [`chain`]).
 //! - `oy3o pull [NAME]` fetches a local model; `oy3o models` lists providers and aliases.
 //!
 //! Errors go to stderr with a message that says what to do, and an exit code by kind (see
 //! [`exit_code`]).
 
+mod app;
 mod ask;
 mod chain;
+mod config_file;
+mod markdown;
 mod models;
 mod progress;
 
@@ -28,6 +33,14 @@ struct Args {
     prompt: Option<String>,
     #[command(flatten)]
     common: Common,
+    #[command(flatten)]
+    ask: ask::AskOptions,
+    /// Reopen a session saved in the app with `save PATH` (opens the app).
+    #[arg(long, value_name = "PATH")]
+    load: Option<PathBuf>,
+    /// In the app: the shortest time between two redraws while answers stream, in ms.
+    #[arg(long, default_value_t = app::REDRAW_EVERY.as_millis() as u64, value_name = "MS")]
+    redraw_ms: u64,
 }
 
 /// Options every command takes.
@@ -71,6 +84,20 @@ enum Command {
     },
     /// List providers, their default models, aliases and whether a credential is configured.
     Models,
+    /// Show or create the config file.
+    Config {
+        /// What to do with it.
+        #[command(subcommand)]
+        action: ConfigAction,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum ConfigAction {
+    /// Print the path of the config file (`--config`, `OY3O_CONFIG`, or the platform's).
+    Path,
+    /// Write a commented example config there (never overwrites).
+    Init,
 }
 
 fn main() -> ExitCode {
@@ -96,13 +123,37 @@ fn main() -> ExitCode {
 }
 
 async fn run(args: Args) -> Result<(), Error> {
+    // The config commands must work when the config file is missing or broken.
+    if let Some(Command::Config { action }) = &args.command {
+        let path = config_file::path(args.common.config.as_deref())?;
+        if let ConfigAction::Init = action {
+            config_file::init(&path)?;
+            eprintln!("wrote an example config to:");
+        }
+        println!("{}", path.display());
+        return Ok(());
+    }
     let config = config_from(&args.common)?;
     match args.command {
-        None => ask::run(args.prompt, &args.common, &config).await,
+        None if args.prompt.is_none() && interactive() => {
+            let redraw = std::time::Duration::from_millis(args.redraw_ms);
+            app::run(config, args.load.as_deref(), redraw).await
+        }
+        None if args.load.is_some() => Err(Error::config(
+            "--load reopens a session in the app: run oy3o --load PATH on a terminal, without a prompt",
+        )),
+        None => ask::run(args.prompt, &args.common, &args.ask, &config).await,
         Some(Command::Chain { file, json }) => chain::run(&file, json, &config).await,
         Some(Command::Pull { name }) => pull(&name).await,
         Some(Command::Models) => models::run(&config),
+        Some(Command::Config { .. }) => Ok(()),
     }
+}
+
+/// Whether a person is at the terminal: stdin and stdout both on one.
+fn interactive() -> bool {
+    use std::io::IsTerminal;
+    std::io::stdin().is_terminal() && std::io::stdout().is_terminal()
 }
 
 /// Exit codes by error kind, so scripts can tell them apart.
@@ -138,9 +189,8 @@ fn load_config(path: Option<&Path>) -> Result<Config, Error> {
     if let Some(path) = path {
         return Config::load(path);
     }
-    let default = dirs::config_dir().map(|d| d.join("oy3o").join("config.toml"));
-    match default {
-        Some(path) if path.is_file() => Config::load(&path),
+    match config_file::path(None) {
+        Ok(path) if path.is_file() => Config::load(&path),
         _ => Ok(Config::default()),
     }
 }

@@ -144,3 +144,194 @@ async fn a_key_from_the_environment_is_sent_but_never_printed() {
     );
     assert!(!run.stderr.contains("sk-live-secret-1234"));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn json_lines_parse_and_carry_the_answer_and_a_usage_event() {
+    let server = FakeServer::start().await;
+    server.push(openai::answer(&["Hi", " there!"]).build());
+    let base = server.base_url();
+    let run = oy3o(
+        &["Say hi", "--model", "openai:x", "--json"],
+        &[("OPENAI_BASE_URL", &base)],
+        None,
+    )
+    .await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let lines: Vec<serde_json::Value> = run
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let named = |name: &str| lines.iter().filter(|l| l["event"] == name).count();
+    assert_eq!(named("usage"), 1, "{}", run.stdout);
+    let text: String = lines
+        .iter()
+        .filter(|l| l["event"] == "text")
+        .map(|l| l["message"]["text"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(text, "Hi there!");
+    let result = lines.iter().find(|l| l["event"] == "result").unwrap();
+    assert_eq!(result["message"]["text"], "Hi there!");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn no_stream_prints_the_whole_answer_once_it_is_complete() {
+    let server = FakeServer::start().await;
+    server.push(openai::answer(&["One", " two", " three."]).build());
+    let base = server.base_url();
+    let run = oy3o(
+        &["count", "--model", "openai:x", "--no-stream"],
+        &[("OPENAI_BASE_URL", &base)],
+        None,
+    )
+    .await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.stdout, "One two three.\n");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn usage_prints_the_token_counts_on_stderr_only() {
+    let server = FakeServer::start().await;
+    server.push(openai::answer(&["Hi", "!"]).build());
+    let base = server.base_url();
+    let run = oy3o(
+        &["hi", "--model", "openai:x", "--usage"],
+        &[("OPENAI_BASE_URL", &base)],
+        None,
+    )
+    .await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.stdout, "Hi!\n");
+    assert!(
+        run.stderr.contains("tokens: 19 in, 2 out"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn piped_output_is_the_raw_answer_with_no_styles_and_no_reasoning() {
+    let server = FakeServer::start().await;
+    server.push(
+        oy3o_testkit::SseScript::default()
+            .data(&openai::reasoning_chunk(
+                "reasoning_content",
+                "Let me think.",
+            ))
+            .raw(&openai::answer(&["# Title\n", "some **bold** `code`"]).body_text())
+            .build(),
+    );
+    let base = server.base_url();
+    let run = oy3o(
+        &["hi", "--model", "openai:x"],
+        &[("OPENAI_BASE_URL", &base)],
+        None,
+    )
+    .await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.stdout, "# Title\nsome **bold** `code`\n");
+    assert!(!run.stderr.contains("Let me think"), "{}", run.stderr);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ctrl_c_stops_the_answer_with_exit_130_and_closes_the_request() {
+    let server = FakeServer::start().await;
+    let pieces = vec!["word "; 100];
+    server.push(
+        openai::answer(&pieces)
+            .delay(std::time::Duration::from_millis(100))
+            .build(),
+    );
+    let base = server.base_url();
+    let home = std::env::temp_dir().join(format!("oy3o-cli-home-{}", std::process::id()));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_oy3o"))
+        .args(["hi", "--model", "openai:x"])
+        .env_clear()
+        .env("HOME", &home)
+        .env("XDG_CONFIG_HOME", home.join("config"))
+        .env("OPENAI_BASE_URL", &base)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let mut first = [0u8; 5];
+    tokio::io::AsyncReadExt::read_exact(&mut stdout, &mut first)
+        .await
+        .unwrap();
+    assert_eq!(&first, b"word ");
+    let pid = child.id().unwrap().to_string();
+    let killed = std::process::Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let status = tokio::time::timeout(std::time::Duration::from_secs(10), child.wait())
+        .await
+        .expect("oy3o stops within 10 s of Ctrl+C")
+        .unwrap();
+    assert_eq!(status.code(), Some(130));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while server.aborted_by_client() == 0 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(server.aborted_by_client(), 1);
+    assert_eq!(server.completed(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn config_init_writes_an_example_that_config_path_then_names_and_refuses_to_overwrite() {
+    let home = std::env::temp_dir().join(format!("oy3o-cli-init-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&home);
+    let config_home = home.join("config");
+    let env = [("XDG_CONFIG_HOME", config_home.to_str().unwrap())];
+    let init = oy3o(&["config", "init"], &env, None).await;
+    assert_eq!(init.code, 0, "{}", init.stderr);
+    let expected = config_home.join("oy3o").join("config.toml");
+    assert_eq!(init.stdout.trim(), expected.to_str().unwrap());
+    let written = std::fs::read_to_string(&expected).unwrap();
+    assert!(written.contains("# model ="), "{written}");
+
+    let path = oy3o(&["config", "path"], &env, None).await;
+    assert_eq!(path.code, 0, "{}", path.stderr);
+    assert_eq!(path.stdout.trim(), expected.to_str().unwrap());
+
+    let again = oy3o(&["config", "init"], &env, None).await;
+    assert_eq!(again.code, 3, "{}", again.stderr);
+    assert!(again.stderr.contains("exists already"), "{}", again.stderr);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failure_in_json_mode_is_an_error_line_and_an_exit_code() {
+    let server = FakeServer::start().await;
+    server.push(openai::invalid_key());
+    let base = server.base_url();
+    let run = oy3o(
+        &["hi", "--model", "openai:x", "--json"],
+        &[("OPENAI_BASE_URL", &base), ("OPENAI_API_KEY", "sk-bad")],
+        None,
+    )
+    .await;
+    assert_eq!(run.code, 4, "{}", run.stderr);
+    let last: serde_json::Value = serde_json::from_str(run.stdout.lines().last().unwrap()).unwrap();
+    assert_eq!(last["event"], "error");
+    assert_eq!(last["message"]["code"], "auth");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_retry_is_reported_on_stderr_while_stdout_keeps_the_answer_only() {
+    let server = FakeServer::start().await;
+    server.push(openai::rate_limited("0"));
+    server.push(openai::answer(&["Fine."]).build());
+    let base = server.base_url();
+    let run = oy3o(
+        &["hi", "--model", "openai:x"],
+        &[("OPENAI_BASE_URL", &base)],
+        None,
+    )
+    .await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.stdout, "Fine.\n");
+    assert!(run.stderr.contains("retry 1 in"), "{}", run.stderr);
+}

@@ -1,0 +1,323 @@
+//! The app's state: the message flow, the chats, the input line and its history, and what the
+//! screen shows. Everything the app does changes this state; drawing only reads it.
+
+use serde::{Deserialize, Serialize};
+
+use super::editor::Editor;
+use super::task::TaskBuilder;
+
+/// What kind of message a flow entry is; it decides its colour.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    /// Help text.
+    Help,
+    /// A note from the app.
+    Info,
+    /// Something went wrong (shown in red).
+    Error,
+    /// A prompt the user sent to a chat.
+    Prompt,
+    /// A model's answer.
+    Answer,
+}
+
+/// One numbered entry of the message flow.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Message {
+    /// What it is.
+    pub kind: Kind,
+    /// The one line the flow shows for it.
+    pub title: String,
+    /// The full text (`view NUM`).
+    pub body: String,
+    /// The chat it belongs to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chat: Option<String>,
+    /// Whether the flow shows the body under the title (prompts and answers) or the title only.
+    #[serde(default)]
+    pub expanded: bool,
+    /// An answer still streaming.
+    #[serde(default)]
+    pub streaming: bool,
+    /// The model's reasoning before its answer, when it shows it.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub reasoning: String,
+}
+
+impl Message {
+    /// A one-line note.
+    pub fn note(kind: Kind, text: impl Into<String>) -> Self {
+        let text = text.into();
+        Self {
+            kind,
+            title: first_line(&text),
+            body: text,
+            chat: None,
+            expanded: false,
+            streaming: false,
+            reasoning: String::new(),
+        }
+    }
+}
+
+/// A chat the user opened with `chat NAME [MODEL]`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ChatInfo {
+    /// Its name.
+    pub name: String,
+    /// The model asked for (`None`: the config's default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    /// The context set with `/context`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context: Option<String>,
+    /// Answers still streaming.
+    #[serde(skip)]
+    pub running: usize,
+}
+
+/// A task chain started with `task NAME`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TaskInfo {
+    /// Its name.
+    pub name: String,
+    /// Tasks finished so far.
+    pub done: usize,
+    /// Tasks in all its stages.
+    pub total: usize,
+    /// Still running.
+    pub running: bool,
+}
+
+/// What the main area shows.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Screen {
+    /// The message flow with the input line.
+    Flow,
+    /// One message in full, scrolled by `scroll` lines.
+    View {
+        /// The message number.
+        index: usize,
+        /// Lines scrolled past.
+        scroll: u16,
+    },
+    /// A message's JSON in the editor (`edit NUM`).
+    Edit {
+        /// The message number.
+        index: usize,
+        /// The JSON being edited.
+        editor: Editor,
+    },
+}
+
+/// The whole app state.
+#[derive(Clone, Debug)]
+pub struct App {
+    /// The message flow; a message's number is its index.
+    pub messages: Vec<Message>,
+    /// Open chats, in the order they were opened.
+    pub chats: Vec<ChatInfo>,
+    /// Task chains started, in order.
+    pub tasks: Vec<TaskInfo>,
+    /// The chain being built with `task NAME`, which the input line answers.
+    pub builder: Option<TaskBuilder>,
+    /// The chat the input line talks to, if any.
+    pub current: Option<String>,
+    /// The input line.
+    pub input: Editor,
+    /// Lines entered before, oldest first.
+    pub history: Vec<String>,
+    /// Where Up/Down is in the history (`None`: at the live line).
+    pub history_pos: Option<usize>,
+    /// The line being typed before browsing the history.
+    pub history_draft: String,
+    /// What the screen shows.
+    pub screen: Screen,
+    /// Flow lines scrolled up from the bottom.
+    pub flow_scroll: u16,
+    /// The app should end.
+    pub quit: bool,
+    /// A short note in the status bar (e.g. "copied").
+    pub notice: Option<String>,
+}
+
+/// Message 0: commands and keys.
+pub const HELP: &str = "\
+    command          │ description
+─────────────────────┼────────────────────────────────────────
+    exit             │ exit the app
+    chat NAME [MODEL]│ start or resume a chat; then each line is a prompt
+      /context TEXT  │ set the chat's context (system prompt)
+      /model MODEL   │ switch the chat's model
+      /back          │ leave the chat (/exit exits the app)
+    view NUM         │ show a message in full (Up/Down/PgUp/PgDn scroll, Esc back)
+    edit NUM         │ edit a message's JSON (Ctrl+D keeps, Esc drops)
+    task NAME        │ build a task chain step by step, then run it in the background
+    save PATH        │ save chats and messages as JSON (no secrets)
+─────────────────────┼────────────────────────────────────────
+    shortcut         │ description
+─────────────────────┼────────────────────────────────────────
+    Ctrl+A / Ctrl+E  │ cursor to start / end
+    Ctrl+X           │ clear all content
+    Ctrl+Z           │ undo the last change
+    Ctrl+C           │ copy all content to the clipboard (system and OSC 52)
+    Ctrl+V           │ paste from the system clipboard (or use your terminal's paste)
+    Esc              │ leave without change; on an empty line, stop the chat's answer
+    Ctrl+D           │ leave with change
+    Alt+Enter/Ctrl+J │ a new line in the input
+    Up / Down        │ lines of the input, then its history
+    PgUp / PgDn      │ scroll the flow
+
+let's try a first chat: enter 'chat a', then your question";
+
+impl Default for App {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl App {
+    /// A fresh app: the help as message 0 and the start-up hint.
+    pub fn new() -> Self {
+        let mut help = Message::note(Kind::Help, HELP);
+        help.title = "help: commands and keys".into();
+        Self {
+            messages: vec![
+                help,
+                Message::note(Kind::Info, "enter \"view 0\" to show help"),
+            ],
+            chats: Vec::new(),
+            tasks: Vec::new(),
+            builder: None,
+            current: None,
+            input: Editor::default(),
+            history: Vec::new(),
+            history_pos: None,
+            history_draft: String::new(),
+            screen: Screen::Flow,
+            flow_scroll: 0,
+            quit: false,
+            notice: None,
+        }
+    }
+
+    /// Adds a message; returns its number.
+    pub fn push(&mut self, message: Message) -> usize {
+        self.messages.push(message);
+        // New output brings the flow back to its end.
+        self.flow_scroll = 0;
+        self.messages.len() - 1
+    }
+
+    /// Adds a red message.
+    pub fn error(&mut self, text: impl Into<String>) -> usize {
+        self.push(Message::note(Kind::Error, text))
+    }
+
+    /// The chat named `name`.
+    pub fn chat_mut(&mut self, name: &str) -> Option<&mut ChatInfo> {
+        self.chats.iter_mut().find(|c| c.name == name)
+    }
+
+    /// A piece of answer text arrived for message `index`.
+    pub fn answer_text(&mut self, index: usize, text: &str) {
+        // A stopped answer takes no more text, even what was already on its way.
+        if let Some(m) = self.messages.get_mut(index).filter(|m| m.streaming) {
+            m.body.push_str(text);
+            m.title = first_line(&m.body);
+        }
+    }
+
+    /// A piece of the model's reasoning arrived for message `index`.
+    pub fn answer_reasoning(&mut self, index: usize, text: &str) {
+        if let Some(m) = self.messages.get_mut(index).filter(|m| m.streaming) {
+            m.reasoning.push_str(text);
+        }
+    }
+
+    /// The answer in message `index` ended, with an error or not.
+    pub fn answer_done(&mut self, index: usize, error: Option<String>) {
+        let Some(m) = self.messages.get_mut(index).filter(|m| m.streaming) else {
+            return;
+        };
+        m.streaming = false;
+        let chat = m.chat.clone();
+        if let Some(e) = error {
+            if m.body.is_empty() {
+                m.kind = Kind::Error;
+                m.body = e;
+            } else {
+                // Keep the partial answer; say why it stopped.
+                m.body.push_str(&format!("\n[stopped: {e}]"));
+            }
+            m.title = first_line(&m.body);
+        }
+        if let Some(chat) = chat.as_deref().and_then(|n| self.chat_mut(n)) {
+            chat.running = chat.running.saturating_sub(1);
+        }
+    }
+
+    /// One task of chain `name` finished.
+    pub fn task_done(&mut self, name: &str) {
+        if let Some(t) = self.tasks.iter_mut().find(|t| t.name == name && t.running) {
+            t.done = (t.done + 1).min(t.total);
+        }
+    }
+
+    /// Chain `name` ended, with an error or not.
+    pub fn task_end(&mut self, name: &str, error: Option<String>) {
+        if let Some(t) = self.tasks.iter_mut().find(|t| t.name == name && t.running) {
+            t.running = false;
+        }
+        match error {
+            Some(e) => self.error(format!("task {name} failed: {e}")),
+            None => self.push(Message::note(Kind::Info, format!("task {name} finished"))),
+        };
+    }
+
+    /// Whether any answer is still streaming.
+    pub fn streaming(&self) -> bool {
+        self.chats.iter().any(|c| c.running > 0) || self.tasks.iter().any(|t| t.running)
+    }
+}
+
+/// The first non-empty line of `text`, for a title.
+pub fn first_line(text: &str) -> String {
+    text.lines()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("")
+        .trim_end()
+        .to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stopped_answer_keeps_its_text_and_ignores_late_updates() {
+        let mut app = App::new();
+        app.chats.push(ChatInfo {
+            name: "a".into(),
+            model: None,
+            context: None,
+            running: 1,
+        });
+        let n = app.push(Message {
+            kind: Kind::Answer,
+            title: String::new(),
+            body: String::new(),
+            chat: Some("a".into()),
+            expanded: true,
+            streaming: true,
+            reasoning: String::new(),
+        });
+        app.answer_text(n, "partial");
+        app.answer_done(n, Some("stopped".into()));
+        app.answer_text(n, " late");
+        app.answer_done(n, None);
+        assert_eq!(app.messages[n].body, "partial\n[stopped: stopped]");
+        assert!(!app.streaming());
+    }
+}

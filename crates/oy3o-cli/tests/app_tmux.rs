@@ -1,0 +1,229 @@
+//! The terminal faces in a real terminal: tmux runs `oy3o` against the fake server, keys are
+//! typed with `send-keys`, and the screen is read back with `capture-pane`.
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use oy3o_testkit::{FakeServer, openai};
+
+/// One tmux server of our own (its own socket file), killed and removed on drop.
+struct Tmux {
+    socket: std::path::PathBuf,
+}
+
+impl Tmux {
+    /// Starts `command` in a 120×40 pane named `app`. The command is run by `sh -c`, then
+    /// `exit=STATUS` is printed and the pane stays open, so a test can see how it ended.
+    fn start(command: &str) -> Self {
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let tmux = Tmux {
+            socket: std::env::temp_dir().join(format!("oy3o-tmux-{}-{n}.sock", std::process::id())),
+        };
+        // A blank line first: tmux may drop the first line of a pane's output.
+        let wrapped = format!("sh -c 'echo; {command}; echo exit=$?; sleep 60'");
+        tmux.run(&[
+            "new-session",
+            "-d",
+            "-x",
+            "120",
+            "-y",
+            "40",
+            "-s",
+            "app",
+            &wrapped,
+        ]);
+        tmux
+    }
+
+    fn run(&self, args: &[&str]) -> String {
+        let out = Command::new("tmux")
+            .arg("-S")
+            .arg(&self.socket)
+            .args(args)
+            .output()
+            .expect("tmux is installed (scripts/setup installs it)");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn screen(&self) -> String {
+        self.run(&["capture-pane", "-p", "-t", "app"])
+    }
+
+    fn type_line(&self, line: &str) {
+        if !line.is_empty() {
+            self.run(&["send-keys", "-t", "app", "-l", line]);
+        }
+        self.run(&["send-keys", "-t", "app", "Enter"]);
+    }
+
+    fn wait_for(&self, text: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let screen = self.screen();
+            if screen.contains(text) {
+                return screen;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "waited 15 s for {text:?}; the screen:\n{screen}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux")
+            .arg("-S")
+            .arg(&self.socket)
+            .arg("kill-server")
+            .output();
+        let _ = std::fs::remove_file(&self.socket);
+    }
+}
+
+/// The shell command that runs `oy3o ARGS` with a clean environment against `server`.
+fn oy3o_command(server: &FakeServer, args: &str) -> String {
+    let home = std::env::temp_dir().join(format!("oy3o-tmux-home-{}", std::process::id()));
+    let _ = std::fs::create_dir_all(&home);
+    format!(
+        "env -i HOME={home} XDG_CONFIG_HOME={home}/config TERM=xterm-256color \
+         OPENAI_BASE_URL={base} OY3O_MODEL=openai:gpt-test {bin} {args}",
+        home = home.display(),
+        base = server.base_url(),
+        bin = env!("CARGO_BIN_EXE_oy3o"),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_app_chats_views_edits_runs_a_task_saves_loads_and_exits_in_a_real_terminal() {
+    let server = FakeServer::start().await;
+    server.respond(|_| {
+        openai::answer(&["The answer ", "is ", "2."])
+            .delay(Duration::from_millis(30))
+            .build()
+    });
+    let tmux = Tmux::start(&oy3o_command(&server, ""));
+
+    let start = tmux.wait_for("enter \"view 0\" to show help");
+    assert!(start.contains("Tasks: none │ Chats: none"), "{start}");
+
+    tmux.type_line("chat a");
+    tmux.wait_for("chat a (default model)");
+    tmux.type_line("What is 1+1?");
+    let answered = tmux.wait_for("4| a: The answer is 2.");
+    assert!(answered.contains("3| a> What is 1+1?"), "{answered}");
+    assert_eq!(openai::prompt_of(&server.requests()[0]), "What is 1+1?");
+
+    tmux.type_line("/back");
+    tmux.type_line("view 4");
+    let view = tmux.wait_for("message 4");
+    assert!(view.contains("The answer is 2."), "{view}");
+    tmux.run(&["send-keys", "-t", "app", "Escape"]);
+    tmux.wait_for("left chat a");
+
+    tmux.type_line("edit 1");
+    tmux.wait_for("edit 1: Ctrl+D keeps");
+    tmux.run(&["send-keys", "-t", "app", "C-d"]);
+    tmux.wait_for("message 1 changed");
+
+    tmux.type_line("nosuch");
+    tmux.wait_for("unknown command: nosuch");
+    // No display here: Ctrl+V says how to paste instead of failing.
+    tmux.run(&["send-keys", "-t", "app", "C-v"]);
+    tmux.wait_for("no system clipboard here");
+
+    tmux.type_line("task t");
+    tmux.wait_for("t stage 1 task 1 prompt");
+    for line in ["Name a colour.", "", "", ""] {
+        tmux.type_line(line);
+    }
+    tmux.wait_for("t chain to next tasks? [y/n]");
+    for line in ["y", "Use {{previous}}", "", "", "", "n"] {
+        tmux.type_line(line);
+    }
+    let done = tmux.wait_for("task t finished");
+    assert!(done.contains("Tasks: t(done)"), "{done}");
+    assert!(
+        done.contains("t stage 2 [default]: The answer is 2."),
+        "{done}"
+    );
+
+    let saved = std::env::temp_dir().join(format!("oy3o-tmux-save-{}.json", std::process::id()));
+    tmux.type_line(&format!("save {}", saved.display()));
+    tmux.wait_for("saved to");
+    let session = std::fs::read_to_string(&saved).unwrap();
+    assert!(
+        session.contains("What is 1+1?") && !session.contains("OPENAI"),
+        "{session}"
+    );
+
+    tmux.type_line("exit");
+    tmux.wait_for("exit=");
+    // The alternate screen is gone: the app's drawing does not stay behind.
+    let after = tmux.screen();
+    assert!(after.contains("exit=0"), "{after}");
+    assert!(!after.contains("Chats: a"), "{after}");
+
+    // --load reopens the saved flow and chats.
+    let reopened = Tmux::start(&oy3o_command(
+        &server,
+        &format!("--load {}", saved.display()),
+    ));
+    let screen = reopened.wait_for("loaded ");
+    assert!(screen.contains("3| a> What is 1+1?"), "{screen}");
+    assert!(screen.contains("Chats: a"), "{screen}");
+    reopened.type_line("exit");
+    reopened.wait_for("exit=0");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_one_shot_answer_on_a_terminal_is_rendered_as_markdown_after_its_reasoning() {
+    let server = FakeServer::start().await;
+    let answer = openai::answer(&["# Plan\n", "- first **step**\n", "- `code` here\n"]);
+    server.push(
+        oy3o_testkit::SseScript::default()
+            .data(&openai::reasoning_chunk(
+                "reasoning_content",
+                "Let me think.",
+            ))
+            .raw(&answer.body_text())
+            .build(),
+    );
+    let tmux = Tmux::start(&oy3o_command(&server, "hi"));
+    let screen = tmux.wait_for("exit=");
+    assert!(screen.contains("# Plan"), "{screen}");
+    // The reasoning goes to stderr, here the same terminal, before the answer.
+    assert!(screen.contains("Let me think."), "{screen}");
+    assert!(screen.contains("• first step"), "{screen}");
+    assert!(screen.contains("• code here"), "{screen}");
+    assert!(!screen.contains("**"), "{screen}");
+    assert!(screen.contains("exit=0"), "{screen}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn esc_stops_a_streaming_answer_in_the_app_and_closes_the_request() {
+    let server = FakeServer::start().await;
+    let pieces = vec!["word "; 100];
+    server.push(
+        openai::answer(&pieces)
+            .delay(Duration::from_millis(100))
+            .build(),
+    );
+    let tmux = Tmux::start(&oy3o_command(&server, ""));
+    tmux.wait_for("enter \"view 0\" to show help");
+    tmux.type_line("chat a");
+    tmux.type_line("talk");
+    tmux.wait_for("a: word word");
+    tmux.run(&["send-keys", "-t", "app", "Escape"]);
+    tmux.wait_for("[stopped: stopped]");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while server.aborted_by_client() == 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(server.aborted_by_client(), 1);
+    tmux.type_line("/exit");
+    tmux.wait_for("exit=0");
+}
