@@ -38,7 +38,7 @@ fn main() {
                 ..ProviderSettings::default()
             },
         );
-        // (stage elapsed, slowest task) per stage, from the chain's own events.
+        // (stage elapsed, slowest task) per stage, in microseconds, from the chain's own events.
         let stages = Arc::new(Mutex::new(Vec::<(u64, u64)>::new()));
         let slowest = Arc::new(Mutex::new(0u64));
         let (s, w) = (stages.clone(), slowest.clone());
@@ -47,11 +47,11 @@ fn main() {
             match e.name() {
                 "task_done" => {
                     let mut w = w.lock().unwrap();
-                    *w = (*w).max(m["elapsed_ms"].as_u64().unwrap_or(0));
+                    *w = (*w).max(m["elapsed_us"].as_u64().unwrap_or(0));
                 }
                 "stage_done" => {
                     let mut w = w.lock().unwrap();
-                    s.lock().unwrap().push((m["elapsed_ms"].as_u64().unwrap_or(0), *w));
+                    s.lock().unwrap().push((m["elapsed_us"].as_u64().unwrap_or(0), *w));
                     *w = 0;
                 }
                 _ => {}
@@ -72,11 +72,82 @@ fn main() {
             println!("{label} (concurrency {bound}, answer delay {DELAY:?}): wall {wall:.1?}, failed {failed}");
             for (i, (elapsed, slow)) in stages.lock().unwrap().iter().enumerate() {
                 println!(
-                    "  stage {}: {elapsed} ms, slowest task {slow} ms, overhead over the slowest branch {} ms",
+                    "  stage {}: {:.2} ms, slowest task {:.2} ms, overhead over the slowest branch {:.3} ms",
                     i + 1,
-                    elapsed.saturating_sub(*slow)
+                    *elapsed as f64 / 1e3,
+                    *slow as f64 / 1e3,
+                    elapsed.saturating_sub(*slow) as f64 / 1e3
                 );
             }
+        }
+
+        // Per-task cost: the same tasks one at a time against an instant fake, so the time per
+        // task is the engine's work plus the fake's and the loopback's, with no waiting.
+        let instant = FakeServer::start().await;
+        instant.fallback(openai::answer(&["an answer of a few words"]).build());
+        let mut sequential = config.clone();
+        sequential.task_concurrency = Some(1);
+        if let Some(openai) = sequential.providers.get_mut("openai") {
+            openai.base_url = Some(instant.base_url());
+        }
+        for _ in 0..2 {
+            let started = Instant::now();
+            let results = oy3o::exec_tasks_once(stage_of(1000), &sequential).await;
+            let wall = started.elapsed();
+            println!(
+                "1000 tasks one at a time, instant answers: {wall:.1?}, {:.1} µs per task, {} failed",
+                wall.as_secs_f64() * 1e6 / 1000.0,
+                results.iter().filter(|r| !r.is_ok()).count()
+            );
+        }
+        // The floor: the same request with a plain reqwest client, no engine.
+        let client = reqwest::Client::new();
+        let url = format!("{}/chat/completions", instant.base_url());
+        for _ in 0..2 {
+            let started = Instant::now();
+            for _ in 0..1000 {
+                let body = client
+                    .post(&url)
+                    .body(r#"{"model":"bench","stream":true,"messages":[{"role":"user","content":"task"}]}"#)
+                    .send()
+                    .await
+                    .expect("direct request")
+                    .bytes()
+                    .await
+                    .expect("direct body");
+                assert!(!body.is_empty());
+            }
+            let wall = started.elapsed();
+            println!(
+                "1000 plain reqwest requests one at a time: {wall:.1?}, {:.1} µs per request",
+                wall.as_secs_f64() * 1e6 / 1000.0
+            );
+        }
+        // The floor for a stage: 100 plain reqwest requests at once against the 50 ms fake
+        // (warm pool after the first round), no engine. A stage's wall minus this is what the
+        // engine adds to a stage of 100 parallel tasks.
+        let delayed_url = format!("{}/chat/completions", server.base_url());
+        for round in 0..4 {
+            let started = Instant::now();
+            let requests = (0..100).map(|_| async {
+                client
+                    .post(&delayed_url)
+                    .body(r#"{"model":"bench","stream":true,"messages":[{"role":"user","content":"task"}]}"#)
+                    .send()
+                    .await
+                    .expect("direct request")
+                    .bytes()
+                    .await
+                    .expect("direct body")
+                    .len()
+            });
+            let sizes = futures::future::join_all(requests).await;
+            assert!(sizes.iter().all(|&n| n > 0));
+            println!(
+                "100 plain reqwest requests at once (round {}): {:.2} ms",
+                round + 1,
+                started.elapsed().as_secs_f64() * 1e3
+            );
         }
     });
 }

@@ -8,7 +8,7 @@ use futures::StreamExt;
 use futures::stream::{self, BoxStream};
 use serde_json::json;
 
-use super::run::{concurrency, run_task};
+use super::run::{concurrency, spawn_task};
 use super::{Chain, TaskResult, template};
 use crate::config::Config;
 use crate::error::{Error, ErrorCode, Result};
@@ -78,7 +78,7 @@ pub fn exec_tasks_chain(chain: Chain, config: &Config) -> BoxStream<'static, Res
                 .enumerate()
                 .map(|(i, task)| {
                     let rendered = render(&task, &answers, &previous);
-                    run_task(config.clone(), Some(s), i, task, rendered)
+                    spawn_task(config.clone(), Some(s), i, task, rendered)
                 })
                 .collect();
             let mut slots: Vec<Option<TaskResult>> = (0..n).map(|_| None).collect();
@@ -102,6 +102,7 @@ pub fn exec_tasks_chain(chain: Chain, config: &Config) -> BoxStream<'static, Res
                     "stages": total,
                     "failed": failed,
                     "elapsed_ms": started.elapsed().as_millis() as u64,
+                    "elapsed_us": started.elapsed().as_micros() as u64,
                     "answers": results.iter().map(|r| json!({
                         "name": r.task.label(), "response": r.response,
                         "error": r.error.as_ref().map(|e| e.message().to_owned()),

@@ -1,6 +1,9 @@
 //! Running tasks concurrently, bounded, with per-task events.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Instant;
 
 use futures::StreamExt;
@@ -39,7 +42,7 @@ pub fn exec_tasks(tasks: Vec<Task>, config: &Config) -> BoxStream<'static, TaskR
         .map(move |(index, task)| {
             let prompt = task.prompt.clone();
             let context = task.context.clone();
-            run_task(config.clone(), None, index, task, Ok((prompt, context)))
+            spawn_task(config.clone(), None, index, task, Ok((prompt, context)))
         })
         .buffer_unordered(limit)
         .boxed()
@@ -55,6 +58,64 @@ pub(super) fn concurrency(config: &Config) -> usize {
         .task_concurrency
         .unwrap_or(DEFAULT_CONCURRENCY)
         .max(1)
+}
+
+/// Starts [`run_task`] on the runtime's worker threads, so the tasks of a stage decode their
+/// streams in parallel instead of all on the consumer's task. The returned future aborts the
+/// spawned task when dropped, so dropping a task stream still cancels every running task.
+pub(super) fn spawn_task(
+    config: Arc<Config>,
+    stage: Option<usize>,
+    index: usize,
+    task: Task,
+    rendered: Result<(String, Option<String>), Error>,
+) -> SpawnedTask {
+    let stand_in = (index, task.clone());
+    SpawnedTask {
+        handle: tokio::spawn(run_task(config, stage, index, task, rendered)),
+        stand_in: Some(stand_in),
+    }
+}
+
+/// A spawned [`run_task`]: resolves to its result, aborts it when dropped.
+pub(super) struct SpawnedTask {
+    handle: tokio::task::JoinHandle<TaskResult>,
+    /// What to report if the spawned task is lost (a panic, or a runtime shutting down).
+    stand_in: Option<(usize, Task)>,
+}
+
+impl Future for SpawnedTask {
+    type Output = TaskResult;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<TaskResult> {
+        let joined = std::task::ready!(Pin::new(&mut self.handle).poll(cx));
+        Poll::Ready(match joined {
+            Ok(result) => result,
+            Err(lost) => {
+                if lost.is_panic() {
+                    std::panic::resume_unwind(lost.into_panic());
+                }
+                let (index, task) = self.stand_in.take().unwrap_or_default();
+                TaskResult {
+                    index,
+                    task,
+                    response: None,
+                    error: Some(Error::new(
+                        ErrorCode::Cancelled,
+                        "the task was stopped because its runtime shut down",
+                    )),
+                    usage: None,
+                    elapsed: Default::default(),
+                }
+            }
+        })
+    }
+}
+
+impl Drop for SpawnedTask {
+    fn drop(&mut self) {
+        self.handle.abort();
+    }
 }
 
 /// Runs one task with its (already rendered) prompt and context, or fails it with the
@@ -136,6 +197,7 @@ pub(super) async fn run_task(
     let mut done = position;
     done["ok"] = json!(result.is_ok());
     done["elapsed_ms"] = json!(result.elapsed.as_millis() as u64);
+    done["elapsed_us"] = json!(result.elapsed.as_micros() as u64);
     done["usage"] = json!(result.usage);
     if let Some(e) = &result.error {
         done["error"] = json!({ "code": e.code(), "message": e.message() });
