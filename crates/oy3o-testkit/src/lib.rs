@@ -9,11 +9,14 @@
 //!
 //! One module per wire format, each with realistic streams and error replies: [`openai`]
 //! (Chat Completions), [`responses`] (OpenAI Responses), [`anthropic`] (Messages), [`gemini`]
-//! (`streamGenerateContent?alt=sse`) and [`ollama`] (native `/api/chat` NDJSON).
+//! (`streamGenerateContent?alt=sse`) and [`ollama`] (native `/api/chat` NDJSON); [`copilot`]
+//! simulates Copilot's web chat (HTTP start plus its WebSocket) for the `bing` provider. The
+//! `oy3o-fake` binary runs a simulator for tests in other processes.
 //!
 //! Not for production use; nothing here is tuned for speed or safety.
 
 pub mod anthropic;
+pub mod copilot;
 pub mod gemini;
 pub mod ollama;
 pub mod openai;
