@@ -6,8 +6,8 @@ mod common;
 use common::{Run, names, recorder, tune};
 use futures::StreamExt;
 use oy3o::{Chat, Config, Credential, ErrorCode, Event};
-use oy3o_testkit::HttpProxy;
 use oy3o_testkit::copilot::{self, Answer, CopilotSim, Turn};
+use oy3o_testkit::{HttpProxy, Socks5Proxy};
 
 /// A config whose `bing` provider is the simulator, with the cookies it accepts.
 fn config(sim: &CopilotSim) -> Config {
@@ -287,6 +287,39 @@ async fn both_the_start_and_the_socket_go_through_the_proxy() {
         "{seen:?}"
     );
     assert!(seen.contains(&format!("CONNECT {host}")), "{seen:?}");
+}
+
+#[tokio::test]
+async fn a_socks5_proxy_with_a_login_carries_both_connections() {
+    let sim = CopilotSim::start().await;
+    let proxy = Socks5Proxy::start(Some(("user", "p@ss"))).await;
+    let mut config = config(&sim);
+    let url = proxy.url().replace("socks5h://", "socks5h://user:p%40ss@");
+    config.proxies.insert("bing".into(), url);
+    let answer = oy3o::exec_once("hi", None, Some("bing"), &config)
+        .await
+        .unwrap();
+    assert_eq!(answer, "Turn 1: you said hi");
+    let host = sim.url().trim_start_matches("http://").to_owned();
+    assert_eq!(
+        proxy.seen(),
+        [host.clone(), host],
+        "the start, then the socket"
+    );
+
+    let wrong = Socks5Proxy::start(Some(("user", "other"))).await;
+    let mut config = self::config(&sim);
+    config.proxies.insert(
+        "bing".into(),
+        wrong.url().replace("socks5h://", "socks5h://user:p%40ss@"),
+    );
+    let run = Run::of(oy3o::exec("hi", None, Some("bing"), &config)).await;
+    assert_eq!(run.err().code(), ErrorCode::Network);
+    assert!(
+        !run.err().message().contains("p@ss"),
+        "{}",
+        run.err().message()
+    );
 }
 
 #[test]
