@@ -213,6 +213,8 @@ fn percent_decode(s: &str) -> String {
     while i < bytes.len() {
         if bytes[i] == b'%'
             && i + 2 < bytes.len()
+            && bytes[i + 1].is_ascii_hexdigit()
+            && bytes[i + 2].is_ascii_hexdigit()
             && let Ok(b) = u8::from_str_radix(&s[i + 1..i + 3], 16)
         {
             out.push(b);
@@ -439,5 +441,6 @@ mod tests {
     fn percent_escapes_in_proxy_credentials_are_decoded() {
         assert_eq!(percent_decode("p%40ss%3Aw"), "p@ss:w");
         assert_eq!(percent_decode("plain%"), "plain%");
+        assert_eq!(percent_decode("%é%zz"), "%é%zz");
     }
 }

@@ -40,10 +40,42 @@ struct Frame {
 pub(super) enum Next {
     /// Keep reading.
     Read,
-    /// Send these frames (a challenge answer and the held `send`), then keep reading.
-    Reply(Vec<Value>),
+    /// Answer this challenge (see [`Challenge::answer`]), then keep reading.
+    Challenge(Challenge),
     /// The turn is complete.
     Finish,
+}
+
+/// A challenge to answer: the method, its parameter and id, as sent.
+#[derive(Debug, PartialEq)]
+pub(super) struct Challenge {
+    method: Option<String>,
+    parameter: Value,
+    id: Option<String>,
+}
+
+impl Challenge {
+    /// The frames to send: the response, then the held `send` again (COPILOT.md §A.6.4). The
+    /// proof of work is computed on a blocking thread, off the runtime's workers.
+    pub(super) async fn answer(self, send: &Value) -> Result<Vec<Value>> {
+        let Challenge {
+            method,
+            parameter,
+            id,
+        } = self;
+        let (method, token) = tokio::task::spawn_blocking(move || {
+            let token = challenge::solve(method.as_deref(), &parameter);
+            (method, token)
+        })
+        .await
+        .map_err(|e| Error::provider(format!("solving Copilot's challenge failed: {e}")))?;
+        let response = super::frames::challenge_response(
+            &token?,
+            method.as_deref().unwrap_or_default(),
+            id.as_deref(),
+        );
+        Ok(vec![response, send.clone()])
+    }
 }
 
 /// The state of one answer.
@@ -62,8 +94,8 @@ pub(super) struct Answer {
 }
 
 impl Answer {
-    /// Maps one text frame; `send` is the held `send` frame, re-sent after a challenge.
-    pub(super) fn read(&mut self, text: &str, send: &Value, out: &mut Vec<Delta>) -> Result<Next> {
+    /// Maps one text frame.
+    pub(super) fn read(&mut self, text: &str, out: &mut Vec<Delta>) -> Result<Next> {
         let frame: Frame = serde_json::from_str(text).map_err(|e| {
             Error::provider(format!(
                 "Copilot sent a frame that is not the expected JSON ({e}): {}",
@@ -147,14 +179,11 @@ impl Answer {
                          the cookies again from a browser where copilot.microsoft.com works",
                     ));
                 }
-                let method = frame.method.as_deref();
-                let token = challenge::solve(method, &frame.parameter)?;
-                let answer = super::frames::challenge_response(
-                    &token,
-                    method.unwrap_or_default(),
-                    frame.id.as_deref(),
-                );
-                return Ok(Next::Reply(vec![answer, send.clone()]));
+                return Ok(Next::Challenge(Challenge {
+                    method: frame.method,
+                    parameter: frame.parameter,
+                    id: frame.id,
+                }));
             }
             "error" => return Err(service_error(&frame)),
             // `connected`, `received`, `partCompleted`, `partialImageGenerated`, frames of other
@@ -245,10 +274,9 @@ mod tests {
     fn feed(frames: &[&str]) -> (Vec<Delta>, Result<Next>) {
         let mut answer = Answer::default();
         let mut out = Vec::new();
-        let send = json!({"event": "send"});
         let mut last = Ok(Next::Read);
         for f in frames {
-            last = answer.read(f, &send, &mut out);
+            last = answer.read(f, &mut out);
             if last.is_err() {
                 break;
             }
@@ -319,22 +347,23 @@ mod tests {
         );
     }
 
-    #[test]
-    fn a_hashcash_challenge_is_answered_and_the_send_repeated() {
+    #[tokio::test]
+    async fn a_hashcash_challenge_is_answered_and_the_send_repeated() {
         let (_, next) = feed(&[
             r#"{"event":"challenge","method":"hashcash","parameter":"abc:4","id":"0.0001"}"#,
         ]);
-        let Next::Reply(frames) = next.unwrap() else {
-            panic!("expected a reply");
+        let Next::Challenge(challenge) = next.unwrap() else {
+            panic!("expected a challenge");
         };
+        let frames = challenge.answer(&json!({"event": "send"})).await.unwrap();
         assert_eq!(frames[0]["event"], "challengeResponse");
         assert_eq!(frames[0]["method"], "hashcash");
         assert_eq!(frames[0]["id"], "0.0001");
         assert_eq!(frames[1], json!({"event": "send"}));
     }
 
-    #[test]
-    fn service_errors_map_to_codes() {
+    #[tokio::test]
+    async fn service_errors_and_browser_checks_map_to_codes() {
         let code = |c: &str| {
             let (_, next) = feed(&[&format!(r#"{{"event":"error","errorCode":"{c}"}}"#)]);
             next.unwrap_err().code()
@@ -344,6 +373,10 @@ mod tests {
         assert_eq!(code("unauthorized"), ErrorCode::Auth);
         assert_eq!(code("throttled"), ErrorCode::RateLimit);
         let (_, null) = feed(&[r#"{"event":"challenge","method":null,"parameter":null,"id":"1"}"#]);
-        assert_eq!(null.unwrap_err().code(), ErrorCode::Auth);
+        let Ok(Next::Challenge(null)) = null else {
+            panic!("expected a challenge");
+        };
+        let refused = null.answer(&json!({})).await;
+        assert_eq!(refused.unwrap_err().code(), ErrorCode::Auth);
     }
 }

@@ -75,14 +75,14 @@ pub(super) fn run(client: std::sync::Arc<Client>, request: TurnRequest) -> Delta
                 // Pings are answered by tungstenite; binary frames are not part of the protocol.
                 _ => continue,
             };
-            let step = answer.read(text.as_str(), &send, &mut out);
+            let step = answer.read(text.as_str(), &mut out);
             for delta in out.drain(..) {
                 yield delta;
             }
             match step? {
                 Next::Read => {}
-                Next::Reply(frames) => {
-                    for frame in &frames {
+                Next::Challenge(challenge) => {
+                    for frame in &challenge.answer(&send).await? {
                         write(&mut socket, frame).await?;
                     }
                 }
