@@ -5,21 +5,26 @@
 //! statuses with headers, slow chunks, stalls, cuts mid-stream, clean ends without the terminal
 //! event, events split at any byte (inside UTF-8 characters too), CRLF framing and
 //! `: keep-alive` comments. Also a small HTTP proxy (CONNECT and absolute-form) to check that
-//! proxy settings are honoured.
+//! proxy settings are honoured, and a SOCKS5 one ([`Socks5Proxy`]).
 //!
 //! One module per wire format, each with realistic streams and error replies: [`openai`]
 //! (Chat Completions), [`responses`] (OpenAI Responses), [`anthropic`] (Messages), [`gemini`]
-//! (`streamGenerateContent?alt=sse`) and [`ollama`] (native `/api/chat` NDJSON).
+//! (`streamGenerateContent?alt=sse`) and [`ollama`] (native `/api/chat` NDJSON); [`copilot`]
+//! simulates Copilot's web chat (HTTP start plus its WebSocket) for the `bing` provider. The
+//! `oy3o-fake` binary runs a simulator for tests in other processes.
 //!
 //! Not for production use; nothing here is tuned for speed or safety.
 
 pub mod anthropic;
+pub mod copilot;
 pub mod gemini;
 pub mod ollama;
 pub mod openai;
 mod proxy;
 pub mod responses;
 mod server;
+mod socks;
 
 pub use proxy::HttpProxy;
 pub use server::{FakeServer, NdjsonScript, Part, RecordedRequest, Responder, Scripted, SseScript};
+pub use socks::Socks5Proxy;

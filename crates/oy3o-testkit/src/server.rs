@@ -479,7 +479,7 @@ fn reason(status: u16) -> &'static str {
 
 /// Writes the reply; `Ok(true)` when it was sent to its end, `Ok(false)` when the script cut
 /// or stalled it, `Err` when the client went away.
-async fn write_reply(socket: &mut TcpStream, reply: &Scripted) -> std::io::Result<bool> {
+pub(crate) async fn write_reply(socket: &mut TcpStream, reply: &Scripted) -> std::io::Result<bool> {
     let mut parts = reply.parts.as_slice();
     while let Some(Part::Delay(d)) = parts.first() {
         tokio::time::sleep(*d).await;

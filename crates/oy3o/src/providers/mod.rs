@@ -1,6 +1,7 @@
 //! The provider registry. Adding a provider: a folder here plus one line in `PROVIDERS`.
 
 pub mod anthropic;
+pub mod bing;
 pub mod gemini;
 #[cfg(feature = "local")]
 pub mod local;
@@ -15,12 +16,20 @@ static PROVIDERS: &[&dyn Provider] = &[
     &anthropic::Anthropic,
     &gemini::Gemini,
     &ollama::Ollama,
+    &bing::Bing,
     #[cfg(feature = "local")]
     &local::Local,
 ];
 
-/// The provider named `name` (lower case), if known.
+/// Other names of providers: `copilot` is what the service behind `bing` is called now.
+static ALIASES: &[(&str, &str)] = &[("copilot", "bing")];
+
+/// The provider named `name` (lower case), or one of its other names, if known.
 pub fn find(name: &str) -> Option<&'static dyn Provider> {
+    let name = ALIASES
+        .iter()
+        .find(|(alias, _)| *alias == name)
+        .map_or(name, |(_, real)| *real);
     PROVIDERS.iter().copied().find(|p| p.info().name == name)
 }
 

@@ -1,0 +1,365 @@
+//! A simulator of Microsoft Copilot's web chat (`shared/wire/COPILOT.md` Part A, built from
+//! public client code): `POST /c/api/start` and `/c/api/conversations` over HTTP, and the chat
+//! WebSocket `/c/api/chat?api-version=2` on the same port.
+//!
+//! It checks what a real server checks, as far as public clients tell: the browser's cookies
+//! (401 at start and at the upgrade when they are missing, wrong or expired), the
+//! `__Host-copilot-anon` cookie it set at start riding on the upgrade, `api-version=2`,
+//! `clientSessionId`, `setOptions` + `reportLocalConsents` before `send` (else
+//! `error/invalid-event`), a known conversation id, and challenge answers. It answers with the
+//! frames of a captured turn, in order, with string ids counting per connection: `connected`,
+//! `received`, `startMessage`, `chainOfThought`, `appendText` deltas, `citation`,
+//! `partCompleted`, `done`, `titleUpdate` (first turn), `suggestedFollowups`. The server keeps
+//! each conversation, so a second connection with the same id continues it.
+//!
+//! Replies are scripted with [`CopilotSim::push`], or derived from the prompt, which also picks
+//! faults for tests that cannot reach the API (Python, processes): `[challenge]` (a Cloudflare
+//! gate), `[hashcash]` (a proof of work, then the answer), `[drop]` (the connection dies after
+//! two text frames), `[error:CODE]`, `[cite]`, `[reason]`. `GET /_sim/state` returns what it
+//! saw as JSON.
+
+mod chat;
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use serde_json::{Value, json};
+use tokio::net::{TcpListener, TcpStream};
+
+use crate::server::{RecordedRequest, Scripted, read_request, write_reply};
+
+/// The cookies the simulator accepts, as `(name, value)`.
+pub const COOKIES: &[(&str, &str)] = &[
+    ("MUID", "sim-muid-3f2a9c41d07e"),
+    ("cf_clearance", "sim-clearance-8b1e55c0a9d4"),
+];
+
+/// The accepted cookies as a browser extension exports them (a JSON list of `{name, value,
+/// domain, ...}`).
+pub fn cookie_export() -> String {
+    let list: Vec<Value> = COOKIES
+        .iter()
+        .map(|(name, value)| {
+            json!({"name": name, "value": value, "domain": ".microsoft.com", "path": "/",
+                   "secure": true, "httpOnly": false, "session": false})
+        })
+        .collect();
+    Value::Array(list).to_string()
+}
+
+/// One scripted answer.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Answer {
+    /// The text, one `appendText` frame per chunk.
+    pub chunks: Vec<String>,
+    /// `chainOfThought` frames sent before the text.
+    pub reasoning: Vec<String>,
+    /// `citation` frames `(url, title)`, sent after the first chunk.
+    pub citations: Vec<(String, String)>,
+    /// The `titleUpdate` after `done` (the first turn of a conversation gets one by default).
+    pub title: Option<String>,
+    /// The `suggestedFollowups`.
+    pub suggestions: Vec<String>,
+}
+
+impl Answer {
+    /// An answer of these text chunks, with two suggestions.
+    pub fn text(chunks: &[&str]) -> Self {
+        Self {
+            chunks: chunks.iter().map(|c| (*c).to_owned()).collect(),
+            suggestions: vec!["Tell me more".to_owned(), "Give an example".to_owned()],
+            ..Self::default()
+        }
+    }
+
+    /// Adds `chainOfThought` frames.
+    pub fn reasoning(mut self, steps: &[&str]) -> Self {
+        self.reasoning = steps.iter().map(|s| (*s).to_owned()).collect();
+        self
+    }
+
+    /// Adds a `citation` frame.
+    pub fn cite(mut self, url: &str, title: &str) -> Self {
+        self.citations.push((url.to_owned(), title.to_owned()));
+        self
+    }
+
+    /// Sets the `titleUpdate`.
+    pub fn title(mut self, title: &str) -> Self {
+        self.title = Some(title.to_owned());
+        self
+    }
+
+    /// The whole text.
+    pub fn whole(&self) -> String {
+        self.chunks.concat()
+    }
+}
+
+/// What the simulator does with one `send`.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Turn {
+    /// Answers.
+    Answer(Answer),
+    /// Sends a challenge instead of `received`; once it is answered correctly and the `send`
+    /// repeated, answers. `method`: `None` or `cloudflare` (only a browser can answer),
+    /// `hashcash` (`parameter` = `"seed:difficulty"`) or `copilot` (a number).
+    Challenge {
+        /// The challenge method.
+        method: Option<String>,
+        /// Its parameter.
+        parameter: Value,
+        /// The answer after a correct response.
+        then: Answer,
+    },
+    /// Sends `{"event":"error","errorCode":CODE}`.
+    Error(String),
+    /// Answers, but the connection dies (no close frame) after this many `appendText` frames.
+    DropAfter(usize, Answer),
+}
+
+impl Turn {
+    /// The Cloudflare gate: `{"event":"challenge","method":null,"parameter":null}`.
+    pub fn cloudflare() -> Self {
+        Turn::Challenge {
+            method: None,
+            parameter: Value::Null,
+            then: Answer::text(&["unreachable"]),
+        }
+    }
+
+    /// A hashcash proof of work of difficulty 8, then `then`.
+    pub fn hashcash(then: Answer) -> Self {
+        Turn::Challenge {
+            method: Some("hashcash".to_owned()),
+            parameter: json!("sim-seed-41:8"),
+            then,
+        }
+    }
+}
+
+/// A `send` the simulator received.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Sent {
+    /// `conversationId`.
+    pub conversation: String,
+    /// The text of the `content` parts.
+    pub text: String,
+    /// `mode`.
+    pub mode: String,
+    /// `context.edge.pageContent`, if sent.
+    pub context: Option<String>,
+    /// The query of the socket URL.
+    pub query: String,
+    /// Names of the cookies on the upgrade.
+    pub cookies: Vec<String>,
+}
+
+/// A conversation the server keeps.
+#[derive(Clone, Debug, Default)]
+struct Conversation {
+    /// The user texts so far.
+    turns: Vec<String>,
+    /// The last page context received.
+    context: Option<String>,
+}
+
+#[derive(Default)]
+struct State {
+    script: VecDeque<Turn>,
+    conversations: HashMap<String, Conversation>,
+    /// `__Host-copilot-anon` values handed out.
+    anon: Vec<String>,
+    expired: bool,
+    token: Option<String>,
+    starts: usize,
+    upgrades: Vec<RecordedRequest>,
+    frames: Vec<Value>,
+    sent: Vec<Sent>,
+    counter: u64,
+}
+
+impl State {
+    /// A fresh id shaped like the service's (21 URL-safe characters).
+    fn id(&mut self, prefix: char) -> String {
+        self.counter += 1;
+        let n = self.counter;
+        let mut id = format!("{prefix}{n:0>6}");
+        let alphabet = b"abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+        let mut x = n.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        while id.len() < 21 {
+            id.push(alphabet[(x % alphabet.len() as u64) as usize] as char);
+            x = x.rotate_left(7) ^ 0x5bd1_e995;
+        }
+        id
+    }
+}
+
+/// The simulator on `127.0.0.1` with a random port.
+#[derive(Clone)]
+pub struct CopilotSim {
+    addr: SocketAddr,
+    state: Arc<Mutex<State>>,
+}
+
+impl CopilotSim {
+    /// Starts the simulator on the current tokio runtime.
+    pub async fn start() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind loopback");
+        let addr = listener.local_addr().expect("local addr");
+        let state = Arc::new(Mutex::new(State::default()));
+        let shared = state.clone();
+        tokio::spawn(async move {
+            while let Ok((socket, _)) = listener.accept().await {
+                let state = shared.clone();
+                tokio::spawn(async move {
+                    let _ = serve(socket, state).await;
+                });
+            }
+        });
+        Self { addr, state }
+    }
+
+    /// `http://127.0.0.1:PORT`, the base URL.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Queues the reply to the next `send`.
+    pub fn push(&self, turn: Turn) -> &Self {
+        self.lock().script.push_back(turn);
+        self
+    }
+
+    /// From now on the cookies are refused, as when they expire.
+    pub fn expire_cookies(&self) {
+        self.lock().expired = true;
+    }
+
+    /// Requires this access token (`accessToken=` on the socket URL).
+    pub fn require_token(&self, token: &str) {
+        self.lock().token = Some(token.to_owned());
+    }
+
+    /// How many conversations were started.
+    pub fn starts(&self) -> usize {
+        self.lock().starts
+    }
+
+    /// The WebSocket upgrade requests, accepted or not.
+    pub fn upgrades(&self) -> Vec<RecordedRequest> {
+        self.lock().upgrades.clone()
+    }
+
+    /// Every frame clients sent, in order.
+    pub fn frames(&self) -> Vec<Value> {
+        self.lock().frames.clone()
+    }
+
+    /// Every `send` that was answered or failed, in order.
+    pub fn sent(&self) -> Vec<Sent> {
+        self.lock().sent.clone()
+    }
+
+    /// The user texts of a conversation, as the server remembers it.
+    pub fn conversation(&self, id: &str) -> Vec<String> {
+        self.lock()
+            .conversations
+            .get(id)
+            .map(|c| c.turns.clone())
+            .unwrap_or_default()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        lock(&self.state)
+    }
+}
+
+fn lock(state: &Mutex<State>) -> std::sync::MutexGuard<'_, State> {
+    state.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The `(name, value)` pairs of a `Cookie:` header.
+fn cookies_of(request: &RecordedRequest) -> Vec<(String, String)> {
+    request
+        .header("cookie")
+        .unwrap_or_default()
+        .split(';')
+        .filter_map(|p| p.split_once('='))
+        .map(|(n, v)| (n.trim().to_owned(), v.trim().to_owned()))
+        .collect()
+}
+
+/// Whether the request carries every accepted cookie with its value, and they have not expired.
+fn cookies_ok(state: &State, cookies: &[(String, String)]) -> bool {
+    !state.expired
+        && COOKIES
+            .iter()
+            .all(|(name, value)| cookies.iter().any(|(n, v)| n == name && v == value))
+}
+
+async fn serve(mut socket: TcpStream, state: Arc<Mutex<State>>) -> std::io::Result<()> {
+    socket.set_nodelay(true)?;
+    let Some(request) = read_request(&mut socket).await? else {
+        return Ok(());
+    };
+    let path = request
+        .path
+        .split('?')
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    let reply = match (request.method.as_str(), path.as_str()) {
+        ("GET", "/c/api/chat") => return chat::serve(socket, request, state).await,
+        ("POST", "/c/api/start") | ("POST", "/c/api/conversations") => {
+            start(&state, &request, path == "/c/api/start")
+        }
+        ("GET", "/_sim/state") => Scripted::json(200, &snapshot(&state).to_string()),
+        _ => Scripted::json(404, r#"{"error":"not found"}"#),
+    };
+    write_reply(&mut socket, &reply).await?;
+    Ok(())
+}
+
+/// `/c/api/start` (`currentConversationId`, sets `__Host-copilot-anon`) or the older
+/// `/c/api/conversations` (`id`); 401 without the right cookies.
+fn start(state: &Mutex<State>, request: &RecordedRequest, current: bool) -> Scripted {
+    let mut s = lock(state);
+    if !cookies_ok(&s, &cookies_of(request)) {
+        return Scripted::json(
+            401,
+            r#"{"error":"Unauthorized","message":"Invalid session"}"#,
+        );
+    }
+    s.starts += 1;
+    let id = s.id('c');
+    s.conversations.insert(id.clone(), Conversation::default());
+    let anon = format!("anon-{}", s.id('a'));
+    s.anon.push(anon.clone());
+    let body = if current {
+        json!({"currentConversationId": id, "isNewUser": false, "remainingTurns": null})
+    } else {
+        json!({"id": id})
+    };
+    Scripted::json(200, &body.to_string()).header(
+        "set-cookie",
+        &format!("__Host-copilot-anon={anon}; Path=/; Secure; HttpOnly; SameSite=None"),
+    )
+}
+
+/// What the simulator saw, for tests in other processes.
+fn snapshot(state: &Mutex<State>) -> Value {
+    let s = lock(state);
+    let sent: Vec<Value> = s
+        .sent
+        .iter()
+        .map(|t| {
+            json!({"conversation": t.conversation, "text": t.text, "mode": t.mode,
+                   "context": t.context, "query": t.query, "cookies": t.cookies})
+        })
+        .collect();
+    json!({"starts": s.starts, "upgrades": s.upgrades.len(), "sent": sent, "frames": s.frames})
+}

@@ -1,0 +1,342 @@
+//! Behaviour of the `bing` provider (Copilot's web chat) against the test kit's simulator on a
+//! real socket: HTTP start, then one WebSocket per turn.
+
+mod common;
+
+use common::{Run, names, recorder, tune};
+use futures::StreamExt;
+use oy3o::{Chat, Config, Credential, ErrorCode, Event};
+use oy3o_testkit::copilot::{self, Answer, CopilotSim, Turn};
+use oy3o_testkit::{HttpProxy, Socks5Proxy};
+
+/// A config whose `bing` provider is the simulator, with the cookies it accepts.
+fn config(sim: &CopilotSim) -> Config {
+    let mut config = Config::default();
+    tune(&mut config, "bing", |s| {
+        s.base_url = Some(sim.url());
+        s.max_retries = Some(0);
+    });
+    config.cookie = Some(Credential::parse(&copilot::cookie_export()));
+    config
+}
+
+#[tokio::test]
+async fn a_chat_streams_the_append_text_deltas_and_events_reach_the_listeners() {
+    let sim = CopilotSim::start().await;
+    sim.push(Turn::Answer(
+        Answer::text(&["Hello", ", I am", " Copilot."]).title("Greeting"),
+    ));
+    let mut config = config(&sim);
+    let seen = recorder(&mut config);
+    let chat = Chat::open(Some("bing"), &config).unwrap();
+    assert_eq!(chat.model(), "bing:chat");
+
+    let chunks: Vec<String> = chat.send("hi").map(|c| c.unwrap()).collect().await;
+    assert_eq!(chunks, ["Hello", ", I am", " Copilot."]);
+    assert_eq!(
+        names(&seen),
+        [
+            "create",
+            "send",
+            "title",
+            "reply_suggestion",
+            "reply_suggestion",
+            "result"
+        ]
+    );
+    assert!(
+        seen.lock()
+            .unwrap()
+            .contains(&Event::Title("Greeting".into()))
+    );
+
+    // The frames a 2026 server requires, in order, and the turn as sent.
+    let frames = sim.frames();
+    let events: Vec<&str> = frames
+        .iter()
+        .map(|f| f["event"].as_str().unwrap())
+        .collect();
+    assert_eq!(events, ["setOptions", "reportLocalConsents", "send"]);
+    let sent = &sim.sent()[0];
+    assert_eq!(sent.text, "hi");
+    assert_eq!(sent.mode, "chat");
+    assert!(
+        sent.query.starts_with("api-version=2&clientSessionId="),
+        "{}",
+        sent.query
+    );
+    // The browser's cookies and the one /c/api/start set ride on the upgrade.
+    assert_eq!(
+        sent.cookies,
+        ["MUID", "cf_clearance", "__Host-copilot-anon"]
+    );
+    let upgrade = &sim.upgrades()[0];
+    assert_eq!(upgrade.header("origin"), Some(sim.url().as_str()));
+    assert!(
+        upgrade
+            .header("user-agent")
+            .unwrap()
+            .contains("Mozilla/5.0")
+    );
+}
+
+#[tokio::test]
+async fn the_second_turn_continues_the_same_conversation_on_a_new_socket() {
+    let sim = CopilotSim::start().await;
+    let chat = Chat::open(Some("copilot"), &config(&sim)).unwrap();
+    let first = chat.send_once("What is 1+1?").await.unwrap();
+    let second = chat.send_once("And 2+2?").await.unwrap();
+    assert_eq!(first, "Turn 1: you said What is 1+1?");
+    assert_eq!(
+        second, "Turn 2: you said And 2+2?",
+        "the server remembers turn 1"
+    );
+
+    assert_eq!(sim.starts(), 1, "one conversation");
+    assert_eq!(sim.upgrades().len(), 2, "one socket per turn");
+    let sent = sim.sent();
+    assert_eq!(sent[0].conversation, sent[1].conversation);
+    assert_eq!(
+        sim.conversation(&sent[0].conversation),
+        ["What is 1+1?", "And 2+2?"]
+    );
+    let session = |q: &str| q.split('&').nth(1).unwrap().to_owned();
+    assert_ne!(
+        session(&sent[0].query),
+        session(&sent[1].query),
+        "a fresh clientSessionId"
+    );
+    assert_eq!(chat.history().len(), 4);
+}
+
+#[tokio::test]
+async fn the_context_goes_with_the_first_message_and_again_only_when_it_changes() {
+    let sim = CopilotSim::start().await;
+    let chat = Chat::open(Some("bing"), &config(&sim)).unwrap();
+    chat.update("current time: 2024-05-20 00:00:00");
+    let answer = chat.send_once("what is the time on page?").await.unwrap();
+    assert!(
+        answer.contains("(page: current time: 2024-05-20 00:00:00)"),
+        "{answer}"
+    );
+    chat.send_once("and now?").await.unwrap();
+    chat.update("current time: 2024-05-21 09:30:00");
+    let third = chat.send_once("and now?").await.unwrap();
+    assert!(third.contains("2024-05-21 09:30:00"), "{third}");
+
+    let sent = sim.sent();
+    let contexts: Vec<Option<&str>> = sent.iter().map(|s| s.context.as_deref()).collect();
+    assert_eq!(
+        contexts,
+        [
+            Some("current time: 2024-05-20 00:00:00"),
+            None,
+            Some("current time: 2024-05-21 09:30:00")
+        ]
+    );
+    assert!(
+        sent[0]
+            .query
+            .contains("features=-%2Cncedge%2Cedgepagecontext"),
+        "{}",
+        sent[0].query
+    );
+    assert!(!sent[1].query.contains("features="));
+}
+
+#[tokio::test]
+async fn reasoning_mode_citations_and_a_hashcash_challenge() {
+    let sim = CopilotSim::start().await;
+    sim.push(Turn::hashcash(
+        Answer::text(&["Paris", " is the capital."])
+            .reasoning(&["The user asks about France."])
+            .cite("https://example.com/paris", "Paris"),
+    ));
+    let run = Run::of(oy3o::exec(
+        "Capital of France?",
+        None,
+        Some("bing:reasoning"),
+        &config(&sim),
+    ))
+    .await;
+    assert!(run.error.is_none(), "{:?}", run.error);
+    assert_eq!(run.text, "Paris is the capital.");
+    assert_eq!(run.reasoning(), "The user asks about France.");
+    let Event::Citation(c) = run.named("citation")[0] else {
+        panic!("no citation");
+    };
+    assert_eq!(
+        (c.url.as_str(), c.start),
+        ("https://example.com/paris", Some(5))
+    );
+
+    let frames = sim.frames();
+    let events: Vec<&str> = frames
+        .iter()
+        .map(|f| f["event"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        events,
+        [
+            "setOptions",
+            "reportLocalConsents",
+            "send",
+            "challengeResponse",
+            "send"
+        ],
+        "the held send is repeated after the answer"
+    );
+    assert_eq!(frames[2]["mode"], "reasoning");
+}
+
+#[tokio::test]
+async fn a_cloudflare_challenge_is_an_auth_error_that_says_to_refresh_cf_clearance() {
+    let sim = CopilotSim::start().await;
+    sim.push(Turn::cloudflare());
+    let mut config = config(&sim);
+    let seen = recorder(&mut config);
+    let run = Run::of(oy3o::exec("hi", None, Some("bing"), &config)).await;
+    let e = run.err();
+    assert_eq!(e.code(), ErrorCode::Auth);
+    assert!(e.message().contains("cf_clearance"), "{}", e.message());
+    assert!(
+        e.message().contains("export the cookies again"),
+        "{}",
+        e.message()
+    );
+    assert!(names(&seen).contains(&"error".to_owned()));
+}
+
+#[tokio::test]
+async fn wrong_or_missing_cookies_are_auth_errors_that_never_show_the_values() {
+    let sim = CopilotSim::start().await;
+    let mut config = config(&sim);
+    config.cookie = Some(Credential::parse(
+        r#"[{"name":"MUID","value":"stale-muid-value-123"},{"name":"cf_clearance","value":"stale-clearance-456"}]"#,
+    ));
+    let run = Run::of(oy3o::exec("hi", None, Some("bing"), &config)).await;
+    let e = run.err();
+    assert_eq!(e.code(), ErrorCode::Auth);
+    assert!(e.message().contains("export them again"), "{}", e.message());
+    assert!(!e.message().contains("stale-"), "{}", e.message());
+
+    config.cookie = None;
+    let e = Chat::open(Some("bing"), &config).unwrap_err();
+    assert_eq!(e.code(), ErrorCode::Auth);
+    assert!(e.message().contains("BING_COOKIE"), "{}", e.message());
+}
+
+#[tokio::test]
+async fn cookies_that_expire_between_turns_fail_the_next_turn_with_auth() {
+    let sim = CopilotSim::start().await;
+    let chat = Chat::open(Some("bing"), &config(&sim)).unwrap();
+    chat.send_once("first").await.unwrap();
+    sim.expire_cookies();
+    let e = chat.send_once("second").await.unwrap_err();
+    assert_eq!(e.code(), ErrorCode::Auth);
+    assert!(e.message().contains("HTTP 401"), "{}", e.message());
+    assert_eq!(chat.history().len(), 2, "the failed turn leaves no trace");
+}
+
+#[tokio::test]
+async fn a_connection_that_dies_mid_answer_is_a_network_error() {
+    let sim = CopilotSim::start().await;
+    sim.push(Turn::DropAfter(2, Answer::text(&["one ", "two ", "three"])));
+    let run = Run::of(oy3o::exec("count", None, Some("bing"), &config(&sim))).await;
+    assert_eq!(run.text, "one two ");
+    assert_eq!(run.err().code(), ErrorCode::Network);
+    assert!(
+        run.err().message().contains("incomplete"),
+        "{}",
+        run.err().message()
+    );
+    assert!(run.named("result").is_empty());
+}
+
+#[tokio::test]
+async fn service_errors_become_error_codes() {
+    let sim = CopilotSim::start().await;
+    sim.push(Turn::Error("chat-service-unavailable".into()));
+    sim.push(Turn::Error("throttled".into()));
+    let config = config(&sim);
+    let region = Run::of(oy3o::exec("a", None, Some("bing"), &config)).await;
+    assert_eq!(region.err().code(), ErrorCode::Provider);
+    assert!(
+        region.err().message().contains("region"),
+        "{}",
+        region.err().message()
+    );
+    let slow = Run::of(oy3o::exec("b", None, Some("bing"), &config)).await;
+    assert_eq!(slow.err().code(), ErrorCode::RateLimit);
+}
+
+#[tokio::test]
+async fn both_the_start_and_the_socket_go_through_the_proxy() {
+    let sim = CopilotSim::start().await;
+    let proxy = HttpProxy::start().await;
+    let mut config = config(&sim);
+    config.proxies.insert("bing".into(), proxy.url());
+    let answer = oy3o::exec_once("hi", None, Some("bing"), &config)
+        .await
+        .unwrap();
+    assert_eq!(answer, "Turn 1: you said hi");
+    let seen = proxy.seen();
+    let host = sim.url().trim_start_matches("http://").to_owned();
+    assert!(
+        seen.contains(&format!("POST {}/c/api/start", sim.url())),
+        "{seen:?}"
+    );
+    assert!(seen.contains(&format!("CONNECT {host}")), "{seen:?}");
+}
+
+#[tokio::test]
+async fn a_socks5_proxy_with_a_login_carries_both_connections() {
+    let sim = CopilotSim::start().await;
+    let proxy = Socks5Proxy::start(Some(("user", "p@ss"))).await;
+    let mut config = config(&sim);
+    let url = proxy.url().replace("socks5h://", "socks5h://user:p%40ss@");
+    config.proxies.insert("bing".into(), url);
+    let answer = oy3o::exec_once("hi", None, Some("bing"), &config)
+        .await
+        .unwrap();
+    assert_eq!(answer, "Turn 1: you said hi");
+    let host = sim.url().trim_start_matches("http://").to_owned();
+    assert_eq!(
+        proxy.seen(),
+        [host.clone(), host],
+        "the start, then the socket"
+    );
+
+    let wrong = Socks5Proxy::start(Some(("user", "other"))).await;
+    let mut config = self::config(&sim);
+    config.proxies.insert(
+        "bing".into(),
+        wrong.url().replace("socks5h://", "socks5h://user:p%40ss@"),
+    );
+    let run = Run::of(oy3o::exec("hi", None, Some("bing"), &config)).await;
+    assert_eq!(run.err().code(), ErrorCode::Network);
+    assert!(
+        !run.err().message().contains("p@ss"),
+        "{}",
+        run.err().message()
+    );
+}
+
+#[test]
+fn events_of_bing_list_the_original_names_that_fit() {
+    let names = oy3o::events("bing").unwrap();
+    for name in [
+        "create",
+        "update",
+        "send",
+        "result",
+        "error",
+        "reply_suggestion",
+        "reasoning",
+        "citation",
+        "title",
+    ] {
+        assert!(names.contains(&name), "{name} missing from {names:?}");
+    }
+    assert_eq!(oy3o::events("copilot").unwrap(), names);
+}
