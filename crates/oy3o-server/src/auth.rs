@@ -44,8 +44,12 @@ pub(crate) fn same_secret(given: &[u8], expected: &[u8]) -> bool {
 
 /// The token a request carries: `Authorization: Bearer T`, else `?token=T`.
 fn presented_token<'a>(headers: &'a HeaderMap, query: Option<&'a str>) -> Option<String> {
-    if let Some(value) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok())
-        && let Some(token) = value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("bearer "))
+    if let Some(value) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        && let Some(token) = value
+            .strip_prefix("Bearer ")
+            .or_else(|| value.strip_prefix("bearer "))
     {
         return Some(token.trim().to_owned());
     }
@@ -98,7 +102,10 @@ pub(crate) fn authorized(token: Option<&Token>, headers: &HeaderMap, query: Opti
 /// request's `Host`), one listed in the settings, or any with `"*"`.
 pub(crate) fn origin_allowed(origin: &str, host: Option<&str>, allowed: &[String]) -> bool {
     let origin = origin.trim_end_matches('/');
-    if allowed.iter().any(|a| a == "*" || a.eq_ignore_ascii_case(origin)) {
+    if allowed
+        .iter()
+        .any(|a| a == "*" || a.eq_ignore_ascii_case(origin))
+    {
         return true;
     }
     let Some(host) = host else { return false };
@@ -114,7 +121,11 @@ pub(crate) fn host_allowed(host: &str) -> bool {
     let name = match host.strip_prefix('[') {
         Some(rest) => rest.split(']').next().unwrap_or_default(),
         None => host.rsplit_once(':').map_or(host, |(h, port)| {
-            if port.chars().all(|c| c.is_ascii_digit()) { h } else { host }
+            if port.chars().all(|c| c.is_ascii_digit()) {
+                h
+            } else {
+                host
+            }
         }),
     };
     let name = name.trim_end_matches('.');
@@ -130,9 +141,16 @@ fn refuse(status: StatusCode, code: &str, message: &str) -> Response {
 
 /// The middleware in front of every route: host and origin checks, CORS for allowed origins,
 /// then the token (except for `GET /health` and CORS preflights).
-pub(crate) async fn guard(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
+pub(crate) async fn guard(
+    State(state): State<Arc<AppState>>,
+    request: Request,
+    next: Next,
+) -> Response {
     let headers = request.headers();
-    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let host = headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
     if state.settings.token.is_none()
         && let Some(h) = &host
         && !host_allowed(h)
@@ -163,7 +181,13 @@ pub(crate) async fn guard(State(state): State<Arc<AppState>>, request: Request, 
         return response;
     }
     let open = request.uri().path() == "/health";
-    if !open && !authorized(state.settings.token.as_ref(), request.headers(), request.uri().query()) {
+    if !open
+        && !authorized(
+            state.settings.token.as_ref(),
+            request.headers(),
+            request.uri().query(),
+        )
+    {
         state.metrics.unauthorized();
         return refuse(
             StatusCode::UNAUTHORIZED,
@@ -208,9 +232,16 @@ mod tests {
         let token = Token::new("s3cr3t/+").unwrap();
         let mut headers = HeaderMap::new();
         assert!(!authorized(Some(&token), &headers, None));
-        assert!(authorized(Some(&token), &headers, Some("a=1&token=s3cr3t%2F%2B")));
+        assert!(authorized(
+            Some(&token),
+            &headers,
+            Some("a=1&token=s3cr3t%2F%2B")
+        ));
         assert!(!authorized(Some(&token), &headers, Some("token=s3cr3t")));
-        headers.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer s3cr3t/+"));
+        headers.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("Bearer s3cr3t/+"),
+        );
         assert!(authorized(Some(&token), &headers, None));
         assert!(authorized(None, &HeaderMap::new(), None));
     }
@@ -218,19 +249,46 @@ mod tests {
     #[test]
     fn only_the_own_or_listed_origins_are_allowed() {
         let listed = vec!["https://app.example".to_owned()];
-        assert!(origin_allowed("http://127.0.0.1:8443", Some("127.0.0.1:8443"), &[]));
-        assert!(!origin_allowed("http://evil.example", Some("127.0.0.1:8443"), &[]));
-        assert!(!origin_allowed("http://127.0.0.1:9999", Some("127.0.0.1:8443"), &[]));
-        assert!(origin_allowed("https://app.example/", Some("127.0.0.1:8443"), &listed));
+        assert!(origin_allowed(
+            "http://127.0.0.1:8443",
+            Some("127.0.0.1:8443"),
+            &[]
+        ));
+        assert!(!origin_allowed(
+            "http://evil.example",
+            Some("127.0.0.1:8443"),
+            &[]
+        ));
+        assert!(!origin_allowed(
+            "http://127.0.0.1:9999",
+            Some("127.0.0.1:8443"),
+            &[]
+        ));
+        assert!(origin_allowed(
+            "https://app.example/",
+            Some("127.0.0.1:8443"),
+            &listed
+        ));
         assert!(origin_allowed("null", None, &["*".to_owned()]));
     }
 
     #[test]
     fn rebindable_host_names_are_refused_without_a_token() {
-        for ok in ["127.0.0.1:8443", "localhost:1", "[::1]:80", "LOCALHOST", "10.0.0.2", "a.localhost:3"] {
+        for ok in [
+            "127.0.0.1:8443",
+            "localhost:1",
+            "[::1]:80",
+            "LOCALHOST",
+            "10.0.0.2",
+            "a.localhost:3",
+        ] {
             assert!(host_allowed(ok), "{ok}");
         }
-        for bad in ["evil.example:8443", "evil.example", "127.0.0.1.evil.example"] {
+        for bad in [
+            "evil.example:8443",
+            "evil.example",
+            "127.0.0.1.evil.example",
+        ] {
             assert!(!host_allowed(bad), "{bad}");
         }
     }

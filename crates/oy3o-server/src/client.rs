@@ -78,14 +78,21 @@ mod tests {
     #[test]
     fn a_client_key_beats_the_servers_per_provider_key() {
         let mut base = Config::default();
-        base.cookies.insert("openai".into(), Credential::parse("sk-server"));
+        base.cookies
+            .insert("openai".into(), Credential::parse("sk-server"));
         let client = ClientOverrides {
             credential: Some(Credential::parse("sk-client")),
             proxy: None,
         };
         let config = client.apply(&base, Some("openai:gpt-4o-mini"));
         let target = config.resolve(Some("openai:gpt-4o-mini")).unwrap();
-        assert_eq!(target.credential.and_then(|c| c.key().map(str::to_owned)).as_deref(), Some("sk-client"));
+        assert_eq!(
+            target
+                .credential
+                .and_then(|c| c.key().map(str::to_owned))
+                .as_deref(),
+            Some("sk-client")
+        );
     }
 
     #[test]
@@ -95,6 +102,9 @@ mod tests {
             proxy: Some("http://me:pa55word@127.0.0.1:3128".into()),
         };
         let text = client.redact("bad cookie cookievalue via http://me:pa55word@127.0.0.1:3128");
-        assert!(!text.contains("cookievalue") && !text.contains("pa55word"), "{text}");
+        assert!(
+            !text.contains("cookievalue") && !text.contains("pa55word"),
+            "{text}"
+        );
     }
 }

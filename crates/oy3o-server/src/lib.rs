@@ -62,7 +62,11 @@ impl Server {
     /// Resolves the host, refuses a non-loopback address without a token, loads the named
     /// chains and binds the port. Nothing is served until [`Listening::run_until`].
     pub async fn bind(self) -> Result<Listening> {
-        let host = self.settings.host.trim_start_matches('[').trim_end_matches(']');
+        let host = self
+            .settings
+            .host
+            .trim_start_matches('[')
+            .trim_end_matches(']');
         let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host, self.settings.port))
             .await
             .map_err(|e| Error::Resolve {
@@ -139,5 +143,9 @@ pub async fn serve<F>(config: oy3o::Config, settings: Settings, shutdown: F) -> 
 where
     F: Future<Output = ()> + Send + 'static,
 {
-    Server::new(config, settings).bind().await?.run_until(shutdown).await
+    Server::new(config, settings)
+        .bind()
+        .await?
+        .run_until(shutdown)
+        .await
 }

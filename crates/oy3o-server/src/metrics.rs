@@ -21,9 +21,13 @@ pub(crate) struct Histogram {
 impl Histogram {
     pub(crate) fn observe(&self, elapsed: Duration) {
         let secs = elapsed.as_secs_f64();
-        let slot = BUCKETS.iter().position(|b| secs <= *b).unwrap_or(BUCKETS.len());
+        let slot = BUCKETS
+            .iter()
+            .position(|b| secs <= *b)
+            .unwrap_or(BUCKETS.len());
         self.counts[slot].fetch_add(1, Relaxed);
-        self.sum_micros.fetch_add(elapsed.as_micros() as u64, Relaxed);
+        self.sum_micros
+            .fetch_add(elapsed.as_micros() as u64, Relaxed);
     }
 
     fn render(&self, out: &mut String, name: &str, labels: &str) {
@@ -31,12 +35,22 @@ impl Histogram {
         let mut cumulative = 0;
         for (i, bound) in BUCKETS.iter().enumerate() {
             cumulative += self.counts[i].load(Relaxed);
-            let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"{bound}\"}} {cumulative}");
+            let _ = writeln!(
+                out,
+                "{name}_bucket{{{labels}{sep}le=\"{bound}\"}} {cumulative}"
+            );
         }
         cumulative += self.counts[BUCKETS.len()].load(Relaxed);
-        let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {cumulative}");
+        let _ = writeln!(
+            out,
+            "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {cumulative}"
+        );
         let sum = self.sum_micros.load(Relaxed) as f64 / 1e6;
-        let braces = if labels.is_empty() { String::new() } else { format!("{{{labels}}}") };
+        let braces = if labels.is_empty() {
+            String::new()
+        } else {
+            format!("{{{labels}}}")
+        };
         let _ = writeln!(out, "{name}_sum{braces} {sum}");
         let _ = writeln!(out, "{name}_count{braces} {cumulative}");
     }
@@ -151,7 +165,10 @@ impl Metrics {
 
     /// Counts an error answered to a client (frame or HTTP error), by code.
     pub(crate) fn error(&self, code: &str) {
-        let i = CODES.iter().position(|c| *c == code).unwrap_or(CODES.len() - 1);
+        let i = CODES
+            .iter()
+            .position(|c| *c == code)
+            .unwrap_or(CODES.len() - 1);
         self.errors[i].fetch_add(1, Relaxed);
     }
 
@@ -197,31 +214,69 @@ impl Metrics {
             }
         }
         out.push_str("# HELP oy3o_http_requests_in_flight HTTP requests being answered.\n# TYPE oy3o_http_requests_in_flight gauge\n");
-        let _ = writeln!(out, "oy3o_http_requests_in_flight {}", self.http_in_flight.load(Relaxed));
+        let _ = writeln!(
+            out,
+            "oy3o_http_requests_in_flight {}",
+            self.http_in_flight.load(Relaxed)
+        );
         out.push_str("# HELP oy3o_http_request_duration_seconds Time to the response head (for streams: to the first chunk).\n# TYPE oy3o_http_request_duration_seconds histogram\n");
         for (r, route) in Route::ALL.iter().enumerate() {
-            self.latency[r].render(&mut out, "oy3o_http_request_duration_seconds", &format!("route=\"{}\"", route.name()));
+            self.latency[r].render(
+                &mut out,
+                "oy3o_http_request_duration_seconds",
+                &format!("route=\"{}\"", route.name()),
+            );
         }
         out.push_str("# HELP oy3o_unauthorized_total Requests refused for a missing or wrong token.\n# TYPE oy3o_unauthorized_total counter\n");
-        let _ = writeln!(out, "oy3o_unauthorized_total {}", self.unauthorized.load(Relaxed));
+        let _ = writeln!(
+            out,
+            "oy3o_unauthorized_total {}",
+            self.unauthorized.load(Relaxed)
+        );
         out.push_str("# HELP oy3o_errors_total Errors answered to clients (HTTP and WebSocket), by code.\n# TYPE oy3o_errors_total counter\n");
         for (i, code) in CODES.iter().enumerate() {
-            let _ = writeln!(out, "oy3o_errors_total{{code=\"{code}\"}} {}", self.errors[i].load(Relaxed));
+            let _ = writeln!(
+                out,
+                "oy3o_errors_total{{code=\"{code}\"}} {}",
+                self.errors[i].load(Relaxed)
+            );
         }
         out.push_str("# HELP oy3o_first_chunk_seconds Time from a request to the first answer chunk (HTTP and WebSocket).\n# TYPE oy3o_first_chunk_seconds histogram\n");
-        self.first_chunk.render(&mut out, "oy3o_first_chunk_seconds", "");
+        self.first_chunk
+            .render(&mut out, "oy3o_first_chunk_seconds", "");
         out.push_str("# HELP oy3o_websocket_connections Open WebSocket connections.\n# TYPE oy3o_websocket_connections gauge\n");
-        let _ = writeln!(out, "oy3o_websocket_connections {}", self.ws_open.load(Relaxed));
+        let _ = writeln!(
+            out,
+            "oy3o_websocket_connections {}",
+            self.ws_open.load(Relaxed)
+        );
         out.push_str("# HELP oy3o_websocket_connections_total WebSocket connections accepted.\n# TYPE oy3o_websocket_connections_total counter\n");
-        let _ = writeln!(out, "oy3o_websocket_connections_total {}", self.ws_total.load(Relaxed));
+        let _ = writeln!(
+            out,
+            "oy3o_websocket_connections_total {}",
+            self.ws_total.load(Relaxed)
+        );
         out.push_str("# HELP oy3o_websocket_frames_received_total Frames received from WebSocket clients.\n# TYPE oy3o_websocket_frames_received_total counter\n");
-        let _ = writeln!(out, "oy3o_websocket_frames_received_total {}", self.ws_frames_in.load(Relaxed));
+        let _ = writeln!(
+            out,
+            "oy3o_websocket_frames_received_total {}",
+            self.ws_frames_in.load(Relaxed)
+        );
         out.push_str("# HELP oy3o_replies_in_flight Answers being streamed (HTTP and WebSocket).\n# TYPE oy3o_replies_in_flight gauge\n");
-        let _ = writeln!(out, "oy3o_replies_in_flight {}", self.replies_in_flight.load(Relaxed));
+        let _ = writeln!(
+            out,
+            "oy3o_replies_in_flight {}",
+            self.replies_in_flight.load(Relaxed)
+        );
         out.push_str("# HELP oy3o_replies_total Answers started (HTTP and WebSocket).\n# TYPE oy3o_replies_total counter\n");
-        let _ = writeln!(out, "oy3o_replies_total {}", self.replies_total.load(Relaxed));
+        let _ = writeln!(
+            out,
+            "oy3o_replies_total {}",
+            self.replies_total.load(Relaxed)
+        );
         out.push_str("# HELP oy3o_reply_duration_seconds Time from a request to the end of its answer.\n# TYPE oy3o_reply_duration_seconds histogram\n");
-        self.reply_duration.render(&mut out, "oy3o_reply_duration_seconds", "");
+        self.reply_duration
+            .render(&mut out, "oy3o_reply_duration_seconds", "");
         out
     }
 }
@@ -238,10 +293,19 @@ mod tests {
         m.http_started();
         m.http_finished(Route::Health, 503, Duration::from_secs(100));
         let text = m.render();
-        assert!(text.contains("oy3o_http_requests_total{route=\"health\",status=\"2xx\"} 1"), "{text}");
+        assert!(
+            text.contains("oy3o_http_requests_total{route=\"health\",status=\"2xx\"} 1"),
+            "{text}"
+        );
         assert!(text.contains("oy3o_http_requests_total{route=\"health\",status=\"5xx\"} 1"));
-        assert!(text.contains("oy3o_http_request_duration_seconds_bucket{route=\"health\",le=\"0.0001\"} 1"));
-        assert!(text.contains("oy3o_http_request_duration_seconds_bucket{route=\"health\",le=\"+Inf\"} 2"));
+        assert!(text.contains(
+            "oy3o_http_request_duration_seconds_bucket{route=\"health\",le=\"0.0001\"} 1"
+        ));
+        assert!(
+            text.contains(
+                "oy3o_http_request_duration_seconds_bucket{route=\"health\",le=\"+Inf\"} 2"
+            )
+        );
         assert!(text.contains("oy3o_http_requests_in_flight 0"));
     }
 }

@@ -164,8 +164,9 @@ impl Settings {
     /// assert_eq!((settings.port, settings.limits.max_chats), (9000, 8));
     /// ```
     pub fn from_config_file(path: &Path) -> Result<Settings> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| Error::config(format!("cannot read config file {}: {e}", path.display())))?;
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            Error::config(format!("cannot read config file {}: {e}", path.display()))
+        })?;
         Self::parse_file(&text, path)
     }
 
@@ -200,7 +201,10 @@ impl Settings {
 
     fn with_section(mut self, s: Section, path: &Path, base: &Path) -> Result<Settings> {
         let bad = |key: &str, why: &str| {
-            Error::config(format!("config error in {}, key `server.{key}`: {why}", path.display()))
+            Error::config(format!(
+                "config error in {}, key `server.{key}`: {why}",
+                path.display()
+            ))
         };
         if let Some(host) = s.host {
             self.host = host;
@@ -212,12 +216,19 @@ impl Settings {
             self.token = Token::new(token);
         }
         if let Some(var) = s.token_env {
-            let value = std::env::var(&var)
-                .map_err(|_| bad("token_env", &format!("environment variable {var} is not set")))?;
+            let value = std::env::var(&var).map_err(|_| {
+                bad(
+                    "token_env",
+                    &format!("environment variable {var} is not set"),
+                )
+            })?;
             self.token = Token::new(value);
         }
         if let Some(origins) = s.origins {
-            self.origins = origins.into_iter().map(|o| o.trim_end_matches('/').to_owned()).collect();
+            self.origins = origins
+                .into_iter()
+                .map(|o| o.trim_end_matches('/').to_owned())
+                .collect();
         }
         if let Some(v) = s.allow_client_credentials {
             self.allow_client_credentials = v;
@@ -233,13 +244,28 @@ impl Settings {
             }
             None => Ok(()),
         };
-        positive("max_frame_bytes", s.max_frame_bytes, &mut self.limits.max_frame_bytes)?;
-        positive("max_body_bytes", s.max_body_bytes, &mut self.limits.max_body_bytes)?;
+        positive(
+            "max_frame_bytes",
+            s.max_frame_bytes,
+            &mut self.limits.max_frame_bytes,
+        )?;
+        positive(
+            "max_body_bytes",
+            s.max_body_bytes,
+            &mut self.limits.max_body_bytes,
+        )?;
         positive("max_chats", s.max_chats, &mut self.limits.max_chats)?;
-        positive("max_in_flight", s.max_in_flight, &mut self.limits.max_in_flight)?;
+        positive(
+            "max_in_flight",
+            s.max_in_flight,
+            &mut self.limits.max_in_flight,
+        )?;
         if let Some(secs) = s.idle_timeout_secs {
             if !(secs.is_finite() && secs > 0.0) {
-                return Err(bad("idle_timeout_secs", "must be a positive number of seconds"));
+                return Err(bad(
+                    "idle_timeout_secs",
+                    "must be a positive number of seconds",
+                ));
             }
             self.limits.idle_timeout = Duration::from_secs_f64(secs);
         }
@@ -247,7 +273,10 @@ impl Settings {
             self.models = models;
         }
         if let Some(chains) = s.chains {
-            self.chains = chains.into_iter().map(|(name, p)| (name, base.join(p))).collect();
+            self.chains = chains
+                .into_iter()
+                .map(|(name, p)| (name, base.join(p)))
+                .collect();
         }
         Ok(self)
     }
@@ -256,7 +285,13 @@ impl Settings {
 fn toml_error(text: &str, path: &Path, key: &str, e: &toml::de::Error) -> Error {
     let line = e
         .span()
-        .map(|s| text.as_bytes()[..s.start.min(text.len())].iter().filter(|&&b| b == b'\n').count() + 1)
+        .map(|s| {
+            text.as_bytes()[..s.start.min(text.len())]
+                .iter()
+                .filter(|&&b| b == b'\n')
+                .count()
+                + 1
+        })
         .unwrap_or(1);
     let key = if key.is_empty() || key == "." {
         String::new()
@@ -280,7 +315,8 @@ mod tests {
 
     #[test]
     fn a_file_without_a_server_table_gives_the_defaults() {
-        let s = parse("model = \"openai:x\"\n[providers.openai]\nbase_url = \"http://h/v1\"\n").unwrap();
+        let s = parse("model = \"openai:x\"\n[providers.openai]\nbase_url = \"http://h/v1\"\n")
+            .unwrap();
         assert_eq!(s.port, DEFAULT_PORT);
         assert_eq!(s.limits, Limits::default());
     }
@@ -299,7 +335,9 @@ mod tests {
 
     #[test]
     fn errors_name_the_line_and_key() {
-        let e = parse("model = \"x:y\"\n[server]\nmax_chat = 3\n").unwrap_err().to_string();
+        let e = parse("model = \"x:y\"\n[server]\nmax_chat = 3\n")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("line 3") && e.contains("max_chat"), "{e}");
         let e = parse("[server]\nport = \"x\"\n").unwrap_err().to_string();
         assert!(e.contains("line 2") && e.contains("server.port"), "{e}");

@@ -30,7 +30,8 @@ impl AppState {
     pub(crate) fn new(config: Config, settings: Settings) -> Result<Arc<Self>> {
         let mut chains = BTreeMap::new();
         for (name, path) in &settings.chains {
-            let chain = Chain::load(path).map_err(|e| Error::config(format!("chain {name:?}: {e}")))?;
+            let chain =
+                Chain::load(path).map_err(|e| Error::config(format!("chain {name:?}: {e}")))?;
             chains.insert(name.clone(), chain);
         }
         Ok(Arc::new(Self {
@@ -54,7 +55,10 @@ impl AppState {
             }
         };
         if let Ok(target) = config.resolve(None) {
-            push(target.reference.to_string(), target.reference.provider.clone());
+            push(
+                target.reference.to_string(),
+                target.reference.provider.clone(),
+            );
         }
         for name in config.aliases.keys() {
             push(name.clone(), "alias".into());

@@ -30,7 +30,10 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
         .route("/metrics", get(metrics::metrics))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(state.settings.limits.max_body_bytes))
-        .layer(middleware::from_fn_with_state(state.clone(), crate::auth::guard))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::auth::guard,
+        ))
         .layer(middleware::from_fn_with_state(state.clone(), record))
         .with_state(state)
 }

@@ -22,7 +22,8 @@ use crate::state::AppState;
 
 /// An OpenAI-style error body with this status.
 pub(crate) fn api_error(status: StatusCode, code: &str, message: &str) -> Response {
-    let body = json!({ "error": { "message": message, "type": code, "param": null, "code": code } });
+    let body =
+        json!({ "error": { "message": message, "type": code, "param": null, "code": code } });
     (status, Json(body)).into_response()
 }
 
@@ -130,8 +131,14 @@ fn conversation(messages: Vec<InMessage>) -> Result<Conversation, String> {
         };
         match m.role.as_str() {
             "system" | "developer" => context.push(text),
-            "user" => turns.push(Message { role: Role::User, content: text }),
-            "assistant" => turns.push(Message { role: Role::Assistant, content: text }),
+            "user" => turns.push(Message {
+                role: Role::User,
+                content: text,
+            }),
+            "assistant" => turns.push(Message {
+                role: Role::Assistant,
+                content: text,
+            }),
             other => {
                 return Err(format!(
                     "messages[{i}]: role {other:?} is not supported; use system, user or assistant"
@@ -140,7 +147,10 @@ fn conversation(messages: Vec<InMessage>) -> Result<Conversation, String> {
         }
     }
     match turns.pop() {
-        Some(Message { role: Role::User, content }) => Ok(Conversation {
+        Some(Message {
+            role: Role::User,
+            content,
+        }) => Ok(Conversation {
             context: (!context.is_empty()).then(|| context.join("\n\n")),
             history: turns,
             prompt: content,
@@ -164,7 +174,9 @@ fn completion_id() -> String {
 }
 
 fn now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 /// `POST /v1/chat/completions`.
@@ -175,7 +187,10 @@ pub(crate) async fn completions(State(state): State<Arc<AppState>>, body: Bytes)
         Ok(r) => r,
         Err(e) => {
             let path = e.path().to_string();
-            return bad_request(&state, &format!("invalid request body at `{path}`: {}", e.into_inner()));
+            return bad_request(
+                &state,
+                &format!("invalid request body at `{path}`: {}", e.into_inner()),
+            );
         }
     };
     if request.n.is_some_and(|n| n != 1) {
@@ -200,8 +215,12 @@ pub(crate) async fn completions(State(state): State<Arc<AppState>>, body: Bytes)
             Some(chain) => chain_reply(chain.clone(), conversation, state.config.clone()),
             None => {
                 state.metrics.error("not_found");
-                let known: Vec<String> = state.chains.keys().map(|k| format!("chain:{k}")).collect();
-                let m = format!("no chain named {name:?}; served chains: {}", known.join(", "));
+                let known: Vec<String> =
+                    state.chains.keys().map(|k| format!("chain:{k}")).collect();
+                let m = format!(
+                    "no chain named {name:?}; served chains: {}",
+                    known.join(", ")
+                );
                 return api_error(StatusCode::NOT_FOUND, "not_found", &m);
             }
         },
@@ -211,7 +230,10 @@ pub(crate) async fn completions(State(state): State<Arc<AppState>>, body: Bytes)
         },
     };
     let shown_model = model.unwrap_or_else(|| {
-        state.config.resolve(None).map_or_else(|_| "default".into(), |t| t.reference.to_string())
+        state
+            .config
+            .resolve(None)
+            .map_or_else(|_| "default".into(), |t| t.reference.to_string())
     });
     let meta = Meta {
         id: completion_id(),
@@ -220,7 +242,10 @@ pub(crate) async fn completions(State(state): State<Arc<AppState>>, body: Bytes)
         started,
     };
     if request.stream.unwrap_or(false) {
-        let usage = request.stream_options.and_then(|o| o.include_usage).unwrap_or(false);
+        let usage = request
+            .stream_options
+            .and_then(|o| o.include_usage)
+            .unwrap_or(false);
         stream(state, reply, meta, usage).await
     } else {
         whole(state, reply, meta).await
@@ -229,7 +254,12 @@ pub(crate) async fn completions(State(state): State<Arc<AppState>>, body: Bytes)
 
 /// Starts the answer: through a chat (fallbacks apply) when there is no history, else on the
 /// first model with the history restored.
-fn start(config: &Config, model: Option<&str>, c: Conversation, options: &Options) -> oy3o::Result<Reply> {
+fn start(
+    config: &Config,
+    model: Option<&str>,
+    c: Conversation,
+    options: &Options,
+) -> oy3o::Result<Reply> {
     let targets = config.resolve_all(model)?;
     if c.history.is_empty() {
         let chat = Chat::open_targets(&targets)?;
@@ -255,7 +285,11 @@ fn start(config: &Config, model: Option<&str>, c: Conversation, options: &Option
             yield item;
         }
     };
-    Ok(Reply::new(Box::pin(upstream), target.listeners.clone(), Vec::new()))
+    Ok(Reply::new(
+        Box::pin(upstream),
+        target.listeners.clone(),
+        Vec::new(),
+    ))
 }
 
 /// A chain as a model: the user's message fills `{{input}}` in its prompts and contexts (or,
@@ -333,7 +367,7 @@ fn usage_json(usage: &Usage) -> Value {
 
 /// The whole answer as one `chat.completion`.
 async fn whole(state: Arc<AppState>, reply: Reply, meta: Meta) -> Response {
-    state.metrics.reply_started();
+    let answering = Answering::start(&state, meta.started);
     let mut outputs = reply.outputs();
     let mut reasoning = String::new();
     let mut failure = None;
@@ -347,7 +381,7 @@ async fn whole(state: Arc<AppState>, reply: Reply, meta: Meta) -> Response {
             }
         }
     }
-    state.metrics.reply_finished(meta.started.elapsed());
+    drop(answering);
     if let Some(e) = failure {
         return engine_error(&state, &e);
     }
@@ -372,6 +406,29 @@ async fn whole(state: Arc<AppState>, reply: Reply, meta: Meta) -> Response {
     Json(body).into_response()
 }
 
+/// An answer being written, counted in the metrics until it is dropped: at its end, or when
+/// the client hangs up on a stream (the body is dropped then).
+struct Answering {
+    state: Arc<AppState>,
+    started: Instant,
+}
+
+impl Answering {
+    fn start(state: &Arc<AppState>, started: Instant) -> Self {
+        state.metrics.reply_started();
+        Self {
+            state: state.clone(),
+            started,
+        }
+    }
+}
+
+impl Drop for Answering {
+    fn drop(&mut self) {
+        self.state.metrics.reply_finished(self.started.elapsed());
+    }
+}
+
 /// Pre-rendered pieces of every `chat.completion.chunk` of one answer.
 struct ChunkWriter {
     head: String,
@@ -389,7 +446,9 @@ impl ChunkWriter {
     }
 
     fn delta(&self, delta: &str, finish: Option<&str>) -> Bytes {
-        let finish = finish.map_or("null".to_owned(), |f| serde_json::to_string(f).unwrap_or_default());
+        let finish = finish.map_or("null".to_owned(), |f| {
+            serde_json::to_string(f).unwrap_or_default()
+        });
         Bytes::from(format!(
             "{}{{\"index\":0,\"delta\":{delta},\"logprobs\":null,\"finish_reason\":{finish}}}]}}\n\n",
             self.head
@@ -402,12 +461,17 @@ impl ChunkWriter {
     }
 
     fn usage(&self, usage: &Usage) -> Bytes {
-        Bytes::from(format!("{}],\"usage\":{}}}\n\n", self.head, usage_json(usage)))
+        Bytes::from(format!(
+            "{}],\"usage\":{}}}\n\n",
+            self.head,
+            usage_json(usage)
+        ))
     }
 }
 
 fn error_event(code: &str, message: &str) -> Bytes {
-    let body = json!({ "error": { "message": message, "type": code, "param": null, "code": code } });
+    let body =
+        json!({ "error": { "message": message, "type": code, "param": null, "code": code } });
     Bytes::from(format!("data: {body}\n\n"))
 }
 
@@ -425,7 +489,7 @@ async fn stream(state: Arc<AppState>, reply: Reply, meta: Meta, include_usage: b
         return engine_error(&state, e);
     }
     state.metrics.first_chunk(meta.started.elapsed());
-    state.metrics.reply_started();
+    let answering = Answering::start(&state, meta.started);
     let writer = ChunkWriter::new(&meta);
     let body = async_stream::stream! {
         yield Ok::<_, Infallible>(writer.delta("{\"role\":\"assistant\",\"content\":\"\"}", None));
@@ -441,10 +505,14 @@ async fn stream(state: Arc<AppState>, reply: Reply, meta: Meta, include_usage: b
                     break;
                 }
                 None => {
+                    // Built before the yields: a `&Reply` held across one would make the body
+                    // stream non-Send (the engine's stream is Send, not Sync).
                     let reply = outputs.reply();
-                    yield Ok(writer.delta("{}", Some(reply.finish_reason().unwrap_or("stop"))));
-                    if include_usage && let Some(u) = reply.usage() {
-                        yield Ok(writer.usage(u));
+                    let finish = writer.delta("{}", Some(reply.finish_reason().unwrap_or("stop")));
+                    let usage = reply.usage().filter(|_| include_usage).map(|u| writer.usage(u));
+                    yield Ok(finish);
+                    if let Some(usage) = usage {
+                        yield Ok(usage);
                     }
                     yield Ok(Bytes::from_static(b"data: [DONE]\n\n"));
                     break;
@@ -452,7 +520,7 @@ async fn stream(state: Arc<AppState>, reply: Reply, meta: Meta, include_usage: b
             }
             next = outputs.next().await;
         }
-        state.metrics.reply_finished(meta.started.elapsed());
+        drop(answering);
     };
     (
         [

@@ -85,7 +85,10 @@ async fn write(mut sink: SplitSink<WebSocket, Message>, mut queue: mpsc::Receive
                     }
                 }
                 Out::Close(code, reason) => {
-                    let frame = CloseFrame { code, reason: reason.into() };
+                    let frame = CloseFrame {
+                        code,
+                        reason: reason.into(),
+                    };
                     let _ = sink.send(Message::Close(Some(frame))).await;
                     return;
                 }
@@ -116,7 +119,8 @@ impl Connection {
     async fn error_reply(&self, request: &Request, code: &str, message: &str) {
         self.error(&request.tag, code, message).await;
         if request.prompt.is_some() || request.chain.is_some() {
-            self.send(protocol::signal(&request.tag, &protocol::Ending::default())).await;
+            self.send(protocol::signal(&request.tag, &protocol::Ending::default()))
+                .await;
         }
     }
 
@@ -143,8 +147,19 @@ impl Connection {
                 }
                 Ok(None) => return,
                 Ok(Some(Err(e))) => {
+                    // Past the protocol cap (4× max_frame_bytes) the frame is not even read:
+                    // say why, then close as RFC 6455 asks (1009, message too big).
                     tracing::debug!("websocket read error: {e}");
-                    let _ = self.out.send(Out::Close(1009, "frame too large or malformed")).await;
+                    let m = format!(
+                        "frame refused ({e}); frames must stay under {} bytes (max_frame_bytes); \
+                         closing the connection",
+                        limits.max_frame_bytes
+                    );
+                    self.error(&Tag::default(), "too_large", &m).await;
+                    let _ = self
+                        .out
+                        .send(Out::Close(1009, "frame too large or malformed"))
+                        .await;
                     return;
                 }
                 Ok(Some(Ok(message))) => message,
@@ -256,7 +271,9 @@ impl Connection {
     async fn on_chat(&mut self, id: String, request: Request) {
         let creates = request.model.is_some() || request.credential.is_some();
         if creates {
-            if !self.chats.contains_key(&id) && self.chats.len() >= self.state.settings.limits.max_chats {
+            if !self.chats.contains_key(&id)
+                && self.chats.len() >= self.state.settings.limits.max_chats
+            {
                 let m = format!(
                     "too many chats on this connection (max_chats = {}); close one first",
                     self.state.settings.limits.max_chats
@@ -276,12 +293,21 @@ impl Connection {
                 }
             };
             let model = chat.model().to_owned();
-            let slot = ChatSlot { chat, cancel: self.alive.child_token(), client };
+            let slot = ChatSlot {
+                chat,
+                cancel: self.alive.child_token(),
+                client,
+            };
             if let Some(old) = self.chats.insert(id.clone(), slot) {
                 old.cancel.cancel();
                 old.chat.close();
             }
-            self.send(protocol::event(&request.tag, "create", &Event::Create { model }.message())).await;
+            self.send(protocol::event(
+                &request.tag,
+                "create",
+                &Event::Create { model }.message(),
+            ))
+            .await;
         } else if request.proxy.is_some() {
             let m = "proxy applies when a chat is created: send it with model or cookie";
             return self.error_reply(&request, "bad_request", m).await;
@@ -291,8 +317,11 @@ impl Connection {
         };
         if let Some(context) = &request.context {
             slot.chat.update(context.clone());
-            let event = Event::Update { context: context.clone() };
-            self.send(protocol::event(&request.tag, "update", &event.message())).await;
+            let event = Event::Update {
+                context: context.clone(),
+            };
+            self.send(protocol::event(&request.tag, "update", &event.message()))
+                .await;
         }
         let Some(prompt) = request.prompt.clone() else {
             if !creates && request.context.is_none() && !request.cancel {
@@ -304,7 +333,9 @@ impl Connection {
         let chat = slot.chat.clone();
         let (cancel, client) = (slot.cancel.clone(), slot.client.clone());
         let options = request.options.clone().unwrap_or_default();
-        let Some(job) = self.job(&request, cancel, client).await else { return };
+        let Some(job) = self.job(&request, cancel, client).await else {
+            return;
+        };
         tokio::spawn(reply::stream_reply(chat.send_with(prompt, &options), job));
     }
 
@@ -334,7 +365,9 @@ impl Connection {
             chat.update(context.clone());
         }
         let options: Options = request.options.clone().unwrap_or_default();
-        let Some(job) = self.job(&request, self.alive.child_token(), client).await else { return };
+        let Some(job) = self.job(&request, self.alive.child_token(), client).await else {
+            return;
+        };
         tokio::spawn(reply::stream_reply(chat.send_with(prompt, &options), job));
     }
 
@@ -349,7 +382,10 @@ impl Connection {
                 Some(chain) => chain.clone(),
                 None => {
                     let known: Vec<&str> = self.state.chains.keys().map(String::as_str).collect();
-                    let m = format!("no chain named {name:?}; this server serves: {}", known.join(", "));
+                    let m = format!(
+                        "no chain named {name:?}; this server serves: {}",
+                        known.join(", ")
+                    );
                     return self.error_reply(&request, "not_found", &m).await;
                 }
             },
@@ -359,12 +395,16 @@ impl Connection {
             credential: request.credential.clone(),
             proxy: request.proxy.clone(),
         };
-        let mut config = client.apply(&self.state.config, request.model.as_deref()).into_owned();
+        let mut config = client
+            .apply(&self.state.config, request.model.as_deref())
+            .into_owned();
         if let Some(model) = &request.model {
             config.model = Some(model.clone());
         }
         let cancel = self.alive.child_token();
-        let Some(job) = self.job(&request, cancel.clone(), client).await else { return };
+        let Some(job) = self.job(&request, cancel.clone(), client).await else {
+            return;
+        };
         if let Some(id) = &request.id {
             self.chains.retain(|_, token| !token.is_cancelled());
             self.chains.insert(id.clone(), cancel);
@@ -373,7 +413,12 @@ impl Connection {
     }
 
     /// A job for a new reply, if the connection may run one more.
-    async fn job(&self, request: &Request, cancel: CancellationToken, client: ClientOverrides) -> Option<Job> {
+    async fn job(
+        &self,
+        request: &Request,
+        cancel: CancellationToken,
+        client: ClientOverrides,
+    ) -> Option<Job> {
         let max = self.state.settings.limits.max_in_flight;
         match self.in_flight.try_start(max, &self.state) {
             Some(running) => Some(Job {

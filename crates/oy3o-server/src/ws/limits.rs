@@ -24,7 +24,9 @@ impl InFlight {
     pub(crate) fn try_start(&self, max: usize, state: &Arc<AppState>) -> Option<Running> {
         let taken = self
             .0
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < max).then_some(n + 1))
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < max).then_some(n + 1)
+            })
             .is_ok();
         taken.then(|| {
             state.metrics.reply_started();

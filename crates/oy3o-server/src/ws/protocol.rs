@@ -73,8 +73,9 @@ pub(crate) struct Rejected {
 struct Raw {
     #[serde(default)]
     id: Option<Value>,
+    // Read from the raw map (any JSON value is echoed); declared so that it is not unknown.
     #[serde(default, rename = "ref")]
-    reference: Option<Value>,
+    _reference: Option<Value>,
     #[serde(default)]
     model: Option<String>,
     #[serde(default)]
@@ -105,7 +106,10 @@ pub(crate) fn parse(text: &str) -> Result<Request, Rejected> {
         message,
     };
     let value: Value = serde_json::from_str(text).map_err(|e| {
-        reject(&Tag::default(), format!("malformed JSON: {e}; send one JSON object per frame"))
+        reject(
+            &Tag::default(),
+            format!("malformed JSON: {e}; send one JSON object per frame"),
+        )
     })?;
     let Value::Object(map) = &value else {
         return Err(reject(
@@ -117,8 +121,17 @@ pub(crate) fn parse(text: &str) -> Result<Request, Rejected> {
     let id = map.get("id").filter(|v| v.is_string() || v.is_number());
     let reference = map.get("ref").filter(|v| !v.is_null());
     let tag = Tag::new(id, reference);
-    if let Some(bad) = map.get("id").filter(|v| !(v.is_string() || v.is_number() || v.is_null())) {
-        return Err(reject(&tag, format!("field `id`: expected a string or a number, got {}", kind(bad))));
+    if let Some(bad) = map
+        .get("id")
+        .filter(|v| !(v.is_string() || v.is_number() || v.is_null()))
+    {
+        return Err(reject(
+            &tag,
+            format!(
+                "field `id`: expected a string or a number, got {}",
+                kind(bad)
+            ),
+        ));
     }
     let raw: Raw = serde_path_to_error::deserialize(value.clone()).map_err(|e| {
         let path = e.path().to_string();
@@ -197,7 +210,15 @@ fn cookie(value: Value) -> Result<Credential, String> {
 fn chain(value: Value) -> Result<ChainSpec, String> {
     let located = |e: serde_path_to_error::Error<serde_json::Error>| {
         let path = e.path().to_string();
-        format!("field `chain{}`: {}", if path == "." { String::new() } else { format!(".{path}") }, e.into_inner())
+        format!(
+            "field `chain{}`: {}",
+            match path.as_str() {
+                "." => String::new(),
+                p if p.starts_with('[') => p.to_owned(),
+                p => format!(".{p}"),
+            },
+            e.into_inner()
+        )
     };
     match value {
         Value::String(name) => Ok(ChainSpec::Named(name)),
@@ -205,7 +226,9 @@ fn chain(value: Value) -> Result<ChainSpec, String> {
             let stages: Vec<Vec<Task>> = serde_path_to_error::deserialize(v).map_err(located)?;
             Ok(ChainSpec::Inline(Chain::from(stages)))
         }
-        v @ Value::Object(_) => Ok(ChainSpec::Inline(serde_path_to_error::deserialize(v).map_err(located)?)),
+        v @ Value::Object(_) => Ok(ChainSpec::Inline(
+            serde_path_to_error::deserialize(v).map_err(located)?,
+        )),
         other => Err(format!(
             "field `chain`: expected a list of stages (lists of tasks) or a chain name, got {}",
             kind(&other)
@@ -292,10 +315,17 @@ mod tests {
 
     #[test]
     fn the_original_demo_clients_frames_parse() {
-        let r = parse(r#"{"id":"IdOfThisAi","model":"bing","cookie":{"_U":"x"},"prompt":"hello"}"#).unwrap();
+        let r = parse(r#"{"id":"IdOfThisAi","model":"bing","cookie":{"_U":"x"},"prompt":"hello"}"#)
+            .unwrap();
         assert_eq!(r.id.as_deref(), Some("IdOfThisAi"));
-        assert_eq!(r.credential.and_then(|c| c.cookie("_U").map(str::to_owned)).as_deref(), Some("x"));
-        let r = parse(r#"{"model":"bing","cookie":[{"name":"_U","value":"y"}],"prompt":"hello"}"#).unwrap();
+        assert_eq!(
+            r.credential
+                .and_then(|c| c.cookie("_U").map(str::to_owned))
+                .as_deref(),
+            Some("x")
+        );
+        let r = parse(r#"{"model":"bing","cookie":[{"name":"_U","value":"y"}],"prompt":"hello"}"#)
+            .unwrap();
         assert!(r.id.is_none() && r.prompt.as_deref() == Some("hello"));
     }
 
@@ -303,25 +333,53 @@ mod tests {
     fn bad_frames_are_rejected_with_the_field_named_and_the_tag_kept() {
         let e = parse(r#"{"id":"a","ref":7,"prompt":5}"#).unwrap_err();
         assert!(e.message.contains("`prompt`"), "{}", e.message);
-        assert_eq!(error(&e.tag, e.code, "x"), r#"{"type":"error","id":"a","ref":7,"code":"bad_request","message":"x"}"#);
-        for bad in ["{", "[1]", "\"x\"", r#"{"promt":"x"}"#, r#"{"id":{"a":1}}"#, r#"{"cookie":5}"#, r#"{"cancel":"yes"}"#, r#"{"chain":[[{"prompt":1}]]}"#, r#"{"cookie":{"a":1}}"#] {
+        assert_eq!(
+            error(&e.tag, e.code, "x"),
+            r#"{"type":"error","id":"a","ref":7,"code":"bad_request","message":"x"}"#
+        );
+        for bad in [
+            "{",
+            "[1]",
+            "\"x\"",
+            r#"{"promt":"x"}"#,
+            r#"{"id":{"a":1}}"#,
+            r#"{"cookie":5}"#,
+            r#"{"cancel":"yes"}"#,
+            r#"{"chain":[[{"prompt":1}]]}"#,
+            r#"{"cookie":{"a":1}}"#,
+        ] {
             let e = parse(bad).unwrap_err();
             assert_eq!(e.code, "bad_request", "{bad}");
         }
-        assert!(parse(r#"{"chain":[[{"prompt":1}]]}"#).unwrap_err().message.contains("chain[0][0].prompt"));
+        let e = parse(r#"{"chain":[[{"prompt":1}]]}"#).unwrap_err().message;
+        assert!(e.contains("chain[0][0].prompt"), "{e}");
     }
 
     #[test]
     fn numeric_ids_are_echoed_as_numbers_and_keyed_as_text() {
         let r = parse(r#"{"id":12,"prompt":"p"}"#).unwrap();
         assert_eq!(r.id.as_deref(), Some("12"));
-        assert_eq!(message(&r.tag, "hi \"x\""), r#"{"type":"message","id":12,"message":"hi \"x\""}"#);
+        assert_eq!(
+            message(&r.tag, "hi \"x\""),
+            r#"{"type":"message","id":12,"message":"hi \"x\""}"#
+        );
     }
 
     #[test]
     fn signals_carry_usage_and_the_finish_reason() {
-        let usage = Usage { input_tokens: 3, output_tokens: 2, ..Usage::default() };
-        let text = signal(&Tag::default(), &Ending { usage: Some(&usage), finish_reason: Some("stop"), cancelled: false });
+        let usage = Usage {
+            input_tokens: 3,
+            output_tokens: 2,
+            ..Usage::default()
+        };
+        let text = signal(
+            &Tag::default(),
+            &Ending {
+                usage: Some(&usage),
+                finish_reason: Some("stop"),
+                cancelled: false,
+            },
+        );
         let v: Value = serde_json::from_str(&text).unwrap();
         assert_eq!(v["type"], "signal");
         assert_eq!(v["message"], "done");

@@ -30,13 +30,20 @@ impl Job {
         self.running.state().metrics.error(code);
         let text = self.client.redact(message);
         if self.send(protocol::error(&self.tag, code, &text)).await {
-            let ending = Ending { usage, ..Ending::default() };
+            let ending = Ending {
+                usage,
+                ..Ending::default()
+            };
             self.send(protocol::signal(&self.tag, &ending)).await;
         }
     }
 
     async fn cancelled(&self, usage: Option<&Usage>) {
-        let ending = Ending { usage, cancelled: true, ..Ending::default() };
+        let ending = Ending {
+            usage,
+            cancelled: true,
+            ..Ending::default()
+        };
         self.send(protocol::signal(&self.tag, &ending)).await;
     }
 }
@@ -66,18 +73,23 @@ pub(crate) async fn stream_reply(reply: Reply, job: Job) {
             Some(Ok(Output::Text(text))) => {
                 if first {
                     first = false;
-                    job.running.state().metrics.first_chunk(job.running.started().elapsed());
+                    job.running
+                        .state()
+                        .metrics
+                        .first_chunk(job.running.started().elapsed());
                 }
                 job.send(protocol::message(&job.tag, &text)).await
             }
             Some(Ok(Output::Event(event))) if forwarded(&event) => {
-                job.send(protocol::event(&job.tag, event.name(), &event.message())).await
+                job.send(protocol::event(&job.tag, event.name(), &event.message()))
+                    .await
             }
             Some(Ok(Output::Event(_))) => true,
             Some(Err(e)) => {
                 let usage = outputs.reply().usage().cloned();
                 drop(outputs);
-                job.fail(e.code().as_str(), e.message(), usage.as_ref()).await;
+                job.fail(e.code().as_str(), e.message(), usage.as_ref())
+                    .await;
                 return;
             }
             None => {
@@ -100,7 +112,13 @@ pub(crate) async fn stream_reply(reply: Reply, job: Job) {
 }
 
 /// The chain events a client sees: progress and each stage's answers.
-const CHAIN_EVENTS: &[&str] = &["stage_start", "task_start", "task_done", "stage_done", "retry"];
+const CHAIN_EVENTS: &[&str] = &[
+    "stage_start",
+    "task_start",
+    "task_done",
+    "stage_done",
+    "retry",
+];
 
 /// Runs a chain: progress and answers as `event` frames, then a `signal` with the summed
 /// usage of every task.
