@@ -292,24 +292,12 @@ fn start(
     ))
 }
 
-/// A chain as a model: the user's message fills `{{input}}` in its prompts and contexts (or,
-/// when no task refers to it, comes before the first stage's contexts); the answer is the
-/// last stage's answers, and the usage the sum over every task.
+/// A chain as a model: the user's last message comes before the first stage's contexts as an
+/// `[input]: …\n[/input]\n` block (the same shape stages hand each other; chain files cannot
+/// name it in a template, the engine checks their references at load); the answer is the last
+/// stage's answers, and the usage the sum over every task.
 fn chain_reply(mut chain: Chain, c: Conversation, config: Arc<Config>) -> Reply {
-    let mut placed = false;
-    for stage in &mut chain.stages {
-        for task in &mut stage.tasks {
-            for text in std::iter::once(&mut task.prompt).chain(task.context.as_mut()) {
-                for pattern in ["{{input}}", "{{ input }}"] {
-                    if text.contains(pattern) {
-                        *text = text.replace(pattern, &c.prompt);
-                        placed = true;
-                    }
-                }
-            }
-        }
-    }
-    if !placed && let Some(first) = chain.stages.first_mut() {
+    if let Some(first) = chain.stages.first_mut() {
         for task in &mut first.tasks {
             let own = task.context.take().unwrap_or_default();
             task.context = Some(format!("[input]: {}\n[/input]\n{own}", c.prompt));
