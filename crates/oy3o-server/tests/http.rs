@@ -397,3 +397,37 @@ async fn health_and_metrics_report_requests_errors_and_latency() {
     let missing = reqwest::get(server.http("/nowhere")).await.unwrap();
     assert_eq!(missing.status(), 404);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_root_serves_the_chat_page_to_browsers_and_the_websocket_to_clients() {
+    let fake = echo().await;
+    let server = start(config_for(&fake), settings()).await;
+    let response = reqwest::get(server.http("/")).await.unwrap();
+    assert_eq!(response.status(), 200);
+    let headers = response.headers().clone();
+    assert!(
+        headers["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    let csp = headers["content-security-policy"].to_str().unwrap();
+    assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
+    let page = response.text().await.unwrap();
+    for marker in [
+        "<title>oy3o</title>",
+        "/v1/models",
+        "/ws",
+        "textContent",
+        "cancel: true",
+    ] {
+        assert!(page.contains(marker), "{marker}");
+    }
+    assert!(
+        !page.contains("innerHTML"),
+        "model output is only ever inserted as text"
+    );
+    let mut ws = server.client().await;
+    ws.send(json!({"prompt": "root"})).await;
+    assert_eq!(ws.until_signals(1).await[0]["message"], "ANSWER(root)");
+}

@@ -73,6 +73,32 @@ async fn a_chat_is_created_continued_and_keeps_its_history() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn an_empty_model_creates_a_chat_on_the_servers_default_model() {
+    let fake = echo().await;
+    let server = start(config_for(&fake), settings()).await;
+    let mut ws = server.client().await;
+    ws.send(json!({"id": 7, "model": "", "prompt": "default"}))
+        .await;
+    let frames = ws.until_signals(1).await;
+    assert_eq!(frames[0]["message"]["model"], "openai:gpt-4o-mini");
+    assert_eq!(frames[0]["id"], 7, "a numeric id is echoed as a number");
+    assert_eq!(text_of(&frames, "7"), "");
+    let text: String = frames
+        .iter()
+        .filter(|f| f["type"] == "message")
+        .map(|f| f["message"].as_str().unwrap())
+        .collect();
+    assert_eq!(text, "ANSWER(default)");
+    ws.send(json!({"id": 7, "prompt": "again"})).await;
+    assert!(
+        ws.until_signals(1)
+            .await
+            .iter()
+            .all(|f| f["type"] != "error")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_context_update_reaches_the_upstream_as_the_system_message() {
     let fake = echo().await;
     let server = start(config_for(&fake), settings()).await;

@@ -266,10 +266,11 @@ impl Connection {
         }
     }
 
-    /// `{id, …}`: creates chat `id` when the request names a model or brings a credential,
+    /// `{id, …}`: creates chat `id` when the request has a `model` (an empty one is the
+    /// server's default) or brings a credential,
     /// else continues it; then applies the context and sends the prompt.
     async fn on_chat(&mut self, id: String, request: Request) {
-        let creates = request.model.is_some() || request.credential.is_some();
+        let creates = request.creates;
         if creates {
             if !self.chats.contains_key(&id)
                 && self.chats.len() >= self.state.settings.limits.max_chats

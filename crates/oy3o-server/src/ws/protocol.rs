@@ -49,7 +49,11 @@ pub(crate) struct Request {
     pub tag: Tag,
     /// The chat id, as text (numbers are accepted and keyed by their decimal form).
     pub id: Option<String>,
+    /// The model; `None` when absent or empty (the server's default).
     pub model: Option<String>,
+    /// True when the request (re)creates chat `id`: it has a `model` key (even an empty one,
+    /// for the default model) or a credential.
+    pub creates: bool,
     pub credential: Option<Credential>,
     pub proxy: Option<String>,
     pub context: Option<String>,
@@ -164,6 +168,7 @@ pub(crate) fn parse(text: &str) -> Result<Request, Rejected> {
     Ok(Request {
         tag,
         id,
+        creates: raw.model.is_some() || credential.is_some(),
         model: raw.model.filter(|m| !m.trim().is_empty()),
         credential,
         proxy: raw.proxy.filter(|p| !p.trim().is_empty()),
