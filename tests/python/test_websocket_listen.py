@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import json
 import subprocess
@@ -98,7 +99,7 @@ def test_the_original_demo_client_runs_unchanged_against_listen(fake, tmp_path):
         )
         assert "ConnectionClosed" in run.stderr, run.stderr
         lines = [line for line in run.stdout.splitlines() if "{'type'" in line]
-        frames = [eval(line[line.index("{'type'"):], {}) for line in lines]  # noqa: S307 (printed dicts)
+        frames = [ast.literal_eval(line[line.index("{'type'") :]) for line in lines]  # printed dicts
         signals = [f for f in frames if f["type"] == "signal"]
         assert len(signals) == 3, run.stdout
         assert not [f for f in frames if f["type"] == "error" and f.get("code") != "idle_timeout"], run.stdout
