@@ -161,7 +161,7 @@ async fn a_one_shot_prompt_has_no_id_and_keeps_its_ref() {
 #[tokio::test(flavor = "multi_thread")]
 async fn replies_of_two_chats_interleave_and_a_cancel_stops_only_its_upstream_request() {
     let fake = FakeServer::start().await;
-    fake.push(slow(200)); // chat a: ten seconds of "x"
+    fake.push(slow(2000)); // chat a: 100 seconds of "x", longer than any wait below
     fake.push(openai::answer(&["quick", " answer"]).build()); // chat b
     let server = start(config_for(&fake), settings()).await;
     let mut ws = server.client().await;
@@ -198,12 +198,19 @@ async fn replies_of_two_chats_interleave_and_a_cancel_stops_only_its_upstream_re
     let signal = frames.last().unwrap();
     assert_eq!(signal["cancelled"], true);
     let a_text = text_of(&frames, "a");
-    assert!(!a_text.is_empty() && a_text.len() < 200, "{}", a_text.len());
     assert!(
-        eventually(|| fake.aborted_by_client() == 1).await,
+        !a_text.is_empty() && a_text.len() < 2000,
+        "{}",
+        a_text.len()
+    );
+    // Both upstream responses end within the wait, so a's was cut by us: it had far longer to
+    // go. (b may count as either: the engine stops reading at `[DONE]`, and the fake's last
+    // write can race with that hang-up.)
+    assert!(
+        eventually(|| fake.aborted_by_client() + fake.completed() == 2).await,
         "the upstream saw the hang-up"
     );
-    assert_eq!(fake.completed(), 1);
+    assert!(fake.aborted_by_client() >= 1);
 
     // The chat survives a cancel: it answers the next prompt.
     fake.push(openai::answer(&["again"]).build());
