@@ -5,6 +5,7 @@
 //! - `oy3o config path|init` shows or creates the config file (see [`config_file`]).
 //! - `oy3o chain FILE` runs a task chain (see [`chain`]).
 //! - `oy3o pull [NAME]` fetches a local model; `oy3o models` lists providers and aliases.
+//! - `oy3o serve` runs the WebSocket + HTTP server (see [`serve`]).
 //!
 //! Errors go to stderr with a message that says what to do, and an exit code by kind (see
 //! [`exit_code`]).
@@ -16,6 +17,7 @@ mod config_file;
 mod markdown;
 mod models;
 mod progress;
+mod serve;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -84,6 +86,8 @@ enum Command {
     },
     /// List providers, their default models, aliases and whether a credential is configured.
     Models,
+    /// Serve every model over WebSocket (the original protocol) and an OpenAI-compatible HTTP API.
+    Serve(serve::ServeArgs),
     /// Show or create the config file.
     Config {
         /// What to do with it.
@@ -146,6 +150,9 @@ async fn run(args: Args) -> Result<(), Error> {
         Some(Command::Chain { file, json }) => chain::run(&file, json, &config).await,
         Some(Command::Pull { name }) => pull(&name).await,
         Some(Command::Models) => models::run(&config),
+        Some(Command::Serve(serve)) => {
+            serve::run(&serve, args.common.config.as_deref(), config).await
+        }
         Some(Command::Config { .. }) => Ok(()),
     }
 }

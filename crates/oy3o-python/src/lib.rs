@@ -11,6 +11,7 @@ mod chat;
 mod convert;
 mod queue;
 mod runtime;
+mod server;
 mod stream;
 
 use pyo3::prelude::*;
@@ -20,6 +21,8 @@ use pyo3::prelude::*;
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<stream::Stream>()?;
     m.add_class::<chat::NativeChat>()?;
+    m.add_class::<server::ServerHandle>()?;
+    m.add_function(wrap_pyfunction!(server::serve, m)?)?;
     m.add_function(wrap_pyfunction!(chat::open_chat, m)?)?;
     m.add_function(wrap_pyfunction!(stream::exec, m)?)?;
     m.add_function(wrap_pyfunction!(stream::exec_tasks, m)?)?;

@@ -1,0 +1,110 @@
+//! What a client may bring with a request: its own credential and proxy. They apply to that
+//! request only, beat the server's entries for the model, and are scrubbed from every message
+//! sent back.
+
+use std::borrow::Cow;
+
+use oy3o::{Config, Credential, DEFAULT_MODEL};
+
+/// A client's credential and proxy for one request.
+#[derive(Clone, Default)]
+pub(crate) struct ClientOverrides {
+    pub credential: Option<Credential>,
+    pub proxy: Option<String>,
+}
+
+impl ClientOverrides {
+    /// True when the client sent neither.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.credential.is_none() && self.proxy.is_none()
+    }
+
+    /// The config for a request on `model`: the server's, or a copy with the client's
+    /// credential and proxy filed under the model name as asked (the first key the engine
+    /// looks up, so they win over the server's per-model and per-provider entries).
+    pub(crate) fn apply<'a>(&self, base: &'a Config, model: Option<&str>) -> Cow<'a, Config> {
+        if self.is_empty() {
+            return Cow::Borrowed(base);
+        }
+        let asked = asked_model(base, model);
+        let mut config = base.clone();
+        if let Some(credential) = &self.credential {
+            config.cookies.insert(asked.clone(), credential.clone());
+            config.cookie = Some(credential.clone());
+        }
+        if let Some(proxy) = &self.proxy {
+            config.proxies.insert(asked, proxy.clone());
+            config.proxy = Some(proxy.clone());
+        }
+        Cow::Owned(config)
+    }
+
+    /// `text` with the client's secrets (key, cookie values, proxy password) replaced.
+    pub(crate) fn redact(&self, text: &str) -> String {
+        let mut out = match &self.credential {
+            Some(c) => c.redact(text),
+            None => text.to_owned(),
+        };
+        if let Some(password) = self.proxy.as_deref().and_then(proxy_password)
+            && password.len() >= 3
+        {
+            out = out.replace(password, "<redacted>");
+        }
+        out
+    }
+}
+
+/// The password of `scheme://user:password@host`, if any.
+fn proxy_password(url: &str) -> Option<&str> {
+    let rest = &url[url.find("://")? + 3..];
+    let userinfo = &rest[..rest.rfind('@')?];
+    userinfo.split_once(':').map(|(_, p)| p)
+}
+
+/// The model name as the engine will look it up: the request's, the config's, `OY3O_MODEL`,
+/// else the built-in default.
+fn asked_model(config: &Config, model: Option<&str>) -> String {
+    model
+        .map(str::to_owned)
+        .or_else(|| config.model.clone())
+        .or_else(|| std::env::var("OY3O_MODEL").ok().filter(|m| !m.is_empty()))
+        .unwrap_or_else(|| DEFAULT_MODEL.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_client_key_beats_the_servers_per_provider_key() {
+        let mut base = Config::default();
+        base.cookies
+            .insert("openai".into(), Credential::parse("sk-server"));
+        let client = ClientOverrides {
+            credential: Some(Credential::parse("sk-client")),
+            proxy: None,
+        };
+        let config = client.apply(&base, Some("openai:gpt-4o-mini"));
+        let target = config.resolve(Some("openai:gpt-4o-mini")).unwrap();
+        assert_eq!(
+            target
+                .credential
+                .and_then(|c| c.key().map(str::to_owned))
+                .as_deref(),
+            Some("sk-client")
+        );
+    }
+
+    #[test]
+    fn secrets_are_scrubbed_from_messages() {
+        let client = ClientOverrides {
+            credential: Some(Credential::parse(r#"{"_U": "cookievalue"}"#)),
+            proxy: Some("http://me:pa55word@127.0.0.1:3128".into()),
+        };
+        let text = client.redact("bad cookie cookievalue via http://me:pa55word@127.0.0.1:3128");
+        assert!(
+            !text.contains("cookievalue") && !text.contains("pa55word"),
+            "{text}"
+        );
+    }
+}

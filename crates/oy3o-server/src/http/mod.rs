@@ -1,0 +1,83 @@
+//! The HTTP face on the same port: the routes, the request metrics and the guard in front.
+
+pub(crate) mod health;
+pub(crate) mod metrics;
+pub(crate) mod openai;
+pub(crate) mod page;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::ws::{WebSocketUpgrade, rejection::WebSocketUpgradeRejection};
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+
+use crate::metrics::Route;
+use crate::state::AppState;
+
+/// Every route, behind the guard (token, origin, host) and the request metrics.
+pub(crate) fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/", get(root))
+        .route("/ws", get(websocket))
+        .route("/v1/chat/completions", post(openai::completions))
+        .route("/v1/models", get(openai::models))
+        .route("/health", get(health::health))
+        .route("/metrics", get(metrics::metrics))
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(state.settings.limits.max_body_bytes))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::auth::guard,
+        ))
+        .layer(middleware::from_fn_with_state(state.clone(), record))
+        .with_state(state)
+}
+
+/// `GET /`: the WebSocket for clients that upgrade (the original protocol lives at the root),
+/// the web chat page for browsers.
+async fn root(
+    State(state): State<Arc<AppState>>,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Response {
+    match ws {
+        Ok(ws) => crate::ws::upgrade(state, ws),
+        Err(_) => page::page().await,
+    }
+}
+
+/// `GET /ws`: the WebSocket only.
+async fn websocket(
+    State(state): State<Arc<AppState>>,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Response {
+    match ws {
+        Ok(ws) => crate::ws::upgrade(state, ws),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn not_found() -> Response {
+    openai::api_error(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        "no such route; try POST /v1/chat/completions, GET /v1/models, GET /health, GET /metrics or GET /",
+    )
+}
+
+/// Counts and times every request (to its response head).
+async fn record(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
+    let upgrade = request.headers().contains_key(header::UPGRADE);
+    let route = Route::of(request.uri().path(), upgrade);
+    let started = Instant::now();
+    state.metrics.http_started();
+    let response = next.run(request).await;
+    state
+        .metrics
+        .http_finished(route, response.status().as_u16(), started.elapsed());
+    response
+}

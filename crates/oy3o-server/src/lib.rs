@@ -1,0 +1,151 @@
+//! # oy3o-server
+//!
+//! The oy3o engine behind one port, for programs and browsers:
+//!
+//! - **WebSocket** (at `/`, also `/ws`): the original `oy3opy` protocol, JSON text frames.
+//!   In: `{id?, ref?, model?, cookie?, key?, proxy?, context?, prompt?, options?, cancel?,
+//!   close?, chain?}`. Out: `message`, `event`, `error` and `signal` frames carrying the
+//!   request's `id` and `ref`; many chats per connection, their replies interleaved.
+//! - **HTTP**: OpenAI-compatible `POST /v1/chat/completions` (whole or SSE) and
+//!   `GET /v1/models`; `GET /health`; `GET /metrics` (Prometheus text); `GET /` the web chat
+//!   page.
+//! - **Safety**: loopback by default; any other address needs a token (bearer header or
+//!   `?token=`); browser origins are checked; bad input gets an error, never a crash or a
+//!   dropped connection; secrets never appear in frames or logs.
+//!
+//! What it is not: a TLS terminator (put a reverse proxy in front for HTTPS) or a store.
+//!
+//! ```no_run
+//! # async fn demo() -> oy3o_server::Result<()> {
+//! let config = oy3o::Config::default();
+//! let settings = oy3o_server::Settings { port: 0, ..Default::default() };
+//! let server = oy3o_server::Server::new(config, settings).bind().await?;
+//! println!("listening on http://{}", server.local_addr());
+//! server.run_until(async { let _ = tokio::signal::ctrl_c().await; }).await
+//! # }
+//! ```
+
+mod auth;
+mod client;
+mod error;
+mod http;
+mod metrics;
+mod settings;
+mod state;
+mod ws;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::serve::ListenerExt;
+use tokio::net::TcpListener;
+
+pub use auth::check_bind;
+pub use error::{Error, Result};
+pub use settings::{DEFAULT_PORT, Limits, Settings, Token};
+
+use state::AppState;
+
+/// A server to be bound: the engine config plus the server settings.
+pub struct Server {
+    config: oy3o::Config,
+    settings: Settings,
+}
+
+impl Server {
+    /// A server answering with `config`'s models and credentials.
+    pub fn new(config: oy3o::Config, settings: Settings) -> Self {
+        Self { config, settings }
+    }
+
+    /// Resolves the host, refuses a non-loopback address without a token, loads the named
+    /// chains and binds the port. Nothing is served until [`Listening::run_until`].
+    pub async fn bind(self) -> Result<Listening> {
+        let host = self
+            .settings
+            .host
+            .trim_start_matches('[')
+            .trim_end_matches(']');
+        let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host, self.settings.port))
+            .await
+            .map_err(|e| Error::Resolve {
+                host: self.settings.host.clone(),
+                message: e.to_string(),
+            })?
+            .collect();
+        let Some(&addr) = addrs.first() else {
+            return Err(Error::Resolve {
+                host: self.settings.host.clone(),
+                message: "no address".into(),
+            });
+        };
+        for a in &addrs {
+            check_bind(*a, self.settings.token.is_some())?;
+        }
+        let state = AppState::new(self.config, self.settings)?;
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| Error::Bind { addr, source })?;
+        let local = listener.local_addr()?;
+        Ok(Listening {
+            listener,
+            local,
+            state,
+        })
+    }
+}
+
+/// A bound server, ready to run.
+pub struct Listening {
+    listener: TcpListener,
+    local: SocketAddr,
+    state: Arc<AppState>,
+}
+
+impl Listening {
+    /// The address actually bound (the port is known here when 0 was asked for).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local
+    }
+
+    /// Serves until `shutdown` resolves; then WebSocket connections are closed (code 1001),
+    /// running HTTP answers finish, and it returns.
+    pub async fn run_until<F>(self, shutdown: F) -> Result<()>
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        let state = self.state.clone();
+        let signal = async move {
+            shutdown.await;
+            state.shutdown.cancel();
+        };
+        let listener = self.listener.tap_io(|tcp| {
+            // Answer chunks are small and must leave at once.
+            let _ = tcp.set_nodelay(true);
+        });
+        let app = http::router(self.state);
+        axum::serve(listener, app)
+            .with_graceful_shutdown(signal)
+            .await?;
+        Ok(())
+    }
+
+    /// Serves until the process ends.
+    pub async fn run(self) -> Result<()> {
+        self.run_until(std::future::pending()).await
+    }
+}
+
+/// Binds and serves until `shutdown` resolves: [`Server::bind`] then
+/// [`Listening::run_until`], for callers that do not need the bound address.
+pub async fn serve<F>(config: oy3o::Config, settings: Settings, shutdown: F) -> Result<()>
+where
+    F: Future<Output = ()> + Send + 'static,
+{
+    Server::new(config, settings)
+        .bind()
+        .await?
+        .run_until(shutdown)
+        .await
+}

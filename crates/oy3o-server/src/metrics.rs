@@ -1,0 +1,311 @@
+//! Counters, gauges and latency histograms, rendered as Prometheus text by `GET /metrics`.
+//! Everything is a fixed set of atomics: recording costs a few relaxed adds, no lock.
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
+use std::time::Duration;
+
+/// Upper bounds of the latency buckets, in seconds.
+const BUCKETS: [f64; 16] = [
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+    10.0, 60.0,
+];
+
+/// A latency histogram with fixed buckets.
+#[derive(Default)]
+pub(crate) struct Histogram {
+    counts: [AtomicU64; BUCKETS.len() + 1],
+    sum_micros: AtomicU64,
+}
+
+impl Histogram {
+    pub(crate) fn observe(&self, elapsed: Duration) {
+        let secs = elapsed.as_secs_f64();
+        let slot = BUCKETS
+            .iter()
+            .position(|b| secs <= *b)
+            .unwrap_or(BUCKETS.len());
+        self.counts[slot].fetch_add(1, Relaxed);
+        self.sum_micros
+            .fetch_add(elapsed.as_micros() as u64, Relaxed);
+    }
+
+    fn render(&self, out: &mut String, name: &str, labels: &str) {
+        let sep = if labels.is_empty() { "" } else { "," };
+        let mut cumulative = 0;
+        for (i, bound) in BUCKETS.iter().enumerate() {
+            cumulative += self.counts[i].load(Relaxed);
+            let _ = writeln!(
+                out,
+                "{name}_bucket{{{labels}{sep}le=\"{bound}\"}} {cumulative}"
+            );
+        }
+        cumulative += self.counts[BUCKETS.len()].load(Relaxed);
+        let _ = writeln!(
+            out,
+            "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {cumulative}"
+        );
+        let sum = self.sum_micros.load(Relaxed) as f64 / 1e6;
+        let braces = if labels.is_empty() {
+            String::new()
+        } else {
+            format!("{{{labels}}}")
+        };
+        let _ = writeln!(out, "{name}_sum{braces} {sum}");
+        let _ = writeln!(out, "{name}_count{braces} {cumulative}");
+    }
+}
+
+/// The HTTP routes, as metric labels.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Route {
+    ChatCompletions,
+    Models,
+    Health,
+    Metrics,
+    Page,
+    WebSocket,
+    Other,
+}
+
+impl Route {
+    const ALL: [Route; 7] = [
+        Route::ChatCompletions,
+        Route::Models,
+        Route::Health,
+        Route::Metrics,
+        Route::Page,
+        Route::WebSocket,
+        Route::Other,
+    ];
+
+    pub(crate) fn of(path: &str, upgrade: bool) -> Route {
+        match path {
+            "/v1/chat/completions" | "/chat/completions" => Route::ChatCompletions,
+            "/v1/models" | "/models" => Route::Models,
+            "/health" => Route::Health,
+            "/metrics" => Route::Metrics,
+            "/" | "/ws" if upgrade => Route::WebSocket,
+            "/" => Route::Page,
+            _ => Route::Other,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Route::ChatCompletions => "chat_completions",
+            Route::Models => "models",
+            Route::Health => "health",
+            Route::Metrics => "metrics",
+            Route::Page => "page",
+            Route::WebSocket => "websocket",
+            Route::Other => "other",
+        }
+    }
+}
+
+/// The error codes counted by name; anything else counts as `other`.
+const CODES: [&str; 14] = [
+    "auth",
+    "rate_limit",
+    "timeout",
+    "network",
+    "bad_request",
+    "provider",
+    "cancelled",
+    "config",
+    "not_found",
+    "forbidden",
+    "limit",
+    "too_large",
+    "idle_timeout",
+    "other",
+];
+
+const STATUS: [&str; 4] = ["2xx", "4xx", "5xx", "other"];
+
+/// Every number the server reports.
+#[derive(Default)]
+pub(crate) struct Metrics {
+    requests: [[AtomicU64; 4]; 7],
+    latency: [Histogram; 7],
+    http_in_flight: AtomicI64,
+    unauthorized: AtomicU64,
+    errors: [AtomicU64; CODES.len()],
+    first_chunk: Histogram,
+    ws_open: AtomicI64,
+    ws_total: AtomicU64,
+    ws_frames_in: AtomicU64,
+    replies_in_flight: AtomicI64,
+    replies_total: AtomicU64,
+    reply_duration: Histogram,
+}
+
+impl Metrics {
+    pub(crate) fn http_started(&self) {
+        self.http_in_flight.fetch_add(1, Relaxed);
+    }
+
+    pub(crate) fn http_finished(&self, route: Route, status: u16, elapsed: Duration) {
+        self.http_in_flight.fetch_sub(1, Relaxed);
+        let class = match status {
+            200..=299 | 101 => 0,
+            400..=499 => 1,
+            500..=599 => 2,
+            _ => 3,
+        };
+        let r = Route::ALL.iter().position(|x| *x == route).unwrap_or(6);
+        self.requests[r][class].fetch_add(1, Relaxed);
+        self.latency[r].observe(elapsed);
+    }
+
+    pub(crate) fn unauthorized(&self) {
+        self.unauthorized.fetch_add(1, Relaxed);
+    }
+
+    /// Counts an error answered to a client (frame or HTTP error), by code.
+    pub(crate) fn error(&self, code: &str) {
+        let i = CODES
+            .iter()
+            .position(|c| *c == code)
+            .unwrap_or(CODES.len() - 1);
+        self.errors[i].fetch_add(1, Relaxed);
+    }
+
+    pub(crate) fn first_chunk(&self, elapsed: Duration) {
+        self.first_chunk.observe(elapsed);
+    }
+
+    pub(crate) fn ws_opened(&self) {
+        self.ws_open.fetch_add(1, Relaxed);
+        self.ws_total.fetch_add(1, Relaxed);
+    }
+
+    pub(crate) fn ws_closed(&self) {
+        self.ws_open.fetch_sub(1, Relaxed);
+    }
+
+    pub(crate) fn ws_frame_in(&self) {
+        self.ws_frames_in.fetch_add(1, Relaxed);
+    }
+
+    pub(crate) fn reply_started(&self) {
+        self.replies_in_flight.fetch_add(1, Relaxed);
+        self.replies_total.fetch_add(1, Relaxed);
+    }
+
+    pub(crate) fn reply_finished(&self, elapsed: Duration) {
+        self.replies_in_flight.fetch_sub(1, Relaxed);
+        self.reply_duration.observe(elapsed);
+    }
+
+    /// The Prometheus text exposition.
+    pub(crate) fn render(&self) -> String {
+        let mut out = String::with_capacity(8192);
+        out.push_str("# HELP oy3o_http_requests_total HTTP requests answered, by route and status class.\n# TYPE oy3o_http_requests_total counter\n");
+        for (r, route) in Route::ALL.iter().enumerate() {
+            for (c, class) in STATUS.iter().enumerate() {
+                let n = self.requests[r][c].load(Relaxed);
+                let _ = writeln!(
+                    out,
+                    "oy3o_http_requests_total{{route=\"{}\",status=\"{class}\"}} {n}",
+                    route.name()
+                );
+            }
+        }
+        out.push_str("# HELP oy3o_http_requests_in_flight HTTP requests being answered.\n# TYPE oy3o_http_requests_in_flight gauge\n");
+        let _ = writeln!(
+            out,
+            "oy3o_http_requests_in_flight {}",
+            self.http_in_flight.load(Relaxed)
+        );
+        out.push_str("# HELP oy3o_http_request_duration_seconds Time to the response head (for streams: to the first chunk).\n# TYPE oy3o_http_request_duration_seconds histogram\n");
+        for (r, route) in Route::ALL.iter().enumerate() {
+            self.latency[r].render(
+                &mut out,
+                "oy3o_http_request_duration_seconds",
+                &format!("route=\"{}\"", route.name()),
+            );
+        }
+        out.push_str("# HELP oy3o_unauthorized_total Requests refused for a missing or wrong token.\n# TYPE oy3o_unauthorized_total counter\n");
+        let _ = writeln!(
+            out,
+            "oy3o_unauthorized_total {}",
+            self.unauthorized.load(Relaxed)
+        );
+        out.push_str("# HELP oy3o_errors_total Errors answered to clients (HTTP and WebSocket), by code.\n# TYPE oy3o_errors_total counter\n");
+        for (i, code) in CODES.iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "oy3o_errors_total{{code=\"{code}\"}} {}",
+                self.errors[i].load(Relaxed)
+            );
+        }
+        out.push_str("# HELP oy3o_first_chunk_seconds Time from a request to the first answer chunk (HTTP and WebSocket).\n# TYPE oy3o_first_chunk_seconds histogram\n");
+        self.first_chunk
+            .render(&mut out, "oy3o_first_chunk_seconds", "");
+        out.push_str("# HELP oy3o_websocket_connections Open WebSocket connections.\n# TYPE oy3o_websocket_connections gauge\n");
+        let _ = writeln!(
+            out,
+            "oy3o_websocket_connections {}",
+            self.ws_open.load(Relaxed)
+        );
+        out.push_str("# HELP oy3o_websocket_connections_total WebSocket connections accepted.\n# TYPE oy3o_websocket_connections_total counter\n");
+        let _ = writeln!(
+            out,
+            "oy3o_websocket_connections_total {}",
+            self.ws_total.load(Relaxed)
+        );
+        out.push_str("# HELP oy3o_websocket_frames_received_total Frames received from WebSocket clients.\n# TYPE oy3o_websocket_frames_received_total counter\n");
+        let _ = writeln!(
+            out,
+            "oy3o_websocket_frames_received_total {}",
+            self.ws_frames_in.load(Relaxed)
+        );
+        out.push_str("# HELP oy3o_replies_in_flight Answers being streamed (HTTP and WebSocket).\n# TYPE oy3o_replies_in_flight gauge\n");
+        let _ = writeln!(
+            out,
+            "oy3o_replies_in_flight {}",
+            self.replies_in_flight.load(Relaxed)
+        );
+        out.push_str("# HELP oy3o_replies_total Answers started (HTTP and WebSocket).\n# TYPE oy3o_replies_total counter\n");
+        let _ = writeln!(
+            out,
+            "oy3o_replies_total {}",
+            self.replies_total.load(Relaxed)
+        );
+        out.push_str("# HELP oy3o_reply_duration_seconds Time from a request to the end of its answer.\n# TYPE oy3o_reply_duration_seconds histogram\n");
+        self.reply_duration
+            .render(&mut out, "oy3o_reply_duration_seconds", "");
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn histograms_are_cumulative_and_counted() {
+        let m = Metrics::default();
+        m.http_started();
+        m.http_finished(Route::Health, 200, Duration::from_micros(50));
+        m.http_started();
+        m.http_finished(Route::Health, 503, Duration::from_secs(100));
+        let text = m.render();
+        assert!(
+            text.contains("oy3o_http_requests_total{route=\"health\",status=\"2xx\"} 1"),
+            "{text}"
+        );
+        assert!(text.contains("oy3o_http_requests_total{route=\"health\",status=\"5xx\"} 1"));
+        assert!(text.contains(
+            "oy3o_http_request_duration_seconds_bucket{route=\"health\",le=\"0.0001\"} 1"
+        ));
+        assert!(
+            text.contains(
+                "oy3o_http_request_duration_seconds_bucket{route=\"health\",le=\"+Inf\"} 2"
+            )
+        );
+        assert!(text.contains("oy3o_http_requests_in_flight 0"));
+    }
+}

@@ -1,0 +1,349 @@
+//! Server settings: defaults, the `[server]` table of a config file, and the limits.
+//!
+//! ```toml
+//! [server]
+//! host = "127.0.0.1"
+//! port = 8443
+//! token_env = "OY3O_SERVER_TOKEN"      # or token = "..." (required off loopback)
+//! origins = ["https://chat.example"]   # browser origins besides the page's own; "*" for any
+//! allow_client_credentials = true      # accept per-request cookie / key
+//! allow_client_proxy = true            # accept per-request proxy
+//! max_frame_bytes = 1048576
+//! max_chats = 64                       # per WebSocket connection
+//! max_in_flight = 16                   # replies at once per WebSocket connection
+//! idle_timeout_secs = 300
+//! models = ["openai:gpt-4o"]           # listed by GET /v1/models besides the defaults
+//! chains = { moa = "moa.toml" }        # served as the model chain:moa (paths relative to the file)
+//! ```
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::error::{Error, Result};
+
+/// The default port, as in the original library's examples.
+pub const DEFAULT_PORT: u16 = 8443;
+
+/// A secret that never shows in `Debug` output or logs.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Token(String);
+
+impl Token {
+    /// Wraps a token; `None` when it is empty.
+    pub fn new(value: impl Into<String>) -> Option<Self> {
+        let value = value.into();
+        (!value.trim().is_empty()).then(|| Self(value.trim().to_owned()))
+    }
+
+    /// The secret itself, for comparison.
+    pub(crate) fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Token {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Token(<redacted>)")
+    }
+}
+
+/// Limits that protect the server from a client; each is answered with an `error` frame.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Limits {
+    /// Largest WebSocket text frame accepted (default 1 MiB). Frames up to four times larger
+    /// are answered with an error frame; beyond that the connection is closed (code 1009).
+    pub max_frame_bytes: usize,
+    /// Largest HTTP request body (default 8 MiB).
+    pub max_body_bytes: usize,
+    /// Chats open at once on one WebSocket connection (default 64).
+    pub max_chats: usize,
+    /// Replies running at once on one WebSocket connection (default 16).
+    pub max_in_flight: usize,
+    /// A WebSocket connection with no frame from the client and no reply running for this
+    /// long is closed (default 300 s).
+    pub idle_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_frame_bytes: 1 << 20,
+            max_body_bytes: 8 << 20,
+            max_chats: 64,
+            max_in_flight: 16,
+            idle_timeout: Duration::from_secs(300),
+        }
+    }
+}
+
+/// Everything the server needs besides the engine's [`oy3o::Config`].
+///
+/// ```
+/// let settings = oy3o_server::Settings::default();
+/// assert_eq!(settings.host, "127.0.0.1");
+/// assert!(settings.token.is_none());
+/// ```
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// Address or host name to bind (default `127.0.0.1`).
+    pub host: String,
+    /// Port (default 8443; 0 picks a free one).
+    pub port: u16,
+    /// The bearer token clients must present; required to bind beyond loopback.
+    pub token: Option<Token>,
+    /// Browser origins allowed besides the server's own (`"*"` allows any).
+    pub origins: Vec<String>,
+    /// Accept per-request `cookie` / `key` (default true).
+    pub allow_client_credentials: bool,
+    /// Accept per-request `proxy` (default true).
+    pub allow_client_proxy: bool,
+    /// Protection limits.
+    pub limits: Limits,
+    /// Extra model names listed by `GET /v1/models`.
+    pub models: Vec<String>,
+    /// Named chain files, served as the models `chain:NAME`.
+    pub chains: BTreeMap<String, PathBuf>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            host: "127.0.0.1".into(),
+            port: DEFAULT_PORT,
+            token: None,
+            origins: Vec::new(),
+            allow_client_credentials: true,
+            allow_client_proxy: true,
+            limits: Limits::default(),
+            models: Vec::new(),
+            chains: BTreeMap::new(),
+        }
+    }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct Section {
+    host: Option<String>,
+    port: Option<u16>,
+    token: Option<String>,
+    token_env: Option<String>,
+    origins: Option<Vec<String>>,
+    allow_client_credentials: Option<bool>,
+    allow_client_proxy: Option<bool>,
+    max_frame_bytes: Option<usize>,
+    max_body_bytes: Option<usize>,
+    max_chats: Option<usize>,
+    max_in_flight: Option<usize>,
+    idle_timeout_secs: Option<f64>,
+    models: Option<Vec<String>>,
+    chains: Option<BTreeMap<String, PathBuf>>,
+}
+
+/// The part of a config file the server reads; every other key belongs to the engine.
+#[derive(Deserialize)]
+struct File {
+    #[serde(default)]
+    server: Option<Section>,
+}
+
+impl Settings {
+    /// The defaults with the `[server]` table of a config file (TOML or JSON) on top. A file
+    /// without one gives the defaults. Errors name the file, the line and the key.
+    ///
+    /// ```
+    /// # let dir = std::env::temp_dir().join("oy3o-doc-server-settings");
+    /// # std::fs::create_dir_all(&dir).unwrap();
+    /// let path = dir.join("oy3o.toml");
+    /// std::fs::write(&path, "model = \"openai:gpt-4o-mini\"\n[server]\nport = 9000\nmax_chats = 8\n").unwrap();
+    /// let settings = oy3o_server::Settings::from_config_file(&path).unwrap();
+    /// assert_eq!((settings.port, settings.limits.max_chats), (9000, 8));
+    /// ```
+    pub fn from_config_file(path: &Path) -> Result<Settings> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            Error::config(format!("cannot read config file {}: {e}", path.display()))
+        })?;
+        Self::parse_file(&text, path)
+    }
+
+    /// Like [`Settings::from_config_file`], from text; `path` names it in errors and anchors
+    /// relative chain paths.
+    pub fn parse_file(text: &str, path: &Path) -> Result<Settings> {
+        let is_json =
+            path.extension().is_some_and(|e| e == "json") || text.trim_start().starts_with('{');
+        let file: File = if is_json {
+            let mut de = serde_json::Deserializer::from_str(text);
+            serde_path_to_error::deserialize(&mut de).map_err(|e| {
+                let key = e.path().to_string();
+                let inner = e.into_inner();
+                let message = inner.to_string();
+                let message = message.split(" at line ").next().unwrap_or_default();
+                Error::config(format!(
+                    "config error in {} line {}, key `{key}`: {message}",
+                    path.display(),
+                    inner.line()
+                ))
+            })?
+        } else {
+            let de = toml::Deserializer::parse(text).map_err(|e| toml_error(text, path, "", &e))?;
+            serde_path_to_error::deserialize(de).map_err(|e| {
+                let key = e.path().to_string();
+                toml_error(text, path, &key, e.inner())
+            })?
+        };
+        let base = path.parent().unwrap_or(Path::new("."));
+        Settings::default().with_section(file.server.unwrap_or_default(), path, base)
+    }
+
+    fn with_section(mut self, s: Section, path: &Path, base: &Path) -> Result<Settings> {
+        let bad = |key: &str, why: &str| {
+            Error::config(format!(
+                "config error in {}, key `server.{key}`: {why}",
+                path.display()
+            ))
+        };
+        if let Some(host) = s.host {
+            self.host = host;
+        }
+        if let Some(port) = s.port {
+            self.port = port;
+        }
+        if let Some(token) = s.token {
+            self.token = Token::new(token);
+        }
+        if let Some(var) = s.token_env {
+            let value = std::env::var(&var).map_err(|_| {
+                bad(
+                    "token_env",
+                    &format!("environment variable {var} is not set"),
+                )
+            })?;
+            self.token = Token::new(value);
+        }
+        if let Some(origins) = s.origins {
+            self.origins = origins
+                .into_iter()
+                .map(|o| o.trim_end_matches('/').to_owned())
+                .collect();
+        }
+        if let Some(v) = s.allow_client_credentials {
+            self.allow_client_credentials = v;
+        }
+        if let Some(v) = s.allow_client_proxy {
+            self.allow_client_proxy = v;
+        }
+        let positive = |key: &str, v: Option<usize>, into: &mut usize| match v {
+            Some(0) => Err(bad(key, "must be at least 1")),
+            Some(n) => {
+                *into = n;
+                Ok(())
+            }
+            None => Ok(()),
+        };
+        positive(
+            "max_frame_bytes",
+            s.max_frame_bytes,
+            &mut self.limits.max_frame_bytes,
+        )?;
+        positive(
+            "max_body_bytes",
+            s.max_body_bytes,
+            &mut self.limits.max_body_bytes,
+        )?;
+        positive("max_chats", s.max_chats, &mut self.limits.max_chats)?;
+        positive(
+            "max_in_flight",
+            s.max_in_flight,
+            &mut self.limits.max_in_flight,
+        )?;
+        if let Some(secs) = s.idle_timeout_secs {
+            if !(secs.is_finite() && secs > 0.0) {
+                return Err(bad(
+                    "idle_timeout_secs",
+                    "must be a positive number of seconds",
+                ));
+            }
+            self.limits.idle_timeout = Duration::from_secs_f64(secs);
+        }
+        if let Some(models) = s.models {
+            self.models = models;
+        }
+        if let Some(chains) = s.chains {
+            self.chains = chains
+                .into_iter()
+                .map(|(name, p)| (name, base.join(p)))
+                .collect();
+        }
+        Ok(self)
+    }
+}
+
+fn toml_error(text: &str, path: &Path, key: &str, e: &toml::de::Error) -> Error {
+    let line = e
+        .span()
+        .map(|s| {
+            text.as_bytes()[..s.start.min(text.len())]
+                .iter()
+                .filter(|&&b| b == b'\n')
+                .count()
+                + 1
+        })
+        .unwrap_or(1);
+    let key = if key.is_empty() || key == "." {
+        String::new()
+    } else {
+        format!(", key `{key}`")
+    };
+    Error::config(format!(
+        "config error in {} line {line}{key}: {}",
+        path.display(),
+        e.message().trim()
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Settings> {
+        Settings::parse_file(text, Path::new("/etc/oy3o/c.toml"))
+    }
+
+    #[test]
+    fn a_file_without_a_server_table_gives_the_defaults() {
+        let s = parse("model = \"openai:x\"\n[providers.openai]\nbase_url = \"http://h/v1\"\n")
+            .unwrap();
+        assert_eq!(s.port, DEFAULT_PORT);
+        assert_eq!(s.limits, Limits::default());
+    }
+
+    #[test]
+    fn the_server_table_sets_limits_origins_and_chain_paths() {
+        let s = parse(
+            "[server]\nidle_timeout_secs = 1.5\norigins = [\"https://a.example/\"]\nchains = { moa = \"moa.toml\" }\ntoken = \"t0k\"\n",
+        )
+        .unwrap();
+        assert_eq!(s.limits.idle_timeout, Duration::from_millis(1500));
+        assert_eq!(s.origins, ["https://a.example"]);
+        assert_eq!(s.chains["moa"], Path::new("/etc/oy3o/moa.toml"));
+        assert_eq!(format!("{:?}", s.token), "Some(Token(<redacted>))");
+    }
+
+    #[test]
+    fn errors_name_the_line_and_key() {
+        let e = parse("model = \"x:y\"\n[server]\nmax_chat = 3\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("line 3") && e.contains("max_chat"), "{e}");
+        let e = parse("[server]\nport = \"x\"\n").unwrap_err().to_string();
+        assert!(e.contains("line 2") && e.contains("server.port"), "{e}");
+        let e = Settings::parse_file("{\"server\": {\"max_chats\": 0}}", Path::new("c.json"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("server.max_chats"), "{e}");
+    }
+}

@@ -1,0 +1,442 @@
+//! One WebSocket connection: reads request frames, keeps its chats, starts replies as tasks
+//! (so many chats stream at once), and writes every frame through one writer task.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::extract::ws::{CloseFrame, Message, WebSocket};
+use futures::stream::{SplitSink, SplitStream};
+use futures::{SinkExt, StreamExt};
+use oy3o::{Chat, Event, Options};
+use serde_json::json;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::limits::InFlight;
+use super::protocol::{self, ChainSpec, Request, Tag};
+use super::reply::{self, Job};
+use crate::client::ClientOverrides;
+use crate::state::AppState;
+
+/// What the writer task sends.
+#[derive(Debug)]
+pub(crate) enum Out {
+    /// A JSON text frame.
+    Text(String),
+    /// A close frame with its code and reason; nothing is written after it.
+    Close(u16, &'static str),
+}
+
+/// Frames queued for a slow client before the replies feeding it wait.
+const QUEUE: usize = 256;
+/// Frames written before one flush.
+const BATCH: usize = 64;
+
+/// One open chat.
+struct ChatSlot {
+    chat: Arc<Chat>,
+    /// Cancels this chat's replies in flight; replaced after each cancel.
+    cancel: CancellationToken,
+    client: ClientOverrides,
+}
+
+struct Connection {
+    state: Arc<AppState>,
+    out: mpsc::Sender<Out>,
+    chats: HashMap<String, ChatSlot>,
+    /// Chains started with an id, so that `{id, cancel: true}` can stop them.
+    chains: HashMap<String, CancellationToken>,
+    in_flight: InFlight,
+    /// Cancelled when the connection ends: stops every reply it started.
+    alive: CancellationToken,
+}
+
+/// Serves one upgraded connection until the client leaves, it idles out, or the server stops.
+pub(crate) async fn run(socket: WebSocket, state: Arc<AppState>) {
+    state.metrics.ws_opened();
+    let (sink, stream) = socket.split();
+    let (out, queue) = mpsc::channel(QUEUE);
+    let writer = tokio::spawn(write(sink, queue));
+    let mut connection = Connection {
+        alive: state.shutdown.child_token(),
+        state: state.clone(),
+        out,
+        chats: HashMap::new(),
+        chains: HashMap::new(),
+        in_flight: InFlight::default(),
+    };
+    connection.read(stream).await;
+    connection.alive.cancel();
+    for slot in connection.chats.values() {
+        slot.chat.close();
+    }
+    drop(connection);
+    let _ = writer.await;
+    state.metrics.ws_closed();
+}
+
+async fn write(mut sink: SplitSink<WebSocket, Message>, mut queue: mpsc::Receiver<Out>) {
+    while let Some(mut item) = queue.recv().await {
+        for _ in 0..BATCH {
+            match item {
+                Out::Text(text) => {
+                    if sink.feed(Message::Text(text.into())).await.is_err() {
+                        return;
+                    }
+                }
+                Out::Close(code, reason) => {
+                    let frame = CloseFrame {
+                        code,
+                        reason: reason.into(),
+                    };
+                    let _ = sink.send(Message::Close(Some(frame))).await;
+                    return;
+                }
+            }
+            match queue.try_recv() {
+                Ok(next) => item = next,
+                Err(_) => break,
+            }
+        }
+        if sink.flush().await.is_err() {
+            return;
+        }
+    }
+}
+
+impl Connection {
+    async fn send(&self, frame: String) {
+        let _ = self.out.send(Out::Text(frame)).await;
+    }
+
+    async fn error(&self, tag: &Tag, code: &str, message: &str) {
+        self.state.metrics.error(code);
+        self.send(protocol::error(tag, code, message)).await;
+    }
+
+    /// An error for a request that asked for a reply: the reply is that error, so it ends
+    /// with a `signal` like every reply.
+    async fn error_reply(&self, request: &Request, code: &str, message: &str) {
+        self.error(&request.tag, code, message).await;
+        if request.prompt.is_some() || request.chain.is_some() {
+            self.send(protocol::signal(&request.tag, &protocol::Ending::default()))
+                .await;
+        }
+    }
+
+    async fn read(&mut self, mut stream: SplitStream<WebSocket>) {
+        let limits = self.state.settings.limits.clone();
+        loop {
+            let next = tokio::select! {
+                _ = self.alive.cancelled() => {
+                    let _ = self.out.send(Out::Close(1001, "the server is shutting down")).await;
+                    return;
+                }
+                next = tokio::time::timeout(limits.idle_timeout, stream.next()) => next,
+            };
+            let message = match next {
+                Err(_) if self.in_flight.count() > 0 => continue,
+                Err(_) => {
+                    let text = format!(
+                        "no request for {:?} and no reply running; closing the connection",
+                        limits.idle_timeout
+                    );
+                    self.error(&Tag::default(), "idle_timeout", &text).await;
+                    let _ = self.out.send(Out::Close(1000, "idle timeout")).await;
+                    return;
+                }
+                Ok(None) => return,
+                Ok(Some(Err(e))) => {
+                    // Past the protocol cap (4× max_frame_bytes) the frame is not even read:
+                    // say why, then close as RFC 6455 asks (1009, message too big).
+                    tracing::debug!("websocket read error: {e}");
+                    let m = format!(
+                        "frame refused ({e}); frames must stay under {} bytes (max_frame_bytes); \
+                         closing the connection",
+                        limits.max_frame_bytes
+                    );
+                    self.error(&Tag::default(), "too_large", &m).await;
+                    let _ = self
+                        .out
+                        .send(Out::Close(1009, "frame too large or malformed"))
+                        .await;
+                    return;
+                }
+                Ok(Some(Ok(message))) => message,
+            };
+            match message {
+                Message::Text(text) => {
+                    self.state.metrics.ws_frame_in();
+                    if text.len() > limits.max_frame_bytes {
+                        let m = format!(
+                            "frame of {} bytes is larger than the limit of {} bytes (max_frame_bytes)",
+                            text.len(),
+                            limits.max_frame_bytes
+                        );
+                        self.error(&Tag::default(), "too_large", &m).await;
+                        continue;
+                    }
+                    match protocol::parse(&text) {
+                        Ok(request) => self.handle(request).await,
+                        Err(r) => self.error(&r.tag, r.code, &r.message).await,
+                    }
+                }
+                Message::Binary(_) => {
+                    self.state.metrics.ws_frame_in();
+                    let m = "binary frames are not supported; send JSON text frames";
+                    self.error(&Tag::default(), "bad_request", m).await;
+                }
+                Message::Close(_) => return,
+                Message::Ping(_) | Message::Pong(_) => {}
+            }
+        }
+    }
+
+    async fn handle(&mut self, request: Request) {
+        let settings = &self.state.settings;
+        if request.credential.is_some() && !settings.allow_client_credentials {
+            let m = "this server uses its own credentials (allow_client_credentials = false); \
+                     send the request without cookie or key";
+            return self.error_reply(&request, "forbidden", m).await;
+        }
+        if request.proxy.is_some() && !settings.allow_client_proxy {
+            let m = "this server does not accept a proxy from clients (allow_client_proxy = false)";
+            return self.error_reply(&request, "forbidden", m).await;
+        }
+        if request.cancel || request.close {
+            let Some(id) = request.id.clone() else {
+                let m = "cancel and close need the id of a chat: {\"id\": ..., \"cancel\": true}";
+                return self.error(&request.tag, "bad_request", m).await;
+            };
+            if request.close {
+                return self.close(&id, &request.tag).await;
+            }
+            if !self.cancel(&id) {
+                return self.not_initialized(&request, &id).await;
+            }
+            if request.prompt.is_none() && request.context.is_none() && request.chain.is_none() {
+                return;
+            }
+        }
+        if request.chain.is_some() {
+            return self.start_chain(request).await;
+        }
+        match request.id.clone() {
+            Some(id) => self.on_chat(id, request).await,
+            None => self.one_shot(request).await,
+        }
+    }
+
+    async fn not_initialized(&self, request: &Request, id: &str) {
+        let m = format!("chat {id} is not initialized; create it with {{\"id\", \"model\"}} first");
+        self.error_reply(request, "not_found", &m).await;
+    }
+
+    /// Stops every reply in flight of chat or chain `id`; false when there is no such id.
+    fn cancel(&mut self, id: &str) -> bool {
+        let mut known = false;
+        if let Some(slot) = self.chats.get_mut(id) {
+            slot.cancel.cancel();
+            slot.cancel = self.alive.child_token();
+            known = true;
+        }
+        if let Some(token) = self.chains.remove(id) {
+            token.cancel();
+            known = true;
+        }
+        known
+    }
+
+    async fn close(&mut self, id: &str, tag: &Tag) {
+        let chain = self.chains.remove(id);
+        if let Some(token) = &chain {
+            token.cancel();
+        }
+        match self.chats.remove(id) {
+            Some(slot) => {
+                slot.cancel.cancel();
+                slot.chat.close();
+                self.send(protocol::event(tag, "close", &json!({}))).await;
+            }
+            None if chain.is_some() => self.send(protocol::event(tag, "close", &json!({}))).await,
+            None => {
+                let m = format!("chat {id} is not initialized; nothing to close");
+                self.error(tag, "not_found", &m).await;
+            }
+        }
+    }
+
+    /// `{id, …}`: creates chat `id` when the request has a `model` (an empty one is the
+    /// server's default) or brings a credential,
+    /// else continues it; then applies the context and sends the prompt.
+    async fn on_chat(&mut self, id: String, request: Request) {
+        let creates = request.creates;
+        if creates {
+            if !self.chats.contains_key(&id)
+                && self.chats.len() >= self.state.settings.limits.max_chats
+            {
+                let m = format!(
+                    "too many chats on this connection (max_chats = {}); close one first",
+                    self.state.settings.limits.max_chats
+                );
+                return self.error_reply(&request, "limit", &m).await;
+            }
+            let client = ClientOverrides {
+                credential: request.credential.clone(),
+                proxy: request.proxy.clone(),
+            };
+            let config = client.apply(&self.state.config, request.model.as_deref());
+            let chat = match Chat::open(request.model.as_deref(), &config) {
+                Ok(chat) => Arc::new(chat),
+                Err(e) => {
+                    let m = client.redact(e.message());
+                    return self.error_reply(&request, e.code().as_str(), &m).await;
+                }
+            };
+            let model = chat.model().to_owned();
+            let slot = ChatSlot {
+                chat,
+                cancel: self.alive.child_token(),
+                client,
+            };
+            if let Some(old) = self.chats.insert(id.clone(), slot) {
+                old.cancel.cancel();
+                old.chat.close();
+            }
+            self.send(protocol::event(
+                &request.tag,
+                "create",
+                &Event::Create { model }.message(),
+            ))
+            .await;
+        } else if request.proxy.is_some() {
+            let m = "proxy applies when a chat is created: send it with model or cookie";
+            return self.error_reply(&request, "bad_request", m).await;
+        }
+        let Some(slot) = self.chats.get(&id) else {
+            return self.not_initialized(&request, &id).await;
+        };
+        if let Some(context) = &request.context {
+            slot.chat.update(context.clone());
+            let event = Event::Update {
+                context: context.clone(),
+            };
+            self.send(protocol::event(&request.tag, "update", &event.message()))
+                .await;
+        }
+        let Some(prompt) = request.prompt.clone() else {
+            if !creates && request.context.is_none() && !request.cancel {
+                let m = "nothing to do: send a prompt, a context, cancel or close with the id";
+                self.error(&request.tag, "bad_request", m).await;
+            }
+            return;
+        };
+        let chat = slot.chat.clone();
+        let (cancel, client) = (slot.cancel.clone(), slot.client.clone());
+        let options = request.options.clone().unwrap_or_default();
+        let Some(job) = self.job(&request, cancel, client).await else {
+            return;
+        };
+        tokio::spawn(reply::stream_reply(chat.send_with(prompt, &options), job));
+    }
+
+    /// `{prompt, model?, context?}` without an id: one answer, no chat kept.
+    async fn one_shot(&mut self, request: Request) {
+        let Some(prompt) = request.prompt.clone() else {
+            let m = if request.context.is_some() {
+                "a context alone needs the id of a chat to update"
+            } else {
+                "a request without an id is a one-shot prompt: it needs a prompt"
+            };
+            return self.error(&request.tag, "bad_request", m).await;
+        };
+        let client = ClientOverrides {
+            credential: request.credential.clone(),
+            proxy: request.proxy.clone(),
+        };
+        let config = client.apply(&self.state.config, request.model.as_deref());
+        let chat = match Chat::open(request.model.as_deref(), &config) {
+            Ok(chat) => chat,
+            Err(e) => {
+                let m = client.redact(e.message());
+                return self.error_reply(&request, e.code().as_str(), &m).await;
+            }
+        };
+        if let Some(context) = &request.context {
+            chat.update(context.clone());
+        }
+        let options: Options = request.options.clone().unwrap_or_default();
+        let Some(job) = self.job(&request, self.alive.child_token(), client).await else {
+            return;
+        };
+        tokio::spawn(reply::stream_reply(chat.send_with(prompt, &options), job));
+    }
+
+    async fn start_chain(&mut self, request: Request) {
+        if request.prompt.is_some() {
+            let m = "a request carries a prompt or a chain, not both";
+            return self.error_reply(&request, "bad_request", m).await;
+        }
+        let chain = match &request.chain {
+            Some(ChainSpec::Inline(chain)) => chain.clone(),
+            Some(ChainSpec::Named(name)) => match self.state.chains.get(name) {
+                Some(chain) => chain.clone(),
+                None => {
+                    let known: Vec<&str> = self.state.chains.keys().map(String::as_str).collect();
+                    let m = format!(
+                        "no chain named {name:?}; this server serves: {}",
+                        known.join(", ")
+                    );
+                    return self.error_reply(&request, "not_found", &m).await;
+                }
+            },
+            None => return,
+        };
+        let client = ClientOverrides {
+            credential: request.credential.clone(),
+            proxy: request.proxy.clone(),
+        };
+        let mut config = client
+            .apply(&self.state.config, request.model.as_deref())
+            .into_owned();
+        if let Some(model) = &request.model {
+            config.model = Some(model.clone());
+        }
+        let cancel = self.alive.child_token();
+        let Some(job) = self.job(&request, cancel.clone(), client).await else {
+            return;
+        };
+        if let Some(id) = &request.id {
+            self.chains.retain(|_, token| !token.is_cancelled());
+            self.chains.insert(id.clone(), cancel);
+        }
+        tokio::spawn(reply::stream_chain(chain, config, job));
+    }
+
+    /// A job for a new reply, if the connection may run one more.
+    async fn job(
+        &self,
+        request: &Request,
+        cancel: CancellationToken,
+        client: ClientOverrides,
+    ) -> Option<Job> {
+        let max = self.state.settings.limits.max_in_flight;
+        match self.in_flight.try_start(max, &self.state) {
+            Some(running) => Some(Job {
+                tag: request.tag.clone(),
+                out: self.out.clone(),
+                cancel,
+                running,
+                client,
+            }),
+            None => {
+                let m = format!(
+                    "too many replies in flight on this connection (max_in_flight = {max}); \
+                     wait for a signal before sending more"
+                );
+                self.error_reply(request, "limit", &m).await;
+                None
+            }
+        }
+    }
+}

@@ -1,0 +1,394 @@
+//! The WebSocket protocol: request frames in, and the four kinds of frames out.
+//!
+//! In: `{id?, ref?, model?, cookie?, key?, proxy?, context?, prompt?, options?, cancel?, close?,
+//! chain?}`. Out: `message`, `event`, `error` and `signal` frames, each carrying the request's
+//! `id` and `ref` as given.
+
+use std::sync::Arc;
+
+use oy3o::{Chain, Credential, Options, Task, Usage};
+use serde::Deserialize;
+use serde_json::Value;
+
+/// The `"id":…,"ref":…,` prefix of every frame of one request, serialized once.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Tag(Arc<str>);
+
+impl Tag {
+    /// The tag for these (already validated) id and ref values.
+    fn new(id: Option<&Value>, reference: Option<&Value>) -> Self {
+        let mut text = String::new();
+        if let Some(id) = id {
+            text.push_str("\"id\":");
+            text.push_str(&id.to_string());
+            text.push(',');
+        }
+        if let Some(r) = reference {
+            text.push_str("\"ref\":");
+            text.push_str(&r.to_string());
+            text.push(',');
+        }
+        Self(text.into())
+    }
+
+    fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A chain given inline or by the name of a chain the server serves.
+#[derive(Debug)]
+pub(crate) enum ChainSpec {
+    Inline(Chain),
+    Named(String),
+}
+
+/// One parsed request frame.
+#[derive(Debug, Default)]
+pub(crate) struct Request {
+    pub tag: Tag,
+    /// The chat id, as text (numbers are accepted and keyed by their decimal form).
+    pub id: Option<String>,
+    /// The model; `None` when absent or empty (the server's default).
+    pub model: Option<String>,
+    /// True when the request (re)creates chat `id`: it has a `model` key (even an empty one,
+    /// for the default model) or a credential.
+    pub creates: bool,
+    pub credential: Option<Credential>,
+    pub proxy: Option<String>,
+    pub context: Option<String>,
+    pub prompt: Option<String>,
+    pub options: Option<Options>,
+    pub cancel: bool,
+    pub close: bool,
+    pub chain: Option<ChainSpec>,
+}
+
+/// A request that could not be understood: answered with an `error` frame.
+#[derive(Debug)]
+pub(crate) struct Rejected {
+    pub tag: Tag,
+    pub code: &'static str,
+    pub message: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Raw {
+    #[serde(default)]
+    id: Option<Value>,
+    // Read from the raw map (any JSON value is echoed); declared so that it is not unknown.
+    #[serde(default, rename = "ref")]
+    _reference: Option<Value>,
+    #[serde(default)]
+    model: Option<String>,
+    #[serde(default)]
+    cookie: Option<Value>,
+    #[serde(default)]
+    key: Option<String>,
+    #[serde(default)]
+    proxy: Option<String>,
+    #[serde(default)]
+    context: Option<String>,
+    #[serde(default)]
+    prompt: Option<String>,
+    #[serde(default)]
+    options: Option<Options>,
+    #[serde(default)]
+    cancel: Option<bool>,
+    #[serde(default)]
+    close: Option<bool>,
+    #[serde(default)]
+    chain: Option<Value>,
+}
+
+/// Parses one text frame. Never panics; every failure names what to fix.
+pub(crate) fn parse(text: &str) -> Result<Request, Rejected> {
+    let reject = |tag: &Tag, message: String| Rejected {
+        tag: tag.clone(),
+        code: "bad_request",
+        message,
+    };
+    let value: Value = serde_json::from_str(text).map_err(|e| {
+        reject(
+            &Tag::default(),
+            format!("malformed JSON: {e}; send one JSON object per frame"),
+        )
+    })?;
+    let Value::Object(map) = &value else {
+        return Err(reject(
+            &Tag::default(),
+            "a request must be a JSON object such as {\"prompt\": \"hello\"}".into(),
+        ));
+    };
+    // The id and ref are echoed on the error too, when they are usable.
+    let id = map.get("id").filter(|v| v.is_string() || v.is_number());
+    let reference = map.get("ref").filter(|v| !v.is_null());
+    let tag = Tag::new(id, reference);
+    if let Some(bad) = map
+        .get("id")
+        .filter(|v| !(v.is_string() || v.is_number() || v.is_null()))
+    {
+        return Err(reject(
+            &tag,
+            format!(
+                "field `id`: expected a string or a number, got {}",
+                kind(bad)
+            ),
+        ));
+    }
+    let raw: Raw = serde_path_to_error::deserialize(value.clone()).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        if path == "." {
+            reject(&tag, format!("{inner}"))
+        } else {
+            reject(&tag, format!("field `{path}`: {inner}"))
+        }
+    })?;
+    let id = match raw.id {
+        Some(Value::String(s)) if s.is_empty() => {
+            return Err(reject(&tag, "field `id`: must not be empty".into()));
+        }
+        Some(Value::String(s)) => Some(s),
+        Some(Value::Number(n)) => Some(n.to_string()),
+        _ => None,
+    };
+    let mut credential = match raw.cookie {
+        None | Some(Value::Null) => None,
+        Some(v) => Some(cookie(v).map_err(|m| reject(&tag, m))?),
+    };
+    if let Some(key) = raw.key.filter(|k| !k.trim().is_empty()) {
+        credential = Some(Credential::Key(key.trim().to_owned()));
+    }
+    let chain = match raw.chain {
+        None | Some(Value::Null) => None,
+        Some(v) => Some(chain(v).map_err(|m| reject(&tag, m))?),
+    };
+    Ok(Request {
+        tag,
+        id,
+        creates: raw.model.is_some() || credential.is_some(),
+        model: raw.model.filter(|m| !m.trim().is_empty()),
+        credential,
+        proxy: raw.proxy.filter(|p| !p.trim().is_empty()),
+        context: raw.context,
+        prompt: raw.prompt,
+        options: raw.options,
+        cancel: raw.cancel.unwrap_or(false),
+        close: raw.close.unwrap_or(false),
+        chain,
+    })
+}
+
+fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// A `cookie`: a key as text, a `{name: value}` object or a list of `{name, value}` (a browser
+/// cookie export), as in the original library.
+fn cookie(value: Value) -> Result<Credential, String> {
+    let bad = || {
+        "field `cookie`: expected a key (text), a {name: value} object or a list of \
+         {name, value} cookies"
+            .to_owned()
+    };
+    match value {
+        Value::String(s) if !s.trim().is_empty() => Ok(Credential::parse(&s)),
+        v @ (Value::Object(_) | Value::Array(_)) => match Credential::parse(&v.to_string()) {
+            c @ Credential::Cookies(_) => Ok(c),
+            Credential::Key(_) => Err(bad()),
+        },
+        _ => Err(bad()),
+    }
+}
+
+/// A `chain`: a list of stages (each a list of tasks), `{"stage": [{"task": [...]}]}`, or the
+/// name of a chain the server serves.
+fn chain(value: Value) -> Result<ChainSpec, String> {
+    let located = |e: serde_path_to_error::Error<serde_json::Error>| {
+        let path = e.path().to_string();
+        format!(
+            "field `chain{}`: {}",
+            match path.as_str() {
+                "." => String::new(),
+                p if p.starts_with('[') => p.to_owned(),
+                p => format!(".{p}"),
+            },
+            e.into_inner()
+        )
+    };
+    match value {
+        Value::String(name) => Ok(ChainSpec::Named(name)),
+        v @ Value::Array(_) => {
+            let stages: Vec<Vec<Task>> = serde_path_to_error::deserialize(v).map_err(located)?;
+            Ok(ChainSpec::Inline(Chain::from(stages)))
+        }
+        v @ Value::Object(_) => Ok(ChainSpec::Inline(
+            serde_path_to_error::deserialize(v).map_err(located)?,
+        )),
+        other => Err(format!(
+            "field `chain`: expected a list of stages (lists of tasks) or a chain name, got {}",
+            kind(&other)
+        )),
+    }
+}
+
+/// Appends `text` as a JSON string.
+fn push_json_str(out: &mut String, text: &str) {
+    // Serializing a &str into a String cannot fail.
+    out.push_str(&serde_json::to_string(text).unwrap_or_else(|_| "\"\"".into()));
+}
+
+fn open(kind: &str, tag: &Tag, capacity: usize) -> String {
+    let mut out = String::with_capacity(capacity + 48 + tag.as_str().len());
+    out.push_str("{\"type\":\"");
+    out.push_str(kind);
+    out.push_str("\",");
+    out.push_str(tag.as_str());
+    out
+}
+
+/// `{"type":"message",…,"message":chunk}`.
+pub(crate) fn message(tag: &Tag, chunk: &str) -> String {
+    let mut out = open("message", tag, chunk.len());
+    out.push_str("\"message\":");
+    push_json_str(&mut out, chunk);
+    out.push('}');
+    out
+}
+
+/// `{"type":"event",…,"event":name,"message":payload}`.
+pub(crate) fn event(tag: &Tag, name: &str, payload: &Value) -> String {
+    let mut out = open("event", tag, 64);
+    out.push_str("\"event\":");
+    push_json_str(&mut out, name);
+    out.push_str(",\"message\":");
+    out.push_str(&payload.to_string());
+    out.push('}');
+    out
+}
+
+/// `{"type":"error",…,"code":code,"message":text}`.
+pub(crate) fn error(tag: &Tag, code: &str, text: &str) -> String {
+    let mut out = open("error", tag, text.len() + 32);
+    out.push_str("\"code\":");
+    push_json_str(&mut out, code);
+    out.push_str(",\"message\":");
+    push_json_str(&mut out, text);
+    out.push('}');
+    out
+}
+
+/// How a reply ended, for its `signal` frame.
+#[derive(Debug, Default)]
+pub(crate) struct Ending<'a> {
+    pub usage: Option<&'a Usage>,
+    pub finish_reason: Option<&'a str>,
+    pub cancelled: bool,
+}
+
+/// `{"type":"signal",…,"message":"done","usage"?:…,"finish_reason"?:…,"cancelled"?:true}`.
+pub(crate) fn signal(tag: &Tag, ending: &Ending<'_>) -> String {
+    let mut out = open("signal", tag, 96);
+    out.push_str("\"message\":\"done\"");
+    if let Some(usage) = ending.usage {
+        out.push_str(",\"usage\":");
+        out.push_str(&serde_json::to_string(usage).unwrap_or_else(|_| "null".into()));
+    }
+    if let Some(reason) = ending.finish_reason {
+        out.push_str(",\"finish_reason\":");
+        push_json_str(&mut out, reason);
+    }
+    if ending.cancelled {
+        out.push_str(",\"cancelled\":true");
+    }
+    out.push('}');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_original_demo_clients_frames_parse() {
+        let r = parse(r#"{"id":"IdOfThisAi","model":"bing","cookie":{"_U":"x"},"prompt":"hello"}"#)
+            .unwrap();
+        assert_eq!(r.id.as_deref(), Some("IdOfThisAi"));
+        assert_eq!(
+            r.credential
+                .and_then(|c| c.cookie("_U").map(str::to_owned))
+                .as_deref(),
+            Some("x")
+        );
+        let r = parse(r#"{"model":"bing","cookie":[{"name":"_U","value":"y"}],"prompt":"hello"}"#)
+            .unwrap();
+        assert!(r.id.is_none() && r.prompt.as_deref() == Some("hello"));
+    }
+
+    #[test]
+    fn bad_frames_are_rejected_with_the_field_named_and_the_tag_kept() {
+        let e = parse(r#"{"id":"a","ref":7,"prompt":5}"#).unwrap_err();
+        assert!(e.message.contains("`prompt`"), "{}", e.message);
+        assert_eq!(
+            error(&e.tag, e.code, "x"),
+            r#"{"type":"error","id":"a","ref":7,"code":"bad_request","message":"x"}"#
+        );
+        for bad in [
+            "{",
+            "[1]",
+            "\"x\"",
+            r#"{"promt":"x"}"#,
+            r#"{"id":{"a":1}}"#,
+            r#"{"cookie":5}"#,
+            r#"{"cancel":"yes"}"#,
+            r#"{"chain":[[{"prompt":1}]]}"#,
+            r#"{"cookie":{"a":1}}"#,
+        ] {
+            let e = parse(bad).unwrap_err();
+            assert_eq!(e.code, "bad_request", "{bad}");
+        }
+        let e = parse(r#"{"chain":[[{"prompt":1}]]}"#).unwrap_err().message;
+        assert!(e.contains("chain[0][0].prompt"), "{e}");
+    }
+
+    #[test]
+    fn numeric_ids_are_echoed_as_numbers_and_keyed_as_text() {
+        let r = parse(r#"{"id":12,"prompt":"p"}"#).unwrap();
+        assert_eq!(r.id.as_deref(), Some("12"));
+        assert_eq!(
+            message(&r.tag, "hi \"x\""),
+            r#"{"type":"message","id":12,"message":"hi \"x\""}"#
+        );
+    }
+
+    #[test]
+    fn signals_carry_usage_and_the_finish_reason() {
+        let usage = Usage {
+            input_tokens: 3,
+            output_tokens: 2,
+            ..Usage::default()
+        };
+        let text = signal(
+            &Tag::default(),
+            &Ending {
+                usage: Some(&usage),
+                finish_reason: Some("stop"),
+                cancelled: false,
+            },
+        );
+        let v: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(v["type"], "signal");
+        assert_eq!(v["message"], "done");
+        assert_eq!(v["usage"]["output_tokens"], 2);
+        assert_eq!(v["finish_reason"], "stop");
+    }
+}

@@ -1,0 +1,181 @@
+//! Streaming one reply (a chat turn, a one-shot prompt, or a chain) into frames: text as
+//! `message` frames, events as `event` frames, a failure as an `error` frame, and always a
+//! final `signal`. A cancel stops it between two items and drops the upstream request.
+
+use futures::StreamExt;
+use oy3o::{Chain, Config, Event, Output, Reply, Usage};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::connection::Out;
+use super::limits::Running;
+use super::protocol::{self, Ending, Tag};
+use crate::client::ClientOverrides;
+
+/// Where a reply's frames go and what can stop it.
+pub(crate) struct Job {
+    pub tag: Tag,
+    pub out: mpsc::Sender<Out>,
+    pub cancel: CancellationToken,
+    pub running: Running,
+    pub client: ClientOverrides,
+}
+
+impl Job {
+    async fn send(&self, frame: String) -> bool {
+        self.out.send(Out::Text(frame)).await.is_ok()
+    }
+
+    async fn fail(&self, code: &str, message: &str, usage: Option<&Usage>) {
+        self.running.state().metrics.error(code);
+        let text = self.client.redact(message);
+        if self.send(protocol::error(&self.tag, code, &text)).await {
+            let ending = Ending {
+                usage,
+                ..Ending::default()
+            };
+            self.send(protocol::signal(&self.tag, &ending)).await;
+        }
+    }
+
+    async fn cancelled(&self, usage: Option<&Usage>) {
+        let ending = Ending {
+            usage,
+            cancelled: true,
+            ..Ending::default()
+        };
+        self.send(protocol::signal(&self.tag, &ending)).await;
+    }
+}
+
+/// Events that already reach the client another way: `send` echoes the request, `result`
+/// repeats the streamed text (its finish reason and the usage go on the `signal`).
+fn forwarded(event: &Event) -> bool {
+    !matches!(event.name(), "send" | "result" | "usage")
+}
+
+/// Streams a chat turn or a one-shot reply.
+pub(crate) async fn stream_reply(reply: Reply, job: Job) {
+    let mut outputs = reply.outputs();
+    let mut first = true;
+    loop {
+        let item = tokio::select! {
+            biased;
+            _ = job.cancel.cancelled() => {
+                let usage = outputs.reply().usage().cloned();
+                drop(outputs);
+                job.cancelled(usage.as_ref()).await;
+                return;
+            }
+            item = outputs.next() => item,
+        };
+        let sent = match item {
+            Some(Ok(Output::Text(text))) => {
+                if first {
+                    first = false;
+                    job.running
+                        .state()
+                        .metrics
+                        .first_chunk(job.running.started().elapsed());
+                }
+                job.send(protocol::message(&job.tag, &text)).await
+            }
+            Some(Ok(Output::Event(event))) if forwarded(&event) => {
+                job.send(protocol::event(&job.tag, event.name(), &event.message()))
+                    .await
+            }
+            Some(Ok(Output::Event(_))) => true,
+            Some(Err(e)) => {
+                let usage = outputs.reply().usage().cloned();
+                drop(outputs);
+                job.fail(e.code().as_str(), e.message(), usage.as_ref())
+                    .await;
+                return;
+            }
+            None => {
+                let reply = outputs.reply();
+                let ending = Ending {
+                    usage: reply.usage(),
+                    finish_reason: reply.finish_reason(),
+                    cancelled: false,
+                };
+                let frame = protocol::signal(&job.tag, &ending);
+                drop(outputs);
+                job.send(frame).await;
+                return;
+            }
+        };
+        if !sent {
+            return; // the connection is gone; dropping the reply stops the upstream request
+        }
+    }
+}
+
+/// The chain events a client sees: progress and each stage's answers.
+const CHAIN_EVENTS: &[&str] = &[
+    "stage_start",
+    "task_start",
+    "task_done",
+    "stage_done",
+    "retry",
+];
+
+/// Runs a chain: progress and answers as `event` frames, then a `signal` with the summed
+/// usage of every task.
+pub(crate) async fn stream_chain(chain: Chain, config: Config, job: Job) {
+    let (events_tx, mut events) = mpsc::unbounded_channel::<Event>();
+    let mut config = config;
+    config.listeners.on("*", move |event| {
+        if CHAIN_EVENTS.contains(&event.name()) {
+            let _ = events_tx.send(event.clone());
+        }
+    });
+    let mut stages = oy3o::exec_tasks_chain(chain, &config);
+    drop(config);
+    let mut usage: Option<Usage> = None;
+    loop {
+        tokio::select! {
+            biased;
+            _ = job.cancel.cancelled() => {
+                drop(stages);
+                job.cancelled(usage.as_ref()).await;
+                return;
+            }
+            Some(event) = events.recv() => {
+                if !job.send(protocol::event(&job.tag, event.name(), &event.message())).await {
+                    return;
+                }
+            }
+            next = stages.next() => {
+                match next {
+                    Some(Ok(stage)) => {
+                        for u in stage.results.iter().filter_map(|r| r.usage.as_ref()) {
+                            let sum = usage.get_or_insert_with(Usage::default);
+                            sum.input_tokens += u.input_tokens;
+                            sum.output_tokens += u.output_tokens;
+                        }
+                        continue;
+                    }
+                    Some(Err(e)) => {
+                        drop(stages);
+                        while let Ok(event) = events.try_recv() {
+                            job.send(protocol::event(&job.tag, event.name(), &event.message())).await;
+                        }
+                        job.fail(e.code().as_str(), e.message(), usage.as_ref()).await;
+                    }
+                    None => {
+                        drop(stages);
+                        while let Ok(event) = events.try_recv() {
+                            job.send(protocol::event(&job.tag, event.name(), &event.message())).await;
+                        }
+                        let ending = Ending { usage: usage.as_ref(), ..Ending::default() };
+                        job.send(protocol::signal(&job.tag, &ending)).await;
+                    }
+                }
+                // Marks the chain as finished for the connection's bookkeeping.
+                job.cancel.cancel();
+                return;
+            }
+        }
+    }
+}

@@ -1,0 +1,208 @@
+"""`oy3opy.ai.websocket.listen`: the original README's demo client, unchanged, and the official
+`openai` SDK against our server, with the fake OpenAI-compatible upstream behind it."""
+
+from __future__ import annotations
+
+import ast
+import asyncio
+import json
+import subprocess
+import sys
+import threading
+
+import pytest
+
+from conftest import RECORDED_ANSWER
+
+websockets_sync = pytest.importorskip("websockets.sync.client")
+
+# The demo client of the original README, verbatim but for the server's address.
+DEMO_CLIENT = '''
+# client test
+from oy3opy.utils.string import tojson
+from oy3opy.utils.file import io
+from websockets.sync.client import connect
+import json
+
+with io('cookie.json') as f:
+    cookie = dict([(c['name'], c['value']) for c in json.load(f)])
+
+ws = connect("ws://127.0.0.1:8443")
+
+ws.send(tojson({'id':'IdOfThisAi', 'model':'bing','cookie':cookie,'prompt':'hello'}))
+ws.send(tojson({'id':'IdOfThisAi', 'prompt':'how are you'}))
+
+ws.send(tojson({'model':'bing','cookie':cookie,'prompt':'hello'}))
+while True:
+    message = json.loads(ws.recv())
+    if message['type'] == 'message': # error | event | message
+        print(message['message'], end='', flush=True)
+    else:
+        print(message)
+'''
+
+
+class Served:
+    """listen() running in a background event loop; ``stop()`` cancels it."""
+
+    def __init__(self, fake_base_url: str, token=None, **options) -> None:
+        from oy3opy.ai import Config
+        from oy3opy.ai.websocket import listen
+
+        self.address = ""
+        self.error = None
+        bound = threading.Event()
+        loop = asyncio.new_event_loop()
+        cfg = Config(
+            providers={"openai": {"base_url": fake_base_url, "max_retries": 0}},
+            aliases={"bing": "openai:gpt-4o-mini"},
+            model="openai:gpt-4o-mini",
+        )
+
+        def ready(address: str) -> None:
+            self.address = address
+            bound.set()
+
+        def run() -> None:
+            asyncio.set_event_loop(loop)
+            self.task = loop.create_task(
+                listen("127.0.0.1", 0, None, token=token, ready=ready, config=cfg, **options)
+            )
+            try:
+                loop.run_until_complete(self.task)
+            except asyncio.CancelledError:
+                pass
+            except Exception as exc:  # noqa: BLE001
+                self.error = exc
+                bound.set()
+
+        self.loop = loop
+        self.thread = threading.Thread(target=run, daemon=True)
+        self.thread.start()
+        assert bound.wait(20), "the server did not start"
+        if self.error:
+            raise self.error
+
+    def stop(self) -> None:
+        self.loop.call_soon_threadsafe(self.task.cancel)
+        self.thread.join(10)
+
+
+def test_the_original_demo_client_runs_unchanged_against_listen(fake, tmp_path):
+    served = Served(fake.base_url, idle_timeout_secs=2)
+    try:
+        (tmp_path / "cookie.json").write_text(json.dumps([{"name": "_U", "value": "cookie-value-42"}]))
+        script = DEMO_CLIENT.replace("ws://127.0.0.1:8443", f"ws://{served.address}")
+        # The demo loops forever; the server's idle timeout ends it once every reply is done.
+        run = subprocess.run(
+            [sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=60
+        )
+        assert "ConnectionClosed" in run.stderr, run.stderr
+        lines = [line for line in run.stdout.splitlines() if "{'type'" in line]
+        frames = [ast.literal_eval(line[line.index("{'type'") :]) for line in lines]  # printed dicts
+        signals = [f for f in frames if f["type"] == "signal"]
+        assert len(signals) == 3, run.stdout
+        assert not [f for f in frames if f["type"] == "error" and f.get("code") != "idle_timeout"], run.stdout
+        # Answer text is printed without newlines, frames one per line after it; the three
+        # replies interleave, so compare the characters, not the order.
+        text = "".join(line[: line.index("{'type'")] if "{'type'" in line else line for line in run.stdout.splitlines())
+        assert sorted(text) == sorted(RECORDED_ANSWER * 3), run.stdout
+        assert len(fake.requests) == 3
+        assert all(r["headers"]["authorization"] == "Bearer _U=cookie-value-42" for r in fake.requests)
+        histories = sorted(len(r["body"]["messages"]) for r in fake.requests)
+        assert histories == [1, 1, 3], "the second prompt continued the chat"
+        assert "cookie-value-42" not in run.stdout
+    finally:
+        served.stop()
+
+
+def test_replies_of_the_demo_frames_are_told_apart_by_id(fake):
+    from oy3opy.utils.string import tojson
+
+    served = Served(fake.base_url)
+    try:
+        ws = websockets_sync.connect(f"ws://{served.address}")
+        ws.send(tojson({"id": "IdOfThisAi", "model": "bing", "prompt": "hello"}))
+        ws.send(tojson({"id": "IdOfThisAi", "prompt": "how are you"}))
+        ws.send(tojson({"model": "bing", "prompt": "hello", "ref": "solo"}))
+        texts, signals = {}, 0
+        while signals < 3:
+            message = json.loads(ws.recv(timeout=30))
+            if message["type"] == "message":
+                key = message.get("id", message.get("ref"))
+                texts[key] = texts.get(key, "") + message["message"]
+            elif message["type"] == "signal":
+                signals += 1
+                assert message["finish_reason"] == "stop"
+            elif message["type"] == "error":
+                pytest.fail(f"error frame: {message}")
+        ws.close()
+        assert texts == {"IdOfThisAi": RECORDED_ANSWER * 2, "solo": RECORDED_ANSWER}
+    finally:
+        served.stop()
+
+
+def test_listen_refuses_an_open_address_without_a_token(fake):
+    from oy3opy.ai.websocket import listen
+
+    with pytest.raises(OSError, match="without a token"):
+        asyncio.run(listen("0.0.0.0", 0))
+    with pytest.raises(ValueError, match="max_chatz"):
+        asyncio.run(listen("127.0.0.1", 0, max_chatz=1))
+
+
+def test_a_token_is_required_when_listen_has_one(fake):
+    from websockets.exceptions import InvalidStatus
+
+    served = Served(fake.base_url, token="s3cret")
+    try:
+        with pytest.raises(InvalidStatus):
+            websockets_sync.connect(f"ws://{served.address}")
+        ws = websockets_sync.connect(f"ws://{served.address}/?token=s3cret")
+        ws.send(json.dumps({"prompt": "hi"}))
+        frames = []
+        while not frames or frames[-1]["type"] != "signal":
+            frames.append(json.loads(ws.recv(timeout=30)))
+        ws.close()
+        assert "".join(f["message"] for f in frames if f["type"] == "message") == RECORDED_ANSWER
+    finally:
+        served.stop()
+
+
+openai_sdk = pytest.importorskip("openai")
+
+
+def test_the_openai_sdk_streams_and_non_streams_through_our_server(fake):
+    served = Served(fake.base_url)
+    try:
+        client = openai_sdk.OpenAI(base_url=f"http://{served.address}/v1", api_key="not-needed", max_retries=0)
+        whole = client.chat.completions.create(
+            model="openai:gpt-4o-mini",
+            messages=[{"role": "system", "content": "Be brief."}, {"role": "user", "content": "What is 1+1?"}],
+        )
+        assert whole.choices[0].message.content == RECORDED_ANSWER
+        assert whole.choices[0].finish_reason == "stop"
+        assert whole.id.startswith("chatcmpl-") and whole.object == "chat.completion"
+        assert fake.requests[0]["body"]["messages"][0] == {"role": "system", "content": "Be brief."}
+
+        stream = client.chat.completions.create(
+            model="bing",
+            messages=[{"role": "user", "content": "What is 1+1?"}],
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+        pieces, finish = [], None
+        for chunk in stream:
+            assert chunk.object == "chat.completion.chunk"
+            if chunk.choices and chunk.choices[0].delta.content:
+                pieces.append(chunk.choices[0].delta.content)
+            if chunk.choices and chunk.choices[0].finish_reason:
+                finish = chunk.choices[0].finish_reason
+        assert len(pieces) > 1
+        assert "".join(pieces) == RECORDED_ANSWER
+        assert finish == "stop"
+
+        models = [m.id for m in client.models.list()]
+        assert "bing" in models and "openai:gpt-4o-mini" in models
+    finally:
+        served.stop()
