@@ -6,6 +6,7 @@
 //! reply, closes the request upstream.
 
 use std::io::{IsTerminal, Read, Write};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use futures::StreamExt;
@@ -144,9 +145,11 @@ impl Sink {
     }
 }
 
-/// Streams the answer to `prompt` (or to piped stdin) to stdout.
+/// Streams the answer to `prompt` (or to piped stdin) to stdout; with `load`, the prompt
+/// continues the current chat of that saved session.
 pub async fn run(
     prompt: Option<String>,
+    load: Option<&Path>,
     common: &Common,
     options: &AskOptions,
     config: &Config,
@@ -161,11 +164,22 @@ pub async fn run(
             ));
         }
     };
-    let context = match (stdin_context, common.context.clone()) {
+    let saved = load.map(crate::app::saved_chat).transpose()?;
+    // An explicit context or model wins over the saved chat's.
+    let given_context = common
+        .context
+        .clone()
+        .or_else(|| saved.as_ref().and_then(|s| s.context.clone()));
+    let context = match (stdin_context, given_context) {
         (Some(s), Some(c)) => Some(format!("{c}\n\n{s}")),
         (s, c) => c.or(s),
     };
     let mut config = config.clone();
+    if let Some(model) = saved.as_ref().and_then(|s| s.model.clone())
+        && common.model.is_none()
+    {
+        config.model = Some(model);
+    }
     let line = Arc::new(Mutex::new(ProgressLine::new()));
     let bar = line.clone();
     config.listeners.on("pull", move |event| {
@@ -178,9 +192,21 @@ pub async fn run(
     });
     // Listen for Ctrl+C before the request starts, so an early one is not lost.
     let mut ctrl_c = std::pin::pin!(tokio::signal::ctrl_c());
-    let mut outputs = oy3o::exec(&prompt, context.as_deref(), None, &config).outputs();
     let mut sink = Sink::new(options);
     let mut out = std::io::stdout().lock();
+    let reply = match saved {
+        None => oy3o::exec(&prompt, context.as_deref(), None, &config),
+        Some(saved) => match continue_chat(saved.history, &prompt, context, &config) {
+            Ok(reply) => reply,
+            Err(e) => {
+                if options.json {
+                    let _ = writeln!(out, "{}", error_event(&e).to_json());
+                }
+                return Err(e);
+            }
+        },
+    };
+    let mut outputs = reply.outputs();
     let mut first = true;
     loop {
         let item = tokio::select! {
@@ -204,11 +230,7 @@ pub async fn run(
             Err(e) => {
                 if options.json {
                     // A JSON reader sees the failure in the stream too, not only the exit code.
-                    let error = Event::Error {
-                        code: e.code(),
-                        message: e.message().to_owned(),
-                    };
-                    let _ = writeln!(out, "{}", error.to_json());
+                    let _ = writeln!(out, "{}", error_event(&e).to_json());
                 }
                 let _ = sink.finish(&mut out);
                 return Err(e);
@@ -227,6 +249,29 @@ pub async fn run(
         }
     }
     Ok(())
+}
+
+/// Opens the config's model, gives it a saved conversation and sends the next prompt.
+fn continue_chat(
+    history: Vec<oy3o::Message>,
+    prompt: &str,
+    context: Option<String>,
+    config: &Config,
+) -> Result<oy3o::Reply, Error> {
+    let chat = oy3o::Chat::open(None, config)?;
+    if let Some(context) = context {
+        chat.update(context);
+    }
+    chat.restore(history)?;
+    // The reply owns what it needs: the chat may go.
+    Ok(chat.send(prompt))
+}
+
+fn error_event(e: &Error) -> Event {
+    Event::Error {
+        code: e.code(),
+        message: e.message().to_owned(),
+    }
 }
 
 /// `tokens: 19 in, 2 out (…)`: what `--usage` prints.

@@ -35,7 +35,8 @@ struct Args {
     common: Common,
     #[command(flatten)]
     ask: ask::AskOptions,
-    /// Reopen a session saved in the app with `save PATH` (opens the app).
+    /// A session saved in the app with `save PATH`: with no prompt, the app reopens it; with a
+    /// prompt, the prompt continues its current chat (its model and context, unless given).
     #[arg(long, value_name = "PATH")]
     load: Option<PathBuf>,
     /// In the app: the shortest time between two redraws while answers stream, in ms.
@@ -139,10 +140,10 @@ async fn run(args: Args) -> Result<(), Error> {
             let redraw = std::time::Duration::from_millis(args.redraw_ms);
             app::run(config, args.load.as_deref(), redraw).await
         }
-        None if args.load.is_some() => Err(Error::config(
-            "--load reopens a session in the app: run oy3o --load PATH on a terminal, without a prompt",
-        )),
-        None => ask::run(args.prompt, &args.common, &args.ask, &config).await,
+        None => {
+            let load = args.load.as_deref();
+            ask::run(args.prompt, load, &args.common, &args.ask, &config).await
+        }
         Some(Command::Chain { file, json }) => chain::run(&file, json, &config).await,
         Some(Command::Pull { name }) => pull(&name).await,
         Some(Command::Models) => models::run(&config),

@@ -175,7 +175,26 @@ async fn the_app_chats_views_edits_runs_a_task_saves_loads_and_exits_in_a_real_t
     let screen = reopened.wait_for("loaded ");
     assert!(screen.contains("3| a> What is 1+1?"), "{screen}");
     assert!(screen.contains("Chats: a"), "{screen}");
-    reopened.type_line("exit");
+    // ... and chat a's model goes on with the saved conversation.
+    let before = server.requests().len();
+    reopened.type_line("chat a");
+    reopened.wait_for("back in chat a");
+    reopened.type_line("And 2+2?");
+    reopened.wait_for("a> And 2+2?");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while server.requests().len() == before && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let requests = server.requests();
+    assert_eq!(
+        requests.last().unwrap().json()["messages"],
+        serde_json::json!([
+            {"role": "user", "content": "What is 1+1?"},
+            {"role": "assistant", "content": "The answer is 2."},
+            {"role": "user", "content": "And 2+2?"}
+        ])
+    );
+    reopened.type_line("/exit");
     reopened.wait_for("exit=0");
 }
 

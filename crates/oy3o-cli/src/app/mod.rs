@@ -219,8 +219,9 @@ fn carry_out(
         } => {
             let open = match chats.get(&chat) {
                 Some(open) if open.model == model => Ok(()),
-                // A new chat, or a new model for it: the conversation starts over.
-                _ => match Chat::open(model.as_deref(), config) {
+                // A new chat, a new model for it, or a chat of a loaded session: the model
+                // takes over the conversation the flow shows.
+                _ => match open_chat(model.as_deref(), &app.conversation(&chat), config) {
                     Ok(c) => {
                         chats.insert(
                             chat.clone(),
@@ -272,6 +273,59 @@ fn carry_out(
             answers.insert(message, (chat, task.abort_handle()));
         }
     }
+}
+
+/// The chat of a saved session that a one-shot prompt continues
+/// (`oy3o 'prompt' --load PATH`).
+#[derive(Debug)]
+pub struct SavedChat {
+    /// Its model (`None`: the config's default).
+    pub model: Option<String>,
+    /// Its context.
+    pub context: Option<String>,
+    /// Its conversation, as the engine's messages.
+    pub history: Vec<oy3o::Message>,
+}
+
+/// Reads the chat a one-shot prompt continues from a session saved with `save`: the chat that
+/// was current, else the last one opened.
+pub fn saved_chat(path: &std::path::Path) -> Result<SavedChat, Error> {
+    let saved = commands::read_session(path).map_err(Error::config)?;
+    let chat = saved.chat_to_continue().ok_or_else(|| {
+        Error::config(format!(
+            "{} has no chat to continue: open one in the app with chat NAME, then save",
+            path.display()
+        ))
+    })?;
+    Ok(SavedChat {
+        model: chat.model.clone(),
+        context: chat.context.clone(),
+        history: history_of(&state::conversation(&saved.messages, &chat.name)),
+    })
+}
+
+/// Opens a chat with `model` that continues `conversation` (prompt and answer pairs).
+fn open_chat(
+    model: Option<&str>,
+    conversation: &[(String, String)],
+    config: &Config,
+) -> Result<Chat, Error> {
+    let chat = Chat::open(model, config)?;
+    chat.restore(history_of(conversation))?;
+    Ok(chat)
+}
+
+/// Prompt and answer pairs as the engine's messages.
+fn history_of(conversation: &[(String, String)]) -> Vec<oy3o::Message> {
+    conversation
+        .iter()
+        .flat_map(|(prompt, answer)| {
+            [
+                oy3o::Message::user(prompt.clone()),
+                oy3o::Message::assistant(answer.clone()),
+            ]
+        })
+        .collect()
 }
 
 /// Runs a chain built with `task NAME` in the background; its progress and results come back
