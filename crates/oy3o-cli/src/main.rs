@@ -13,6 +13,7 @@ mod app;
 mod ask;
 mod chain;
 mod config_file;
+mod highlight;
 mod markdown;
 mod models;
 mod progress;

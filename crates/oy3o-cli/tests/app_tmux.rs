@@ -246,3 +246,24 @@ async fn esc_stops_a_streaming_answer_in_the_app_and_closes_the_request() {
     tmux.type_line("/exit");
     tmux.wait_for("exit=0");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rust_code_block_is_coloured_on_a_terminal_unless_raw() {
+    let server = FakeServer::start().await;
+    server.respond(|_| openai::answer(&["```rust\n", "fn main() {}\n", "```\n"]).build());
+    let coloured = Tmux::start(&oy3o_command(&server, "hi"));
+    coloured.wait_for("exit=0");
+    // -e keeps the styles: the block's tokens carry 256-colour foregrounds.
+    let screen = coloured.run(&["capture-pane", "-p", "-e", "-t", "app"]);
+    assert!(
+        screen.contains("fn main() {}") || screen.contains("main"),
+        "{screen}"
+    );
+    assert!(screen.contains("\x1b[38;5;"), "{screen:?}");
+
+    let raw = Tmux::start(&oy3o_command(&server, "hi --raw"));
+    raw.wait_for("exit=0");
+    let screen = raw.run(&["capture-pane", "-p", "-e", "-t", "app"]);
+    assert!(screen.contains("fn main() {}"), "{screen}");
+    assert!(!screen.contains("\x1b[38;"), "{screen:?}");
+}

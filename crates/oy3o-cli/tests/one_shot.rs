@@ -218,7 +218,14 @@ async fn piped_output_is_the_raw_answer_with_no_styles_and_no_reasoning() {
                 "reasoning_content",
                 "Let me think.",
             ))
-            .raw(&openai::answer(&["# Title\n", "some **bold** `code`"]).body_text())
+            .raw(
+                &openai::answer(&[
+                    "# Title\n",
+                    "```rust\nfn f() {}\n```\n",
+                    "some **bold** `code`",
+                ])
+                .body_text(),
+            )
             .build(),
     );
     let base = server.base_url();
@@ -229,7 +236,10 @@ async fn piped_output_is_the_raw_answer_with_no_styles_and_no_reasoning() {
     )
     .await;
     assert_eq!(run.code, 0, "{}", run.stderr);
-    assert_eq!(run.stdout, "# Title\nsome **bold** `code`\n");
+    assert_eq!(
+        run.stdout,
+        "# Title\n```rust\nfn f() {}\n```\nsome **bold** `code`\n"
+    );
     assert!(!run.stderr.contains("Let me think"), "{}", run.stderr);
 }
 
