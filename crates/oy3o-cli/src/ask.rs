@@ -13,9 +13,9 @@ use futures::StreamExt;
 use oy3o::{Config, Error, ErrorCode, Event, Output, Usage};
 use serde_json::json;
 
-use crate::Common;
 use crate::markdown::Renderer;
 use crate::progress::ProgressLine;
+use crate::{Common, Failure};
 
 /// How the one-shot answer is shown.
 #[derive(clap::Args, Debug, Clone, Default)]
@@ -153,14 +153,14 @@ pub async fn run(
     common: &Common,
     options: &AskOptions,
     config: &Config,
-) -> Result<(), Error> {
+) -> Result<(), Failure> {
     let piped = read_piped_stdin()?;
     let (prompt, stdin_context) = match (prompt, piped) {
         (Some(p), stdin) => (p, stdin),
         (None, Some(stdin)) => (stdin, None),
         (None, None) => {
-            return Err(Error::config(
-                "no prompt given: run oy3o 'your question' (or pipe the question into it)",
+            return Err(Failure::Usage(
+                "no prompt given: run oy3o 'your question' (or pipe the question into it)".into(),
             ));
         }
     };
@@ -202,7 +202,7 @@ pub async fn run(
                 if options.json {
                     let _ = writeln!(out, "{}", error_event(&e).to_json());
                 }
-                return Err(e);
+                return Err(e.into());
             }
         },
     };
@@ -215,7 +215,7 @@ pub async fn run(
                 // Dropping the reply closes the connection: the provider stops generating.
                 drop(outputs);
                 let _ = sink.finish(&mut out);
-                return Err(Error::new(ErrorCode::Cancelled, "stopped (Ctrl+C)"));
+                return Err(Error::new(ErrorCode::Cancelled, "stopped (Ctrl+C)").into());
             }
         };
         let Some(item) = item else { break };
@@ -233,7 +233,7 @@ pub async fn run(
                     let _ = writeln!(out, "{}", error_event(&e).to_json());
                 }
                 let _ = sink.finish(&mut out);
-                return Err(e);
+                return Err(e.into());
             }
         };
         if sink.write(&output, &mut out).is_err() {

@@ -137,14 +137,29 @@ async fn the_app_chats_views_edits_runs_a_task_saves_loads_and_exits_in_a_real_t
 
     tmux.type_line("task t");
     tmux.wait_for("t stage 1 task 1 prompt");
-    for line in ["Name a colour.", "", "", ""] {
+    // The prompt is a multi-line editor: Enter is a new line, Ctrl+D sends it.
+    tmux.type_line("Name a colour.");
+    tmux.run(&["send-keys", "-t", "app", "-l", "Just one."]);
+    tmux.run(&["send-keys", "-t", "app", "C-d"]);
+    tmux.wait_for("t model (empty: default)");
+    for line in ["", "", ""] {
         tmux.type_line(line);
     }
     tmux.wait_for("t chain to next tasks? [y/n]");
-    for line in ["y", "Use {{previous}}", "", "", "", "n"] {
+    tmux.type_line("y");
+    tmux.wait_for("t stage 2 task 1 prompt");
+    tmux.run(&["send-keys", "-t", "app", "-l", "Use {{previous}}"]);
+    tmux.run(&["send-keys", "-t", "app", "C-d"]);
+    for line in ["", "", "", "n"] {
         tmux.type_line(line);
     }
     let done = tmux.wait_for("task t finished");
+    let first_stage = server
+        .requests()
+        .iter()
+        .map(openai::prompt_of)
+        .find(|p| p.starts_with("Name a colour."));
+    assert_eq!(first_stage.as_deref(), Some("Name a colour.\nJust one."));
     assert!(done.contains("Tasks: t(done)"), "{done}");
     assert!(
         done.contains("t stage 2 [default]: The answer is 2."),

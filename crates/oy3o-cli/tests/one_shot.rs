@@ -457,3 +457,13 @@ async fn load_of_a_file_that_is_not_a_session_exits_3_before_any_request() {
     );
     assert!(server.requests().is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn usage_mistakes_exit_2_and_say_how_to_call_it() {
+    // No prompt and nothing piped, not on a terminal.
+    let run = oy3o(&[], &[], None).await;
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(run.stderr.contains("no prompt given"), "{}", run.stderr);
+    let run = oy3o(&["hi", "--no-such-option"], &[], None).await;
+    assert_eq!(run.code, 2, "{}", run.stderr);
+}
