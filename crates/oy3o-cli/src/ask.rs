@@ -180,6 +180,9 @@ pub async fn run(
     {
         config.model = Some(model);
     }
+    if let Some(saved) = &saved {
+        saved.fill(&mut config);
+    }
     let line = Arc::new(Mutex::new(ProgressLine::new()));
     let bar = line.clone();
     config.listeners.on("pull", move |event| {

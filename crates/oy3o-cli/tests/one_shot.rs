@@ -351,6 +351,7 @@ async fn a_retry_is_reported_on_stderr_while_stdout_keeps_the_answer_only() {
 fn saved_session(current: Option<&str>) -> std::path::PathBuf {
     let session = serde_json::json!({
         "version": 1,
+        "config": {"model": "openai:from-config", "options": {"temperature": 0.5}},
         "chats": [
             {"name": "a", "model": "openai:saved-model", "context": "Be brief."},
             {"name": "b"}
@@ -391,6 +392,8 @@ async fn load_continues_the_saved_chat_with_its_model_context_and_history() {
     assert_eq!(run.stdout, "Ada.\n");
     let body = server.requests()[0].json();
     assert_eq!(body["model"], "saved-model");
+    // The session's config fills what the config in use leaves unset.
+    assert_eq!(body["temperature"], 0.5);
     // The stopped answer and chat b are not part of chat a's conversation.
     assert_eq!(
         body["messages"],

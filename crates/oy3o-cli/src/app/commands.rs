@@ -6,6 +6,7 @@ use std::path::Path;
 
 use serde_json::json;
 
+use super::session_config::SessionConfig;
 use super::state::{App, ChatInfo, Kind, Message, Screen, TaskInfo, first_line};
 use super::task::{Next, TaskBuilder, TaskDraft};
 
@@ -326,10 +327,12 @@ pub fn finish_edit(app: &mut App) {
     }
 }
 
-/// The saved session: chats (name, model, context) and the flow. Keys and cookies never go in.
+/// The saved session: the config in use (no secrets: see [`SessionConfig`]), chats (name,
+/// model, context) and the flow. Keys, cookies and proxies never go in.
 pub fn session_json(app: &App) -> serde_json::Value {
     json!({
         "version": 1,
+        "config": app.config,
         "chats": app.chats,
         "current": app.current,
         "messages": app.messages,
@@ -347,6 +350,9 @@ pub struct Saved {
     pub current: Option<String>,
     /// The flow.
     pub messages: Vec<Message>,
+    /// The config it was saved with.
+    #[serde(default)]
+    pub config: SessionConfig,
 }
 
 impl Saved {
@@ -378,7 +384,8 @@ pub fn read_session(path: &Path) -> Result<Saved, String> {
 /// Reopens a session written by `save`: its flow, chats and current chat. Each chat's model
 /// continues the conversation shown in the flow when the chat's next prompt opens it
 /// ([`App::conversation`]).
-pub fn load_session(app: &mut App, path: &Path) -> Result<(), String> {
+/// Returns the session's config, for the runtime to fill in what the config in use leaves unset.
+pub fn load_session(app: &mut App, path: &Path) -> Result<SessionConfig, String> {
     let saved = read_session(path)?;
     app.messages = saved.messages;
     app.chats = saved.chats;
@@ -389,7 +396,7 @@ pub fn load_session(app: &mut App, path: &Path) -> Result<(), String> {
         Kind::Info,
         format!("loaded {}; chats go on where they were", path.display()),
     ));
-    Ok(())
+    Ok(saved.config)
 }
 
 fn save(app: &mut App, path: &str) {
@@ -561,6 +568,8 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("session.json");
         let mut app = App::new();
+        app.config.model = Some("openai:default".into());
+        app.config.options.temperature = Some(0.25);
         enter(&mut app, "chat a openai:x");
         enter(&mut app, "/back");
         enter(&mut app, &format!("save {}", path.display()));
@@ -572,8 +581,10 @@ mod tests {
         let text = saved.to_string();
         assert!(!text.contains("api_key") && !text.contains("cookie"));
 
+        assert_eq!(saved["config"]["model"], "openai:default");
         let mut loaded = App::new();
-        load_session(&mut loaded, &path).unwrap();
+        let config = load_session(&mut loaded, &path).unwrap();
+        assert_eq!(config, app.config);
         assert_eq!(loaded.chats, app.chats);
         // Everything up to the "saved to" note, which came after the save.
         let n = app.messages.len() - 1;

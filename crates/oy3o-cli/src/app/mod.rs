@@ -13,6 +13,7 @@ mod commands;
 mod draw;
 mod editor;
 mod events;
+mod session_config;
 mod state;
 mod task;
 
@@ -61,9 +62,12 @@ pub async fn run(
     redraw: Duration,
 ) -> Result<(), Error> {
     let mut app = App::new();
+    let mut config = config;
     if let Some(path) = load {
-        commands::load_session(&mut app, path).map_err(Error::config)?;
+        let saved = commands::load_session(&mut app, path).map_err(Error::config)?;
+        saved.fill(&mut config);
     }
+    app.config = session_config::SessionConfig::of(&config);
     let mut terminal = ratatui::try_init()
         .map_err(|e| Error::config(format!("cannot open the terminal for the app: {e}")))?;
     let _ = crossterm::execute!(std::io::stdout(), crossterm::event::EnableBracketedPaste);
@@ -285,6 +289,16 @@ pub struct SavedChat {
     pub context: Option<String>,
     /// Its conversation, as the engine's messages.
     pub history: Vec<oy3o::Message>,
+    /// The session's config.
+    config: session_config::SessionConfig,
+}
+
+impl SavedChat {
+    /// Fills what `config` leaves unset from the session's config (see
+    /// [`session_config::SessionConfig::fill`]).
+    pub fn fill(&self, config: &mut Config) {
+        self.config.fill(config);
+    }
 }
 
 /// Reads the chat a one-shot prompt continues from a session saved with `save`: the chat that
@@ -301,6 +315,7 @@ pub fn saved_chat(path: &std::path::Path) -> Result<SavedChat, Error> {
         model: chat.model.clone(),
         context: chat.context.clone(),
         history: history_of(&state::conversation(&saved.messages, &chat.name)),
+        config: saved.config.clone(),
     })
 }
 

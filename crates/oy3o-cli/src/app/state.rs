@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::editor::Editor;
+use super::session_config::SessionConfig;
 use super::task::TaskBuilder;
 
 /// What kind of message a flow entry is; it decides its colour.
@@ -145,6 +146,8 @@ pub struct App {
     pub quit: bool,
     /// A short note in the status bar (e.g. "copied").
     pub notice: Option<String>,
+    /// The config in use, as `save` keeps it (no secrets).
+    pub config: SessionConfig,
 }
 
 /// Message 0: commands and keys.
@@ -204,6 +207,7 @@ impl App {
             flow_scroll: 0,
             quit: false,
             notice: None,
+            config: SessionConfig::default(),
         }
     }
 
