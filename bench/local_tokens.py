@@ -174,7 +174,9 @@ def main() -> None:
     (op, og), (pp, pg) = med["oy3o local"], med["llama-cpp-python"]
     print(f"ratio oy3o / llama-cpp-python: generation {og / pg:.2f}×, prompt {op / pp:.2f}×")
     for name, r in results.items():
-        print(f"{name} answer starts: {r['rounds'][0]['text']!r}")
+        rounds = "; ".join(f"{x['prompt_tps']:.0f} / {x['gen_tps']:.1f}" for x in r["rounds"])
+        print(f"{name}: each round's prompt / generation tok/s: {rounds}; "
+              f"answer starts {r['rounds'][0]['text']!r}")
 
 
 if __name__ == "__main__":
