@@ -105,6 +105,9 @@ impl Renderer {
             self.in_block = !self.in_block;
             if self.in_block {
                 self.fence_info = trimmed.to_owned();
+                if names_language(&self.fence_info) {
+                    crate::highlight::preload();
+                }
             } else {
                 self.highlighter = None;
             }
@@ -157,7 +160,12 @@ impl Renderer {
     fn inline(&mut self, c: char, out: &mut String) {
         if self.in_block || self.fence {
             if self.fence && self.in_block {
+                let named = names_language(&self.fence_info);
                 self.fence_info.push(c);
+                if !named && names_language(&self.fence_info) {
+                    // The fence names a language: have the colours ready for its first line.
+                    crate::highlight::preload();
+                }
             } else if self.in_block && self.highlighter.is_some() {
                 self.code_line.push(c);
                 return;
@@ -239,6 +247,14 @@ impl Renderer {
         self.decided = false;
         out.push('\n');
     }
+}
+
+/// Whether an opening fence line (so far) names a language after its backticks or tildes.
+fn names_language(fence: &str) -> bool {
+    fence
+        .trim_start_matches(['`', '~'])
+        .chars()
+        .any(char::is_alphanumeric)
 }
 
 /// Whether `start` could still grow into a line prefix this renderer styles.
