@@ -225,7 +225,12 @@ fn carry_out(
                 Some(open) if open.model == model => Ok(()),
                 // A new chat, a new model for it, or a chat of a loaded session: the model
                 // takes over the conversation the flow shows.
-                _ => match open_chat(model.as_deref(), &app.conversation(&chat), config) {
+                _ => match open_chat(
+                    model.as_deref(),
+                    &app.conversation(&chat),
+                    config,
+                    &mut app.notice,
+                ) {
                     Ok(c) => {
                         chats.insert(
                             chat.clone(),
@@ -319,14 +324,19 @@ pub fn saved_chat(path: &std::path::Path) -> Result<SavedChat, Error> {
     })
 }
 
-/// Opens a chat with `model` that continues `conversation` (prompt and answer pairs).
+/// Opens a chat with `model` that continues `conversation` (prompt and answer pairs). A model
+/// that keeps its conversation on the service's side cannot take one over: it starts afresh,
+/// and the status bar says so.
 fn open_chat(
     model: Option<&str>,
     conversation: &[(String, String)],
     config: &Config,
+    notice: &mut Option<String>,
 ) -> Result<Chat, Error> {
     let chat = Chat::open(model, config)?;
-    chat.restore(history_of(conversation))?;
+    if let Err(e) = chat.restore(history_of(conversation)) {
+        *notice = Some(format!("{}: starts a new conversation ({e})", chat.model()));
+    }
     Ok(chat)
 }
 
