@@ -6,15 +6,16 @@
 //! reply, closes the request upstream.
 
 use std::io::{IsTerminal, Read, Write};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use futures::StreamExt;
 use oy3o::{Config, Error, ErrorCode, Event, Output, Usage};
 use serde_json::json;
 
-use crate::Common;
 use crate::markdown::Renderer;
 use crate::progress::ProgressLine;
+use crate::{Common, Failure};
 
 /// How the one-shot answer is shown.
 #[derive(clap::Args, Debug, Clone, Default)]
@@ -144,28 +145,44 @@ impl Sink {
     }
 }
 
-/// Streams the answer to `prompt` (or to piped stdin) to stdout.
+/// Streams the answer to `prompt` (or to piped stdin) to stdout; with `load`, the prompt
+/// continues the current chat of that saved session.
 pub async fn run(
     prompt: Option<String>,
+    load: Option<&Path>,
     common: &Common,
     options: &AskOptions,
     config: &Config,
-) -> Result<(), Error> {
+) -> Result<(), Failure> {
     let piped = read_piped_stdin()?;
     let (prompt, stdin_context) = match (prompt, piped) {
         (Some(p), stdin) => (p, stdin),
         (None, Some(stdin)) => (stdin, None),
         (None, None) => {
-            return Err(Error::config(
-                "no prompt given: run oy3o 'your question' (or pipe the question into it)",
+            return Err(Failure::Usage(
+                "no prompt given: run oy3o 'your question' (or pipe the question into it)".into(),
             ));
         }
     };
-    let context = match (stdin_context, common.context.clone()) {
+    let saved = load.map(crate::app::saved_chat).transpose()?;
+    // An explicit context or model wins over the saved chat's.
+    let given_context = common
+        .context
+        .clone()
+        .or_else(|| saved.as_ref().and_then(|s| s.context.clone()));
+    let context = match (stdin_context, given_context) {
         (Some(s), Some(c)) => Some(format!("{c}\n\n{s}")),
         (s, c) => c.or(s),
     };
     let mut config = config.clone();
+    if let Some(model) = saved.as_ref().and_then(|s| s.model.clone())
+        && common.model.is_none()
+    {
+        config.model = Some(model);
+    }
+    if let Some(saved) = &saved {
+        saved.fill(&mut config);
+    }
     let line = Arc::new(Mutex::new(ProgressLine::new()));
     let bar = line.clone();
     config.listeners.on("pull", move |event| {
@@ -178,9 +195,21 @@ pub async fn run(
     });
     // Listen for Ctrl+C before the request starts, so an early one is not lost.
     let mut ctrl_c = std::pin::pin!(tokio::signal::ctrl_c());
-    let mut outputs = oy3o::exec(&prompt, context.as_deref(), None, &config).outputs();
     let mut sink = Sink::new(options);
     let mut out = std::io::stdout().lock();
+    let reply = match saved {
+        None => oy3o::exec(&prompt, context.as_deref(), None, &config),
+        Some(saved) => match continue_chat(saved.history, &prompt, context, &config) {
+            Ok(reply) => reply,
+            Err(e) => {
+                if options.json {
+                    let _ = writeln!(out, "{}", error_event(&e).to_json());
+                }
+                return Err(e.into());
+            }
+        },
+    };
+    let mut outputs = reply.outputs();
     let mut first = true;
     loop {
         let item = tokio::select! {
@@ -189,7 +218,7 @@ pub async fn run(
                 // Dropping the reply closes the connection: the provider stops generating.
                 drop(outputs);
                 let _ = sink.finish(&mut out);
-                return Err(Error::new(ErrorCode::Cancelled, "stopped (Ctrl+C)"));
+                return Err(Error::new(ErrorCode::Cancelled, "stopped (Ctrl+C)").into());
             }
         };
         let Some(item) = item else { break };
@@ -204,14 +233,10 @@ pub async fn run(
             Err(e) => {
                 if options.json {
                     // A JSON reader sees the failure in the stream too, not only the exit code.
-                    let error = Event::Error {
-                        code: e.code(),
-                        message: e.message().to_owned(),
-                    };
-                    let _ = writeln!(out, "{}", error.to_json());
+                    let _ = writeln!(out, "{}", error_event(&e).to_json());
                 }
                 let _ = sink.finish(&mut out);
-                return Err(e);
+                return Err(e.into());
             }
         };
         if sink.write(&output, &mut out).is_err() {
@@ -227,6 +252,29 @@ pub async fn run(
         }
     }
     Ok(())
+}
+
+/// Opens the config's model, gives it a saved conversation and sends the next prompt.
+fn continue_chat(
+    history: Vec<oy3o::Message>,
+    prompt: &str,
+    context: Option<String>,
+    config: &Config,
+) -> Result<oy3o::Reply, Error> {
+    let chat = oy3o::Chat::open(None, config)?;
+    if let Some(context) = context {
+        chat.update(context);
+    }
+    chat.restore(history)?;
+    // The reply owns what it needs: the chat may go.
+    Ok(chat.send(prompt))
+}
+
+fn error_event(e: &Error) -> Event {
+    Event::Error {
+        code: e.code(),
+        message: e.message().to_owned(),
+    }
 }
 
 /// `tokens: 19 in, 2 out (…)`: what `--usage` prints.

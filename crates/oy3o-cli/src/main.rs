@@ -7,13 +7,14 @@
 //! - `oy3o pull [NAME]` fetches a local model; `oy3o models` lists providers and aliases.
 //! - `oy3o serve` runs the WebSocket + HTTP server (see [`serve`]).
 //!
-//! Errors go to stderr with a message that says what to do, and an exit code by kind (see
-//! [`exit_code`]).
+//! Errors go to stderr with a message that says what to do, and an exit code by kind: 2 for a
+//! command called the wrong way, else see [`exit_code`].
 
 mod app;
 mod ask;
 mod chain;
 mod config_file;
+mod highlight;
 mod markdown;
 mod models;
 mod progress;
@@ -37,7 +38,8 @@ struct Args {
     common: Common,
     #[command(flatten)]
     ask: ask::AskOptions,
-    /// Reopen a session saved in the app with `save PATH` (opens the app).
+    /// A session saved in the app with `save PATH`: with no prompt, the app reopens it; with a
+    /// prompt, the prompt continues its current chat (its model and context, unless given).
     #[arg(long, value_name = "PATH")]
     load: Option<PathBuf>,
     /// In the app: the shortest time between two redraws while answers stream, in ms.
@@ -119,14 +121,36 @@ fn main() -> ExitCode {
     };
     match runtime.block_on(run(args)) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
+        Err(Failure::Usage(message)) => {
+            eprintln!("oy3o: {message}");
+            ExitCode::from(USAGE)
+        }
+        Err(Failure::Engine(e)) => {
             eprintln!("oy3o: {e}");
             ExitCode::from(exit_code(e.code()))
         }
     }
 }
 
-async fn run(args: Args) -> Result<(), Error> {
+/// The exit code of a command called the wrong way, the same as clap's for bad options.
+const USAGE: u8 = 2;
+
+/// Why a command failed.
+#[derive(Debug)]
+pub enum Failure {
+    /// The command was called the wrong way (exit code 2); the message says how to call it.
+    Usage(String),
+    /// The engine or a model failed; the exit code follows its kind ([`exit_code`]).
+    Engine(Error),
+}
+
+impl From<Error> for Failure {
+    fn from(e: Error) -> Self {
+        Self::Engine(e)
+    }
+}
+
+async fn run(args: Args) -> Result<(), Failure> {
     // The config commands must work when the config file is missing or broken.
     if let Some(Command::Config { action }) = &args.command {
         let path = config_file::path(args.common.config.as_deref())?;
@@ -141,17 +165,17 @@ async fn run(args: Args) -> Result<(), Error> {
     match args.command {
         None if args.prompt.is_none() && interactive() => {
             let redraw = std::time::Duration::from_millis(args.redraw_ms);
-            app::run(config, args.load.as_deref(), redraw).await
+            Ok(app::run(config, args.load.as_deref(), redraw).await?)
         }
-        None if args.load.is_some() => Err(Error::config(
-            "--load reopens a session in the app: run oy3o --load PATH on a terminal, without a prompt",
-        )),
-        None => ask::run(args.prompt, &args.common, &args.ask, &config).await,
-        Some(Command::Chain { file, json }) => chain::run(&file, json, &config).await,
-        Some(Command::Pull { name }) => pull(&name).await,
-        Some(Command::Models) => models::run(&config),
+        None => {
+            let load = args.load.as_deref();
+            ask::run(args.prompt, load, &args.common, &args.ask, &config).await
+        }
+        Some(Command::Chain { file, json }) => Ok(chain::run(&file, json, &config).await?),
+        Some(Command::Pull { name }) => Ok(pull(&name).await?),
+        Some(Command::Models) => Ok(models::run(&config)?),
         Some(Command::Serve(serve)) => {
-            serve::run(&serve, args.common.config.as_deref(), config).await
+            Ok(serve::run(&serve, args.common.config.as_deref(), config).await?)
         }
         Some(Command::Config { .. }) => Ok(()),
     }

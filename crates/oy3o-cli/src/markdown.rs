@@ -1,5 +1,7 @@
 //! A small streaming markdown renderer for the terminal: headings, list bullets, quotes,
 //! `**bold**`, `` `code` `` and fenced code blocks, written as ANSI styles as the text arrives.
+//! A fenced block that names a known language gets syntax colours ([`Highlighter`]), line by
+//! line; other blocks stream character by character in one colour.
 //!
 //! It is not a full CommonMark renderer: it styles what answers use most and passes everything
 //! else through unchanged, so nothing the model wrote is ever lost.
@@ -10,6 +12,8 @@ const HEADING: &str = "\x1b[1;36m";
 const CODE: &str = "\x1b[33m";
 const BLOCK: &str = "\x1b[32m";
 const DIM: &str = "\x1b[2m";
+
+use crate::highlight::Highlighter;
 
 /// Turns markdown text, fed in chunks of any size, into styled terminal text.
 ///
@@ -34,6 +38,12 @@ pub struct Renderer {
     code: bool,
     /// A `*` seen, waiting for the next character to tell `**` from a lone star.
     star: bool,
+    /// The opening fence line so far (its language comes after the backticks).
+    fence_info: String,
+    /// The colours of the current block, when its language is known.
+    highlighter: Option<Highlighter>,
+    /// The current line of a coloured block, held until it ends (colours need the whole line).
+    code_line: String,
 }
 
 impl Renderer {
@@ -56,6 +66,7 @@ impl Renderer {
             self.star = false;
             out.push('*');
         }
+        self.flush_code_line(&mut out);
         if self.bold || self.code || self.heading || self.in_block || self.fence {
             out.push_str(RESET);
         }
@@ -92,13 +103,25 @@ impl Renderer {
         if trimmed.starts_with("```") || trimmed.starts_with("~~~") {
             self.fence = true;
             self.in_block = !self.in_block;
+            if self.in_block {
+                self.fence_info = trimmed.to_owned();
+                if names_language(&self.fence_info) {
+                    crate::highlight::preload();
+                }
+            } else {
+                self.highlighter = None;
+            }
             out.push_str(DIM);
             out.push_str(&held);
             return;
         }
         if self.in_block {
-            out.push_str(BLOCK);
-            out.push_str(&held);
+            if self.highlighter.is_some() {
+                self.code_line.push_str(&held);
+            } else {
+                out.push_str(BLOCK);
+                out.push_str(&held);
+            }
             return;
         }
         let indent = &held[..held.len() - trimmed.len()];
@@ -136,6 +159,17 @@ impl Renderer {
 
     fn inline(&mut self, c: char, out: &mut String) {
         if self.in_block || self.fence {
+            if self.fence && self.in_block {
+                let named = names_language(&self.fence_info);
+                self.fence_info.push(c);
+                if !named && names_language(&self.fence_info) {
+                    // The fence names a language: have the colours ready for its first line.
+                    crate::highlight::preload();
+                }
+            } else if self.in_block && self.highlighter.is_some() {
+                self.code_line.push(c);
+                return;
+            }
             out.push(c);
             return;
         }
@@ -176,10 +210,30 @@ impl Renderer {
         }
     }
 
+    /// Writes the held line of a coloured block, coloured.
+    fn flush_code_line(&mut self, out: &mut String) {
+        if let Some(h) = &mut self.highlighter
+            && !self.code_line.is_empty()
+        {
+            out.push_str(&h.line(&std::mem::take(&mut self.code_line)));
+        }
+    }
+
     fn end_line(&mut self, out: &mut String) {
         if self.star {
             self.star = false;
             out.push('*');
+        }
+        if self.fence && self.in_block {
+            // The opening fence is complete: its first word after the fence is the language.
+            let info = std::mem::take(&mut self.fence_info);
+            let language = info
+                .trim_start_matches(['`', '~'])
+                .split_whitespace()
+                .next();
+            self.highlighter = language.and_then(Highlighter::for_language);
+        } else if self.in_block {
+            self.flush_code_line(out);
         }
         let styled = self.heading || self.fence || self.in_block || self.bold || self.code;
         if styled {
@@ -193,6 +247,14 @@ impl Renderer {
         self.decided = false;
         out.push('\n');
     }
+}
+
+/// Whether an opening fence line (so far) names a language after its backticks or tildes.
+fn names_language(fence: &str) -> bool {
+    fence
+        .trim_start_matches(['`', '~'])
+        .chars()
+        .any(char::is_alphanumeric)
 }
 
 /// Whether `start` could still grow into a line prefix this renderer styles.
@@ -259,6 +321,37 @@ mod tests {
             strip_ansi(&whole),
             "## H\n• one two\n• three\n```rust\nlet x = 1 * 2;\n```\n│ quote\nend"
         );
+    }
+
+    #[test]
+    fn a_rust_block_gets_syntax_colours_whatever_the_split() {
+        let text = "say\n```rust\nfn main() {\n    let s = \"hi\";\n}\n```\nafter **b**\n";
+        let whole = render_in_pieces(text, 1000);
+        assert!(whole.contains("\x1b[38;"), "{whole:?}");
+        assert!(
+            !whole.contains(BLOCK),
+            "one colour is for unknown languages: {whole:?}"
+        );
+        assert_eq!(strip_ansi(&whole), text.replace("**", ""));
+        for size in [1, 3, 5] {
+            assert_eq!(render_in_pieces(text, size), whole, "size {size}");
+        }
+        // The colours end with the block.
+        let after = whole.split("after").nth(1).unwrap();
+        assert!(!after.contains("\x1b[38;"), "{after:?}");
+        // A block still open at the end of the answer is written out too.
+        let open = render_in_pieces("```rust\nlet x = 1;", 2);
+        assert_eq!(strip_ansi(&open), "```rust\nlet x = 1;");
+        assert!(open.contains("\x1b[38;"), "{open:?}");
+    }
+
+    #[test]
+    fn a_block_without_a_known_language_streams_in_one_colour() {
+        for fence in ["```", "```no-such-language"] {
+            let out = render_in_pieces(&format!("{fence}\nlet x = 1;\n```\n"), 3);
+            assert!(out.contains(&format!("{BLOCK}let x = 1;")), "{out:?}");
+            assert!(!out.contains("\x1b[38;"), "{out:?}");
+        }
     }
 
     #[test]

@@ -137,14 +137,29 @@ async fn the_app_chats_views_edits_runs_a_task_saves_loads_and_exits_in_a_real_t
 
     tmux.type_line("task t");
     tmux.wait_for("t stage 1 task 1 prompt");
-    for line in ["Name a colour.", "", "", ""] {
+    // The prompt is a multi-line editor: Enter is a new line, Ctrl+D sends it.
+    tmux.type_line("Name a colour.");
+    tmux.run(&["send-keys", "-t", "app", "-l", "Just one."]);
+    tmux.run(&["send-keys", "-t", "app", "C-d"]);
+    tmux.wait_for("t model (empty: default)");
+    for line in ["", "", ""] {
         tmux.type_line(line);
     }
     tmux.wait_for("t chain to next tasks? [y/n]");
-    for line in ["y", "Use {{previous}}", "", "", "", "n"] {
+    tmux.type_line("y");
+    tmux.wait_for("t stage 2 task 1 prompt");
+    tmux.run(&["send-keys", "-t", "app", "-l", "Use {{previous}}"]);
+    tmux.run(&["send-keys", "-t", "app", "C-d"]);
+    for line in ["", "", "", "n"] {
         tmux.type_line(line);
     }
     let done = tmux.wait_for("task t finished");
+    let first_stage = server
+        .requests()
+        .iter()
+        .map(openai::prompt_of)
+        .find(|p| p.starts_with("Name a colour."));
+    assert_eq!(first_stage.as_deref(), Some("Name a colour.\nJust one."));
     assert!(done.contains("Tasks: t(done)"), "{done}");
     assert!(
         done.contains("t stage 2 [default]: The answer is 2."),
@@ -175,7 +190,26 @@ async fn the_app_chats_views_edits_runs_a_task_saves_loads_and_exits_in_a_real_t
     let screen = reopened.wait_for("loaded ");
     assert!(screen.contains("3| a> What is 1+1?"), "{screen}");
     assert!(screen.contains("Chats: a"), "{screen}");
-    reopened.type_line("exit");
+    // ... and chat a's model goes on with the saved conversation.
+    let before = server.requests().len();
+    reopened.type_line("chat a");
+    reopened.wait_for("back in chat a");
+    reopened.type_line("And 2+2?");
+    reopened.wait_for("a> And 2+2?");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while server.requests().len() == before && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let requests = server.requests();
+    assert_eq!(
+        requests.last().unwrap().json()["messages"],
+        serde_json::json!([
+            {"role": "user", "content": "What is 1+1?"},
+            {"role": "assistant", "content": "The answer is 2."},
+            {"role": "user", "content": "And 2+2?"}
+        ])
+    );
+    reopened.type_line("/exit");
     reopened.wait_for("exit=0");
 }
 
@@ -226,4 +260,25 @@ async fn esc_stops_a_streaming_answer_in_the_app_and_closes_the_request() {
     assert_eq!(server.aborted_by_client(), 1);
     tmux.type_line("/exit");
     tmux.wait_for("exit=0");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rust_code_block_is_coloured_on_a_terminal_unless_raw() {
+    let server = FakeServer::start().await;
+    server.respond(|_| openai::answer(&["```rust\n", "fn main() {}\n", "```\n"]).build());
+    let coloured = Tmux::start(&oy3o_command(&server, "hi"));
+    coloured.wait_for("exit=0");
+    // -e keeps the styles: the block's tokens carry 256-colour foregrounds.
+    let screen = coloured.run(&["capture-pane", "-p", "-e", "-t", "app"]);
+    assert!(
+        screen.contains("fn main() {}") || screen.contains("main"),
+        "{screen}"
+    );
+    assert!(screen.contains("\x1b[38;5;"), "{screen:?}");
+
+    let raw = Tmux::start(&oy3o_command(&server, "hi --raw"));
+    raw.wait_for("exit=0");
+    let screen = raw.run(&["capture-pane", "-p", "-e", "-t", "app"]);
+    assert!(screen.contains("fn main() {}"), "{screen}");
+    assert!(!screen.contains("\x1b[38;"), "{screen:?}");
 }

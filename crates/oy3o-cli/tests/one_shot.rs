@@ -218,7 +218,14 @@ async fn piped_output_is_the_raw_answer_with_no_styles_and_no_reasoning() {
                 "reasoning_content",
                 "Let me think.",
             ))
-            .raw(&openai::answer(&["# Title\n", "some **bold** `code`"]).body_text())
+            .raw(
+                &openai::answer(&[
+                    "# Title\n",
+                    "```rust\nfn f() {}\n```\n",
+                    "some **bold** `code`",
+                ])
+                .body_text(),
+            )
             .build(),
     );
     let base = server.base_url();
@@ -229,7 +236,10 @@ async fn piped_output_is_the_raw_answer_with_no_styles_and_no_reasoning() {
     )
     .await;
     assert_eq!(run.code, 0, "{}", run.stderr);
-    assert_eq!(run.stdout, "# Title\nsome **bold** `code`\n");
+    assert_eq!(
+        run.stdout,
+        "# Title\n```rust\nfn f() {}\n```\nsome **bold** `code`\n"
+    );
     assert!(!run.stderr.contains("Let me think"), "{}", run.stderr);
 }
 
@@ -334,4 +344,129 @@ async fn a_retry_is_reported_on_stderr_while_stdout_keeps_the_answer_only() {
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(run.stdout, "Fine.\n");
     assert!(run.stderr.contains("retry 1 in"), "{}", run.stderr);
+}
+
+/// A session as the app's `save` writes it: chat `a` (model, context) with one finished turn
+/// and one stopped answer, and chat `b`.
+fn saved_session(current: Option<&str>) -> std::path::PathBuf {
+    let session = serde_json::json!({
+        "version": 1,
+        "config": {"model": "openai:from-config", "options": {"temperature": 0.5}},
+        "chats": [
+            {"name": "a", "model": "openai:saved-model", "context": "Be brief."},
+            {"name": "b"}
+        ],
+        "current": current,
+        "messages": [
+            {"kind": "help", "title": "help", "body": "help"},
+            {"kind": "prompt", "title": "My name is Ada.", "body": "My name is Ada.", "chat": "a", "expanded": true},
+            {"kind": "answer", "title": "Hello, Ada!", "body": "Hello, Ada!", "chat": "a", "expanded": true},
+            {"kind": "prompt", "title": "Tell a story", "body": "Tell a story", "chat": "a", "expanded": true},
+            {"kind": "answer", "title": "Once", "body": "Once\n[stopped: stopped]", "chat": "a", "expanded": true, "stopped": true},
+            {"kind": "prompt", "title": "other", "body": "other", "chat": "b", "expanded": true},
+            {"kind": "answer", "title": "B", "body": "B", "chat": "b", "expanded": true}
+        ]
+    });
+    let path = std::env::temp_dir().join(format!(
+        "oy3o-load-{}-{}.json",
+        std::process::id(),
+        current.unwrap_or("none")
+    ));
+    std::fs::write(&path, session.to_string()).unwrap();
+    path
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn load_continues_the_saved_chat_with_its_model_context_and_history() {
+    let server = FakeServer::start().await;
+    server.push(openai::answer(&["Ada."]).build());
+    let base = server.base_url();
+    let path = saved_session(Some("a"));
+    let run = oy3o(
+        &["What is my name?", "--load", path.to_str().unwrap()],
+        &[("OPENAI_BASE_URL", &base)],
+        None,
+    )
+    .await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.stdout, "Ada.\n");
+    let body = server.requests()[0].json();
+    assert_eq!(body["model"], "saved-model");
+    // The session's config fills what the config in use leaves unset.
+    assert_eq!(body["temperature"], 0.5);
+    // The stopped answer and chat b are not part of chat a's conversation.
+    assert_eq!(
+        body["messages"],
+        serde_json::json!([
+            {"role": "system", "content": "Be brief."},
+            {"role": "user", "content": "My name is Ada."},
+            {"role": "assistant", "content": "Hello, Ada!"},
+            {"role": "user", "content": "What is my name?"}
+        ])
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn load_without_a_current_chat_continues_the_last_one_and_options_win() {
+    let server = FakeServer::start().await;
+    server.push(openai::answer(&["ok"]).build());
+    let base = server.base_url();
+    let path = saved_session(None);
+    let run = oy3o(
+        &[
+            "next",
+            "--load",
+            path.to_str().unwrap(),
+            "--model",
+            "openai:given",
+            "--context",
+            "Given.",
+        ],
+        &[("OPENAI_BASE_URL", &base)],
+        None,
+    )
+    .await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let body = server.requests()[0].json();
+    assert_eq!(body["model"], "given");
+    assert_eq!(
+        body["messages"],
+        serde_json::json!([
+            {"role": "system", "content": "Given."},
+            {"role": "user", "content": "other"},
+            {"role": "assistant", "content": "B"},
+            {"role": "user", "content": "next"}
+        ])
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn load_of_a_file_that_is_not_a_session_exits_3_before_any_request() {
+    let server = FakeServer::start().await;
+    let base = server.base_url();
+    let path = std::env::temp_dir().join(format!("oy3o-load-bad-{}.json", std::process::id()));
+    std::fs::write(&path, "{\"chats\": []}").unwrap();
+    let run = oy3o(
+        &["hi", "--load", path.to_str().unwrap()],
+        &[("OPENAI_BASE_URL", &base)],
+        None,
+    )
+    .await;
+    assert_eq!(run.code, 3, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("not a session saved by the app"),
+        "{}",
+        run.stderr
+    );
+    assert!(server.requests().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn usage_mistakes_exit_2_and_say_how_to_call_it() {
+    // No prompt and nothing piped, not on a terminal.
+    let run = oy3o(&[], &[], None).await;
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(run.stderr.contains("no prompt given"), "{}", run.stderr);
+    let run = oy3o(&["hi", "--no-such-option"], &[], None).await;
+    assert_eq!(run.code, 2, "{}", run.stderr);
 }

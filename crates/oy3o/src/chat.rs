@@ -113,6 +113,33 @@ impl Chat {
         self.session.history()
     }
 
+    /// Continues a conversation kept elsewhere (a saved session): `history` replaces the
+    /// messages so far, and the next prompt is sent after them. The context stays as set with
+    /// [`Chat::update`]; system messages do not belong in `history`. Models that keep their own
+    /// conversation on the service's side accept only an empty history.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> oy3o::Result<()> {
+    /// use oy3o::Message;
+    /// let chat = oy3o::Chat::open(Some("openai:gpt-4o-mini"), &oy3o::Config::default())?;
+    /// chat.restore(vec![Message::user("My name is Ada."), Message::assistant("Hello, Ada!")])?;
+    /// // The request carries both earlier messages before this prompt.
+    /// println!("{}", chat.send_once("What is my name?").await?);
+    /// # Ok(()) }
+    /// ```
+    pub fn restore(&self, history: Vec<Message>) -> Result<()> {
+        if history
+            .iter()
+            .any(|m| m.role == crate::message::Role::System)
+        {
+            return Err(Error::config(
+                "a restored history holds user and assistant messages only; \
+                 set the context with update()",
+            ));
+        }
+        self.session.restore(history)
+    }
+
     /// Ends the chat; later sends fail with a clear error.
     pub fn close(&self) {
         self.session.close();

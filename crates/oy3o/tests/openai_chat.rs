@@ -91,6 +91,35 @@ async fn history_and_context_are_sent_with_every_turn() {
 }
 
 #[tokio::test]
+async fn a_restored_history_is_sent_before_the_next_prompt() {
+    let server = FakeServer::start().await;
+    server.push(openai::answer(&["Ada"]).build());
+    let chat = Chat::open(Some("openai:gpt-4o-mini"), &config_for(&server)).unwrap();
+    chat.update("Be brief.");
+    chat.restore(vec![
+        oy3o::Message::user("My name is Ada."),
+        oy3o::Message::assistant("Hello, Ada!"),
+    ])
+    .unwrap();
+    assert_eq!(chat.send_once("What is my name?").await.unwrap(), "Ada");
+
+    let messages = server.requests()[0].json()["messages"].clone();
+    let expected = serde_json::json!([
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "My name is Ada."},
+        {"role": "assistant", "content": "Hello, Ada!"},
+        {"role": "user", "content": "What is my name?"},
+    ]);
+    assert_eq!(messages, expected);
+    assert_eq!(chat.history().len(), 4);
+    let err = chat
+        .restore(vec![oy3o::Message::system("not here")])
+        .unwrap_err();
+    assert_eq!(err.code(), ErrorCode::Config);
+    assert_eq!(chat.history().len(), 4, "a refused restore changes nothing");
+}
+
+#[tokio::test]
 async fn listeners_receive_lifecycle_usage_and_result_events_in_order() {
     let server = FakeServer::start().await;
     server.push(openai::answer(&["Hi"]).build());

@@ -6,6 +6,7 @@ use std::path::Path;
 
 use serde_json::json;
 
+use super::session_config::SessionConfig;
 use super::state::{App, ChatInfo, Kind, Message, Screen, TaskInfo, first_line};
 use super::task::{Next, TaskBuilder, TaskDraft};
 
@@ -47,7 +48,7 @@ chat NAME [MODEL]   opens the chat NAME (or goes back to it); MODEL is provider:
 then every line you enter is a prompt to it, and the answer streams into the flow.
 inside a chat:
     /context TEXT   sets the context (system prompt) for the next prompts
-    /model MODEL    switches the model (the conversation starts over)
+    /model MODEL    switches the model (the conversation goes on with it)
     /back           leaves the chat (it stays open: chat NAME resumes it)
     /exit           exits the app
     Esc             on an empty line, stops the answer that is streaming
@@ -211,6 +212,7 @@ fn in_chat(app: &mut App, chat: &str, line: &str) -> Vec<Effect> {
         expanded: true,
         streaming: false,
         reasoning: String::new(),
+        stopped: false,
     });
     let message = app.push(Message {
         kind: Kind::Answer,
@@ -220,6 +222,7 @@ fn in_chat(app: &mut App, chat: &str, line: &str) -> Vec<Effect> {
         expanded: true,
         streaming: true,
         reasoning: String::new(),
+        stopped: false,
     });
     vec![Effect::Send {
         chat: chat.to_owned(),
@@ -324,48 +327,76 @@ pub fn finish_edit(app: &mut App) {
     }
 }
 
-/// The saved session: chats (name, model, context) and the flow. Keys and cookies never go in.
+/// The saved session: the config in use (no secrets: see [`SessionConfig`]), chats (name,
+/// model, context) and the flow. Keys, cookies and proxies never go in.
 pub fn session_json(app: &App) -> serde_json::Value {
     json!({
         "version": 1,
+        "config": app.config,
         "chats": app.chats,
         "current": app.current,
         "messages": app.messages,
     })
 }
 
-/// Reopens a session written by `save`: its flow, chats and current chat. The models start
-/// new conversations (the engine's chats cannot take a saved history over yet).
-pub fn load_session(app: &mut App, path: &Path) -> Result<(), String> {
+/// A session file written by `save`.
+#[derive(Debug, serde::Deserialize)]
+pub struct Saved {
+    /// Its chats.
+    #[serde(default)]
+    pub chats: Vec<ChatInfo>,
+    /// The chat the input line talked to.
+    #[serde(default)]
+    pub current: Option<String>,
+    /// The flow.
+    pub messages: Vec<Message>,
+    /// The config it was saved with.
+    #[serde(default)]
+    pub config: SessionConfig,
+}
+
+impl Saved {
+    /// The chat a one-shot prompt continues: the current one, else the last one opened.
+    pub fn chat_to_continue(&self) -> Option<&ChatInfo> {
+        let current = self.current.as_deref();
+        current
+            .and_then(|c| self.chats.iter().find(|chat| chat.name == c))
+            .or(self.chats.last())
+    }
+}
+
+/// Reads a session written by `save`. An answer that was streaming when it was saved will
+/// not go on: it is marked stopped, so it is not part of its chat's conversation.
+pub fn read_session(path: &Path) -> Result<Saved, String> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| format!("cannot read session {}: {e}", path.display()))?;
-    #[derive(serde::Deserialize)]
-    struct Saved {
-        #[serde(default)]
-        chats: Vec<ChatInfo>,
-        #[serde(default)]
-        current: Option<String>,
-        messages: Vec<Message>,
-    }
-    let saved: Saved = serde_json::from_str(&text)
+    let mut saved: Saved = serde_json::from_str(&text)
         .map_err(|e| format!("{} is not a session saved by the app: {e}", path.display()))?;
-    app.messages = saved.messages;
-    for m in &mut app.messages {
-        // An answer that was streaming when saved will not go on.
-        m.streaming = false;
+    for m in &mut saved.messages {
+        if m.streaming {
+            m.streaming = false;
+            m.stopped = true;
+        }
     }
+    Ok(saved)
+}
+
+/// Reopens a session written by `save`: its flow, chats and current chat. Each chat's model
+/// continues the conversation shown in the flow when the chat's next prompt opens it
+/// ([`App::conversation`]).
+/// Returns the session's config, for the runtime to fill in what the config in use leaves unset.
+pub fn load_session(app: &mut App, path: &Path) -> Result<SessionConfig, String> {
+    let saved = read_session(path)?;
+    app.messages = saved.messages;
     app.chats = saved.chats;
     app.current = saved
         .current
         .filter(|c| app.chats.iter().any(|chat| &chat.name == c));
     app.push(Message::note(
         Kind::Info,
-        format!(
-            "loaded {}; the models start new conversations",
-            path.display()
-        ),
+        format!("loaded {}; chats go on where they were", path.display()),
     ));
-    Ok(())
+    Ok(saved.config)
 }
 
 fn save(app: &mut App, path: &str) {
@@ -537,6 +568,8 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("session.json");
         let mut app = App::new();
+        app.config.model = Some("openai:default".into());
+        app.config.options.temperature = Some(0.25);
         enter(&mut app, "chat a openai:x");
         enter(&mut app, "/back");
         enter(&mut app, &format!("save {}", path.display()));
@@ -548,8 +581,10 @@ mod tests {
         let text = saved.to_string();
         assert!(!text.contains("api_key") && !text.contains("cookie"));
 
+        assert_eq!(saved["config"]["model"], "openai:default");
         let mut loaded = App::new();
-        load_session(&mut loaded, &path).unwrap();
+        let config = load_session(&mut loaded, &path).unwrap();
+        assert_eq!(config, app.config);
         assert_eq!(loaded.chats, app.chats);
         // Everything up to the "saved to" note, which came after the save.
         let n = app.messages.len() - 1;

@@ -319,7 +319,7 @@ mod tests {
         run_line(&mut app, "task t");
         let s = screen(&app, 80, 6);
         assert!(
-            s.contains("t stage 1 task 1 prompt (empty ends the stage)> "),
+            s.contains("t stage 1 task 1 prompt (Ctrl+D sends; empty ends the stage)> "),
             "{s}"
         );
         for line in ["hi", "", "", "", "n"] {

@@ -68,6 +68,12 @@ fn flow_key(app: &mut App, key: KeyEvent) -> Vec<Effect> {
         // Alt+Enter or Ctrl+J: a new line in the input (a multi-line prompt).
         KeyCode::Enter if key.modifiers.contains(KeyModifiers::ALT) => app.input.insert('\n'),
         KeyCode::Char('j') if ctrl(&key) => app.input.insert('\n'),
+        // A task's prompt is a multi-line editor: Enter is a new line, Ctrl+D sends.
+        KeyCode::Enter
+            if !app.input.is_empty() && app.builder.as_ref().is_some_and(|b| b.asks_prompt()) =>
+        {
+            app.input.insert('\n')
+        }
         KeyCode::Enter => return commands::submit(app),
         KeyCode::Char('d') if ctrl(&key) => return commands::submit(app),
         KeyCode::Esc if app.input.is_empty() && running_chat(app).is_some() => {
@@ -294,6 +300,30 @@ mod tests {
         assert_eq!(app.input.cursor_line_col(), (0, 3));
         ctrl_key(&mut app, 'j');
         assert_eq!(app.input.text(), "one\n\ntwo");
+    }
+
+    #[test]
+    fn a_tasks_prompt_is_multi_line_until_ctrl_d_and_enter_on_empty_ends_the_stage() {
+        let mut app = App::new();
+        type_text(&mut app, "task t");
+        press(&mut app, KeyCode::Enter);
+        type_text(&mut app, "Line one");
+        press(&mut app, KeyCode::Enter);
+        type_text(&mut app, "line two");
+        assert_eq!(app.input.text(), "Line one\nline two");
+        ctrl_key(&mut app, 'd');
+        assert!(app.input.is_empty());
+        // Model and context are one line each: Enter answers them.
+        press(&mut app, KeyCode::Enter);
+        press(&mut app, KeyCode::Enter);
+        // An empty prompt ends the stage; no more stages runs the chain.
+        press(&mut app, KeyCode::Enter);
+        type_text(&mut app, "n");
+        let effects = press(&mut app, KeyCode::Enter);
+        let [Effect::RunChain { stages, .. }] = effects.as_slice() else {
+            panic!("{effects:?}");
+        };
+        assert_eq!(stages[0][0].prompt, "Line one\nline two");
     }
 
     #[test]

@@ -13,6 +13,7 @@ mod commands;
 mod draw;
 mod editor;
 mod events;
+mod session_config;
 mod state;
 mod task;
 
@@ -61,9 +62,12 @@ pub async fn run(
     redraw: Duration,
 ) -> Result<(), Error> {
     let mut app = App::new();
+    let mut config = config;
     if let Some(path) = load {
-        commands::load_session(&mut app, path).map_err(Error::config)?;
+        let saved = commands::load_session(&mut app, path).map_err(Error::config)?;
+        saved.fill(&mut config);
     }
+    app.config = session_config::SessionConfig::of(&config);
     let mut terminal = ratatui::try_init()
         .map_err(|e| Error::config(format!("cannot open the terminal for the app: {e}")))?;
     let _ = crossterm::execute!(std::io::stdout(), crossterm::event::EnableBracketedPaste);
@@ -219,8 +223,14 @@ fn carry_out(
         } => {
             let open = match chats.get(&chat) {
                 Some(open) if open.model == model => Ok(()),
-                // A new chat, or a new model for it: the conversation starts over.
-                _ => match Chat::open(model.as_deref(), config) {
+                // A new chat, a new model for it, or a chat of a loaded session: the model
+                // takes over the conversation the flow shows.
+                _ => match open_chat(
+                    model.as_deref(),
+                    &app.conversation(&chat),
+                    config,
+                    &mut app.notice,
+                ) {
                     Ok(c) => {
                         chats.insert(
                             chat.clone(),
@@ -272,6 +282,75 @@ fn carry_out(
             answers.insert(message, (chat, task.abort_handle()));
         }
     }
+}
+
+/// The chat of a saved session that a one-shot prompt continues
+/// (`oy3o 'prompt' --load PATH`).
+#[derive(Debug)]
+pub struct SavedChat {
+    /// Its model (`None`: the config's default).
+    pub model: Option<String>,
+    /// Its context.
+    pub context: Option<String>,
+    /// Its conversation, as the engine's messages.
+    pub history: Vec<oy3o::Message>,
+    /// The session's config.
+    config: session_config::SessionConfig,
+}
+
+impl SavedChat {
+    /// Fills what `config` leaves unset from the session's config (see
+    /// [`session_config::SessionConfig::fill`]).
+    pub fn fill(&self, config: &mut Config) {
+        self.config.fill(config);
+    }
+}
+
+/// Reads the chat a one-shot prompt continues from a session saved with `save`: the chat that
+/// was current, else the last one opened.
+pub fn saved_chat(path: &std::path::Path) -> Result<SavedChat, Error> {
+    let saved = commands::read_session(path).map_err(Error::config)?;
+    let chat = saved.chat_to_continue().ok_or_else(|| {
+        Error::config(format!(
+            "{} has no chat to continue: open one in the app with chat NAME, then save",
+            path.display()
+        ))
+    })?;
+    Ok(SavedChat {
+        model: chat.model.clone(),
+        context: chat.context.clone(),
+        history: history_of(&state::conversation(&saved.messages, &chat.name)),
+        config: saved.config.clone(),
+    })
+}
+
+/// Opens a chat with `model` that continues `conversation` (prompt and answer pairs). A model
+/// that keeps its conversation on the service's side cannot take one over: it starts afresh,
+/// and the status bar says so.
+fn open_chat(
+    model: Option<&str>,
+    conversation: &[(String, String)],
+    config: &Config,
+    notice: &mut Option<String>,
+) -> Result<Chat, Error> {
+    let chat = Chat::open(model, config)?;
+    if let Err(e) = chat.restore(history_of(conversation)) {
+        *notice = Some(format!("{}: starts a new conversation ({e})", chat.model()));
+    }
+    Ok(chat)
+}
+
+/// Prompt and answer pairs as the engine's messages.
+fn history_of(conversation: &[(String, String)]) -> Vec<oy3o::Message> {
+    conversation
+        .iter()
+        .flat_map(|(prompt, answer)| {
+            [
+                oy3o::Message::user(prompt.clone()),
+                oy3o::Message::assistant(answer.clone()),
+            ]
+        })
+        .collect()
 }
 
 /// Runs a chain built with `task NAME` in the background; its progress and results come back

@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::editor::Editor;
+use super::session_config::SessionConfig;
 use super::task::TaskBuilder;
 
 /// What kind of message a flow entry is; it decides its colour.
@@ -43,6 +44,10 @@ pub struct Message {
     /// The model's reasoning before its answer, when it shows it.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub reasoning: String,
+    /// An answer that ended early (stopped, failed, or saved while streaming): it is shown but
+    /// is not part of the chat's conversation.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub stopped: bool,
 }
 
 impl Message {
@@ -57,6 +62,7 @@ impl Message {
             expanded: false,
             streaming: false,
             reasoning: String::new(),
+            stopped: false,
         }
     }
 }
@@ -140,6 +146,8 @@ pub struct App {
     pub quit: bool,
     /// A short note in the status bar (e.g. "copied").
     pub notice: Option<String>,
+    /// The config in use, as `save` keeps it (no secrets).
+    pub config: SessionConfig,
 }
 
 /// Message 0: commands and keys.
@@ -199,6 +207,7 @@ impl App {
             flow_scroll: 0,
             quit: false,
             notice: None,
+            config: SessionConfig::default(),
         }
     }
 
@@ -244,6 +253,7 @@ impl App {
         m.streaming = false;
         let chat = m.chat.clone();
         if let Some(e) = error {
+            m.stopped = true;
             if m.body.is_empty() {
                 m.kind = Kind::Error;
                 m.body = e;
@@ -256,6 +266,13 @@ impl App {
         if let Some(chat) = chat.as_deref().and_then(|n| self.chat_mut(n)) {
             chat.running = chat.running.saturating_sub(1);
         }
+    }
+
+    /// The conversation of chat `name` as the flow shows it: each prompt with its answer,
+    /// oldest first, leaving out answers that did not complete (stopped, failed, streaming).
+    /// A chat's model starts from this when it is opened again (after `--load`, or `/model`).
+    pub fn conversation(&self, name: &str) -> Vec<(String, String)> {
+        conversation(&self.messages, name)
     }
 
     /// One task of chain `name` finished.
@@ -282,6 +299,21 @@ impl App {
     }
 }
 
+/// See [`App::conversation`]. A chat's prompt and its answer are pushed together, so an
+/// answer is the message right after its prompt.
+pub fn conversation(messages: &[Message], name: &str) -> Vec<(String, String)> {
+    messages
+        .windows(2)
+        .filter_map(|pair| {
+            let [prompt, answer] = pair else { return None };
+            let ours = |m: &Message| m.chat.as_deref() == Some(name);
+            let complete = answer.kind == Kind::Answer && !answer.streaming && !answer.stopped;
+            (prompt.kind == Kind::Prompt && ours(prompt) && ours(answer) && complete)
+                .then(|| (prompt.body.clone(), answer.body.clone()))
+        })
+        .collect()
+}
+
 /// The first non-empty line of `text`, for a title.
 pub fn first_line(text: &str) -> String {
     text.lines()
@@ -294,6 +326,35 @@ pub fn first_line(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_chats_conversation_is_its_prompts_with_their_finished_answers() {
+        let mut app = App::new();
+        let mut turn = |chat: &str, prompt: &str, answer: &str, end: Option<&str>| {
+            let mut p = Message::note(Kind::Prompt, prompt);
+            p.chat = Some(chat.into());
+            app.push(p);
+            let mut a = Message::note(Kind::Answer, "");
+            a.chat = Some(chat.into());
+            a.streaming = true;
+            let n = app.push(a);
+            app.answer_text(n, answer);
+            if let Some(end) = end {
+                app.answer_done(n, (!end.is_empty()).then(|| end.to_owned()));
+            }
+        };
+        turn("a", "one", "1", Some(""));
+        turn("b", "other", "B", Some(""));
+        turn("a", "two", "partial", Some("stopped"));
+        turn("a", "three", "3", Some(""));
+        turn("a", "four", "still coming", None);
+        assert_eq!(
+            app.conversation("a"),
+            [("one".into(), "1".into()), ("three".into(), "3".into())]
+        );
+        assert_eq!(app.conversation("b"), [("other".into(), "B".into())]);
+        assert!(app.conversation("c").is_empty());
+    }
 
     #[test]
     fn a_stopped_answer_keeps_its_text_and_ignores_late_updates() {
@@ -312,6 +373,7 @@ mod tests {
             expanded: true,
             streaming: true,
             reasoning: String::new(),
+            stopped: false,
         });
         app.answer_text(n, "partial");
         app.answer_done(n, Some("stopped".into()));

@@ -64,13 +64,19 @@ impl TaskBuilder {
         let task = self.current.len() + 1;
         match self.step {
             Step::Prompt => format!(
-                "{} stage {stage} task {task} prompt (empty ends the stage)> ",
+                "{} stage {stage} task {task} prompt (Ctrl+D sends; empty ends the stage)> ",
                 self.name
             ),
             Step::Model => format!("{} model (empty: default)> ", self.name),
             Step::Context => format!("{} context (empty: none)> ", self.name),
             Step::More => format!("{} chain to next tasks? [y/n]> ", self.name),
         }
+    }
+
+    /// Whether the question is a task's prompt, which is written in a multi-line editor:
+    /// Enter starts a new line, Ctrl+D sends it (and Enter on an empty prompt ends the stage).
+    pub fn asks_prompt(&self) -> bool {
+        self.step == Step::Prompt
     }
 
     /// Takes the answer to the current question.
