@@ -1,0 +1,608 @@
+//! Server load benchmark (loopback only, bounded in time and size). Run by `scripts/bench`,
+//! which builds the `oy3o` binary first; LiteLLM's proxy joins the run when `litellm` is on
+//! the PATH (`pip install 'litellm[proxy]'`). scripts/bench raises the open-file limit first
+//! (10,000 WebSockets need 10,000 descriptors on each side).
+//!
+//! One fake OpenAI upstream (zero delay, the recorded llama.cpp stream) serves three ways of
+//! asking it, side by side in one run: directly, through `oy3o serve`, and through LiteLLM.
+//! Reported: added latency over the direct call (P50/P99, concurrency 1 and 64, HTTP whole and
+//! streamed, WebSocket), time to first chunk, requests per second at concurrency 32, concurrent
+//! streams without a stall, idle RSS and RSS per open WebSocket.
+
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::header;
+use axum::response::Response;
+use axum::routing::post;
+use futures::{SinkExt, StreamExt};
+use tokio_tungstenite::tungstenite::Message;
+
+/// The recorded stream every upstream answer replays (llama-cpp-python 0.3, SmolLM2).
+const RECORDED: &str = include_str!("../../../tests/fixtures/llama-cpp-python-0.3-chat-stream.sse");
+/// The key every request carries (LiteLLM's proxy refuses to start without a master key).
+const BENCH_KEY: &str = "sk-oy3o-bench-5f0c1e9a7d3b42c68e1f";
+const BEARER: &str = "Bearer sk-oy3o-bench-5f0c1e9a7d3b42c68e1f";
+/// How long each latency scenario runs.
+const WINDOW: Duration = Duration::from_secs(3);
+
+fn main() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(run());
+}
+
+/// A way to reach the fake upstream's answers.
+struct Target {
+    name: &'static str,
+    base: String,
+    model: &'static str,
+    websocket: bool,
+    pid: Option<u32>,
+}
+
+async fn run() {
+    let upstream = start_upstream();
+    let dir = std::env::temp_dir().join(format!("oy3o-load-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+
+    let mut children = Vec::new();
+    let ours = spawn_oy3o(&dir, upstream);
+    let oy3o_pid = ours.0.id();
+    children.push(ours.0);
+    let mut targets = vec![
+        Target {
+            name: "direct",
+            base: format!("http://{upstream}/v1"),
+            model: "bench",
+            websocket: false,
+            pid: None,
+        },
+        Target {
+            name: "oy3o",
+            base: format!("http://{}/v1", ours.1),
+            model: "openai:bench",
+            websocket: true,
+            pid: Some(oy3o_pid),
+        },
+    ];
+    match spawn_litellm(&dir, upstream) {
+        Some((child, address)) if wait_ready(&format!("http://{address}/v1")).await => {
+            let pid = child.id();
+            children.push(child);
+            targets.push(Target {
+                name: "litellm",
+                base: format!("http://{address}/v1"),
+                model: "bench",
+                websocket: false,
+                pid: Some(pid),
+            });
+        }
+        Some((mut child, _)) => {
+            let _ = child.kill();
+            println!(
+                "(litellm did not start: see {})",
+                dir.join("litellm.log").display()
+            );
+        }
+        None => {
+            println!("(litellm not on PATH: `pip install 'litellm[proxy]'` to compare with it)")
+        }
+    }
+    for t in &targets {
+        assert!(
+            wait_ready(&t.base).await,
+            "{} did not come up within 120 s",
+            t.name
+        );
+    }
+
+    println!(
+        "\n## Added latency over the direct call (zero-delay upstream, {WINDOW:?} per cell)\n"
+    );
+    println!(
+        "| target | mode | concurrency | P50 | P99 | added P50 | added P99 | first chunk P50 | req/s |"
+    );
+    println!("|---|---|---:|---:|---:|---:|---:|---:|---:|");
+    for concurrency in [1, 32, 64] {
+        for stream in [false, true] {
+            let mut direct: Option<Stats> = None;
+            for t in &targets {
+                let stats = http_load(t, stream, concurrency).await;
+                print_row(
+                    t.name,
+                    if stream { "HTTP stream" } else { "HTTP whole" },
+                    concurrency,
+                    &stats,
+                    direct.as_ref(),
+                );
+                if t.name == "direct" {
+                    direct = Some(stats);
+                }
+            }
+        }
+        for t in targets.iter().filter(|t| t.websocket) {
+            let address = t
+                .base
+                .trim_start_matches("http://")
+                .trim_end_matches("/v1")
+                .to_owned();
+            let stats = websocket_load(&address, concurrency).await;
+            print_row(t.name, "WebSocket", concurrency, &stats, None);
+        }
+    }
+
+    println!("\n## Memory and connections (oy3o)\n");
+    let address = targets[1]
+        .base
+        .trim_start_matches("http://")
+        .trim_end_matches("/v1")
+        .to_owned();
+    for t in &targets {
+        if let Some(pid) = t.pid {
+            println!(
+                "{} RSS after the latency runs: {:.1} MiB",
+                t.name,
+                rss_kib(pid) as f64 / 1024.0
+            );
+        }
+    }
+    idle_connections(&address, oy3o_pid, 10_000).await;
+    concurrent_streams(&address, 2_000).await;
+
+    for mut child in children {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Latencies of one cell.
+struct Stats {
+    total: Vec<Duration>,
+    first: Vec<Duration>,
+    elapsed: Duration,
+}
+
+impl Stats {
+    fn pct(values: &[Duration], p: f64) -> Duration {
+        if values.is_empty() {
+            return Duration::ZERO;
+        }
+        let mut v = values.to_vec();
+        v.sort();
+        v[((v.len() as f64 - 1.0) * p).round() as usize]
+    }
+    fn rate(&self) -> f64 {
+        self.total.len() as f64 / self.elapsed.as_secs_f64()
+    }
+}
+
+fn micros(d: Duration) -> String {
+    format!("{:.0} µs", d.as_secs_f64() * 1e6)
+}
+
+fn print_row(name: &str, mode: &str, concurrency: usize, s: &Stats, direct: Option<&Stats>) {
+    let (p50, p99) = (Stats::pct(&s.total, 0.5), Stats::pct(&s.total, 0.99));
+    let added = |mine: Duration, base: Duration| {
+        format!("{:+.0} µs", (mine.as_secs_f64() - base.as_secs_f64()) * 1e6)
+    };
+    let (a50, a99) = match direct.filter(|_| name != "direct") {
+        Some(d) => (
+            added(p50, Stats::pct(&d.total, 0.5)),
+            added(p99, Stats::pct(&d.total, 0.99)),
+        ),
+        None => ("".into(), "".into()),
+    };
+    let first = if s.first.is_empty() {
+        String::new()
+    } else {
+        micros(Stats::pct(&s.first, 0.5))
+    };
+    println!(
+        "| {name} | {mode} | {concurrency} | {} | {} | {a50} | {a99} | {first} | {:.0} |",
+        micros(p50),
+        micros(p99),
+        s.rate()
+    );
+    let _ = std::io::stdout().flush();
+}
+
+/// `concurrency` workers, each asking one request after another for [`WINDOW`].
+async fn http_load(target: &Target, stream: bool, concurrency: usize) -> Stats {
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(concurrency)
+        .tcp_nodelay(true)
+        .build()
+        .expect("client");
+    let url = format!("{}/chat/completions", target.base);
+    let body = serde_json::json!({
+        "model": target.model, "stream": stream,
+        "messages": [{"role": "user", "content": "What is 1+1?"}],
+    })
+    .to_string();
+    let started = Instant::now();
+    let workers = (0..concurrency).map(|_| {
+        let (client, url, body) = (client.clone(), url.clone(), body.clone());
+        tokio::spawn(async move {
+            let mut total = Vec::new();
+            let mut first = Vec::new();
+            while started.elapsed() < WINDOW {
+                let t0 = Instant::now();
+                let Ok(response) = client
+                    .post(&url)
+                    .header("content-type", "application/json")
+                    .header("authorization", BEARER)
+                    .body(body.clone())
+                    .send()
+                    .await
+                else {
+                    continue;
+                };
+                assert!(
+                    response.status().is_success(),
+                    "{url}: {}",
+                    response.status()
+                );
+                let mut chunks = response.bytes_stream();
+                let mut seen_first = false;
+                while let Some(chunk) = chunks.next().await {
+                    if chunk.is_err() {
+                        break;
+                    }
+                    if stream && !seen_first {
+                        first.push(t0.elapsed());
+                        seen_first = true;
+                    }
+                }
+                total.push(t0.elapsed());
+            }
+            (total, first)
+        })
+    });
+    let mut stats = Stats {
+        total: Vec::new(),
+        first: Vec::new(),
+        elapsed: Duration::ZERO,
+    };
+    for worker in futures::future::join_all(workers).await {
+        let (total, first) = worker.expect("worker");
+        stats.total.extend(total);
+        stats.first.extend(first);
+    }
+    stats.elapsed = started.elapsed();
+    stats
+}
+
+/// `concurrency` WebSocket connections, each sending one-shot prompts one after another.
+async fn websocket_load(address: &str, concurrency: usize) -> Stats {
+    let started = Instant::now();
+    let workers = (0..concurrency).map(|_| {
+        let url = format!("ws://{address}/ws");
+        tokio::spawn(async move {
+            let (mut socket, _) = tokio_tungstenite::connect_async(&url).await.expect("connect");
+            let mut total = Vec::new();
+            let mut first = Vec::new();
+            let mut n = 0u64;
+            while started.elapsed() < WINDOW {
+                n += 1;
+                let request = serde_json::json!({"ref": n.to_string(), "model": "openai:bench", "prompt": "What is 1+1?"});
+                let t0 = Instant::now();
+                socket.send(Message::text(request.to_string())).await.expect("send");
+                let mut seen_first = false;
+                while let Some(Ok(frame)) = socket.next().await {
+                    let Message::Text(text) = frame else { continue };
+                    let frame: serde_json::Value = serde_json::from_str(&text).expect("json frame");
+                    match frame["type"].as_str() {
+                        Some("message") if !seen_first => {
+                            first.push(t0.elapsed());
+                            seen_first = true;
+                        }
+                        Some("signal") => break,
+                        Some("error") => panic!("error frame: {frame}"),
+                        _ => {}
+                    }
+                }
+                total.push(t0.elapsed());
+            }
+            (total, first)
+        })
+    });
+    let mut stats = Stats {
+        total: Vec::new(),
+        first: Vec::new(),
+        elapsed: Duration::ZERO,
+    };
+    for worker in futures::future::join_all(workers).await {
+        let (total, first) = worker.expect("worker");
+        stats.total.extend(total);
+        stats.first.extend(first);
+    }
+    stats.elapsed = started.elapsed();
+    stats
+}
+
+/// Opens `n` idle WebSockets and reports the server's RSS per connection; then checks that
+/// one more request is still answered while they are all open.
+async fn idle_connections(address: &str, pid: u32, n: usize) {
+    let before = rss_kib(pid);
+    let url = format!("ws://{address}/ws");
+    let mut sockets = Vec::with_capacity(n);
+    let started = Instant::now();
+    for i in 0..n {
+        match tokio_tungstenite::connect_async(&url).await {
+            Ok((socket, _)) => sockets.push(socket),
+            Err(e) => {
+                println!("idle WebSockets: connection {i} failed: {e}");
+                break;
+            }
+        }
+        if (i + 1) % 2_000 == 0 {
+            eprint!("\ridle WebSockets: {} open", i + 1);
+        }
+    }
+    eprintln!();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let after = rss_kib(pid);
+    let opened = sockets.len();
+    let probe = websocket_load_once(address).await;
+    println!(
+        "{opened} idle WebSockets open in {:.1?}: RSS {:.1} → {:.1} MiB, {:.1} KiB per connection; a request meanwhile took {}",
+        started.elapsed(),
+        before as f64 / 1024.0,
+        after as f64 / 1024.0,
+        (after.saturating_sub(before)) as f64 / opened.max(1) as f64,
+        micros(probe)
+    );
+    drop(sockets);
+}
+
+async fn websocket_load_once(address: &str) -> Duration {
+    let (mut socket, _) = tokio_tungstenite::connect_async(format!("ws://{address}/ws"))
+        .await
+        .expect("connect");
+    let t0 = Instant::now();
+    socket
+        .send(Message::text(
+            r#"{"model":"openai:bench","prompt":"What is 1+1?"}"#,
+        ))
+        .await
+        .expect("send");
+    while let Some(Ok(frame)) = socket.next().await {
+        if let Message::Text(text) = frame
+            && text.contains(r#""signal""#)
+        {
+            break;
+        }
+    }
+    t0.elapsed()
+}
+
+/// `n` streams at once, spread over 200 connections, against a slow upstream (a chunk every
+/// 20 ms): every stream must finish, and the longest gap between two frames of a stream shows
+/// whether any stalled.
+async fn concurrent_streams(address: &str, n: usize) {
+    let connections = 200; // 10 streams each: within the default 16 replies in flight per connection
+    let per = n / connections;
+    let worst_gap = Arc::new(AtomicU64::new(0));
+    let finished = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let workers = (0..connections).map(|c| {
+        let url = format!("ws://{address}/ws");
+        let (worst_gap, finished) = (worst_gap.clone(), finished.clone());
+        tokio::spawn(async move {
+            let (socket, _) = tokio_tungstenite::connect_async(&url).await.expect("connect");
+            let (mut tx, mut rx) = socket.split();
+            for i in 0..per {
+                let request = serde_json::json!({"id": format!("c{c}-{i}"), "model": "openai:slow", "prompt": "stream slowly"});
+                tx.send(Message::text(request.to_string())).await.expect("send");
+            }
+            let mut last = std::collections::HashMap::new();
+            let mut done = 0;
+            while done < per {
+                let Some(Ok(Message::Text(text))) = rx.next().await else { break };
+                let frame: serde_json::Value = serde_json::from_str(&text).expect("json frame");
+                let id = frame["id"].as_str().unwrap_or_default().to_owned();
+                // Gaps between the text frames of one stream (the wait for the upstream's
+                // first chunk, connection set-up included, is not a stall).
+                let now = Instant::now();
+                if frame["type"] == "message"
+                    && let Some(previous) = last.insert(id, now)
+                {
+                    let gap = now.duration_since(previous).as_micros() as u64;
+                    worst_gap.fetch_max(gap, Ordering::Relaxed);
+                }
+                match frame["type"].as_str() {
+                    Some("signal") => {
+                        done += 1;
+                        finished.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Some("error") => panic!("error frame: {frame}"),
+                    _ => {}
+                }
+            }
+        })
+    });
+    futures::future::join_all(workers).await;
+    println!(
+        "{} of {n} concurrent streams (upstream chunk every 20 ms) finished in {:.1?}; longest gap between two text frames of one stream: {:.1} ms",
+        finished.load(Ordering::Relaxed),
+        started.elapsed(),
+        worst_gap.load(Ordering::Relaxed) as f64 / 1e3
+    );
+}
+
+/// The fake upstream on its own thread and runtime: the recorded stream (model `bench`), the
+/// same stream with 20 ms between chunks (model `slow`), or one JSON answer.
+fn start_upstream() -> SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind upstream");
+    let address = listener.local_addr().expect("address");
+    listener.set_nonblocking(true).expect("nonblocking");
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        runtime.block_on(async move {
+            let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
+            let app = Router::new()
+                .route("/v1/chat/completions", post(upstream_answer))
+                .route(
+                    "/v1/models",
+                    axum::routing::get(|| async {
+                        r#"{"object":"list","data":[{"id":"bench","object":"model"}]}"#
+                    }),
+                );
+            axum::serve(listener, app).await.expect("upstream");
+        });
+    });
+    address
+}
+
+async fn upstream_answer(body: String) -> Response {
+    let request: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+    if request["stream"] != serde_json::Value::Bool(true) {
+        let whole = serde_json::json!({
+            "id": "chatcmpl-bench", "object": "chat.completion", "created": 1795712512, "model": "smollm2",
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": "1 + 1 = 2 in mathematics."}, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": 37, "completion_tokens": 9, "total_tokens": 46},
+        });
+        return Response::builder()
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(whole.to_string()))
+            .expect("response");
+    }
+    let body = if request["model"] == "slow" {
+        let events: Vec<String> = RECORDED
+            .split("\n\n")
+            .filter(|e| !e.trim().is_empty())
+            .map(|e| format!("{e}\n\n"))
+            .collect();
+        Body::from_stream(futures::stream::iter(events).then(|e| async move {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            Ok::<_, std::convert::Infallible>(e)
+        }))
+    } else {
+        Body::from(RECORDED)
+    };
+    Response::builder()
+        .header(header::CONTENT_TYPE, "text/event-stream")
+        .body(body)
+        .expect("response")
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("port")
+        .local_addr()
+        .expect("port")
+        .port()
+}
+
+/// The `oy3o` binary next to this benchmark (scripts/bench builds it).
+fn oy3o_binary() -> PathBuf {
+    let exe = std::env::current_exe().expect("current exe");
+    let dir = exe.parent().and_then(|d| d.parent()).expect("target dir");
+    let binary = dir.join("oy3o");
+    assert!(
+        binary.exists(),
+        "build the CLI first: cargo build --release -p oy3o-cli"
+    );
+    binary
+}
+
+fn spawn_oy3o(dir: &std::path::Path, upstream: SocketAddr) -> (Child, SocketAddr) {
+    let config = dir.join("oy3o.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "model = \"openai:bench\"\n\n[providers.openai]\nbase_url = \"http://{upstream}/v1\"\napi_key = \"sk-bench\"\nmax_retries = 0\n"
+        ),
+    )
+    .expect("config");
+    let port = free_port();
+    let child = Command::new(oy3o_binary())
+        .args([
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            &port.to_string(),
+            "--config",
+        ])
+        .arg(&config)
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start oy3o serve");
+    (child, SocketAddr::from(([127, 0, 0, 1], port)))
+}
+
+fn spawn_litellm(dir: &std::path::Path, upstream: SocketAddr) -> Option<(Child, SocketAddr)> {
+    let litellm = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|p| p.join("litellm"))
+            .find(|p| p.exists())
+    })?;
+    let config = dir.join("litellm.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "model_list:\n  - model_name: bench\n    litellm_params:\n      model: openai/bench\n      api_base: http://{upstream}/v1\n      api_key: sk-bench\ngeneral_settings:\n  master_key: {BENCH_KEY}\n"
+        ),
+    )
+    .expect("litellm config");
+    let port = free_port();
+    let child = Command::new(litellm)
+        .args(["--config"])
+        .arg(&config)
+        .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(dir.join("litellm.log")).ok()?)
+        .spawn()
+        .ok()?;
+    Some((child, SocketAddr::from(([127, 0, 0, 1], port))))
+}
+
+/// Whether `base` answers `GET /models` within 120 s.
+async fn wait_ready(base: &str) -> bool {
+    let url = format!("{base}/models");
+    let client = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while Instant::now() < deadline {
+        if let Ok(r) = client
+            .get(&url)
+            .header("authorization", BEARER)
+            .send()
+            .await
+            && r.status().is_success()
+        {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    false
+}
+
+/// Resident memory of a process, in KiB, from /proc.
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1).map(str::to_owned))
+        })
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
