@@ -17,16 +17,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use axum::Router;
-use axum::body::Body;
-use axum::http::header;
-use axum::response::Response;
-use axum::routing::post;
 use futures::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::Message;
 
-/// The recorded stream every upstream answer replays (llama-cpp-python 0.3, SmolLM2).
-const RECORDED: &str = include_str!("../../../tests/fixtures/llama-cpp-python-0.3-chat-stream.sse");
 /// The key every request carries (LiteLLM's proxy refuses to start without a master key).
 const BENCH_KEY: &str = "sk-oy3o-bench-5f0c1e9a7d3b42c68e1f";
 const BEARER: &str = "Bearer sk-oy3o-bench-5f0c1e9a7d3b42c68e1f";
@@ -52,14 +45,14 @@ struct Target {
 }
 
 async fn run() {
-    let upstream = start_upstream();
+    let upstream = oy3o_testkit::upstream::Upstream::start(Duration::ZERO).addr();
     let dir = std::env::temp_dir().join(format!("oy3o-load-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
 
-    let mut children = Vec::new();
+    let mut children = Children(Vec::new());
     let ours = spawn_oy3o(&dir, upstream);
     let oy3o_pid = ours.0.id();
-    children.push(ours.0);
+    children.0.push(ours.0);
     let mut targets = vec![
         Target {
             name: "direct",
@@ -79,7 +72,7 @@ async fn run() {
     match spawn_litellm(&dir, upstream) {
         Some((child, address)) if wait_ready(&format!("http://{address}/v1")).await => {
             let pid = child.id();
-            children.push(child);
+            children.0.push(child);
             targets.push(Target {
                 name: "litellm",
                 base: format!("http://{address}/v1"),
@@ -160,11 +153,20 @@ async fn run() {
     idle_connections(&address, oy3o_pid, 10_000).await;
     concurrent_streams(&address, 2_000).await;
 
-    for mut child in children {
-        let _ = child.kill();
-        let _ = child.wait();
-    }
+    drop(children);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The processes under test; killed when dropped, also when a check panics.
+struct Children(Vec<Child>);
+
+impl Drop for Children {
+    fn drop(&mut self) {
+        for child in &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
 }
 
 /// Latencies of one cell.
@@ -440,65 +442,6 @@ async fn concurrent_streams(address: &str, n: usize) {
         started.elapsed(),
         worst_gap.load(Ordering::Relaxed) as f64 / 1e3
     );
-}
-
-/// The fake upstream on its own thread and runtime: the recorded stream (model `bench`), the
-/// same stream with 20 ms between chunks (model `slow`), or one JSON answer.
-fn start_upstream() -> SocketAddr {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind upstream");
-    let address = listener.local_addr().expect("address");
-    listener.set_nonblocking(true).expect("nonblocking");
-    std::thread::spawn(move || {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime");
-        runtime.block_on(async move {
-            let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
-            let app = Router::new()
-                .route("/v1/chat/completions", post(upstream_answer))
-                .route(
-                    "/v1/models",
-                    axum::routing::get(|| async {
-                        r#"{"object":"list","data":[{"id":"bench","object":"model"}]}"#
-                    }),
-                );
-            axum::serve(listener, app).await.expect("upstream");
-        });
-    });
-    address
-}
-
-async fn upstream_answer(body: String) -> Response {
-    let request: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
-    if request["stream"] != serde_json::Value::Bool(true) {
-        let whole = serde_json::json!({
-            "id": "chatcmpl-bench", "object": "chat.completion", "created": 1795712512, "model": "smollm2",
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": "1 + 1 = 2 in mathematics."}, "finish_reason": "stop"}],
-            "usage": {"prompt_tokens": 37, "completion_tokens": 9, "total_tokens": 46},
-        });
-        return Response::builder()
-            .header(header::CONTENT_TYPE, "application/json")
-            .body(Body::from(whole.to_string()))
-            .expect("response");
-    }
-    let body = if request["model"] == "slow" {
-        let events: Vec<String> = RECORDED
-            .split("\n\n")
-            .filter(|e| !e.trim().is_empty())
-            .map(|e| format!("{e}\n\n"))
-            .collect();
-        Body::from_stream(futures::stream::iter(events).then(|e| async move {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-            Ok::<_, std::convert::Infallible>(e)
-        }))
-    } else {
-        Body::from(RECORDED)
-    };
-    Response::builder()
-        .header(header::CONTENT_TYPE, "text/event-stream")
-        .body(body)
-        .expect("response")
 }
 
 fn free_port() -> u16 {

@@ -24,6 +24,7 @@ mod proxy;
 pub mod responses;
 mod server;
 mod socks;
+pub mod upstream;
 
 pub use proxy::HttpProxy;
 pub use server::{FakeServer, NdjsonScript, Part, RecordedRequest, Responder, Scripted, SseScript};

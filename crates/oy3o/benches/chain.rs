@@ -1,4 +1,4 @@
-//! Chain overhead: a 3-stage chain of 100 parallel tasks per stage against a fake server that
+//! Chain overhead: a 3-stage chain of 100 parallel tasks per stage against the test kit's lean keep-alive upstream that
 //! answers after a fixed 50 ms, and one stage of 1,000 tasks. Overhead = a stage's wall time
 //! minus its slowest task (what the engine adds around the branches: scheduling, context
 //! hand-off, collection). Run: `scripts/bench`.
@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use oy3o::{Chain, Config, Credential, ProviderSettings, Task};
-use oy3o_testkit::{FakeServer, openai};
+use oy3o_testkit::upstream::Upstream;
 
 const DELAY: Duration = Duration::from_millis(50);
 
@@ -24,8 +24,7 @@ fn main() {
         .build()
         .expect("runtime");
     rt.block_on(async {
-        let server = FakeServer::start().await;
-        server.fallback(openai::answer(&["an answer of a few words"]).build().delayed(DELAY));
+        let server = Upstream::start(DELAY);
         let mut config = Config {
             model: Some("openai:bench".into()),
             ..Config::default()
@@ -83,8 +82,7 @@ fn main() {
 
         // Per-task cost: the same tasks one at a time against an instant fake, so the time per
         // task is the engine's work plus the fake's and the loopback's, with no waiting.
-        let instant = FakeServer::start().await;
-        instant.fallback(openai::answer(&["an answer of a few words"]).build());
+        let instant = Upstream::start(Duration::ZERO);
         let mut sequential = config.clone();
         sequential.task_concurrency = Some(1);
         if let Some(openai) = sequential.providers.get_mut("openai") {
@@ -123,30 +121,42 @@ fn main() {
                 wall.as_secs_f64() * 1e6 / 1000.0
             );
         }
-        // The floor for a stage: 100 plain reqwest requests at once against the 50 ms fake
-        // (warm pool after the first round), no engine. A stage's wall minus this is what the
-        // engine adds to a stage of 100 parallel tasks.
+        // The peer for a stage: 100 plain reqwest requests spawned at once against the same
+        // 50 ms upstream (warm pool after the first round), no engine, measured the same way:
+        // the wall minus the slowest request's own time.
         let delayed_url = format!("{}/chat/completions", server.base_url());
         for round in 0..4 {
             let started = Instant::now();
-            let requests = (0..100).map(|_| async {
-                client
-                    .post(&delayed_url)
-                    .body(r#"{"model":"bench","stream":true,"messages":[{"role":"user","content":"task"}]}"#)
-                    .send()
-                    .await
-                    .expect("direct request")
-                    .bytes()
-                    .await
-                    .expect("direct body")
-                    .len()
-            });
-            let sizes = futures::future::join_all(requests).await;
-            assert!(sizes.iter().all(|&n| n > 0));
+            let requests: Vec<_> = (0..100)
+                .map(|_| {
+                    let (client, url) = (client.clone(), delayed_url.clone());
+                    tokio::spawn(async move {
+                        let own = Instant::now();
+                        let body = client
+                            .post(&url)
+                            .body(r#"{"model":"bench","stream":true,"messages":[{"role":"user","content":"task"}]}"#)
+                            .send()
+                            .await
+                            .expect("direct request")
+                            .bytes()
+                            .await
+                            .expect("direct body");
+                        assert!(!body.is_empty());
+                        own.elapsed()
+                    })
+                })
+                .collect();
+            let mut slowest = Duration::ZERO;
+            for request in requests {
+                slowest = slowest.max(request.await.expect("request task"));
+            }
+            let wall = started.elapsed();
             println!(
-                "100 plain reqwest requests at once (round {}): {:.2} ms",
+                "  peer, 100 plain reqwest requests at once (round {}): {:.2} ms, slowest request {:.2} ms, overhead over the slowest {:.3} ms",
                 round + 1,
-                started.elapsed().as_secs_f64() * 1e3
+                wall.as_secs_f64() * 1e3,
+                slowest.as_secs_f64() * 1e3,
+                (wall - slowest).as_secs_f64() * 1e3
             );
         }
     });
