@@ -88,6 +88,8 @@ pub(super) struct Answer {
     part_text: String,
     /// Characters of answer text so far (citations point into it).
     chars: u64,
+    /// Sources already reported as `search_result` in this answer.
+    sources: std::collections::HashSet<String>,
     /// `done` arrived: only the title and suggestions may follow.
     pub(super) done: bool,
     challenges: u32,
@@ -135,9 +137,20 @@ impl Answer {
             }
             "citation" => {
                 if let Some(url) = frame.url.filter(|u| !u.is_empty()) {
+                    let title = frame.title.filter(|t| !t.is_empty());
+                    // The original's `search_result`: each source the answer read, once; then
+                    // the `citation` pointing into the text.
+                    if self.sources.insert(url.clone()) {
+                        out.push(Delta::Event(Event::SearchResult(Citation {
+                            url: url.clone(),
+                            title: title.clone(),
+                            start: None,
+                            end: None,
+                        })));
+                    }
                     out.push(Delta::Event(Event::Citation(Citation {
                         url,
-                        title: frame.title.filter(|t| !t.is_empty()),
+                        title,
                         start: Some(self.chars),
                         end: None,
                     })));
@@ -333,11 +346,27 @@ mod tests {
             r#"{"event":"chainOfThought","text":"Thinking"}"#,
             r#"{"event":"appendText","messageId":"b","partId":"0","text":"Héllo"}"#,
             r#"{"event":"citation","url":"https://example.com/a","title":"Example","iconUrl":"x"}"#,
+            r#"{"event":"citation","url":"https://example.com/a","title":"Example","iconUrl":"x"}"#,
         ]);
         assert_eq!(text(&out), "Héllo");
         assert_eq!(out[0], Delta::Event(Event::Reasoning("Thinking".into())));
+        // The source once as a search result, then a citation per mention.
+        let results = out
+            .iter()
+            .filter(|d| matches!(d, Delta::Event(Event::SearchResult(_))))
+            .count();
+        assert_eq!(results, 1);
         assert_eq!(
             out[2],
+            Delta::Event(Event::SearchResult(Citation {
+                url: "https://example.com/a".into(),
+                title: Some("Example".into()),
+                start: None,
+                end: None,
+            }))
+        );
+        assert_eq!(
+            out[3],
             Delta::Event(Event::Citation(Citation {
                 url: "https://example.com/a".into(),
                 title: Some("Example".into()),

@@ -42,6 +42,7 @@ static INFO: ProviderInfo = ProviderInfo {
     key_policy: KeyPolicy::Required,
     events: &[
         "reasoning",
+        "search_result",
         "citation",
         "reply_suggestion",
         "title",
