@@ -206,3 +206,46 @@ def test_the_openai_sdk_streams_and_non_streams_through_our_server(fake):
         assert "bing" in models and "openai:gpt-4o-mini" in models
     finally:
         served.stop()
+
+
+# A notebook's situation: nest_asyncio applied, listen() started inside an already running loop,
+# and a nested asyncio.run() while it serves.
+NESTED_SCRIPT = '''
+import asyncio, json, sys
+import nest_asyncio
+nest_asyncio.apply()
+from oy3opy.ai import Config
+from oy3opy.ai.websocket import listen
+from websockets.sync.client import connect
+
+async def main():
+    bound = {}
+    cfg = Config(providers={"openai": {"base_url": sys.argv[1], "max_retries": 0}}, model="openai:gpt-4o-mini")
+    server = asyncio.ensure_future(listen("127.0.0.1", 0, None, ready=lambda a: bound.setdefault("a", a), config=cfg))
+    asyncio.run(asyncio.sleep(0.1))  # a nested run, as a second notebook cell would do
+    while "a" not in bound:
+        await asyncio.sleep(0.02)
+    ws = connect("ws://" + bound["a"])
+    ws.send(json.dumps({"prompt": "hello"}))
+    text = ""
+    while True:
+        frame = json.loads(ws.recv(timeout=30))
+        if frame["type"] == "message":
+            text += frame["message"]
+        elif frame["type"] != "event":
+            break
+    ws.close()
+    server.cancel()
+    print(text)
+
+asyncio.run(main())
+'''
+
+
+def test_listen_runs_under_nest_asyncio_in_a_running_loop(fake):
+    pytest.importorskip("nest_asyncio")
+    done = subprocess.run(
+        [sys.executable, "-c", NESTED_SCRIPT, fake.base_url], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == RECORDED_ANSWER
