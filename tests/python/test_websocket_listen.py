@@ -249,3 +249,38 @@ def test_listen_runs_under_nest_asyncio_in_a_running_loop(fake):
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == RECORDED_ANSWER
+
+
+def test_the_embedded_local_model_answers_through_the_server(fake):
+    """`local` through both server faces: a WebSocket one-shot and OpenAI-compatible HTTP."""
+    import urllib.request
+
+    served = Served(fake.base_url)
+    try:
+        ws = websockets_sync.connect(f"ws://{served.address}")
+        ws.send(json.dumps({"model": "local:smollm2", "prompt": "What is 1+1?"}))
+        text = ""
+        while True:
+            frame = json.loads(ws.recv(timeout=120))
+            if frame["type"] == "message":
+                text += frame["message"]
+            elif frame["type"] == "error":
+                pytest.fail(f"error frame: {frame}")
+            elif frame["type"] == "signal":
+                break
+        ws.close()
+        assert "2" in text
+
+        request = urllib.request.Request(
+            f"http://{served.address}/v1/chat/completions",
+            data=json.dumps({
+                "model": "local:smollm2",
+                "messages": [{"role": "user", "content": "What is 1+1?"}],
+            }).encode(),
+            headers={"content-type": "application/json"},
+        )
+        reply = json.load(urllib.request.urlopen(request, timeout=120))
+        assert "2" in reply["choices"][0]["message"]["content"]
+        assert not fake.requests, "nothing went to the OpenAI upstream"
+    finally:
+        served.stop()
