@@ -3,22 +3,13 @@
 
 mod common;
 
-use common::{Client, config_for, settings, start, text_of};
+use common::{Client, config_for, echo, settings, start, text_of};
 use oy3o_server::{Server, Settings, Token};
-use oy3o_testkit::{FakeServer, Scripted, openai};
+use oy3o_testkit::{FakeServer, Scripted};
 use serde_json::json;
 use tokio_tungstenite::tungstenite::Error as WsError;
 
 const TOKEN: &str = "t0ken-with/+and=";
-
-async fn echo() -> FakeServer {
-    let fake = FakeServer::start().await;
-    fake.respond(|r| {
-        let answer = format!("ANSWER({})", openai::prompt_of(r));
-        openai::answer(&[answer.as_str()]).build()
-    });
-    fake
-}
 
 fn with_token() -> Settings {
     Settings {
