@@ -1,8 +1,9 @@
 //! One-off prompts: [`exec`] streams, [`exec_once`] waits. No history is kept.
 
 use crate::chat::Chat;
-use crate::config::Config;
-use crate::error::Result;
+use crate::config::{Config, Options, Target};
+use crate::error::{Error, Result};
+use crate::listener::Listeners;
 use crate::reply::Reply;
 
 /// Sends one prompt with an optional context to `model` (or the config's default) and streams
@@ -20,21 +21,40 @@ use crate::reply::Reply;
 /// # Ok(()) }
 /// ```
 pub fn exec(prompt: &str, context: Option<&str>, model: Option<&str>, config: &Config) -> Reply {
-    let targets = match config.resolve_all(model) {
+    exec_on(
+        prompt,
+        context,
+        config.resolve_all(model).as_deref(),
+        &config.listeners,
+        &Options::default(),
+    )
+}
+
+/// [`exec`] on models already resolved (or the error resolving them gave): what the task
+/// runner calls with its per-model cache, so a stage of 100 tasks on one model resolves it
+/// once. `listeners` hear a resolution failure; `options` apply to this turn only.
+pub(crate) fn exec_on(
+    prompt: &str,
+    context: Option<&str>,
+    targets: std::result::Result<&[Target], &Error>,
+    listeners: &Listeners,
+    options: &Options,
+) -> Reply {
+    let targets = match targets {
         Ok(t) => t,
-        Err(e) => return Reply::failed(e, config.listeners.clone()),
+        Err(e) => return Reply::failed(e.clone(), listeners.clone()),
     };
-    let chat = match Chat::open_targets(&targets) {
+    let chat = match Chat::open_targets(targets) {
         Ok(c) => c,
         Err(e) => {
-            let listeners = targets.first().map_or(&config.listeners, |t| &t.listeners);
+            let listeners = targets.first().map_or(listeners, |t| &t.listeners);
             return Reply::failed(e, listeners.clone());
         }
     };
     if let Some(context) = context {
         chat.update(context);
     }
-    chat.send(prompt)
+    chat.send_with(prompt, options)
 }
 
 /// Like [`exec`], waiting for the whole answer.

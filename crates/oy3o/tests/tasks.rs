@@ -76,6 +76,39 @@ async fn no_more_tasks_run_at_once_than_the_concurrency_bound() {
 }
 
 #[tokio::test]
+async fn a_chain_stage_runs_no_more_tasks_at_once_than_the_concurrency_bound() {
+    let server = fake().await;
+    let mut config = config_for(&server);
+    config.task_concurrency = Some(3);
+    let stage = (0..12).map(|i| task(&format!("wait {i}"))).collect();
+    let stages = oy3o::exec_tasks_chain_once(Chain::from(vec![stage]), &config)
+        .await
+        .unwrap();
+    assert_eq!(stages[0].failed, 0);
+    assert_eq!(server.max_in_flight(), 3);
+}
+
+#[tokio::test]
+async fn tasks_on_a_model_that_does_not_resolve_each_fail_with_its_error() {
+    let server = fake().await;
+    let config = config_for(&server);
+    let tasks = vec![
+        Task::new(Some("nosuch:model"), "a"),
+        task("b"),
+        Task::new(Some("nosuch:model"), "c"),
+    ];
+    let results = oy3o::exec_tasks_once(tasks, &config).await;
+    let failed: Vec<_> = results.iter().filter(|r| !r.is_ok()).collect();
+    assert_eq!(failed.len(), 2);
+    for r in failed {
+        let e = r.error.as_ref().unwrap();
+        assert_eq!(e.code(), ErrorCode::NotFound);
+        assert!(e.message().contains("nosuch"), "{}", e.message());
+    }
+    assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 1);
+}
+
+#[tokio::test]
 async fn a_failing_task_reports_its_error_and_leaves_the_others_intact() {
     let server = fake().await;
     let mut config = config_for(&server);

@@ -8,7 +8,7 @@ use futures::StreamExt;
 use futures::stream::{self, BoxStream};
 use serde_json::json;
 
-use super::run::{concurrency, spawn_task};
+use super::run::{Models, Run, concurrency, spawn_task};
 use super::{Chain, TaskResult, template};
 use crate::config::Config;
 use crate::error::{Error, ErrorCode, Result};
@@ -62,6 +62,10 @@ pub fn exec_tasks_chain(chain: Chain, config: &Config) -> BoxStream<'static, Res
     Box::pin(async_stream::try_stream! {
         template::validate(&chain)?;
         let limit = concurrency(&config);
+        let models = Arc::new(Models::resolve(
+            &config,
+            chain.stages.iter().flat_map(|stage| stage.tasks.iter()),
+        ));
         let total = chain.stages.len();
         let mut answers: HashMap<String, Option<String>> = HashMap::new();
         let mut previous = String::new();
@@ -72,17 +76,22 @@ pub fn exec_tasks_chain(chain: Chain, config: &Config) -> BoxStream<'static, Res
                 message: json!({ "stage": s, "stages": total, "tasks": stage.tasks.len() }),
             });
             let n = stage.tasks.len();
+            let run = Run { config: config.clone(), models: models.clone(), stage: Some(s) };
+            // Rendered up front (the answers so far are borrowed here), spawned lazily: a task
+            // starts only when `buffer_unordered` has a free slot, so the bound holds.
             let jobs: Vec<_> = stage
                 .tasks
                 .into_iter()
                 .enumerate()
                 .map(|(i, task)| {
                     let rendered = render(&task, &answers, &previous);
-                    spawn_task(config.clone(), Some(s), i, task, rendered)
+                    (i, task, rendered)
                 })
                 .collect();
             let mut slots: Vec<Option<TaskResult>> = (0..n).map(|_| None).collect();
-            let mut running = stream::iter(jobs).buffer_unordered(limit);
+            let mut running = stream::iter(jobs)
+                .map(|(i, task, rendered)| spawn_task(run.clone(), i, task, rendered))
+                .buffer_unordered(limit);
             while let Some(result) = running.next().await {
                 let i = result.index;
                 slots[i] = Some(result);

@@ -1,5 +1,6 @@
 //! Running tasks concurrently, bounded, with per-task events.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -11,7 +12,7 @@ use futures::stream::{self, BoxStream};
 use serde_json::json;
 
 use super::{Task, TaskResult};
-use crate::config::{Config, Options};
+use crate::config::{Config, Options, Target};
 use crate::error::{Error, ErrorCode};
 use crate::event::Event;
 
@@ -37,12 +38,18 @@ pub const DEFAULT_CONCURRENCY: usize = 16;
 /// ```
 pub fn exec_tasks(tasks: Vec<Task>, config: &Config) -> BoxStream<'static, TaskResult> {
     let config = Arc::new(config.clone());
+    let models = Arc::new(Models::resolve(&config, &tasks));
     let limit = concurrency(&config);
     stream::iter(tasks.into_iter().enumerate())
         .map(move |(index, task)| {
             let prompt = task.prompt.clone();
             let context = task.context.clone();
-            spawn_task(config.clone(), None, index, task, Ok((prompt, context)))
+            let run = Run {
+                config: config.clone(),
+                models: models.clone(),
+                stage: None,
+            };
+            spawn_task(run, index, task, Ok((prompt, context)))
         })
         .buffer_unordered(limit)
         .boxed()
@@ -51,6 +58,56 @@ pub fn exec_tasks(tasks: Vec<Task>, config: &Config) -> BoxStream<'static, TaskR
 /// Runs all tasks and returns every result, in completion order.
 pub async fn exec_tasks_once(tasks: Vec<Task>, config: &Config) -> Vec<TaskResult> {
     exec_tasks(tasks, config).collect().await
+}
+
+/// The models a batch of tasks names, each resolved once (alias, provider section,
+/// environment, credential) before the tasks start: a stage of 100 tasks on one model resolved
+/// it 100 times before, ~15,000 instructions each. A model that fails to resolve keeps its
+/// error, and each task on it fails with that error as it did.
+pub(super) struct Models {
+    default: Option<Result<Vec<Target>, Error>>,
+    named: HashMap<String, Result<Vec<Target>, Error>>,
+}
+
+impl Models {
+    /// Resolves every distinct model of `tasks` against `config`.
+    pub(super) fn resolve<'a>(config: &Config, tasks: impl IntoIterator<Item = &'a Task>) -> Self {
+        let mut models = Self {
+            default: None,
+            named: HashMap::new(),
+        };
+        for task in tasks {
+            match task.model.as_deref() {
+                None if models.default.is_none() => {
+                    models.default = Some(config.resolve_all(None));
+                }
+                Some(name) if !models.named.contains_key(name) => {
+                    models
+                        .named
+                        .insert(name.to_owned(), config.resolve_all(Some(name)));
+                }
+                _ => {}
+            }
+        }
+        models
+    }
+
+    /// The targets of `model` (or the error resolving it), if it was among the tasks given.
+    fn get(&self, model: Option<&str>) -> Option<Result<&[Target], &Error>> {
+        match model {
+            None => self.default.as_ref(),
+            Some(name) => self.named.get(name),
+        }
+        .map(Result::as_deref)
+    }
+}
+
+/// What every task of one run shares: the config, its resolved models, the stage.
+#[derive(Clone)]
+pub(super) struct Run {
+    pub(super) config: Arc<Config>,
+    pub(super) models: Arc<Models>,
+    pub(super) stage: Option<usize>,
 }
 
 pub(super) fn concurrency(config: &Config) -> usize {
@@ -64,15 +121,14 @@ pub(super) fn concurrency(config: &Config) -> usize {
 /// streams in parallel instead of all on the consumer's task. The returned future aborts the
 /// spawned task when dropped, so dropping a task stream still cancels every running task.
 pub(super) fn spawn_task(
-    config: Arc<Config>,
-    stage: Option<usize>,
+    run: Run,
     index: usize,
     task: Task,
     rendered: Result<(String, Option<String>), Error>,
 ) -> SpawnedTask {
     let stand_in = (index, task.clone());
     SpawnedTask {
-        handle: tokio::spawn(run_task(config, stage, index, task, rendered)),
+        handle: tokio::spawn(run_task(run, index, task, rendered)),
         stand_in: Some(stand_in),
     }
 }
@@ -121,8 +177,11 @@ impl Drop for SpawnedTask {
 /// Runs one task with its (already rendered) prompt and context, or fails it with the
 /// rendering error.
 pub(super) async fn run_task(
-    config: Arc<Config>,
-    stage: Option<usize>,
+    Run {
+        config,
+        models,
+        stage,
+    }: Run,
     index: usize,
     task: Task,
     rendered: Result<(String, Option<String>), Error>,
@@ -156,19 +215,21 @@ pub(super) async fn run_task(
                 max_tokens: result.task.max_tokens,
                 ..Options::default()
             };
-            let call = if options == Options::default() {
-                config.clone()
-            } else {
-                Arc::new(config.overlay(&Config {
-                    options,
-                    ..Config::default()
-                }))
+            let model = result.task.model.as_deref();
+            let fresh;
+            let targets = match models.get(model) {
+                Some(known) => known,
+                None => {
+                    fresh = config.resolve_all(model);
+                    fresh.as_deref()
+                }
             };
-            let mut reply = crate::exec(
+            let mut reply = crate::exec::exec_on(
                 &prompt,
                 context.as_deref(),
-                result.task.model.as_deref(),
-                &call,
+                targets,
+                &config.listeners,
+                &options,
             );
             let collect = async {
                 while let Some(chunk) = reply.next().await {

@@ -333,6 +333,52 @@ pub fn request_headers(
     headers
 }
 
+/// A provider's request URL, parsed once when its session opens rather than on every send:
+/// `client.post(&str)` parses the URL (and checks the host through IDNA) each time, about
+/// 20,000 instructions per request in a callgrind profile, a tenth of a whole answer's cost.
+/// A URL that does not parse is kept as text, so its send fails as before, with reqwest's
+/// message.
+///
+/// ```
+/// use oy3o::transport::http::RequestUrl;
+/// let url = RequestUrl::new("http://127.0.0.1:8080/v1/chat/completions".into());
+/// assert_eq!(url.as_str(), "http://127.0.0.1:8080/v1/chat/completions");
+/// ```
+#[derive(Clone, Debug)]
+pub struct RequestUrl(Parsed);
+
+#[derive(Clone, Debug)]
+enum Parsed {
+    Url(reqwest::Url),
+    Text(String),
+}
+
+impl RequestUrl {
+    /// Parses `url` now; a bad one fails when sent.
+    pub fn new(url: String) -> Self {
+        match reqwest::Url::parse(&url) {
+            Ok(parsed) => Self(Parsed::Url(parsed)),
+            Err(_) => Self(Parsed::Text(url)),
+        }
+    }
+
+    /// A `POST` to this URL.
+    pub fn post(&self, client: &reqwest::Client) -> RequestBuilder {
+        match &self.0 {
+            Parsed::Url(url) => client.post(url.clone()),
+            Parsed::Text(text) => client.post(text),
+        }
+    }
+
+    /// The URL as text.
+    pub fn as_str(&self) -> &str {
+        match &self.0 {
+            Parsed::Url(url) => url.as_str(),
+            Parsed::Text(text) => text,
+        }
+    }
+}
+
 /// The URL of an API route: `base` + `version` + `path`, without doubling the version when the
 /// base already ends with it, so both forms of a base URL work.
 ///

@@ -13,7 +13,7 @@ use crate::provider::{
     CompletionRequest, Completions, DeltaStream, HistorySession, KeyPolicy, Provider, ProviderInfo,
     Session,
 };
-use crate::transport::http::{Upstream, endpoint};
+use crate::transport::http::{RequestUrl, Upstream, endpoint};
 use crate::transport::sse;
 
 /// The Anthropic provider.
@@ -52,7 +52,7 @@ impl Provider for Anthropic {
 /// One configured Messages endpoint.
 struct Messages {
     upstream: Upstream,
-    url: String,
+    url: RequestUrl,
     request: request::RequestShape,
 }
 
@@ -65,7 +65,7 @@ impl Messages {
             .unwrap_or_default();
         Ok(Self {
             upstream: Upstream::for_target(INFO.name, target, request::read_error)?,
-            url: endpoint(base, "/v1", "/messages"),
+            url: RequestUrl::new(endpoint(base, "/v1", "/messages")),
             request: request::RequestShape::new(target),
         })
     }
@@ -78,7 +78,7 @@ impl Completions for Messages {
         let headers = self.request.headers.clone();
         let upstream = self.upstream.clone();
         self.upstream.answer(
-            move |client| client.post(&url).headers(headers.clone()).json(&body),
+            move |client| url.post(client).headers(headers.clone()).json(&body),
             move |response| stream::deltas(upstream.sse(response)),
         )
     }

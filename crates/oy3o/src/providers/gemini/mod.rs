@@ -14,7 +14,7 @@ use crate::provider::{
     CompletionRequest, Completions, DeltaStream, HistorySession, KeyPolicy, Provider, ProviderInfo,
     Session,
 };
-use crate::transport::http::{Upstream, endpoint};
+use crate::transport::http::{RequestUrl, Upstream, endpoint};
 use crate::transport::sse;
 
 /// The Gemini provider.
@@ -53,7 +53,7 @@ impl Provider for Gemini {
 /// One configured `streamGenerateContent` endpoint.
 struct GenerateContent {
     upstream: Upstream,
-    url: String,
+    url: RequestUrl,
     request: request::RequestShape,
 }
 
@@ -67,11 +67,11 @@ impl GenerateContent {
         let model = target.model.trim_start_matches("models/");
         Ok(Self {
             upstream: Upstream::for_target(INFO.name, target, request::read_error)?,
-            url: endpoint(
+            url: RequestUrl::new(endpoint(
                 base,
                 "/v1beta",
                 &format!("/models/{model}:streamGenerateContent?alt=sse"),
-            ),
+            )),
             request: request::RequestShape::new(target),
         })
     }
@@ -84,7 +84,7 @@ impl Completions for GenerateContent {
         let headers = self.request.headers.clone();
         let upstream = self.upstream.clone();
         self.upstream.answer(
-            move |client| client.post(&url).headers(headers.clone()).json(&body),
+            move |client| url.post(client).headers(headers.clone()).json(&body),
             move |response| stream::deltas(upstream.sse(response)),
         )
     }

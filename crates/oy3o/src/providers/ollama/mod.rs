@@ -14,7 +14,7 @@ use crate::provider::{
     CompletionRequest, Completions, DeltaStream, HistorySession, KeyPolicy, Provider, ProviderInfo,
     Session,
 };
-use crate::transport::http::{Upstream, endpoint};
+use crate::transport::http::{RequestUrl, Upstream, endpoint};
 use crate::transport::ndjson;
 
 /// The Ollama provider.
@@ -46,7 +46,7 @@ impl Provider for Ollama {
 /// One configured `/api/chat` endpoint.
 struct Chat {
     upstream: Upstream,
-    url: String,
+    url: RequestUrl,
     request: request::RequestShape,
 }
 
@@ -61,7 +61,7 @@ impl Chat {
         );
         Ok(Self {
             upstream: Upstream::for_target(INFO.name, target, request::read_error)?,
-            url: endpoint(&base, "/api", "/chat"),
+            url: RequestUrl::new(endpoint(&base, "/api", "/chat")),
             request: request::RequestShape::new(target),
         })
     }
@@ -74,7 +74,7 @@ impl Completions for Chat {
         let headers = self.request.headers.clone();
         let upstream = self.upstream.clone();
         self.upstream.answer(
-            move |client| client.post(&url).headers(headers.clone()).json(&body),
+            move |client| url.post(client).headers(headers.clone()).json(&body),
             move |response| stream::deltas(upstream.ndjson(response)),
         )
     }

@@ -16,7 +16,7 @@ use crate::provider::{
     CompletionRequest, Completions, DeltaStream, HistorySession, KeyPolicy, Provider, ProviderInfo,
     Session,
 };
-use crate::transport::http::Upstream;
+use crate::transport::http::{RequestUrl, Upstream};
 use crate::transport::sse;
 
 /// The OpenAI-compatible provider.
@@ -67,7 +67,7 @@ fn base_url(target: &Target) -> String {
 /// One configured Chat Completions endpoint.
 struct ChatCompletions {
     upstream: Upstream,
-    url: String,
+    url: RequestUrl,
     request: request::RequestShape,
 }
 
@@ -76,7 +76,7 @@ impl ChatCompletions {
         let base = base_url(target);
         Ok(Self {
             upstream: Upstream::for_target(INFO.name, target, request::read_error)?,
-            url: format!("{}/chat/completions", base.trim_end_matches('/')),
+            url: RequestUrl::new(format!("{}/chat/completions", base.trim_end_matches('/'))),
             request: request::RequestShape::new(target, &base),
         })
     }
@@ -89,7 +89,7 @@ impl Completions for ChatCompletions {
         let headers = self.request.headers.clone();
         let upstream = self.upstream.clone();
         self.upstream.answer(
-            move |client| client.post(&url).headers(headers.clone()).json(&body),
+            move |client| url.post(client).headers(headers.clone()).json(&body),
             move |response| stream::deltas(upstream.sse(response)),
         )
     }

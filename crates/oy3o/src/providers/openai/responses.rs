@@ -11,14 +11,14 @@ use crate::config::Target;
 use crate::error::Result;
 use crate::message::Role;
 use crate::provider::{CompletionRequest, Completions, DeltaStream};
-use crate::transport::http::Upstream;
+use crate::transport::http::{RequestUrl, Upstream};
 
 pub(super) use stream::deltas;
 
 /// One configured Responses endpoint.
 pub(super) struct Responses {
     upstream: Upstream,
-    url: String,
+    url: RequestUrl,
     model: String,
     headers: HeaderMap,
 }
@@ -28,7 +28,7 @@ impl Responses {
         let base = super::base_url(target);
         Ok(Self {
             upstream: Upstream::for_target(super::INFO.name, target, super::request::read_error)?,
-            url: format!("{}/responses", base.trim_end_matches('/')),
+            url: RequestUrl::new(format!("{}/responses", base.trim_end_matches('/'))),
             model: target.model.clone(),
             headers: super::request::headers(target),
         })
@@ -70,7 +70,7 @@ impl Completions for Responses {
         let headers = self.headers.clone();
         let upstream = self.upstream.clone();
         self.upstream.answer(
-            move |client| client.post(&url).headers(headers.clone()).json(&body),
+            move |client| url.post(client).headers(headers.clone()).json(&body),
             move |response| deltas(upstream.sse(response)),
         )
     }
