@@ -1,10 +1,10 @@
 //! What every handler shares: the engine config, the settings, the metrics, the named chains
 //! and the shutdown signal.
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, RwLock};
 
-use oy3o::{Chain, Config};
+use oy3o::{Chain, Config, Target};
 use tokio_util::sync::CancellationToken;
 
 use crate::error::{Error, Result};
@@ -23,7 +23,13 @@ pub(crate) struct AppState {
     pub chains: BTreeMap<String, Chain>,
     /// Cancelled when the server shuts down: WebSocket connections close on it.
     pub shutdown: CancellationToken,
+    /// Models already resolved against `config`, by the name a request gave.
+    resolved: RwLock<HashMap<Option<String>, Arc<[Target]>>>,
 }
+
+/// How many model names [`AppState::targets`] remembers; names past it resolve per request, so
+/// clients naming endless models cannot grow the server's memory.
+const RESOLVED_MODELS: usize = 256;
 
 impl AppState {
     /// Loads the named chains; a broken chain file stops the start with its error.
@@ -40,7 +46,31 @@ impl AppState {
             metrics: Metrics::default(),
             chains,
             shutdown: CancellationToken::new(),
+            resolved: RwLock::default(),
         }))
+    }
+
+    /// The targets of `model` (or the default) against the server's own config, resolved once
+    /// per name and then shared: the config does not change while the server runs, and
+    /// resolving (aliases, provider section, environment, credential) cost ~7,000 instructions
+    /// per request in callgrind. Failures are not remembered: each gets its own fresh error.
+    /// Requests with the client's own credential or proxy resolve on their own config.
+    pub(crate) fn targets(&self, model: Option<&str>) -> oy3o::Result<Arc<[Target]>> {
+        let key = model.map(str::to_owned);
+        if let Some(known) = self
+            .resolved
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&key)
+        {
+            return Ok(known.clone());
+        }
+        let targets: Arc<[Target]> = self.config.resolve_all(model)?.into();
+        let mut resolved = self.resolved.write().unwrap_or_else(|p| p.into_inner());
+        if resolved.len() < RESOLVED_MODELS {
+            resolved.insert(key, targets.clone());
+        }
+        Ok(targets)
     }
 
     /// The models a client can name: the default, aliases, extra listed models, each

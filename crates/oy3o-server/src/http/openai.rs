@@ -224,16 +224,17 @@ pub(crate) async fn completions(State(state): State<Arc<AppState>>, body: Bytes)
                 return api_error(StatusCode::NOT_FOUND, "not_found", &m);
             }
         },
-        None => match start(&state.config, model.as_deref(), conversation, &options) {
+        None => match start(&state, model.as_deref(), conversation, &options) {
             Ok(reply) => reply,
             Err(e) => return engine_error(&state, &e),
         },
     };
     let shown_model = model.unwrap_or_else(|| {
         state
-            .config
-            .resolve(None)
-            .map_or_else(|_| "default".into(), |t| t.reference.to_string())
+            .targets(None)
+            .ok()
+            .and_then(|t| t.first().map(|t| t.reference.to_string()))
+            .unwrap_or_else(|| "default".into())
     });
     let meta = Meta {
         id: completion_id(),
@@ -255,12 +256,12 @@ pub(crate) async fn completions(State(state): State<Arc<AppState>>, body: Bytes)
 /// Starts the answer: through a chat (fallbacks apply) when there is no history, else on the
 /// first model with the history restored.
 fn start(
-    config: &Config,
+    state: &AppState,
     model: Option<&str>,
     c: Conversation,
     options: &Options,
 ) -> oy3o::Result<Reply> {
-    let targets = config.resolve_all(model)?;
+    let targets = state.targets(model)?;
     if c.history.is_empty() {
         let chat = Chat::open_targets(&targets)?;
         if let Some(context) = c.context {
