@@ -69,7 +69,15 @@ async fn run() {
             pid: Some(oy3o_pid),
         },
     ];
-    match spawn_litellm(&dir, upstream) {
+    targets.push(Target {
+        name: "bare hop",
+        base: format!("http://{}/v1", start_bare_hop(upstream)),
+        model: "bench",
+        websocket: false,
+        pid: None,
+    });
+    let quick = std::env::var_os("OY3O_BENCH_QUICK").is_some();
+    match spawn_litellm(&dir, upstream).filter(|_| !quick) {
         Some((child, address)) if wait_ready(&format!("http://{address}/v1")).await => {
             let pid = child.id();
             children.0.push(child);
@@ -107,7 +115,8 @@ async fn run() {
         "| target | mode | concurrency | P50 | P99 | added P50 | added P99 | first chunk P50 | req/s |"
     );
     println!("|---|---|---:|---:|---:|---:|---:|---:|---:|");
-    for concurrency in [1, 32, 64] {
+    let levels: &[usize] = if quick { &[1, 32] } else { &[1, 32, 64] };
+    for &concurrency in levels {
         for stream in [false, true] {
             let mut direct: Option<Stats> = None;
             for t in &targets {
@@ -149,6 +158,9 @@ async fn run() {
                 rss_kib(pid) as f64 / 1024.0
             );
         }
+    }
+    if quick {
+        return;
     }
     idle_connections(&address, oy3o_pid, 10_000).await;
     concurrent_streams(&address, 2_000).await;
@@ -449,8 +461,12 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// The `oy3o` binary next to this benchmark (scripts/bench builds it).
+/// The `oy3o` binary next to this benchmark (scripts/bench builds it), or the one
+/// `OY3O_BENCH_BINARY` names (to compare two builds in turn).
 fn oy3o_binary() -> PathBuf {
+    if let Some(given) = std::env::var_os("OY3O_BENCH_BINARY") {
+        return PathBuf::from(given);
+    }
     let exe = std::env::current_exe().expect("current exe");
     let dir = exe.parent().and_then(|d| d.parent()).expect("target dir");
     let binary = dir.join("oy3o");
@@ -486,6 +502,69 @@ fn spawn_oy3o(dir: &std::path::Path, upstream: SocketAddr) -> (Child, SocketAddr
         .spawn()
         .expect("start oy3o serve");
     (child, SocketAddr::from(([127, 0, 0, 1], port)))
+}
+
+/// The floor of any proxy on this machine: a bare axum server (its own thread, a 2-worker
+/// runtime like `oy3o serve`'s) that hands each request body to the upstream with one shared
+/// reqwest client and streams the answer back, with no engine, no parsing, no metrics. What it
+/// adds over the direct call is what one more loopback HTTP hop costs here.
+fn start_bare_hop(upstream: SocketAddr) -> SocketAddr {
+    use axum::body::{Body, Bytes};
+    use axum::http::{StatusCode, header};
+    use axum::response::{IntoResponse, Response};
+    use axum::routing::{get, post};
+
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind loopback");
+    let address = listener.local_addr().expect("local address");
+    listener.set_nonblocking(true).expect("non-blocking");
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("bare hop runtime");
+        runtime.block_on(async move {
+            let client = reqwest::Client::builder()
+                .tcp_nodelay(true)
+                .build()
+                .expect("client");
+            let url: reqwest::Url = format!("http://{upstream}/v1/chat/completions")
+                .parse()
+                .expect("url");
+            let forward = move |body: Bytes| {
+                let (client, url) = (client.clone(), url.clone());
+                async move {
+                    let sent = client
+                        .post(url)
+                        .header(header::CONTENT_TYPE, "application/json")
+                        .body(body)
+                        .send()
+                        .await;
+                    match sent {
+                        Ok(answer) => {
+                            let kind = answer.headers().get(header::CONTENT_TYPE).cloned();
+                            let mut response =
+                                Response::new(Body::from_stream(answer.bytes_stream()));
+                            if let Some(kind) = kind {
+                                response.headers_mut().insert(header::CONTENT_TYPE, kind);
+                            }
+                            response
+                        }
+                        Err(e) => (StatusCode::BAD_GATEWAY, e.to_string()).into_response(),
+                    }
+                }
+            };
+            let app = axum::Router::new()
+                .route("/v1/chat/completions", post(forward))
+                .route(
+                    "/v1/models",
+                    get(|| async { r#"{"object":"list","data":[]}"# }),
+                );
+            let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
+            let _ = axum::serve(listener, app).await;
+        });
+    });
+    address
 }
 
 fn spawn_litellm(dir: &std::path::Path, upstream: SocketAddr) -> Option<(Child, SocketAddr)> {

@@ -20,6 +20,53 @@ fn stage_of(n: usize) -> Vec<Task> {
         .collect()
 }
 
+/// How many times the 3-stage chain (and the peer's 3 rounds) run.
+const RUNS: usize = 6;
+
+/// The peer for a stage: 100 plain reqwest requests spawned at once against the same 50 ms
+/// upstream, no engine, measured the same way: the wall minus the slowest request's own time
+/// (ms).
+async fn peer_round(client: &reqwest::Client, url: &str) -> f64 {
+    let started = Instant::now();
+    let requests: Vec<_> = (0..100)
+        .map(|_| {
+            let (client, url) = (client.clone(), url.to_owned());
+            tokio::spawn(async move {
+                let own = Instant::now();
+                let body = client
+                    .post(&url)
+                    .body(PLAIN_REQUEST)
+                    .send()
+                    .await
+                    .expect("direct request")
+                    .bytes()
+                    .await
+                    .expect("direct body");
+                assert!(!body.is_empty());
+                own.elapsed()
+            })
+        })
+        .collect();
+    let mut slowest = Duration::ZERO;
+    for request in requests {
+        slowest = slowest.max(request.await.expect("request task"));
+    }
+    (started.elapsed() - slowest).as_secs_f64() * 1e3
+}
+
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values.get(values.len() / 2).copied().unwrap_or(0.0)
+}
+
+fn show(values: &[f64]) -> String {
+    values
+        .iter()
+        .map(|v| format!("{v:.2}"))
+        .collect::<Vec<_>>()
+        .join(" / ")
+}
+
 fn main() {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -58,28 +105,61 @@ fn main() {
             *w = 0;
         });
 
-        for (label, shape, bound) in [
-            ("3 stages x 100 tasks", vec![100, 100, 100], 100),
-            ("1 stage x 1000 tasks", vec![1000], 256),
-        ] {
-            config.task_concurrency = Some(bound);
+        // The 3-stage chain and the peer in turns, so both see the same machine state (other
+        // builds share these 2 cores), then medians over every stage and every peer round.
+        let client = reqwest::Client::new();
+        let delayed_url = format!("{}/chat/completions", server.base_url());
+        let (mut ours, mut peers) = (Vec::new(), Vec::new());
+        for run in 0..RUNS {
+            config.task_concurrency = Some(100);
             stages.lock().unwrap().clear();
-            let chain = Chain::from(shape.iter().map(|&n| stage_of(n)).collect::<Vec<_>>());
+            let chain = Chain::from(vec![stage_of(100), stage_of(100), stage_of(100)]);
             let started = Instant::now();
             let result = oy3o::exec_tasks_chain_once(chain, &config).await.expect("chain");
             let wall = started.elapsed();
             let failed: usize = result.iter().map(|s| s.failed).sum();
-            println!("{label} (concurrency {bound}, answer delay {DELAY:?}): wall {wall:.1?}, failed {failed}");
-            for (i, (elapsed, slow)) in stages.lock().unwrap().iter().enumerate() {
-                println!(
-                    "  stage {}: {:.2} ms, slowest task {:.2} ms, overhead over the slowest branch {:.3} ms",
-                    i + 1,
-                    *elapsed as f64 / 1e3,
-                    *slow as f64 / 1e3,
-                    elapsed.saturating_sub(*slow) as f64 / 1e3
-                );
+            let overheads: Vec<f64> = stages
+                .lock()
+                .unwrap()
+                .iter()
+                .map(|(elapsed, slow)| elapsed.saturating_sub(*slow) as f64 / 1e3)
+                .collect();
+            let mut peer_rounds = Vec::new();
+            for _ in 0..3 {
+                peer_rounds.push(peer_round(&client, &delayed_url).await);
+            }
+            println!(
+                "run {}: 3 stages x 100 tasks (concurrency 100, answer delay {DELAY:?}): wall {wall:.1?}, failed {failed}, \
+                 overhead per stage over its slowest branch {} ms; peer, 100 plain requests at once: {} ms",
+                run + 1,
+                show(&overheads),
+                show(&peer_rounds)
+            );
+            // The first run opens the connections (both pools start cold): left out of the medians.
+            if run > 0 {
+                ours.extend(overheads);
+                peers.extend(peer_rounds);
             }
         }
+        let (ours, peer) = (median(&mut ours), median(&mut peers));
+        println!(
+            "medians over runs 2-{RUNS}: chain {ours:.3} ms per stage, peer {peer:.3} ms per 100-request fan-out, \
+             engine's own share {:.3} ms per stage ({:.1} µs per task)",
+            ours - peer,
+            (ours - peer) * 1e3 / 100.0
+        );
+
+        config.task_concurrency = Some(256);
+        stages.lock().unwrap().clear();
+        let started = Instant::now();
+        let result = oy3o::exec_tasks_chain_once(Chain::from(vec![stage_of(1000)]), &config)
+            .await
+            .expect("chain");
+        let failed: usize = result.iter().map(|s| s.failed).sum();
+        println!(
+            "1 stage x 1000 tasks (concurrency 256, answer delay {DELAY:?}): wall {:.1?}, failed {failed} (ideal: 4 waves x 50 ms = 200 ms)",
+            started.elapsed()
+        );
 
         // Per-task cost: the same tasks one at a time against an instant fake, so the time per
         // task is the engine's work plus the fake's and the loopback's, with no waiting.
@@ -100,7 +180,6 @@ fn main() {
             );
         }
         // The floor: the same request with a plain reqwest client, no engine.
-        let client = reqwest::Client::new();
         let url = format!("{}/chat/completions", instant.base_url());
         for _ in 0..2 {
             let started = Instant::now();
@@ -120,44 +199,6 @@ fn main() {
             println!(
                 "1000 plain reqwest requests one at a time: {wall:.1?}, {:.1} µs per request",
                 wall.as_secs_f64() * 1e6 / 1000.0
-            );
-        }
-        // The peer for a stage: 100 plain reqwest requests spawned at once against the same
-        // 50 ms upstream (warm pool after the first round), no engine, measured the same way:
-        // the wall minus the slowest request's own time.
-        let delayed_url = format!("{}/chat/completions", server.base_url());
-        for round in 0..4 {
-            let started = Instant::now();
-            let requests: Vec<_> = (0..100)
-                .map(|_| {
-                    let (client, url) = (client.clone(), delayed_url.clone());
-                    tokio::spawn(async move {
-                        let own = Instant::now();
-                        let body = client
-                            .post(&url)
-                            .body(PLAIN_REQUEST)
-                            .send()
-                            .await
-                            .expect("direct request")
-                            .bytes()
-                            .await
-                            .expect("direct body");
-                        assert!(!body.is_empty());
-                        own.elapsed()
-                    })
-                })
-                .collect();
-            let mut slowest = Duration::ZERO;
-            for request in requests {
-                slowest = slowest.max(request.await.expect("request task"));
-            }
-            let wall = started.elapsed();
-            println!(
-                "  peer, 100 plain reqwest requests at once (round {}): {:.2} ms, slowest request {:.2} ms, overhead over the slowest {:.3} ms",
-                round + 1,
-                wall.as_secs_f64() * 1e3,
-                slowest.as_secs_f64() * 1e3,
-                (wall - slowest).as_secs_f64() * 1e3
             );
         }
     });
