@@ -354,9 +354,36 @@ enum Parsed {
 }
 
 impl RequestUrl {
-    /// Parses `url` now; a bad one fails when sent.
+    /// Parses `url` now; a bad one fails when sent. Each thread remembers the last few URLs
+    /// it parsed: a server or a chain opens a session per request on the same few URLs, and a
+    /// lookup costs a tenth of a parse.
     pub fn new(url: String) -> Self {
+        const REMEMBERED: usize = 16;
+        thread_local! {
+            static PARSED: std::cell::RefCell<Vec<reqwest::Url>> = const { std::cell::RefCell::new(Vec::new()) };
+        }
+        let known = PARSED.with(|parsed| {
+            parsed
+                .borrow()
+                .iter()
+                .find(|known| known.as_str() == url)
+                .cloned()
+        });
+        if let Some(parsed) = known {
+            return Self(Parsed::Url(parsed));
+        }
         match reqwest::Url::parse(&url) {
+            // Only a URL that reads back as given can be recognised by its text next time.
+            Ok(parsed) if parsed.as_str() == url => {
+                PARSED.with(|cache| {
+                    let mut cache = cache.borrow_mut();
+                    if cache.len() == REMEMBERED {
+                        cache.remove(0);
+                    }
+                    cache.push(parsed.clone());
+                });
+                Self(Parsed::Url(parsed))
+            }
             Ok(parsed) => Self(Parsed::Url(parsed)),
             Err(_) => Self(Parsed::Text(url)),
         }

@@ -160,6 +160,9 @@ impl SseDecoder {
         };
         match name {
             b"data" => {
+                // One allocation for the value and its '\n' (pushing them in turn made every
+                // event's data grow twice).
+                self.pending.data.reserve(value.len() + 1);
                 self.pending.data.push_str(&value);
                 self.pending.data.push('\n');
                 self.has_data = true;
