@@ -63,9 +63,11 @@ impl Chat {
             listeners: target.listeners.clone(),
             options: target.options.clone(),
         };
-        chat.listeners.emit(&Event::Create {
-            model: chat.model.clone(),
-        });
+        if chat.listeners.wants("create") {
+            chat.listeners.emit(&Event::Create {
+                model: chat.model.clone(),
+            });
+        }
         Ok(chat)
     }
 
@@ -79,9 +81,11 @@ impl Chat {
     /// `update`.
     pub fn update(&self, context: impl Into<String>) {
         let context = context.into();
-        self.listeners.emit(&Event::Update {
-            context: context.clone(),
-        });
+        if self.listeners.wants("update") {
+            self.listeners.emit(&Event::Update {
+                context: context.clone(),
+            });
+        }
         self.session.update(Some(context));
     }
 

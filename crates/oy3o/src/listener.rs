@@ -56,6 +56,15 @@ impl Listeners {
         self.by_name.values().all(Vec::is_empty)
     }
 
+    /// True when a callback would hear an event of this name (its own or `"*"`): events whose
+    /// payload costs something to build (a task's JSON, a copy of a long context) are built
+    /// only then.
+    pub fn wants(&self, event: &str) -> bool {
+        [event, "*"]
+            .iter()
+            .any(|key| self.by_name.get(*key).is_some_and(|list| !list.is_empty()))
+    }
+
     /// Calls every callback registered for the event's name, then the `"*"` ones. A panicking
     /// callback is contained: it never stops the answer or the other callbacks.
     pub fn emit(&self, event: &Event) {
@@ -99,5 +108,15 @@ mod tests {
         a.extend(&b);
         a.emit(&Event::Usage(Default::default()));
         assert_eq!(count.load(Ordering::SeqCst), 11);
+    }
+
+    #[test]
+    fn an_event_is_wanted_by_its_own_listeners_or_by_star() {
+        let mut l = Listeners::default();
+        assert!(!l.wants("update"));
+        l.on("update", |_| {});
+        assert!(l.wants("update") && !l.wants("create"));
+        l.on("*", |_| {});
+        assert!(l.wants("create"));
     }
 }

@@ -188,11 +188,14 @@ pub(super) async fn run_task(
 ) -> TaskResult {
     let started = Instant::now();
     let label = task.label().to_owned();
-    let position = json!({ "stage": stage, "index": index, "name": label, "model": task.model });
-    config.listeners.emit(&Event::Other {
-        name: "task_start".into(),
-        message: position.clone(),
-    });
+    let position = || json!({ "stage": stage, "index": index, "name": label, "model": task.model });
+    if config.listeners.wants("task_start") {
+        config.listeners.emit(&Event::Other {
+            name: "task_start".into(),
+            message: position(),
+        });
+    }
+    let done = config.listeners.wants("task_done").then(position);
     let mut result = TaskResult {
         index,
         task,
@@ -255,7 +258,9 @@ pub(super) async fn run_task(
         }
     }
     result.elapsed = started.elapsed();
-    let mut done = position;
+    let Some(mut done) = done else {
+        return result;
+    };
     done["ok"] = json!(result.is_ok());
     done["elapsed_ms"] = json!(result.elapsed.as_millis() as u64);
     done["elapsed_us"] = json!(result.elapsed.as_micros() as u64);
