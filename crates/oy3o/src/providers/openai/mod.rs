@@ -84,12 +84,18 @@ impl ChatCompletions {
 
 impl Completions for ChatCompletions {
     fn complete(&self, request: CompletionRequest) -> DeltaStream {
+        let body = match self.request.body(&request) {
+            Ok(body) => body,
+            Err(e) => {
+                let e = Error::provider(format!("cannot write the openai request: {e}"));
+                return Box::pin(futures::stream::once(async move { Err(e) }));
+            }
+        };
         let url = self.url.clone();
-        let body = self.request.body(&request);
         let headers = self.request.headers.clone();
         let upstream = self.upstream.clone();
         self.upstream.answer(
-            move |client| url.post(client).headers(headers.clone()).json(&body),
+            move |client| url.post(client).headers(headers.clone()).body(body.clone()),
             move |response| stream::deltas(upstream.sse(response)),
         )
     }

