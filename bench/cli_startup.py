@@ -12,17 +12,16 @@ dir). Needs `pip install llm` (`scripts/bench` does it).
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+
+from fake_openai import serve, sse_body
 
 ROOT = Path(__file__).resolve().parents[1]
 OY3O_RUNS = 30
@@ -30,33 +29,7 @@ LLM_RUNS = 10
 ANSWER = ["Hi", " there", "!"]
 
 
-def sse_body() -> bytes:
-    head = '{"id":"chatcmpl-bench","object":"chat.completion.chunk","created":1727346168,"model":"bench","choices":[{"index":0,"delta":'
-    parts = [f'data: {head}{{"role":"assistant","content":""}},"finish_reason":null}}]}}\n\n']
-    for piece in ANSWER:
-        parts.append(f'data: {head}{json.dumps({"content": piece})},"finish_reason":null}}]}}\n\n')
-    parts.append(f'data: {head}{{}},"finish_reason":"stop"}}]}}\n\n')
-    usage = '{"id":"chatcmpl-bench","object":"chat.completion.chunk","created":1727346168,"model":"bench","choices":[],"usage":{"prompt_tokens":9,"completion_tokens":3,"total_tokens":12}}'
-    parts.append(f"data: {usage}\n\ndata: [DONE]\n\n")
-    return "".join(parts).encode()
-
-
-BODY = sse_body()
-
-
-class Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, *args):  # noqa: D102
-        pass
-
-    def do_POST(self):  # noqa: N802, D102
-        self.rfile.read(int(self.headers.get("content-length", 0)))
-        self.send_response(200)
-        self.send_header("content-type", "text/event-stream")
-        self.send_header("content-length", str(len(BODY)))
-        self.end_headers()
-        self.wfile.write(BODY)
+BODY = sse_body(ANSWER, usage=(9, 3))
 
 
 def oy3o_binary() -> Path:
@@ -86,10 +59,7 @@ def main() -> None:
         sys.exit(f"no oy3o binary at {oy3o}: run cargo build --release first, or pass its path")
     if llm is None:
         sys.exit("the llm command is not installed: python3 -m pip install llm")
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    base = f"http://127.0.0.1:{server.server_address[1]}/v1"
+    server, base = serve(BODY)
 
     home = Path(tempfile.mkdtemp(prefix="oy3o-bench-cli-"))
     # llm's way to an OpenAI-compatible server: a model in extra-openai-models.yaml.

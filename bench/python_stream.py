@@ -8,41 +8,16 @@ Run: `python3 bench/python_stream.py` (after installing the package; `scripts/be
 from __future__ import annotations
 
 import asyncio
-import json
 import statistics
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from fake_openai import serve, sse_body
 
 CHUNKS = 100_000
 ROUNDS = 3
 
 
-def body() -> bytes:
-    head = '{"id":"chatcmpl-bench","object":"chat.completion.chunk","created":1727346168,"model":"bench","choices":[{"index":0,"delta":'
-    parts = [f'data: {head}{{"role":"assistant","content":""}},"finish_reason":null}}]}}\n\n']
-    for i in range(CHUNKS):
-        parts.append(f'data: {head}{json.dumps({"content": f"t{i} "})},"finish_reason":null}}]}}\n\n')
-    parts.append(f'data: {head}{{}},"finish_reason":"stop"}}]}}\n\ndata: [DONE]\n\n')
-    return "".join(parts).encode()
-
-
-BODY = body()
-
-
-class Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, *args):  # noqa: D102
-        pass
-
-    def do_POST(self):  # noqa: N802, D102
-        self.rfile.read(int(self.headers.get("content-length", 0)))
-        self.send_response(200)
-        self.send_header("content-type", "text/event-stream")
-        self.send_header("content-length", str(len(BODY)))
-        self.end_headers()
-        self.wfile.write(BODY)
+BODY = sse_body(f"t{i} " for i in range(CHUNKS))
 
 
 async def oy3o_round(base_url: str) -> float:
@@ -75,9 +50,7 @@ async def sdk_round(base_url: str) -> float:
 
 
 def main() -> None:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    base_url = f"http://127.0.0.1:{server.server_address[1]}/v1"
+    server, base_url = serve(BODY)
     ours = [asyncio.run(oy3o_round(base_url)) for _ in range(ROUNDS)]
     theirs = [asyncio.run(sdk_round(base_url)) for _ in range(ROUNDS)]
     o = CHUNKS / statistics.median(ours)

@@ -177,6 +177,25 @@ struct Stats {
 }
 
 impl Stats {
+    /// Joins the workers of one cell, each returning its (total, first chunk) latencies.
+    async fn gather(
+        workers: impl Iterator<Item = tokio::task::JoinHandle<(Vec<Duration>, Vec<Duration>)>>,
+        started: Instant,
+    ) -> Stats {
+        let mut stats = Stats {
+            total: Vec::new(),
+            first: Vec::new(),
+            elapsed: Duration::ZERO,
+        };
+        for worker in futures::future::join_all(workers).await {
+            let (total, first) = worker.expect("worker");
+            stats.total.extend(total);
+            stats.first.extend(first);
+        }
+        stats.elapsed = started.elapsed();
+        stats
+    }
+
     fn pct(values: &[Duration], p: f64) -> Duration {
         if values.is_empty() {
             return Duration::ZERO;
@@ -272,18 +291,7 @@ async fn http_load(target: &Target, stream: bool, concurrency: usize) -> Stats {
             (total, first)
         })
     });
-    let mut stats = Stats {
-        total: Vec::new(),
-        first: Vec::new(),
-        elapsed: Duration::ZERO,
-    };
-    for worker in futures::future::join_all(workers).await {
-        let (total, first) = worker.expect("worker");
-        stats.total.extend(total);
-        stats.first.extend(first);
-    }
-    stats.elapsed = started.elapsed();
-    stats
+    Stats::gather(workers, started).await
 }
 
 /// `concurrency` WebSocket connections, each sending one-shot prompts one after another.
@@ -320,18 +328,7 @@ async fn websocket_load(address: &str, concurrency: usize) -> Stats {
             (total, first)
         })
     });
-    let mut stats = Stats {
-        total: Vec::new(),
-        first: Vec::new(),
-        elapsed: Duration::ZERO,
-    };
-    for worker in futures::future::join_all(workers).await {
-        let (total, first) = worker.expect("worker");
-        stats.total.extend(total);
-        stats.first.extend(first);
-    }
-    stats.elapsed = started.elapsed();
-    stats
+    Stats::gather(workers, started).await
 }
 
 /// Opens `n` idle WebSockets and reports the server's RSS per connection; then checks that

@@ -83,7 +83,10 @@ impl Server {
         for a in &addrs {
             check_bind(*a, self.settings.token.is_some())?;
         }
-        let state = AppState::new(self.config, self.settings)?;
+        let mut settings = self.settings;
+        let loopback = addrs.iter().all(|a| a.ip().is_loopback());
+        settings.allow_client_proxy = Some(settings.allow_client_proxy.unwrap_or(loopback));
+        let state = AppState::new(self.config, settings)?;
         let listener = TcpListener::bind(addr)
             .await
             .map_err(|source| Error::Bind { addr, source })?;

@@ -202,83 +202,126 @@ impl Metrics {
     /// The Prometheus text exposition.
     pub(crate) fn render(&self) -> String {
         let mut out = String::with_capacity(8192);
-        out.push_str("# HELP oy3o_http_requests_total HTTP requests answered, by route and status class.\n# TYPE oy3o_http_requests_total counter\n");
+        let o = &mut out;
+        header(
+            o,
+            "oy3o_http_requests_total",
+            "counter",
+            "HTTP requests answered, by route and status class.",
+        );
         for (r, route) in Route::ALL.iter().enumerate() {
             for (c, class) in STATUS.iter().enumerate() {
                 let n = self.requests[r][c].load(Relaxed);
                 let _ = writeln!(
-                    out,
+                    o,
                     "oy3o_http_requests_total{{route=\"{}\",status=\"{class}\"}} {n}",
                     route.name()
                 );
             }
         }
-        out.push_str("# HELP oy3o_http_requests_in_flight HTTP requests being answered.\n# TYPE oy3o_http_requests_in_flight gauge\n");
-        let _ = writeln!(
-            out,
-            "oy3o_http_requests_in_flight {}",
-            self.http_in_flight.load(Relaxed)
+        single(
+            o,
+            "oy3o_http_requests_in_flight",
+            "gauge",
+            "HTTP requests being answered.",
+            self.http_in_flight.load(Relaxed),
         );
-        out.push_str("# HELP oy3o_http_request_duration_seconds Time to the response head (for streams: to the first chunk).\n# TYPE oy3o_http_request_duration_seconds histogram\n");
+        header(
+            o,
+            "oy3o_http_request_duration_seconds",
+            "histogram",
+            "Time to the response head (for streams: to the first chunk).",
+        );
         for (r, route) in Route::ALL.iter().enumerate() {
             self.latency[r].render(
-                &mut out,
+                o,
                 "oy3o_http_request_duration_seconds",
                 &format!("route=\"{}\"", route.name()),
             );
         }
-        out.push_str("# HELP oy3o_unauthorized_total Requests refused for a missing or wrong token.\n# TYPE oy3o_unauthorized_total counter\n");
-        let _ = writeln!(
-            out,
-            "oy3o_unauthorized_total {}",
-            self.unauthorized.load(Relaxed)
+        single(
+            o,
+            "oy3o_unauthorized_total",
+            "counter",
+            "Requests refused for a missing or wrong token.",
+            self.unauthorized.load(Relaxed),
         );
-        out.push_str("# HELP oy3o_errors_total Errors answered to clients (HTTP and WebSocket), by code.\n# TYPE oy3o_errors_total counter\n");
+        header(
+            o,
+            "oy3o_errors_total",
+            "counter",
+            "Errors answered to clients (HTTP and WebSocket), by code.",
+        );
         for (i, code) in CODES.iter().enumerate() {
             let _ = writeln!(
-                out,
+                o,
                 "oy3o_errors_total{{code=\"{code}\"}} {}",
                 self.errors[i].load(Relaxed)
             );
         }
-        out.push_str("# HELP oy3o_first_chunk_seconds Time from a request to the first answer chunk (HTTP and WebSocket).\n# TYPE oy3o_first_chunk_seconds histogram\n");
-        self.first_chunk
-            .render(&mut out, "oy3o_first_chunk_seconds", "");
-        out.push_str("# HELP oy3o_websocket_connections Open WebSocket connections.\n# TYPE oy3o_websocket_connections gauge\n");
-        let _ = writeln!(
-            out,
-            "oy3o_websocket_connections {}",
-            self.ws_open.load(Relaxed)
+        header(
+            o,
+            "oy3o_first_chunk_seconds",
+            "histogram",
+            "Time from a request to the first answer chunk (HTTP and WebSocket).",
         );
-        out.push_str("# HELP oy3o_websocket_connections_total WebSocket connections accepted.\n# TYPE oy3o_websocket_connections_total counter\n");
-        let _ = writeln!(
-            out,
-            "oy3o_websocket_connections_total {}",
-            self.ws_total.load(Relaxed)
+        self.first_chunk.render(o, "oy3o_first_chunk_seconds", "");
+        single(
+            o,
+            "oy3o_websocket_connections",
+            "gauge",
+            "Open WebSocket connections.",
+            self.ws_open.load(Relaxed),
         );
-        out.push_str("# HELP oy3o_websocket_frames_received_total Frames received from WebSocket clients.\n# TYPE oy3o_websocket_frames_received_total counter\n");
-        let _ = writeln!(
-            out,
-            "oy3o_websocket_frames_received_total {}",
-            self.ws_frames_in.load(Relaxed)
+        single(
+            o,
+            "oy3o_websocket_connections_total",
+            "counter",
+            "WebSocket connections accepted.",
+            self.ws_total.load(Relaxed),
         );
-        out.push_str("# HELP oy3o_replies_in_flight Answers being streamed (HTTP and WebSocket).\n# TYPE oy3o_replies_in_flight gauge\n");
-        let _ = writeln!(
-            out,
-            "oy3o_replies_in_flight {}",
-            self.replies_in_flight.load(Relaxed)
+        single(
+            o,
+            "oy3o_websocket_frames_received_total",
+            "counter",
+            "Frames received from WebSocket clients.",
+            self.ws_frames_in.load(Relaxed),
         );
-        out.push_str("# HELP oy3o_replies_total Answers started (HTTP and WebSocket).\n# TYPE oy3o_replies_total counter\n");
-        let _ = writeln!(
-            out,
-            "oy3o_replies_total {}",
-            self.replies_total.load(Relaxed)
+        single(
+            o,
+            "oy3o_replies_in_flight",
+            "gauge",
+            "Answers being streamed (HTTP and WebSocket).",
+            self.replies_in_flight.load(Relaxed),
         );
-        out.push_str("# HELP oy3o_reply_duration_seconds Time from a request to the end of its answer.\n# TYPE oy3o_reply_duration_seconds histogram\n");
+        single(
+            o,
+            "oy3o_replies_total",
+            "counter",
+            "Answers started (HTTP and WebSocket).",
+            self.replies_total.load(Relaxed),
+        );
+        header(
+            o,
+            "oy3o_reply_duration_seconds",
+            "histogram",
+            "Time from a request to the end of its answer.",
+        );
         self.reply_duration
-            .render(&mut out, "oy3o_reply_duration_seconds", "");
+            .render(o, "oy3o_reply_duration_seconds", "");
         out
     }
+}
+
+/// A metric's `# HELP` and `# TYPE` lines.
+fn header(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+}
+
+/// A metric with one unlabelled value.
+fn single(out: &mut String, name: &str, kind: &str, help: &str, value: impl std::fmt::Display) {
+    header(out, name, kind, help);
+    let _ = writeln!(out, "{name} {value}");
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@
 //! token_env = "OY3O_SERVER_TOKEN"      # or token = "..." (required off loopback)
 //! origins = ["https://chat.example"]   # browser origins besides the page's own; "*" for any
 //! allow_client_credentials = true      # accept per-request cookie / key
-//! allow_client_proxy = true            # accept per-request proxy
+//! allow_client_proxy = true            # accept per-request proxy (default: on loopback only)
 //! max_frame_bytes = 1048576
 //! max_chats = 64                       # per WebSocket connection
 //! max_in_flight = 16                   # replies at once per WebSocket connection
@@ -99,8 +99,10 @@ pub struct Settings {
     pub origins: Vec<String>,
     /// Accept per-request `cookie` / `key` (default true).
     pub allow_client_credentials: bool,
-    /// Accept per-request `proxy` (default true).
-    pub allow_client_proxy: bool,
+    /// Accept a per-request `proxy`. Unset: accepted on loopback (the original protocol's use,
+    /// a user's own machine), refused beyond it, where a client-chosen proxy would let anyone
+    /// with the token make the server open connections wherever they like.
+    pub allow_client_proxy: Option<bool>,
     /// Protection limits.
     pub limits: Limits,
     /// Extra model names listed by `GET /v1/models`.
@@ -117,7 +119,7 @@ impl Default for Settings {
             token: None,
             origins: Vec::new(),
             allow_client_credentials: true,
-            allow_client_proxy: true,
+            allow_client_proxy: None,
             limits: Limits::default(),
             models: Vec::new(),
             chains: BTreeMap::new(),
@@ -234,7 +236,7 @@ impl Settings {
             self.allow_client_credentials = v;
         }
         if let Some(v) = s.allow_client_proxy {
-            self.allow_client_proxy = v;
+            self.allow_client_proxy = Some(v);
         }
         let positive = |key: &str, v: Option<usize>, into: &mut usize| match v {
             Some(0) => Err(bad(key, "must be at least 1")),

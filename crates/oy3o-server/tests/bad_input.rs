@@ -5,19 +5,10 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Client, config_for, settings, start, text_of};
+use common::{Client, config_for, echo, settings, start, text_of};
 use oy3o_server::Limits;
 use oy3o_testkit::{FakeServer, openai};
 use serde_json::{Value, json};
-
-async fn echo() -> FakeServer {
-    let fake = FakeServer::start().await;
-    fake.respond(|r| {
-        let answer = format!("ANSWER({})", openai::prompt_of(r));
-        openai::answer(&[answer.as_str()]).build()
-    });
-    fake
-}
 
 /// Sends `text` and returns the error frame it gets.
 async fn refused(ws: &mut Client, text: &str) -> Value {

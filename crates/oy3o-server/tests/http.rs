@@ -5,19 +5,10 @@ mod common;
 
 use std::time::Duration;
 
-use common::{config_for, settings, start};
+use common::{config_for, echo, settings, start};
 use oy3o_server::Settings;
 use oy3o_testkit::{FakeServer, openai};
 use serde_json::{Value, json};
-
-async fn echo() -> FakeServer {
-    let fake = FakeServer::start().await;
-    fake.respond(|r| {
-        let answer = format!("ANSWER({})", openai::prompt_of(r));
-        openai::answer(&[answer.as_str()]).build()
-    });
-    fake
-}
 
 async fn post(url: &str, body: Value) -> reqwest::Response {
     reqwest::Client::new()

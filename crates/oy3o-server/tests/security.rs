@@ -3,22 +3,13 @@
 
 mod common;
 
-use common::{Client, config_for, settings, start, text_of};
+use common::{Client, config_for, echo, settings, start, text_of};
 use oy3o_server::{Server, Settings, Token};
-use oy3o_testkit::{FakeServer, Scripted, openai};
+use oy3o_testkit::{FakeServer, Scripted};
 use serde_json::json;
 use tokio_tungstenite::tungstenite::Error as WsError;
 
 const TOKEN: &str = "t0ken-with/+and=";
-
-async fn echo() -> FakeServer {
-    let fake = FakeServer::start().await;
-    fake.respond(|r| {
-        let answer = format!("ANSWER({})", openai::prompt_of(r));
-        openai::answer(&[answer.as_str()]).build()
-    });
-    fake
-}
 
 fn with_token() -> Settings {
     Settings {
@@ -213,4 +204,47 @@ async fn client_credentials_can_be_refused_by_the_server() {
         .await;
     assert_eq!(text_of(&ws.until_signals(1).await, "a"), "ANSWER(hi)");
     assert_eq!(fake.requests().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_clients_proxy_is_used_on_loopback_and_refused_beyond_it_by_default() {
+    let fake = echo().await;
+    let proxy = oy3o_testkit::HttpProxy::start().await;
+
+    // Loopback: the original protocol's per-request proxy carries the upstream request.
+    let local = start(config_for(&fake), settings()).await;
+    let mut ws = local.client().await;
+    ws.send(json!({"id": "a", "model": "openai", "proxy": proxy.url(), "prompt": "hi"}))
+        .await;
+    assert_eq!(text_of(&ws.until_signals(1).await, "a"), "ANSWER(hi)");
+    assert_eq!(
+        proxy.seen().len(),
+        1,
+        "the request went through the client's proxy"
+    );
+
+    // Beyond loopback (with a token): a client may not pick where the server connects.
+    let open = start(
+        config_for(&fake),
+        Settings {
+            host: "0.0.0.0".into(),
+            ..with_token()
+        },
+    )
+    .await;
+    let url = format!(
+        "ws://127.0.0.1:{}/?token=t0ken-with%2F%2Band%3D",
+        open.addr.port()
+    );
+    let mut ws = Client::connect(&url, &[]).await.expect("token accepted");
+    ws.send(json!({"id": "b", "model": "openai", "proxy": proxy.url(), "prompt": "hi"}))
+        .await;
+    let frames = ws.until_signals(1).await;
+    assert_eq!(frames[0]["type"], "error");
+    assert_eq!(frames[0]["code"], "forbidden");
+    assert_eq!(proxy.seen().len(), 1, "nothing more went through the proxy");
+    // The same request without a proxy is served.
+    ws.send(json!({"id": "b", "model": "openai", "prompt": "hi"}))
+        .await;
+    assert_eq!(text_of(&ws.until_signals(1).await, "b"), "ANSWER(hi)");
 }

@@ -5,20 +5,11 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Client, config_for, eventually, settings, start, text_of};
+use common::{Client, config_for, echo, eventually, settings, start, text_of};
 use oy3o_testkit::{FakeServer, openai};
 use serde_json::{Value, json};
 
 /// An upstream that answers `ANSWER(prompt)` in one piece.
-async fn echo() -> FakeServer {
-    let fake = FakeServer::start().await;
-    fake.respond(|r| {
-        let answer = format!("ANSWER({})", openai::prompt_of(r));
-        openai::answer(&[answer.as_str()]).build()
-    });
-    fake
-}
-
 /// An answer of `n` pieces `x`, one every 50 ms: long enough to be cancelled mid-way.
 fn slow(n: usize) -> oy3o_testkit::Scripted {
     let pieces = vec!["x"; n];

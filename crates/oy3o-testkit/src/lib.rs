@@ -18,6 +18,7 @@
 pub mod anthropic;
 pub mod copilot;
 pub mod gemini;
+mod listen;
 pub mod ollama;
 pub mod openai;
 mod proxy;

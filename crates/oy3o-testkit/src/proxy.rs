@@ -4,7 +4,7 @@
 use std::sync::{Arc, Mutex};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 
 /// A proxy on `127.0.0.1` with a random port.
 #[derive(Clone)]
@@ -16,21 +16,19 @@ pub struct HttpProxy {
 impl HttpProxy {
     /// Starts the proxy on the current tokio runtime.
     pub async fn start() -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind loopback");
-        let url = format!("http://{}", listener.local_addr().expect("addr"));
         let seen = Arc::new(Mutex::new(Vec::new()));
         let log = seen.clone();
-        tokio::spawn(async move {
-            while let Ok((socket, _)) = listener.accept().await {
-                let log = log.clone();
-                tokio::spawn(async move {
-                    let _ = relay(socket, log).await;
-                });
+        let addr = crate::listen::serve_loopback(move |socket| {
+            let log = log.clone();
+            async move {
+                let _ = relay(socket, log).await;
             }
-        });
-        Self { url, seen }
+        })
+        .await;
+        Self {
+            url: format!("http://{addr}"),
+            seen,
+        }
     }
 
     /// `http://127.0.0.1:PORT`.

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 
 /// One step of a scripted response body.
 #[derive(Clone, Debug, PartialEq)]
@@ -303,20 +303,15 @@ pub struct FakeServer {
 impl FakeServer {
     /// Starts the server on the current tokio runtime.
     pub async fn start() -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind loopback");
-        let addr = listener.local_addr().expect("local addr");
         let state = Arc::new(Mutex::new(State::default()));
         let shared = state.clone();
-        tokio::spawn(async move {
-            while let Ok((socket, _)) = listener.accept().await {
-                let state = shared.clone();
-                tokio::spawn(async move {
-                    let _ = serve(socket, state).await;
-                });
+        let addr = crate::listen::serve_loopback(move |socket| {
+            let state = shared.clone();
+            async move {
+                let _ = serve(socket, state).await;
             }
-        });
+        })
+        .await;
         Self { addr, state }
     }
 

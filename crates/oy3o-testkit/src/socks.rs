@@ -4,7 +4,7 @@
 use std::sync::{Arc, Mutex};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 
 /// A SOCKS5 proxy on `127.0.0.1` with a random port.
 #[derive(Clone)]
@@ -16,22 +16,16 @@ pub struct Socks5Proxy {
 impl Socks5Proxy {
     /// Starts the proxy; with `login`, clients must log in with that user and password.
     pub async fn start(login: Option<(&str, &str)>) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind loopback");
-        let addr = listener.local_addr().expect("addr");
         let seen = Arc::new(Mutex::new(Vec::new()));
         let log = seen.clone();
         let login = login.map(|(u, p)| (u.to_owned(), p.to_owned()));
-        tokio::spawn(async move {
-            while let Ok((socket, _)) = listener.accept().await {
-                let log = log.clone();
-                let login = login.clone();
-                tokio::spawn(async move {
-                    let _ = relay(socket, log, login).await;
-                });
+        let addr = crate::listen::serve_loopback(move |socket| {
+            let (log, login) = (log.clone(), login.clone());
+            async move {
+                let _ = relay(socket, log, login).await;
             }
-        });
+        })
+        .await;
         Self { addr, seen }
     }
 

@@ -10,6 +10,9 @@ use oy3o::{Chain, Config, Credential, ProviderSettings, Task};
 use oy3o_testkit::upstream::Upstream;
 
 const DELAY: Duration = Duration::from_millis(50);
+/// The body of the peer's plain requests.
+const PLAIN_REQUEST: &str =
+    r#"{"model":"bench","stream":true,"messages":[{"role":"user","content":"task"}]}"#;
 
 fn stage_of(n: usize) -> Vec<Task> {
     (0..n)
@@ -106,7 +109,7 @@ fn main() {
             for _ in 0..1000 {
                 let body = client
                     .post(&url)
-                    .body(r#"{"model":"bench","stream":true,"messages":[{"role":"user","content":"task"}]}"#)
+                    .body(PLAIN_REQUEST)
                     .send()
                     .await
                     .expect("direct request")
@@ -134,7 +137,7 @@ fn main() {
                         let own = Instant::now();
                         let body = client
                             .post(&url)
-                            .body(r#"{"model":"bench","stream":true,"messages":[{"role":"user","content":"task"}]}"#)
+                            .body(PLAIN_REQUEST)
                             .send()
                             .await
                             .expect("direct request")

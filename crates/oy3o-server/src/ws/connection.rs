@@ -199,7 +199,7 @@ impl Connection {
                      send the request without cookie or key";
             return self.error_reply(&request, "forbidden", m).await;
         }
-        if request.proxy.is_some() && !settings.allow_client_proxy {
+        if request.proxy.is_some() && settings.allow_client_proxy != Some(true) {
             let m = "this server does not accept a proxy from clients (allow_client_proxy = false)";
             return self.error_reply(&request, "forbidden", m).await;
         }

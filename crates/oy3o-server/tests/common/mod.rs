@@ -43,6 +43,16 @@ pub fn config_for(fake: &FakeServer) -> Config {
     config
 }
 
+/// A fake OpenAI upstream that answers every prompt P with `ANSWER(P)`.
+pub async fn echo() -> FakeServer {
+    let fake = FakeServer::start().await;
+    fake.respond(|r| {
+        let answer = format!("ANSWER({})", oy3o_testkit::openai::prompt_of(r));
+        oy3o_testkit::openai::answer(&[answer.as_str()]).build()
+    });
+    fake
+}
+
 /// Loopback, a free port, default limits.
 pub fn settings() -> Settings {
     Settings {

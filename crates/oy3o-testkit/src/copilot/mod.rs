@@ -25,7 +25,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 use serde_json::{Value, json};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 
 use crate::server::{RecordedRequest, Scripted, read_request, write_reply};
 
@@ -206,20 +206,15 @@ pub struct CopilotSim {
 impl CopilotSim {
     /// Starts the simulator on the current tokio runtime.
     pub async fn start() -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind loopback");
-        let addr = listener.local_addr().expect("local addr");
         let state = Arc::new(Mutex::new(State::default()));
         let shared = state.clone();
-        tokio::spawn(async move {
-            while let Ok((socket, _)) = listener.accept().await {
-                let state = shared.clone();
-                tokio::spawn(async move {
-                    let _ = serve(socket, state).await;
-                });
+        let addr = crate::listen::serve_loopback(move |socket| {
+            let state = shared.clone();
+            async move {
+                let _ = serve(socket, state).await;
             }
-        });
+        })
+        .await;
         Self { addr, state }
     }
 
