@@ -295,9 +295,14 @@ impl TurnRecorder {
         &self.id
     }
 
-    /// Notes the model that answers (e.g. once a fallback is chosen).
+    /// Notes the model that answers (e.g. once a fallback is chosen); the chat keeps it as the
+    /// model it last used.
     pub fn model(&self, model: &str) {
-        lock(&self.cell.data).turn.model = Some(model.to_owned());
+        {
+            let mut d = lock(&self.cell.data);
+            d.turn.model = Some(model.to_owned());
+            d.chat.model = Some(model.to_owned());
+        }
         self.touched();
     }
 
@@ -321,8 +326,8 @@ impl TurnRecorder {
 
     /// Keeps an event of note: citations, search queries and results, a title, reply
     /// suggestions, throttling, provider-specific events; reasoning is appended and usage kept.
-    /// Lifecycle events (`create`, `send`, `result`, `retry`, `error`) are not stored: the turn's
-    /// own fields hold them.
+    /// `create` notes the model. Other lifecycle events (`send`, `result`, `retry`, `error`) are
+    /// not stored: the turn's own fields hold them.
     pub fn event(&self, event: &Event) {
         match event {
             Event::Reasoning(text) => self.reasoning(text),
@@ -330,8 +335,8 @@ impl TurnRecorder {
                 lock(&self.cell.data).turn.usage = Some(usage.clone());
                 self.touched();
             }
-            Event::Create { .. }
-            | Event::Update { .. }
+            Event::Create { model } => self.model(model),
+            Event::Update { .. }
             | Event::Send { .. }
             | Event::Result { .. }
             | Event::Error { .. }
