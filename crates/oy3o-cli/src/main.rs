@@ -201,7 +201,10 @@ async fn run(args: Args) -> Result<(), Failure> {
             let store = store::setting(args.common.store.as_deref(), &config)?;
             Ok(history::log(&log, &store).await?)
         }
-        Some(Command::Chain { file, json }) => Ok(chain::run(&file, json, &config).await?),
+        Some(Command::Chain { file, json }) => {
+            let store = store::setting(args.common.store.as_deref(), &config)?;
+            Ok(chain::run(&file, json, &config, &store).await?)
+        }
         Some(Command::Pull { name }) => Ok(pull(&name).await?),
         Some(Command::Models) => Ok(models::run(&config)?),
         Some(Command::Serve(serve)) => {

@@ -466,3 +466,33 @@ async fn a_turn_the_database_refuses_is_dropped_and_never_blocks_the_others(db: 
     store.close().await;
 }
 on_both!(a_turn_the_database_refuses_is_dropped_and_never_blocks_the_others);
+
+async fn chain_runs_come_back_newest_first_for_their_owner_only(db: Db) {
+    let store = open_store(&db).await;
+    let mut first = oy3o_store::ChainRunRecord {
+        id: oy3o_store::new_id(),
+        owner: "alice".into(),
+        name: "moa.toml".into(),
+        result: serde_json::json!({"stages": [{"results": [{"name": "a", "response": "x"}]}]}),
+        state: TurnState::Done,
+        created_at: now_ms() - 1000,
+    };
+    store.save_chain_run(&first).await.unwrap();
+    let second = oy3o_store::ChainRunRecord {
+        id: oy3o_store::new_id(),
+        state: TurnState::Error,
+        created_at: now_ms(),
+        ..first.clone()
+    };
+    store.save_chain_run(&second).await.unwrap();
+    // Saving again updates the run.
+    first.result["stages"][0]["results"][0]["response"] = "y".into();
+    store.save_chain_run(&first).await.unwrap();
+    let runs = store.chain_runs("alice", 10).await.unwrap();
+    assert_eq!(runs, vec![second, first]);
+    assert!(store.chain_runs("bob", 10).await.unwrap().is_empty());
+    let pruned = store.prune(Some("alice"), now_ms() + 1).await.unwrap();
+    assert_eq!(pruned.chain_runs, 2);
+    store.close().await;
+}
+on_both!(chain_runs_come_back_newest_first_for_their_owner_only);
