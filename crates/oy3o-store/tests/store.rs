@@ -496,3 +496,43 @@ async fn chain_runs_come_back_newest_first_for_their_owner_only(db: Db) {
     store.close().await;
 }
 on_both!(chain_runs_come_back_newest_first_for_their_owner_only);
+
+async fn a_running_recorder_finds_instances_that_died_after_it_started(db: Db) {
+    let dead = open_store(&db).await;
+    let chat = dead.open_chat("", "c", None, None).await.unwrap();
+    let dead_recorder = Recorder::new(dead.clone());
+    let dying = dead_recorder.begin_turn(&chat, 0, "long answer please");
+    dying.chunk("cut short");
+    flushed(&dead_recorder).await;
+    std::mem::forget(dying);
+    // The survivor was open before the other died; its writer looks again every 50 ms.
+    let survivor = open_store(&db).await;
+    let recorder = Recorder::with_options(
+        survivor.clone(),
+        RecorderOptions {
+            recover_every: Duration::from_millis(50),
+            ..RecorderOptions::default()
+        },
+    );
+    let sql = match db {
+        Db::Sqlite(_) => "UPDATE instances SET seen_at = 0 WHERE id = ?",
+        Db::Postgres(_) => "UPDATE instances SET seen_at = 0 WHERE id = $1",
+    };
+    assert_eq!(raw_execute(&db, sql, dead.instance()).await, 1);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let turns = survivor.turns("", &chat.id).await.unwrap();
+        if turns[0].state == TurnState::Interrupted {
+            assert_eq!(turns[0].answer, "cut short");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never recovered: {turns:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    drop(recorder);
+    survivor.close().await;
+}
+on_both!(a_running_recorder_finds_instances_that_died_after_it_started);
