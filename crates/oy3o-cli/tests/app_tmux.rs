@@ -338,6 +338,18 @@ async fn chat_name_in_the_app_resumes_a_stored_chat_with_its_history_in_the_flow
     );
     tmux.type_line("/exit");
     tmux.wait_for("exit=0");
+    // `oy3o --chat NAME` on a terminal opens the app in that chat, its history in the flow.
+    let reopened = Tmux::start(&format!(
+        "env -i HOME={home} XDG_CONFIG_HOME={home}/config TERM=xterm-256color \
+         OPENAI_BASE_URL={base} {bin} --chat stored",
+        home = home.display(),
+        base = server.base_url(),
+        bin = env!("CARGO_BIN_EXE_oy3o"),
+    ));
+    let screen = reopened.wait_for("chat stored resumed: 2 earlier turns above");
+    assert!(screen.contains("stored: You are Ada."), "{screen}");
+    reopened.type_line("/exit");
+    reopened.wait_for("exit=0");
     // The app's turn went into the store too.
     let log = Command::new(env!("CARGO_BIN_EXE_oy3o"))
         .args(["log", "--json"])
