@@ -129,6 +129,12 @@ async fn event_loop(
             )));
         });
     }
+    {
+        let tx = tx.clone();
+        storage.on_health(move |line| {
+            let _ = tx.send(Update::Notice(line));
+        });
+    }
     let config = &config;
     let mut tick = tokio::time::interval(redraw);
     let mut last_draw: Option<Instant> = None;
