@@ -45,7 +45,6 @@ pub async fn run(
             if let Err(e) = store.save_chain_run(&run).await {
                 crate::store::warn(&format!("{e}; this chain run was not saved"));
             }
-            store.close().await;
         }
         Ok(Ok(Ok(None))) => {}
         Ok(Ok(Err(e))) => crate::store::warn(&format!("{e}; this chain run was not saved")),

@@ -338,6 +338,13 @@ async fn a_dead_instances_streaming_turn_becomes_interrupted_and_a_live_ones_is_
         }
     };
     assert_eq!(aged, 1);
+    // An instance gone quiet with nothing streaming (a CLI run that exited) is forgotten too.
+    let idle = open_store(&db).await;
+    let sql = match db {
+        Db::Sqlite(_) => "UPDATE instances SET seen_at = 0 WHERE id = ?",
+        Db::Postgres(_) => "UPDATE instances SET seen_at = 0 WHERE id = $1",
+    };
+    assert_eq!(raw_execute(&db, sql, idle.instance()).await, 1);
 
     let next = open_with(&db.setting(), &OpenOptions::default())
         .await
@@ -353,6 +360,20 @@ async fn a_dead_instances_streaming_turn_becomes_interrupted_and_a_live_ones_is_
         turns[1].state,
         TurnState::Streaming,
         "a live instance's turn is untouched"
+    );
+    let sql = match db {
+        Db::Sqlite(_) => "DELETE FROM instances WHERE id = ?",
+        Db::Postgres(_) => "DELETE FROM instances WHERE id = $1",
+    };
+    assert_eq!(
+        raw_execute(&db, sql, idle.instance()).await,
+        0,
+        "the idle instance is forgotten"
+    );
+    assert_eq!(
+        raw_execute(&db, sql, dead.instance()).await,
+        0,
+        "the dead instance is forgotten"
     );
     running.chunk(", and done");
     running.finish(TurnState::Done, None, None);
