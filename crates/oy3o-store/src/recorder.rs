@@ -478,7 +478,11 @@ async fn write_loop(shared: Arc<Shared>, open: Opening) {
     let instance = store.instance().to_owned();
     let options = shared.options.clone();
     let mut backoff: Option<Duration> = None;
-    let mut last_beat = Instant::now();
+    // Beat at once: the store may have been open (and quiet) for long, and a peer's recovery
+    // forgets quiet instances.
+    let mut last_beat = Instant::now()
+        .checked_sub(HEARTBEAT_EVERY)
+        .unwrap_or_else(Instant::now);
     let mut last_recovery = Instant::now();
     let mut more = false;
     loop {
