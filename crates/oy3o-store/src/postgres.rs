@@ -1,0 +1,388 @@
+//! The PostgreSQL backend: shared by several `oy3o serve` instances; a `tsvector` column with a
+//! GIN index for search; `jsonb` for events, usage and chain results.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::postgres::{PgPool, PgPoolOptions};
+
+use crate::error::{Result, StoreError};
+use crate::record::{
+    ChainRunRecord, ChatRecord, ChatSummary, LoggedTurn, Pruned, TurnRecord, new_id, now_ms,
+};
+use crate::rows::{chain_run_from_row, chat_from_row, turn_from_row};
+use crate::setting::redact;
+use crate::store::{OpenOptions, Store, host_name};
+
+/// A store in a PostgreSQL database.
+#[derive(Debug)]
+pub struct PostgresStore {
+    pool: PgPool,
+    instance: String,
+}
+
+/// The turn columns with JSON read back as text (the same decoding as SQLite).
+macro_rules! turn_select {
+    ($rest:literal) => {
+        concat!(
+            "SELECT t.id, t.chat_id, t.seq, t.owner, t.prompt, t.answer, t.reasoning, t.events::text AS events,
+                    t.usage::text AS usage, t.model, t.first_token_ms, t.elapsed_ms, t.state, t.error, t.instance,
+                    t.created_at, t.updated_at ",
+            $rest
+        )
+    };
+}
+
+impl PostgresStore {
+    /// Connects to `url` and migrates the database.
+    pub async fn open(url: &str, options: &OpenOptions) -> Result<Self> {
+        let target = redact(url);
+        let pool = PgPoolOptions::new()
+            .max_connections(options.max_connections.unwrap_or(8))
+            .acquire_timeout(options.connect_timeout)
+            .connect(url)
+            .await
+            .map_err(|source| StoreError::Open {
+                target: target.clone(),
+                source,
+            })?;
+        // Several instances may start at once: the migrator takes an advisory lock.
+        sqlx::migrate!("migrations/postgres")
+            .run(&pool)
+            .await
+            .map_err(|source| StoreError::Migrate { target, source })?;
+        Ok(Self {
+            pool,
+            instance: new_id(),
+        })
+    }
+}
+
+#[async_trait]
+impl Store for PostgresStore {
+    fn backend(&self) -> &'static str {
+        "postgres"
+    }
+
+    fn instance(&self) -> &str {
+        &self.instance
+    }
+
+    async fn open_chat(
+        &self,
+        owner: &str,
+        name: &str,
+        model: Option<&str>,
+        context: Option<&str>,
+    ) -> Result<ChatRecord> {
+        if let Some(chat) = self.find_chat(owner, name).await? {
+            return Ok(chat);
+        }
+        let chat = ChatRecord::new(owner, Some(name), model, context);
+        // Another instance may create it at the same moment: keep theirs.
+        sqlx::query(
+            "INSERT INTO chats (id, owner, name, model, context, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (owner, name) DO NOTHING",
+        )
+        .bind(&chat.id)
+        .bind(&chat.owner)
+        .bind(&chat.name)
+        .bind(&chat.model)
+        .bind(&chat.context)
+        .bind(chat.created_at)
+        .bind(chat.updated_at)
+        .execute(&self.pool)
+        .await?;
+        self.find_chat(owner, name)
+            .await?
+            .ok_or_else(|| StoreError::Corrupt(format!("chat {name:?} vanished after insert")))
+    }
+
+    async fn find_chat(&self, owner: &str, name: &str) -> Result<Option<ChatRecord>> {
+        let row = sqlx::query("SELECT * FROM chats WHERE owner = $1 AND name = $2")
+            .bind(owner)
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(match row {
+            Some(row) => Some(chat_from_row!(&row)),
+            None => None,
+        })
+    }
+
+    async fn chat_by_id(&self, owner: &str, id: &str) -> Result<Option<ChatRecord>> {
+        let row = sqlx::query("SELECT * FROM chats WHERE owner = $1 AND id = $2")
+            .bind(owner)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(match row {
+            Some(row) => Some(chat_from_row!(&row)),
+            None => None,
+        })
+    }
+
+    async fn save_chat(&self, chat: &ChatRecord) -> Result<()> {
+        sqlx::query(UPSERT_CHAT)
+            .bind(&chat.id)
+            .bind(&chat.owner)
+            .bind(&chat.name)
+            .bind(&chat.model)
+            .bind(&chat.context)
+            .bind(chat.created_at)
+            .bind(chat.updated_at)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn chats(&self, owner: &str) -> Result<Vec<ChatSummary>> {
+        let rows = sqlx::query(
+            "SELECT c.*, COUNT(t.id) AS turn_count,
+                    GREATEST(COALESCE(MAX(t.updated_at), c.updated_at), c.updated_at) AS last_at
+             FROM chats c LEFT JOIN turns t ON t.chat_id = c.id
+             WHERE c.owner = $1 GROUP BY c.id ORDER BY last_at DESC",
+        )
+        .bind(owner)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in &rows {
+            use sqlx::Row as _;
+            let turns: i64 = row.try_get("turn_count")?;
+            out.push(ChatSummary {
+                chat: chat_from_row!(row),
+                turns: turns.max(0) as u64,
+                last_at: row.try_get("last_at")?,
+            });
+        }
+        Ok(out)
+    }
+
+    async fn turns(&self, owner: &str, chat_id: &str) -> Result<Vec<TurnRecord>> {
+        let rows = sqlx::query(turn_select!(
+            "FROM turns t WHERE t.owner = $1 AND t.chat_id = $2 ORDER BY t.seq, t.created_at"
+        ))
+        .bind(owner)
+        .bind(chat_id)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in &rows {
+            out.push(turn_from_row!(row));
+        }
+        Ok(out)
+    }
+
+    async fn recent_turns(
+        &self,
+        owner: &str,
+        limit: u32,
+        search: Option<&str>,
+    ) -> Result<Vec<LoggedTurn>> {
+        let search = search.map(str::trim).filter(|s| !s.is_empty());
+        let rows = sqlx::query(turn_select!(
+            ", c.name AS chat_name FROM turns t JOIN chats c ON c.id = t.chat_id
+             WHERE t.owner = $1 AND ($2::text IS NULL OR t.search @@ plainto_tsquery('simple', $2))
+             ORDER BY t.created_at DESC, t.seq DESC LIMIT $3"
+        ))
+        .bind(owner)
+        .bind(search)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in &rows {
+            use sqlx::Row as _;
+            out.push(LoggedTurn {
+                turn: turn_from_row!(row),
+                chat_name: row.try_get("chat_name")?,
+            });
+        }
+        Ok(out)
+    }
+
+    async fn save_turns(&self, turns: &[(ChatRecord, TurnRecord)]) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        for (chat, updated_at) in crate::rows::chats_of(turns) {
+            sqlx::query(UPSERT_CHAT)
+                .bind(&chat.id)
+                .bind(&chat.owner)
+                .bind(&chat.name)
+                .bind(&chat.model)
+                .bind(&chat.context)
+                .bind(chat.created_at)
+                .bind(updated_at)
+                .execute(&mut *tx)
+                .await?;
+        }
+        for (_, turn) in turns {
+            let (events, usage) = crate::rows::turn_json(turn);
+            sqlx::query(
+                "INSERT INTO turns (id, chat_id, seq, owner, prompt, answer, reasoning, events, usage, model,
+                                    first_token_ms, elapsed_ms, state, error, instance, created_at, updated_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb, $9::jsonb, $10, $11, $12, $13, $14, $15, $16, $17)
+                 ON CONFLICT (id) DO UPDATE SET
+                    answer = excluded.answer, reasoning = excluded.reasoning, events = excluded.events,
+                    usage = excluded.usage, model = excluded.model, first_token_ms = excluded.first_token_ms,
+                    elapsed_ms = excluded.elapsed_ms, state = excluded.state, error = excluded.error,
+                    updated_at = excluded.updated_at",
+            )
+            .bind(&turn.id)
+            .bind(&turn.chat_id)
+            .bind(turn.seq)
+            .bind(&turn.owner)
+            .bind(&turn.prompt)
+            .bind(&turn.answer)
+            .bind(&turn.reasoning)
+            .bind(events)
+            .bind(usage)
+            .bind(&turn.model)
+            .bind(turn.first_token_ms)
+            .bind(turn.elapsed_ms)
+            .bind(turn.state.as_str())
+            .bind(&turn.error)
+            .bind(&turn.instance)
+            .bind(turn.created_at)
+            .bind(turn.updated_at)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn save_chain_run(&self, run: &ChainRunRecord) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO chain_runs (id, owner, name, result, state, created_at)
+             VALUES ($1, $2, $3, $4::jsonb, $5, $6)
+             ON CONFLICT (id) DO UPDATE SET result = excluded.result, state = excluded.state",
+        )
+        .bind(&run.id)
+        .bind(&run.owner)
+        .bind(&run.name)
+        .bind(run.result.to_string())
+        .bind(run.state.as_str())
+        .bind(run.created_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn chain_runs(&self, owner: &str, limit: u32) -> Result<Vec<ChainRunRecord>> {
+        let rows = sqlx::query(
+            "SELECT id, owner, name, result::text AS result, state, created_at FROM chain_runs
+             WHERE owner = $1 ORDER BY created_at DESC LIMIT $2",
+        )
+        .bind(owner)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in &rows {
+            out.push(chain_run_from_row!(row));
+        }
+        Ok(out)
+    }
+
+    async fn prune(&self, owner: Option<&str>, before_ms: i64) -> Result<Pruned> {
+        let mut tx = self.pool.begin().await?;
+        // `owner IS NULL` (no owner given) prunes everyone's rows.
+        let turns = sqlx::query(
+            "DELETE FROM turns WHERE ($1::text IS NULL OR owner = $1) AND created_at < $2",
+        )
+        .bind(owner)
+        .bind(before_ms)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        let chats = sqlx::query(
+            "DELETE FROM chats c WHERE ($1::text IS NULL OR c.owner = $1) AND c.updated_at < $2
+             AND NOT EXISTS (SELECT 1 FROM turns t WHERE t.chat_id = c.id)",
+        )
+        .bind(owner)
+        .bind(before_ms)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        let chain_runs = sqlx::query(
+            "DELETE FROM chain_runs WHERE ($1::text IS NULL OR owner = $1) AND created_at < $2",
+        )
+        .bind(owner)
+        .bind(before_ms)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        tx.commit().await?;
+        Ok(Pruned {
+            turns,
+            chats,
+            chain_runs,
+        })
+    }
+
+    async fn heartbeat(&self) -> Result<()> {
+        let now = now_ms();
+        sqlx::query(
+            "INSERT INTO instances (id, host, pid, started_at, seen_at) VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (id) DO UPDATE SET seen_at = excluded.seen_at",
+        )
+        .bind(&self.instance)
+        .bind(host_name())
+        .bind(i64::from(std::process::id()))
+        .bind(now)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn recover(&self, grace: Duration) -> Result<u64> {
+        let candidates: Vec<crate::rows::Candidate> = sqlx::query_as(
+            "SELECT DISTINCT t.instance, i.host, i.pid, i.seen_at FROM turns t
+             LEFT JOIN instances i ON i.id = t.instance WHERE t.state = 'streaming'",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let dead = crate::rows::dead_instances(candidates, grace, &self.instance);
+        let mut recovered = 0;
+        for id in dead {
+            let mut tx = self.pool.begin().await?;
+            recovered += sqlx::query(
+                "UPDATE turns SET state = 'interrupted', updated_at = $1 WHERE state = 'streaming' AND instance = $2",
+            )
+            .bind(now_ms())
+            .bind(&id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            sqlx::query("DELETE FROM instances WHERE id = $1")
+                .bind(&id)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+        }
+        // Instances gone quiet with nothing streaming (a CLI run exits without closing): forget
+        // them, so the table holds live instances only.
+        sqlx::query("DELETE FROM instances WHERE seen_at < $1 AND id <> $2")
+            .bind(now_ms() - grace.as_millis() as i64)
+            .bind(&self.instance)
+            .execute(&self.pool)
+            .await?;
+        Ok(recovered)
+    }
+
+    async fn close(&self) {
+        let _ = sqlx::query("DELETE FROM instances WHERE id = $1")
+            .bind(&self.instance)
+            .execute(&self.pool)
+            .await;
+        self.pool.close().await;
+    }
+}
+
+const UPSERT_CHAT: &str =
+    "INSERT INTO chats (id, owner, name, model, context, created_at, updated_at)
+     VALUES ($1, $2, $3, $4, $5, $6, $7)
+     ON CONFLICT (id) DO UPDATE SET model = excluded.model, context = excluded.context,
+        updated_at = GREATEST(chats.updated_at, excluded.updated_at)";

@@ -1,0 +1,241 @@
+//! What the store keeps: chats, turns and chain runs, as plain values.
+//!
+//! Times are Unix milliseconds (UTC), the same on both backends, so rows compare and sort
+//! without time-zone questions.
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use oy3o::Usage;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// The current time in Unix milliseconds.
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// A new random id: 32 lowercase hex digits (128 random bits).
+pub fn new_id() -> String {
+    let mut bytes = [0u8; 16];
+    if getrandom::fill(&mut bytes).is_err() {
+        // No OS randomness (very unusual): time and a process counter still make ids unique here.
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static COUNTER: AtomicU64 = AtomicU64::new(0);
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        bytes[..8].copy_from_slice(&(now_ms() as u64).to_le_bytes());
+        bytes[8..].copy_from_slice(&(n ^ u64::from(std::process::id()) << 32).to_le_bytes());
+    }
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A conversation: a named chat (continued with `--chat NAME`) or the one turn of a one-shot
+/// prompt (no name).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChatRecord {
+    /// Random id, unique across owners and instances.
+    pub id: String,
+    /// Whose chat this is: `""` for the local user, a hash of the client token on a server.
+    pub owner: String,
+    /// The name; unique per owner. `None` for one-shot prompts.
+    pub name: Option<String>,
+    /// The model reference it last used.
+    pub model: Option<String>,
+    /// Its context (system prompt).
+    pub context: Option<String>,
+    /// When it was created (Unix ms).
+    pub created_at: i64,
+    /// When it last changed (Unix ms).
+    pub updated_at: i64,
+}
+
+impl ChatRecord {
+    /// A new chat with a fresh id, created now. It is written with its first turn (see
+    /// [`crate::Recorder::begin_turn`]) or by [`crate::Store::open_chat`].
+    pub fn new(
+        owner: &str,
+        name: Option<&str>,
+        model: Option<&str>,
+        context: Option<&str>,
+    ) -> Self {
+        let now = now_ms();
+        Self {
+            id: new_id(),
+            owner: owner.to_owned(),
+            name: name.map(str::to_owned),
+            model: model.map(str::to_owned),
+            context: context.map(str::to_owned),
+            created_at: now,
+            updated_at: now,
+        }
+    }
+}
+
+/// A chat as [`crate::Store::chats`] lists it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChatSummary {
+    /// The chat.
+    pub chat: ChatRecord,
+    /// How many turns it holds.
+    pub turns: u64,
+    /// When its last turn changed, else when the chat did (Unix ms).
+    pub last_at: i64,
+}
+
+/// Where a turn's answer stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TurnState {
+    /// The answer is still being written.
+    Streaming,
+    /// The answer is complete.
+    Done,
+    /// The model or the network failed; `error` says why.
+    Error,
+    /// The person stopped it (Ctrl+C, a cancel frame, a dropped stream).
+    Cancelled,
+    /// Its process died mid-answer (a crash, `kill -9`); found at the next start.
+    Interrupted,
+}
+
+impl TurnState {
+    /// `streaming`, `done`, `error`, `cancelled` or `interrupted`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Streaming => "streaming",
+            Self::Done => "done",
+            Self::Error => "error",
+            Self::Cancelled => "cancelled",
+            Self::Interrupted => "interrupted",
+        }
+    }
+
+    /// Whether the answer will not change any more.
+    pub fn is_final(self) -> bool {
+        self != Self::Streaming
+    }
+}
+
+impl fmt::Display for TurnState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for TurnState {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(match s {
+            "streaming" => Self::Streaming,
+            "done" => Self::Done,
+            "error" => Self::Error,
+            "cancelled" => Self::Cancelled,
+            "interrupted" => Self::Interrupted,
+            other => return Err(format!("unknown turn state {other:?}")),
+        })
+    }
+}
+
+/// One prompt and its answer in a chat.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TurnRecord {
+    /// Random id.
+    pub id: String,
+    /// The chat it belongs to.
+    pub chat_id: String,
+    /// Its place in the chat: the number of turns before it.
+    pub seq: i64,
+    /// The chat's owner (kept on the turn too, for owner-scoped search).
+    pub owner: String,
+    /// What the person asked.
+    pub prompt: String,
+    /// The answer so far.
+    pub answer: String,
+    /// The model's reasoning, when it shows it.
+    pub reasoning: String,
+    /// Events of note (citations, search results, title, suggestions…) as their JSON form
+    /// (`oy3o::Event::to_json`).
+    pub events: Vec<Value>,
+    /// Token counts, when reported.
+    pub usage: Option<Usage>,
+    /// The model reference that answered.
+    pub model: Option<String>,
+    /// Milliseconds from the request to the first answer text.
+    pub first_token_ms: Option<i64>,
+    /// Milliseconds from the request to the end (or to the last write while streaming).
+    pub elapsed_ms: Option<i64>,
+    /// Where the answer stands.
+    pub state: TurnState,
+    /// Why it failed, for `error`.
+    pub error: Option<String>,
+    /// The process instance that wrote it (see [`crate::Store::instance`]).
+    pub instance: String,
+    /// When the prompt was sent (Unix ms).
+    pub created_at: i64,
+    /// When the row last changed (Unix ms).
+    pub updated_at: i64,
+}
+
+impl TurnRecord {
+    /// The chat history this turn adds: the prompt, and the answer when there is one.
+    pub fn messages(&self) -> Vec<oy3o::Message> {
+        let mut out = vec![oy3o::Message::user(self.prompt.clone())];
+        if !self.answer.is_empty() {
+            out.push(oy3o::Message::assistant(self.answer.clone()));
+        }
+        out
+    }
+}
+
+/// The history of a list of turns in order, ready for `oy3o::Chat::restore`: each prompt and its
+/// answer. A turn with no answer (failed before any text) adds nothing, so the history keeps
+/// user/assistant pairs.
+pub fn history(turns: &[TurnRecord]) -> Vec<oy3o::Message> {
+    turns
+        .iter()
+        .filter(|t| !t.answer.is_empty())
+        .flat_map(TurnRecord::messages)
+        .collect()
+}
+
+/// A turn as the log shows it: with its chat's name.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LoggedTurn {
+    /// The turn.
+    pub turn: TurnRecord,
+    /// Its chat's name (`None` for one-shot prompts).
+    pub chat_name: Option<String>,
+}
+
+/// One run of a task chain with every task's result.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ChainRunRecord {
+    /// Random id.
+    pub id: String,
+    /// Whose run this is.
+    pub owner: String,
+    /// The chain's name (its file name, for the CLI).
+    pub name: String,
+    /// The whole result: every task's answer, error, usage and timing.
+    pub result: Value,
+    /// `done`, `error` or `cancelled`.
+    pub state: TurnState,
+    /// When it ran (Unix ms).
+    pub created_at: i64,
+}
+
+/// What [`crate::Store::prune`] removed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pruned {
+    /// Turns removed.
+    pub turns: u64,
+    /// Chats removed because no turn was left in them.
+    pub chats: u64,
+    /// Chain runs removed.
+    pub chain_runs: u64,
+}

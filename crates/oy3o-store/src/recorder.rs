@@ -1,0 +1,586 @@
+//! The [`Recorder`]: how faces record turns without ever waiting for the database.
+//!
+//! The hot path ([`TurnRecorder::chunk`] and friends) only appends to the turn's in-memory state
+//! under a short mutex and, the first time after a write, queues the turn as dirty. A background
+//! writer wakes every ~100 ms (or when a turn begins or ends), takes the dirty turns and upserts
+//! the *latest* state of each in one transaction. A missed or failed write loses nothing: the next
+//! write carries the whole text. A failing database keeps the turns dirty and is retried with
+//! backoff; the outage is reported once (a [`Health`] event and a log line), never to the answer.
+
+use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::time::{Duration, Instant};
+
+use oy3o::{Event, Usage};
+use tokio::sync::Notify;
+
+use crate::error::{Result, StoreError};
+use crate::record::{ChatRecord, TurnRecord, TurnState, new_id, now_ms};
+use crate::store::{HEARTBEAT_EVERY, Store};
+
+/// How a [`Recorder`] batches its writes.
+#[derive(Clone, Debug)]
+pub struct RecorderOptions {
+    /// The longest a change waits before it is written (default 100 ms).
+    pub flush_every: Duration,
+    /// The most turns waiting to be written; beyond it the oldest finished one is dropped with a
+    /// log line (default 10,000). Streaming turns are never dropped.
+    pub max_pending: usize,
+    /// The most turns written in one transaction (default 1,000); more wait for the next round,
+    /// which starts at once.
+    pub max_batch: usize,
+    /// The longest wait between two retries of a failing database (default 5 s).
+    pub max_backoff: Duration,
+    /// How often the writer marks `interrupted` the streaming turns of instances that died
+    /// since this one started (default 60 s), for servers that run for long beside others.
+    pub recover_every: Duration,
+    /// How long an instance may go unseen before that (default 30 s, as [`crate::OpenOptions`]).
+    pub grace: Duration,
+}
+
+impl Default for RecorderOptions {
+    fn default() -> Self {
+        Self {
+            flush_every: Duration::from_millis(100),
+            max_pending: 10_000,
+            max_batch: 1_000,
+            max_backoff: Duration::from_secs(5),
+            recover_every: Duration::from_secs(60),
+            grace: Duration::from_secs(30),
+        }
+    }
+}
+
+/// The store's health as the recorder sees it, reported to [`Recorder::on_health`] listeners
+/// once per change.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Health {
+    /// Writes fail (the database is down, slow or could not be opened); turns wait in memory.
+    Failing(String),
+    /// Writes go through again; the waiting turns were written.
+    Recovered,
+}
+
+type Listener = Arc<dyn Fn(&Health) + Send + Sync>;
+type Opening = Pin<Box<dyn Future<Output = Result<Arc<dyn Store>>> + Send>>;
+
+/// Records turns in a store from the streaming path without blocking it. Cheap to clone; every
+/// clone feeds the same background writer, which stops when the last clone is dropped (after one
+/// last write).
+///
+/// ```no_run
+/// # async fn f(store: std::sync::Arc<dyn oy3o_store::Store>) {
+/// use oy3o_store::{ChatRecord, Recorder, TurnState};
+/// let recorder = Recorder::new(store);
+/// let chat = ChatRecord::new("", None, Some("openai:gpt-4o-mini"), None);
+/// let turn = recorder.begin_turn(&chat, 0, "Say hi");
+/// turn.chunk("Hi");
+/// turn.chunk(" there!");
+/// turn.finish(TurnState::Done, None, None);
+/// recorder.flush().await.ok();
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct Recorder {
+    handle: Arc<Handle>,
+}
+
+/// Ends the writer when the last [`Recorder`] clone goes.
+struct Handle {
+    shared: Arc<Shared>,
+}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        lock(&self.shared.queue).closed = true;
+        self.shared.wake.notify_one();
+    }
+}
+
+struct Shared {
+    queue: Mutex<Queue>,
+    /// Wakes the writer (a turn began or ended, a flush, the last clone went).
+    wake: Notify,
+    /// Signalled by the writer after every round.
+    progress: Notify,
+    store: OnceLock<Arc<dyn Store>>,
+    listeners: Mutex<Vec<Listener>>,
+    options: RecorderOptions,
+}
+
+#[derive(Default)]
+struct Queue {
+    dirty: VecDeque<Arc<TurnCell>>,
+    /// Turns taken by the writer and not yet written.
+    writing: usize,
+    /// The current outage, if any.
+    failing: Option<String>,
+    /// The store could not be opened: nothing will ever be written.
+    dead: Option<String>,
+    closed: bool,
+    rounds: u64,
+}
+
+struct TurnCell {
+    data: Mutex<TurnData>,
+    /// Queued for the writer; set by the hot path, cleared by the writer before it reads.
+    dirty: AtomicBool,
+}
+
+struct TurnData {
+    chat: ChatRecord,
+    turn: TurnRecord,
+    started: Instant,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding one of these locks leaves plain data behind: keep going.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Recorder {
+    /// A recorder writing to `store`. Must be called inside a Tokio runtime (it spawns the
+    /// writer).
+    pub fn new(store: Arc<dyn Store>) -> Self {
+        Self::with_options(store, RecorderOptions::default())
+    }
+
+    /// [`Recorder::new`] with options.
+    pub fn with_options(store: Arc<dyn Store>, options: RecorderOptions) -> Self {
+        Self::start(Box::pin(async move { Ok(store) }), options)
+    }
+
+    /// A recorder that opens its store in the background, so the first answer never waits for
+    /// the database: turns recorded meanwhile are written once it is open. If it cannot be
+    /// opened, listeners get [`Health::Failing`] and [`Recorder::flush`] returns the error.
+    pub fn opening(
+        open: impl Future<Output = Result<Arc<dyn Store>>> + Send + 'static,
+        options: RecorderOptions,
+    ) -> Self {
+        Self::start(Box::pin(open), options)
+    }
+
+    fn start(open: Opening, options: RecorderOptions) -> Self {
+        let shared = Arc::new(Shared {
+            queue: Mutex::new(Queue::default()),
+            wake: Notify::new(),
+            progress: Notify::new(),
+            store: OnceLock::new(),
+            listeners: Mutex::new(Vec::new()),
+            options,
+        });
+        tokio::spawn(write_loop(shared.clone(), open));
+        Self {
+            handle: Arc::new(Handle { shared }),
+        }
+    }
+
+    fn shared(&self) -> &Arc<Shared> {
+        &self.handle.shared
+    }
+
+    /// The store, once open.
+    pub fn store(&self) -> Option<Arc<dyn Store>> {
+        self.shared().store.get().cloned()
+    }
+
+    /// Calls `listener` on every health change (an outage begins, writes recover). It runs on
+    /// the writer task: keep it short.
+    pub fn on_health(&self, listener: impl Fn(&Health) + Send + Sync + 'static) {
+        lock(&self.shared().listeners).push(Arc::new(listener));
+    }
+
+    /// Starts recording the answer to `prompt` in `chat` as its turn number `seq` (the number of
+    /// turns before it). The chat row is written with the turn if it is new. Non-blocking.
+    ///
+    /// A named chat should come from [`Store::open_chat`]: a new [`ChatRecord`] whose
+    /// `(owner, name)` exists already is refused by the database, and its turns are dropped
+    /// with a log line (they never block other turns).
+    pub fn begin_turn(&self, chat: &ChatRecord, seq: i64, prompt: &str) -> TurnRecorder {
+        let now = now_ms();
+        let instance = self
+            .shared()
+            .store
+            .get()
+            .map(|s| s.instance().to_owned())
+            .unwrap_or_default();
+        let turn = TurnRecord {
+            id: new_id(),
+            chat_id: chat.id.clone(),
+            seq,
+            owner: chat.owner.clone(),
+            prompt: prompt.to_owned(),
+            answer: String::new(),
+            reasoning: String::new(),
+            events: Vec::new(),
+            usage: None,
+            model: chat.model.clone(),
+            first_token_ms: None,
+            elapsed_ms: None,
+            state: TurnState::Streaming,
+            error: None,
+            instance,
+            created_at: now,
+            updated_at: now,
+        };
+        let id = turn.id.clone();
+        let cell = Arc::new(TurnCell {
+            data: Mutex::new(TurnData {
+                chat: chat.clone(),
+                turn,
+                started: Instant::now(),
+            }),
+            dirty: AtomicBool::new(false),
+        });
+        let recorder = TurnRecorder {
+            id,
+            cell,
+            shared: self.shared().clone(),
+            finished: AtomicBool::new(false),
+        };
+        recorder.touched();
+        self.shared().wake.notify_one();
+        recorder
+    }
+
+    /// How many turns wait to be written.
+    pub fn pending(&self) -> usize {
+        let q = lock(&self.shared().queue);
+        q.dirty.len() + q.writing
+    }
+
+    /// Writes everything recorded so far and returns once it is in the store. Returns the error
+    /// if the store could not be opened or a write failed after this call (the turns stay queued
+    /// and are retried). Wrap it in a timeout at shutdown.
+    pub async fn flush(&self) -> Result<()> {
+        let shared = self.shared();
+        let start = lock(&shared.queue).rounds;
+        loop {
+            let progressed = shared.progress.notified();
+            tokio::pin!(progressed);
+            progressed.as_mut().enable();
+            {
+                let q = lock(&shared.queue);
+                if let Some(e) = &q.dead {
+                    return Err(StoreError::unavailable(e.clone()));
+                }
+                if q.dirty.is_empty() && q.writing == 0 {
+                    return Ok(());
+                }
+                if q.rounds > start
+                    && let Some(e) = &q.failing
+                {
+                    return Err(StoreError::unavailable(e.clone()));
+                }
+            }
+            shared.wake.notify_one();
+            progressed.await;
+        }
+    }
+}
+
+impl std::fmt::Debug for Recorder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Recorder")
+            .field("pending", &self.pending())
+            .finish()
+    }
+}
+
+/// Records one answer; from [`Recorder::begin_turn`]. Every method is synchronous and
+/// non-blocking (a short mutex, no I/O). Dropped before [`TurnRecorder::finish`], the turn is
+/// recorded as `cancelled`.
+pub struct TurnRecorder {
+    id: String,
+    cell: Arc<TurnCell>,
+    shared: Arc<Shared>,
+    finished: AtomicBool,
+}
+
+impl TurnRecorder {
+    /// The turn's id.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// Notes the model that answers (e.g. once a fallback is chosen); the chat keeps it as the
+    /// model it last used.
+    pub fn model(&self, model: &str) {
+        {
+            let mut d = lock(&self.cell.data);
+            d.turn.model = Some(model.to_owned());
+            d.chat.model = Some(model.to_owned());
+        }
+        self.touched();
+    }
+
+    /// Appends answer text.
+    pub fn chunk(&self, text: &str) {
+        {
+            let mut d = lock(&self.cell.data);
+            if d.turn.first_token_ms.is_none() {
+                d.turn.first_token_ms = Some(d.started.elapsed().as_millis() as i64);
+            }
+            d.turn.answer.push_str(text);
+        }
+        self.touched();
+    }
+
+    /// Appends reasoning text.
+    pub fn reasoning(&self, text: &str) {
+        lock(&self.cell.data).turn.reasoning.push_str(text);
+        self.touched();
+    }
+
+    /// Keeps an event of note: citations, search queries and results, a title, reply
+    /// suggestions, throttling, provider-specific events; reasoning is appended and usage kept.
+    /// `create` notes the model. Other lifecycle events (`send`, `result`, `retry`, `error`) are
+    /// not stored: the turn's own fields hold them.
+    pub fn event(&self, event: &Event) {
+        match event {
+            Event::Reasoning(text) => self.reasoning(text),
+            Event::Usage(usage) => {
+                lock(&self.cell.data).turn.usage = Some(usage.clone());
+                self.touched();
+            }
+            Event::Create { model } => self.model(model),
+            Event::Update { .. }
+            | Event::Send { .. }
+            | Event::Result { .. }
+            | Event::Error { .. }
+            | Event::Retry { .. } => {}
+            other => {
+                lock(&self.cell.data).turn.events.push(other.to_json());
+                self.touched();
+            }
+        }
+    }
+
+    /// Ends the turn: its final state, its usage (when known) and why it failed (for `error`).
+    /// Later calls change nothing.
+    pub fn finish(&self, state: TurnState, usage: Option<&Usage>, error: Option<&str>) {
+        if self.finished.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        {
+            let mut d = lock(&self.cell.data);
+            d.turn.state = if state == TurnState::Streaming {
+                TurnState::Done
+            } else {
+                state
+            };
+            if let Some(usage) = usage {
+                d.turn.usage = Some(usage.clone());
+            }
+            d.turn.error = error.map(str::to_owned);
+            d.turn.elapsed_ms = Some(d.started.elapsed().as_millis() as i64);
+        }
+        self.touched();
+        self.shared.wake.notify_one();
+    }
+
+    /// Queues the turn for the writer unless it is queued already.
+    fn touched(&self) {
+        if self.cell.dirty.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let mut q = lock(&self.shared.queue);
+        if q.dirty.len() >= self.shared.options.max_pending {
+            drop_oldest_finished(&mut q);
+        }
+        q.dirty.push_back(self.cell.clone());
+    }
+}
+
+impl Drop for TurnRecorder {
+    fn drop(&mut self) {
+        self.finish(TurnState::Cancelled, None, None);
+    }
+}
+
+/// Makes room in a full queue: the oldest finished turn goes (its final state is lost).
+fn drop_oldest_finished(q: &mut Queue) {
+    let finished = q
+        .dirty
+        .iter()
+        .position(|c| lock(&c.data).turn.state.is_final());
+    if let Some(i) = finished
+        && let Some(cell) = q.dirty.remove(i)
+    {
+        cell.dirty.store(false, Ordering::Release);
+        let id = lock(&cell.data).turn.id.clone();
+        tracing::warn!(turn = %id, "store: too many turns waiting to be written; dropped one");
+        eprintln_once_dropped(&id);
+    }
+}
+
+/// Log line for a dropped turn, for faces that do not collect `tracing` output.
+fn eprintln_once_dropped(id: &str) {
+    static SAID: AtomicBool = AtomicBool::new(false);
+    if !SAID.swap(true, Ordering::Relaxed) {
+        eprintln!(
+            "oy3o: store: too many turns waiting to be written; dropped turn {id} (and maybe more)"
+        );
+    }
+}
+
+fn report(shared: &Shared, health: Health) {
+    match &health {
+        Health::Failing(e) => tracing::warn!("store: writes fail, turns wait in memory: {e}"),
+        Health::Recovered => tracing::info!("store: writes recovered"),
+    }
+    let listeners = lock(&shared.listeners).clone();
+    for listener in listeners {
+        listener(&health);
+    }
+}
+
+/// Writes `rows` one transaction each; rows the database refuses are dropped with a log line.
+/// `Err` when a row failed for another reason (the database went away meanwhile).
+async fn save_one_by_one(store: &dyn Store, rows: &[(ChatRecord, TurnRecord)]) -> Result<()> {
+    let mut outage = None;
+    for row in rows {
+        match store.save_turns(std::slice::from_ref(row)).await {
+            Ok(()) => {}
+            Err(e) if e.is_constraint() => {
+                tracing::warn!(turn = %row.1.id, "store: the database refused a turn, dropped: {e}");
+                eprintln!(
+                    "oy3o: store: the database refused turn {}, dropped: {e}",
+                    row.1.id
+                );
+            }
+            Err(e) => outage = Some(e),
+        }
+    }
+    outage.map_or(Ok(()), Err)
+}
+
+async fn write_loop(shared: Arc<Shared>, open: Opening) {
+    let store = match open.await {
+        Ok(store) => store,
+        Err(e) => {
+            let message = e.to_string();
+            {
+                let mut q = lock(&shared.queue);
+                q.dead = Some(message.clone());
+                q.dirty.clear();
+            }
+            report(&shared, Health::Failing(message));
+            shared.progress.notify_waiters();
+            return;
+        }
+    };
+    let _ = shared.store.set(store.clone());
+    // Turns begun before the store was open carry no instance yet.
+    let instance = store.instance().to_owned();
+    let options = shared.options.clone();
+    let mut backoff: Option<Duration> = None;
+    // Beat at once: the store may have been open (and quiet) for long, and a peer's recovery
+    // forgets quiet instances.
+    let mut last_beat = Instant::now()
+        .checked_sub(HEARTBEAT_EVERY)
+        .unwrap_or_else(Instant::now);
+    let mut last_recovery = Instant::now();
+    let mut more = false;
+    loop {
+        match backoff {
+            Some(delay) => tokio::time::sleep(delay).await,
+            None if more => {}
+            None => {
+                tokio::select! {
+                    _ = tokio::time::sleep(options.flush_every) => {}
+                    _ = shared.wake.notified() => {}
+                }
+            }
+        }
+        if last_beat.elapsed() >= HEARTBEAT_EVERY.min(options.recover_every)
+            && store.heartbeat().await.is_ok()
+        {
+            last_beat = Instant::now();
+        }
+        if last_recovery.elapsed() >= options.recover_every
+            && store.recover(options.grace).await.is_ok()
+        {
+            last_recovery = Instant::now();
+        }
+        let (batch, closed) = {
+            let mut q = lock(&shared.queue);
+            let n = q.dirty.len().min(options.max_batch);
+            let batch: Vec<Arc<TurnCell>> = q.dirty.drain(..n).collect();
+            q.writing = batch.len();
+            more = !q.dirty.is_empty();
+            (batch, q.closed)
+        };
+        if batch.is_empty() {
+            lock(&shared.queue).rounds += 1;
+            shared.progress.notify_waiters();
+            if closed {
+                break;
+            }
+            continue;
+        }
+        let rows: Vec<(ChatRecord, TurnRecord)> = batch
+            .iter()
+            .map(|cell| {
+                cell.dirty.store(false, Ordering::Release);
+                let mut d = lock(&cell.data);
+                if d.turn.instance.is_empty() {
+                    d.turn.instance = instance.clone();
+                }
+                let mut turn = d.turn.clone();
+                turn.updated_at = now_ms();
+                if turn.state == TurnState::Streaming {
+                    turn.elapsed_ms = Some(d.started.elapsed().as_millis() as i64);
+                }
+                (d.chat.clone(), turn)
+            })
+            .collect();
+        let result = match store.save_turns(&rows).await {
+            // The database refused a row: write them one by one so the others go through, and
+            // drop the refused ones (retrying cannot help them).
+            Err(e) if e.is_constraint() => save_one_by_one(&*store, &rows).await.map_err(|_| e),
+            other => other,
+        };
+        let change = {
+            let mut q = lock(&shared.queue);
+            q.writing = 0;
+            q.rounds += 1;
+            match result {
+                Ok(()) => {
+                    backoff = None;
+                    q.failing.take().map(|_| Health::Recovered)
+                }
+                Err(e) => {
+                    // Back in the queue, oldest first, unless the hot path queued it again.
+                    for cell in batch.into_iter().rev() {
+                        if !cell.dirty.swap(true, Ordering::AcqRel) {
+                            q.dirty.push_front(cell);
+                        }
+                    }
+                    backoff = Some(match backoff {
+                        None => options.flush_every.max(Duration::from_millis(100)),
+                        Some(d) => (d * 2).min(options.max_backoff),
+                    });
+                    more = false;
+                    let message = e.to_string();
+                    if q.failing.is_none() {
+                        q.failing = Some(message.clone());
+                        Some(Health::Failing(message))
+                    } else {
+                        None
+                    }
+                }
+            }
+        };
+        if let Some(health) = change {
+            report(&shared, health);
+        }
+        shared.progress.notify_waiters();
+        if closed && backoff.is_none() && !more {
+            break;
+        }
+    }
+}

@@ -1,0 +1,174 @@
+//! Reading rows back into records, the same way on both backends (JSON columns come back as
+//! text: PostgreSQL selects cast `jsonb` to `text`).
+
+use serde_json::Value;
+
+use crate::error::{Result, StoreError};
+use crate::record::TurnState;
+
+/// Parses a stored turn state.
+pub(crate) fn state(text: &str) -> Result<TurnState> {
+    text.parse().map_err(StoreError::Corrupt)
+}
+
+/// Parses the stored events of a turn.
+pub(crate) fn events(text: &str) -> Result<Vec<Value>> {
+    serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("turn events: {e}")))
+}
+
+/// Parses stored usage.
+pub(crate) fn usage(text: Option<String>) -> Result<Option<oy3o::Usage>> {
+    text.map(|t| serde_json::from_str(&t))
+        .transpose()
+        .map_err(|e| StoreError::Corrupt(format!("turn usage: {e}")))
+}
+
+/// Parses a stored chain result.
+pub(crate) fn json(text: &str) -> Result<Value> {
+    serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("chain result: {e}")))
+}
+
+/// The JSON text of a turn's events and usage, for writing.
+pub(crate) fn turn_json(turn: &crate::record::TurnRecord) -> (String, Option<String>) {
+    let events = serde_json::to_string(&turn.events).unwrap_or_else(|_| "[]".into());
+    let usage = turn
+        .usage
+        .as_ref()
+        .and_then(|u| serde_json::to_string(u).ok());
+    (events, usage)
+}
+
+/// The chats of a batch of turns, each once (its last record in the batch) with the latest
+/// update time among its turns: one chat upsert per chat, not per turn.
+pub(crate) fn chats_of(
+    turns: &[(crate::record::ChatRecord, crate::record::TurnRecord)],
+) -> Vec<(&crate::record::ChatRecord, i64)> {
+    let mut out: Vec<(&crate::record::ChatRecord, i64)> = Vec::new();
+    let mut index: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    for (chat, turn) in turns {
+        let updated = turn.updated_at.max(chat.updated_at);
+        match index.get(chat.id.as_str()) {
+            Some(&i) => {
+                let at = out[i].1.max(updated);
+                out[i] = (chat, at);
+            }
+            None => {
+                index.insert(chat.id.as_str(), out.len());
+                out.push((chat, updated));
+            }
+        }
+    }
+    out
+}
+
+/// Builds a `ChatRecord` from a row with the chat columns.
+macro_rules! chat_from_row {
+    ($row:expr) => {{
+        use sqlx::Row as _;
+        let row = $row;
+        $crate::record::ChatRecord {
+            id: row.try_get("id")?,
+            owner: row.try_get("owner")?,
+            name: row.try_get("name")?,
+            model: row.try_get("model")?,
+            context: row.try_get("context")?,
+            created_at: row.try_get("created_at")?,
+            updated_at: row.try_get("updated_at")?,
+        }
+    }};
+}
+
+/// Builds a `TurnRecord` from a row with the turn columns (`events` and `usage` as text).
+macro_rules! turn_from_row {
+    ($row:expr) => {{
+        use sqlx::Row as _;
+        let row = $row;
+        let events: String = row.try_get("events")?;
+        let state: String = row.try_get("state")?;
+        $crate::record::TurnRecord {
+            id: row.try_get("id")?,
+            chat_id: row.try_get("chat_id")?,
+            seq: row.try_get("seq")?,
+            owner: row.try_get("owner")?,
+            prompt: row.try_get("prompt")?,
+            answer: row.try_get("answer")?,
+            reasoning: row.try_get("reasoning")?,
+            events: $crate::rows::events(&events)?,
+            usage: $crate::rows::usage(row.try_get("usage")?)?,
+            model: row.try_get("model")?,
+            first_token_ms: row.try_get("first_token_ms")?,
+            elapsed_ms: row.try_get("elapsed_ms")?,
+            state: $crate::rows::state(&state)?,
+            error: row.try_get("error")?,
+            instance: row.try_get("instance")?,
+            created_at: row.try_get("created_at")?,
+            updated_at: row.try_get("updated_at")?,
+        }
+    }};
+}
+
+/// Builds a `ChainRunRecord` from a row (`result` as text).
+macro_rules! chain_run_from_row {
+    ($row:expr) => {{
+        use sqlx::Row as _;
+        let row = $row;
+        let result: String = row.try_get("result")?;
+        let state: String = row.try_get("state")?;
+        $crate::record::ChainRunRecord {
+            id: row.try_get("id")?,
+            owner: row.try_get("owner")?,
+            name: row.try_get("name")?,
+            result: $crate::rows::json(&result)?,
+            state: $crate::rows::state(&state)?,
+            created_at: row.try_get("created_at")?,
+        }
+    }};
+}
+
+pub(crate) use {chain_run_from_row, chat_from_row, turn_from_row};
+
+/// An FTS5 query matching every word of `text`: each word quoted, so punctuation and operators
+/// in the user's text are searched for, not interpreted.
+pub(crate) fn fts5_query(text: &str) -> String {
+    text.split_whitespace()
+        .map(|w| format!("\"{}\"", w.replace('"', "\"\"")))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// An instance with streaming turns: its id, and its host, pid and last heartbeat when it is
+/// registered.
+pub(crate) type Candidate = (String, Option<String>, Option<i64>, Option<i64>);
+
+/// Decides which instances with streaming turns are dead (see `Store::recover`).
+pub(crate) fn dead_instances(
+    candidates: Vec<crate::rows::Candidate>,
+    grace: std::time::Duration,
+    own: &str,
+) -> Vec<String> {
+    let now = crate::record::now_ms();
+    let host = crate::store::host_name();
+    let grace_ms = grace.as_millis() as i64;
+    candidates
+        .into_iter()
+        .filter(|(id, ..)| id != own)
+        .filter(|(_, h, pid, seen)| match (h, pid, seen) {
+            (Some(h), Some(pid), Some(seen)) => {
+                now - seen > grace_ms || (*h == host && crate::store::process_gone(*pid))
+            }
+            // A turn whose instance never registered (or was removed) has no one to finish it.
+            _ => true,
+        })
+        .map(|(id, ..)| id)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fts5_queries_quote_every_word() {
+        assert_eq!(fts5_query("rust  OR \"x"), "\"rust\" \"OR\" \"\"\"x\"");
+    }
+}

@@ -1,0 +1,428 @@
+//! The SQLite backend: one file, WAL mode (readers never wait for the writer), a busy timeout
+//! (several `oy3o` processes share the file), FTS5 for search.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+
+use crate::error::{Result, StoreError};
+use crate::record::{
+    ChainRunRecord, ChatRecord, ChatSummary, LoggedTurn, Pruned, TurnRecord, new_id, now_ms,
+};
+use crate::rows::{chain_run_from_row, chat_from_row, turn_from_row};
+use crate::store::{OpenOptions, Store, host_name};
+
+/// A store in an SQLite file.
+#[derive(Debug)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+    instance: String,
+}
+
+impl SqliteStore {
+    /// Opens (creating when missing) the file at `path` and migrates it.
+    pub async fn open(path: &Path, options: &OpenOptions) -> Result<Self> {
+        let target = format!("sqlite:{}", path.display());
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|source| StoreError::Io {
+                path: dir.display().to_string(),
+                source,
+            })?;
+        }
+        let connect = SqliteConnectOptions::from_str("sqlite:")
+            .map_err(|source| StoreError::Open {
+                target: target.clone(),
+                source,
+            })?
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // WAL with NORMAL sync is durable across a process crash; a power cut may lose the
+            // last commits, which the recorder's 100 ms batches already accept.
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(5))
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(options.max_connections.unwrap_or(4))
+            .acquire_timeout(options.connect_timeout)
+            .connect_with(connect)
+            .await
+            .map_err(|source| StoreError::Open {
+                target: target.clone(),
+                source,
+            })?;
+        migrate(&pool, &target).await?;
+        Ok(Self {
+            pool,
+            instance: new_id(),
+        })
+    }
+}
+
+/// Runs the migrations; retried because two processes opening a new file at once race to
+/// create the tables, and the loser then sees them applied.
+async fn migrate(pool: &SqlitePool, target: &str) -> Result<()> {
+    let migrator = sqlx::migrate!("migrations/sqlite");
+    let mut attempt = 0;
+    loop {
+        match migrator.run(pool).await {
+            Ok(()) => return Ok(()),
+            Err(_) if attempt < 3 => {
+                attempt += 1;
+                tokio::time::sleep(Duration::from_millis(50 * attempt)).await;
+            }
+            Err(source) => {
+                return Err(StoreError::Migrate {
+                    target: target.to_owned(),
+                    source,
+                });
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    fn backend(&self) -> &'static str {
+        "sqlite"
+    }
+
+    fn instance(&self) -> &str {
+        &self.instance
+    }
+
+    async fn open_chat(
+        &self,
+        owner: &str,
+        name: &str,
+        model: Option<&str>,
+        context: Option<&str>,
+    ) -> Result<ChatRecord> {
+        if let Some(chat) = self.find_chat(owner, name).await? {
+            return Ok(chat);
+        }
+        let chat = ChatRecord::new(owner, Some(name), model, context);
+        // Another process may create it at the same moment: keep theirs.
+        sqlx::query(
+            "INSERT INTO chats (id, owner, name, model, context, created_at, updated_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (owner, name) DO NOTHING",
+        )
+        .bind(&chat.id)
+        .bind(&chat.owner)
+        .bind(&chat.name)
+        .bind(&chat.model)
+        .bind(&chat.context)
+        .bind(chat.created_at)
+        .bind(chat.updated_at)
+        .execute(&self.pool)
+        .await?;
+        self.find_chat(owner, name)
+            .await?
+            .ok_or_else(|| StoreError::Corrupt(format!("chat {name:?} vanished after insert")))
+    }
+
+    async fn find_chat(&self, owner: &str, name: &str) -> Result<Option<ChatRecord>> {
+        let row = sqlx::query("SELECT * FROM chats WHERE owner = ? AND name = ?")
+            .bind(owner)
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(match row {
+            Some(row) => Some(chat_from_row!(&row)),
+            None => None,
+        })
+    }
+
+    async fn chat_by_id(&self, owner: &str, id: &str) -> Result<Option<ChatRecord>> {
+        let row = sqlx::query("SELECT * FROM chats WHERE owner = ? AND id = ?")
+            .bind(owner)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(match row {
+            Some(row) => Some(chat_from_row!(&row)),
+            None => None,
+        })
+    }
+
+    async fn save_chat(&self, chat: &ChatRecord) -> Result<()> {
+        sqlx::query(UPSERT_CHAT)
+            .bind(&chat.id)
+            .bind(&chat.owner)
+            .bind(&chat.name)
+            .bind(&chat.model)
+            .bind(&chat.context)
+            .bind(chat.created_at)
+            .bind(chat.updated_at)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn chats(&self, owner: &str) -> Result<Vec<ChatSummary>> {
+        let rows = sqlx::query(
+            "SELECT c.*, COUNT(t.id) AS turn_count, MAX(COALESCE(MAX(t.updated_at), c.updated_at), c.updated_at) AS last_at
+             FROM chats c LEFT JOIN turns t ON t.chat_id = c.id
+             WHERE c.owner = ? GROUP BY c.id ORDER BY last_at DESC",
+        )
+        .bind(owner)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in &rows {
+            use sqlx::Row as _;
+            let turns: i64 = row.try_get("turn_count")?;
+            out.push(ChatSummary {
+                chat: chat_from_row!(row),
+                turns: turns.max(0) as u64,
+                last_at: row.try_get("last_at")?,
+            });
+        }
+        Ok(out)
+    }
+
+    async fn turns(&self, owner: &str, chat_id: &str) -> Result<Vec<TurnRecord>> {
+        let rows = sqlx::query(
+            "SELECT t.* FROM turns t WHERE t.owner = ? AND t.chat_id = ? ORDER BY t.seq, t.created_at",
+        )
+        .bind(owner)
+        .bind(chat_id)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in &rows {
+            out.push(turn_from_row!(row));
+        }
+        Ok(out)
+    }
+
+    async fn recent_turns(
+        &self,
+        owner: &str,
+        limit: u32,
+        search: Option<&str>,
+    ) -> Result<Vec<LoggedTurn>> {
+        let search = search
+            .map(crate::rows::fts5_query)
+            .filter(|q| !q.is_empty());
+        let rows =
+            match &search {
+                None => sqlx::query(
+                    "SELECT t.*, c.name AS chat_name FROM turns t JOIN chats c ON c.id = t.chat_id
+                     WHERE t.owner = ? ORDER BY t.created_at DESC, t.seq DESC LIMIT ?",
+                )
+                .bind(owner)
+                .bind(i64::from(limit))
+                .fetch_all(&self.pool)
+                .await?,
+                Some(query) => {
+                    sqlx::query(
+                        "SELECT t.*, c.name AS chat_name FROM turns_fts f
+                     JOIN turns t ON t.rowid = f.rowid JOIN chats c ON c.id = t.chat_id
+                     WHERE turns_fts MATCH ? AND t.owner = ?
+                     ORDER BY t.created_at DESC, t.seq DESC LIMIT ?",
+                    )
+                    .bind(query)
+                    .bind(owner)
+                    .bind(i64::from(limit))
+                    .fetch_all(&self.pool)
+                    .await?
+                }
+            };
+        let mut out = Vec::with_capacity(rows.len());
+        for row in &rows {
+            use sqlx::Row as _;
+            out.push(LoggedTurn {
+                turn: turn_from_row!(row),
+                chat_name: row.try_get("chat_name")?,
+            });
+        }
+        Ok(out)
+    }
+
+    async fn save_turns(&self, turns: &[(ChatRecord, TurnRecord)]) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        for (chat, updated_at) in crate::rows::chats_of(turns) {
+            sqlx::query(UPSERT_CHAT)
+                .bind(&chat.id)
+                .bind(&chat.owner)
+                .bind(&chat.name)
+                .bind(&chat.model)
+                .bind(&chat.context)
+                .bind(chat.created_at)
+                .bind(updated_at)
+                .execute(&mut *tx)
+                .await?;
+        }
+        for (_, turn) in turns {
+            let (events, usage) = crate::rows::turn_json(turn);
+            sqlx::query(
+                "INSERT INTO turns (id, chat_id, seq, owner, prompt, answer, reasoning, events, usage, model,
+                                    first_token_ms, elapsed_ms, state, error, instance, created_at, updated_at)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                 ON CONFLICT (id) DO UPDATE SET
+                    answer = excluded.answer, reasoning = excluded.reasoning, events = excluded.events,
+                    usage = excluded.usage, model = excluded.model, first_token_ms = excluded.first_token_ms,
+                    elapsed_ms = excluded.elapsed_ms, state = excluded.state, error = excluded.error,
+                    updated_at = excluded.updated_at",
+            )
+            .bind(&turn.id)
+            .bind(&turn.chat_id)
+            .bind(turn.seq)
+            .bind(&turn.owner)
+            .bind(&turn.prompt)
+            .bind(&turn.answer)
+            .bind(&turn.reasoning)
+            .bind(events)
+            .bind(usage)
+            .bind(&turn.model)
+            .bind(turn.first_token_ms)
+            .bind(turn.elapsed_ms)
+            .bind(turn.state.as_str())
+            .bind(&turn.error)
+            .bind(&turn.instance)
+            .bind(turn.created_at)
+            .bind(turn.updated_at)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn save_chain_run(&self, run: &ChainRunRecord) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO chain_runs (id, owner, name, result, state, created_at) VALUES (?, ?, ?, ?, ?, ?)
+             ON CONFLICT (id) DO UPDATE SET result = excluded.result, state = excluded.state",
+        )
+        .bind(&run.id)
+        .bind(&run.owner)
+        .bind(&run.name)
+        .bind(run.result.to_string())
+        .bind(run.state.as_str())
+        .bind(run.created_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn chain_runs(&self, owner: &str, limit: u32) -> Result<Vec<ChainRunRecord>> {
+        let rows = sqlx::query(
+            "SELECT * FROM chain_runs WHERE owner = ? ORDER BY created_at DESC LIMIT ?",
+        )
+        .bind(owner)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in &rows {
+            out.push(chain_run_from_row!(row));
+        }
+        Ok(out)
+    }
+
+    async fn prune(&self, owner: Option<&str>, before_ms: i64) -> Result<Pruned> {
+        let mut tx = self.pool.begin().await?;
+        // `owner IS NULL` (no owner given) prunes everyone's rows.
+        let turns =
+            sqlx::query("DELETE FROM turns WHERE (?1 IS NULL OR owner = ?1) AND created_at < ?2")
+                .bind(owner)
+                .bind(before_ms)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+        let chats = sqlx::query(
+            "DELETE FROM chats WHERE (?1 IS NULL OR owner = ?1) AND updated_at < ?2
+             AND NOT EXISTS (SELECT 1 FROM turns t WHERE t.chat_id = chats.id)",
+        )
+        .bind(owner)
+        .bind(before_ms)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        let chain_runs = sqlx::query(
+            "DELETE FROM chain_runs WHERE (?1 IS NULL OR owner = ?1) AND created_at < ?2",
+        )
+        .bind(owner)
+        .bind(before_ms)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        tx.commit().await?;
+        Ok(Pruned {
+            turns,
+            chats,
+            chain_runs,
+        })
+    }
+
+    async fn heartbeat(&self) -> Result<()> {
+        let now = now_ms();
+        sqlx::query(
+            "INSERT INTO instances (id, host, pid, started_at, seen_at) VALUES (?, ?, ?, ?, ?)
+             ON CONFLICT (id) DO UPDATE SET seen_at = excluded.seen_at",
+        )
+        .bind(&self.instance)
+        .bind(host_name())
+        .bind(i64::from(std::process::id()))
+        .bind(now)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn recover(&self, grace: Duration) -> Result<u64> {
+        let candidates: Vec<crate::rows::Candidate> = sqlx::query_as(
+            "SELECT DISTINCT t.instance, i.host, i.pid, i.seen_at FROM turns t
+             LEFT JOIN instances i ON i.id = t.instance WHERE t.state = 'streaming'",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let dead = crate::rows::dead_instances(candidates, grace, &self.instance);
+        let mut recovered = 0;
+        for id in dead {
+            let mut tx = self.pool.begin().await?;
+            recovered += sqlx::query(
+                "UPDATE turns SET state = 'interrupted', updated_at = ? WHERE state = 'streaming' AND instance = ?",
+            )
+            .bind(now_ms())
+            .bind(&id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            sqlx::query("DELETE FROM instances WHERE id = ?")
+                .bind(&id)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+        }
+        // Instances gone quiet with nothing streaming (a CLI run exits without closing): forget
+        // them, so the table holds live instances only.
+        sqlx::query("DELETE FROM instances WHERE seen_at < ? AND id <> ?")
+            .bind(now_ms() - grace.as_millis() as i64)
+            .bind(&self.instance)
+            .execute(&self.pool)
+            .await?;
+        Ok(recovered)
+    }
+
+    async fn close(&self) {
+        let _ = sqlx::query("DELETE FROM instances WHERE id = ?")
+            .bind(&self.instance)
+            .execute(&self.pool)
+            .await;
+        self.pool.close().await;
+    }
+}
+
+const UPSERT_CHAT: &str =
+    "INSERT INTO chats (id, owner, name, model, context, created_at, updated_at)
+     VALUES (?, ?, ?, ?, ?, ?, ?)
+     ON CONFLICT (id) DO UPDATE SET model = excluded.model, context = excluded.context,
+        updated_at = MAX(chats.updated_at, excluded.updated_at)";

@@ -1,0 +1,186 @@
+//! The [`Store`] trait both backends implement, and [`open`], which picks one from the setting.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::error::{Result, StoreError};
+use crate::record::{ChainRunRecord, ChatRecord, ChatSummary, LoggedTurn, Pruned, TurnRecord};
+use crate::setting::StoreSetting;
+
+/// Where chats, turns and chain runs are kept: SQLite or PostgreSQL behind one interface.
+///
+/// Object-safe (`Arc<dyn Store>`) so faces hold one store whatever the backend; the async
+/// methods go through `async-trait` (boxed futures) because native `async fn` in traits cannot
+/// be called through `dyn`. Every read takes the owner: a row of another owner is never found,
+/// listed or loaded.
+///
+/// Faces do not write turns through this trait while answers stream: they use a
+/// [`crate::Recorder`], which batches writes off the hot path.
+#[async_trait]
+pub trait Store: Send + Sync + fmt::Debug {
+    /// `sqlite` or `postgres`.
+    fn backend(&self) -> &'static str;
+
+    /// This process's instance id: random per [`open`], written on every turn, refreshed by
+    /// [`Store::heartbeat`].
+    fn instance(&self) -> &str;
+
+    /// The chat `name` of `owner`, created with `model` and `context` when it does not exist.
+    /// An existing chat is returned as it is (see [`Store::update_chat`] to change it).
+    async fn open_chat(
+        &self,
+        owner: &str,
+        name: &str,
+        model: Option<&str>,
+        context: Option<&str>,
+    ) -> Result<ChatRecord>;
+
+    /// The chat `name` of `owner`, if any.
+    async fn find_chat(&self, owner: &str, name: &str) -> Result<Option<ChatRecord>>;
+
+    /// The chat `id` of `owner`, if any (another owner's chat is not found).
+    async fn chat_by_id(&self, owner: &str, id: &str) -> Result<Option<ChatRecord>>;
+
+    /// Writes a chat's model and context (and its update time); inserts it when new.
+    async fn save_chat(&self, chat: &ChatRecord) -> Result<()>;
+
+    /// Every chat of `owner` with its turn count, the last used first.
+    async fn chats(&self, owner: &str) -> Result<Vec<ChatSummary>>;
+
+    /// The turns of chat `chat_id` of `owner`, in order (empty for another owner's chat).
+    async fn turns(&self, owner: &str, chat_id: &str) -> Result<Vec<TurnRecord>>;
+
+    /// The latest `limit` turns of `owner`, newest first; with `search`, only turns whose prompt
+    /// or answer hold all its words (SQLite FTS5, PostgreSQL `tsvector`).
+    async fn recent_turns(
+        &self,
+        owner: &str,
+        limit: u32,
+        search: Option<&str>,
+    ) -> Result<Vec<LoggedTurn>>;
+
+    /// Upserts turns (with their chats) in one transaction: the latest state of each wins.
+    async fn save_turns(&self, turns: &[(ChatRecord, TurnRecord)]) -> Result<()>;
+
+    /// Writes one chain run.
+    async fn save_chain_run(&self, run: &ChainRunRecord) -> Result<()>;
+
+    /// The latest `limit` chain runs of `owner`, newest first.
+    async fn chain_runs(&self, owner: &str, limit: u32) -> Result<Vec<ChainRunRecord>>;
+
+    /// Removes turns and chain runs created before `before_ms` (Unix ms), then the chats left
+    /// with no turn. `owner: None` prunes every owner.
+    async fn prune(&self, owner: Option<&str>, before_ms: i64) -> Result<Pruned>;
+
+    /// Marks this instance alive now (`instances.seen_at`).
+    async fn heartbeat(&self) -> Result<()>;
+
+    /// Marks `interrupted` the turns still `streaming` whose instance is dead: not seen for
+    /// longer than `grace`, or (same host) its process is gone; then forgets the instances not
+    /// seen for longer than `grace`. Returns how many turns were marked.
+    async fn recover(&self, grace: Duration) -> Result<u64>;
+
+    /// Closes the connections (pending queries finish first) and unregisters the instance. A
+    /// short-lived process may skip it and exit: nothing is lost (every write is committed), and
+    /// its instance row is forgotten by a later [`Store::recover`]. Closing SQLite checkpoints
+    /// the WAL, which costs ~10 ms.
+    async fn close(&self);
+}
+
+/// How [`open_with`] opens a store.
+#[derive(Clone, Debug)]
+pub struct OpenOptions {
+    /// How long an instance may go unseen before its streaming turns become `interrupted`
+    /// (default 30 s: several missed heartbeats).
+    pub grace: Duration,
+    /// The most connections in the pool (default 4 for SQLite, 8 for PostgreSQL).
+    pub max_connections: Option<u32>,
+    /// How long to wait for a connection (default 5 s).
+    pub connect_timeout: Duration,
+}
+
+impl Default for OpenOptions {
+    fn default() -> Self {
+        Self {
+            grace: Duration::from_secs(30),
+            max_connections: None,
+            connect_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// How often a [`crate::Recorder`] refreshes its instance's heartbeat.
+pub const HEARTBEAT_EVERY: Duration = Duration::from_secs(5);
+
+/// Opens the store the setting names with the default options: `Ok(None)` for `none`.
+///
+/// Creates the SQLite file (and its directory) when missing, runs the versioned migrations of the
+/// backend, registers this instance and recovers the turns of dead instances.
+///
+/// ```no_run
+/// # async fn f() -> Result<(), oy3o_store::StoreError> {
+/// use oy3o_store::{StoreSetting, open};
+/// let store = open(&StoreSetting::default_sqlite()?).await?.expect("not `none`");
+/// let chat = store.open_chat("", "work", Some("openai:gpt-4o-mini"), None).await?;
+/// assert_eq!(store.turns("", &chat.id).await?.len(), 0);
+/// # Ok(()) }
+/// ```
+pub async fn open(setting: &StoreSetting) -> Result<Option<Arc<dyn Store>>> {
+    open_with(setting, &OpenOptions::default()).await
+}
+
+/// [`open`] with options.
+pub async fn open_with(
+    setting: &StoreSetting,
+    options: &OpenOptions,
+) -> Result<Option<Arc<dyn Store>>> {
+    let store: Arc<dyn Store> = match setting {
+        StoreSetting::None => return Ok(None),
+        StoreSetting::Sqlite(path) => {
+            Arc::new(crate::sqlite::SqliteStore::open(path, options).await?)
+        }
+        StoreSetting::Postgres(url) => {
+            Arc::new(crate::postgres::PostgresStore::open(url, options).await?)
+        }
+    };
+    store.heartbeat().await?;
+    store.recover(options.grace).await?;
+    Ok(Some(store))
+}
+
+/// The default SQLite file: `oy3o/oy3o.db` in the platform data dir (`$XDG_DATA_HOME`, else
+/// `~/.local/share` on Linux), beside nothing else the CLI writes there.
+pub fn default_sqlite_path() -> Result<PathBuf> {
+    dirs::data_dir()
+        .map(|d| d.join("oy3o").join("oy3o.db"))
+        .ok_or(StoreError::NoDataDir)
+}
+
+impl StoreSetting {
+    /// `sqlite:` the [`default_sqlite_path`].
+    pub fn default_sqlite() -> Result<Self> {
+        default_sqlite_path().map(Self::Sqlite)
+    }
+}
+
+/// This machine's name, to tell whether an instance's process can be checked locally.
+pub(crate) fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_owned())
+        .or_else(|_| std::env::var("HOSTNAME"))
+        .unwrap_or_default()
+}
+
+/// Whether process `pid` of this host is gone. Only Linux can tell (through `/proc`); elsewhere
+/// a process is presumed alive and only the heartbeat grace applies.
+pub(crate) fn process_gone(pid: i64) -> bool {
+    if pid == i64::from(std::process::id()) {
+        return false;
+    }
+    let proc_root = std::path::Path::new("/proc/self");
+    proc_root.exists() && !std::path::Path::new(&format!("/proc/{pid}")).exists()
+}
