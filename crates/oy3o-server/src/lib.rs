@@ -13,7 +13,11 @@
 //!   `?token=`); browser origins are checked; bad input gets an error, never a crash or a
 //!   dropped connection; secrets never appear in frames or logs.
 //!
-//! What it is not: a TLS terminator (put a reverse proxy in front for HTTPS) or a store.
+//! - **Store** (optional, `store` in [`Settings`]): WebSocket chats are kept in SQLite or
+//!   PostgreSQL, scoped to the token that created them, and resumed by `id` on any instance
+//!   sharing the database; writes leave the streaming path.
+//!
+//! What it is not: a TLS terminator (put a reverse proxy in front for HTTPS).
 //!
 //! ```no_run
 //! # async fn demo() -> oy3o_server::Result<()> {
@@ -32,6 +36,7 @@ mod http;
 mod metrics;
 mod settings;
 mod state;
+mod store;
 mod ws;
 
 use std::future::Future;
@@ -81,12 +86,13 @@ impl Server {
             });
         };
         for a in &addrs {
-            check_bind(*a, self.settings.token.is_some())?;
+            check_bind(*a, self.settings.has_token())?;
         }
         let mut settings = self.settings;
         let loopback = addrs.iter().all(|a| a.ip().is_loopback());
         settings.allow_client_proxy = Some(settings.allow_client_proxy.unwrap_or(loopback));
-        let state = AppState::new(self.config, settings)?;
+        let store = store::Stored::open(settings.store.as_ref()).await;
+        let state = AppState::new(self.config, settings, store)?;
         let listener = TcpListener::bind(addr)
             .await
             .map_err(|source| Error::Bind { addr, source })?;

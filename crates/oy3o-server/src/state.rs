@@ -1,5 +1,5 @@
-//! What every handler shares: the engine config, the settings, the metrics, the named chains
-//! and the shutdown signal.
+//! What every handler shares: the engine config, the settings, the metrics, the named chains,
+//! the shutdown signal and the conversation store.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -10,6 +10,7 @@ use tokio_util::sync::CancellationToken;
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
 use crate::settings::Settings;
+use crate::store::Stored;
 
 /// The shared state behind every route.
 pub(crate) struct AppState {
@@ -23,11 +24,13 @@ pub(crate) struct AppState {
     pub chains: BTreeMap<String, Chain>,
     /// Cancelled when the server shuts down: WebSocket connections close on it.
     pub shutdown: CancellationToken,
+    /// The conversation store, when one is configured.
+    pub store: Stored,
 }
 
 impl AppState {
     /// Loads the named chains; a broken chain file stops the start with its error.
-    pub(crate) fn new(config: Config, settings: Settings) -> Result<Arc<Self>> {
+    pub(crate) fn new(config: Config, settings: Settings, store: Stored) -> Result<Arc<Self>> {
         let mut chains = BTreeMap::new();
         for (name, path) in &settings.chains {
             let chain =
@@ -40,6 +43,7 @@ impl AppState {
             metrics: Metrics::default(),
             chains,
             shutdown: CancellationToken::new(),
+            store,
         }))
     }
 
