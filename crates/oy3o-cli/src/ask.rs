@@ -4,6 +4,9 @@
 //! on stderr; through a pipe stdout carries the raw answer only. `--json` writes events and
 //! answer as JSON lines instead. Ctrl+C stops the answer (exit code 130) and, by dropping the
 //! reply, closes the request upstream.
+//!
+//! Every answer is recorded in the store (see [`crate::store`]) without waiting for it;
+//! `--chat NAME` continues a stored chat with its history.
 
 use std::io::{IsTerminal, Read, Write};
 use std::path::Path;
@@ -11,11 +14,54 @@ use std::sync::{Arc, Mutex};
 
 use futures::StreamExt;
 use oy3o::{Config, Error, ErrorCode, Event, Output, Usage};
+use oy3o_store::{ChatRecord, Recorder, StoreSetting, TurnRecorder, TurnState};
 use serde_json::json;
 
 use crate::markdown::Renderer;
 use crate::progress::ProgressLine;
+use crate::store::{self, LOCAL};
 use crate::{Common, Failure};
+
+/// What a one-shot prompt continues.
+#[derive(Clone, Copy, Debug)]
+pub enum Continue<'a> {
+    /// Nothing: a new conversation of one turn.
+    Nothing,
+    /// The current chat of a session saved in the app (`--load PATH`).
+    Saved(&'a Path),
+    /// The stored chat of that name (`--chat NAME`), created when new.
+    Stored(&'a str),
+}
+
+/// A stored chat opened for `--chat`: the store, the chat and its history.
+struct StoredChat {
+    store: std::sync::Arc<dyn oy3o_store::Store>,
+    chat: ChatRecord,
+    turns: Vec<oy3o_store::TurnRecord>,
+}
+
+/// Opens the stored chat `name` (creating it), or says why not in one warning.
+async fn stored_chat(name: &str, setting: &StoreSetting) -> Option<StoredChat> {
+    let store = match store::open(setting).await {
+        Ok(store) => store,
+        Err(e) => {
+            store::warn(&format!("{e}; answering without the chat's history"));
+            return None;
+        }
+    };
+    let opened = async {
+        let chat = store.open_chat(LOCAL, name, None, None).await?;
+        let turns = store.turns(LOCAL, &chat.id).await?;
+        Ok::<_, oy3o_store::StoreError>((chat, turns))
+    };
+    match opened.await {
+        Ok((chat, turns)) => Some(StoredChat { store, chat, turns }),
+        Err(e) => {
+            store::warn(&format!("{e}; answering without the chat's history"));
+            None
+        }
+    }
+}
 
 /// How the one-shot answer is shown.
 #[derive(clap::Args, Debug, Clone, Default)]
@@ -145,14 +191,15 @@ impl Sink {
     }
 }
 
-/// Streams the answer to `prompt` (or to piped stdin) to stdout; with `load`, the prompt
-/// continues the current chat of that saved session.
+/// Streams the answer to `prompt` (or to piped stdin) to stdout, continuing what `from` names,
+/// and records the turn in the store `setting` names.
 pub async fn run(
     prompt: Option<String>,
-    load: Option<&Path>,
+    from: Continue<'_>,
     common: &Common,
     options: &AskOptions,
     config: &Config,
+    setting: &StoreSetting,
 ) -> Result<(), Failure> {
     let piped = read_piped_stdin()?;
     let (prompt, stdin_context) = match (prompt, piped) {
@@ -164,12 +211,20 @@ pub async fn run(
             ));
         }
     };
-    let saved = load.map(crate::app::saved_chat).transpose()?;
-    // An explicit context or model wins over the saved chat's.
+    let saved = match from {
+        Continue::Saved(path) => Some(crate::app::saved_chat(path)?),
+        _ => None,
+    };
+    let stored = match from {
+        Continue::Stored(name) => stored_chat(name, setting).await,
+        _ => None,
+    };
+    // An explicit context or model wins over the saved (or stored) chat's.
     let given_context = common
         .context
         .clone()
-        .or_else(|| saved.as_ref().and_then(|s| s.context.clone()));
+        .or_else(|| saved.as_ref().and_then(|s| s.context.clone()))
+        .or_else(|| stored.as_ref().and_then(|s| s.chat.context.clone()));
     let context = match (stdin_context, given_context) {
         (Some(s), Some(c)) => Some(format!("{c}\n\n{s}")),
         (s, c) => c.or(s),
@@ -180,9 +235,58 @@ pub async fn run(
     {
         config.model = Some(model);
     }
+    if let Some(model) = stored.as_ref().and_then(|s| s.chat.model.clone())
+        && common.model.is_none()
+    {
+        config.model = Some(model);
+    }
     if let Some(saved) = &saved {
         saved.fill(&mut config);
     }
+    // The turn's record: in the stored chat, else in a chat of its own. A `--chat` whose store
+    // failed to open already cost its warning: nothing more is tried.
+    let (recorder, record) = match (&stored, from) {
+        (Some(s), _) => {
+            let mut chat = s.chat.clone();
+            chat.context = context.clone();
+            chat.model = config.model.clone().or(chat.model);
+            let recorder = store::recorder_on(s.store.clone());
+            (Some(recorder), Some((chat, s.turns.len() as i64)))
+        }
+        (None, Continue::Stored(_)) => (None, None),
+        (None, _) => {
+            let chat = ChatRecord::new(LOCAL, None, config.model.as_deref(), context.as_deref());
+            (store::recorder(setting), Some((chat, 0)))
+        }
+    };
+    let history = match (saved.as_ref(), stored.as_ref()) {
+        (Some(saved), _) => Some(saved.history.clone()),
+        (None, Some(s)) if !s.turns.is_empty() => Some(oy3o_store::history(&s.turns)),
+        _ => None,
+    };
+    let result = answer(
+        &prompt,
+        history,
+        context,
+        options,
+        &config,
+        recorder.as_ref().zip(record),
+    )
+    .await;
+    store::finish(recorder).await;
+    result
+}
+
+/// Streams the answer, recording it through `recorder` in `chat` (as its turn `seq`).
+async fn answer(
+    prompt: &str,
+    history: Option<Vec<oy3o::Message>>,
+    context: Option<String>,
+    options: &AskOptions,
+    config: &Config,
+    recorder: Option<(&Recorder, (ChatRecord, i64))>,
+) -> Result<(), Failure> {
+    let mut config = config.clone();
     let line = Arc::new(Mutex::new(ProgressLine::new()));
     let bar = line.clone();
     config.listeners.on("pull", move |event| {
@@ -197,9 +301,9 @@ pub async fn run(
     let mut ctrl_c = std::pin::pin!(tokio::signal::ctrl_c());
     let mut sink = Sink::new(options);
     let mut out = std::io::stdout().lock();
-    let reply = match saved {
-        None => oy3o::exec(&prompt, context.as_deref(), None, &config),
-        Some(saved) => match continue_chat(saved.history, &prompt, context, &config) {
+    let reply = match history {
+        None => oy3o::exec(prompt, context.as_deref(), None, &config),
+        Some(history) => match continue_chat(history, prompt, context, &config) {
             Ok(reply) => reply,
             Err(e) => {
                 if options.json {
@@ -209,6 +313,7 @@ pub async fn run(
             }
         },
     };
+    let turn = recorder.map(|(r, (chat, seq))| r.begin_turn(&chat, seq, prompt));
     let mut outputs = reply.outputs();
     let mut first = true;
     loop {
@@ -218,6 +323,7 @@ pub async fn run(
                 // Dropping the reply closes the connection: the provider stops generating.
                 drop(outputs);
                 let _ = sink.finish(&mut out);
+                end(&turn, TurnState::Cancelled, None, None);
                 return Err(Error::new(ErrorCode::Cancelled, "stopped (Ctrl+C)").into());
             }
         };
@@ -236,15 +342,24 @@ pub async fn run(
                     let _ = writeln!(out, "{}", error_event(&e).to_json());
                 }
                 let _ = sink.finish(&mut out);
+                end(&turn, TurnState::Error, None, Some(e.message()));
                 return Err(e.into());
             }
         };
+        if let Some(turn) = &turn {
+            match &output {
+                Output::Text(text) => turn.chunk(text),
+                Output::Event(event) => turn.event(event),
+            }
+        }
         if sink.write(&output, &mut out).is_err() {
             // The reader went away (e.g. `| head`): stop quietly.
+            end(&turn, TurnState::Cancelled, None, None);
             return Ok(());
         }
     }
     let _ = sink.finish(&mut out);
+    end(&turn, TurnState::Done, outputs.reply().usage(), None);
     if options.usage {
         match outputs.reply().usage() {
             Some(usage) => eprintln!("{}", usage_line(usage)),
@@ -252,6 +367,13 @@ pub async fn run(
         }
     }
     Ok(())
+}
+
+/// Ends the turn's record, if there is one.
+fn end(turn: &Option<TurnRecorder>, state: TurnState, usage: Option<&Usage>, error: Option<&str>) {
+    if let Some(turn) = turn {
+        turn.finish(state, usage, error);
+    }
 }
 
 /// Opens the config's model, gives it a saved conversation and sends the next prompt.

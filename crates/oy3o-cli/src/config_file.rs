@@ -13,6 +13,7 @@ pub const EXAMPLE: &str = r#"# oy3o config. Uncomment what you need; every key i
 # model = "openai:gpt-4o-mini"
 # context = "Be concise."
 # proxy = "socks5h://127.0.0.1:1080"
+# store = "sqlite:/path/to/oy3o.db"   # or "postgres://USER@HOST/DB", or "none" (default: the data dir)
 
 # [aliases]
 # fast = "openai:gpt-4o-mini"

@@ -6,6 +6,8 @@
 //! - `oy3o chain FILE` runs a task chain (see [`chain`]).
 //! - `oy3o pull [NAME]` fetches a local model; `oy3o models` lists providers and aliases.
 //! - `oy3o serve` runs the WebSocket + HTTP server (see [`serve`]).
+//! - `oy3o --chat NAME 'prompt'` continues a stored chat; `oy3o chats` and `oy3o log` show what
+//!   the store kept (see [`store`] and [`history`]).
 //!
 //! Errors go to stderr with a message that says what to do, and an exit code by kind: 2 for a
 //! command called the wrong way, else see [`exit_code`].
@@ -15,10 +17,12 @@ mod ask;
 mod chain;
 mod config_file;
 mod highlight;
+mod history;
 mod markdown;
 mod models;
 mod progress;
 mod serve;
+mod store;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -40,8 +44,12 @@ struct Args {
     ask: ask::AskOptions,
     /// A session saved in the app with `save PATH`: with no prompt, the app reopens it; with a
     /// prompt, the prompt continues its current chat (its model and context, unless given).
-    #[arg(long, value_name = "PATH")]
+    #[arg(long, value_name = "PATH", conflicts_with = "chat")]
     load: Option<PathBuf>,
+    /// Continue (or start) the stored chat NAME: its history goes with the prompt, and the
+    /// prompt and answer are added to it.
+    #[arg(long, value_name = "NAME")]
+    chat: Option<String>,
     /// In the app: the shortest time between two redraws while answers stream, in ms.
     #[arg(long, default_value_t = app::REDRAW_EVERY.as_millis() as u64, value_name = "MS")]
     redraw_ms: u64,
@@ -68,6 +76,10 @@ pub struct Common {
     /// Proxy URL (http://, https://, socks5://, socks5h://).
     #[arg(long, global = true)]
     pub proxy: Option<String>,
+    /// Where conversations are kept: `none`, `sqlite:PATH` or `postgres://USER@HOST/DB`
+    /// (default: SQLite in the data dir).
+    #[arg(long, env = "OY3O_STORE", hide_env_values = true, global = true)]
+    pub store: Option<String>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -90,6 +102,10 @@ enum Command {
     Models,
     /// Serve every model over WebSocket (the original protocol) and an OpenAI-compatible HTTP API.
     Serve(serve::ServeArgs),
+    /// List the stored chats (name, model, turns, last used).
+    Chats,
+    /// Show past prompts and answers, or prune old ones (`log prune --older-than 30d`).
+    Log(history::LogArgs),
     /// Show or create the config file.
     Config {
         /// What to do with it.
@@ -165,11 +181,25 @@ async fn run(args: Args) -> Result<(), Failure> {
     match args.command {
         None if args.prompt.is_none() && interactive() => {
             let redraw = std::time::Duration::from_millis(args.redraw_ms);
-            Ok(app::run(config, args.load.as_deref(), redraw).await?)
+            let store = store::setting(args.common.store.as_deref(), &config)?;
+            Ok(app::run(config, args.load.as_deref(), redraw, &store).await?)
         }
         None => {
-            let load = args.load.as_deref();
-            ask::run(args.prompt, load, &args.common, &args.ask, &config).await
+            let store = store::setting(args.common.store.as_deref(), &config)?;
+            let from = match (&args.load, &args.chat) {
+                (Some(path), _) => ask::Continue::Saved(path),
+                (None, Some(name)) => ask::Continue::Stored(name),
+                (None, None) => ask::Continue::Nothing,
+            };
+            ask::run(args.prompt, from, &args.common, &args.ask, &config, &store).await
+        }
+        Some(Command::Chats) => {
+            let store = store::setting(args.common.store.as_deref(), &config)?;
+            Ok(history::chats(&store).await?)
+        }
+        Some(Command::Log(log)) => {
+            let store = store::setting(args.common.store.as_deref(), &config)?;
+            Ok(history::log(&log, &store).await?)
         }
         Some(Command::Chain { file, json }) => Ok(chain::run(&file, json, &config).await?),
         Some(Command::Pull { name }) => Ok(pull(&name).await?),

@@ -282,3 +282,78 @@ async fn a_rust_code_block_is_coloured_on_a_terminal_unless_raw() {
     assert!(screen.contains("fn main() {}"), "{screen}");
     assert!(!screen.contains("\x1b[38;"), "{screen:?}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn chat_name_in_the_app_resumes_a_stored_chat_with_its_history_in_the_flow() {
+    let server = FakeServer::start().await;
+    server.push(openai::answer(&["Hello, Ada!"]).build());
+    server.push(openai::answer(&["You are Ada."]).build());
+    let home = std::env::temp_dir().join(format!("oy3o-tmux-store-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&home);
+    std::fs::create_dir_all(&home).unwrap();
+    // A first turn from the command line...
+    let first = Command::new(env!("CARGO_BIN_EXE_oy3o"))
+        .args([
+            "--chat",
+            "stored",
+            "My name is Ada.",
+            "--model",
+            "openai:gpt-test",
+        ])
+        .env_clear()
+        .env("HOME", &home)
+        .env("XDG_CONFIG_HOME", home.join("config"))
+        .env("OPENAI_BASE_URL", server.base_url())
+        .output()
+        .unwrap();
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    // ... then the app resumes that chat.
+    let tmux = Tmux::start(&format!(
+        "env -i HOME={home} XDG_CONFIG_HOME={home}/config TERM=xterm-256color \
+         OPENAI_BASE_URL={base} {bin}",
+        home = home.display(),
+        base = server.base_url(),
+        bin = env!("CARGO_BIN_EXE_oy3o"),
+    ));
+    tmux.wait_for("enter \"view 0\" to show help");
+    tmux.type_line("chat stored");
+    let screen = tmux.wait_for("chat stored resumed: 1 earlier turns above");
+    assert!(screen.contains("stored> My name is Ada."), "{screen}");
+    assert!(screen.contains("stored: Hello, Ada!"), "{screen}");
+    tmux.type_line("What is my name?");
+    tmux.wait_for("stored: You are Ada.");
+    let body = server.requests()[1].json();
+    assert_eq!(body["model"], "gpt-test");
+    assert_eq!(
+        body["messages"],
+        serde_json::json!([
+            {"role": "user", "content": "My name is Ada."},
+            {"role": "assistant", "content": "Hello, Ada!"},
+            {"role": "user", "content": "What is my name?"}
+        ])
+    );
+    tmux.type_line("/exit");
+    tmux.wait_for("exit=0");
+    // The app's turn went into the store too.
+    let log = Command::new(env!("CARGO_BIN_EXE_oy3o"))
+        .args(["log", "--json"])
+        .env_clear()
+        .env("HOME", &home)
+        .env("XDG_CONFIG_HOME", home.join("config"))
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&log.stdout);
+    let turns: Vec<serde_json::Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(turns.len(), 2, "{log}");
+    assert_eq!(turns[1]["prompt"], "What is my name?");
+    assert_eq!(turns[1]["answer"], "You are Ada.");
+    assert_eq!(turns[1]["state"], "done");
+    assert_eq!(turns[1]["seq"], 1);
+}

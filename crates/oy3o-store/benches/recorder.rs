@@ -1,2 +1,100 @@
-//! Placeholder replaced in the bench step.
-fn main() {}
+//! The store's cost, measured through the public API: what one `TurnRecorder::chunk` costs on
+//! the streaming path, and how many turns per second the background writer sustains on SQLite
+//! and on a throwaway PostgreSQL (10,000 turns of 20 chunks each, as fast as they come).
+//!
+//! Run: `cargo bench -j2 -p oy3o-store --bench recorder` (numbers go to bench/README.md).
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::Db;
+use oy3o_store::{ChatRecord, Recorder, Store, TurnState, open};
+
+const TURNS: usize = 10_000;
+const CHUNKS: usize = 20;
+const CHUNK: &str = "a piece of answer text, ";
+
+async fn open_store(db: &Db) -> Arc<dyn Store> {
+    open(&db.setting())
+        .await
+        .expect("the store opens")
+        .expect("not none")
+}
+
+/// Nanoseconds per `chunk()` call, the median of 5 runs of 200,000 calls spread over 1,000
+/// turns (so the writer is busy meanwhile).
+async fn chunk_cost(db: &Db) -> f64 {
+    let store = open_store(db).await;
+    let recorder = Recorder::new(store.clone());
+    let chat = ChatRecord::new("", None, None, None);
+    let mut runs = Vec::new();
+    for run in 0..5 {
+        let turns: Vec<_> = (0..1000)
+            .map(|i| recorder.begin_turn(&chat, (run * 1000 + i) as i64, "prompt"))
+            .collect();
+        let start = Instant::now();
+        for _ in 0..200 {
+            for turn in &turns {
+                turn.chunk(CHUNK);
+            }
+        }
+        runs.push(start.elapsed().as_nanos() as f64 / 200_000.0);
+        for turn in &turns {
+            turn.finish(TurnState::Done, None, None);
+        }
+        drop(turns);
+        recorder.flush().await.expect("flush");
+    }
+    store.close().await;
+    runs.sort_by(|a, b| a.total_cmp(b));
+    runs[2]
+}
+
+/// Turns per second from the first `begin_turn` until `flush` returns with all of them written.
+async fn turns_per_second(db: &Db) -> (f64, Duration) {
+    let store = open_store(db).await;
+    let recorder = Recorder::new(store.clone());
+    let chat = ChatRecord::new("", None, None, None);
+    let start = Instant::now();
+    for i in 0..TURNS {
+        let turn = recorder.begin_turn(&chat, i as i64, "What is the answer?");
+        for _ in 0..CHUNKS {
+            turn.chunk(CHUNK);
+        }
+        turn.finish(TurnState::Done, None, None);
+        // Answers arrive over time, not in one burst: let the writer run between them.
+        if i % 100 == 99 {
+            tokio::task::yield_now().await;
+        }
+    }
+    recorder.flush().await.expect("flush");
+    let elapsed = start.elapsed();
+    let written = store.turns("", &chat.id).await.expect("turns").len();
+    assert_eq!(written, TURNS, "every turn written");
+    store.close().await;
+    (TURNS as f64 / elapsed.as_secs_f64(), elapsed)
+}
+
+async fn bench(name: &str, db: Db) {
+    let ns = chunk_cost(&db).await;
+    let (rate, elapsed) = turns_per_second(&db).await;
+    println!(
+        "{name:<10} chunk(): {ns:>6.1} ns/call | {TURNS} turns x {CHUNKS} chunks written in {:.2} s = {rate:>8.0} turns/s",
+        elapsed.as_secs_f64()
+    );
+}
+
+fn main() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        bench("sqlite", Db::sqlite()).await;
+        bench("postgres", Db::postgres()).await;
+    });
+}

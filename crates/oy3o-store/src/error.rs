@@ -54,6 +54,17 @@ pub enum StoreError {
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
 impl StoreError {
+    /// Whether the database refused these rows (a unique, foreign-key, not-null or check
+    /// constraint): writing them again cannot succeed, unlike a database that is down.
+    pub fn is_constraint(&self) -> bool {
+        match self {
+            Self::Query(sqlx::Error::Database(e)) => {
+                !matches!(e.kind(), sqlx::error::ErrorKind::Other)
+            }
+            _ => false,
+        }
+    }
+
     /// A short form for a one-line warning.
     pub fn unavailable(message: impl Into<String>) -> Self {
         Self::Unavailable(message.into())

@@ -188,6 +188,10 @@ impl Recorder {
 
     /// Starts recording the answer to `prompt` in `chat` as its turn number `seq` (the number of
     /// turns before it). The chat row is written with the turn if it is new. Non-blocking.
+    ///
+    /// A named chat should come from [`Store::open_chat`]: a new [`ChatRecord`] whose
+    /// `(owner, name)` exists already is refused by the database, and its turns are dropped
+    /// with a log line (they never block other turns).
     pub fn begin_turn(&self, chat: &ChatRecord, seq: i64, prompt: &str) -> TurnRecorder {
         let now = now_ms();
         let instance = self
@@ -295,9 +299,14 @@ impl TurnRecorder {
         &self.id
     }
 
-    /// Notes the model that answers (e.g. once a fallback is chosen).
+    /// Notes the model that answers (e.g. once a fallback is chosen); the chat keeps it as the
+    /// model it last used.
     pub fn model(&self, model: &str) {
-        lock(&self.cell.data).turn.model = Some(model.to_owned());
+        {
+            let mut d = lock(&self.cell.data);
+            d.turn.model = Some(model.to_owned());
+            d.chat.model = Some(model.to_owned());
+        }
         self.touched();
     }
 
@@ -321,8 +330,8 @@ impl TurnRecorder {
 
     /// Keeps an event of note: citations, search queries and results, a title, reply
     /// suggestions, throttling, provider-specific events; reasoning is appended and usage kept.
-    /// Lifecycle events (`create`, `send`, `result`, `retry`, `error`) are not stored: the turn's
-    /// own fields hold them.
+    /// `create` notes the model. Other lifecycle events (`send`, `result`, `retry`, `error`) are
+    /// not stored: the turn's own fields hold them.
     pub fn event(&self, event: &Event) {
         match event {
             Event::Reasoning(text) => self.reasoning(text),
@@ -330,8 +339,8 @@ impl TurnRecorder {
                 lock(&self.cell.data).turn.usage = Some(usage.clone());
                 self.touched();
             }
-            Event::Create { .. }
-            | Event::Update { .. }
+            Event::Create { model } => self.model(model),
+            Event::Update { .. }
             | Event::Send { .. }
             | Event::Result { .. }
             | Event::Error { .. }
@@ -422,6 +431,26 @@ fn report(shared: &Shared, health: Health) {
     }
 }
 
+/// Writes `rows` one transaction each; rows the database refuses are dropped with a log line.
+/// `Err` when a row failed for another reason (the database went away meanwhile).
+async fn save_one_by_one(store: &dyn Store, rows: &[(ChatRecord, TurnRecord)]) -> Result<()> {
+    let mut outage = None;
+    for row in rows {
+        match store.save_turns(std::slice::from_ref(row)).await {
+            Ok(()) => {}
+            Err(e) if e.is_constraint() => {
+                tracing::warn!(turn = %row.1.id, "store: the database refused a turn, dropped: {e}");
+                eprintln!(
+                    "oy3o: store: the database refused turn {}, dropped: {e}",
+                    row.1.id
+                );
+            }
+            Err(e) => outage = Some(e),
+        }
+    }
+    outage.map_or(Ok(()), Err)
+}
+
 async fn write_loop(shared: Arc<Shared>, open: Opening) {
     let store = match open.await {
         Ok(store) => store,
@@ -490,7 +519,12 @@ async fn write_loop(shared: Arc<Shared>, open: Opening) {
                 (d.chat.clone(), turn)
             })
             .collect();
-        let result = store.save_turns(&rows).await;
+        let result = match store.save_turns(&rows).await {
+            // The database refused a row: write them one by one so the others go through, and
+            // drop the refused ones (retrying cannot help them).
+            Err(e) if e.is_constraint() => save_one_by_one(&*store, &rows).await.map_err(|_| e),
+            other => other,
+        };
         let change = {
             let mut q = lock(&shared.queue);
             q.writing = 0;

@@ -38,6 +38,29 @@ pub(crate) fn turn_json(turn: &crate::record::TurnRecord) -> (String, Option<Str
     (events, usage)
 }
 
+/// The chats of a batch of turns, each once (its last record in the batch) with the latest
+/// update time among its turns: one chat upsert per chat, not per turn.
+pub(crate) fn chats_of(
+    turns: &[(crate::record::ChatRecord, crate::record::TurnRecord)],
+) -> Vec<(&crate::record::ChatRecord, i64)> {
+    let mut out: Vec<(&crate::record::ChatRecord, i64)> = Vec::new();
+    let mut index: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    for (chat, turn) in turns {
+        let updated = turn.updated_at.max(chat.updated_at);
+        match index.get(chat.id.as_str()) {
+            Some(&i) => {
+                let at = out[i].1.max(updated);
+                out[i] = (chat, at);
+            }
+            None => {
+                index.insert(chat.id.as_str(), out.len());
+                out.push((chat, updated));
+            }
+        }
+    }
+    out
+}
+
 /// Builds a `ChatRecord` from a row with the chat columns.
 macro_rules! chat_from_row {
     ($row:expr) => {{

@@ -247,7 +247,7 @@ impl Store for SqliteStore {
 
     async fn save_turns(&self, turns: &[(ChatRecord, TurnRecord)]) -> Result<()> {
         let mut tx = self.pool.begin().await?;
-        for (chat, turn) in turns {
+        for (chat, updated_at) in crate::rows::chats_of(turns) {
             sqlx::query(UPSERT_CHAT)
                 .bind(&chat.id)
                 .bind(&chat.owner)
@@ -255,9 +255,11 @@ impl Store for SqliteStore {
                 .bind(&chat.model)
                 .bind(&chat.context)
                 .bind(chat.created_at)
-                .bind(turn.updated_at.max(chat.updated_at))
+                .bind(updated_at)
                 .execute(&mut *tx)
                 .await?;
+        }
+        for (_, turn) in turns {
             let (events, usage) = crate::rows::turn_json(turn);
             sqlx::query(
                 "INSERT INTO turns (id, chat_id, seq, owner, prompt, answer, reasoning, events, usage, model,

@@ -447,3 +447,22 @@ async fn a_store_that_cannot_open_is_reported_and_turns_still_accept_text() {
         "no password in errors: {message}"
     );
 }
+
+async fn a_turn_the_database_refuses_is_dropped_and_never_blocks_the_others(db: Db) {
+    let store = open_store(&db).await;
+    let existing = store.open_chat("", "taken", None, None).await.unwrap();
+    let recorder = Recorder::new(store.clone());
+    // A second chat record with the same (owner, name): the database refuses it.
+    let clash = ChatRecord::new("", Some("taken"), None, None);
+    let good = ChatRecord::new("", None, None, None);
+    record(&recorder, &clash, 0, "refused", &["never stored"]).await;
+    record(&recorder, &good, 0, "fine", &["stored"]).await;
+    flushed(&recorder).await;
+    assert_eq!(recorder.pending(), 0);
+    let logged = store.recent_turns("", 10, None).await.unwrap();
+    assert_eq!(logged.len(), 1, "{logged:?}");
+    assert_eq!(logged[0].turn.answer, "stored");
+    assert!(store.turns("", &existing.id).await.unwrap().is_empty());
+    store.close().await;
+}
+on_both!(a_turn_the_database_refuses_is_dropped_and_never_blocks_the_others);

@@ -32,6 +32,12 @@ pub enum Effect {
     Paste,
     /// Stop the answers still streaming in this chat.
     Stop(String),
+    /// Bring back the stored chat `chat` (its history into the flow), creating it in the store
+    /// when new: `chat NAME` for a chat the session does not have yet.
+    Resume {
+        /// The chat's name.
+        chat: String,
+    },
     /// Run the chain built with `task NAME`.
     RunChain {
         /// The chain's name.
@@ -52,6 +58,8 @@ inside a chat:
     /back           leaves the chat (it stays open: chat NAME resumes it)
     /exit           exits the app
     Esc             on an empty line, stops the answer that is streaming
+a new chat NAME continues the stored chat of that name (`oy3o --chat NAME`), its history
+shown in the flow; every prompt and answer is kept in the store (oy3o log shows them).
 view NUM shows an answer in full; save PATH keeps the flow.";
 
 /// Runs the line in the input (Enter or Ctrl+D): records it in the history and clears it.
@@ -82,7 +90,7 @@ pub fn run_line(app: &mut App, line: &str) -> Vec<Effect> {
     let (word, rest) = split_word(trimmed);
     match word {
         "exit" | "quit" => app.quit = true,
-        "chat" => open_chat(app, rest),
+        "chat" => return open_chat(app, rest),
         "view" => match message_number(app, rest) {
             Ok(index) => app.screen = Screen::View { index, scroll: 0 },
             Err(e) => {
@@ -130,20 +138,21 @@ fn message_number(app: &App, arg: &str) -> Result<usize, String> {
     }
 }
 
-fn open_chat(app: &mut App, args: &str) {
+fn open_chat(app: &mut App, args: &str) -> Vec<Effect> {
     let (name, model) = split_word(args);
     if name.is_empty() {
         app.error("chat needs a name: chat NAME [MODEL]");
-        return;
+        return Vec::new();
     }
     if name == "help" {
         let mut guide = Message::note(Kind::Help, CHAT_GUIDE);
         guide.title = "chat guide".into();
         let index = app.push(guide);
         app.screen = Screen::View { index, scroll: 0 };
-        return;
+        return Vec::new();
     }
     let model = (!model.is_empty()).then(|| model.to_owned());
+    let mut effects = Vec::new();
     let note = match app.chat_mut(name) {
         Some(chat) => {
             if model.is_some() {
@@ -152,6 +161,9 @@ fn open_chat(app: &mut App, args: &str) {
             format!("back in chat {name}")
         }
         None => {
+            effects.push(Effect::Resume {
+                chat: name.to_owned(),
+            });
             app.chats.push(ChatInfo {
                 name: name.to_owned(),
                 model: model.clone(),
@@ -166,6 +178,7 @@ fn open_chat(app: &mut App, args: &str) {
     };
     app.current = Some(name.to_owned());
     app.push(Message::note(Kind::Info, note));
+    effects
 }
 
 fn in_chat(app: &mut App, chat: &str, line: &str) -> Vec<Effect> {
@@ -474,6 +487,37 @@ mod tests {
         enter(&mut app, "/back");
         assert_eq!(app.current, None);
         assert_eq!(app.history.len(), 4);
+    }
+
+    #[test]
+    fn a_new_chat_asks_for_its_stored_history_and_it_comes_back_into_the_flow() {
+        let mut app = App::new();
+        let effects = enter(&mut app, "chat work");
+        assert_eq!(
+            effects,
+            vec![Effect::Resume {
+                chat: "work".into()
+            }]
+        );
+        app.resume(
+            "work",
+            Some("openai:stored".into()),
+            Some("Be brief.".into()),
+            &[("My name is Ada.".into(), "Hello, Ada!".into())],
+        );
+        assert_eq!(
+            app.conversation("work"),
+            [("My name is Ada.".to_string(), "Hello, Ada!".to_string())]
+        );
+        let effects = enter(&mut app, "What is my name?");
+        let Effect::Send { model, context, .. } = &effects[0] else {
+            panic!("{effects:?}");
+        };
+        assert_eq!(model.as_deref(), Some("openai:stored"));
+        assert_eq!(context.as_deref(), Some("Be brief."));
+        // Going back to a chat of this session asks the store nothing.
+        enter(&mut app, "/back");
+        assert!(enter(&mut app, "chat work").is_empty());
     }
 
     #[test]

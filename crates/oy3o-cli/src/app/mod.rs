@@ -15,6 +15,7 @@ mod editor;
 mod events;
 mod session_config;
 mod state;
+mod storage;
 mod task;
 
 use std::collections::HashMap;
@@ -27,6 +28,7 @@ use oy3o::{Chat, Config, Error, Event, Output};
 use tokio::sync::mpsc;
 
 use commands::Effect;
+use oy3o_store::TurnState;
 use state::App;
 
 /// The default shortest time between two redraws while answers stream.
@@ -55,12 +57,14 @@ struct OpenChat {
 }
 
 /// Runs the app until `exit`; `load` reopens a session saved with `save`; `redraw` is the
-/// shortest time between two redraws while answers stream.
+/// shortest time between two redraws while answers stream; `store` keeps its chats.
 pub async fn run(
     config: Config,
     load: Option<&std::path::Path>,
     redraw: Duration,
+    store: &oy3o_store::StoreSetting,
 ) -> Result<(), Error> {
+    let mut storage = storage::Storage::start(store);
     let mut app = App::new();
     let mut config = config;
     if let Some(path) = load {
@@ -77,9 +81,10 @@ pub async fn run(
         let _ = crossterm::execute!(std::io::stdout(), crossterm::event::DisableBracketedPaste);
         restore_screen(info);
     }));
-    let result = event_loop(&mut terminal, app, &config, redraw).await;
+    let result = event_loop(&mut terminal, app, &config, redraw, &mut storage).await;
     let _ = crossterm::execute!(std::io::stdout(), crossterm::event::DisableBracketedPaste);
     ratatui::restore();
+    storage.finish().await;
     result
 }
 
@@ -88,6 +93,7 @@ async fn event_loop(
     mut app: App,
     config: &Config,
     redraw: Duration,
+    storage: &mut storage::Storage,
 ) -> Result<(), Error> {
     // A zero interval would make the tick spin; keep a floor.
     let redraw = redraw.max(Duration::from_millis(10));
@@ -179,7 +185,20 @@ async fn event_loop(
                             .into(),
                     ),
                 },
-                effect => carry_out(effect, &mut app, &mut chats, &mut answers, config, &tx),
+                Effect::Resume { chat } => match storage.resume(&chat).await {
+                    Ok(Some(r)) => app.resume(&chat, r.model, r.context, &r.turns),
+                    Ok(None) => {}
+                    Err(e) => app.notice = Some(e),
+                },
+                effect => carry_out(
+                    effect,
+                    &mut app,
+                    &mut chats,
+                    &mut answers,
+                    config,
+                    &tx,
+                    storage,
+                ),
             }
         }
         if app.quit {
@@ -198,10 +217,11 @@ fn carry_out(
     answers: &mut Answers,
     config: &Config,
     tx: &mpsc::UnboundedSender<Update>,
+    storage: &mut storage::Storage,
 ) {
     match effect {
-        // The clipboard is the event loop's (see there).
-        Effect::Copy(_) | Effect::Paste => {}
+        // The clipboard and the store's resume are the event loop's (see there).
+        Effect::Copy(_) | Effect::Paste | Effect::Resume { .. } => {}
         Effect::Stop(chat) => {
             answers.retain(|&message, (name, task)| {
                 if *name != chat || task.is_finished() {
@@ -252,6 +272,8 @@ fn carry_out(
             let Some(open) = chats.get_mut(&chat) else {
                 return;
             };
+            // Recorded when the chat is stored; dropped with an aborted task, it says `cancelled`.
+            let turn = storage.begin(&chat, &prompt, model.as_deref(), context.as_deref());
             if open.context != context {
                 open.chat.update(context.clone().unwrap_or_default());
                 open.context = context;
@@ -261,6 +283,12 @@ fn carry_out(
             answers.retain(|_, (_, task)| !task.is_finished());
             let task = tokio::spawn(async move {
                 while let Some(item) = reply.next().await {
+                    if let (Some(turn), Ok(output)) = (&turn, &item) {
+                        match output {
+                            Output::Text(text) => turn.chunk(text),
+                            Output::Event(event) => turn.event(event),
+                        }
+                    }
                     let update = match item {
                         Ok(Output::Text(text)) => Update::Text(message, text),
                         Ok(Output::Event(Event::Reasoning(text))) => {
@@ -268,6 +296,9 @@ fn carry_out(
                         }
                         Ok(Output::Event(_)) => continue,
                         Err(e) => {
+                            if let Some(turn) = &turn {
+                                turn.finish(TurnState::Error, None, Some(e.message()));
+                            }
                             let _ = tx.send(Update::Done(message, Some(e.to_string())));
                             return;
                         }
@@ -276,6 +307,9 @@ fn carry_out(
                         // The app is gone: dropping the reply cancels the request.
                         return;
                     }
+                }
+                if let Some(turn) = &turn {
+                    turn.finish(TurnState::Done, reply.reply().usage(), None);
                 }
                 let _ = tx.send(Update::Done(message, None));
             });

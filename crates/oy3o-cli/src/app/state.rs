@@ -229,6 +229,42 @@ impl App {
         self.chats.iter_mut().find(|c| c.name == name)
     }
 
+    /// The stored chat `name` came back: its turns (prompt, answer) go into the flow, and its
+    /// model and context apply unless the session set them.
+    pub fn resume(
+        &mut self,
+        name: &str,
+        model: Option<String>,
+        context: Option<String>,
+        turns: &[(String, String)],
+    ) {
+        if let Some(chat) = self.chat_mut(name) {
+            chat.model = chat.model.take().or(model);
+            chat.context = chat.context.take().or(context);
+        }
+        if turns.is_empty() {
+            return;
+        }
+        for (prompt, answer) in turns {
+            for (kind, body) in [(Kind::Prompt, prompt), (Kind::Answer, answer)] {
+                self.push(Message {
+                    kind,
+                    title: first_line(body),
+                    body: body.clone(),
+                    chat: Some(name.to_owned()),
+                    expanded: true,
+                    streaming: false,
+                    reasoning: String::new(),
+                    stopped: false,
+                });
+            }
+        }
+        self.push(Message::note(
+            Kind::Info,
+            format!("chat {name} resumed: {} earlier turns above", turns.len()),
+        ));
+    }
+
     /// A piece of answer text arrived for message `index`.
     pub fn answer_text(&mut self, index: usize, text: &str) {
         // A stopped answer takes no more text, even what was already on its way.

@@ -83,6 +83,7 @@ struct ConfigFile {
     #[serde(default)]
     options: Options,
     task_concurrency: Option<usize>,
+    store: Option<String>,
     #[serde(default)]
     providers: BTreeMap<String, ProviderSection>,
     /// Read by the server face; kept opaque here so the engine does not depend on it.
@@ -306,6 +307,9 @@ impl ConfigFile {
             None => None,
         };
         let _ = self.server;
+        if let Some(store) = &self.store {
+            check_store(store).map_err(|m| ctx.error("store", m))?;
+        }
         Ok(Config {
             model: self.model,
             context: self.context,
@@ -322,8 +326,25 @@ impl ConfigFile {
                 .collect(),
             options: self.options,
             task_concurrency: self.task_concurrency,
+            store: self.store,
             ..Config::default()
         })
+    }
+}
+
+/// The forms of the `store` setting (parsed in full by `oy3o-store`, which the engine does not
+/// depend on; checked here so a typo is a config error with its file and line).
+fn check_store(value: &str) -> std::result::Result<(), &'static str> {
+    let v = value.trim();
+    let ok = v.eq_ignore_ascii_case("none")
+        || v.strip_prefix("sqlite:")
+            .is_some_and(|p| !p.trim_start_matches('/').is_empty())
+        || v.starts_with("postgres://")
+        || v.starts_with("postgresql://");
+    if ok {
+        Ok(())
+    } else {
+        Err("use \"none\", \"sqlite:PATH\" or \"postgres://USER@HOST/DB\"")
     }
 }
 
@@ -453,6 +474,18 @@ headers = { "X-Title" = "oy3o" }
             msg.contains("r.toml line 3, key `providers.openai.api`") && msg.contains("responses"),
             "{msg}"
         );
+    }
+
+    #[test]
+    fn the_store_setting_takes_three_forms_and_a_typo_names_its_line() {
+        let c = load("store = \"sqlite:/tmp/x.db\"\n", "s.toml").unwrap();
+        assert_eq!(c.store.as_deref(), Some("sqlite:/tmp/x.db"));
+        assert!(load("store = \"none\"\n", "s.toml").is_ok());
+        assert!(load("store = \"postgres://u@h/db\"\n", "s.toml").is_ok());
+        let msg = load("model = \"a:b\"\nstore = \"mysql://x\"\n", "s.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("s.toml line 2, key `store`"), "{msg}");
     }
 
     #[test]

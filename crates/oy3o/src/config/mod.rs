@@ -174,6 +174,9 @@ pub struct Config {
     pub options: Options,
     /// How many tasks of a task list or chain stage run at once (default 16).
     pub task_concurrency: Option<usize>,
+    /// Where faces keep conversations: `none`, `sqlite:PATH` or `postgres://…` (read by the
+    /// `oy3o-store` crate; the engine itself never writes there). `None`: the face's default.
+    pub store: Option<String>,
 }
 
 impl Config {
@@ -213,6 +216,7 @@ impl Config {
             aliases: merged(&self.aliases, &call.aliases),
             options: self.options.overlay(&call.options),
             task_concurrency: call.task_concurrency.or(self.task_concurrency),
+            store: call.store.clone().or_else(|| self.store.clone()),
         }
     }
 }

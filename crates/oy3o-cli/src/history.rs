@@ -1,0 +1,167 @@
+//! `oy3o chats`, `oy3o log` and `oy3o log prune`: what the store kept, for the local user.
+
+use std::io::Write;
+
+use oy3o::Error;
+use oy3o_store::{LoggedTurn, Store, StoreSetting, now_ms};
+use serde_json::json;
+
+use crate::store::{self, LOCAL};
+
+/// What `oy3o log` does.
+#[derive(clap::Subcommand, Debug)]
+pub enum LogAction {
+    /// Remove turns (and the chats left empty) older than an age.
+    Prune {
+        /// The age: a number and a unit (s, m, h or d), e.g. `30d`.
+        #[arg(long, value_name = "AGE")]
+        older_than: String,
+    },
+}
+
+/// `oy3o log` options.
+#[derive(clap::Args, Debug)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct LogArgs {
+    /// What to do instead of listing.
+    #[command(subcommand)]
+    pub action: Option<LogAction>,
+    /// How many turns to show (the latest).
+    #[arg(short = 'n', long = "count", default_value_t = 10, value_name = "N")]
+    pub count: u32,
+    /// Print one JSON object per turn.
+    #[arg(long)]
+    pub json: bool,
+    /// Only turns whose prompt or answer hold all these words.
+    #[arg(long, value_name = "TEXT")]
+    pub search: Option<String>,
+}
+
+/// `oy3o chats`: the named chats, the last used first.
+pub async fn chats(setting: &StoreSetting) -> Result<(), Error> {
+    let store = store::open(setting).await?;
+    let chats = store.chats(LOCAL).await.map_err(store_error);
+    store.close().await;
+    let named: Vec<_> = chats?
+        .into_iter()
+        .filter(|c| c.chat.name.is_some())
+        .collect();
+    if named.is_empty() {
+        eprintln!("no chats yet: start one with oy3o --chat NAME 'prompt'");
+        return Ok(());
+    }
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(
+        out,
+        "{:<20} {:<28} {:>5}  LAST USED",
+        "NAME", "MODEL", "TURNS"
+    );
+    for c in named {
+        let _ = writeln!(
+            out,
+            "{:<20} {:<28} {:>5}  {}",
+            c.chat.name.unwrap_or_default(),
+            c.chat.model.unwrap_or_else(|| "-".into()),
+            c.turns,
+            store::time(c.last_at)
+        );
+    }
+    Ok(())
+}
+
+/// `oy3o log …`.
+pub async fn log(args: &LogArgs, setting: &StoreSetting) -> Result<(), Error> {
+    let store = store::open(setting).await?;
+    let result = match &args.action {
+        Some(LogAction::Prune { older_than }) => prune(&*store, older_than).await,
+        None => list(&*store, args).await,
+    };
+    store.close().await;
+    result
+}
+
+async fn prune(store: &dyn Store, older_than: &str) -> Result<(), Error> {
+    let age = store::age(older_than).map_err(Error::config)?;
+    let before = now_ms().saturating_sub(age.as_millis() as i64);
+    let pruned = store
+        .prune(Some(LOCAL), before)
+        .await
+        .map_err(store_error)?;
+    println!(
+        "removed {} turns and {} chats older than {older_than}",
+        pruned.turns, pruned.chats
+    );
+    Ok(())
+}
+
+async fn list(store: &dyn Store, args: &LogArgs) -> Result<(), Error> {
+    let mut turns = store
+        .recent_turns(LOCAL, args.count, args.search.as_deref())
+        .await
+        .map_err(store_error)?;
+    // Read like a conversation: the oldest of the selection first.
+    turns.reverse();
+    let mut out = std::io::stdout().lock();
+    for logged in &turns {
+        let written = if args.json {
+            writeln!(out, "{}", turn_json(logged))
+        } else {
+            write_turn(&mut out, logged)
+        };
+        if written.is_err() {
+            // The reader went away (`| head`).
+            return Ok(());
+        }
+    }
+    if turns.is_empty() && !args.json {
+        eprintln!("no turns logged yet");
+    }
+    Ok(())
+}
+
+fn write_turn(out: &mut impl Write, logged: &LoggedTurn) -> std::io::Result<()> {
+    let t = &logged.turn;
+    let chat = logged.chat_name.as_deref().unwrap_or("-");
+    let model = t.model.as_deref().unwrap_or("-");
+    writeln!(
+        out,
+        "# {}  chat: {chat}  model: {model}  ({})",
+        store::time(t.created_at),
+        t.state
+    )?;
+    for line in t.prompt.lines() {
+        writeln!(out, "> {line}")?;
+    }
+    writeln!(out)?;
+    writeln!(out, "{}", t.answer.trim_end())?;
+    if let Some(error) = &t.error {
+        writeln!(out, "(error: {error})")?;
+    }
+    writeln!(out)
+}
+
+/// One turn as `--json` prints it.
+fn turn_json(logged: &LoggedTurn) -> serde_json::Value {
+    let t = &logged.turn;
+    json!({
+        "id": t.id,
+        "chat": logged.chat_name,
+        "chat_id": t.chat_id,
+        "seq": t.seq,
+        "model": t.model,
+        "prompt": t.prompt,
+        "answer": t.answer,
+        "reasoning": t.reasoning,
+        "events": t.events,
+        "usage": t.usage,
+        "state": t.state,
+        "error": t.error,
+        "first_token_ms": t.first_token_ms,
+        "elapsed_ms": t.elapsed_ms,
+        "created_at": t.created_at,
+    })
+}
+
+fn store_error(e: oy3o_store::StoreError) -> Error {
+    Error::config(e.to_string())
+}
