@@ -15,7 +15,6 @@
 //! models = ["openai:gpt-4o"]           # listed by GET /v1/models besides the defaults
 //! chains = { moa = "moa.toml" }        # served as the model chain:moa (paths relative to the file)
 //! tokens = ["t-alice", "t-bob"]        # more accepted tokens; each client's chats are its own
-//! store = "postgres://oy3o@db/oy3o"    # keep chats (also "sqlite:PATH"; default: none)
 //! ```
 
 use std::collections::BTreeMap;
@@ -115,7 +114,7 @@ pub struct Settings {
     /// created them, so each token is one owner of its own chats.
     pub tokens: Vec<Token>,
     /// Where chats are kept (issue #10): `None` or [`oy3o_store::StoreSetting::None`] keeps
-    /// nothing. A store that cannot be opened leaves the server serving without it (a warning
+    /// nothing. Not read from `[server]`: `oy3o serve` passes the engine config's `store`. A store that cannot be opened leaves the server serving without it (a warning
     /// and `"store": {"status": "unavailable"}` in `GET /health`).
     pub store: Option<oy3o_store::StoreSetting>,
 }
@@ -163,7 +162,6 @@ struct Section {
     models: Option<Vec<String>>,
     chains: Option<BTreeMap<String, PathBuf>>,
     tokens: Option<Vec<String>>,
-    store: Option<String>,
 }
 
 /// The part of a config file the server reads; every other key belongs to the engine.
@@ -303,11 +301,6 @@ impl Settings {
         if let Some(tokens) = s.tokens {
             self.tokens = tokens.into_iter().filter_map(Token::new).collect();
         }
-        if let Some(store) = s.store {
-            let setting = oy3o_store::StoreSetting::parse(&store)
-                .map_err(|e| bad("store", &e.to_string()))?;
-            self.store = Some(setting);
-        }
         Ok(self)
     }
 }
@@ -364,23 +357,13 @@ mod tests {
     }
 
     #[test]
-    fn the_server_table_sets_the_store_and_more_tokens_without_showing_them() {
-        let s = parse(
-            "[server]\ntokens = [\"a1\", \" \", \"b2\"]\nstore = \"postgres://u:pw@db/oy3o\"\n",
-        )
-        .unwrap();
+    fn the_server_table_sets_more_tokens_without_showing_them() {
+        let s = parse("[server]\ntokens = [\"a1\", \" \", \"b2\"]\n").unwrap();
         assert_eq!(s.tokens.len(), 2);
         assert!(s.has_token());
         let shown = format!("{s:?}");
-        assert!(!shown.contains("pw@") && !shown.contains("a1"), "{shown}");
-        assert!(matches!(
-            s.store,
-            Some(oy3o_store::StoreSetting::Postgres(_))
-        ));
-        let e = parse("[server]\nstore = \"mysql://x\"\n")
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("server.store"), "{e}");
+        assert!(!shown.contains("a1") && !shown.contains("b2"), "{shown}");
+        assert!(!parse("[server]\n").unwrap().has_token());
     }
 
     #[test]
