@@ -4,7 +4,7 @@
 //!
 //! - **WebSocket** (at `/`, also `/ws`): the original `oy3opy` protocol, JSON text frames.
 //!   In: `{id?, ref?, model?, cookie?, key?, proxy?, context?, prompt?, options?, cancel?,
-//!   close?, chain?}`. Out: `message`, `event`, `error` and `signal` frames carrying the
+//!   close?, chain?, history?}`. Out: `message`, `event`, `error` and `signal` frames carrying the
 //!   request's `id` and `ref`; many chats per connection, their replies interleaved.
 //! - **HTTP**: OpenAI-compatible `POST /v1/chat/completions` (whole or SSE) and
 //!   `GET /v1/models`; `GET /health`; `GET /metrics` (Prometheus text); `GET /` the web chat
