@@ -52,6 +52,9 @@ pub use settings::{DEFAULT_PORT, Limits, Settings, Token};
 
 use state::AppState;
 
+/// How long a stopping server waits for its last store writes.
+const SHUTDOWN_FLUSH: std::time::Duration = std::time::Duration::from_secs(3);
+
 /// A server to be bound: the engine config plus the server settings.
 pub struct Server {
     config: oy3o::Config,
@@ -119,7 +122,8 @@ impl Listening {
     }
 
     /// Serves until `shutdown` resolves; then WebSocket connections are closed (code 1001),
-    /// running HTTP answers finish, and it returns.
+    /// running HTTP answers finish, the store's pending writes are flushed (3 s at most), and
+    /// it returns.
     pub async fn run_until<F>(self, shutdown: F) -> Result<()>
     where
         F: Future<Output = ()> + Send + 'static,
@@ -133,10 +137,20 @@ impl Listening {
             // Answer chunks are small and must leave at once.
             let _ = tcp.set_nodelay(true);
         });
+        let stored = self.state.clone();
         let app = http::router(self.state);
         axum::serve(listener, app)
             .with_graceful_shutdown(signal)
             .await?;
+        // The last turns (those the shutdown cancelled included) reach the store before the
+        // process ends; a database that does not answer costs at most this wait.
+        if let Some(open) = stored.store.open_store()
+            && tokio::time::timeout(SHUTDOWN_FLUSH, open.recorder.flush())
+                .await
+                .is_err()
+        {
+            tracing::warn!("store: the last turns were not all written before shutdown");
+        }
         Ok(())
     }
 
