@@ -272,6 +272,43 @@ mod tests {
     }
 
     #[test]
+    fn the_owner_is_a_hash_of_the_token_never_the_token() {
+        let mut settings = Settings {
+            tokens: vec![Token::new("t-alice").unwrap(), Token::new("t-bob").unwrap()],
+            ..Settings::default()
+        };
+        let mut alice = HeaderMap::new();
+        alice.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("Bearer t-alice"),
+        );
+        let a = owner(&settings, &alice, None);
+        assert_eq!(a.len(), 64);
+        assert!(!a.contains("t-alice"));
+        assert_eq!(
+            a,
+            owner(&settings, &HeaderMap::new(), Some("token=t-alice"))
+        );
+        assert_ne!(a, owner(&settings, &HeaderMap::new(), Some("token=t-bob")));
+        assert!(authorized_any(
+            &settings,
+            &HeaderMap::new(),
+            Some("token=t-bob")
+        ));
+        assert!(!authorized_any(
+            &settings,
+            &HeaderMap::new(),
+            Some("token=t-eve")
+        ));
+        settings.tokens.clear();
+        assert_eq!(
+            owner(&settings, &alice, None),
+            "",
+            "no tokens: the local user"
+        );
+    }
+
+    #[test]
     fn only_the_own_or_listed_origins_are_allowed() {
         let listed = vec!["https://app.example".to_owned()];
         assert!(origin_allowed(
