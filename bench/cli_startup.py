@@ -4,7 +4,9 @@ both pointed at the same zero-delay fake OpenAI server on loopback, in one run.
 Measures, as medians of several runs each (wall time of the whole process):
 - `--version`: start-up alone;
 - `oy3o 'Say hi' --model openai:bench` vs `llm -m bench 'Say hi'`: start, request, streamed answer,
-  exit. `llm` runs as installed (it logs each answer to its SQLite database, as users get it).
+  exit. `llm` runs as installed (it logs each answer to its SQLite database, as users get it), and
+  so does `oy3o` (its default store, SQLite in the data dir);
+- the same `oy3o` answer with `OY3O_STORE=none`: what keeping the conversation costs.
 
 Run: `python3 bench/cli_startup.py [path/to/oy3o]` (default: the release build in the cargo target
 dir). Needs `pip install llm` (`scripts/bench` does it).
@@ -88,6 +90,8 @@ def main() -> None:
         ("one-shot answer", timed([str(oy3o), "Say hi", "--model", "openai:bench"], env, OY3O_RUNS, expect),
          timed([llm, "-m", "bench", "Say hi"], env, LLM_RUNS, expect)),
     ]
+    no_store = timed([str(oy3o), "Say hi", "--model", "openai:bench"],
+                     {**env, "OY3O_STORE": "none"}, OY3O_RUNS, expect)
     server.shutdown()
     shutil.rmtree(home, ignore_errors=True)
     llm_version = subprocess.run([llm, "--version"], capture_output=True, text=True).stdout.strip()
@@ -98,6 +102,9 @@ def main() -> None:
     for name, ours, theirs in rows:
         a, b = statistics.median(ours), statistics.median(theirs)
         print(f"| {name} | {a * 1000:.1f} ms | {b * 1000:.0f} ms | {b / a:.0f}× |")
+    stored, bare = statistics.median(rows[1][1]), statistics.median(no_store)
+    print(f"oy3o one-shot answer with OY3O_STORE=none: {bare * 1000:.1f} ms "
+          f"(the default SQLite store adds {(stored - bare) * 1000:.1f} ms)")
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 //! `oy3o chain FILE [--json]`: runs a task chain with live progress on stderr and prints each
-//! stage's answers (text, or one JSON line per stage).
+//! stage's answers (text, or one JSON line per stage). The run, every task's result with it, is
+//! kept in the store (opened meanwhile, so the chain never waits for it).
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -7,13 +8,60 @@ use std::time::Instant;
 
 use futures::StreamExt;
 use oy3o::{Chain, Config, Error, StageResult};
+use oy3o_store::{ChainRunRecord, StoreSetting, TurnState};
 use serde_json::json;
 
 use crate::progress::ProgressLine;
 
-/// Runs the chain in `file`.
-pub async fn run(file: &Path, as_json: bool, config: &Config) -> Result<(), Error> {
+/// Runs the chain in `file` and records the run in the store `setting` names.
+pub async fn run(
+    file: &Path,
+    as_json: bool,
+    config: &Config,
+    setting: &StoreSetting,
+) -> Result<(), Error> {
     let chain = Chain::load(file)?;
+    let setting = setting.clone();
+    let store = tokio::spawn(async move { oy3o_store::open(&setting).await });
+    let mut run = ChainRunRecord {
+        id: oy3o_store::new_id(),
+        owner: crate::store::LOCAL.to_owned(),
+        name: file.display().to_string(),
+        result: json!({"stages": []}),
+        state: TurnState::Done,
+        created_at: oy3o_store::now_ms(),
+    };
+    let result = stream(chain, as_json, config, &mut run).await;
+    if let Err(e) = &result {
+        run.state = if e.code() == oy3o::ErrorCode::Cancelled {
+            TurnState::Cancelled
+        } else {
+            TurnState::Error
+        };
+        run.result["error"] = json!({"code": e.code(), "message": e.message()});
+    }
+    match tokio::time::timeout(crate::store::FLUSH_TIMEOUT, store).await {
+        Ok(Ok(Ok(Some(store)))) => {
+            if let Err(e) = store.save_chain_run(&run).await {
+                crate::store::warn(&format!("{e}; this chain run was not saved"));
+            }
+        }
+        Ok(Ok(Ok(None))) => {}
+        Ok(Ok(Err(e))) => crate::store::warn(&format!("{e}; this chain run was not saved")),
+        Ok(Err(_)) | Err(_) => {
+            crate::store::warn("the store did not open in time; this chain run was not saved")
+        }
+    }
+    result
+}
+
+/// Runs the chain, printing each stage and adding it to `run`.
+async fn stream(
+    chain: Chain,
+    as_json: bool,
+    config: &Config,
+    run: &mut ChainRunRecord,
+) -> Result<(), Error> {
     let total = chain.stages.len();
     let started = Instant::now();
     let line = Arc::new(Mutex::new(ProgressLine::new()));
@@ -52,8 +100,12 @@ pub async fn run(file: &Path, as_json: bool, config: &Config) -> Result<(), Erro
             l.finish();
         }
         let stage = stage?;
+        let json = stage_json(&stage, total);
+        if let Some(stages) = run.result["stages"].as_array_mut() {
+            stages.push(json.clone());
+        }
         if as_json {
-            println!("{}", stage_json(&stage, total));
+            println!("{json}");
         } else {
             print_stage(&stage, total);
         }

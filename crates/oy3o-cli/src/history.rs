@@ -40,8 +40,8 @@ pub struct LogArgs {
 /// `oy3o chats`: the named chats, the last used first.
 pub async fn chats(setting: &StoreSetting) -> Result<(), Error> {
     let store = store::open(setting).await?;
+    // Not closed: the process exits (see `store::finish`).
     let chats = store.chats(LOCAL).await.map_err(store_error);
-    store.close().await;
     let named: Vec<_> = chats?
         .into_iter()
         .filter(|c| c.chat.name.is_some())
@@ -72,12 +72,11 @@ pub async fn chats(setting: &StoreSetting) -> Result<(), Error> {
 /// `oy3o log …`.
 pub async fn log(args: &LogArgs, setting: &StoreSetting) -> Result<(), Error> {
     let store = store::open(setting).await?;
-    let result = match &args.action {
+    // Not closed: the process exits (see `store::finish`).
+    match &args.action {
         Some(LogAction::Prune { older_than }) => prune(&*store, older_than).await,
         None => list(&*store, args).await,
-    };
-    store.close().await;
-    result
+    }
 }
 
 async fn prune(store: &dyn Store, older_than: &str) -> Result<(), Error> {

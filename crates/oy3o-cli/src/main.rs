@@ -47,7 +47,7 @@ struct Args {
     #[arg(long, value_name = "PATH", conflicts_with = "chat")]
     load: Option<PathBuf>,
     /// Continue (or start) the stored chat NAME: its history goes with the prompt, and the
-    /// prompt and answer are added to it.
+    /// prompt and answer are added to it. With no prompt on a terminal, the app opens in it.
     #[arg(long, value_name = "NAME")]
     chat: Option<String>,
     /// In the app: the shortest time between two redraws while answers stream, in ms.
@@ -182,7 +182,8 @@ async fn run(args: Args) -> Result<(), Failure> {
         None if args.prompt.is_none() && interactive() => {
             let redraw = std::time::Duration::from_millis(args.redraw_ms);
             let store = store::setting(args.common.store.as_deref(), &config)?;
-            Ok(app::run(config, args.load.as_deref(), redraw, &store).await?)
+            let chat = args.chat.as_deref();
+            Ok(app::run(config, args.load.as_deref(), redraw, &store, chat).await?)
         }
         None => {
             let store = store::setting(args.common.store.as_deref(), &config)?;
@@ -201,7 +202,10 @@ async fn run(args: Args) -> Result<(), Failure> {
             let store = store::setting(args.common.store.as_deref(), &config)?;
             Ok(history::log(&log, &store).await?)
         }
-        Some(Command::Chain { file, json }) => Ok(chain::run(&file, json, &config).await?),
+        Some(Command::Chain { file, json }) => {
+            let store = store::setting(args.common.store.as_deref(), &config)?;
+            Ok(chain::run(&file, json, &config, &store).await?)
+        }
         Some(Command::Pull { name }) => Ok(pull(&name).await?),
         Some(Command::Models) => Ok(models::run(&config)?),
         Some(Command::Serve(serve)) => {

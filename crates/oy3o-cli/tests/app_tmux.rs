@@ -84,13 +84,16 @@ impl Drop for Tmux {
     }
 }
 
-/// The shell command that runs `oy3o ARGS` with a clean environment against `server`.
+/// The shell command that runs `oy3o ARGS` with a clean environment against `server`. Each
+/// command has a store of its own, so apps running side by side never resume each other's chats.
 fn oy3o_command(server: &FakeServer, args: &str) -> String {
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let home = std::env::temp_dir().join(format!("oy3o-tmux-home-{}", std::process::id()));
     let _ = std::fs::create_dir_all(&home);
     format!(
-        "env -i HOME={home} XDG_CONFIG_HOME={home}/config TERM=xterm-256color \
-         OPENAI_BASE_URL={base} OY3O_MODEL=openai:gpt-test {bin} {args}",
+        "env -i HOME={home} XDG_CONFIG_HOME={home}/config XDG_DATA_HOME={home}/data-{n} \
+         TERM=xterm-256color OPENAI_BASE_URL={base} OY3O_MODEL=openai:gpt-test {bin} {args}",
         home = home.display(),
         base = server.base_url(),
         bin = env!("CARGO_BIN_EXE_oy3o"),
@@ -338,6 +341,18 @@ async fn chat_name_in_the_app_resumes_a_stored_chat_with_its_history_in_the_flow
     );
     tmux.type_line("/exit");
     tmux.wait_for("exit=0");
+    // `oy3o --chat NAME` on a terminal opens the app in that chat, its history in the flow.
+    let reopened = Tmux::start(&format!(
+        "env -i HOME={home} XDG_CONFIG_HOME={home}/config TERM=xterm-256color \
+         OPENAI_BASE_URL={base} {bin} --chat stored",
+        home = home.display(),
+        base = server.base_url(),
+        bin = env!("CARGO_BIN_EXE_oy3o"),
+    ));
+    let screen = reopened.wait_for("chat stored resumed: 2 earlier turns above");
+    assert!(screen.contains("stored: You are Ada."), "{screen}");
+    reopened.type_line("/exit");
+    reopened.wait_for("exit=0");
     // The app's turn went into the store too.
     let log = Command::new(env!("CARGO_BIN_EXE_oy3o"))
         .args(["log", "--json"])

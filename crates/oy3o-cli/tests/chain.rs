@@ -95,3 +95,29 @@ async fn a_bad_chain_file_exits_3_naming_file_stage_and_task() {
         "{stderr}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_chain_run_is_kept_in_the_store_with_every_tasks_result() {
+    let server = echo_server().await;
+    let (code, _, stderr) = run_chain(&["chain", "examples/moa.toml"], &server.base_url()).await;
+    assert_eq!(code, 0, "{stderr}");
+    let home = std::env::temp_dir().join(format!("oy3o-chain-home-{}", std::process::id()));
+    let setting = oy3o_store::StoreSetting::Sqlite(home.join(".local/share/oy3o/oy3o.db"));
+    let store = oy3o_store::open(&setting).await.unwrap().unwrap();
+    let runs = store.chain_runs("", 50).await.unwrap();
+    let run = runs
+        .iter()
+        .find(|r| r.name == "examples/moa.toml")
+        .expect("the run is stored");
+    assert_eq!(run.state, oy3o_store::TurnState::Done);
+    let stages = run.result["stages"].as_array().unwrap();
+    assert_eq!(stages.len(), 2);
+    assert_eq!(stages[0]["results"].as_array().unwrap().len(), 3);
+    assert!(
+        stages[1]["results"][0]["response"]
+            .as_str()
+            .unwrap()
+            .starts_with("ANSWER(")
+    );
+    store.close().await;
+}

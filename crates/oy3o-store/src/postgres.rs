@@ -362,6 +362,13 @@ impl Store for PostgresStore {
                 .await?;
             tx.commit().await?;
         }
+        // Instances gone quiet with nothing streaming (a CLI run exits without closing): forget
+        // them, so the table holds live instances only.
+        sqlx::query("DELETE FROM instances WHERE seen_at < $1 AND id <> $2")
+            .bind(now_ms() - grace.as_millis() as i64)
+            .bind(&self.instance)
+            .execute(&self.pool)
+            .await?;
         Ok(recovered)
     }
 

@@ -34,6 +34,11 @@ pub struct RecorderOptions {
     pub max_batch: usize,
     /// The longest wait between two retries of a failing database (default 5 s).
     pub max_backoff: Duration,
+    /// How often the writer marks `interrupted` the streaming turns of instances that died
+    /// since this one started (default 60 s), for servers that run for long beside others.
+    pub recover_every: Duration,
+    /// How long an instance may go unseen before that (default 30 s, as [`crate::OpenOptions`]).
+    pub grace: Duration,
 }
 
 impl Default for RecorderOptions {
@@ -43,6 +48,8 @@ impl Default for RecorderOptions {
             max_pending: 10_000,
             max_batch: 1_000,
             max_backoff: Duration::from_secs(5),
+            recover_every: Duration::from_secs(60),
+            grace: Duration::from_secs(30),
         }
     }
 }
@@ -471,7 +478,12 @@ async fn write_loop(shared: Arc<Shared>, open: Opening) {
     let instance = store.instance().to_owned();
     let options = shared.options.clone();
     let mut backoff: Option<Duration> = None;
-    let mut last_beat = Instant::now();
+    // Beat at once: the store may have been open (and quiet) for long, and a peer's recovery
+    // forgets quiet instances.
+    let mut last_beat = Instant::now()
+        .checked_sub(HEARTBEAT_EVERY)
+        .unwrap_or_else(Instant::now);
+    let mut last_recovery = Instant::now();
     let mut more = false;
     loop {
         match backoff {
@@ -484,8 +496,15 @@ async fn write_loop(shared: Arc<Shared>, open: Opening) {
                 }
             }
         }
-        if last_beat.elapsed() >= HEARTBEAT_EVERY && store.heartbeat().await.is_ok() {
+        if last_beat.elapsed() >= HEARTBEAT_EVERY.min(options.recover_every)
+            && store.heartbeat().await.is_ok()
+        {
             last_beat = Instant::now();
+        }
+        if last_recovery.elapsed() >= options.recover_every
+            && store.recover(options.grace).await.is_ok()
+        {
+            last_recovery = Instant::now();
         }
         let (batch, closed) = {
             let mut q = lock(&shared.queue);

@@ -402,6 +402,13 @@ impl Store for SqliteStore {
                 .await?;
             tx.commit().await?;
         }
+        // Instances gone quiet with nothing streaming (a CLI run exits without closing): forget
+        // them, so the table holds live instances only.
+        sqlx::query("DELETE FROM instances WHERE seen_at < ? AND id <> ?")
+            .bind(now_ms() - grace.as_millis() as i64)
+            .bind(&self.instance)
+            .execute(&self.pool)
+            .await?;
         Ok(recovered)
     }
 

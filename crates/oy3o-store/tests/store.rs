@@ -338,6 +338,13 @@ async fn a_dead_instances_streaming_turn_becomes_interrupted_and_a_live_ones_is_
         }
     };
     assert_eq!(aged, 1);
+    // An instance gone quiet with nothing streaming (a CLI run that exited) is forgotten too.
+    let idle = open_store(&db).await;
+    let sql = match db {
+        Db::Sqlite(_) => "UPDATE instances SET seen_at = 0 WHERE id = ?",
+        Db::Postgres(_) => "UPDATE instances SET seen_at = 0 WHERE id = $1",
+    };
+    assert_eq!(raw_execute(&db, sql, idle.instance()).await, 1);
 
     let next = open_with(&db.setting(), &OpenOptions::default())
         .await
@@ -353,6 +360,20 @@ async fn a_dead_instances_streaming_turn_becomes_interrupted_and_a_live_ones_is_
         turns[1].state,
         TurnState::Streaming,
         "a live instance's turn is untouched"
+    );
+    let sql = match db {
+        Db::Sqlite(_) => "DELETE FROM instances WHERE id = ?",
+        Db::Postgres(_) => "DELETE FROM instances WHERE id = $1",
+    };
+    assert_eq!(
+        raw_execute(&db, sql, idle.instance()).await,
+        0,
+        "the idle instance is forgotten"
+    );
+    assert_eq!(
+        raw_execute(&db, sql, dead.instance()).await,
+        0,
+        "the dead instance is forgotten"
     );
     running.chunk(", and done");
     running.finish(TurnState::Done, None, None);
@@ -466,3 +487,73 @@ async fn a_turn_the_database_refuses_is_dropped_and_never_blocks_the_others(db: 
     store.close().await;
 }
 on_both!(a_turn_the_database_refuses_is_dropped_and_never_blocks_the_others);
+
+async fn chain_runs_come_back_newest_first_for_their_owner_only(db: Db) {
+    let store = open_store(&db).await;
+    let mut first = oy3o_store::ChainRunRecord {
+        id: oy3o_store::new_id(),
+        owner: "alice".into(),
+        name: "moa.toml".into(),
+        result: serde_json::json!({"stages": [{"results": [{"name": "a", "response": "x"}]}]}),
+        state: TurnState::Done,
+        created_at: now_ms() - 1000,
+    };
+    store.save_chain_run(&first).await.unwrap();
+    let second = oy3o_store::ChainRunRecord {
+        id: oy3o_store::new_id(),
+        state: TurnState::Error,
+        created_at: now_ms(),
+        ..first.clone()
+    };
+    store.save_chain_run(&second).await.unwrap();
+    // Saving again updates the run.
+    first.result["stages"][0]["results"][0]["response"] = "y".into();
+    store.save_chain_run(&first).await.unwrap();
+    let runs = store.chain_runs("alice", 10).await.unwrap();
+    assert_eq!(runs, vec![second, first]);
+    assert!(store.chain_runs("bob", 10).await.unwrap().is_empty());
+    let pruned = store.prune(Some("alice"), now_ms() + 1).await.unwrap();
+    assert_eq!(pruned.chain_runs, 2);
+    store.close().await;
+}
+on_both!(chain_runs_come_back_newest_first_for_their_owner_only);
+
+async fn a_running_recorder_finds_instances_that_died_after_it_started(db: Db) {
+    let dead = open_store(&db).await;
+    let chat = dead.open_chat("", "c", None, None).await.unwrap();
+    let dead_recorder = Recorder::new(dead.clone());
+    let dying = dead_recorder.begin_turn(&chat, 0, "long answer please");
+    dying.chunk("cut short");
+    flushed(&dead_recorder).await;
+    std::mem::forget(dying);
+    // The survivor was open before the other died; its writer looks again every 50 ms.
+    let survivor = open_store(&db).await;
+    let recorder = Recorder::with_options(
+        survivor.clone(),
+        RecorderOptions {
+            recover_every: Duration::from_millis(50),
+            ..RecorderOptions::default()
+        },
+    );
+    let sql = match db {
+        Db::Sqlite(_) => "UPDATE instances SET seen_at = 0 WHERE id = ?",
+        Db::Postgres(_) => "UPDATE instances SET seen_at = 0 WHERE id = $1",
+    };
+    assert_eq!(raw_execute(&db, sql, dead.instance()).await, 1);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let turns = survivor.turns("", &chat.id).await.unwrap();
+        if turns[0].state == TurnState::Interrupted {
+            assert_eq!(turns[0].answer, "cut short");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never recovered: {turns:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    drop(recorder);
+    survivor.close().await;
+}
+on_both!(a_running_recorder_finds_instances_that_died_after_it_started);

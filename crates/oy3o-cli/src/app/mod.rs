@@ -57,12 +57,14 @@ struct OpenChat {
 }
 
 /// Runs the app until `exit`; `load` reopens a session saved with `save`; `redraw` is the
-/// shortest time between two redraws while answers stream; `store` keeps its chats.
+/// shortest time between two redraws while answers stream; `store` keeps its chats; `chat`
+/// opens that chat first (`oy3o --chat NAME` on a terminal).
 pub async fn run(
     config: Config,
     load: Option<&std::path::Path>,
     redraw: Duration,
     store: &oy3o_store::StoreSetting,
+    chat: Option<&str>,
 ) -> Result<(), Error> {
     let mut storage = storage::Storage::start(store);
     let mut app = App::new();
@@ -70,6 +72,17 @@ pub async fn run(
     if let Some(path) = load {
         let saved = commands::load_session(&mut app, path).map_err(Error::config)?;
         saved.fill(&mut config);
+    }
+    if let Some(name) = chat {
+        for effect in commands::run_line(&mut app, &format!("chat {name}")) {
+            if let Effect::Resume { chat } = effect {
+                match storage.resume(&chat).await {
+                    Ok(Some(r)) => app.resume(&chat, r.model, r.context, &r.turns),
+                    Ok(None) => {}
+                    Err(e) => app.notice = Some(e),
+                }
+            }
+        }
     }
     app.config = session_config::SessionConfig::of(&config);
     let mut terminal = ratatui::try_init()
@@ -114,6 +127,12 @@ async fn event_loop(
                 mb(&m["downloaded"]),
                 mb(&m["total"])
             )));
+        });
+    }
+    {
+        let tx = tx.clone();
+        storage.on_health(move |line| {
+            let _ = tx.send(Update::Notice(line));
         });
     }
     let config = &config;

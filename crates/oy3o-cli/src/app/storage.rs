@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use oy3o_store::{ChatRecord, Recorder, Store, StoreSetting, TurnRecorder};
+use oy3o_store::{ChatRecord, Health, Recorder, Store, StoreSetting, TurnRecorder};
 use tokio::task::JoinHandle;
 
 use crate::store::LOCAL;
@@ -28,10 +28,14 @@ enum Slot {
     Ready(Option<Arc<dyn Store>>),
 }
 
+/// Shows a store outage (or its end) to the person.
+type Notify = Arc<dyn Fn(String) + Send + Sync>;
+
 /// The store, its recorder and the chats of this session that live in it.
 pub struct Storage {
     slot: Slot,
     recorder: Option<Recorder>,
+    notify: Option<Notify>,
     /// Chat name → its record and the number of its turns so far.
     chats: HashMap<String, (ChatRecord, i64)>,
 }
@@ -47,6 +51,7 @@ impl Storage {
         Self {
             slot: Slot::Opening(task),
             recorder: None,
+            notify: None,
             chats: HashMap::new(),
         }
     }
@@ -67,11 +72,30 @@ impl Storage {
                 }
             };
             self.recorder = store.clone().map(Recorder::new);
+            self.listen();
             self.slot = Slot::Ready(store);
         }
         match &self.slot {
             Slot::Ready(store) => Ok(store.clone()),
             Slot::Opening(_) => Ok(None),
+        }
+    }
+
+    /// Calls `notify` with a line for the status bar when writes start failing or recover.
+    pub fn on_health(&mut self, notify: impl Fn(String) + Send + Sync + 'static) {
+        self.notify = Some(Arc::new(notify));
+        self.listen();
+    }
+
+    /// Puts the notifier on the recorder once both exist (in either order).
+    fn listen(&self) {
+        if let (Some(recorder), Some(notify)) = (&self.recorder, self.notify.clone()) {
+            recorder.on_health(move |health| {
+                notify(match health {
+                    Health::Failing(e) => format!("store: {e}; answers are kept in memory"),
+                    Health::Recovered => "store: writing again".into(),
+                })
+            });
         }
     }
 
