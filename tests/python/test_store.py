@@ -67,3 +67,31 @@ def test_a_named_chat_resumes_in_another_process_with_its_history(fake, tmp_path
     # Another name is another chat.
     other = run(tmp_path, fake, "openai:gpt-4o-mini", "elsewhere", "three")
     assert other["before"] == []
+
+
+def test_a_store_that_cannot_be_opened_is_a_config_error(fake_config):
+    from oy3opy.ai import Chat, Config, ConfigError
+
+    cfg = Config({**fake_config, "store": "postgres://oy3o@127.0.0.1:1/oy3o"})
+    try:
+        Chat("openai:gpt-4o-mini", config=cfg, name="x")
+    except ConfigError as exc:
+        assert "store" in str(exc)
+    else:
+        raise AssertionError("an unreachable store must raise ConfigError")
+
+
+def test_store_none_makes_a_named_chat_a_plain_one(fake, fake_config, tmp_path):
+    import asyncio
+
+    from oy3opy.ai import Chat, Config
+
+    cfg = Config({**fake_config, "store": "none"})
+
+    async def main():
+        chat = Chat("openai:gpt-4o-mini", config=cfg, name="x")
+        assert chat.history == []
+        assert await chat.send_once("hi") == RECORDED_ANSWER
+        return chat.history
+
+    assert [m["content"] for m in asyncio.run(main())] == ["hi", RECORDED_ANSWER]
