@@ -209,7 +209,8 @@ async fn run(args: Args) -> Result<(), Failure> {
         Some(Command::Pull { name }) => Ok(pull(&name).await?),
         Some(Command::Models) => Ok(models::run(&config)?),
         Some(Command::Serve(serve)) => {
-            Ok(serve::run(&serve, args.common.config.as_deref(), config).await?)
+            let store = store::setting(args.common.store.as_deref(), &config)?;
+            Ok(serve::run(&serve, args.common.config.as_deref(), config, store).await?)
         }
         Some(Command::Config { .. }) => Ok(()),
     }

@@ -27,13 +27,17 @@ pub struct ServeArgs {
     pub token: Option<String>,
 }
 
-/// Binds, prints `listening on http://ADDR`, and serves until a shutdown signal.
+/// Binds, prints `listening on http://ADDR`, and serves until a shutdown signal. Chats are kept
+/// in `store` (the same setting as every command: `--store`, `OY3O_STORE`, the config's `store`,
+/// else SQLite in the data dir).
 pub async fn run(
     args: &ServeArgs,
     config_path: Option<&Path>,
     config: Config,
+    store: oy3o_store::StoreSetting,
 ) -> Result<(), Error> {
     let mut settings = settings_from(config_path)?;
+    settings.store = Some(store);
     if let Some(host) = &args.host {
         settings.host = host.clone();
     }

@@ -44,14 +44,44 @@ impl Stream {
 
     /// Feeds an engine reply (text and events) into the queue.
     pub async fn feed_reply(queue: Arc<Queue>, reply: oy3o::Reply) {
+        Self::feed_recorded(queue, reply, None).await;
+    }
+
+    /// [`Stream::feed_reply`], recording the turn when `turn` is given (synchronous calls that
+    /// never wait for the database; a stream closed early records it `cancelled`).
+    pub async fn feed_recorded(
+        queue: Arc<Queue>,
+        reply: oy3o::Reply,
+        turn: Option<oy3o_store::TurnRecorder>,
+    ) {
+        use oy3o_store::TurnState;
         let mut outputs = reply.outputs();
         while let Some(item) = outputs.next().await {
             let item: Item = match item {
-                Ok(oy3o::Output::Text(t)) => ("text", t, String::new()),
-                Ok(oy3o::Output::Event(e)) => convert::event_item(&e),
-                Err(e) => convert::error_item(&e),
+                Ok(oy3o::Output::Text(t)) => {
+                    if let Some(turn) = &turn {
+                        turn.chunk(&t);
+                    }
+                    ("text", t, String::new())
+                }
+                Ok(oy3o::Output::Event(e)) => {
+                    if let Some(turn) = &turn {
+                        turn.event(&e);
+                    }
+                    convert::event_item(&e)
+                }
+                Err(e) => {
+                    if let Some(turn) = &turn {
+                        let usage = outputs.reply().usage().cloned();
+                        turn.finish(TurnState::Error, usage.as_ref(), Some(e.message()));
+                    }
+                    convert::error_item(&e)
+                }
             };
             queue.push(item).await;
+        }
+        if let Some(turn) = &turn {
+            turn.finish(TurnState::Done, outputs.reply().usage(), None);
         }
     }
 }

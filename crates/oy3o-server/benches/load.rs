@@ -8,6 +8,9 @@
 //! Reported: added latency over the direct call (P50/P99, concurrency 1 and 64, HTTP whole and
 //! streamed, WebSocket), time to first chunk, requests per second at concurrency 32, concurrent
 //! streams without a stall, idle RSS and RSS per open WebSocket.
+//!
+//! `-- --store` measures the conversation store instead (issue #10): the same HTTP and WebSocket
+//! cells through `oy3o serve` with `store = "none"`, SQLite and a throwaway PostgreSQL.
 
 use std::io::Write as _;
 use std::net::SocketAddr;
@@ -32,7 +35,11 @@ fn main() {
         .enable_all()
         .build()
         .expect("runtime");
-    runtime.block_on(run());
+    if std::env::args().any(|a| a == "--store") {
+        runtime.block_on(store_run());
+    } else {
+        runtime.block_on(run());
+    }
 }
 
 /// A way to reach the fake upstream's answers.
@@ -50,7 +57,7 @@ async fn run() {
     std::fs::create_dir_all(&dir).expect("temp dir");
 
     let mut children = Children(Vec::new());
-    let ours = spawn_oy3o(&dir, upstream);
+    let ours = spawn_oy3o(&dir, upstream, "none");
     let oy3o_pid = ours.0.id();
     children.0.push(ours.0);
     let mut targets = vec![
@@ -477,12 +484,12 @@ fn oy3o_binary() -> PathBuf {
     binary
 }
 
-fn spawn_oy3o(dir: &std::path::Path, upstream: SocketAddr) -> (Child, SocketAddr) {
+fn spawn_oy3o(dir: &std::path::Path, upstream: SocketAddr, store: &str) -> (Child, SocketAddr) {
     let config = dir.join("oy3o.toml");
     std::fs::write(
         &config,
         format!(
-            "model = \"openai:bench\"\n\n[providers.openai]\nbase_url = \"http://{upstream}/v1\"\napi_key = \"sk-bench\"\nmax_retries = 0\n"
+            "model = \"openai:bench\"\nstore = {store:?}\n\n[providers.openai]\nbase_url = \"http://{upstream}/v1\"\napi_key = \"sk-bench\"\nmax_retries = 0\n"
         ),
     )
     .expect("config");
@@ -624,4 +631,59 @@ fn rss_kib(pid: u32) -> u64 {
         })
         .and_then(|v| v.parse().ok())
         .unwrap_or(0)
+}
+
+/// `--store`: HTTP and WebSocket cells through `oy3o serve` with the store off, on SQLite and on
+/// a throwaway PostgreSQL (the test kit's), added latency over the direct call.
+async fn store_run() {
+    let upstream = oy3o_testkit::upstream::Upstream::start(Duration::ZERO).addr();
+    let dir = std::env::temp_dir().join(format!("oy3o-load-store-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let pg = oy3o_testkit::postgres::Postgres::start();
+    let direct = Target {
+        name: "direct",
+        base: format!("http://{upstream}/v1"),
+        model: "bench",
+        websocket: false,
+        pid: None,
+    };
+    let stores = [
+        ("store none", "none".to_owned()),
+        (
+            "store sqlite",
+            format!("sqlite:{}", dir.join("bench.db").display()),
+        ),
+        ("store postgres", pg.url()),
+    ];
+    println!(
+        "\n## The store's cost: oy3o serve with the store off, SQLite, PostgreSQL ({WINDOW:?} per cell)\n"
+    );
+    println!(
+        "| target | mode | concurrency | P50 | P99 | added P50 | added P99 | first chunk P50 | req/s |"
+    );
+    println!("|---|---|---:|---:|---:|---:|---:|---:|---:|");
+    for (name, store) in &stores {
+        let (child, address) = spawn_oy3o(&dir, upstream, store);
+        let children = Children(vec![child]);
+        let target = Target {
+            name,
+            base: format!("http://{address}/v1"),
+            model: "openai:bench",
+            websocket: true,
+            pid: None,
+        };
+        assert!(
+            wait_ready(&target.base).await,
+            "oy3o ({name}) did not come up"
+        );
+        for concurrency in [1, 32] {
+            let reference = http_load(&direct, true, concurrency).await;
+            let stats = http_load(&target, true, concurrency).await;
+            print_row(name, "HTTP stream", concurrency, &stats, Some(&reference));
+            let stats = websocket_load(&address.to_string(), concurrency).await;
+            print_row(name, "WebSocket", concurrency, &stats, None);
+        }
+        drop(children);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -11,7 +11,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use crate::error::{Error, Result};
-use crate::settings::Token;
+use crate::settings::{Settings, Token};
 use crate::state::AppState;
 
 /// Refuses to serve a non-loopback address without a token: loopback (`127.0.0.0/8`, `::1`)
@@ -91,6 +91,37 @@ fn percent_decode(text: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// True when the request carries one of the server's tokens (or the server has none).
+fn authorized_any(settings: &Settings, headers: &HeaderMap, query: Option<&str>) -> bool {
+    if settings.tokens.is_empty() {
+        return authorized(settings.token.as_ref(), headers, query);
+    }
+    let Some(given) = presented_token(headers, query) else {
+        return false;
+    };
+    settings
+        .token
+        .iter()
+        .chain(&settings.tokens)
+        .fold(false, |ok, t| {
+            same_secret(given.as_bytes(), t.expose().as_bytes()) | ok
+        })
+}
+
+/// Whose chats a client may see: the SHA-256 (hex) of its token when the server has tokens,
+/// `""` when it has none. The token itself is never kept.
+pub(crate) fn owner(settings: &Settings, headers: &HeaderMap, query: Option<&str>) -> String {
+    use sha2::Digest as _;
+    if !settings.has_token() {
+        return String::new();
+    }
+    let token = presented_token(headers, query).unwrap_or_default();
+    sha2::Sha256::digest(token.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
 /// True when the request carries the server's token (or the server has none).
 pub(crate) fn authorized(token: Option<&Token>, headers: &HeaderMap, query: Option<&str>) -> bool {
     let Some(expected) = token else { return true };
@@ -151,7 +182,7 @@ pub(crate) async fn guard(
         .get(header::HOST)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
-    if state.settings.token.is_none()
+    if !state.settings.has_token()
         && let Some(h) = &host
         && !host_allowed(h)
     {
@@ -181,13 +212,7 @@ pub(crate) async fn guard(
         return response;
     }
     let open = request.uri().path() == "/health";
-    if !open
-        && !authorized(
-            state.settings.token.as_ref(),
-            request.headers(),
-            request.uri().query(),
-        )
-    {
+    if !open && !authorized_any(&state.settings, request.headers(), request.uri().query()) {
         state.metrics.unauthorized();
         return refuse(
             StatusCode::UNAUTHORIZED,
@@ -244,6 +269,43 @@ mod tests {
         );
         assert!(authorized(Some(&token), &headers, None));
         assert!(authorized(None, &HeaderMap::new(), None));
+    }
+
+    #[test]
+    fn the_owner_is_a_hash_of_the_token_never_the_token() {
+        let mut settings = Settings {
+            tokens: vec![Token::new("t-alice").unwrap(), Token::new("t-bob").unwrap()],
+            ..Settings::default()
+        };
+        let mut alice = HeaderMap::new();
+        alice.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("Bearer t-alice"),
+        );
+        let a = owner(&settings, &alice, None);
+        assert_eq!(a.len(), 64);
+        assert!(!a.contains("t-alice"));
+        assert_eq!(
+            a,
+            owner(&settings, &HeaderMap::new(), Some("token=t-alice"))
+        );
+        assert_ne!(a, owner(&settings, &HeaderMap::new(), Some("token=t-bob")));
+        assert!(authorized_any(
+            &settings,
+            &HeaderMap::new(),
+            Some("token=t-bob")
+        ));
+        assert!(!authorized_any(
+            &settings,
+            &HeaderMap::new(),
+            Some("token=t-eve")
+        ));
+        settings.tokens.clear();
+        assert_eq!(
+            owner(&settings, &alice, None),
+            "",
+            "no tokens: the local user"
+        );
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //!
 //! - **WebSocket** (at `/`, also `/ws`): the original `oy3opy` protocol, JSON text frames.
 //!   In: `{id?, ref?, model?, cookie?, key?, proxy?, context?, prompt?, options?, cancel?,
-//!   close?, chain?}`. Out: `message`, `event`, `error` and `signal` frames carrying the
+//!   close?, chain?, history?}`. Out: `message`, `event`, `error` and `signal` frames carrying the
 //!   request's `id` and `ref`; many chats per connection, their replies interleaved.
 //! - **HTTP**: OpenAI-compatible `POST /v1/chat/completions` (whole or SSE) and
 //!   `GET /v1/models`; `GET /health`; `GET /metrics` (Prometheus text); `GET /` the web chat
@@ -13,7 +13,11 @@
 //!   `?token=`); browser origins are checked; bad input gets an error, never a crash or a
 //!   dropped connection; secrets never appear in frames or logs.
 //!
-//! What it is not: a TLS terminator (put a reverse proxy in front for HTTPS) or a store.
+//! - **Store** (optional, `store` in [`Settings`]): WebSocket chats are kept in SQLite or
+//!   PostgreSQL, scoped to the token that created them, and resumed by `id` on any instance
+//!   sharing the database; writes leave the streaming path.
+//!
+//! What it is not: a TLS terminator (put a reverse proxy in front for HTTPS).
 //!
 //! ```no_run
 //! # async fn demo() -> oy3o_server::Result<()> {
@@ -32,6 +36,7 @@ mod http;
 mod metrics;
 mod settings;
 mod state;
+mod store;
 mod ws;
 
 use std::future::Future;
@@ -46,6 +51,9 @@ pub use error::{Error, Result};
 pub use settings::{DEFAULT_PORT, Limits, Settings, Token};
 
 use state::AppState;
+
+/// How long a stopping server waits for its last store writes.
+const SHUTDOWN_FLUSH: std::time::Duration = std::time::Duration::from_secs(3);
 
 /// A server to be bound: the engine config plus the server settings.
 pub struct Server {
@@ -81,12 +89,13 @@ impl Server {
             });
         };
         for a in &addrs {
-            check_bind(*a, self.settings.token.is_some())?;
+            check_bind(*a, self.settings.has_token())?;
         }
         let mut settings = self.settings;
         let loopback = addrs.iter().all(|a| a.ip().is_loopback());
         settings.allow_client_proxy = Some(settings.allow_client_proxy.unwrap_or(loopback));
-        let state = AppState::new(self.config, settings)?;
+        let store = store::Stored::open(settings.store.as_ref()).await;
+        let state = AppState::new(self.config, settings, store)?;
         let listener = TcpListener::bind(addr)
             .await
             .map_err(|source| Error::Bind { addr, source })?;
@@ -113,7 +122,8 @@ impl Listening {
     }
 
     /// Serves until `shutdown` resolves; then WebSocket connections are closed (code 1001),
-    /// running HTTP answers finish, and it returns.
+    /// running HTTP answers finish, the store's pending writes are flushed (3 s at most), and
+    /// it returns.
     pub async fn run_until<F>(self, shutdown: F) -> Result<()>
     where
         F: Future<Output = ()> + Send + 'static,
@@ -127,10 +137,20 @@ impl Listening {
             // Answer chunks are small and must leave at once.
             let _ = tcp.set_nodelay(true);
         });
+        let stored = self.state.clone();
         let app = http::router(self.state);
         axum::serve(listener, app)
             .with_graceful_shutdown(signal)
             .await?;
+        // The last turns (those the shutdown cancelled included) reach the store before the
+        // process ends; a database that does not answer costs at most this wait.
+        if let Some(open) = stored.store.open_store()
+            && tokio::time::timeout(SHUTDOWN_FLUSH, open.recorder.flush())
+                .await
+                .is_err()
+        {
+            tracing::warn!("store: the last turns were not all written before shutdown");
+        }
         Ok(())
     }
 

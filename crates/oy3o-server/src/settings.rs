@@ -14,6 +14,7 @@
 //! idle_timeout_secs = 300
 //! models = ["openai:gpt-4o"]           # listed by GET /v1/models besides the defaults
 //! chains = { moa = "moa.toml" }        # served as the model chain:moa (paths relative to the file)
+//! tokens = ["t-alice", "t-bob"]        # more accepted tokens; each client's chats are its own
 //! ```
 
 use std::collections::BTreeMap;
@@ -109,6 +110,20 @@ pub struct Settings {
     pub models: Vec<String>,
     /// Named chain files, served as the models `chain:NAME`.
     pub chains: BTreeMap<String, PathBuf>,
+    /// More tokens accepted besides [`Settings::token`]. Chats are scoped to the token that
+    /// created them, so each token is one owner of its own chats.
+    pub tokens: Vec<Token>,
+    /// Where chats are kept (issue #10): `None` or [`oy3o_store::StoreSetting::None`] keeps
+    /// nothing. Not read from `[server]`: `oy3o serve` passes the engine config's `store`. A store that cannot be opened leaves the server serving without it (a warning
+    /// and `"store": {"status": "unavailable"}` in `GET /health`).
+    pub store: Option<oy3o_store::StoreSetting>,
+}
+
+impl Settings {
+    /// Whether clients must present a token (one is set).
+    pub fn has_token(&self) -> bool {
+        self.token.is_some() || !self.tokens.is_empty()
+    }
 }
 
 impl Default for Settings {
@@ -123,6 +138,8 @@ impl Default for Settings {
             limits: Limits::default(),
             models: Vec::new(),
             chains: BTreeMap::new(),
+            tokens: Vec::new(),
+            store: None,
         }
     }
 }
@@ -144,6 +161,7 @@ struct Section {
     idle_timeout_secs: Option<f64>,
     models: Option<Vec<String>>,
     chains: Option<BTreeMap<String, PathBuf>>,
+    tokens: Option<Vec<String>>,
 }
 
 /// The part of a config file the server reads; every other key belongs to the engine.
@@ -280,6 +298,9 @@ impl Settings {
                 .map(|(name, p)| (name, base.join(p)))
                 .collect();
         }
+        if let Some(tokens) = s.tokens {
+            self.tokens = tokens.into_iter().filter_map(Token::new).collect();
+        }
         Ok(self)
     }
 }
@@ -333,6 +354,16 @@ mod tests {
         assert_eq!(s.origins, ["https://a.example"]);
         assert_eq!(s.chains["moa"], Path::new("/etc/oy3o/moa.toml"));
         assert_eq!(format!("{:?}", s.token), "Some(Token(<redacted>))");
+    }
+
+    #[test]
+    fn the_server_table_sets_more_tokens_without_showing_them() {
+        let s = parse("[server]\ntokens = [\"a1\", \" \", \"b2\"]\n").unwrap();
+        assert_eq!(s.tokens.len(), 2);
+        assert!(s.has_token());
+        let shown = format!("{s:?}");
+        assert!(!shown.contains("a1") && !shown.contains("b2"), "{shown}");
+        assert!(!parse("[server]\n").unwrap().has_token());
     }
 
     #[test]

@@ -1,5 +1,5 @@
-//! What every handler shares: the engine config, the settings, the metrics, the named chains
-//! and the shutdown signal.
+//! What every handler shares: the engine config, the settings, the metrics, the named chains,
+//! the shutdown signal and the conversation store.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, RwLock};
@@ -10,6 +10,7 @@ use tokio_util::sync::CancellationToken;
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
 use crate::settings::Settings;
+use crate::store::Stored;
 
 /// The shared state behind every route.
 pub(crate) struct AppState {
@@ -25,6 +26,8 @@ pub(crate) struct AppState {
     pub shutdown: CancellationToken,
     /// Models already resolved against `config`, by the name a request gave.
     resolved: RwLock<HashMap<Option<String>, Arc<[Target]>>>,
+    /// The conversation store, when one is configured.
+    pub store: Stored,
 }
 
 /// How many model names [`AppState::targets`] remembers; names past it resolve per request, so
@@ -33,7 +36,7 @@ const RESOLVED_MODELS: usize = 256;
 
 impl AppState {
     /// Loads the named chains; a broken chain file stops the start with its error.
-    pub(crate) fn new(config: Config, settings: Settings) -> Result<Arc<Self>> {
+    pub(crate) fn new(config: Config, settings: Settings, store: Stored) -> Result<Arc<Self>> {
         let mut chains = BTreeMap::new();
         for (name, path) in &settings.chains {
             let chain =
@@ -47,6 +50,7 @@ impl AppState {
             chains,
             shutdown: CancellationToken::new(),
             resolved: RwLock::default(),
+            store,
         }))
     }
 

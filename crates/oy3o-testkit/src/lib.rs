@@ -11,7 +11,8 @@
 //! (Chat Completions), [`responses`] (OpenAI Responses), [`anthropic`] (Messages), [`gemini`]
 //! (`streamGenerateContent?alt=sse`) and [`ollama`] (native `/api/chat` NDJSON); [`copilot`]
 //! simulates Copilot's web chat (HTTP start plus its WebSocket) for the `bing` provider. The
-//! `oy3o-fake` binary runs a simulator for tests in other processes.
+//! `oy3o-fake` binary runs a simulator for tests in other processes. [`postgres`] starts a
+//! throwaway real PostgreSQL server for the store's tests.
 //!
 //! Not for production use; nothing here is tuned for speed or safety.
 
@@ -21,6 +22,7 @@ pub mod gemini;
 mod listen;
 pub mod ollama;
 pub mod openai;
+pub mod postgres;
 mod proxy;
 pub mod responses;
 mod server;

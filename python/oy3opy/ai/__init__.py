@@ -79,6 +79,11 @@ class Chat:
     cookie export, ``listeners`` a ``{event: callable or [callables]}`` map, ``proxy`` a URL or
     an httpx-style map. Use ``await chat.update(context)``, ``chat.send(prompt)`` (a stream),
     ``await chat.send_once(prompt)``, ``await chat.close()``.
+
+    ``name='x'`` keeps the chat in the store (config key ``store``; default: the SQLite file
+    the ``oy3o`` command uses) and resumes it when it exists: its model (unless ``model`` is
+    given), context and history (see :attr:`history`) come back, so a chat begun with
+    ``oy3o --chat x`` continues here and the other way round.
     """
 
     def __init__(
@@ -90,11 +95,12 @@ class Chat:
         *,
         context: Optional[str] = None,
         config: Optional[Mapping[str, Any]] = None,
+        name: Optional[str] = None,
     ) -> None:
         call = Config(cookie=cookie, proxy=proxy, listener=listeners, context=context)
         cfg = effective(globals()["config"], config, call)
         try:
-            self._native = _native.open_chat(model, engine_json(cfg))
+            self._native = _native.open_chat(model, engine_json(cfg), name)
         except Exception as exc:  # noqa: BLE001
             raise raise_native(exc) from None
         self.model: str = self._native.model

@@ -11,7 +11,7 @@ Listeners = Mapping[str, Union[Listener, Iterable[Listener]]]
 __all__ = ["Config", "config", "effective", "engine_json", "listeners_for"]
 
 _MAPS = ("cookies", "contexts", "proxies", "listeners", "providers", "aliases")
-_SCALARS = ("model", "context", "cookie", "proxy", "listener", "options")
+_SCALARS = ("model", "context", "cookie", "proxy", "listener", "options", "store")
 
 
 class Config(dict):
@@ -21,7 +21,9 @@ class Config(dict):
     model), and the per-model maps ``cookies``, ``contexts``, ``proxies``, ``listeners``
     (keyed by model reference or provider name, e.g. ``config.cookies['bing'] = cookie``).
     Also ``providers`` (engine provider sections, e.g. ``{'openai': {'base_url': ...}}``),
-    ``aliases`` and ``options`` (``temperature``, ``max_tokens``, ...).
+    ``aliases``, ``options`` (``temperature``, ``max_tokens``, ...) and ``store`` (where named
+    chats are kept: ``'none'``, ``'sqlite:PATH'`` or ``'postgres://...'``; default: the
+    ``OY3O_STORE`` variable, else the SQLite file the ``oy3o`` command uses).
 
     A per-call ``Config`` overrides the global :data:`config` field by field; listeners add up.
     """
@@ -97,7 +99,7 @@ def _credential(cookie: Any) -> Optional[str]:
 def engine_json(cfg: Mapping[str, Any]) -> str:
     """The engine's JSON config form for ``cfg`` (listeners stay in Python)."""
     out: Dict[str, Any] = {}
-    for key in ("model", "context"):
+    for key in ("model", "context", "store"):
         if cfg.get(key) is not None:
             out[key] = cfg[key]
     if cfg.get("cookie") is not None:

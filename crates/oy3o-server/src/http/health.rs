@@ -8,7 +8,12 @@ use serde_json::{Value, json};
 
 use crate::state::AppState;
 
-/// `{"status": "ok", "version": …}`.
-pub(crate) async fn health(State(_state): State<Arc<AppState>>) -> Json<Value> {
-    Json(json!({ "status": "ok", "version": env!("CARGO_PKG_VERSION") }))
+/// `{"status": "ok", "version": …, "store": {"status": …}}`: the server answers even when its
+/// store is unavailable or failing (`store.status` says so).
+pub(crate) async fn health(State(state): State<Arc<AppState>>) -> Json<Value> {
+    Json(json!({
+        "status": "ok",
+        "version": env!("CARGO_PKG_VERSION"),
+        "store": state.store.health(),
+    }))
 }

@@ -11,7 +11,7 @@ use std::time::Instant;
 use axum::Router;
 use axum::extract::ws::{WebSocketUpgrade, rejection::WebSocketUpgradeRejection};
 use axum::extract::{DefaultBodyLimit, Request, State};
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -42,10 +42,15 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
 /// the web chat page for browsers.
 async fn root(
     State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    uri: Uri,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
     match ws {
-        Ok(ws) => crate::ws::upgrade(state, ws),
+        Ok(ws) => {
+            let owner = crate::auth::owner(&state.settings, &headers, uri.query());
+            crate::ws::upgrade(state, ws, owner)
+        }
         Err(_) => page::page().await,
     }
 }
@@ -53,10 +58,15 @@ async fn root(
 /// `GET /ws`: the WebSocket only.
 async fn websocket(
     State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    uri: Uri,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
     match ws {
-        Ok(ws) => crate::ws::upgrade(state, ws),
+        Ok(ws) => {
+            let owner = crate::auth::owner(&state.settings, &headers, uri.query());
+            crate::ws::upgrade(state, ws, owner)
+        }
         Err(e) => e.into_response(),
     }
 }

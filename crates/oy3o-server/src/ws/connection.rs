@@ -8,6 +8,7 @@ use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use futures::stream::{SplitSink, SplitStream};
 use futures::{SinkExt, StreamExt};
 use oy3o::{Chat, Event, Options};
+use oy3o_store::{ChatRecord, TurnRecord};
 use serde_json::json;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -38,6 +39,14 @@ struct ChatSlot {
     /// Cancels this chat's replies in flight; replaced after each cancel.
     cancel: CancellationToken,
     client: ClientOverrides,
+    /// The stored chat its turns are recorded in, when the server has a store.
+    stored: Option<StoredChat>,
+}
+
+/// A chat as kept in the store, and the number of its next turn.
+struct StoredChat {
+    record: ChatRecord,
+    next_seq: i64,
 }
 
 struct Connection {
@@ -49,10 +58,12 @@ struct Connection {
     in_flight: InFlight,
     /// Cancelled when the connection ends: stops every reply it started.
     alive: CancellationToken,
+    /// Whose stored chats this connection sees: a hash of its token, `""` without tokens.
+    owner: String,
 }
 
 /// Serves one upgraded connection until the client leaves, it idles out, or the server stops.
-pub(crate) async fn run(socket: WebSocket, state: Arc<AppState>) {
+pub(crate) async fn run(socket: WebSocket, state: Arc<AppState>, owner: String) {
     state.metrics.ws_opened();
     let (sink, stream) = socket.split();
     let (out, queue) = mpsc::channel(QUEUE);
@@ -64,6 +75,7 @@ pub(crate) async fn run(socket: WebSocket, state: Arc<AppState>) {
         chats: HashMap::new(),
         chains: HashMap::new(),
         in_flight: InFlight::default(),
+        owner,
     };
     connection.read(stream).await;
     connection.alive.cancel();
@@ -118,7 +130,7 @@ impl Connection {
     /// with a `signal` like every reply.
     async fn error_reply(&self, request: &Request, code: &str, message: &str) {
         self.error(&request.tag, code, message).await;
-        if request.prompt.is_some() || request.chain.is_some() {
+        if request.prompt.is_some() || request.chain.is_some() || request.history {
             self.send(protocol::signal(&request.tag, &protocol::Ending::default()))
                 .await;
         }
@@ -267,77 +279,186 @@ impl Connection {
     }
 
     /// `{id, …}`: creates chat `id` when the request has a `model` (an empty one is the
-    /// server's default) or brings a credential,
-    /// else continues it; then applies the context and sends the prompt.
+    /// server's default) or brings a credential, resumes it from the store when it is not open
+    /// here but stored for this owner, else continues it; then sends the stored turns when
+    /// asked (`history: true`), applies the context and sends the prompt.
     async fn on_chat(&mut self, id: String, request: Request) {
         let creates = request.creates;
-        if creates {
-            if !self.chats.contains_key(&id)
-                && self.chats.len() >= self.state.settings.limits.max_chats
-            {
-                let m = format!(
-                    "too many chats on this connection (max_chats = {}); close one first",
-                    self.state.settings.limits.max_chats
-                );
-                return self.error_reply(&request, "limit", &m).await;
+        let resumed = if self.chats.contains_key(&id) {
+            None
+        } else {
+            self.find_stored(&id).await
+        };
+        if creates || resumed.is_some() {
+            if let Err(()) = self.open_chat(&id, &request, resumed).await {
+                return;
             }
-            let client = ClientOverrides {
-                credential: request.credential.clone(),
-                proxy: request.proxy.clone(),
-            };
-            let config = client.apply(&self.state.config, request.model.as_deref());
-            let chat = match Chat::open(request.model.as_deref(), &config) {
-                Ok(chat) => Arc::new(chat),
-                Err(e) => {
-                    let m = client.redact(e.message());
-                    return self.error_reply(&request, e.code().as_str(), &m).await;
-                }
-            };
-            let model = chat.model().to_owned();
-            let slot = ChatSlot {
-                chat,
-                cancel: self.alive.child_token(),
-                client,
-            };
-            if let Some(old) = self.chats.insert(id.clone(), slot) {
-                old.cancel.cancel();
-                old.chat.close();
-            }
-            self.send(protocol::event(
-                &request.tag,
-                "create",
-                &Event::Create { model }.message(),
-            ))
-            .await;
         } else if request.proxy.is_some() {
             let m = "proxy applies when a chat is created: send it with model or cookie";
             return self.error_reply(&request, "bad_request", m).await;
         }
-        let Some(slot) = self.chats.get(&id) else {
+        let Some(slot) = self.chats.get_mut(&id) else {
             return self.not_initialized(&request, &id).await;
         };
         if let Some(context) = &request.context {
             slot.chat.update(context.clone());
+            if let Some(stored) = &mut slot.stored {
+                stored.record.context = Some(context.clone()).filter(|c| !c.is_empty());
+            }
             let event = Event::Update {
                 context: context.clone(),
             };
             self.send(protocol::event(&request.tag, "update", &event.message()))
                 .await;
         }
+        if request.history {
+            self.send_history(&id, &request).await;
+        }
         let Some(prompt) = request.prompt.clone() else {
-            if !creates && request.context.is_none() && !request.cancel {
+            if !creates && request.context.is_none() && !request.cancel && !request.history {
                 let m = "nothing to do: send a prompt, a context, cancel or close with the id";
                 self.error(&request.tag, "bad_request", m).await;
             }
             return;
         };
-        let chat = slot.chat.clone();
-        let (cancel, client) = (slot.cancel.clone(), slot.client.clone());
-        let options = request.options.clone().unwrap_or_default();
-        let Some(job) = self.job(&request, cancel, client).await else {
+        let Some(slot) = self.chats.get_mut(&id) else {
             return;
         };
+        let chat = slot.chat.clone();
+        let (cancel, client) = (slot.cancel.clone(), slot.client.clone());
+        let record = match (&mut slot.stored, self.state.store.open_store()) {
+            (Some(stored), Some(open)) => {
+                let seq = stored.next_seq;
+                stored.next_seq += 1;
+                stored.record.model = Some(chat.model().to_owned());
+                Some(open.recorder.begin_turn(&stored.record, seq, &prompt))
+            }
+            _ => None,
+        };
+        let options = request.options.clone().unwrap_or_default();
+        let Some(mut job) = self.job(&request, cancel, client).await else {
+            return;
+        };
+        job.record = record;
         tokio::spawn(reply::stream_reply(chat.send_with(prompt, &options), job));
+    }
+
+    /// The chat `name` of this connection's owner and its turns, when the server has a store
+    /// and keeps it.
+    async fn find_stored(&self, name: &str) -> Option<(ChatRecord, Vec<TurnRecord>)> {
+        let open = self.state.store.open_store()?;
+        open.find(&self.owner, name).await
+    }
+
+    /// Opens chat `id` on this connection: a new one, or one resumed from the store with its
+    /// model (unless the request names another), context and history. Errors are answered.
+    async fn open_chat(
+        &mut self,
+        id: &str,
+        request: &Request,
+        resumed: Option<(ChatRecord, Vec<TurnRecord>)>,
+    ) -> Result<(), ()> {
+        if !self.chats.contains_key(id) && self.chats.len() >= self.state.settings.limits.max_chats
+        {
+            let m = format!(
+                "too many chats on this connection (max_chats = {}); close one first",
+                self.state.settings.limits.max_chats
+            );
+            self.error_reply(request, "limit", &m).await;
+            return Err(());
+        }
+        let client = ClientOverrides {
+            credential: request.credential.clone(),
+            proxy: request.proxy.clone(),
+        };
+        let model = request.model.clone().or_else(|| {
+            resumed
+                .as_ref()
+                .and_then(|(record, _)| record.model.clone())
+        });
+        let config = client.apply(&self.state.config, model.as_deref());
+        let chat = match Chat::open(model.as_deref(), &config) {
+            Ok(chat) => Arc::new(chat),
+            Err(e) => {
+                let m = client.redact(e.message());
+                self.error_reply(request, e.code().as_str(), &m).await;
+                return Err(());
+            }
+        };
+        let model = chat.model().to_owned();
+        let stored = match resumed {
+            Some((record, turns)) => {
+                if let Some(context) = record.context.as_ref().filter(|c| !c.is_empty()) {
+                    chat.update(context.clone());
+                }
+                if let Err(e) = chat.restore(oy3o_store::history(&turns)) {
+                    tracing::warn!("chat {id}: its stored history cannot be restored: {e}");
+                }
+                let next_seq = turns.last().map_or(0, |t| t.seq + 1);
+                Some(StoredChat { record, next_seq })
+            }
+            None => self.state.store.open_store().map(|_| {
+                // Re-created on this connection: it stays the same stored chat.
+                match self.chats.get(id).and_then(|slot| slot.stored.as_ref()) {
+                    Some(old) => StoredChat {
+                        record: old.record.clone(),
+                        next_seq: old.next_seq,
+                    },
+                    None => StoredChat {
+                        record: ChatRecord::new(
+                            &self.owner,
+                            Some(id),
+                            Some(&model),
+                            request.context.as_deref(),
+                        ),
+                        next_seq: 0,
+                    },
+                }
+            }),
+        };
+        let slot = ChatSlot {
+            chat,
+            cancel: self.alive.child_token(),
+            client,
+            stored,
+        };
+        if let Some(old) = self.chats.insert(id.to_owned(), slot) {
+            old.cancel.cancel();
+            old.chat.close();
+        }
+        self.send(protocol::event(
+            &request.tag,
+            "create",
+            &Event::Create { model }.message(),
+        ))
+        .await;
+        Ok(())
+    }
+
+    /// `{id, history: true}`: the chat's stored turns, one `history` event each, oldest first;
+    /// then a `signal` unless a prompt follows (its reply ends with its own).
+    async fn send_history(&self, id: &str, request: &Request) {
+        if self.state.store.open_store().is_none() {
+            let m = "this server keeps no chats (no store is configured), so there is no history";
+            return self.error_reply(request, "not_found", m).await;
+        }
+        let turns = match self.find_stored(id).await {
+            Some((_, turns)) => turns,
+            // Open here, but nothing written yet.
+            None => Vec::new(),
+        };
+        for turn in &turns {
+            self.send(protocol::event(
+                &request.tag,
+                "history",
+                &crate::store::turn_json(turn),
+            ))
+            .await;
+        }
+        if request.prompt.is_none() {
+            self.send(protocol::signal(&request.tag, &protocol::Ending::default()))
+                .await;
+        }
     }
 
     /// `{prompt, model?, context?}` without an id: one answer, no chat kept.
@@ -366,9 +487,18 @@ impl Connection {
             chat.update(context.clone());
         }
         let options: Options = request.options.clone().unwrap_or_default();
-        let Some(job) = self.job(&request, self.alive.child_token(), client).await else {
+        let Some(mut job) = self.job(&request, self.alive.child_token(), client).await else {
             return;
         };
+        if let Some(open) = self.state.store.open_store() {
+            let record = ChatRecord::new(
+                &self.owner,
+                None,
+                Some(chat.model()),
+                request.context.as_deref(),
+            );
+            job.record = Some(open.recorder.begin_turn(&record, 0, &prompt));
+        }
         tokio::spawn(reply::stream_reply(chat.send_with(prompt, &options), job));
     }
 
@@ -410,7 +540,15 @@ impl Connection {
             self.chains.retain(|_, token| !token.is_cancelled());
             self.chains.insert(id.clone(), cancel);
         }
-        tokio::spawn(reply::stream_chain(chain, config, job));
+        let log = self.state.store.open_store().map(|open| reply::ChainLog {
+            store: open.store.clone(),
+            owner: self.owner.clone(),
+            name: match &request.chain {
+                Some(ChainSpec::Named(name)) => name.clone(),
+                _ => request.id.clone().unwrap_or_else(|| "inline".into()),
+            },
+        });
+        tokio::spawn(reply::stream_chain(chain, config, job, log));
     }
 
     /// A job for a new reply, if the connection may run one more.
@@ -428,6 +566,7 @@ impl Connection {
                 cancel,
                 running,
                 client,
+                record: None,
             }),
             None => {
                 let m = format!(

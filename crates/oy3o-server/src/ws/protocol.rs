@@ -1,7 +1,7 @@
 //! The WebSocket protocol: request frames in, and the four kinds of frames out.
 //!
 //! In: `{id?, ref?, model?, cookie?, key?, proxy?, context?, prompt?, options?, cancel?, close?,
-//! chain?}`. Out: `message`, `event`, `error` and `signal` frames, each carrying the request's
+//! chain?, history?}`. Out: `message`, `event`, `error` and `signal` frames, each carrying the request's
 //! `id` and `ref` as given.
 
 use std::sync::Arc;
@@ -62,6 +62,8 @@ pub(crate) struct Request {
     pub cancel: bool,
     pub close: bool,
     pub chain: Option<ChainSpec>,
+    /// `history: true`: send the chat's stored turns as `history` events.
+    pub history: bool,
 }
 
 /// A request that could not be understood: answered with an `error` frame.
@@ -100,6 +102,8 @@ struct Raw {
     close: Option<bool>,
     #[serde(default)]
     chain: Option<Value>,
+    #[serde(default)]
+    history: Option<bool>,
 }
 
 /// Parses one text frame. Never panics; every failure names what to fix.
@@ -178,6 +182,7 @@ pub(crate) fn parse(text: &str) -> Result<Request, Rejected> {
         cancel: raw.cancel.unwrap_or(false),
         close: raw.close.unwrap_or(false),
         chain,
+        history: raw.history.unwrap_or(false),
     })
 }
 

@@ -2,8 +2,12 @@
 //! `message` frames, events as `event` frames, a failure as an `error` frame, and always a
 //! final `signal`. A cancel stops it between two items and drops the upstream request.
 
+use std::sync::Arc;
+
 use futures::StreamExt;
 use oy3o::{Chain, Config, Event, Output, Reply, Usage};
+use oy3o_store::{ChainRunRecord, Store, TurnRecorder, TurnState};
+use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -19,6 +23,8 @@ pub(crate) struct Job {
     pub cancel: CancellationToken,
     pub running: Running,
     pub client: ClientOverrides,
+    /// Records the turn in the store (synchronous calls only: never waits for the database).
+    pub record: Option<TurnRecorder>,
 }
 
 impl Job {
@@ -29,6 +35,9 @@ impl Job {
     async fn fail(&self, code: &str, message: &str, usage: Option<&Usage>) {
         self.running.state().metrics.error(code);
         let text = self.client.redact(message);
+        if let Some(turn) = &self.record {
+            turn.finish(TurnState::Error, usage, Some(&text));
+        }
         if self.send(protocol::error(&self.tag, code, &text)).await {
             let ending = Ending {
                 usage,
@@ -39,6 +48,9 @@ impl Job {
     }
 
     async fn cancelled(&self, usage: Option<&Usage>) {
+        if let Some(turn) = &self.record {
+            turn.finish(TurnState::Cancelled, usage, None);
+        }
         let ending = Ending {
             usage,
             cancelled: true,
@@ -78,13 +90,22 @@ pub(crate) async fn stream_reply(reply: Reply, job: Job) {
                         .metrics
                         .first_chunk(job.running.started().elapsed());
                 }
+                if let Some(turn) = &job.record {
+                    turn.chunk(&text);
+                }
                 job.send(protocol::message(&job.tag, &text)).await
             }
-            Some(Ok(Output::Event(event))) if forwarded(&event) => {
-                job.send(protocol::event(&job.tag, event.name(), &event.message()))
-                    .await
+            Some(Ok(Output::Event(event))) => {
+                if let Some(turn) = &job.record {
+                    turn.event(&event);
+                }
+                if forwarded(&event) {
+                    job.send(protocol::event(&job.tag, event.name(), &event.message()))
+                        .await
+                } else {
+                    true
+                }
             }
-            Some(Ok(Output::Event(_))) => true,
             Some(Err(e)) => {
                 let usage = outputs.reply().usage().cloned();
                 drop(outputs);
@@ -99,6 +120,9 @@ pub(crate) async fn stream_reply(reply: Reply, job: Job) {
                     finish_reason: reply.finish_reason(),
                     cancelled: false,
                 };
+                if let Some(turn) = &job.record {
+                    turn.finish(TurnState::Done, reply.usage(), None);
+                }
                 let frame = protocol::signal(&job.tag, &ending);
                 drop(outputs);
                 job.send(frame).await;
@@ -120,9 +144,54 @@ const CHAIN_EVENTS: &[&str] = &[
     "retry",
 ];
 
+/// Where a chain run is kept: the store, the owner and the chain's name.
+pub(crate) struct ChainLog {
+    pub store: Arc<dyn Store>,
+    pub owner: String,
+    pub name: String,
+}
+
+impl ChainLog {
+    /// Writes the run in the background: the frames never wait for it.
+    fn save(self, stages: &[Value], state: TurnState) {
+        let run = ChainRunRecord {
+            id: oy3o_store::new_id(),
+            owner: self.owner,
+            name: self.name,
+            result: json!({ "stages": stages }),
+            state,
+            created_at: oy3o_store::now_ms(),
+        };
+        tokio::spawn(async move {
+            if let Err(e) = self.store.save_chain_run(&run).await {
+                tracing::warn!("store: cannot save chain run: {e}");
+            }
+        });
+    }
+}
+
+/// A stage's results as stored: each task's answer, error, usage and time.
+fn stage_json(stage: &oy3o::StageResult) -> Value {
+    let results: Vec<Value> = stage
+        .results
+        .iter()
+        .map(|r| {
+            json!({
+                "index": r.index,
+                "response": r.response,
+                "error": r.error.as_ref().map(|e| e.message().to_owned()),
+                "usage": r.usage,
+                "elapsed_ms": r.elapsed.as_millis() as u64,
+            })
+        })
+        .collect();
+    json!({ "index": stage.index, "results": results, "failed": stage.failed })
+}
+
 /// Runs a chain: progress and answers as `event` frames, then a `signal` with the summed
-/// usage of every task.
-pub(crate) async fn stream_chain(chain: Chain, config: Config, job: Job) {
+/// usage of every task; with `log`, the run is stored once it ends.
+pub(crate) async fn stream_chain(chain: Chain, config: Config, job: Job, log: Option<ChainLog>) {
+    let mut done: Vec<Value> = Vec::new();
     let (events_tx, mut events) = mpsc::unbounded_channel::<Event>();
     let mut config = config;
     config.listeners.on("*", move |event| {
@@ -138,6 +207,9 @@ pub(crate) async fn stream_chain(chain: Chain, config: Config, job: Job) {
             biased;
             _ = job.cancel.cancelled() => {
                 drop(stages);
+                if let Some(log) = log {
+                    log.save(&done, TurnState::Cancelled);
+                }
                 job.cancelled(usage.as_ref()).await;
                 return;
             }
@@ -149,6 +221,9 @@ pub(crate) async fn stream_chain(chain: Chain, config: Config, job: Job) {
             next = stages.next() => {
                 match next {
                     Some(Ok(stage)) => {
+                        if log.is_some() {
+                            done.push(stage_json(&stage));
+                        }
                         for u in stage.results.iter().filter_map(|r| r.usage.as_ref()) {
                             let sum = usage.get_or_insert_with(Usage::default);
                             sum.input_tokens += u.input_tokens;
@@ -158,6 +233,9 @@ pub(crate) async fn stream_chain(chain: Chain, config: Config, job: Job) {
                     }
                     Some(Err(e)) => {
                         drop(stages);
+                        if let Some(log) = log {
+                            log.save(&done, TurnState::Error);
+                        }
                         while let Ok(event) = events.try_recv() {
                             job.send(protocol::event(&job.tag, event.name(), &event.message())).await;
                         }
@@ -165,6 +243,9 @@ pub(crate) async fn stream_chain(chain: Chain, config: Config, job: Job) {
                     }
                     None => {
                         drop(stages);
+                        if let Some(log) = log {
+                            log.save(&done, TurnState::Done);
+                        }
                         while let Ok(event) = events.try_recv() {
                             job.send(protocol::event(&job.tag, event.name(), &event.message())).await;
                         }

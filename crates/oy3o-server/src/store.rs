@@ -1,0 +1,179 @@
+//! The server's optional conversation store (issue #10): opened at start from the `store`
+//! setting, written through a background [`Recorder`] (never on the streaming path), read when a
+//! client resumes a chat or asks for its history.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use oy3o_store::{ChatRecord, Health, Recorder, Store, StoreSetting, TurnRecord};
+use serde_json::{Value, json};
+
+/// The longest a read (resume, history) waits for the database before the request is answered
+/// as if the store were not there.
+const READ_PATIENCE: Duration = Duration::from_secs(5);
+
+/// The longest the start waits for the database before serving without it.
+const OPEN_PATIENCE: Duration = Duration::from_secs(15);
+
+/// The store as the server holds it.
+pub(crate) enum Stored {
+    /// No store configured.
+    Off,
+    /// Configured, but it could not be opened: the server serves without it.
+    Unavailable {
+        /// The setting, as shown (password redacted).
+        setting: String,
+        /// Why it could not be opened.
+        error: String,
+    },
+    /// Open.
+    On(Open),
+}
+
+/// An open store and its writer.
+pub(crate) struct Open {
+    /// Reads (resume, history).
+    pub store: Arc<dyn Store>,
+    /// Writes, off the streaming path.
+    pub recorder: Recorder,
+    /// The current write outage, reported by the recorder.
+    failing: Arc<Mutex<Option<String>>>,
+}
+
+impl Stored {
+    /// Opens the store the setting names; a failure is logged and the server goes on without it.
+    pub(crate) async fn open(setting: Option<&StoreSetting>) -> Self {
+        let Some(setting) = setting else {
+            return Self::Off;
+        };
+        let opened = tokio::time::timeout(OPEN_PATIENCE, oy3o_store::open(setting)).await;
+        let store = match opened {
+            Ok(Ok(Some(store))) => store,
+            Ok(Ok(None)) => return Self::Off,
+            Ok(Err(e)) => return Self::unavailable(setting, e.to_string()),
+            Err(_) => {
+                return Self::unavailable(
+                    setting,
+                    format!("no answer within {}s", OPEN_PATIENCE.as_secs()),
+                );
+            }
+        };
+        tracing::info!("store: {} ({})", setting, store.backend());
+        let recorder = Recorder::new(store.clone());
+        let failing = Arc::new(Mutex::new(None));
+        let seen = failing.clone();
+        recorder.on_health(move |health| {
+            let mut slot = seen.lock().unwrap_or_else(|e| e.into_inner());
+            *slot = match health {
+                Health::Failing(e) => Some(e.clone()),
+                Health::Recovered => None,
+            };
+        });
+        Self::On(Open {
+            store,
+            recorder,
+            failing,
+        })
+    }
+
+    fn unavailable(setting: &StoreSetting, error: String) -> Self {
+        tracing::warn!("store {setting} is unavailable, serving without it: {error}");
+        eprintln!("oy3o: store {setting} is unavailable, serving without it: {error}");
+        Self::Unavailable {
+            setting: setting.to_string(),
+            error,
+        }
+    }
+
+    /// The open store, if any.
+    pub(crate) fn open_store(&self) -> Option<&Open> {
+        match self {
+            Self::On(open) => Some(open),
+            _ => None,
+        }
+    }
+
+    /// The `store` field of `GET /health`: `{"status": "off" | "ok" | "failing" |
+    /// "unavailable", "backend"?, "error"?}`.
+    pub(crate) fn health(&self) -> Value {
+        match self {
+            Self::Off => json!({ "status": "off" }),
+            Self::Unavailable { setting, error } => json!({
+                "status": "unavailable",
+                "store": setting,
+                "error": error,
+            }),
+            Self::On(open) => {
+                let failing = open
+                    .failing
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .clone();
+                match failing {
+                    None => json!({ "status": "ok", "backend": open.store.backend() }),
+                    Some(error) => json!({
+                        "status": "failing",
+                        "backend": open.store.backend(),
+                        "error": error,
+                        "pending": open.recorder.pending(),
+                    }),
+                }
+            }
+        }
+    }
+}
+
+impl Open {
+    /// The chat `name` of `owner` and its turns, if it is stored. A database that fails or
+    /// does not answer in time is logged and read as "not stored".
+    pub(crate) async fn find(
+        &self,
+        owner: &str,
+        name: &str,
+    ) -> Option<(ChatRecord, Vec<TurnRecord>)> {
+        let read = async {
+            let Some(chat) = self.store.find_chat(owner, name).await? else {
+                return Ok(None);
+            };
+            let turns = self.store.turns(owner, &chat.id).await?;
+            Ok::<_, oy3o_store::StoreError>(Some((chat, turns)))
+        };
+        match tokio::time::timeout(READ_PATIENCE, read).await {
+            Ok(Ok(found)) => found,
+            Ok(Err(e)) => {
+                tracing::warn!("store: cannot read chat: {e}");
+                None
+            }
+            Err(_) => {
+                tracing::warn!("store: no answer within {}s", READ_PATIENCE.as_secs());
+                None
+            }
+        }
+    }
+}
+
+/// One stored turn as the `message` of a `history` event: what was asked and answered, how it
+/// ended, and when.
+pub(crate) fn turn_json(turn: &TurnRecord) -> Value {
+    let mut out = json!({
+        "seq": turn.seq,
+        "prompt": turn.prompt,
+        "answer": turn.answer,
+        "state": turn.state.as_str(),
+        "model": turn.model,
+        "created_at": turn.created_at,
+    });
+    if !turn.reasoning.is_empty() {
+        out["reasoning"] = json!(turn.reasoning);
+    }
+    if !turn.events.is_empty() {
+        out["events"] = json!(turn.events);
+    }
+    if let Some(usage) = &turn.usage {
+        out["usage"] = json!(usage);
+    }
+    if let Some(error) = &turn.error {
+        out["error"] = json!(error);
+    }
+    out
+}

@@ -1,0 +1,255 @@
+//! The server's conversation store over real sockets and real databases: a chat resumed after a
+//! restart (SQLite) with its earlier turns sent upstream and shown as `history` events, owner
+//! scoping between two tokens, the database stopped mid-test (answers still stream; the turn is
+//! written once it is back), and a store that cannot be opened (the server serves anyway).
+
+mod common;
+
+use std::sync::Arc;
+
+use common::{Client, Running, config_for, echo, settings, start, text_of};
+use oy3o_server::{Settings, Token};
+use oy3o_store::{Store, StoreSetting, TurnState};
+use oy3o_testkit::FakeServer;
+use oy3o_testkit::postgres::{Postgres, TempDir};
+use serde_json::{Value, json};
+
+fn with_store(setting: StoreSetting) -> Settings {
+    Settings {
+        store: Some(setting),
+        ..settings()
+    }
+}
+
+/// The store behind the server's back, to check what it wrote.
+async fn open(setting: &StoreSetting) -> Arc<dyn Store> {
+    oy3o_store::open(setting)
+        .await
+        .expect("open the store")
+        .expect("a store, not none")
+}
+
+/// Waits (bounded) until chat `name` of `owner` has `n` final turns; returns its turns.
+async fn final_turns(
+    store: &Arc<dyn Store>,
+    owner: &str,
+    name: &str,
+    n: usize,
+) -> Vec<oy3o_store::TurnRecord> {
+    for _ in 0..600 {
+        if let Ok(Some(chat)) = store.find_chat(owner, name).await
+            && let Ok(turns) = store.turns(owner, &chat.id).await
+            && turns.len() == n
+            && turns.iter().all(|t| t.state.is_final())
+        {
+            return turns;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("chat {name} never had {n} finished turns in the store");
+}
+
+/// The `content` of every message the upstream received in request `i`.
+fn sent_messages(fake: &FakeServer, i: usize) -> Vec<String> {
+    let requests = fake.requests();
+    requests[i].json()["messages"]
+        .as_array()
+        .expect("messages")
+        .iter()
+        .map(|m| m["content"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+async fn ask(client: &mut Client, frame: Value) -> Vec<Value> {
+    client.send(frame).await;
+    client.until_signals(1).await
+}
+
+fn history(frames: &[Value]) -> Vec<&Value> {
+    frames
+        .iter()
+        .filter(|f| f["type"] == "event" && f["event"] == "history")
+        .map(|f| &f["message"])
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_chat_resumes_after_a_restart_with_its_history() {
+    let fake = echo().await;
+    let dir = TempDir::new("server-store");
+    let setting = StoreSetting::Sqlite(dir.0.join("oy3o.db"));
+    let store = open(&setting).await;
+    {
+        let server = start(config_for(&fake), with_store(setting.clone())).await;
+        let mut client = server.client().await;
+        let frames = ask(
+            &mut client,
+            json!({"id": "c1", "model": "", "prompt": "one"}),
+        )
+        .await;
+        assert_eq!(text_of(&frames, "c1"), "ANSWER(one)");
+        let turns = final_turns(&store, "", "c1", 1).await;
+        assert_eq!(turns[0].answer, "ANSWER(one)");
+        assert_eq!(turns[0].state, TurnState::Done);
+    }
+    let server: Running = start(config_for(&fake), with_store(setting.clone())).await;
+    let mut client = server.client().await;
+    // Not open on this connection and no model: resumed from the store.
+    let frames = ask(&mut client, json!({"id": "c1", "prompt": "two"})).await;
+    assert!(
+        frames.iter().all(|f| f["type"] != "error"),
+        "resumed without error: {frames:?}"
+    );
+    assert_eq!(text_of(&frames, "c1"), "ANSWER(two)");
+    assert_eq!(sent_messages(&fake, 1), ["one", "ANSWER(one)", "two"]);
+    final_turns(&store, "", "c1", 2).await;
+    let frames = ask(&mut client, json!({"id": "c1", "history": true})).await;
+    let turns = history(&frames);
+    assert_eq!(turns.len(), 2, "{frames:?}");
+    assert_eq!(turns[0]["prompt"], "one");
+    assert_eq!(turns[0]["answer"], "ANSWER(one)");
+    assert_eq!(turns[1]["prompt"], "two");
+    assert_eq!(turns[1]["state"], "done");
+    assert_eq!(frames.last().unwrap()["type"], "signal");
+    let health: Value = reqwest::get(server.http("/health"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(health["store"]["status"], "ok");
+    assert_eq!(health["store"]["backend"], "sqlite");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn another_token_cannot_see_continue_or_read_a_chat() {
+    let fake = echo().await;
+    let dir = TempDir::new("server-owner");
+    let setting = StoreSetting::Sqlite(dir.0.join("oy3o.db"));
+    let server = start(
+        config_for(&fake),
+        Settings {
+            tokens: vec![Token::new("t-alice").unwrap(), Token::new("t-bob").unwrap()],
+            ..with_store(setting.clone())
+        },
+    )
+    .await;
+    let url = server.ws_url("/");
+    let alice = [("authorization", "Bearer t-alice")];
+    let bob = [("authorization", "Bearer t-bob")];
+    let mut a = Client::connect(&url, &alice).await.unwrap();
+    let frames = ask(
+        &mut a,
+        json!({"id": "secret", "model": "", "prompt": "pin 1234"}),
+    )
+    .await;
+    assert_eq!(text_of(&frames, "secret"), "ANSWER(pin 1234)");
+    let store = open(&setting).await;
+    let chats: Vec<_> = store.chats("").await.unwrap();
+    assert!(chats.is_empty(), "no chat of the tokenless owner");
+
+    let mut b = Client::connect(&url, &bob).await.unwrap();
+    let unknown = ask(&mut b, json!({"id": "nothing", "prompt": "x"})).await;
+    let theirs = ask(&mut b, json!({"id": "secret", "prompt": "x"})).await;
+    assert_eq!(theirs[0]["code"], "not_found", "{theirs:?}");
+    let strip = |f: &Value| f["message"].as_str().unwrap().replace("nothing", "secret");
+    assert_eq!(strip(&unknown[0]), theirs[0]["message"].as_str().unwrap());
+    let read = ask(&mut b, json!({"id": "secret", "history": true})).await;
+    assert_eq!(read[0]["code"], "not_found", "{read:?}");
+    assert!(history(&read).is_empty());
+    // Bob's own chat of the same name is a different chat: Alice's turns never reach it.
+    let own = ask(
+        &mut b,
+        json!({"id": "secret", "model": "", "prompt": "mine"}),
+    )
+    .await;
+    assert_eq!(text_of(&own, "secret"), "ANSWER(mine)");
+    let last = fake.requests().len() - 1;
+    assert_eq!(sent_messages(&fake, last), ["mine"]);
+
+    // Alice, on a new connection, still sees only her own turn.
+    let mut a = Client::connect(&url, &alice).await.unwrap();
+    let frames = ask(&mut a, json!({"id": "secret", "history": true})).await;
+    let turns = history(&frames);
+    assert_eq!(turns.len(), 1, "{frames:?}");
+    assert_eq!(turns[0]["prompt"], "pin 1234");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn answers_stream_while_postgres_is_down_and_the_turn_is_written_when_it_returns() {
+    let pg = Postgres::start();
+    let setting = StoreSetting::Postgres(pg.url());
+    let fake = FakeServer::start().await;
+    fake.push(oy3o_testkit::openai::answer(&["first"]).build());
+    let pieces: Vec<String> = (0..8).map(|i| format!("p{i} ")).collect();
+    let refs: Vec<&str> = pieces.iter().map(String::as_str).collect();
+    fake.push(
+        oy3o_testkit::openai::answer(&refs)
+            .delay(std::time::Duration::from_millis(50))
+            .build(),
+    );
+    let server = start(config_for(&fake), with_store(setting.clone())).await;
+    let mut client = server.client().await;
+    ask(&mut client, json!({"id": "c", "model": "", "prompt": "a"})).await;
+    let store = open(&setting).await;
+    final_turns(&store, "", "c", 1).await;
+
+    pg.stop();
+    let frames = ask(&mut client, json!({"id": "c", "prompt": "b"})).await;
+    assert_eq!(
+        text_of(&frames, "c"),
+        pieces.concat(),
+        "the whole answer streamed"
+    );
+    assert!(frames.iter().all(|f| f["type"] != "error"), "{frames:?}");
+    let health_url = server.http("/health");
+    let mut failing = false;
+    for _ in 0..600 {
+        let health: Value = reqwest::get(&health_url)
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if health["store"]["status"] == "failing" {
+            failing = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(failing, "/health reports the failing store");
+
+    pg.run();
+    let turns = final_turns(&store, "", "c", 2).await;
+    assert_eq!(turns[1].prompt, "b");
+    assert_eq!(turns[1].answer, pieces.concat());
+    assert_eq!(turns[1].state, TurnState::Done);
+    assert_eq!(turns[0].answer, "first");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_store_that_cannot_be_opened_leaves_the_server_serving() {
+    let fake = echo().await;
+    // A closed loopback port: nothing listens there.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let setting = StoreSetting::Postgres(format!("postgres://u:hunter2@127.0.0.1:{port}/x"));
+    let server = start(config_for(&fake), with_store(setting)).await;
+    let health: Value = reqwest::get(server.http("/health"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(health["status"], "ok");
+    assert_eq!(health["store"]["status"], "unavailable");
+    assert!(!health.to_string().contains("hunter2"), "{health}");
+    let mut client = server.client().await;
+    let frames = ask(&mut client, json!({"id": "c", "model": "", "prompt": "hi"})).await;
+    assert_eq!(text_of(&frames, "c"), "ANSWER(hi)");
+    let frames = ask(&mut client, json!({"id": "c", "history": true})).await;
+    assert_eq!(frames[0]["code"], "not_found");
+}

@@ -1,0 +1,97 @@
+"""Named chats in the store (issue #10): ``Chat(name=...)`` resumes across Python processes with
+its model and history, and a chat without a name writes nothing."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from conftest import RECORDED_ANSWER
+
+SCRIPT = r"""
+import asyncio, json, sys
+from oy3opy.ai import Chat, Config
+
+base, model, name, prompt = sys.argv[1:5]
+cfg = Config({"providers": {"openai": {"base_url": base, "max_retries": 0}}, "options": {"max_tokens": 24}})
+
+async def main():
+    chat = Chat(model or None, config=cfg, name=name or None)
+    before = chat.history
+    answer = await chat.send_once(prompt)
+    print(json.dumps({"model": chat.model, "before": before, "answer": answer, "after": chat.history}))
+    await chat.close()
+
+asyncio.run(main())
+"""
+
+
+def run(tmp_path: Path, fake, model: str, name: str, prompt: str) -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OY3O_", "XDG_"))}
+    env.update(HOME=str(tmp_path), XDG_DATA_HOME=str(tmp_path / "data"), XDG_CONFIG_HOME=str(tmp_path / "config"))
+    out = subprocess.run(
+        [sys.executable, "-c", SCRIPT, fake.base_url, model, name, prompt],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_a_named_chat_resumes_in_another_process_with_its_history(fake, tmp_path):
+    db = tmp_path / "data" / "oy3o" / "oy3o.db"
+    plain = run(tmp_path, fake, "openai:gpt-4o-mini", "", "unnamed")
+    assert plain["answer"] == RECORDED_ANSWER
+    assert not db.exists(), "a chat without a name keeps nothing"
+
+    first = run(tmp_path, fake, "openai:gpt-4o-mini", "trip", "one")
+    assert first["before"] == []
+    assert db.exists()
+
+    # No model given: the stored chat's model comes back, with its history.
+    second = run(tmp_path, fake, "", "trip", "two")
+    assert second["model"] == "openai:gpt-4o-mini"
+    assert second["before"] == [
+        {"role": "user", "content": "one"},
+        {"role": "assistant", "content": RECORDED_ANSWER},
+    ]
+    sent = [m["content"] for m in fake.requests[-1]["body"]["messages"]]
+    assert sent == ["one", RECORDED_ANSWER, "two"]
+    assert [m["content"] for m in second["after"]] == ["one", RECORDED_ANSWER, "two", RECORDED_ANSWER]
+
+    # Another name is another chat.
+    other = run(tmp_path, fake, "openai:gpt-4o-mini", "elsewhere", "three")
+    assert other["before"] == []
+
+
+def test_a_store_that_cannot_be_opened_is_a_config_error(fake_config):
+    from oy3opy.ai import Chat, Config, ConfigError
+
+    cfg = Config({**fake_config, "store": "postgres://oy3o@127.0.0.1:1/oy3o"})
+    try:
+        Chat("openai:gpt-4o-mini", config=cfg, name="x")
+    except ConfigError as exc:
+        assert "store" in str(exc)
+    else:
+        raise AssertionError("an unreachable store must raise ConfigError")
+
+
+def test_store_none_makes_a_named_chat_a_plain_one(fake, fake_config, tmp_path):
+    import asyncio
+
+    from oy3opy.ai import Chat, Config
+
+    cfg = Config({**fake_config, "store": "none"})
+
+    async def main():
+        chat = Chat("openai:gpt-4o-mini", config=cfg, name="x")
+        assert chat.history == []
+        assert await chat.send_once("hi") == RECORDED_ANSWER
+        return chat.history
+
+    assert [m["content"] for m in asyncio.run(main())] == ["hi", RECORDED_ANSWER]
