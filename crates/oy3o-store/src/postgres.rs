@@ -203,51 +203,44 @@ impl Store for PostgresStore {
     }
 
     async fn save_turns(&self, turns: &[(ChatRecord, TurnRecord)]) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
-        for (chat, updated_at) in crate::rows::chats_of(turns) {
-            sqlx::query(UPSERT_CHAT)
-                .bind(&chat.id)
-                .bind(&chat.owner)
-                .bind(&chat.name)
-                .bind(&chat.model)
-                .bind(&chat.context)
-                .bind(chat.created_at)
-                .bind(updated_at)
-                .execute(&mut *tx)
-                .await?;
+        if turns.is_empty() {
+            return Ok(());
         }
-        for (_, turn) in turns {
-            let (events, usage) = crate::rows::turn_json(turn);
-            sqlx::query(
-                "INSERT INTO turns (id, chat_id, seq, owner, prompt, answer, reasoning, events, usage, model,
-                                    first_token_ms, elapsed_ms, state, error, instance, created_at, updated_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb, $9::jsonb, $10, $11, $12, $13, $14, $15, $16, $17)
-                 ON CONFLICT (id) DO UPDATE SET
-                    answer = excluded.answer, reasoning = excluded.reasoning, events = excluded.events,
-                    usage = excluded.usage, model = excluded.model, first_token_ms = excluded.first_token_ms,
-                    elapsed_ms = excluded.elapsed_ms, state = excluded.state, error = excluded.error,
-                    updated_at = excluded.updated_at",
-            )
-            .bind(&turn.id)
-            .bind(&turn.chat_id)
-            .bind(turn.seq)
-            .bind(&turn.owner)
-            .bind(&turn.prompt)
-            .bind(&turn.answer)
-            .bind(&turn.reasoning)
-            .bind(events)
-            .bind(usage)
-            .bind(&turn.model)
-            .bind(turn.first_token_ms)
-            .bind(turn.elapsed_ms)
-            .bind(turn.state.as_str())
-            .bind(&turn.error)
-            .bind(&turn.instance)
-            .bind(turn.created_at)
-            .bind(turn.updated_at)
+        // The whole batch in two statements, each row array one parameter (`UNNEST`), whatever
+        // the batch size: the per-row cost is the database's own work, not a round trip.
+        let chats = crate::rows::ChatColumns::of(turns);
+        let turns = crate::rows::TurnColumns::of(turns);
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(UPSERT_CHATS)
+            .bind(chats.id)
+            .bind(chats.owner)
+            .bind(chats.name)
+            .bind(chats.model)
+            .bind(chats.context)
+            .bind(chats.created_at)
+            .bind(chats.updated_at)
             .execute(&mut *tx)
             .await?;
-        }
+        sqlx::query(UPSERT_TURNS)
+            .bind(turns.id)
+            .bind(turns.chat_id)
+            .bind(turns.seq)
+            .bind(turns.owner)
+            .bind(turns.prompt)
+            .bind(turns.answer)
+            .bind(turns.reasoning)
+            .bind(turns.events)
+            .bind(turns.usage)
+            .bind(turns.model)
+            .bind(turns.first_token_ms)
+            .bind(turns.elapsed_ms)
+            .bind(turns.state)
+            .bind(turns.error)
+            .bind(turns.instance)
+            .bind(turns.created_at)
+            .bind(turns.updated_at)
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -386,3 +379,26 @@ const UPSERT_CHAT: &str =
      VALUES ($1, $2, $3, $4, $5, $6, $7)
      ON CONFLICT (id) DO UPDATE SET model = excluded.model, context = excluded.context,
         updated_at = GREATEST(chats.updated_at, excluded.updated_at)";
+
+/// The chats of a batch, one array per column (each chat once: `ON CONFLICT DO UPDATE` may not
+/// touch a row twice in one statement).
+const UPSERT_CHATS: &str = "INSERT INTO chats (id, owner, name, model, context, created_at, updated_at)
+     SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::bigint[])
+     ON CONFLICT (id) DO UPDATE SET model = excluded.model, context = excluded.context,
+        updated_at = GREATEST(chats.updated_at, excluded.updated_at)";
+
+/// The turns of a batch, one array per column (each turn once); JSON travels as text.
+const UPSERT_TURNS: &str = "INSERT INTO turns (id, chat_id, seq, owner, prompt, answer, reasoning, events, usage, model,
+                        first_token_ms, elapsed_ms, state, error, instance, created_at, updated_at)
+     SELECT id, chat_id, seq, owner, prompt, answer, reasoning, events::jsonb, usage::jsonb, model,
+            first_token_ms, elapsed_ms, state, error, instance, created_at, updated_at
+     FROM UNNEST($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[],
+                 $8::text[], $9::text[], $10::text[], $11::bigint[], $12::bigint[], $13::text[],
+                 $14::text[], $15::text[], $16::bigint[], $17::bigint[])
+          AS u(id, chat_id, seq, owner, prompt, answer, reasoning, events, usage, model,
+               first_token_ms, elapsed_ms, state, error, instance, created_at, updated_at)
+     ON CONFLICT (id) DO UPDATE SET
+        answer = excluded.answer, reasoning = excluded.reasoning, events = excluded.events,
+        usage = excluded.usage, model = excluded.model, first_token_ms = excluded.first_token_ms,
+        elapsed_ms = excluded.elapsed_ms, state = excluded.state, error = excluded.error,
+        updated_at = excluded.updated_at";

@@ -2,8 +2,9 @@
 //!
 //! The hot path ([`TurnRecorder::chunk`] and friends) only appends to the turn's in-memory state
 //! under a short mutex and, the first time after a write, queues the turn as dirty. A background
-//! writer wakes every ~100 ms (or when a turn begins or ends), takes the dirty turns and upserts
-//! the *latest* state of each in one transaction. A missed or failed write loses nothing: the next
+//! writer wakes every ~100 ms (or when a turn begins or ends, at most every 20 ms), takes every
+//! dirty turn (up to 5,000) and upserts the *latest* state of each in one transaction of a few
+//! multi-row statements, so the batch grows with the backlog. A missed or failed write loses nothing: the next
 //! write carries the whole text. A failing database keeps the turns dirty and is retried with
 //! backoff; the outage is reported once (a [`Health`] event and a log line), never to the answer.
 
@@ -29,9 +30,14 @@ pub struct RecorderOptions {
     /// The most turns waiting to be written; beyond it the oldest finished one is dropped with a
     /// log line (default 10,000). Streaming turns are never dropped.
     pub max_pending: usize,
-    /// The most turns written in one transaction (default 1,000); more wait for the next round,
-    /// which starts at once.
+    /// The most turns written in one transaction (default 5,000); more wait for the next round,
+    /// which starts at once. A round writes every dirty turn up to this, so batches grow with
+    /// the backlog and a busy writer spends its time on rows, not on transactions.
     pub max_batch: usize,
+    /// The shortest time between the starts of two rounds when there is no backlog beyond
+    /// `max_batch` (default 20 ms): turns that begin or end meanwhile share one transaction
+    /// instead of waking the writer one by one.
+    pub min_gap: Duration,
     /// The longest wait between two retries of a failing database (default 5 s).
     pub max_backoff: Duration,
     /// How often the writer marks `interrupted` the streaming turns of instances that died
@@ -46,7 +52,8 @@ impl Default for RecorderOptions {
         Self {
             flush_every: Duration::from_millis(100),
             max_pending: 10_000,
-            max_batch: 1_000,
+            max_batch: 5_000,
+            min_gap: Duration::from_millis(20),
             max_backoff: Duration::from_secs(5),
             recover_every: Duration::from_secs(60),
             grace: Duration::from_secs(30),
@@ -438,21 +445,43 @@ fn report(shared: &Shared, health: Health) {
     }
 }
 
-/// Writes `rows` one transaction each; rows the database refuses are dropped with a log line.
-/// `Err` when a row failed for another reason (the database went away meanwhile).
-async fn save_one_by_one(store: &dyn Store, rows: &[(ChatRecord, TurnRecord)]) -> Result<()> {
+/// Writes `rows` after the database refused them as one batch: halves are tried in turn until
+/// every refused row stands alone, then dropped with a log line, so a few bad rows cost a few
+/// extra transactions, not one per row. `Err` when a write failed for another reason (the
+/// database went away meanwhile); the rest is still tried.
+async fn save_isolating(store: &dyn Store, rows: &[(ChatRecord, TurnRecord)]) -> Result<()> {
     let mut outage = None;
-    for row in rows {
-        match store.save_turns(std::slice::from_ref(row)).await {
-            Ok(()) => {}
-            Err(e) if e.is_constraint() => {
-                tracing::warn!(turn = %row.1.id, "store: the database refused a turn, dropped: {e}");
-                eprintln!(
-                    "oy3o: store: the database refused turn {}, dropped: {e}",
-                    row.1.id
-                );
+    // Refused slices still to split, as (start, end) into `rows`.
+    let mut refused = vec![(0, rows.len())];
+    while let Some((start, end)) = refused.pop() {
+        if end - start == 1 {
+            let turn = &rows[start].1;
+            // Already refused within its batch; alone, it may still be refused.
+            match store.save_turns(&rows[start..end]).await {
+                Ok(()) => {}
+                Err(e) if e.is_constraint() => {
+                    tracing::warn!(turn = %turn.id, "store: the database refused a turn, dropped: {e}");
+                    eprintln!(
+                        "oy3o: store: the database refused turn {}, dropped: {e}",
+                        turn.id
+                    );
+                }
+                Err(e) => outage = Some(e),
             }
-            Err(e) => outage = Some(e),
+            continue;
+        }
+        let middle = start + (end - start) / 2;
+        // The second half goes on the stack first, so rows are tried oldest first.
+        for (a, b) in [(middle, end), (start, middle)] {
+            if b - a == 1 {
+                refused.push((a, b));
+                continue;
+            }
+            match store.save_turns(&rows[a..b]).await {
+                Ok(()) => {}
+                Err(e) if e.is_constraint() => refused.push((a, b)),
+                Err(e) => outage = Some(e),
+            }
         }
     }
     outage.map_or(Ok(()), Err)
@@ -485,17 +514,24 @@ async fn write_loop(shared: Arc<Shared>, open: Opening) {
         .unwrap_or_else(Instant::now);
     let mut last_recovery = Instant::now();
     let mut more = false;
+    let mut last_round = Instant::now();
     loop {
         match backoff {
             Some(delay) => tokio::time::sleep(delay).await,
             None if more => {}
             None => {
+                // Idle, this is one timer a `flush_every`: an empty round touches no database.
                 tokio::select! {
                     _ = tokio::time::sleep(options.flush_every) => {}
                     _ = shared.wake.notified() => {}
                 }
+                // Many turns beginning and ending: let them gather into one transaction.
+                if let Some(rest) = options.min_gap.checked_sub(last_round.elapsed()) {
+                    tokio::time::sleep(rest).await;
+                }
             }
         }
+        last_round = Instant::now();
         if last_beat.elapsed() >= HEARTBEAT_EVERY.min(options.recover_every)
             && store.heartbeat().await.is_ok()
         {
@@ -539,9 +575,9 @@ async fn write_loop(shared: Arc<Shared>, open: Opening) {
             })
             .collect();
         let result = match store.save_turns(&rows).await {
-            // The database refused a row: write them one by one so the others go through, and
-            // drop the refused ones (retrying cannot help them).
-            Err(e) if e.is_constraint() => save_one_by_one(&*store, &rows).await.map_err(|_| e),
+            // The database refused a row: split the batch until the refused rows stand alone,
+            // so the others go through, and drop those (retrying cannot help them).
+            Err(e) if e.is_constraint() => save_isolating(&*store, &rows).await.map_err(|_| e),
             other => other,
         };
         let change = {

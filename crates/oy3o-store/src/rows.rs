@@ -61,6 +61,103 @@ pub(crate) fn chats_of(
     out
 }
 
+/// The turns of a batch, each once (its last record in the batch), in batch order: a multi-row
+/// upsert may not touch a row twice (PostgreSQL refuses it).
+pub(crate) fn unique_turns(
+    turns: &[(crate::record::ChatRecord, crate::record::TurnRecord)],
+) -> Vec<&crate::record::TurnRecord> {
+    let mut last: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    for (i, (_, turn)) in turns.iter().enumerate() {
+        last.insert(turn.id.as_str(), i);
+    }
+    turns
+        .iter()
+        .enumerate()
+        .filter(|(i, (_, turn))| last.get(turn.id.as_str()) == Some(i))
+        .map(|(_, (_, turn))| turn)
+        .collect()
+}
+
+/// The chats of a batch as one vector per column (PostgreSQL binds each as an array).
+#[derive(Default)]
+pub(crate) struct ChatColumns<'a> {
+    pub id: Vec<&'a str>,
+    pub owner: Vec<&'a str>,
+    pub name: Vec<Option<&'a str>>,
+    pub model: Vec<Option<&'a str>>,
+    pub context: Vec<Option<&'a str>>,
+    pub created_at: Vec<i64>,
+    pub updated_at: Vec<i64>,
+}
+
+impl<'a> ChatColumns<'a> {
+    /// The columns of the chats of `turns`, each chat once (see [`chats_of`]).
+    pub fn of(turns: &'a [(crate::record::ChatRecord, crate::record::TurnRecord)]) -> Self {
+        let mut out = Self::default();
+        for (chat, updated_at) in chats_of(turns) {
+            out.id.push(&chat.id);
+            out.owner.push(&chat.owner);
+            out.name.push(chat.name.as_deref());
+            out.model.push(chat.model.as_deref());
+            out.context.push(chat.context.as_deref());
+            out.created_at.push(chat.created_at);
+            out.updated_at.push(updated_at);
+        }
+        out
+    }
+}
+
+/// The turns of a batch as one vector per column, each turn once (see [`unique_turns`]);
+/// events and usage as JSON text.
+#[derive(Default)]
+pub(crate) struct TurnColumns<'a> {
+    pub id: Vec<&'a str>,
+    pub chat_id: Vec<&'a str>,
+    pub seq: Vec<i64>,
+    pub owner: Vec<&'a str>,
+    pub prompt: Vec<&'a str>,
+    pub answer: Vec<&'a str>,
+    pub reasoning: Vec<&'a str>,
+    pub events: Vec<String>,
+    pub usage: Vec<Option<String>>,
+    pub model: Vec<Option<&'a str>>,
+    pub first_token_ms: Vec<Option<i64>>,
+    pub elapsed_ms: Vec<Option<i64>>,
+    pub state: Vec<&'static str>,
+    pub error: Vec<Option<&'a str>>,
+    pub instance: Vec<&'a str>,
+    pub created_at: Vec<i64>,
+    pub updated_at: Vec<i64>,
+}
+
+impl<'a> TurnColumns<'a> {
+    /// The columns of `turns`.
+    pub fn of(turns: &'a [(crate::record::ChatRecord, crate::record::TurnRecord)]) -> Self {
+        let mut out = Self::default();
+        for turn in unique_turns(turns) {
+            let (events, usage) = turn_json(turn);
+            out.id.push(&turn.id);
+            out.chat_id.push(&turn.chat_id);
+            out.seq.push(turn.seq);
+            out.owner.push(&turn.owner);
+            out.prompt.push(&turn.prompt);
+            out.answer.push(&turn.answer);
+            out.reasoning.push(&turn.reasoning);
+            out.events.push(events);
+            out.usage.push(usage);
+            out.model.push(turn.model.as_deref());
+            out.first_token_ms.push(turn.first_token_ms);
+            out.elapsed_ms.push(turn.elapsed_ms);
+            out.state.push(turn.state.as_str());
+            out.error.push(turn.error.as_deref());
+            out.instance.push(&turn.instance);
+            out.created_at.push(turn.created_at);
+            out.updated_at.push(turn.updated_at);
+        }
+        out
+    }
+}
+
 /// Builds a `ChatRecord` from a row with the chat columns.
 macro_rules! chat_from_row {
     ($row:expr) => {{

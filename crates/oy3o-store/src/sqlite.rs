@@ -246,50 +246,58 @@ impl Store for SqliteStore {
     }
 
     async fn save_turns(&self, turns: &[(ChatRecord, TurnRecord)]) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
-        for (chat, updated_at) in crate::rows::chats_of(turns) {
-            sqlx::query(UPSERT_CHAT)
-                .bind(&chat.id)
-                .bind(&chat.owner)
-                .bind(&chat.name)
-                .bind(&chat.model)
-                .bind(&chat.context)
-                .bind(chat.created_at)
-                .bind(updated_at)
-                .execute(&mut *tx)
-                .await?;
+        if turns.is_empty() {
+            return Ok(());
         }
-        for (_, turn) in turns {
-            let (events, usage) = crate::rows::turn_json(turn);
-            sqlx::query(
-                "INSERT INTO turns (id, chat_id, seq, owner, prompt, answer, reasoning, events, usage, model,
-                                    first_token_ms, elapsed_ms, state, error, instance, created_at, updated_at)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                 ON CONFLICT (id) DO UPDATE SET
-                    answer = excluded.answer, reasoning = excluded.reasoning, events = excluded.events,
-                    usage = excluded.usage, model = excluded.model, first_token_ms = excluded.first_token_ms,
-                    elapsed_ms = excluded.elapsed_ms, state = excluded.state, error = excluded.error,
-                    updated_at = excluded.updated_at",
-            )
-            .bind(&turn.id)
-            .bind(&turn.chat_id)
-            .bind(turn.seq)
-            .bind(&turn.owner)
-            .bind(&turn.prompt)
-            .bind(&turn.answer)
-            .bind(&turn.reasoning)
-            .bind(events)
-            .bind(usage)
-            .bind(&turn.model)
-            .bind(turn.first_token_ms)
-            .bind(turn.elapsed_ms)
-            .bind(turn.state.as_str())
-            .bind(&turn.error)
-            .bind(&turn.instance)
-            .bind(turn.created_at)
-            .bind(turn.updated_at)
-            .execute(&mut *tx)
-            .await?;
+        // A few multi-row upserts instead of one per row: each statement is a trip to the
+        // connection's worker thread and a `sqlite3_step` loop of its own.
+        let chats = crate::rows::chats_of(turns);
+        let unique = crate::rows::unique_turns(turns);
+        let mut tx = self.pool.begin().await?;
+        for part in chats.chunks(ROWS_PER_STATEMENT) {
+            let sql = upsert_sql(UPSERT_CHATS_HEAD, CHAT_ROW, part.len(), UPSERT_CHATS_TAIL);
+            // Built from the constants below only: no outside text in the SQL.
+            let mut query =
+                sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(part.len() == ROWS_PER_STATEMENT);
+            for (chat, updated_at) in part {
+                query = query
+                    .bind(&chat.id)
+                    .bind(&chat.owner)
+                    .bind(&chat.name)
+                    .bind(&chat.model)
+                    .bind(&chat.context)
+                    .bind(chat.created_at)
+                    .bind(*updated_at);
+            }
+            query.execute(&mut *tx).await?;
+        }
+        for part in unique.chunks(ROWS_PER_STATEMENT) {
+            let sql = upsert_sql(UPSERT_TURNS_HEAD, TURN_ROW, part.len(), UPSERT_TURNS_TAIL);
+            // Built from the constants below only: no outside text in the SQL.
+            let mut query =
+                sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(part.len() == ROWS_PER_STATEMENT);
+            for turn in part {
+                let (events, usage) = crate::rows::turn_json(turn);
+                query = query
+                    .bind(&turn.id)
+                    .bind(&turn.chat_id)
+                    .bind(turn.seq)
+                    .bind(&turn.owner)
+                    .bind(&turn.prompt)
+                    .bind(&turn.answer)
+                    .bind(&turn.reasoning)
+                    .bind(events)
+                    .bind(usage)
+                    .bind(&turn.model)
+                    .bind(turn.first_token_ms)
+                    .bind(turn.elapsed_ms)
+                    .bind(turn.state.as_str())
+                    .bind(&turn.error)
+                    .bind(&turn.instance)
+                    .bind(turn.created_at)
+                    .bind(turn.updated_at);
+            }
+            query.execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(())
@@ -426,3 +434,42 @@ const UPSERT_CHAT: &str =
      VALUES (?, ?, ?, ?, ?, ?, ?)
      ON CONFLICT (id) DO UPDATE SET model = excluded.model, context = excluded.context,
         updated_at = MAX(chats.updated_at, excluded.updated_at)";
+
+/// Rows per multi-row upsert: 17 parameters a turn, so 1,000 rows bind 17,000, under the
+/// 32,766 bound parameters SQLite allows since 3.32 (the bundled SQLite is 3.51,
+/// `SQLITE_MAX_VARIABLE_NUMBER` in its `sqlite3.c`; https://www.sqlite.org/limits.html #9).
+/// Full chunks keep one cached statement; a batch's last, shorter chunk is prepared once and
+/// not cached, so odd sizes never fill the statement cache.
+const ROWS_PER_STATEMENT: usize = 1_000;
+
+const UPSERT_CHATS_HEAD: &str =
+    "INSERT INTO chats (id, owner, name, model, context, created_at, updated_at) VALUES ";
+const CHAT_ROW: &str = "(?, ?, ?, ?, ?, ?, ?)";
+const UPSERT_CHATS_TAIL: &str =
+    " ON CONFLICT (id) DO UPDATE SET model = excluded.model, context = excluded.context,
+        updated_at = MAX(chats.updated_at, excluded.updated_at)";
+
+const UPSERT_TURNS_HEAD: &str = "INSERT INTO turns (id, chat_id, seq, owner, prompt, answer, reasoning, events, usage, model,
+                    first_token_ms, elapsed_ms, state, error, instance, created_at, updated_at) VALUES ";
+const TURN_ROW: &str = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+// The FTS5 triggers fire per row, as for one-row statements: an inserted row is indexed, an
+// updated one re-indexed.
+const UPSERT_TURNS_TAIL: &str = " ON CONFLICT (id) DO UPDATE SET
+        answer = excluded.answer, reasoning = excluded.reasoning, events = excluded.events,
+        usage = excluded.usage, model = excluded.model, first_token_ms = excluded.first_token_ms,
+        elapsed_ms = excluded.elapsed_ms, state = excluded.state, error = excluded.error,
+        updated_at = excluded.updated_at";
+
+/// `head` + `rows` copies of `row` separated by commas + `tail`.
+fn upsert_sql(head: &str, row: &str, rows: usize, tail: &str) -> String {
+    let mut sql = String::with_capacity(head.len() + rows * (row.len() + 1) + tail.len());
+    sql.push_str(head);
+    for i in 0..rows {
+        if i > 0 {
+            sql.push(',');
+        }
+        sql.push_str(row);
+    }
+    sql.push_str(tail);
+    sql
+}

@@ -488,6 +488,143 @@ async fn a_turn_the_database_refuses_is_dropped_and_never_blocks_the_others(db: 
 }
 on_both!(a_turn_the_database_refuses_is_dropped_and_never_blocks_the_others);
 
+/// A turn of `chat` with an answer of its own, as a face would have written it.
+fn batch_turn(chat: &ChatRecord, seq: i64, answer: &str) -> TurnRecord {
+    let mut turn = old_turn(chat, seq, &format!("prompt {seq}"), answer, now_ms());
+    turn.id = format!("{}-{seq:05}", chat.id);
+    turn
+}
+
+async fn a_batch_larger_than_one_statement_is_written_and_updated_whole(db: Db) {
+    let store = open_store(&db).await;
+    // More rows than one SQLite statement takes (1,000), over several chats.
+    let chats: Vec<ChatRecord> = (0..7)
+        .map(|i| ChatRecord::new("", Some(&format!("batch {i}")), None, None))
+        .collect();
+    let mut rows: Vec<(ChatRecord, TurnRecord)> = (0..2_500)
+        .map(|i| {
+            let chat = &chats[i % chats.len()];
+            (
+                chat.clone(),
+                batch_turn(chat, i as i64, &format!("first{i}")),
+            )
+        })
+        .collect();
+    store.save_turns(&rows).await.expect("first write");
+    // The same rows again, longer: every one is updated, and search sees the new words.
+    for (_, turn) in &mut rows {
+        turn.answer = format!("{} then second{}", turn.answer, turn.seq);
+        turn.state = TurnState::Done;
+    }
+    store.save_turns(&rows).await.expect("second write");
+    let mut stored = 0;
+    for chat in &chats {
+        for turn in store.turns("", &chat.id).await.unwrap() {
+            assert_eq!(
+                turn.answer,
+                format!("first{0} then second{0}", turn.seq),
+                "{turn:?}"
+            );
+            assert_eq!(turn.state, TurnState::Done);
+            stored += 1;
+        }
+    }
+    assert_eq!(stored, 2_500);
+    let found = store
+        .recent_turns("", 10, Some("second2345"))
+        .await
+        .unwrap();
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0].turn.seq, 2345);
+    assert!(
+        store
+            .recent_turns("", 10, Some("first2345"))
+            .await
+            .unwrap()
+            .len()
+            == 1
+    );
+    assert_eq!(store.chats("").await.unwrap().len(), chats.len());
+    store.close().await;
+}
+on_both!(a_batch_larger_than_one_statement_is_written_and_updated_whole);
+
+async fn five_thousand_turns_through_the_recorder_are_all_written_with_their_whole_answers(db: Db) {
+    let store = open_store(&db).await;
+    let recorder = Recorder::new(store.clone());
+    let chat = ChatRecord::new("", Some("many"), None, None);
+    // All open at once, so the writer sees thousands of dirty turns per round.
+    let turns: Vec<_> = (0..5_000)
+        .map(|i| recorder.begin_turn(&chat, i, &format!("prompt {i}")))
+        .collect();
+    for piece in 0..3 {
+        for (i, turn) in turns.iter().enumerate() {
+            turn.chunk(&format!("{i}.{piece} "));
+        }
+    }
+    for turn in &turns {
+        turn.finish(TurnState::Done, None, None);
+    }
+    drop(turns);
+    flushed(&recorder).await;
+    assert_eq!(recorder.pending(), 0);
+    let stored = store.turns("", &chat.id).await.unwrap();
+    assert_eq!(stored.len(), 5_000, "no turn lost");
+    for (i, turn) in stored.iter().enumerate() {
+        assert_eq!(turn.seq, i as i64);
+        assert_eq!(turn.answer, format!("{i}.0 {i}.1 {i}.2 "));
+        assert_eq!(turn.state, TurnState::Done);
+    }
+    store.close().await;
+}
+on_both!(five_thousand_turns_through_the_recorder_are_all_written_with_their_whole_answers);
+
+async fn refused_turns_in_a_large_batch_are_dropped_alone(db: Db) {
+    let store = open_store(&db).await;
+    store.open_chat("", "taken", None, None).await.unwrap();
+    let good = ChatRecord::new("", Some("good"), None, None);
+    let clash = ChatRecord::new("", Some("taken"), None, None);
+    // 3 refused rows (their chat clashes with an existing name) among 1,200.
+    let rows: Vec<(ChatRecord, TurnRecord)> = (0..1_200)
+        .map(|i| {
+            let chat = if [7, 600, 1_199].contains(&i) {
+                &clash
+            } else {
+                &good
+            };
+            (chat.clone(), batch_turn(chat, i, &format!("answer {i}")))
+        })
+        .collect();
+    let error = store
+        .save_turns(&rows)
+        .await
+        .expect_err("refused as a batch");
+    assert!(error.is_constraint(), "{error}");
+    // Through the recorder, the batch is split until the refused rows stand alone.
+    let recorder = Recorder::new(store.clone());
+    let turns: Vec<_> = rows
+        .iter()
+        .map(|(chat, turn)| {
+            let t = recorder.begin_turn(chat, turn.seq, &turn.prompt);
+            t.chunk(&turn.answer);
+            t.finish(TurnState::Done, None, None);
+            t
+        })
+        .collect();
+    drop(turns);
+    flushed(&recorder).await;
+    assert_eq!(recorder.pending(), 0);
+    let stored = store.turns("", &good.id).await.unwrap();
+    assert_eq!(stored.len(), 1_197, "only the refused rows are missing");
+    assert!(
+        stored
+            .iter()
+            .all(|t| t.answer == format!("answer {}", t.seq))
+    );
+    store.close().await;
+}
+on_both!(refused_turns_in_a_large_batch_are_dropped_alone);
+
 async fn chain_runs_come_back_newest_first_for_their_owner_only(db: Db) {
     let store = open_store(&db).await;
     let mut first = oy3o_store::ChainRunRecord {
