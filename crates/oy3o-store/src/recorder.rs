@@ -2,10 +2,10 @@
 //!
 //! The hot path ([`TurnRecorder::chunk`] and friends) only appends to the turn's in-memory state
 //! under a short mutex and, the first time after a write, queues the turn as dirty. A background
-//! writer wakes every ~100 ms (or when a turn begins or ends, at most every 20 ms), takes every
-//! dirty turn (up to 5,000) and upserts the *latest* state of each in one transaction of a few
-//! multi-row statements, so the batch grows with the backlog. A missed or failed write loses nothing: the next
-//! write carries the whole text. A failing database keeps the turns dirty and is retried with
+//! writer wakes every ~100 ms (or when a turn begins or ends), takes every dirty turn (up to
+//! 5,000) and upserts the *latest* state of each in one transaction of a few multi-row
+//! statements: while a round is written the next batch gathers, so batches grow with the
+//! backlog. A missed or failed write loses nothing: the next write carries the whole text. A failing database keeps the turns dirty and is retried with
 //! backoff; the outage is reported once (a [`Health`] event and a log line), never to the answer.
 
 use std::collections::VecDeque;
@@ -34,10 +34,6 @@ pub struct RecorderOptions {
     /// which starts at once. A round writes every dirty turn up to this, so batches grow with
     /// the backlog and a busy writer spends its time on rows, not on transactions.
     pub max_batch: usize,
-    /// The shortest time between the starts of two rounds when there is no backlog beyond
-    /// `max_batch` (default 20 ms): turns that begin or end meanwhile share one transaction
-    /// instead of waking the writer one by one.
-    pub min_gap: Duration,
     /// The longest wait between two retries of a failing database (default 5 s).
     pub max_backoff: Duration,
     /// How often the writer marks `interrupted` the streaming turns of instances that died
@@ -53,7 +49,6 @@ impl Default for RecorderOptions {
             flush_every: Duration::from_millis(100),
             max_pending: 10_000,
             max_batch: 5_000,
-            min_gap: Duration::from_millis(20),
             max_backoff: Duration::from_secs(5),
             recover_every: Duration::from_secs(60),
             grace: Duration::from_secs(30),
@@ -514,7 +509,6 @@ async fn write_loop(shared: Arc<Shared>, open: Opening) {
         .unwrap_or_else(Instant::now);
     let mut last_recovery = Instant::now();
     let mut more = false;
-    let mut last_round = Instant::now();
     loop {
         match backoff {
             Some(delay) => tokio::time::sleep(delay).await,
@@ -525,13 +519,8 @@ async fn write_loop(shared: Arc<Shared>, open: Opening) {
                     _ = tokio::time::sleep(options.flush_every) => {}
                     _ = shared.wake.notified() => {}
                 }
-                // Many turns beginning and ending: let them gather into one transaction.
-                if let Some(rest) = options.min_gap.checked_sub(last_round.elapsed()) {
-                    tokio::time::sleep(rest).await;
-                }
             }
         }
-        last_round = Instant::now();
         if last_beat.elapsed() >= HEARTBEAT_EVERY.min(options.recover_every)
             && store.heartbeat().await.is_ok()
         {
