@@ -23,6 +23,20 @@ fn stage_of(n: usize) -> Vec<Task> {
 /// How many times the 3-stage chain (and the peer's 3 rounds) run.
 const RUNS: usize = 6;
 
+/// One chat completion sent by a plain reqwest client, no engine: the peer's unit of work.
+async fn plain_request(client: &reqwest::Client, url: &str) {
+    let body = client
+        .post(url)
+        .body(PLAIN_REQUEST)
+        .send()
+        .await
+        .expect("direct request")
+        .bytes()
+        .await
+        .expect("direct body");
+    assert!(!body.is_empty());
+}
+
 /// The peer for a stage: 100 plain reqwest requests spawned at once against the same 50 ms
 /// upstream, no engine, measured the same way: the wall minus the slowest request's own time
 /// (ms).
@@ -33,16 +47,7 @@ async fn peer_round(client: &reqwest::Client, url: &str) -> f64 {
             let (client, url) = (client.clone(), url.to_owned());
             tokio::spawn(async move {
                 let own = Instant::now();
-                let body = client
-                    .post(&url)
-                    .body(PLAIN_REQUEST)
-                    .send()
-                    .await
-                    .expect("direct request")
-                    .bytes()
-                    .await
-                    .expect("direct body");
-                assert!(!body.is_empty());
+                plain_request(&client, &url).await;
                 own.elapsed()
             })
         })
@@ -184,16 +189,7 @@ fn main() {
         for _ in 0..2 {
             let started = Instant::now();
             for _ in 0..1000 {
-                let body = client
-                    .post(&url)
-                    .body(PLAIN_REQUEST)
-                    .send()
-                    .await
-                    .expect("direct request")
-                    .bytes()
-                    .await
-                    .expect("direct body");
-                assert!(!body.is_empty());
+                plain_request(&client, &url).await;
             }
             let wall = started.elapsed();
             println!(
