@@ -95,3 +95,47 @@ def test_store_none_makes_a_named_chat_a_plain_one(fake, fake_config, tmp_path):
         return chat.history
 
     assert [m["content"] for m in asyncio.run(main())] == ["hi", RECORDED_ANSWER]
+
+
+BLOCKER = r"""
+import sqlite3, sys
+conn = sqlite3.connect(sys.argv[1], isolation_level=None)
+conn.execute("BEGIN EXCLUSIVE")
+print("locked", flush=True)
+sys.stdin.readline()
+conn.execute("ROLLBACK")
+"""
+
+
+def test_a_store_too_busy_to_write_is_a_store_event_and_loses_no_turn(fake, fake_config, tmp_path):
+    import asyncio
+    import sqlite3
+
+    from oy3opy.ai import Chat, Config
+
+    db = tmp_path / "oy3o.db"
+    cfg = Config({**fake_config, "store": f"sqlite:{db}"})
+    seen = []
+
+    async def main():
+        chat = Chat("openai:gpt-4o-mini", config=cfg, name="busy", listeners={"store": seen.append})
+        assert await chat.send_once("one") == RECORDED_ANSWER
+        # Another program holds the database's write lock longer than an answer waits for it
+        # (another process: SQLite's file locks do not part two connections of one process).
+        blocker = subprocess.Popen(
+            [sys.executable, "-c", BLOCKER, str(db)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        )
+        try:
+            assert blocker.stdout.readline().strip() == "locked"
+            assert await chat.send_once("two") == RECORDED_ANSWER, "the answer is whole"
+        finally:
+            blocker.communicate("\n", timeout=30)
+        assert await chat.send_once("three") == RECORDED_ANSWER
+        await chat.close()
+
+    asyncio.run(main())
+    assert [e["message"]["status"] for e in seen] == ["failing"], seen
+    assert "3s" in seen[0]["message"]["error"]
+    with sqlite3.connect(db) as conn:
+        rows = conn.execute("SELECT prompt, answer, state FROM turns ORDER BY seq").fetchall()
+    assert rows == [(p, RECORDED_ANSWER, "done") for p in ("one", "two", "three")]

@@ -19,6 +19,18 @@ const LOCAL: &str = "";
 /// already), so that a program that exits right after still leaves it in the store.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(3);
 
+/// The `store` event that ends an answer whose turn could not be written in time: the answer
+/// is whole; the turn waits in memory and is written when the store answers again while the
+/// program runs (the next answer's end waits for it too).
+fn store_event(recorder: &Recorder, error: &str) -> crate::queue::Item {
+    let message = serde_json::json!({
+        "status": "failing",
+        "error": error,
+        "pending": recorder.pending(),
+    });
+    ("event", "store".to_owned(), message.to_string())
+}
+
 /// An open chat.
 #[pyclass(module = "oy3opy._native")]
 pub struct NativeChat {
@@ -158,8 +170,19 @@ impl NativeChat {
             let reply = chat.send(prompt);
             match recorded {
                 Some((recorder, turn)) => {
-                    Stream::feed_recorded(queue, reply, Some(turn)).await;
-                    let _ = tokio::time::timeout(FLUSH_TIMEOUT, recorder.flush()).await;
+                    Stream::feed_recorded(queue.clone(), reply, Some(turn)).await;
+                    let written = tokio::time::timeout(FLUSH_TIMEOUT, recorder.flush()).await;
+                    let failure = match written {
+                        Ok(Ok(())) => None,
+                        Ok(Err(e)) => Some(e.to_string()),
+                        Err(_) => Some(format!(
+                            "the turn was not written within {}s",
+                            FLUSH_TIMEOUT.as_secs()
+                        )),
+                    };
+                    if let Some(error) = failure {
+                        queue.push(store_event(&recorder, &error)).await;
+                    }
                 }
                 None => Stream::feed_reply(queue, reply).await,
             }

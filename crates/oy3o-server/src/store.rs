@@ -2,11 +2,12 @@
 //! setting, written through a background [`Recorder`] (never on the streaming path), read when a
 //! client resumes a chat or asks for its history.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use oy3o_store::{ChatRecord, Health, Recorder, Store, StoreSetting, TurnRecord};
 use serde_json::{Value, json};
+use tokio::sync::watch;
 
 /// The longest a read (resume, history) waits for the database before the request is answered
 /// as if the store were not there.
@@ -36,8 +37,9 @@ pub(crate) struct Open {
     pub store: Arc<dyn Store>,
     /// Writes, off the streaming path.
     pub recorder: Recorder,
-    /// The current write outage, reported by the recorder.
-    failing: Arc<Mutex<Option<String>>>,
+    /// The current write outage, reported by the recorder; connections watch it to tell their
+    /// clients (a `store` event, see [`Open::health_changes`]).
+    failing: watch::Sender<Option<String>>,
 }
 
 impl Stored {
@@ -60,14 +62,13 @@ impl Stored {
         };
         tracing::info!("store: {} ({})", setting, store.backend());
         let recorder = Recorder::new(store.clone());
-        let failing = Arc::new(Mutex::new(None));
+        let failing = watch::Sender::new(None);
         let seen = failing.clone();
         recorder.on_health(move |health| {
-            let mut slot = seen.lock().unwrap_or_else(|e| e.into_inner());
-            *slot = match health {
+            seen.send_replace(match health {
                 Health::Failing(e) => Some(e.clone()),
                 Health::Recovered => None,
-            };
+            });
         });
         Self::On(Open {
             store,
@@ -104,11 +105,7 @@ impl Stored {
                 "error": error,
             }),
             Self::On(open) => {
-                let failing = open
-                    .failing
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .clone();
+                let failing = open.failing.borrow().clone();
                 match failing {
                     None => json!({ "status": "ok", "backend": open.store.backend() }),
                     Some(error) => json!({
@@ -124,6 +121,25 @@ impl Stored {
 }
 
 impl Open {
+    /// The write outage as it changes: `Some(error)` while writes fail, `None` once they go
+    /// through again.
+    pub(crate) fn health_changes(&self) -> watch::Receiver<Option<String>> {
+        self.failing.subscribe()
+    }
+
+    /// The `message` of the `store` event that tells a client of an outage (`error` given)
+    /// or of its end: `{"status": "failing", "error", "pending"}` or `{"status": "ok"}`.
+    pub(crate) fn health_event(&self, error: Option<&str>) -> Value {
+        match error {
+            Some(error) => json!({
+                "status": "failing",
+                "error": error,
+                "pending": self.recorder.pending(),
+            }),
+            None => json!({ "status": "ok" }),
+        }
+    }
+
     /// The chat `name` of `owner` and its turns, if it is stored. A database that fails or
     /// does not answer in time is logged and read as "not stored".
     pub(crate) async fn find(

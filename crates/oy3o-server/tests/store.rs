@@ -65,6 +65,20 @@ async fn ask(client: &mut Client, frame: Value) -> Vec<Value> {
     client.until_signals(1).await
 }
 
+/// Reads frames until the `store` event whose status is `status` (bounded by the client's
+/// patience); returns it.
+async fn until_store_event(client: &mut Client, status: &str) -> Value {
+    loop {
+        let frame = client.frame().await;
+        if frame["type"] == "event"
+            && frame["event"] == "store"
+            && frame["message"]["status"] == status
+        {
+            return frame;
+        }
+    }
+}
+
 fn history(frames: &[Value]) -> Vec<&Value> {
     frames
         .iter()
@@ -119,6 +133,31 @@ async fn a_chat_resumes_after_a_restart_with_its_history() {
         .unwrap();
     assert_eq!(health["store"]["status"], "ok");
     assert_eq!(health["store"]["backend"], "sqlite");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_chat_created_again_on_its_connection_keeps_its_stored_context_and_history() {
+    let fake = echo().await;
+    let dir = TempDir::new("server-store-recreate");
+    let setting = StoreSetting::Sqlite(dir.0.join("oy3o.db"));
+    let server = start(config_for(&fake), with_store(setting.clone())).await;
+    let mut client = server.client().await;
+    let first = json!({"id": "c", "model": "", "context": "be brief", "prompt": "one"});
+    ask(&mut client, first).await;
+    // Created again (as a client does to change the model): still the same stored chat.
+    let frames = ask(
+        &mut client,
+        json!({"id": "c", "model": "", "prompt": "two"}),
+    )
+    .await;
+    assert_eq!(text_of(&frames, "c"), "ANSWER(two)");
+    assert_eq!(
+        sent_messages(&fake, 1),
+        ["be brief", "one", "ANSWER(one)", "two"]
+    );
+    let store = open(&setting).await;
+    let turns = final_turns(&store, "", "c", 2).await;
+    assert_eq!((turns[0].seq, turns[1].seq), (0, 1));
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -218,8 +257,21 @@ async fn answers_stream_while_postgres_is_down_and_the_turn_is_written_when_it_r
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     assert!(failing, "/health reports the failing store");
+    // The clients hear of it too: this one, and one that connects during the outage.
+    let told = until_store_event(&mut client, "failing").await;
+    assert!(told.get("id").is_none(), "not tied to a chat: {told}");
+    assert!(
+        told["message"]["error"]
+            .as_str()
+            .is_some_and(|e| !e.is_empty()),
+        "says why: {told}"
+    );
+    let mut late = server.client().await;
+    until_store_event(&mut late, "failing").await;
 
     pg.run();
+    until_store_event(&mut client, "ok").await;
+    until_store_event(&mut late, "ok").await;
     let turns = final_turns(&store, "", "c", 2).await;
     assert_eq!(turns[1].prompt, "b");
     assert_eq!(turns[1].answer, pieces.concat());

@@ -7,10 +7,10 @@ use std::sync::Arc;
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use futures::stream::{SplitSink, SplitStream};
 use futures::{SinkExt, StreamExt};
-use oy3o::{Chat, Event, Options};
+use oy3o::{Chat, Event, Options, Role};
 use oy3o_store::{ChatRecord, TurnRecord};
 use serde_json::json;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 use super::limits::InFlight;
@@ -77,6 +77,11 @@ pub(crate) async fn run(socket: WebSocket, state: Arc<AppState>, owner: String) 
         in_flight: InFlight::default(),
         owner,
     };
+    if let Some(open) = state.store.open_store() {
+        let health = open.health_changes();
+        let (out, alive) = (connection.out.clone(), connection.alive.clone());
+        tokio::spawn(tell_store_health(state.clone(), health, out, alive));
+    }
     connection.read(stream).await;
     connection.alive.cancel();
     for slot in connection.chats.values() {
@@ -85,6 +90,52 @@ pub(crate) async fn run(socket: WebSocket, state: Arc<AppState>, owner: String) 
     drop(connection);
     let _ = writer.await;
     state.metrics.ws_closed();
+}
+
+/// Gives `chat`, which replaces `old` under the stored chat `record`, its context and the
+/// conversation so far.
+fn carry_over(chat: &Chat, old: &Chat, record: &ChatRecord, id: &str) {
+    if let Some(context) = record.context.as_ref().filter(|c| !c.is_empty()) {
+        chat.update(context.clone());
+    }
+    let history = old
+        .history()
+        .into_iter()
+        .filter(|m| m.role != Role::System)
+        .collect();
+    if let Err(e) = chat.restore(history) {
+        tracing::warn!("chat {id}: its history cannot be carried over: {e}");
+    }
+}
+
+/// Tells the client of every change in the store's health as a `store` event (no `id`): the
+/// answers go on while the database fails, but the client learns that its turns wait in memory,
+/// and when they are written again. A connection opened during an outage hears of it at once.
+async fn tell_store_health(
+    state: Arc<AppState>,
+    mut health: watch::Receiver<Option<String>>,
+    out: mpsc::Sender<Out>,
+    alive: CancellationToken,
+) {
+    let Some(open) = state.store.open_store() else {
+        return;
+    };
+    let mut told_failing = false;
+    loop {
+        let failing = health.borrow_and_update().clone();
+        if failing.is_some() || told_failing {
+            told_failing = failing.is_some();
+            let message = open.health_event(failing.as_deref());
+            let frame = protocol::event(&Tag::default(), "store", &message);
+            if out.send(Out::Text(frame)).await.is_err() {
+                return;
+            }
+        }
+        tokio::select! {
+            _ = alive.cancelled() => return,
+            changed = health.changed() => if changed.is_err() { return },
+        }
+    }
 }
 
 async fn write(mut sink: SplitSink<WebSocket, Message>, mut queue: mpsc::Receiver<Out>) {
@@ -398,12 +449,18 @@ impl Connection {
                 Some(StoredChat { record, next_seq })
             }
             None => self.state.store.open_store().map(|_| {
-                // Re-created on this connection: it stays the same stored chat.
-                match self.chats.get(id).and_then(|slot| slot.stored.as_ref()) {
-                    Some(old) => StoredChat {
-                        record: old.record.clone(),
-                        next_seq: old.next_seq,
-                    },
+                // Re-created on this connection (say, with another model): it stays the same
+                // stored chat, so it keeps its context and history, as it would when resumed
+                // from the store on another connection.
+                let open_here = self.chats.get(id);
+                match open_here.and_then(|slot| slot.stored.as_ref().map(|s| (slot, s))) {
+                    Some((old_slot, old)) => {
+                        carry_over(&chat, &old_slot.chat, &old.record, id);
+                        StoredChat {
+                            record: old.record.clone(),
+                            next_seq: old.next_seq,
+                        }
+                    }
                     None => StoredChat {
                         record: ChatRecord::new(
                             &self.owner,
