@@ -6,7 +6,8 @@
 //! false`: the whole JSON answer), after an optional fixed delay, and `GET /v1/models`.
 
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Body;
@@ -27,6 +28,28 @@ const WHOLE: &str = r#"{"id":"chatcmpl-bench","object":"chat.completion","create
 #[derive(Clone, Copy, Debug)]
 pub struct Upstream {
     addr: SocketAddr,
+    arrivals: &'static Mutex<Arrivals>,
+}
+
+/// When chat requests reached the upstream (their head and body read, before the delay):
+/// how many, the first and the last, since the last [`Upstream::take_arrivals`]. Constant
+/// size, so a load bench's millions of requests cost nothing to keep.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Arrivals {
+    /// How many requests arrived.
+    pub count: usize,
+    /// When the first arrived.
+    pub first: Option<Instant>,
+    /// When the last arrived.
+    pub last: Option<Instant>,
+}
+
+impl Arrivals {
+    fn record(&mut self, at: Instant) {
+        self.count += 1;
+        self.first.get_or_insert(at);
+        self.last = Some(at);
+    }
 }
 
 impl Upstream {
@@ -42,6 +65,8 @@ impl Upstream {
         listener
             .set_nonblocking(true)
             .expect("non-blocking listener");
+        // The server thread never ends, so its log lives as long as the process too.
+        let arrivals: &'static Mutex<Arrivals> = Box::leak(Box::default());
         std::thread::spawn(move || {
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -52,7 +77,12 @@ impl Upstream {
                 let app = Router::new()
                     .route(
                         "/v1/chat/completions",
-                        post(move |body: String| answer(body, delay)),
+                        post(move |body: String| {
+                            if let Ok(mut log) = arrivals.lock() {
+                                log.record(Instant::now());
+                            }
+                            answer(body, delay)
+                        }),
                     )
                     .route(
                         "/v1/models",
@@ -63,7 +93,15 @@ impl Upstream {
                 let _ = axum::serve(listener, app).await;
             });
         });
-        Self { addr }
+        Self { addr, arrivals }
+    }
+
+    /// The chat requests that arrived since the last call, and starts counting afresh.
+    pub fn take_arrivals(&self) -> Arrivals {
+        self.arrivals
+            .lock()
+            .map(|mut log| std::mem::take(&mut *log))
+            .unwrap_or_default()
     }
 
     /// `127.0.0.1:PORT`.
