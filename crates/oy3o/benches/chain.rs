@@ -199,6 +199,25 @@ fn listen(config: &mut Config, server: Upstream) -> Arc<Mutex<StageProbe>> {
     probe
 }
 
+/// CPU time used so far by every thread of the process (the upstream's included), from
+/// Linux's per-thread scheduler statistics (nanoseconds on a CPU); `None` elsewhere.
+fn process_cpu() -> Option<Duration> {
+    let mut total = 0u64;
+    for thread in std::fs::read_dir("/proc/self/task").ok()? {
+        let stat = std::fs::read_to_string(thread.ok()?.path().join("schedstat")).ok()?;
+        total += stat.split_whitespace().next()?.parse::<u64>().ok()?;
+    }
+    Some(Duration::from_nanos(total))
+}
+
+/// CPU ms per stage (or round) spent between `before` and now, over `stages`.
+fn cpu_per_stage(before: Option<Duration>, stages: usize) -> f64 {
+    match (before, process_cpu()) {
+        (Some(b), Some(a)) => (a - b).as_secs_f64() * 1e3 / stages as f64,
+        _ => f64::NAN,
+    }
+}
+
 fn median(values: impl Iterator<Item = f64>) -> f64 {
     let mut values: Vec<f64> = values.collect();
     values.sort_by(f64::total_cmp);
@@ -285,38 +304,61 @@ fn main() {
         let delayed_url = format!("{}/chat/completions", server.base_url());
         let bodies: Vec<Bytes> = (0..3).map(peer_body).collect();
         let (mut ours, mut peers) = (Vec::new(), Vec::new());
+        let (mut our_cpu, mut peer_cpu) = (Vec::new(), Vec::new());
         for run in 0..RUNS {
+            // Which goes first alternates, so neither always runs right after the other.
+            let peer_first = run % 2 == 1;
+            let mut rounds = Vec::new();
+            let peer = async |rounds: &mut Vec<Timeline>| {
+                let cpu = process_cpu();
+                for body in &bodies {
+                    rounds.push(peer_round(&client, &delayed_url, server, body).await);
+                }
+                cpu_per_stage(cpu, bodies.len())
+            };
+            let mut cpu = (f64::NAN, f64::NAN);
+            if peer_first {
+                cpu.1 = peer(&mut rounds).await;
+            }
             config.task_concurrency = Some(WIDTH);
             probe.lock().unwrap().done.clear();
             let chain = Chain::from(vec![stage_of(WIDTH), stage_of(WIDTH), stage_of(WIDTH)]);
+            let before = process_cpu();
             let started = Instant::now();
             let result = oy3o::exec_tasks_chain_once(chain, &config).await.expect("chain");
             let wall = started.elapsed();
+            cpu.0 = cpu_per_stage(before, 3);
             let failed: usize = result.iter().map(|s| s.failed).sum();
             let stages = std::mem::take(&mut probe.lock().unwrap().done);
-            let mut rounds = Vec::new();
-            for body in &bodies {
-                rounds.push(peer_round(&client, &delayed_url, server, body).await);
+            if !peer_first {
+                cpu.1 = peer(&mut rounds).await;
             }
             println!(
                 "run {}: 3 stages x {WIDTH} tasks (concurrency {WIDTH}, answer delay {DELAY:?}): wall {wall:.1?}, failed {failed}, \
-                 overhead per stage over its slowest branch {} ms; peer, {WIDTH} plain requests at once: {} ms",
+                 overhead per stage over its slowest branch {} ms, CPU {:.2} ms per stage; \
+                 peer, {WIDTH} plain requests at once: {} ms, CPU {:.2} ms per round",
                 run + 1,
                 show(&stages),
-                show(&rounds)
+                cpu.0,
+                show(&rounds),
+                cpu.1,
             );
             // The first run opens the connections (both pools start cold): left out of the medians.
             if run > 0 {
                 ours.extend(stages);
                 peers.extend(rounds);
+                our_cpu.push(cpu.0);
+                peer_cpu.push(cpu.1);
             }
         }
         println!(
             "medians over runs 2-{RUNS}, ms from the stage's (round's) start:\n\
-             {:<6} | overhead | last start | 1st arrival | last arrival | tail\n{}\n{}",
+             {:<6} | overhead | last start | 1st arrival | last arrival | tail | CPU (all threads)\n{} | {:>8.3}\n{} | {:>8.3}",
             "",
             row("chain", &ours),
-            row("peer", &peers)
+            median(our_cpu.into_iter()),
+            row("peer", &peers),
+            median(peer_cpu.into_iter()),
         );
         let (ours, peer) = (
             median(ours.iter().map(|t| t.overhead)),
