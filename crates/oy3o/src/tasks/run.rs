@@ -216,7 +216,8 @@ pub(super) async fn run_task(
             message: position(),
         });
     }
-    let done = config.listeners.wants("task_done").then(position);
+    // Checked now, built at the end: the request leaves first.
+    let wants_done = config.listeners.wants("task_done");
     let mut outcome = Outcome::default();
     let rendered = match &stage {
         Some((_, handoff)) => handoff.render(&task),
@@ -282,9 +283,10 @@ pub(super) async fn run_task(
         }
     }
     outcome.elapsed = started.elapsed();
-    let Some(mut done) = done else {
+    if !wants_done {
         return outcome;
-    };
+    }
+    let mut done = position();
     done["ok"] = json!(outcome.response.is_some());
     done["elapsed_ms"] = json!(outcome.elapsed.as_millis() as u64);
     done["elapsed_us"] = json!(outcome.elapsed.as_micros() as u64);
