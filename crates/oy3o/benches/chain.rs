@@ -244,8 +244,8 @@ fn row(name: &str, lines: &[Timeline]) -> String {
     )
 }
 
-/// `CHAIN_PROFILE=engine:N`, `plain:N` or `chain:S`: only N sequential tasks (or plain
-/// requests) against an instant upstream, or an S-stage chain of 100 tasks at concurrency 100,
+/// `CHAIN_PROFILE=engine:N`, `plain:N` (`plain-context:N`: with a later stage's context) or
+/// `chain:S`: only N sequential tasks (or plain requests) against an instant upstream, or an S-stage chain of 100 tasks at concurrency 100,
 /// for `valgrind --tool=callgrind --separate-threads=yes`. Two runs with different N (or S)
 /// give the instructions per task: the difference over the difference in tasks, split by
 /// thread (the upstream has its own).
@@ -262,10 +262,10 @@ async fn profile(spec: &str) {
             let results = oy3o::exec_tasks_once(stage_of(n), &config).await;
             assert!(results.iter().all(|r| r.is_ok()));
         }
-        "plain" => {
+        "plain" | "plain-context" => {
             let client = reqwest::Client::new();
             let url = format!("{}/chat/completions", instant.base_url());
-            let body = peer_body(0);
+            let body = peer_body(usize::from(what == "plain-context"));
             for _ in 0..n {
                 plain_request(&client, &url, body.clone()).await;
             }
@@ -278,7 +278,9 @@ async fn profile(spec: &str) {
                 .expect("chain");
             assert!(stages.iter().all(|s| s.failed == 0));
         }
-        other => panic!("CHAIN_PROFILE: unknown {other:?}; use engine:N, plain:N or chain:S"),
+        other => panic!(
+            "CHAIN_PROFILE: unknown {other:?}; use engine:N, plain:N, plain-context:N or chain:S"
+        ),
     }
 }
 
