@@ -232,21 +232,28 @@ fn show(values: &[Timeline]) -> String {
         .join(" / ")
 }
 
-fn row(name: &str, lines: &[Timeline]) -> String {
+/// The medians of a timeline's columns, and the CPU per stage, as one printed row.
+fn medians(lines: &[Timeline], cpu: &[f64]) -> [f64; 6] {
     let m = |f: fn(&Timeline) -> f64| median(lines.iter().map(f));
-    format!(
-        "{name:<6} | {:>8.3} | {:>8.3} | {:>8.3} | {:>8.3} | {:>8.3}",
+    [
         m(|t| t.overhead),
         m(|t| t.last_start),
         m(|t| t.first_arrival),
         m(|t| t.last_arrival),
         m(|t| t.tail),
-    )
+        median(cpu.iter().copied()),
+    ]
+}
+
+fn row(name: &str, values: [f64; 6]) -> String {
+    let cells: Vec<String> = values.iter().map(|v| format!("{v:>8.3}")).collect();
+    format!("{name:<6} | {}", cells.join(" | "))
 }
 
 /// `CHAIN_PROFILE=engine:N`, `plain:N` (`plain-context:N`: with a later stage's context) or
-/// `chain:S`: only N sequential tasks (or plain requests) against an instant upstream, or an S-stage chain of 100 tasks at concurrency 100,
-/// for `valgrind --tool=callgrind --separate-threads=yes`. Two runs with different N (or S)
+/// `chain:S`: only N sequential tasks (or plain requests) against an instant upstream, or an
+/// S-stage chain of 100 tasks at concurrency 100, for
+/// `valgrind --tool=callgrind --separate-threads=yes`. Two runs with different N (or S)
 /// give the instructions per task: the difference over the difference in tasks, split by
 /// thread (the upstream has its own).
 async fn profile(spec: &str) {
@@ -353,23 +360,20 @@ fn main() {
                 peer_cpu.push(cpu.1);
             }
         }
+        let (chain, peer) = (medians(&ours, &our_cpu), medians(&peers, &peer_cpu));
+        let share = std::array::from_fn(|i| chain[i] - peer[i]);
         println!(
-            "medians over runs 2-{RUNS}, ms from the stage's (round's) start:\n\
-             {:<6} | overhead | last start | 1st arrival | last arrival | tail | CPU (all threads)\n{} | {:>8.3}\n{} | {:>8.3}",
+            "medians over runs 2-{RUNS}, ms from the stage's (round's) start; share = chain - peer:\n\
+             {:<6} | overhead | last start | 1st arrival | last arrival | tail | CPU (all threads)\n{}\n{}\n{}",
             "",
-            row("chain", &ours),
-            median(our_cpu.into_iter()),
-            row("peer", &peers),
-            median(peer_cpu.into_iter()),
-        );
-        let (ours, peer) = (
-            median(ours.iter().map(|t| t.overhead)),
-            median(peers.iter().map(|t| t.overhead)),
+            row("chain", chain),
+            row("peer", peer),
+            row("share", share),
         );
         println!(
             "engine's own share {:.3} ms per stage ({:.1} µs per task)",
-            ours - peer,
-            (ours - peer) * 1e3 / WIDTH as f64
+            share[0],
+            share[0] * 1e3 / WIDTH as f64
         );
 
         config.task_concurrency = Some(256);
