@@ -250,8 +250,8 @@ fn row(name: &str, values: [f64; 6]) -> String {
     format!("{name:<6} | {}", cells.join(" | "))
 }
 
-/// `CHAIN_PROFILE=engine:N`, `plain:N` (`plain-context:N`: with a later stage's context) or
-/// `chain:S`: only N sequential tasks (or plain requests) against an instant upstream, or an
+/// `CHAIN_PROFILE=engine:N` (`engine-listened:N`: with the bench's listeners), `plain:N`
+/// (`plain-context:N`: with a later stage's context) or `chain:S`: only N sequential tasks (or plain requests) against an instant upstream, or an
 /// S-stage chain of 100 tasks at concurrency 100, for
 /// `valgrind --tool=callgrind --separate-threads=yes`. Two runs with different N (or S)
 /// give the instructions per task: the difference over the difference in tasks, split by
@@ -264,7 +264,10 @@ async fn profile(spec: &str) {
     let instant = Upstream::start(Duration::ZERO);
     let mut config = config_for(instant.base_url());
     match what {
-        "engine" => {
+        "engine" | "engine-listened" => {
+            if what == "engine-listened" {
+                listen(&mut config, instant);
+            }
             config.task_concurrency = Some(1);
             let results = oy3o::exec_tasks_once(stage_of(n), &config).await;
             assert!(results.iter().all(|r| r.is_ok()));
@@ -286,7 +289,8 @@ async fn profile(spec: &str) {
             assert!(stages.iter().all(|s| s.failed == 0));
         }
         other => panic!(
-            "CHAIN_PROFILE: unknown {other:?}; use engine:N, plain:N, plain-context:N or chain:S"
+            "CHAIN_PROFILE: unknown {other:?}; use engine:N, engine-listened:N, plain:N, \
+             plain-context:N or chain:S"
         ),
     }
 }
