@@ -6,7 +6,8 @@
 //! false`: the whole JSON answer), after an optional fixed delay, and `GET /v1/models`.
 
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Body;
@@ -27,6 +28,28 @@ const WHOLE: &str = r#"{"id":"chatcmpl-bench","object":"chat.completion","create
 #[derive(Clone, Copy, Debug)]
 pub struct Upstream {
     addr: SocketAddr,
+    arrivals: &'static Mutex<Arrivals>,
+}
+
+/// When chat requests reached the upstream (their head and body read, before the delay):
+/// how many, the first and the last, since the last [`Upstream::take_arrivals`]. Constant
+/// size, so a load bench's millions of requests cost nothing to keep.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Arrivals {
+    /// How many requests arrived.
+    pub count: usize,
+    /// When the first arrived.
+    pub first: Option<Instant>,
+    /// When the last arrived.
+    pub last: Option<Instant>,
+}
+
+impl Arrivals {
+    fn record(&mut self, at: Instant) {
+        self.count += 1;
+        self.first.get_or_insert(at);
+        self.last = Some(at);
+    }
 }
 
 impl Upstream {
@@ -42,6 +65,8 @@ impl Upstream {
         listener
             .set_nonblocking(true)
             .expect("non-blocking listener");
+        // The server thread never ends, so its log lives as long as the process too.
+        let arrivals: &'static Mutex<Arrivals> = Box::leak(Box::default());
         std::thread::spawn(move || {
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -52,7 +77,12 @@ impl Upstream {
                 let app = Router::new()
                     .route(
                         "/v1/chat/completions",
-                        post(move |body: String| answer(body, delay)),
+                        post(move |body: String| {
+                            if let Ok(mut log) = arrivals.lock() {
+                                log.record(Instant::now());
+                            }
+                            answer(body, delay)
+                        }),
                     )
                     .route(
                         "/v1/models",
@@ -63,7 +93,15 @@ impl Upstream {
                 let _ = axum::serve(listener, app).await;
             });
         });
-        Self { addr }
+        Self { addr, arrivals }
+    }
+
+    /// The chat requests that arrived since the last call, and starts counting afresh.
+    pub fn take_arrivals(&self) -> Arrivals {
+        self.arrivals
+            .lock()
+            .map(|mut log| std::mem::take(&mut *log))
+            .unwrap_or_default()
     }
 
     /// `127.0.0.1:PORT`.
@@ -81,10 +119,9 @@ async fn answer(body: String, delay: Duration) -> Response {
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;
     }
-    let request: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
-    let (kind, body) = if request["stream"] != serde_json::Value::Bool(true) {
+    let (kind, body) = if field(&body, "\"stream\"") != Some("true") {
         ("application/json", Body::from(WHOLE))
-    } else if request["model"] == "slow" {
+    } else if body.contains("\"slow\"") && field(&body, "\"model\"") == Some("\"slow\"") {
         let events = RECORDED_STREAM
             .split("\n\n")
             .filter(|e| !e.trim().is_empty())
@@ -101,4 +138,85 @@ async fn answer(body: String, delay: Duration) -> Response {
         .header(header::CONTENT_TYPE, kind)
         .body(body)
         .unwrap_or_default()
+}
+
+/// The raw JSON text of the value after the last `"key":` of a request body (`true`,
+/// `"slow"`), or `None`; the last, as a JSON parser keeps the last of duplicate keys. The body
+/// is searched, not parsed: a `serde_json::Value` of a request that carries a chain stage's
+/// 100-answer context cost ~55,000 instructions per request on this thread, which shares the
+/// benchmark's cores with the client it measures (callgrind, bench/README.md). Searching from
+/// the end finds `stream` at once (clients write it after the messages), and `model` is only
+/// looked for when the fast `contains` finds `"slow"` at all. Chat Completions requests name
+/// `model` and `stream` once, at the top (`stream_options` is another key: the closing quote
+/// is part of `quoted`).
+fn field<'a>(body: &'a str, quoted: &str) -> Option<&'a str> {
+    let mut before = body.len();
+    while let Some(at) = body[..before].rfind(quoted) {
+        before = at;
+        let Some(value) = body[at + quoted.len()..].trim_start().strip_prefix(':') else {
+            continue;
+        };
+        let value = value.trim_start();
+        let end = match value.strip_prefix('"') {
+            Some(string) => string.find('"')? + 2,
+            None => value.find([',', '}', ']']).unwrap_or(value.len()),
+        };
+        return Some(value[..end].trim_end());
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// One raw HTTP/1.1 request on a fresh connection; the whole response as text.
+    async fn post(upstream: Upstream, body: &str) -> String {
+        let mut socket = tokio::net::TcpStream::connect(upstream.addr())
+            .await
+            .unwrap();
+        let head = format!(
+            "POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n\
+             content-length: {}\r\nconnection: close\r\n\r\n",
+            body.len()
+        );
+        socket.write_all(head.as_bytes()).await.unwrap();
+        socket.write_all(body.as_bytes()).await.unwrap();
+        let mut response = String::new();
+        socket.read_to_string(&mut response).await.unwrap();
+        response
+    }
+
+    #[tokio::test]
+    async fn it_streams_the_recording_or_answers_whole_and_counts_arrivals() {
+        let upstream = Upstream::start(Duration::ZERO);
+        let streamed = post(upstream, r#"{"model":"bench","stream":true,"messages":[]}"#).await;
+        assert!(
+            streamed.contains("content-type: text/event-stream"),
+            "{streamed}"
+        );
+        assert!(streamed.ends_with(RECORDED_STREAM), "{streamed}");
+        let whole = post(upstream, r#"{"model": "bench", "stream": false}"#).await;
+        assert!(whole.contains("content-type: application/json"), "{whole}");
+        assert!(whole.ends_with(WHOLE), "{whole}");
+        let arrivals = upstream.take_arrivals();
+        assert_eq!(arrivals.count, 2);
+        assert!(arrivals.first <= arrivals.last && arrivals.first.is_some());
+        assert_eq!(upstream.take_arrivals().count, 0);
+    }
+
+    #[test]
+    fn a_field_is_found_by_its_key_in_compact_or_spaced_json() {
+        let compact = r#"{"model":"slow","messages":[{"role":"user","content":"\"stream\": false"}],"stream":true,"stream_options":{"include_usage":true}}"#;
+        assert_eq!(field(compact, "\"stream\""), Some("true"));
+        assert_eq!(field(compact, "\"model\""), Some("\"slow\""));
+        let spaced = "{\n  \"stream\" : false ,\n  \"model\": \"bench\"\n}";
+        assert_eq!(field(spaced, "\"stream\""), Some("false"));
+        assert_eq!(field(spaced, "\"model\""), Some("\"bench\""));
+        assert_eq!(field(r#"{"stream_options":{}}"#, "\"stream\""), None);
+        assert_eq!(field(r#"{"messages":[]}"#, "\"model\""), None);
+        let twice = r#"{"stream":false,"stream":true}"#;
+        assert_eq!(field(twice, "\"stream\""), Some("true"));
+    }
 }

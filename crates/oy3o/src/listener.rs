@@ -1,6 +1,5 @@
 //! Listeners: callbacks per event name. Global, per-model and per-call sets add up.
 
-use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
@@ -24,7 +23,11 @@ pub type Listener = Arc<dyn Fn(&Event) + Send + Sync>;
 /// ```
 #[derive(Clone, Default)]
 pub struct Listeners {
-    by_name: HashMap<String, Vec<Listener>>,
+    /// Shared, copied on write: every chat, reply and task clones its listeners, and a clone
+    /// is one reference count instead of a map of names and lists. A list, not a hash map:
+    /// a set holds a few names, and comparing them costs less than hashing the name on
+    /// every `wants` and `emit` (callgrind, bench/README.md's chain section).
+    by_name: Arc<Vec<(String, Vec<Listener>)>>,
 }
 
 impl Listeners {
@@ -35,25 +38,19 @@ impl Listeners {
 
     /// Adds a shared callback for one event name.
     pub fn add(&mut self, event: &str, listener: Listener) {
-        self.by_name
-            .entry(event.to_owned())
-            .or_default()
-            .push(listener);
+        self.list_mut(event).push(listener);
     }
 
     /// Adds every callback of `other` after this set's own.
     pub fn extend(&mut self, other: &Listeners) {
-        for (name, list) in &other.by_name {
-            self.by_name
-                .entry(name.clone())
-                .or_default()
-                .extend(list.iter().cloned());
+        for (name, list) in other.by_name.iter() {
+            self.list_mut(name).extend(list.iter().cloned());
         }
     }
 
     /// True when no callback is registered.
     pub fn is_empty(&self) -> bool {
-        self.by_name.values().all(Vec::is_empty)
+        self.by_name.iter().all(|(_, list)| list.is_empty())
     }
 
     /// True when a callback would hear an event of this name (its own or `"*"`): events whose
@@ -62,18 +59,37 @@ impl Listeners {
     pub fn wants(&self, event: &str) -> bool {
         [event, "*"]
             .iter()
-            .any(|key| self.by_name.get(*key).is_some_and(|list| !list.is_empty()))
+            .any(|key| self.list(key).is_some_and(|list| !list.is_empty()))
     }
 
     /// Calls every callback registered for the event's name, then the `"*"` ones. A panicking
     /// callback is contained: it never stops the answer or the other callbacks.
     pub fn emit(&self, event: &Event) {
         for key in [event.name(), "*"] {
-            for listener in self.by_name.get(key).into_iter().flatten() {
+            for listener in self.list(key).into_iter().flatten() {
                 let call = std::panic::AssertUnwindSafe(|| listener(event));
                 let _ = std::panic::catch_unwind(call);
             }
         }
+    }
+
+    fn list(&self, event: &str) -> Option<&Vec<Listener>> {
+        self.by_name
+            .iter()
+            .find(|(name, _)| name == event)
+            .map(|(_, list)| list)
+    }
+
+    fn list_mut(&mut self, event: &str) -> &mut Vec<Listener> {
+        let by_name = Arc::make_mut(&mut self.by_name);
+        let at = match by_name.iter().position(|(name, _)| name == event) {
+            Some(at) => at,
+            None => {
+                by_name.push((event.to_owned(), Vec::new()));
+                by_name.len() - 1
+            }
+        };
+        &mut by_name[at].1
     }
 }
 
@@ -108,6 +124,26 @@ mod tests {
         a.extend(&b);
         a.emit(&Event::Usage(Default::default()));
         assert_eq!(count.load(Ordering::SeqCst), 11);
+    }
+
+    #[test]
+    fn a_clone_keeps_its_callbacks_when_the_original_gains_more() {
+        let count = Arc::new(AtomicUsize::new(0));
+        let mut a = Listeners::default();
+        let c = count.clone();
+        a.on("title", move |_| {
+            c.fetch_add(1, Ordering::SeqCst);
+        });
+        let b = a.clone();
+        let c = count.clone();
+        a.on("title", move |_| {
+            c.fetch_add(10, Ordering::SeqCst);
+        });
+        b.emit(&Event::Title("x".into()));
+        assert_eq!(count.load(Ordering::SeqCst), 1);
+        a.emit(&Event::Title("x".into()));
+        assert_eq!(count.load(Ordering::SeqCst), 12);
+        assert!(!b.wants("usage") && b.wants("title"));
     }
 
     #[test]

@@ -1,6 +1,5 @@
 //! Running a chain: stages in order, tasks of a stage in parallel, answers fed forward.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -8,6 +7,7 @@ use futures::StreamExt;
 use futures::stream::{self, BoxStream};
 use serde_json::json;
 
+use super::handoff::Handoff;
 use super::run::{Models, Run, concurrency, spawn_task};
 use super::{Chain, TaskResult, template};
 use crate::config::Config;
@@ -23,19 +23,6 @@ pub struct StageResult {
     pub results: Vec<TaskResult>,
     /// How many tasks failed.
     pub failed: usize,
-}
-
-/// The context block a stage hands to the next: `[label]: answer\n[/label]\n` per successful
-/// task, in task order.
-fn context_block(results: &[TaskResult]) -> String {
-    let mut block = String::new();
-    for r in results {
-        if let Some(answer) = &r.response {
-            let label = r.task.label();
-            block.push_str(&format!("[{label}]: {answer}\n[/{label}]\n"));
-        }
-    }
-    block
 }
 
 /// Runs a chain and yields each stage's results when the stage completes. References are
@@ -67,57 +54,55 @@ pub fn exec_tasks_chain(chain: Chain, config: &Config) -> BoxStream<'static, Res
             chain.stages.iter().flat_map(|stage| stage.tasks.iter()),
         ));
         let total = chain.stages.len();
-        let mut answers: HashMap<String, Option<String>> = HashMap::new();
-        let mut previous = String::new();
+        let mut handoff = Arc::new(Handoff::new(template::wanted(&chain)));
         for (s, stage) in chain.stages.into_iter().enumerate() {
             let started = Instant::now();
-            config.listeners.emit(&Event::Other {
-                name: "stage_start".into(),
-                message: json!({ "stage": s, "stages": total, "tasks": stage.tasks.len() }),
-            });
+            if config.listeners.wants("stage_start") {
+                config.listeners.emit(&Event::Other {
+                    name: "stage_start".into(),
+                    message: json!({ "stage": s, "stages": total, "tasks": stage.tasks.len() }),
+                });
+            }
             let n = stage.tasks.len();
-            let run = Run { config: config.clone(), models: models.clone(), stage: Some(s) };
-            // Rendered up front (the answers so far are borrowed here), spawned lazily: a task
-            // starts only when `buffer_unordered` has a free slot, so the bound holds.
-            let jobs: Vec<_> = stage
-                .tasks
-                .into_iter()
-                .enumerate()
-                .map(|(i, task)| {
-                    let rendered = render(&task, &answers, &previous);
-                    (i, task, rendered)
-                })
-                .collect();
             let mut slots: Vec<Option<TaskResult>> = (0..n).map(|_| None).collect();
-            let mut running = stream::iter(jobs)
-                .map(|(i, task, rendered)| spawn_task(run.clone(), i, task, rendered))
-                .buffer_unordered(limit);
-            while let Some(result) = running.next().await {
-                let i = result.index;
-                slots[i] = Some(result);
+            {
+                // Each task renders its own prompt and context on a worker from the shared
+                // hand-off, and starts only when `buffer_unordered` has a free slot, so the
+                // bound holds and the first request leaves before the last task is rendered.
+                let run = Run {
+                    config: config.clone(),
+                    models: models.clone(),
+                    stage: Some((s, handoff.clone())),
+                };
+                let mut running = stream::iter(stage.tasks.into_iter().enumerate())
+                    .map(|(i, task)| spawn_task(run.clone(), i, task))
+                    .buffer_unordered(limit);
+                while let Some(result) = running.next().await {
+                    let i = result.index;
+                    slots[i] = Some(result);
+                }
             }
             let results: Vec<TaskResult> = slots.into_iter().flatten().collect();
             let failed = results.iter().filter(|r| !r.is_ok()).count();
-            for r in &results {
-                if let Some(name) = &r.task.name {
-                    answers.insert(name.clone(), r.response.clone());
-                }
+            // Every task of the stage is done and has let go of the hand-off: no copy.
+            Arc::make_mut(&mut handoff).absorb(&results);
+            if config.listeners.wants("stage_done") {
+                let elapsed = started.elapsed();
+                config.listeners.emit(&Event::Other {
+                    name: "stage_done".into(),
+                    message: json!({
+                        "stage": s,
+                        "stages": total,
+                        "failed": failed,
+                        "elapsed_ms": elapsed.as_millis() as u64,
+                        "elapsed_us": elapsed.as_micros() as u64,
+                        "answers": results.iter().map(|r| json!({
+                            "name": r.task.label(), "response": r.response,
+                            "error": r.error.as_ref().map(|e| e.message().to_owned()),
+                        })).collect::<Vec<_>>(),
+                    }),
+                });
             }
-            previous = context_block(&results);
-            config.listeners.emit(&Event::Other {
-                name: "stage_done".into(),
-                message: json!({
-                    "stage": s,
-                    "stages": total,
-                    "failed": failed,
-                    "elapsed_ms": started.elapsed().as_millis() as u64,
-                    "elapsed_us": started.elapsed().as_micros() as u64,
-                    "answers": results.iter().map(|r| json!({
-                        "name": r.task.label(), "response": r.response,
-                        "error": r.error.as_ref().map(|e| e.message().to_owned()),
-                    })).collect::<Vec<_>>(),
-                }),
-            });
             let ok = n - failed;
             let min_ok = stage.min_ok;
             yield StageResult { index: s, results, failed };
@@ -142,28 +127,4 @@ pub async fn exec_tasks_chain_once(chain: Chain, config: &Config) -> Result<Vec<
         out.push(stage?);
     }
     Ok(out)
-}
-
-/// The prompt and context a task runs with: templates filled in, and the previous stage's
-/// answers before its own context unless it placed them itself with `{{previous}}`.
-fn render(
-    task: &super::Task,
-    answers: &HashMap<String, Option<String>>,
-    previous: &str,
-) -> Result<(String, Option<String>)> {
-    let prompt = template::render(&task.prompt, answers, previous)?;
-    let own = match &task.context {
-        Some(c) => Some(template::render(c, answers, previous)?),
-        None => None,
-    };
-    let placed = [Some(task.prompt.as_str()), task.context.as_deref()]
-        .into_iter()
-        .flatten()
-        .any(|t| template::references(t).contains(&"previous"));
-    let context = if placed || previous.is_empty() {
-        own
-    } else {
-        Some(format!("{previous}{}", own.unwrap_or_default()))
-    };
-    Ok((prompt, context))
 }

@@ -10,6 +10,7 @@
 
 mod chain;
 mod file;
+mod handoff;
 mod run;
 mod template;
 

@@ -1,5 +1,6 @@
 //! Running tasks concurrently, bounded, with per-task events.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
@@ -11,10 +12,11 @@ use futures::StreamExt;
 use futures::stream::{self, BoxStream};
 use serde_json::json;
 
+use super::handoff::Handoff;
 use super::{Task, TaskResult};
 use crate::config::{Config, Options, Target};
 use crate::error::{Error, ErrorCode};
-use crate::event::Event;
+use crate::event::{Event, Usage};
 
 /// How many tasks run at once unless `Config::task_concurrency` says otherwise.
 pub const DEFAULT_CONCURRENCY: usize = 16;
@@ -40,17 +42,13 @@ pub fn exec_tasks(tasks: Vec<Task>, config: &Config) -> BoxStream<'static, TaskR
     let config = Arc::new(config.clone());
     let models = Arc::new(Models::resolve(&config, &tasks));
     let limit = concurrency(&config);
+    let run = Run {
+        config,
+        models,
+        stage: None,
+    };
     stream::iter(tasks.into_iter().enumerate())
-        .map(move |(index, task)| {
-            let prompt = task.prompt.clone();
-            let context = task.context.clone();
-            let run = Run {
-                config: config.clone(),
-                models: models.clone(),
-                stage: None,
-            };
-            spawn_task(run, index, task, Ok((prompt, context)))
-        })
+        .map(move |(index, task)| spawn_task(run.clone(), index, task))
         .buffer_unordered(limit)
         .boxed()
 }
@@ -102,12 +100,13 @@ impl Models {
     }
 }
 
-/// What every task of one run shares: the config, its resolved models, the stage.
+/// What every task of one run shares: the config, its resolved models, and in a chain the
+/// stage's position and what the stage before handed on.
 #[derive(Clone)]
 pub(super) struct Run {
     pub(super) config: Arc<Config>,
     pub(super) models: Arc<Models>,
-    pub(super) stage: Option<usize>,
+    pub(super) stage: Option<(usize, Arc<Handoff>)>,
 }
 
 pub(super) fn concurrency(config: &Config) -> usize {
@@ -117,27 +116,26 @@ pub(super) fn concurrency(config: &Config) -> usize {
         .max(1)
 }
 
-/// Starts [`run_task`] on the runtime's worker threads, so the tasks of a stage decode their
-/// streams in parallel instead of all on the consumer's task. The returned future aborts the
-/// spawned task when dropped, so dropping a task stream still cancels every running task.
-pub(super) fn spawn_task(
-    run: Run,
-    index: usize,
-    task: Task,
-    rendered: Result<(String, Option<String>), Error>,
-) -> SpawnedTask {
-    let stand_in = (index, task.clone());
+/// Starts [`run_task`] on the runtime's worker threads, so the tasks of a stage render their
+/// prompts, send their requests and decode their streams in parallel instead of all on the
+/// consumer's task. The returned future aborts the spawned task when dropped, so dropping a
+/// task stream still cancels every running task.
+pub(super) fn spawn_task(run: Run, index: usize, task: Task) -> SpawnedTask {
+    // Shared, not copied: the spawned task reads it, and this handle gets it back whole once
+    // the spawned task is done (or keeps it to report a lost one).
+    let task = Arc::new(task);
     SpawnedTask {
-        handle: tokio::spawn(run_task(run, index, task, rendered)),
-        stand_in: Some(stand_in),
+        handle: tokio::spawn(run_task(run, index, task.clone())),
+        index,
+        task: Some(task),
     }
 }
 
 /// A spawned [`run_task`]: resolves to its result, aborts it when dropped.
 pub(super) struct SpawnedTask {
-    handle: tokio::task::JoinHandle<TaskResult>,
-    /// What to report if the spawned task is lost (a panic, or a runtime shutting down).
-    stand_in: Option<(usize, Task)>,
+    handle: tokio::task::JoinHandle<Outcome>,
+    index: usize,
+    task: Option<Arc<Task>>,
 }
 
 impl Future for SpawnedTask {
@@ -145,25 +143,34 @@ impl Future for SpawnedTask {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<TaskResult> {
         let joined = std::task::ready!(Pin::new(&mut self.handle).poll(cx));
-        Poll::Ready(match joined {
-            Ok(result) => result,
+        let outcome = match joined {
+            Ok(outcome) => outcome,
             Err(lost) => {
                 if lost.is_panic() {
                     std::panic::resume_unwind(lost.into_panic());
                 }
-                let (index, task) = self.stand_in.take().unwrap_or_default();
-                TaskResult {
-                    index,
-                    task,
-                    response: None,
+                Outcome {
                     error: Some(Error::new(
                         ErrorCode::Cancelled,
                         "the task was stopped because its runtime shut down",
                     )),
-                    usage: None,
-                    elapsed: Default::default(),
+                    ..Outcome::default()
                 }
             }
+        };
+        // A finished spawned task has dropped its future, and its share of the task with it.
+        let task = self
+            .task
+            .take()
+            .map(|task| Arc::try_unwrap(task).unwrap_or_else(|shared| (*shared).clone()))
+            .unwrap_or_default();
+        Poll::Ready(TaskResult {
+            index: self.index,
+            task,
+            response: outcome.response,
+            error: outcome.error,
+            usage: outcome.usage,
+            elapsed: outcome.elapsed,
         })
     }
 }
@@ -174,8 +181,17 @@ impl Drop for SpawnedTask {
     }
 }
 
-/// Runs one task with its (already rendered) prompt and context, or fails it with the
-/// rendering error.
+/// What a spawned task sends back; [`SpawnedTask`] adds the task and its index.
+#[derive(Default)]
+pub(super) struct Outcome {
+    response: Option<String>,
+    error: Option<Error>,
+    usage: Option<Usage>,
+    elapsed: std::time::Duration,
+}
+
+/// Runs one task: its prompt and context rendered from what the previous stage handed on (in
+/// a chain), or as written. A rendering error fails the task.
 pub(super) async fn run_task(
     Run {
         config,
@@ -183,26 +199,32 @@ pub(super) async fn run_task(
         stage,
     }: Run,
     index: usize,
-    task: Task,
-    rendered: Result<(String, Option<String>), Error>,
-) -> TaskResult {
+    task: Arc<Task>,
+) -> Outcome {
     let started = Instant::now();
-    let label = task.label().to_owned();
-    let position = || json!({ "stage": stage, "index": index, "name": label, "model": task.model });
+    let position = || {
+        json!({
+            "stage": stage.as_ref().map(|(s, _)| s),
+            "index": index,
+            "name": task.label(),
+            "model": task.model,
+        })
+    };
     if config.listeners.wants("task_start") {
         config.listeners.emit(&Event::Other {
             name: "task_start".into(),
             message: position(),
         });
     }
-    let done = config.listeners.wants("task_done").then(position);
-    let mut result = TaskResult {
-        index,
-        task,
-        response: None,
-        error: None,
-        usage: None,
-        elapsed: Default::default(),
+    // Checked now, built at the end: the request leaves first.
+    let wants_done = config.listeners.wants("task_done");
+    let mut outcome = Outcome::default();
+    let rendered = match &stage {
+        Some((_, handoff)) => handoff.render(&task),
+        None => Ok((
+            Cow::Borrowed(task.prompt.as_str()),
+            task.context.as_deref().map(Cow::Borrowed),
+        )),
     };
     match rendered {
         Err(e) => {
@@ -210,15 +232,15 @@ pub(super) async fn run_task(
                 code: e.code(),
                 message: e.message().to_owned(),
             });
-            result.error = Some(e);
+            outcome.error = Some(e);
         }
         Ok((prompt, context)) => {
             let options = Options {
-                temperature: result.task.temperature,
-                max_tokens: result.task.max_tokens,
+                temperature: task.temperature,
+                max_tokens: task.max_tokens,
                 ..Options::default()
             };
-            let model = result.task.model.as_deref();
+            let model = task.model.as_deref();
             let fresh;
             let targets = match models.get(model) {
                 Some(known) => known,
@@ -240,37 +262,41 @@ pub(super) async fn run_task(
                 }
                 Ok::<_, Error>(())
             };
-            let outcome = match result.task.timeout() {
+            let result = match task.timeout() {
                 Some(limit) => match tokio::time::timeout(limit, collect).await {
                     Ok(r) => r,
                     Err(_) => Err(Error::new(
                         ErrorCode::Timeout,
-                        format!("task {label} took longer than its timeout of {limit:.1?}"),
+                        format!(
+                            "task {} took longer than its timeout of {limit:.1?}",
+                            task.label()
+                        ),
                     )),
                 },
                 None => collect.await,
             };
-            result.usage = reply.usage().cloned();
-            match outcome {
-                Ok(()) => result.response = Some(reply.answer().to_owned()),
-                Err(e) => result.error = Some(e),
+            outcome.usage = reply.usage().cloned();
+            match result {
+                Ok(()) => outcome.response = Some(reply.answer().to_owned()),
+                Err(e) => outcome.error = Some(e),
             }
         }
     }
-    result.elapsed = started.elapsed();
-    let Some(mut done) = done else {
-        return result;
-    };
-    done["ok"] = json!(result.is_ok());
-    done["elapsed_ms"] = json!(result.elapsed.as_millis() as u64);
-    done["elapsed_us"] = json!(result.elapsed.as_micros() as u64);
-    done["usage"] = json!(result.usage);
-    if let Some(e) = &result.error {
+    outcome.elapsed = started.elapsed();
+    if !wants_done {
+        return outcome;
+    }
+    let mut done = position();
+    done["ok"] = json!(outcome.response.is_some());
+    done["elapsed_ms"] = json!(outcome.elapsed.as_millis() as u64);
+    done["elapsed_us"] = json!(outcome.elapsed.as_micros() as u64);
+    done["usage"] = json!(outcome.usage);
+    if let Some(e) = &outcome.error {
         done["error"] = json!({ "code": e.code(), "message": e.message() });
     }
     config.listeners.emit(&Event::Other {
         name: "task_done".into(),
         message: done,
     });
-    result
+    outcome
 }

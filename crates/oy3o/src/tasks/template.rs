@@ -51,6 +51,21 @@ pub(super) fn validate(chain: &Chain) -> Result<()> {
     Ok(())
 }
 
+/// The task names some `{{name}}` of the chain references (not `previous`): the only answers
+/// a chain keeps after their stage.
+pub(super) fn wanted(chain: &Chain) -> HashSet<String> {
+    chain
+        .stages
+        .iter()
+        .flat_map(|stage| stage.tasks.iter())
+        .flat_map(|task| [Some(task.prompt.as_str()), task.context.as_deref()])
+        .flatten()
+        .flat_map(references)
+        .filter(|name| *name != "previous")
+        .map(str::to_owned)
+        .collect()
+}
+
 /// Replaces the references in `text`. A reference to a failed answer is an error.
 pub(super) fn render(
     text: &str,
@@ -104,6 +119,21 @@ mod tests {
         assert!(msg.contains("stage 1, task 1 (first)"), "{msg}");
         let first_previous = Chain::from(vec![vec![Task::new(None, "{{previous}}")]]);
         assert!(validate(&first_previous).is_err());
+    }
+
+    #[test]
+    fn wanted_names_every_reference_but_previous() {
+        let chain = Chain::from(vec![
+            vec![
+                Task::new(None, "a").named("a"),
+                Task::new(None, "b").named("b"),
+            ],
+            vec![Task::new(None, "{{a}} {{previous}}").with_context("{{ b }}")],
+        ]);
+        assert_eq!(
+            wanted(&chain),
+            HashSet::from(["a".to_owned(), "b".to_owned()])
+        );
     }
 
     #[test]

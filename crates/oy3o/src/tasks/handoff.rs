@@ -1,0 +1,147 @@
+//! What a chain stage hands to the next: the answers later stages name, and the context block
+//! of the whole stage, shared by every task of the next stage; and the prompt and context each
+//! task of it runs with.
+
+use std::borrow::Cow;
+use std::collections::{HashMap, HashSet};
+use std::fmt::Write;
+use std::sync::Arc;
+
+use super::{Task, TaskResult, template};
+use crate::error::Result;
+
+/// The answers so far, by name (only those a `{{name}}` asks for), and the previous stage's
+/// context block. One per stage, behind an `Arc` every task of the stage shares: a task with
+/// no context of its own borrows the block instead of copying it.
+#[derive(Clone, Debug, Default)]
+pub(super) struct Handoff {
+    /// Answers of earlier stages that a template names (`None`: that task failed).
+    answers: HashMap<String, Option<String>>,
+    /// `[label]: answer\n[/label]\n` per successful task of the previous stage.
+    previous: Arc<str>,
+    /// The names some template references: the only answers worth keeping.
+    wanted: Arc<HashSet<String>>,
+}
+
+impl Handoff {
+    /// An empty hand-off (before the first stage) for a chain whose templates name `wanted`.
+    pub(super) fn new(wanted: HashSet<String>) -> Self {
+        Self {
+            wanted: Arc::new(wanted),
+            ..Self::default()
+        }
+    }
+
+    /// Takes in a finished stage: its named answers that a later template wants, and its
+    /// context block.
+    pub(super) fn absorb(&mut self, results: &[TaskResult]) {
+        for r in results {
+            if let Some(name) = &r.task.name
+                && self.wanted.contains(name)
+            {
+                self.answers.insert(name.clone(), r.response.clone());
+            }
+        }
+        self.previous = context_block(results).into();
+    }
+
+    /// The prompt and context a task runs with: templates filled in, and the previous stage's
+    /// block before its own context unless it placed it itself with `{{previous}}`. Text
+    /// without a template is borrowed, and so is the block when the task has no context of
+    /// its own.
+    pub(super) fn render<'a>(
+        &'a self,
+        task: &'a Task,
+    ) -> Result<(Cow<'a, str>, Option<Cow<'a, str>>)> {
+        let fill = |text: &'a str| -> Result<Cow<'a, str>> {
+            if text.contains("{{") {
+                template::render(text, &self.answers, &self.previous).map(Cow::Owned)
+            } else {
+                Ok(Cow::Borrowed(text))
+            }
+        };
+        let prompt = fill(&task.prompt)?;
+        let own = task.context.as_deref().map(fill).transpose()?;
+        let placed = [Some(task.prompt.as_str()), task.context.as_deref()]
+            .into_iter()
+            .flatten()
+            .any(|t| t.contains("{{") && template::references(t).contains(&"previous"));
+        let context = if placed || self.previous.is_empty() {
+            own
+        } else {
+            Some(match own {
+                None => Cow::Borrowed(&*self.previous),
+                Some(own) => Cow::Owned(format!("{}{own}", self.previous)),
+            })
+        };
+        Ok((prompt, context))
+    }
+}
+
+/// The context block a stage hands to the next: `[label]: answer\n[/label]\n` per successful
+/// task, in task order.
+fn context_block(results: &[TaskResult]) -> String {
+    let size = results
+        .iter()
+        .filter_map(|r| Some(r.response.as_ref()?.len() + 2 * r.task.label().len() + 8))
+        .sum();
+    let mut block = String::with_capacity(size);
+    for r in results {
+        if let Some(answer) = &r.response {
+            let label = r.task.label();
+            let _ = write!(block, "[{label}]: {answer}\n[/{label}]\n");
+        }
+    }
+    block
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::Error;
+
+    fn result(index: usize, name: &str, response: Option<&str>) -> TaskResult {
+        TaskResult {
+            index,
+            task: Task::new(None, "p").named(name),
+            response: response.map(str::to_owned),
+            error: response
+                .is_none()
+                .then(|| Error::provider("the task failed")),
+            usage: None,
+            elapsed: Default::default(),
+        }
+    }
+
+    #[test]
+    fn the_block_is_shared_by_tasks_without_context_and_prefixed_to_their_own() {
+        let mut handoff = Handoff::new(HashSet::from(["a".to_owned()]));
+        handoff.absorb(&[
+            result(0, "a", Some("A!")),
+            result(1, "b", None),
+            result(2, "c", Some("C")),
+        ]);
+        assert_eq!(&*handoff.previous, "[a]: A!\n[/a]\n[c]: C\n[/c]\n");
+        assert_eq!(handoff.answers.len(), 1, "only the wanted answer is kept");
+
+        let plain = Task::new(None, "go");
+        let (prompt, context) = handoff.render(&plain).unwrap();
+        assert!(matches!(prompt, Cow::Borrowed("go")));
+        let Some(Cow::Borrowed(context)) = context else {
+            panic!("the block is borrowed, not copied: {context:?}");
+        };
+        assert!(std::ptr::eq(context, &*handoff.previous));
+
+        let own = Task::new(None, "{{a}}").with_context("mine");
+        let (prompt, context) = handoff.render(&own).unwrap();
+        assert_eq!(prompt, "A!");
+        assert_eq!(
+            context.as_deref(),
+            Some("[a]: A!\n[/a]\n[c]: C\n[/c]\nmine")
+        );
+
+        let placed = Task::new(None, "x").with_context("<{{previous}}>");
+        let (_, context) = handoff.render(&placed).unwrap();
+        assert_eq!(context.as_deref(), Some("<[a]: A!\n[/a]\n[c]: C\n[/c]\n>"));
+    }
+}
