@@ -64,10 +64,12 @@ impl Stored {
         let seen = failing.clone();
         recorder.on_health(move |health| {
             let mut slot = seen.lock().unwrap_or_else(|e| e.into_inner());
-            *slot = match health {
-                Health::Failing(e) => Some(e.clone()),
-                Health::Recovered => None,
-            };
+            match health {
+                Health::Failing(e) => *slot = Some(e.clone()),
+                Health::Recovered => *slot = None,
+                // The recorder logs it; `/health` shows the outage that led to it.
+                Health::Dropped { .. } => {}
+            }
         });
         Self::On(Open {
             store,

@@ -181,16 +181,34 @@ impl Store for PostgresStore {
         search: Option<&str>,
     ) -> Result<Vec<LoggedTurn>> {
         let search = search.map(str::trim).filter(|s| !s.is_empty());
-        let rows = sqlx::query(turn_select!(
-            ", c.name AS chat_name FROM turns t JOIN chats c ON c.id = t.chat_id
-             WHERE t.owner = $1 AND ($2::text IS NULL OR t.search @@ plainto_tsquery('simple', $2))
-             ORDER BY t.created_at DESC, t.seq DESC LIMIT $3"
-        ))
-        .bind(owner)
-        .bind(search)
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await?;
+        let rows = match search {
+            None => {
+                sqlx::query(turn_select!(
+                    ", c.name AS chat_name FROM turns t JOIN chats c ON c.id = t.chat_id
+                     WHERE t.owner = $1 ORDER BY t.created_at DESC, t.seq DESC LIMIT $2"
+                ))
+                .bind(owner)
+                .bind(i64::from(limit))
+                .fetch_all(&self.pool)
+                .await?
+            }
+            // `state <> 'streaming'` is the GIN index's predicate (migration 0002): only final
+            // turns are indexed, and the planner uses a partial index only when the query
+            // implies its predicate.
+            Some(search) => {
+                sqlx::query(turn_select!(
+                    ", c.name AS chat_name FROM turns t JOIN chats c ON c.id = t.chat_id
+                     WHERE t.owner = $1 AND t.state <> 'streaming'
+                       AND t.search @@ plainto_tsquery('simple', $2)
+                     ORDER BY t.created_at DESC, t.seq DESC LIMIT $3"
+                ))
+                .bind(owner)
+                .bind(search)
+                .bind(i64::from(limit))
+                .fetch_all(&self.pool)
+                .await?
+            }
+        };
         let mut out = Vec::with_capacity(rows.len());
         for row in &rows {
             use sqlx::Row as _;

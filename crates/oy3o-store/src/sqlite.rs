@@ -452,8 +452,9 @@ const UPSERT_CHATS_TAIL: &str =
 const UPSERT_TURNS_HEAD: &str = "INSERT INTO turns (id, chat_id, seq, owner, prompt, answer, reasoning, events, usage, model,
                     first_token_ms, elapsed_ms, state, error, instance, created_at, updated_at) VALUES ";
 const TURN_ROW: &str = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
-// The FTS5 triggers fire per row, as for one-row statements: an inserted row is indexed, an
-// updated one re-indexed.
+// The FTS5 triggers fire per row, as for one-row statements: a final row is indexed when it is
+// inserted or becomes final, re-indexed when it changes; streaming rows are not indexed
+// (migration 0002).
 const UPSERT_TURNS_TAIL: &str = " ON CONFLICT (id) DO UPDATE SET
         answer = excluded.answer, reasoning = excluded.reasoning, events = excluded.events,
         usage = excluded.usage, model = excluded.model, first_token_ms = excluded.first_token_ms,

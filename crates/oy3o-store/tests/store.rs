@@ -3,6 +3,7 @@
 
 mod common;
 
+use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -694,3 +695,365 @@ async fn a_running_recorder_finds_instances_that_died_after_it_started(db: Db) {
     survivor.close().await;
 }
 on_both!(a_running_recorder_finds_instances_that_died_after_it_started);
+
+/// A store whose turn writes wait while the gate is shut (a stalled database), noting the turns
+/// each write carried; everything else goes straight through.
+#[derive(Debug)]
+struct Gated {
+    inner: Arc<dyn Store>,
+    open: tokio::sync::watch::Sender<bool>,
+    writes: Mutex<Vec<(String, TurnState)>>,
+}
+
+impl Gated {
+    fn new(inner: Arc<dyn Store>, open: bool) -> Arc<Self> {
+        Arc::new(Self {
+            inner,
+            open: tokio::sync::watch::Sender::new(open),
+            writes: Mutex::new(Vec::new()),
+        })
+    }
+
+    fn set_open(&self, open: bool) {
+        self.open.send_replace(open);
+    }
+
+    /// Every turn written so far, in order, with the state it was written in.
+    fn writes(&self) -> Vec<(String, TurnState)> {
+        self.writes.lock().unwrap().clone()
+    }
+}
+
+#[async_trait::async_trait]
+impl Store for Gated {
+    fn backend(&self) -> &'static str {
+        self.inner.backend()
+    }
+    fn instance(&self) -> &str {
+        self.inner.instance()
+    }
+    async fn open_chat(
+        &self,
+        owner: &str,
+        name: &str,
+        model: Option<&str>,
+        context: Option<&str>,
+    ) -> oy3o_store::Result<ChatRecord> {
+        self.inner.open_chat(owner, name, model, context).await
+    }
+    async fn find_chat(&self, owner: &str, name: &str) -> oy3o_store::Result<Option<ChatRecord>> {
+        self.inner.find_chat(owner, name).await
+    }
+    async fn chat_by_id(&self, owner: &str, id: &str) -> oy3o_store::Result<Option<ChatRecord>> {
+        self.inner.chat_by_id(owner, id).await
+    }
+    async fn save_chat(&self, chat: &ChatRecord) -> oy3o_store::Result<()> {
+        self.inner.save_chat(chat).await
+    }
+    async fn chats(&self, owner: &str) -> oy3o_store::Result<Vec<oy3o_store::ChatSummary>> {
+        self.inner.chats(owner).await
+    }
+    async fn turns(&self, owner: &str, chat_id: &str) -> oy3o_store::Result<Vec<TurnRecord>> {
+        self.inner.turns(owner, chat_id).await
+    }
+    async fn recent_turns(
+        &self,
+        owner: &str,
+        limit: u32,
+        search: Option<&str>,
+    ) -> oy3o_store::Result<Vec<oy3o_store::LoggedTurn>> {
+        self.inner.recent_turns(owner, limit, search).await
+    }
+    async fn save_turns(&self, turns: &[(ChatRecord, TurnRecord)]) -> oy3o_store::Result<()> {
+        let mut open = self.open.subscribe();
+        open.wait_for(|open| *open).await.expect("the gate lives");
+        self.writes
+            .lock()
+            .unwrap()
+            .extend(turns.iter().map(|(_, t)| (t.id.clone(), t.state)));
+        self.inner.save_turns(turns).await
+    }
+    async fn save_chain_run(&self, run: &oy3o_store::ChainRunRecord) -> oy3o_store::Result<()> {
+        self.inner.save_chain_run(run).await
+    }
+    async fn chain_runs(
+        &self,
+        owner: &str,
+        limit: u32,
+    ) -> oy3o_store::Result<Vec<oy3o_store::ChainRunRecord>> {
+        self.inner.chain_runs(owner, limit).await
+    }
+    async fn prune(
+        &self,
+        owner: Option<&str>,
+        before_ms: i64,
+    ) -> oy3o_store::Result<oy3o_store::Pruned> {
+        self.inner.prune(owner, before_ms).await
+    }
+    async fn heartbeat(&self) -> oy3o_store::Result<()> {
+        self.inner.heartbeat().await
+    }
+    async fn recover(&self, grace: Duration) -> oy3o_store::Result<u64> {
+        self.inner.recover(grace).await
+    }
+    async fn close(&self) {
+        self.inner.close().await
+    }
+}
+
+async fn thirty_thousand_turns_finished_while_writes_stall_are_all_written_when_they_resume(
+    db: Db,
+) {
+    let store = open_store(&db).await;
+    let gated = Gated::new(store.clone(), false);
+    let recorder = Recorder::new(gated.clone());
+    let health = Arc::new(Mutex::new(Vec::new()));
+    let seen = health.clone();
+    recorder.on_health(move |h| seen.lock().unwrap().push(h.clone()));
+    let chat = ChatRecord::new("", Some("burst"), None, None);
+    // Three times the 10,000 turns the queue used to hold, finished while the database stalls.
+    const TURNS: i64 = 30_000;
+    for i in 0..TURNS {
+        let turn = recorder.begin_turn(&chat, i, &format!("prompt {i}"));
+        turn.chunk(&format!("answer {i}"));
+        turn.finish(TurnState::Done, None, None);
+    }
+    assert_eq!(recorder.pending(), TURNS as usize, "every turn waits");
+    assert!(recorder.pending_bytes() > 0);
+    gated.set_open(true);
+    flushed(&recorder).await;
+    assert_eq!(recorder.pending(), 0);
+    assert_eq!(recorder.pending_bytes(), 0);
+    let stored = store.turns("", &chat.id).await.unwrap();
+    assert_eq!(stored.len(), TURNS as usize, "no turn lost");
+    for (i, turn) in stored.iter().enumerate() {
+        assert_eq!(turn.answer, format!("answer {i}"));
+        assert_eq!(turn.state, TurnState::Done);
+    }
+    assert!(
+        health.lock().unwrap().is_empty(),
+        "nothing to report: {:?}",
+        health.lock().unwrap()
+    );
+    store.close().await;
+}
+on_both!(thirty_thousand_turns_finished_while_writes_stall_are_all_written_when_they_resume);
+
+#[tokio::test(flavor = "multi_thread")]
+async fn beyond_the_byte_budget_the_oldest_finished_turns_are_dropped_and_reported() {
+    let db = Db::sqlite();
+    let store = open_store(&db).await;
+    let gated = Gated::new(store.clone(), false);
+    let budget = 64 << 10;
+    let recorder = Recorder::with_options(
+        gated.clone(),
+        RecorderOptions {
+            max_pending_bytes: budget,
+            ..RecorderOptions::default()
+        },
+    );
+    let health = Arc::new(Mutex::new(Vec::new()));
+    let seen = health.clone();
+    recorder.on_health(move |h| seen.lock().unwrap().push(h.clone()));
+    let chat = ChatRecord::new("", Some("small budget"), None, None);
+    // A streaming turn is never dropped, however old.
+    let streaming = recorder.begin_turn(&chat, 0, "still going");
+    streaming.chunk("part");
+    const TURNS: i64 = 1_000;
+    for i in 1..=TURNS {
+        let turn = recorder.begin_turn(&chat, i, &format!("prompt {i}"));
+        turn.chunk(&format!("answer {i}"));
+        turn.finish(TurnState::Done, None, None);
+        assert!(recorder.pending_bytes() <= budget, "over the budget");
+    }
+    gated.set_open(true);
+    flushed(&recorder).await;
+    let stored = store.turns("", &chat.id).await.unwrap();
+    assert_eq!(stored[0].prompt, "still going");
+    assert_eq!(stored[0].state, TurnState::Streaming);
+    let kept = stored.len() as u64 - 1;
+    let dropped = TURNS as u64 - kept;
+    assert!(dropped > 0 && kept > 0, "kept {kept}");
+    // The newest were kept (the writer had taken the first finished one before the stall).
+    assert!(
+        stored[stored.len() - 1].seq == TURNS,
+        "the newest turn is kept: {:?}",
+        stored.last()
+    );
+    let health = health.lock().unwrap().clone();
+    let reported: u64 = health
+        .iter()
+        .map(|h| match h {
+            Health::Dropped { turns } => *turns,
+            other => panic!("only drops to report: {other:?}"),
+        })
+        .sum();
+    assert_eq!(reported, dropped, "every dropped turn reported: {health:?}");
+    drop(streaming);
+    store.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_turn_that_ends_before_a_tick_is_written_once_and_streaming_ones_wait_for_the_tick() {
+    let db = Db::sqlite();
+    let store = open_store(&db).await;
+    let gated = Gated::new(store.clone(), true);
+    // A tick that never comes in this test: only finished turns and flushes write.
+    let recorder = Recorder::with_options(
+        gated.clone(),
+        RecorderOptions {
+            flush_every: Duration::from_secs(3600),
+            ..RecorderOptions::default()
+        },
+    );
+    let chat = ChatRecord::new("", Some("short"), None, None);
+    let long = recorder.begin_turn(&chat, 0, "long");
+    long.chunk("still going");
+    let short = recorder.begin_turn(&chat, 1, "short");
+    short.chunk("done at once");
+    short.finish(TurnState::Done, None, None);
+    // After `finish` the turn is final: later text changes nothing.
+    short.chunk(" and a late piece");
+    // The finished turn wakes the writer; wait for its write.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while gated.writes().is_empty() {
+        assert!(std::time::Instant::now() < deadline, "never written");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(
+        gated.writes(),
+        vec![(short.id().to_owned(), TurnState::Done)],
+        "one write of the short turn, finished; the streaming one waits for the tick"
+    );
+    flushed(&recorder).await;
+    assert_eq!(
+        gated.writes()[1..],
+        [(long.id().to_owned(), TurnState::Streaming)],
+        "a flush writes streaming turns too"
+    );
+    let stored = store.turns("", &chat.id).await.unwrap();
+    assert_eq!(stored[1].answer, "done at once");
+    store.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_streaming_turn_lands_within_a_tick_without_a_flush() {
+    let db = Db::sqlite();
+    let store = open_store(&db).await;
+    let recorder = Recorder::with_options(
+        store.clone(),
+        RecorderOptions {
+            flush_every: Duration::from_millis(50),
+            ..RecorderOptions::default()
+        },
+    );
+    let chat = ChatRecord::new("", Some("tick"), None, None);
+    let turn = recorder.begin_turn(&chat, 0, "long answer");
+    turn.chunk("the beginning");
+    // What a `kill -9` relies on: the row is there, streaming, with no flush and no finish.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let turns = store.turns("", &chat.id).await.unwrap();
+        if let Some(t) = turns.first() {
+            assert_eq!(t.state, TurnState::Streaming);
+            if t.answer == "the beginning" {
+                break;
+            }
+        }
+        assert!(std::time::Instant::now() < deadline, "never written");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    drop(turn);
+    flushed(&recorder).await;
+    store.close().await;
+}
+
+/// A database as migration 0001 left it, with a finished and a streaming turn of a process that
+/// is gone.
+async fn database_of_migration_0001(db: &Db) {
+    let dir = oy3o_testkit::postgres::TempDir::new("migrations-0001");
+    let (source, sql) = match db {
+        Db::Sqlite(_) => ("sqlite", include_str!("../migrations/sqlite/0001_init.sql")),
+        Db::Postgres(_) => (
+            "postgres",
+            include_str!("../migrations/postgres/0001_init.sql"),
+        ),
+    };
+    std::fs::write(dir.0.join("0001_init.sql"), sql).unwrap();
+    let migrator = sqlx::migrate::Migrator::new(dir.0.as_path())
+        .await
+        .expect("migration 0001");
+    assert_eq!(migrator.iter().count(), 1, "{source}: 0001 alone");
+    let rows = "INSERT INTO chats (id, owner, name, model, context, created_at, updated_at)
+            VALUES ('c1', '', 'old', NULL, NULL, 1, 1);
+        INSERT INTO turns (id, chat_id, seq, owner, prompt, answer, state, instance, created_at, updated_at)
+            VALUES ('t1', 'c1', 0, '', 'penguins', 'they swim', 'done', 'gone', 1, 1),
+                   ('t2', 'c1', 1, '', 'walruses', 'alpha beginning', 'streaming', 'gone', 2, 2);";
+    match db {
+        Db::Sqlite(_) => {
+            let options = sqlx::sqlite::SqliteConnectOptions::from_str(&db.url())
+                .unwrap()
+                .create_if_missing(true);
+            let pool = sqlx::SqlitePool::connect_with(options).await.unwrap();
+            migrator.run(&pool).await.expect("0001 applies");
+            sqlx::raw_sql(rows).execute(&pool).await.expect("rows");
+            pool.close().await;
+        }
+        Db::Postgres(_) => {
+            let pool = sqlx::PgPool::connect(&db.url()).await.unwrap();
+            migrator.run(&pool).await.expect("0001 applies");
+            sqlx::raw_sql(rows).execute(&pool).await.expect("rows");
+            pool.close().await;
+        }
+    }
+}
+
+async fn a_database_of_migration_0001_migrates_and_searches_old_and_new_turns(db: Db) {
+    database_of_migration_0001(&db).await;
+    assert_eq!(migrations_applied(&db).await, 1);
+    let store = open_store(&db).await;
+    assert!(migrations_applied(&db).await >= 2, "0002 applied");
+    let words = |w: &'static str| {
+        let store = store.clone();
+        async move {
+            let found = store.recent_turns("", 10, Some(w)).await.unwrap();
+            found.into_iter().map(|t| t.turn.id).collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(words("penguins").await, ["t1"], "an old final turn");
+    // The streaming turn's process is gone: opening marked it interrupted, which is final and
+    // so indexed now.
+    assert_eq!(words("alpha").await, ["t2"], "an old interrupted turn");
+    let chat = store.find_chat("", "old").await.unwrap().expect("the chat");
+    let mut turns = store.turns("", &chat.id).await.unwrap();
+    assert_eq!(turns[1].state, TurnState::Interrupted);
+    // Rewritten with other words: the old ones are gone from the index (0001 had indexed the
+    // streaming text too; 0002 took it out, else a stale entry would still match).
+    turns[1].answer = "omega ending".into();
+    turns[1].state = TurnState::Done;
+    store
+        .save_turns(&[(chat.clone(), turns[1].clone())])
+        .await
+        .unwrap();
+    assert!(words("alpha").await.is_empty(), "stale words found");
+    assert_eq!(words("omega").await, ["t2"]);
+
+    // New turns: a streaming one is not found, a finished one is.
+    let recorder = Recorder::new(store.clone());
+    let streaming = recorder.begin_turn(&chat, 2, "narwhals");
+    streaming.chunk("gamma so far");
+    record(&recorder, &chat, 3, "owls", &["hunt at night"]).await;
+    flushed(&recorder).await;
+    assert!(words("gamma").await.is_empty(), "a streaming turn found");
+    assert_eq!(words("hunt").await.len(), 1);
+    streaming.chunk(" and more");
+    streaming.finish(TurnState::Done, None, None);
+    flushed(&recorder).await;
+    assert_eq!(words("gamma").await, [streaming.id()]);
+    // Deleting final rows takes them out of the index too.
+    store.prune(Some(""), now_ms() + 1).await.unwrap();
+    assert!(words("gamma").await.is_empty());
+    assert!(words("penguins").await.is_empty());
+    store.close().await;
+}
+on_both!(a_database_of_migration_0001_migrates_and_searches_old_and_new_turns);
