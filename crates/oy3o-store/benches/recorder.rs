@@ -3,6 +3,8 @@
 //! and on a throwaway PostgreSQL (10,000 turns of 20 chunks each, as fast as they come).
 //!
 //! Run: `cargo bench -j2 -p oy3o-store --bench recorder` (numbers go to bench/README.md).
+//! Arguments pick a part: `sqlite` or `postgres` runs one backend, `writer` skips the `chunk()`
+//! cost (so `valgrind --tool=callgrind` counts the writer alone).
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -78,11 +80,55 @@ async fn turns_per_second(db: &Db) -> (f64, Duration) {
     (TURNS as f64 / elapsed.as_secs_f64(), elapsed)
 }
 
-async fn bench(name: &str, db: Db) {
-    let ns = chunk_cost(&db).await;
+/// Turns per second as a busy server makes them: `OPEN` answers under way at once, each getting
+/// a chunk per step and finished `OPEN` steps after it began (so turns end while others
+/// stream), until `flush` returns with all of them written. Each turn lives `OPEN` steps, so
+/// the writer may catch it streaming (one more row write) where the loop above rarely does.
+async fn overlapping_turns_per_second(db: &Db) -> (f64, Duration) {
+    const OPEN: usize = 32;
+    let store = open_store(db).await;
+    let recorder = Recorder::new(store.clone());
+    let chat = ChatRecord::new("", None, None, None);
+    let start = Instant::now();
+    let mut open = std::collections::VecDeque::with_capacity(OPEN);
+    for i in 0..TURNS + OPEN {
+        if i < TURNS {
+            open.push_back(recorder.begin_turn(&chat, i as i64, "What is the answer?"));
+        }
+        for turn in &open {
+            turn.chunk(CHUNK);
+        }
+        if (open.len() == OPEN || i >= TURNS)
+            && let Some(turn) = open.pop_front()
+        {
+            turn.finish(TurnState::Done, None, None);
+        }
+        if i % 100 == 99 {
+            tokio::task::yield_now().await;
+        }
+    }
+    recorder.flush().await.expect("flush");
+    let elapsed = start.elapsed();
+    let written = store.turns("", &chat.id).await.expect("turns").len();
+    assert_eq!(written, TURNS, "every turn written");
+    store.close().await;
+    (TURNS as f64 / elapsed.as_secs_f64(), elapsed)
+}
+
+async fn bench(name: &str, db: Db, writer_only: bool) {
+    let chunk = if writer_only {
+        String::new()
+    } else {
+        format!("chunk(): {:>6.1} ns/call | ", chunk_cost(&db).await)
+    };
     let (rate, elapsed) = turns_per_second(&db).await;
     println!(
-        "{name:<10} chunk(): {ns:>6.1} ns/call | {TURNS} turns x {CHUNKS} chunks written in {:.2} s = {rate:>8.0} turns/s",
+        "{name:<10} {chunk}{TURNS} turns x {CHUNKS} chunks written in {:.2} s = {rate:>8.0} turns/s",
+        elapsed.as_secs_f64()
+    );
+    let (rate, elapsed) = overlapping_turns_per_second(&db).await;
+    println!(
+        "{name:<10} {TURNS} turns, 32 open at once, written in {:.2} s = {rate:>8.0} turns/s",
         elapsed.as_secs_f64()
     );
 }
@@ -93,8 +139,21 @@ fn main() {
         .enable_all()
         .build()
         .expect("runtime");
+    // `cargo bench` passes `--bench`; the other arguments pick parts.
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
+    let writer_only = args.iter().any(|a| a == "writer");
+    let wants = |backend: &str| {
+        args.iter().any(|a| a == backend) || !args.iter().any(|a| a == "sqlite" || a == "postgres")
+    };
     runtime.block_on(async {
-        bench("sqlite", Db::sqlite()).await;
-        bench("postgres", Db::postgres()).await;
+        if wants("sqlite") {
+            bench("sqlite", Db::sqlite(), writer_only).await;
+        }
+        if wants("postgres") {
+            bench("postgres", Db::postgres(), writer_only).await;
+        }
     });
 }
