@@ -12,7 +12,7 @@ mod common;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::Db;
+use common::{Db, Gated};
 use oy3o_store::{ChatRecord, Recorder, Store, TurnState, open};
 
 const TURNS: usize = 10_000;
@@ -83,11 +83,14 @@ async fn turns_per_second(db: &Db) -> (f64, Duration) {
 /// Turns per second as a busy server makes them: `OPEN` answers under way at once, each getting
 /// a chunk per step and finished `OPEN` steps after it began (so turns end while others
 /// stream), until `flush` returns with all of them written. Each turn lives `OPEN` steps, so
-/// the writer may catch it streaming (one more row write) where the loop above rarely does.
-async fn overlapping_turns_per_second(db: &Db) -> (f64, Duration) {
+/// the writer may catch it streaming (one more row write) where the loop above rarely does;
+/// also returns the row writes per turn.
+async fn overlapping_turns_per_second(db: &Db) -> (f64, Duration, f64) {
     const OPEN: usize = 32;
     let store = open_store(db).await;
-    let recorder = Recorder::new(store.clone());
+    // Always open: it only counts the rows each write carries.
+    let counted = Gated::new(store.clone(), true);
+    let recorder = Recorder::new(counted.clone());
     let chat = ChatRecord::new("", None, None, None);
     let start = Instant::now();
     let mut open = std::collections::VecDeque::with_capacity(OPEN);
@@ -112,7 +115,8 @@ async fn overlapping_turns_per_second(db: &Db) -> (f64, Duration) {
     let written = store.turns("", &chat.id).await.expect("turns").len();
     assert_eq!(written, TURNS, "every turn written");
     store.close().await;
-    (TURNS as f64 / elapsed.as_secs_f64(), elapsed)
+    let rows_per_turn = counted.rows_written() as f64 / TURNS as f64;
+    (TURNS as f64 / elapsed.as_secs_f64(), elapsed, rows_per_turn)
 }
 
 async fn bench(name: &str, db: Db, writer_only: bool) {
@@ -126,9 +130,9 @@ async fn bench(name: &str, db: Db, writer_only: bool) {
         "{name:<10} {chunk}{TURNS} turns x {CHUNKS} chunks written in {:.2} s = {rate:>8.0} turns/s",
         elapsed.as_secs_f64()
     );
-    let (rate, elapsed) = overlapping_turns_per_second(&db).await;
+    let (rate, elapsed, rows) = overlapping_turns_per_second(&db).await;
     println!(
-        "{name:<10} {TURNS} turns, 32 open at once, written in {:.2} s = {rate:>8.0} turns/s",
+        "{name:<10} {TURNS} turns, 32 open at once, written in {:.2} s = {rate:>8.0} turns/s, {rows:.2} row writes a turn",
         elapsed.as_secs_f64()
     );
 }
