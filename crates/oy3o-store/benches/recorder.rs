@@ -1,6 +1,7 @@
 //! The store's cost, measured through the public API: what one `TurnRecorder::chunk` costs on
 //! the streaming path, and how many turns per second the background writer sustains on SQLite
-//! and on a throwaway PostgreSQL (10,000 turns of 20 chunks each, as fast as they come).
+//! and on a throwaway PostgreSQL (10,000 turns of 20 chunks each, as fast as they come), and
+//! what turns paced like a busy server's cost: row writes per turn and CPU time.
 //!
 //! Run: `cargo bench -j2 -p oy3o-store --bench recorder` (numbers go to bench/README.md).
 //! Arguments pick a part: `sqlite` or `postgres` runs one backend, `writer` skips the `chunk()`
@@ -80,21 +81,25 @@ async fn turns_per_second(db: &Db) -> (f64, Duration) {
     (TURNS as f64 / elapsed.as_secs_f64(), elapsed)
 }
 
-/// Turns per second as a busy server makes them: `OPEN` answers under way at once, each getting
-/// a chunk per step and finished `OPEN` steps after it began (so turns end while others
-/// stream), until `flush` returns with all of them written. Each turn lives `OPEN` steps, so
-/// the writer may catch it streaming (one more row write) where the loop above rarely does;
-/// also returns the row writes per turn.
-async fn overlapping_turns_per_second(db: &Db) -> (f64, Duration, f64) {
+/// The store's work as a busy server makes it: `OPEN` answers under way at once, each getting a
+/// chunk per step and finished `OPEN` steps after it began, paced at `RATE` turns a second (so
+/// each turn streams for `OPEN / RATE` = 4 ms while others end, as at WebSocket concurrency 32
+/// in the load bench). Returns the row writes per turn (a turn the writer catches streaming
+/// costs one more) and this process's CPU time per 1,000 turns (on SQLite the database's work
+/// too; PostgreSQL's server is another process).
+async fn paced_turns(db: &Db) -> (f64, f64) {
     const OPEN: usize = 32;
+    const RATE: f64 = 8_000.0;
     let store = open_store(db).await;
     // Always open: it only counts the rows each write carries.
     let counted = Gated::new(store.clone(), true);
     let recorder = Recorder::new(counted.clone());
     let chat = ChatRecord::new("", None, None, None);
-    let start = Instant::now();
+    let cpu = cpu_seconds();
+    let start = tokio::time::Instant::now();
     let mut open = std::collections::VecDeque::with_capacity(OPEN);
     for i in 0..TURNS + OPEN {
+        tokio::time::sleep_until(start + Duration::from_secs_f64(i as f64 / RATE)).await;
         if i < TURNS {
             open.push_back(recorder.begin_turn(&chat, i as i64, "What is the answer?"));
         }
@@ -106,17 +111,32 @@ async fn overlapping_turns_per_second(db: &Db) -> (f64, Duration, f64) {
         {
             turn.finish(TurnState::Done, None, None);
         }
-        if i % 100 == 99 {
-            tokio::task::yield_now().await;
-        }
     }
     recorder.flush().await.expect("flush");
-    let elapsed = start.elapsed();
+    let cpu = cpu_seconds() - cpu;
     let written = store.turns("", &chat.id).await.expect("turns").len();
     assert_eq!(written, TURNS, "every turn written");
     store.close().await;
     let rows_per_turn = counted.rows_written() as f64 / TURNS as f64;
-    (TURNS as f64 / elapsed.as_secs_f64(), elapsed, rows_per_turn)
+    (rows_per_turn, cpu * 1000.0 / TURNS as f64 * 1000.0)
+}
+
+/// This process's user + system CPU time (Linux `/proc/self/stat`, in clock ticks of 10 ms).
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name (which may hold spaces) start at `state`, field 3.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // utime and stime are fields 14 and 15, so 11 and 12 after `state`.
+    (ticks(11) + ticks(12)) / 100.0
 }
 
 async fn bench(name: &str, db: Db, writer_only: bool) {
@@ -130,10 +150,9 @@ async fn bench(name: &str, db: Db, writer_only: bool) {
         "{name:<10} {chunk}{TURNS} turns x {CHUNKS} chunks written in {:.2} s = {rate:>8.0} turns/s",
         elapsed.as_secs_f64()
     );
-    let (rate, elapsed, rows) = overlapping_turns_per_second(&db).await;
+    let (rows, cpu_ms) = paced_turns(&db).await;
     println!(
-        "{name:<10} {TURNS} turns, 32 open at once, written in {:.2} s = {rate:>8.0} turns/s, {rows:.2} row writes a turn",
-        elapsed.as_secs_f64()
+        "{name:<10} {TURNS} turns paced at 8,000/s, 32 open at once: {rows:.2} row writes a turn, {cpu_ms:.0} ms CPU per 1,000 turns"
     );
 }
 
