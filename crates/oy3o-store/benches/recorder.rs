@@ -9,11 +9,14 @@
 
 #[path = "../tests/common/mod.rs"]
 mod common;
+#[path = "../tests/gated/mod.rs"]
+mod gated;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{Db, Gated};
+use common::Db;
+use gated::Gated;
 use oy3o_store::{ChatRecord, Recorder, Store, TurnState, open};
 
 const TURNS: usize = 10_000;

@@ -2,12 +2,14 @@
 //! search and prune, recovery of dead instances, and a database that goes away mid-answer.
 
 mod common;
+mod gated;
 
 use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{Db, Gated};
+use common::Db;
+use gated::Gated;
 use oy3o::{Citation, Event, Usage};
 use oy3o_store::{
     ChatRecord, Health, OpenOptions, Recorder, RecorderOptions, Store, TurnRecord, TurnState,
