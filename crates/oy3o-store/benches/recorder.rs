@@ -5,7 +5,8 @@
 //!
 //! Run: `cargo bench -j2 -p oy3o-store --bench recorder` (numbers go to bench/README.md).
 //! Arguments pick a part: `sqlite` or `postgres` runs one backend, `writer` skips the `chunk()`
-//! cost (so `valgrind --tool=callgrind` counts the writer alone).
+//! cost (so `valgrind --tool=callgrind` counts the writer alone); `rows-once` / `rows-twice`
+//! write 10,000 SQLite rows straight through `save_turns`, final once or streaming then final.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -142,6 +143,65 @@ fn cpu_seconds() -> f64 {
     (ticks(11) + ticks(12)) / 100.0
 }
 
+/// Row writes straight through `Store::save_turns`, for callgrind (no timing in the way):
+/// 10,000 turns in batches of 500, written final once, or first streaming (half the answer)
+/// and then final, as the writer does for a turn it catches streaming.
+async fn row_writes(db: &Db, streaming_first: bool) {
+    let store = open_store(db).await;
+    let chat = ChatRecord::new("", None, None, None);
+    let answer = CHUNK.repeat(CHUNKS);
+    let turns: Vec<(ChatRecord, oy3o_store::TurnRecord)> = (0..TURNS)
+        .map(|i| {
+            let turn = oy3o_store::TurnRecord {
+                id: oy3o_store::new_id(),
+                chat_id: chat.id.clone(),
+                seq: i as i64,
+                owner: String::new(),
+                prompt: "What is the answer?".into(),
+                answer: answer.clone(),
+                reasoning: String::new(),
+                events: Vec::new(),
+                usage: None,
+                model: None,
+                first_token_ms: Some(1),
+                elapsed_ms: Some(2),
+                state: TurnState::Done,
+                error: None,
+                instance: store.instance().to_owned(),
+                created_at: i as i64,
+                updated_at: i as i64,
+            };
+            (chat.clone(), turn)
+        })
+        .collect();
+    let start = Instant::now();
+    for batch in turns.chunks(500) {
+        if streaming_first {
+            let streaming: Vec<_> = batch
+                .iter()
+                .map(|(chat, turn)| {
+                    let mut turn = turn.clone();
+                    turn.answer.truncate(answer.len() / 2);
+                    turn.state = TurnState::Streaming;
+                    (chat.clone(), turn)
+                })
+                .collect();
+            store.save_turns(&streaming).await.expect("streaming rows");
+        }
+        store.save_turns(batch).await.expect("final rows");
+    }
+    println!(
+        "{TURNS} turns written {} in {:.2} s",
+        if streaming_first {
+            "streaming, then final"
+        } else {
+            "final once"
+        },
+        start.elapsed().as_secs_f64()
+    );
+    store.close().await;
+}
+
 async fn bench(name: &str, db: Db, writer_only: bool) {
     let chunk = if writer_only {
         String::new()
@@ -174,6 +234,11 @@ fn main() {
     let wants = |backend: &str| {
         args.iter().any(|a| a == backend) || !args.iter().any(|a| a == "sqlite" || a == "postgres")
     };
+    if let Some(rows) = args.iter().find(|a| a.starts_with("rows")) {
+        // `rows-once` or `rows-twice`, on SQLite (PostgreSQL's work is in its server).
+        runtime.block_on(row_writes(&Db::sqlite(), rows == "rows-twice"));
+        return;
+    }
     runtime.block_on(async {
         if wants("sqlite") {
             bench("sqlite", Db::sqlite(), writer_only).await;
