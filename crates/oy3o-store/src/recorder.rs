@@ -681,10 +681,10 @@ async fn write_loop(shared: Arc<Shared>, open: Opening) {
             q.bytes -= sizes.iter().sum::<usize>();
             q.writing = batch.len();
             more = batch.len() == options.max_batch && !q.dirty.is_empty();
-            let dropped = if q.dropped > 0
-                && last_dropped_report.is_none_or(|at| at.elapsed() >= DROPPED_REPORT_EVERY)
-                || q.closed
-            {
+            // Drops are reported at once, then at most every 10 s (summed), and at the end.
+            let due = q.closed
+                || last_dropped_report.is_none_or(|at| at.elapsed() >= DROPPED_REPORT_EVERY);
+            let dropped = if due {
                 std::mem::take(&mut q.dropped)
             } else {
                 0
