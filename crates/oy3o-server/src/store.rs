@@ -65,10 +65,17 @@ impl Stored {
         let failing = watch::Sender::new(None);
         let seen = failing.clone();
         recorder.on_health(move |health| {
-            seen.send_replace(match health {
-                Health::Failing(e) => Some(e.clone()),
-                Health::Recovered => None,
-            });
+            match health {
+                Health::Failing(e) => {
+                    seen.send_replace(Some(e.clone()));
+                }
+                Health::Recovered => {
+                    seen.send_replace(None);
+                }
+                // The recorder logs it; `/health` and the `store` events show the outage
+                // that led to it.
+                Health::Dropped { .. } => {}
+            }
         });
         Self::On(Open {
             store,

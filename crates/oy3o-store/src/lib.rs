@@ -18,6 +18,7 @@ mod record;
 mod recorder;
 mod rows;
 mod setting;
+mod shared;
 mod sqlite;
 mod store;
 

@@ -8,11 +8,11 @@ use sqlx::postgres::{PgPool, PgPoolOptions};
 
 use crate::error::{Result, StoreError};
 use crate::record::{
-    ChainRunRecord, ChatRecord, ChatSummary, LoggedTurn, Pruned, TurnRecord, new_id, now_ms,
+    ChainRunRecord, ChatRecord, ChatSummary, LoggedTurn, Pruned, TurnRecord, new_id,
 };
 use crate::rows::{chain_run_from_row, chat_from_row, turn_from_row};
 use crate::setting::redact;
-use crate::store::{OpenOptions, Store, host_name};
+use crate::store::{OpenOptions, Store};
 
 /// A store in a PostgreSQL database.
 #[derive(Debug)]
@@ -58,6 +58,8 @@ impl PostgresStore {
     }
 }
 
+crate::shared::shared_methods!(PostgresStore);
+
 #[async_trait]
 impl Store for PostgresStore {
     fn backend(&self) -> &'static str {
@@ -75,65 +77,19 @@ impl Store for PostgresStore {
         model: Option<&str>,
         context: Option<&str>,
     ) -> Result<ChatRecord> {
-        if let Some(chat) = self.find_chat(owner, name).await? {
-            return Ok(chat);
-        }
-        let chat = ChatRecord::new(owner, Some(name), model, context);
-        // Another instance may create it at the same moment: keep theirs.
-        sqlx::query(
-            "INSERT INTO chats (id, owner, name, model, context, created_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (owner, name) DO NOTHING",
-        )
-        .bind(&chat.id)
-        .bind(&chat.owner)
-        .bind(&chat.name)
-        .bind(&chat.model)
-        .bind(&chat.context)
-        .bind(chat.created_at)
-        .bind(chat.updated_at)
-        .execute(&self.pool)
-        .await?;
-        self.find_chat(owner, name)
-            .await?
-            .ok_or_else(|| StoreError::Corrupt(format!("chat {name:?} vanished after insert")))
+        self.open_chat_shared(owner, name, model, context).await
     }
 
     async fn find_chat(&self, owner: &str, name: &str) -> Result<Option<ChatRecord>> {
-        let row = sqlx::query("SELECT * FROM chats WHERE owner = $1 AND name = $2")
-            .bind(owner)
-            .bind(name)
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(match row {
-            Some(row) => Some(chat_from_row!(&row)),
-            None => None,
-        })
+        self.find_chat_shared(owner, name).await
     }
 
     async fn chat_by_id(&self, owner: &str, id: &str) -> Result<Option<ChatRecord>> {
-        let row = sqlx::query("SELECT * FROM chats WHERE owner = $1 AND id = $2")
-            .bind(owner)
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(match row {
-            Some(row) => Some(chat_from_row!(&row)),
-            None => None,
-        })
+        self.chat_by_id_shared(owner, id).await
     }
 
     async fn save_chat(&self, chat: &ChatRecord) -> Result<()> {
-        sqlx::query(UPSERT_CHAT)
-            .bind(&chat.id)
-            .bind(&chat.owner)
-            .bind(&chat.name)
-            .bind(&chat.model)
-            .bind(&chat.context)
-            .bind(chat.created_at)
-            .bind(chat.updated_at)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
+        self.save_chat_shared(chat).await
     }
 
     async fn chats(&self, owner: &str) -> Result<Vec<ChatSummary>> {
@@ -181,16 +137,34 @@ impl Store for PostgresStore {
         search: Option<&str>,
     ) -> Result<Vec<LoggedTurn>> {
         let search = search.map(str::trim).filter(|s| !s.is_empty());
-        let rows = sqlx::query(turn_select!(
-            ", c.name AS chat_name FROM turns t JOIN chats c ON c.id = t.chat_id
-             WHERE t.owner = $1 AND ($2::text IS NULL OR t.search @@ plainto_tsquery('simple', $2))
-             ORDER BY t.created_at DESC, t.seq DESC LIMIT $3"
-        ))
-        .bind(owner)
-        .bind(search)
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await?;
+        let rows = match search {
+            None => {
+                sqlx::query(turn_select!(
+                    ", c.name AS chat_name FROM turns t JOIN chats c ON c.id = t.chat_id
+                     WHERE t.owner = $1 ORDER BY t.created_at DESC, t.seq DESC LIMIT $2"
+                ))
+                .bind(owner)
+                .bind(i64::from(limit))
+                .fetch_all(&self.pool)
+                .await?
+            }
+            // `state <> 'streaming'` is the GIN index's predicate (migration 0002): only final
+            // turns are indexed, and the planner uses a partial index only when the query
+            // implies its predicate.
+            Some(search) => {
+                sqlx::query(turn_select!(
+                    ", c.name AS chat_name FROM turns t JOIN chats c ON c.id = t.chat_id
+                     WHERE t.owner = $1 AND t.state <> 'streaming'
+                       AND t.search @@ plainto_tsquery('simple', $2)
+                     ORDER BY t.created_at DESC, t.seq DESC LIMIT $3"
+                ))
+                .bind(owner)
+                .bind(search)
+                .bind(i64::from(limit))
+                .fetch_all(&self.pool)
+                .await?
+            }
+        };
         let mut out = Vec::with_capacity(rows.len());
         for row in &rows {
             use sqlx::Row as _;
@@ -279,101 +253,23 @@ impl Store for PostgresStore {
     }
 
     async fn prune(&self, owner: Option<&str>, before_ms: i64) -> Result<Pruned> {
-        let mut tx = self.pool.begin().await?;
-        // `owner IS NULL` (no owner given) prunes everyone's rows.
-        let turns = sqlx::query(
-            "DELETE FROM turns WHERE ($1::text IS NULL OR owner = $1) AND created_at < $2",
-        )
-        .bind(owner)
-        .bind(before_ms)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        let chats = sqlx::query(
-            "DELETE FROM chats c WHERE ($1::text IS NULL OR c.owner = $1) AND c.updated_at < $2
-             AND NOT EXISTS (SELECT 1 FROM turns t WHERE t.chat_id = c.id)",
-        )
-        .bind(owner)
-        .bind(before_ms)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        let chain_runs = sqlx::query(
-            "DELETE FROM chain_runs WHERE ($1::text IS NULL OR owner = $1) AND created_at < $2",
-        )
-        .bind(owner)
-        .bind(before_ms)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        tx.commit().await?;
-        Ok(Pruned {
-            turns,
-            chats,
-            chain_runs,
-        })
+        self.prune_shared(owner, before_ms).await
     }
 
     async fn heartbeat(&self) -> Result<()> {
-        let now = now_ms();
-        sqlx::query(
-            "INSERT INTO instances (id, host, pid, started_at, seen_at) VALUES ($1, $2, $3, $4, $5)
-             ON CONFLICT (id) DO UPDATE SET seen_at = excluded.seen_at",
-        )
-        .bind(&self.instance)
-        .bind(host_name())
-        .bind(i64::from(std::process::id()))
-        .bind(now)
-        .bind(now)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        self.heartbeat_shared().await
     }
 
     async fn recover(&self, grace: Duration) -> Result<u64> {
-        let candidates: Vec<crate::rows::Candidate> = sqlx::query_as(
-            "SELECT DISTINCT t.instance, i.host, i.pid, i.seen_at FROM turns t
-             LEFT JOIN instances i ON i.id = t.instance WHERE t.state = 'streaming'",
-        )
-        .fetch_all(&self.pool)
-        .await?;
-        let dead = crate::rows::dead_instances(candidates, grace, &self.instance);
-        let mut recovered = 0;
-        for id in dead {
-            let mut tx = self.pool.begin().await?;
-            recovered += sqlx::query(
-                "UPDATE turns SET state = 'interrupted', updated_at = $1 WHERE state = 'streaming' AND instance = $2",
-            )
-            .bind(now_ms())
-            .bind(&id)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            sqlx::query("DELETE FROM instances WHERE id = $1")
-                .bind(&id)
-                .execute(&mut *tx)
-                .await?;
-            tx.commit().await?;
-        }
-        // Instances gone quiet with nothing streaming (a CLI run exits without closing): forget
-        // them, so the table holds live instances only.
-        sqlx::query("DELETE FROM instances WHERE seen_at < $1 AND id <> $2")
-            .bind(now_ms() - grace.as_millis() as i64)
-            .bind(&self.instance)
-            .execute(&self.pool)
-            .await?;
-        Ok(recovered)
+        self.recover_shared(grace).await
     }
 
     async fn close(&self) {
-        let _ = sqlx::query("DELETE FROM instances WHERE id = $1")
-            .bind(&self.instance)
-            .execute(&self.pool)
-            .await;
-        self.pool.close().await;
+        self.close_shared().await
     }
 }
 
+/// One chat, for the shared `save_chat` (`crate::shared`): the later update time wins.
 const UPSERT_CHAT: &str =
     "INSERT INTO chats (id, owner, name, model, context, created_at, updated_at)
      VALUES ($1, $2, $3, $4, $5, $6, $7)

@@ -2,16 +2,19 @@
 //!
 //! The hot path ([`TurnRecorder::chunk`] and friends) only appends to the turn's in-memory state
 //! under a short mutex and, the first time after a write, queues the turn as dirty. A background
-//! writer wakes every ~100 ms (or when a turn begins or ends), takes every dirty turn (up to
-//! 5,000) and upserts the *latest* state of each in one transaction of a few multi-row
-//! statements: while a round is written the next batch gathers, so batches grow with the
-//! backlog. A missed or failed write loses nothing: the next write carries the whole text. A failing database keeps the turns dirty and is retried with
-//! backoff; the outage is reported once (a [`Health`] event and a log line), never to the answer.
+//! writer upserts the *latest* state of dirty turns (up to 5,000 a round) in one transaction of a
+//! few multi-row statements: every ~100 ms (a tick) all of them, streaming ones too; when a turn
+//! ends, at once, the finished ones only, so a turn shorter than a tick costs one row write. While
+//! a round is written the next batch gathers, so batches grow with the backlog. A missed or failed
+//! write loses nothing: the next write carries the whole text. A failing database keeps the turns
+//! dirty and is retried with backoff; the outage is reported once (a [`Health`] event and a log
+//! line), never to the answer. The backlog is bounded by memory, not by a turn count (see
+//! [`RecorderOptions::max_pending_bytes`]).
 
 use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -25,11 +28,15 @@ use crate::store::{HEARTBEAT_EVERY, Store};
 /// How a [`Recorder`] batches its writes.
 #[derive(Clone, Debug)]
 pub struct RecorderOptions {
-    /// The longest a change waits before it is written (default 100 ms).
+    /// The longest a change waits before it is written (default 100 ms): the writer's tick. A
+    /// finished turn is written at once; a streaming one at the next tick.
     pub flush_every: Duration,
-    /// The most turns waiting to be written; beyond it the oldest finished one is dropped with a
-    /// log line (default 10,000). Streaming turns are never dropped.
-    pub max_pending: usize,
+    /// The most memory the turns waiting to be written may hold (their text, plus
+    /// [`PENDING_TURN_OVERHEAD`] each; default 256 MiB, some 250,000 short answers). Beyond it
+    /// the oldest finished turns are dropped and reported ([`Health::Dropped`] and a log line):
+    /// a bound for a database that is down for long, never reached under load. Streaming turns
+    /// are never dropped.
+    pub max_pending_bytes: usize,
     /// The most turns written in one transaction (default 5,000); more wait for the next round,
     /// which starts at once. A round writes every dirty turn up to this, so batches grow with
     /// the backlog and a busy writer spends its time on rows, not on transactions.
@@ -47,7 +54,7 @@ impl Default for RecorderOptions {
     fn default() -> Self {
         Self {
             flush_every: Duration::from_millis(100),
-            max_pending: 10_000,
+            max_pending_bytes: 256 << 20,
             max_batch: 5_000,
             max_backoff: Duration::from_secs(5),
             recover_every: Duration::from_secs(60),
@@ -64,7 +71,21 @@ pub enum Health {
     Failing(String),
     /// Writes go through again; the waiting turns were written.
     Recovered,
+    /// More than [`RecorderOptions::max_pending_bytes`] waited to be written: this many finished
+    /// turns were dropped unwritten (since the last such report; at most one report every
+    /// 10 s).
+    Dropped {
+        /// How many turns were dropped.
+        turns: u64,
+    },
 }
+
+/// What a waiting turn is counted for beyond its text, in [`RecorderOptions::max_pending_bytes`]:
+/// its records, ids and queue entry.
+pub const PENDING_TURN_OVERHEAD: usize = 512;
+
+/// The least time between two [`Health::Dropped`] reports.
+const DROPPED_REPORT_EVERY: Duration = Duration::from_secs(10);
 
 type Listener = Arc<dyn Fn(&Health) + Send + Sync>;
 type Opening = Pin<Box<dyn Future<Output = Result<Arc<dyn Store>>> + Send>>;
@@ -104,7 +125,7 @@ impl Drop for Handle {
 
 struct Shared {
     queue: Mutex<Queue>,
-    /// Wakes the writer (a turn began or ended, a flush, the last clone went).
+    /// Wakes the writer (a turn ended, a flush, the last clone went, turns were dropped).
     wake: Notify,
     /// Signalled by the writer after every round.
     progress: Notify,
@@ -116,8 +137,14 @@ struct Shared {
 #[derive(Default)]
 struct Queue {
     dirty: VecDeque<Arc<TurnCell>>,
+    /// What the turns in `dirty` hold: the sum of their `counted`.
+    bytes: usize,
     /// Turns taken by the writer and not yet written.
     writing: usize,
+    /// A flush waits: the next round takes every dirty turn, streaming ones too.
+    everything: bool,
+    /// Finished turns dropped for the byte budget and not yet reported.
+    dropped: u64,
     /// The current outage, if any.
     failing: Option<String>,
     /// The store could not be opened: nothing will ever be written.
@@ -130,12 +157,34 @@ struct TurnCell {
     data: Mutex<TurnData>,
     /// Queued for the writer; set by the hot path, cleared by the writer before it reads.
     dirty: AtomicBool,
+    /// [`TurnRecorder::finish`] ran: the writer takes the turn without waiting for a tick.
+    finished: AtomicBool,
+    /// What this turn adds to `Queue::bytes` while it is in `Queue::dirty`; 0 when it is not.
+    /// Changed under the queue lock only.
+    counted: AtomicUsize,
 }
 
 struct TurnData {
     chat: ChatRecord,
     turn: TurnRecord,
     started: Instant,
+}
+
+impl TurnData {
+    /// What the turn holds in memory, as the byte budget counts it.
+    fn size(&self) -> usize {
+        turn_size(&self.turn)
+    }
+}
+
+/// What a turn holds in memory, as the byte budget counts it: its text and a fixed overhead.
+fn turn_size(turn: &TurnRecord) -> usize {
+    PENDING_TURN_OVERHEAD
+        + turn.prompt.len()
+        + turn.answer.len()
+        + turn.reasoning.len()
+        + turn.error.as_ref().map_or(0, String::len)
+        + turn.events.len() * PENDING_TURN_OVERHEAD
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -236,15 +285,17 @@ impl Recorder {
                 started: Instant::now(),
             }),
             dirty: AtomicBool::new(false),
+            finished: AtomicBool::new(false),
+            counted: AtomicUsize::new(0),
         });
         let recorder = TurnRecorder {
             id,
             cell,
             shared: self.shared().clone(),
-            finished: AtomicBool::new(false),
         };
+        // Queued, not woken for: the next tick writes the streaming row (so a crash leaves it
+        // `interrupted`), and a turn that ends before it is written once, finished.
         recorder.touched();
-        self.shared().wake.notify_one();
         recorder
     }
 
@@ -252,6 +303,12 @@ impl Recorder {
     pub fn pending(&self) -> usize {
         let q = lock(&self.shared().queue);
         q.dirty.len() + q.writing
+    }
+
+    /// What the turns waiting to be written hold, as [`RecorderOptions::max_pending_bytes`]
+    /// counts it (not counting those being written).
+    pub fn pending_bytes(&self) -> usize {
+        lock(&self.shared().queue).bytes
     }
 
     /// Writes everything recorded so far and returns once it is in the store. Returns the error
@@ -265,7 +322,7 @@ impl Recorder {
             tokio::pin!(progressed);
             progressed.as_mut().enable();
             {
-                let q = lock(&shared.queue);
+                let mut q = lock(&shared.queue);
                 if let Some(e) = &q.dead {
                     return Err(StoreError::unavailable(e.clone()));
                 }
@@ -277,6 +334,7 @@ impl Recorder {
                 {
                     return Err(StoreError::unavailable(e.clone()));
                 }
+                q.everything = true;
             }
             shared.wake.notify_one();
             progressed.await;
@@ -299,7 +357,6 @@ pub struct TurnRecorder {
     id: String,
     cell: Arc<TurnCell>,
     shared: Arc<Shared>,
-    finished: AtomicBool,
 }
 
 impl TurnRecorder {
@@ -311,30 +368,25 @@ impl TurnRecorder {
     /// Notes the model that answers (e.g. once a fallback is chosen); the chat keeps it as the
     /// model it last used.
     pub fn model(&self, model: &str) {
-        {
-            let mut d = lock(&self.cell.data);
+        self.change(|d| {
             d.turn.model = Some(model.to_owned());
             d.chat.model = Some(model.to_owned());
-        }
-        self.touched();
+        });
     }
 
     /// Appends answer text.
     pub fn chunk(&self, text: &str) {
-        {
-            let mut d = lock(&self.cell.data);
+        self.change(|d| {
             if d.turn.first_token_ms.is_none() {
                 d.turn.first_token_ms = Some(d.started.elapsed().as_millis() as i64);
             }
             d.turn.answer.push_str(text);
-        }
-        self.touched();
+        });
     }
 
     /// Appends reasoning text.
     pub fn reasoning(&self, text: &str) {
-        lock(&self.cell.data).turn.reasoning.push_str(text);
-        self.touched();
+        self.change(|d| d.turn.reasoning.push_str(text));
     }
 
     /// Keeps an event of note: citations, search queries and results, a title, reply
@@ -344,31 +396,29 @@ impl TurnRecorder {
     pub fn event(&self, event: &Event) {
         match event {
             Event::Reasoning(text) => self.reasoning(text),
-            Event::Usage(usage) => {
-                lock(&self.cell.data).turn.usage = Some(usage.clone());
-                self.touched();
-            }
+            Event::Usage(usage) => self.change(|d| d.turn.usage = Some(usage.clone())),
             Event::Create { model } => self.model(model),
             Event::Update { .. }
             | Event::Send { .. }
             | Event::Result { .. }
             | Event::Error { .. }
             | Event::Retry { .. } => {}
-            other => {
-                lock(&self.cell.data).turn.events.push(other.to_json());
-                self.touched();
-            }
+            other => self.change(|d| d.turn.events.push(other.to_json())),
         }
     }
 
     /// Ends the turn: its final state, its usage (when known) and why it failed (for `error`).
-    /// Later calls change nothing.
+    /// Later calls of any method change nothing: the turn is final as `finish` left it (so the
+    /// writer can take its records instead of copying them).
     pub fn finish(&self, state: TurnState, usage: Option<&Usage>, error: Option<&str>) {
-        if self.finished.swap(true, Ordering::AcqRel) {
+        if self.cell.finished.load(Ordering::Acquire) {
             return;
         }
-        {
+        let size = {
             let mut d = lock(&self.cell.data);
+            if self.cell.finished.swap(true, Ordering::AcqRel) {
+                return;
+            }
             d.turn.state = if state == TurnState::Streaming {
                 TurnState::Done
             } else {
@@ -379,9 +429,42 @@ impl TurnRecorder {
             }
             d.turn.error = error.map(str::to_owned);
             d.turn.elapsed_ms = Some(d.started.elapsed().as_millis() as i64);
+            d.size()
+        };
+        // Once per turn, so the queue lock is taken whether or not the turn is queued: its
+        // final size replaces the one counted when it was queued.
+        let newly = !self.cell.dirty.swap(true, Ordering::AcqRel);
+        {
+            let mut q = lock(&self.shared.queue);
+            if q.dead.is_some() {
+                return;
+            }
+            let counted = self.cell.counted.load(Ordering::Relaxed);
+            if newly {
+                q.dirty.push_back(self.cell.clone());
+            }
+            // In the queue (just now, or since before): count its final size. Taken by the
+            // writer (`counted` 0 and not new): the writer reads the final state anyway.
+            if newly || counted > 0 {
+                self.cell.counted.store(size, Ordering::Relaxed);
+                q.bytes = q.bytes - counted + size;
+                self.shared.enforce_budget(&mut q);
+            }
+        }
+        self.shared.wake.notify_one();
+    }
+
+    /// Applies a change to a turn still under way (after [`TurnRecorder::finish`], none) and
+    /// queues it for the writer.
+    fn change(&self, f: impl FnOnce(&mut TurnData)) {
+        {
+            let mut d = lock(&self.cell.data);
+            if d.turn.state.is_final() {
+                return;
+            }
+            f(&mut d);
         }
         self.touched();
-        self.shared.wake.notify_one();
     }
 
     /// Queues the turn for the writer unless it is queued already.
@@ -389,11 +472,17 @@ impl TurnRecorder {
         if self.cell.dirty.swap(true, Ordering::AcqRel) {
             return;
         }
+        let size = lock(&self.cell.data).size();
         let mut q = lock(&self.shared.queue);
-        if q.dirty.len() >= self.shared.options.max_pending {
-            drop_oldest_finished(&mut q);
+        // A store that never opened writes nothing: the turn stays marked dirty, so later
+        // changes cost one atomic swap and the queue does not grow.
+        if q.dead.is_some() {
+            return;
         }
+        self.cell.counted.store(size, Ordering::Relaxed);
+        q.bytes += size;
         q.dirty.push_back(self.cell.clone());
+        self.shared.enforce_budget(&mut q);
     }
 }
 
@@ -403,29 +492,33 @@ impl Drop for TurnRecorder {
     }
 }
 
-/// Makes room in a full queue: the oldest finished turn goes (its final state is lost).
-fn drop_oldest_finished(q: &mut Queue) {
-    let finished = q
-        .dirty
-        .iter()
-        .position(|c| lock(&c.data).turn.state.is_final());
-    if let Some(i) = finished
-        && let Some(cell) = q.dirty.remove(i)
-    {
-        cell.dirty.store(false, Ordering::Release);
-        let id = lock(&cell.data).turn.id.clone();
-        tracing::warn!(turn = %id, "store: too many turns waiting to be written; dropped one");
-        eprintln_once_dropped(&id);
-    }
-}
-
-/// Log line for a dropped turn, for faces that do not collect `tracing` output.
-fn eprintln_once_dropped(id: &str) {
-    static SAID: AtomicBool = AtomicBool::new(false);
-    if !SAID.swap(true, Ordering::Relaxed) {
-        eprintln!(
-            "oy3o: store: too many turns waiting to be written; dropped turn {id} (and maybe more)"
-        );
+impl Shared {
+    /// Keeps the waiting turns within the byte budget: beyond it, the oldest finished turns go
+    /// (their final state is lost) until a tenth of the budget is free again, so a full queue is
+    /// not scanned on every change. Streaming turns stay (their face holds the text anyway).
+    fn enforce_budget(&self, q: &mut Queue) {
+        let budget = self.options.max_pending_bytes;
+        if q.bytes <= budget {
+            return;
+        }
+        let target = budget - budget / 10;
+        let mut dropped = 0;
+        let mut bytes = q.bytes;
+        q.dirty.retain(|cell| {
+            if bytes <= target || !cell.finished.load(Ordering::Acquire) {
+                return true;
+            }
+            bytes -= cell.counted.swap(0, Ordering::Relaxed);
+            // Finished: nothing will queue it again.
+            dropped += 1;
+            false
+        });
+        q.bytes = bytes;
+        if dropped > 0 {
+            q.dropped += dropped;
+            // The writer reports it (listeners run on its task).
+            self.wake.notify_one();
+        }
     }
 }
 
@@ -433,6 +526,18 @@ fn report(shared: &Shared, health: Health) {
     match &health {
         Health::Failing(e) => tracing::warn!("store: writes fail, turns wait in memory: {e}"),
         Health::Recovered => tracing::info!("store: writes recovered"),
+        Health::Dropped { turns } => {
+            let mib = shared.options.max_pending_bytes >> 20;
+            let message = format!(
+                "store: {turns} finished turn(s) dropped unwritten: more than {mib} MiB of turns \
+                 waited for the database, which is down or writes slower than answers arrive; \
+                 check the database (its disk, load and network), or give the recorder a larger \
+                 max_pending_bytes"
+            );
+            tracing::error!("{message}");
+            // Faces that collect no `tracing` output still show it.
+            eprintln!("oy3o: {message}");
+        }
     }
     let listeners = lock(&shared.listeners).clone();
     for listener in listeners {
@@ -482,6 +587,27 @@ async fn save_isolating(store: &dyn Store, rows: &[(ChatRecord, TurnRecord)]) ->
     outage.map_or(Ok(()), Err)
 }
 
+/// Takes up to `max` dirty turns, oldest first: all of them when `everything`, else the
+/// finished ones only (streaming ones stay for the next tick). Their bytes are still counted.
+fn take_batch(q: &mut Queue, max: usize, everything: bool) -> Vec<Arc<TurnCell>> {
+    if everything {
+        let n = q.dirty.len().min(max);
+        return q.dirty.drain(..n).collect();
+    }
+    let mut batch = Vec::new();
+    // Between ticks the queue holds the finished turns and at most the streaming ones (a few
+    // per open answer), so this scan is as long as the batch plus the answers under way.
+    q.dirty.retain(|cell| {
+        if batch.len() < max && cell.finished.load(Ordering::Acquire) {
+            batch.push(cell.clone());
+            false
+        } else {
+            true
+        }
+    });
+    batch
+}
+
 async fn write_loop(shared: Arc<Shared>, open: Opening) {
     let store = match open.await {
         Ok(store) => store,
@@ -491,6 +617,7 @@ async fn write_loop(shared: Arc<Shared>, open: Opening) {
                 let mut q = lock(&shared.queue);
                 q.dead = Some(message.clone());
                 q.dirty.clear();
+                q.bytes = 0;
             }
             report(&shared, Health::Failing(message));
             shared.progress.notify_waiters();
@@ -508,6 +635,10 @@ async fn write_loop(shared: Arc<Shared>, open: Opening) {
         .checked_sub(HEARTBEAT_EVERY)
         .unwrap_or_else(Instant::now);
     let mut last_recovery = Instant::now();
+    let mut last_dropped_report: Option<Instant> = None;
+    // Streaming turns are written at ticks, a fixed `flush_every` apart however often finished
+    // turns wake the writer in between.
+    let mut next_tick = tokio::time::Instant::now() + options.flush_every;
     let mut more = false;
     loop {
         match backoff {
@@ -516,10 +647,15 @@ async fn write_loop(shared: Arc<Shared>, open: Opening) {
             None => {
                 // Idle, this is one timer a `flush_every`: an empty round touches no database.
                 tokio::select! {
-                    _ = tokio::time::sleep(options.flush_every) => {}
+                    _ = tokio::time::sleep_until(next_tick) => {}
                     _ = shared.wake.notified() => {}
                 }
             }
+        }
+        let now = tokio::time::Instant::now();
+        let tick = now >= next_tick;
+        if tick {
+            next_tick = now + options.flush_every;
         }
         if last_beat.elapsed() >= HEARTBEAT_EVERY.min(options.recover_every)
             && store.heartbeat().await.is_ok()
@@ -531,14 +667,34 @@ async fn write_loop(shared: Arc<Shared>, open: Opening) {
         {
             last_recovery = Instant::now();
         }
-        let (batch, closed) = {
+        let (batch, sizes, closed, dropped) = {
             let mut q = lock(&shared.queue);
-            let n = q.dirty.len().min(options.max_batch);
-            let batch: Vec<Arc<TurnCell>> = q.dirty.drain(..n).collect();
+            // Streaming turns wait for a tick, unless a flush waits, the writer closes or it
+            // retries after a failure (the failed batch went back to the queue whole).
+            let everything = tick || q.everything || q.closed || backoff.is_some();
+            q.everything = false;
+            let batch = take_batch(&mut q, options.max_batch, everything);
+            let sizes: Vec<usize> = batch
+                .iter()
+                .map(|cell| cell.counted.swap(0, Ordering::Relaxed))
+                .collect();
+            q.bytes -= sizes.iter().sum::<usize>();
             q.writing = batch.len();
-            more = !q.dirty.is_empty();
-            (batch, q.closed)
+            more = batch.len() == options.max_batch && !q.dirty.is_empty();
+            // Drops are reported at once, then at most every 10 s (summed), and at the end.
+            let due = q.closed
+                || last_dropped_report.is_none_or(|at| at.elapsed() >= DROPPED_REPORT_EVERY);
+            let dropped = if due {
+                std::mem::take(&mut q.dropped)
+            } else {
+                0
+            };
+            (batch, sizes, q.closed, dropped)
         };
+        if dropped > 0 {
+            last_dropped_report = Some(Instant::now());
+            report(&shared, Health::Dropped { turns: dropped });
+        }
         if batch.is_empty() {
             lock(&shared.queue).rounds += 1;
             shared.progress.notify_waiters();
@@ -547,6 +703,7 @@ async fn write_loop(shared: Arc<Shared>, open: Opening) {
             }
             continue;
         }
+        let now = now_ms();
         let rows: Vec<(ChatRecord, TurnRecord)> = batch
             .iter()
             .map(|cell| {
@@ -555,12 +712,21 @@ async fn write_loop(shared: Arc<Shared>, open: Opening) {
                 if d.turn.instance.is_empty() {
                     d.turn.instance = instance.clone();
                 }
-                let mut turn = d.turn.clone();
-                turn.updated_at = now_ms();
-                if turn.state == TurnState::Streaming {
+                let (chat, mut turn) = if d.turn.state.is_final() {
+                    // Final: nothing changes it any more, so its records move here instead of
+                    // being copied (a dozen strings, the whole answer among them); a failed
+                    // write puts them back.
+                    (
+                        std::mem::replace(&mut d.chat, ChatRecord::taken()),
+                        std::mem::replace(&mut d.turn, TurnRecord::taken()),
+                    )
+                } else {
+                    let mut turn = d.turn.clone();
                     turn.elapsed_ms = Some(d.started.elapsed().as_millis() as i64);
-                }
-                (d.chat.clone(), turn)
+                    (d.chat.clone(), turn)
+                };
+                turn.updated_at = now;
+                (chat, turn)
             })
             .collect();
         let result = match store.save_turns(&rows).await {
@@ -569,6 +735,16 @@ async fn write_loop(shared: Arc<Shared>, open: Opening) {
             Err(e) if e.is_constraint() => save_isolating(&*store, &rows).await.map_err(|_| e),
             other => other,
         };
+        if result.is_err() {
+            // The records taken from final turns go back, for the retry.
+            for (cell, (chat, turn)) in batch.iter().zip(rows) {
+                let mut d = lock(&cell.data);
+                if d.turn.id.is_empty() {
+                    d.chat = chat;
+                    d.turn = turn;
+                }
+            }
+        }
         let change = {
             let mut q = lock(&shared.queue);
             q.writing = 0;
@@ -580,11 +756,14 @@ async fn write_loop(shared: Arc<Shared>, open: Opening) {
                 }
                 Err(e) => {
                     // Back in the queue, oldest first, unless the hot path queued it again.
-                    for cell in batch.into_iter().rev() {
+                    for (cell, size) in batch.into_iter().zip(sizes).rev() {
                         if !cell.dirty.swap(true, Ordering::AcqRel) {
+                            cell.counted.store(size, Ordering::Relaxed);
+                            q.bytes += size;
                             q.dirty.push_front(cell);
                         }
                     }
+                    shared.enforce_budget(&mut q);
                     backoff = Some(match backoff {
                         None => options.flush_every.max(Duration::from_millis(100)),
                         Some(d) => (d * 2).min(options.max_backoff),

@@ -12,10 +12,10 @@ use sqlx::sqlite::{
 
 use crate::error::{Result, StoreError};
 use crate::record::{
-    ChainRunRecord, ChatRecord, ChatSummary, LoggedTurn, Pruned, TurnRecord, new_id, now_ms,
+    ChainRunRecord, ChatRecord, ChatSummary, LoggedTurn, Pruned, TurnRecord, new_id,
 };
 use crate::rows::{chain_run_from_row, chat_from_row, turn_from_row};
-use crate::store::{OpenOptions, Store, host_name};
+use crate::store::{OpenOptions, Store};
 
 /// A store in an SQLite file.
 #[derive(Debug)]
@@ -86,6 +86,8 @@ async fn migrate(pool: &SqlitePool, target: &str) -> Result<()> {
     }
 }
 
+crate::shared::shared_methods!(SqliteStore);
+
 #[async_trait]
 impl Store for SqliteStore {
     fn backend(&self) -> &'static str {
@@ -103,65 +105,19 @@ impl Store for SqliteStore {
         model: Option<&str>,
         context: Option<&str>,
     ) -> Result<ChatRecord> {
-        if let Some(chat) = self.find_chat(owner, name).await? {
-            return Ok(chat);
-        }
-        let chat = ChatRecord::new(owner, Some(name), model, context);
-        // Another process may create it at the same moment: keep theirs.
-        sqlx::query(
-            "INSERT INTO chats (id, owner, name, model, context, created_at, updated_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (owner, name) DO NOTHING",
-        )
-        .bind(&chat.id)
-        .bind(&chat.owner)
-        .bind(&chat.name)
-        .bind(&chat.model)
-        .bind(&chat.context)
-        .bind(chat.created_at)
-        .bind(chat.updated_at)
-        .execute(&self.pool)
-        .await?;
-        self.find_chat(owner, name)
-            .await?
-            .ok_or_else(|| StoreError::Corrupt(format!("chat {name:?} vanished after insert")))
+        self.open_chat_shared(owner, name, model, context).await
     }
 
     async fn find_chat(&self, owner: &str, name: &str) -> Result<Option<ChatRecord>> {
-        let row = sqlx::query("SELECT * FROM chats WHERE owner = ? AND name = ?")
-            .bind(owner)
-            .bind(name)
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(match row {
-            Some(row) => Some(chat_from_row!(&row)),
-            None => None,
-        })
+        self.find_chat_shared(owner, name).await
     }
 
     async fn chat_by_id(&self, owner: &str, id: &str) -> Result<Option<ChatRecord>> {
-        let row = sqlx::query("SELECT * FROM chats WHERE owner = ? AND id = ?")
-            .bind(owner)
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(match row {
-            Some(row) => Some(chat_from_row!(&row)),
-            None => None,
-        })
+        self.chat_by_id_shared(owner, id).await
     }
 
     async fn save_chat(&self, chat: &ChatRecord) -> Result<()> {
-        sqlx::query(UPSERT_CHAT)
-            .bind(&chat.id)
-            .bind(&chat.owner)
-            .bind(&chat.name)
-            .bind(&chat.model)
-            .bind(&chat.context)
-            .bind(chat.created_at)
-            .bind(chat.updated_at)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
+        self.save_chat_shared(chat).await
     }
 
     async fn chats(&self, owner: &str) -> Result<Vec<ChatSummary>> {
@@ -335,103 +291,26 @@ impl Store for SqliteStore {
     }
 
     async fn prune(&self, owner: Option<&str>, before_ms: i64) -> Result<Pruned> {
-        let mut tx = self.pool.begin().await?;
-        // `owner IS NULL` (no owner given) prunes everyone's rows.
-        let turns =
-            sqlx::query("DELETE FROM turns WHERE (?1 IS NULL OR owner = ?1) AND created_at < ?2")
-                .bind(owner)
-                .bind(before_ms)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-        let chats = sqlx::query(
-            "DELETE FROM chats WHERE (?1 IS NULL OR owner = ?1) AND updated_at < ?2
-             AND NOT EXISTS (SELECT 1 FROM turns t WHERE t.chat_id = chats.id)",
-        )
-        .bind(owner)
-        .bind(before_ms)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        let chain_runs = sqlx::query(
-            "DELETE FROM chain_runs WHERE (?1 IS NULL OR owner = ?1) AND created_at < ?2",
-        )
-        .bind(owner)
-        .bind(before_ms)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        tx.commit().await?;
-        Ok(Pruned {
-            turns,
-            chats,
-            chain_runs,
-        })
+        self.prune_shared(owner, before_ms).await
     }
 
     async fn heartbeat(&self) -> Result<()> {
-        let now = now_ms();
-        sqlx::query(
-            "INSERT INTO instances (id, host, pid, started_at, seen_at) VALUES (?, ?, ?, ?, ?)
-             ON CONFLICT (id) DO UPDATE SET seen_at = excluded.seen_at",
-        )
-        .bind(&self.instance)
-        .bind(host_name())
-        .bind(i64::from(std::process::id()))
-        .bind(now)
-        .bind(now)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        self.heartbeat_shared().await
     }
 
     async fn recover(&self, grace: Duration) -> Result<u64> {
-        let candidates: Vec<crate::rows::Candidate> = sqlx::query_as(
-            "SELECT DISTINCT t.instance, i.host, i.pid, i.seen_at FROM turns t
-             LEFT JOIN instances i ON i.id = t.instance WHERE t.state = 'streaming'",
-        )
-        .fetch_all(&self.pool)
-        .await?;
-        let dead = crate::rows::dead_instances(candidates, grace, &self.instance);
-        let mut recovered = 0;
-        for id in dead {
-            let mut tx = self.pool.begin().await?;
-            recovered += sqlx::query(
-                "UPDATE turns SET state = 'interrupted', updated_at = ? WHERE state = 'streaming' AND instance = ?",
-            )
-            .bind(now_ms())
-            .bind(&id)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            sqlx::query("DELETE FROM instances WHERE id = ?")
-                .bind(&id)
-                .execute(&mut *tx)
-                .await?;
-            tx.commit().await?;
-        }
-        // Instances gone quiet with nothing streaming (a CLI run exits without closing): forget
-        // them, so the table holds live instances only.
-        sqlx::query("DELETE FROM instances WHERE seen_at < ? AND id <> ?")
-            .bind(now_ms() - grace.as_millis() as i64)
-            .bind(&self.instance)
-            .execute(&self.pool)
-            .await?;
-        Ok(recovered)
+        self.recover_shared(grace).await
     }
 
     async fn close(&self) {
-        let _ = sqlx::query("DELETE FROM instances WHERE id = ?")
-            .bind(&self.instance)
-            .execute(&self.pool)
-            .await;
-        self.pool.close().await;
+        self.close_shared().await
     }
 }
 
+/// One chat, for the shared `save_chat` (`crate::shared`): the later update time wins.
 const UPSERT_CHAT: &str =
     "INSERT INTO chats (id, owner, name, model, context, created_at, updated_at)
-     VALUES (?, ?, ?, ?, ?, ?, ?)
+     VALUES ($1, $2, $3, $4, $5, $6, $7)
      ON CONFLICT (id) DO UPDATE SET model = excluded.model, context = excluded.context,
         updated_at = MAX(chats.updated_at, excluded.updated_at)";
 
@@ -452,8 +331,9 @@ const UPSERT_CHATS_TAIL: &str =
 const UPSERT_TURNS_HEAD: &str = "INSERT INTO turns (id, chat_id, seq, owner, prompt, answer, reasoning, events, usage, model,
                     first_token_ms, elapsed_ms, state, error, instance, created_at, updated_at) VALUES ";
 const TURN_ROW: &str = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
-// The FTS5 triggers fire per row, as for one-row statements: an inserted row is indexed, an
-// updated one re-indexed.
+// The FTS5 triggers fire per row, as for one-row statements: a final row is indexed when it is
+// inserted or becomes final, re-indexed when it changes; streaming rows are not indexed
+// (migration 0002).
 const UPSERT_TURNS_TAIL: &str = " ON CONFLICT (id) DO UPDATE SET
         answer = excluded.answer, reasoning = excluded.reasoning, events = excluded.events,
         usage = excluded.usage, model = excluded.model, first_token_ms = excluded.first_token_ms,

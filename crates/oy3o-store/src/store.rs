@@ -54,8 +54,9 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// The turns of chat `chat_id` of `owner`, in order (empty for another owner's chat).
     async fn turns(&self, owner: &str, chat_id: &str) -> Result<Vec<TurnRecord>>;
 
-    /// The latest `limit` turns of `owner`, newest first; with `search`, only turns whose prompt
-    /// or answer hold all its words (SQLite FTS5, PostgreSQL `tsvector`).
+    /// The latest `limit` turns of `owner`, newest first; with `search`, only final turns (not
+    /// `streaming`) whose prompt or answer hold all its words (SQLite FTS5, PostgreSQL
+    /// `tsvector`: only final turns are indexed, so the writes of a growing answer stay cheap).
     async fn recent_turns(
         &self,
         owner: &str,

@@ -2,11 +2,14 @@
 //! search and prune, recovery of dead instances, and a database that goes away mid-answer.
 
 mod common;
+mod gated;
 
+use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::Db;
+use gated::Gated;
 use oy3o::{Citation, Event, Usage};
 use oy3o_store::{
     ChatRecord, Health, OpenOptions, Recorder, RecorderOptions, Store, TurnRecord, TurnState,
@@ -647,10 +650,20 @@ async fn chain_runs_come_back_newest_first_for_their_owner_only(db: Db) {
     first.result["stages"][0]["results"][0]["response"] = "y".into();
     store.save_chain_run(&first).await.unwrap();
     let runs = store.chain_runs("alice", 10).await.unwrap();
-    assert_eq!(runs, vec![second, first]);
+    assert_eq!(runs, vec![second, first.clone()]);
     assert!(store.chain_runs("bob", 10).await.unwrap().is_empty());
+    let bobs = oy3o_store::ChainRunRecord {
+        id: oy3o_store::new_id(),
+        owner: "bob".into(),
+        ..first.clone()
+    };
+    store.save_chain_run(&bobs).await.unwrap();
     let pruned = store.prune(Some("alice"), now_ms() + 1).await.unwrap();
-    assert_eq!(pruned.chain_runs, 2);
+    assert_eq!(pruned.chain_runs, 2, "alice's only");
+    // No owner prunes everyone's.
+    let pruned = store.prune(None, now_ms() + 1).await.unwrap();
+    assert_eq!(pruned.chain_runs, 1);
+    assert!(store.chain_runs("bob", 10).await.unwrap().is_empty());
     store.close().await;
 }
 on_both!(chain_runs_come_back_newest_first_for_their_owner_only);
@@ -694,3 +707,260 @@ async fn a_running_recorder_finds_instances_that_died_after_it_started(db: Db) {
     survivor.close().await;
 }
 on_both!(a_running_recorder_finds_instances_that_died_after_it_started);
+
+async fn thirty_thousand_turns_finished_while_writes_stall_are_all_written_when_they_resume(
+    db: Db,
+) {
+    let store = open_store(&db).await;
+    let gated = Gated::new(store.clone(), false);
+    let recorder = Recorder::new(gated.clone());
+    let health = Arc::new(Mutex::new(Vec::new()));
+    let seen = health.clone();
+    recorder.on_health(move |h| seen.lock().unwrap().push(h.clone()));
+    let chat = ChatRecord::new("", Some("burst"), None, None);
+    // Three times the 10,000 turns the queue used to hold, finished while the database stalls.
+    const TURNS: i64 = 30_000;
+    for i in 0..TURNS {
+        let turn = recorder.begin_turn(&chat, i, &format!("prompt {i}"));
+        turn.chunk(&format!("answer {i}"));
+        turn.finish(TurnState::Done, None, None);
+    }
+    assert_eq!(recorder.pending(), TURNS as usize, "every turn waits");
+    assert!(recorder.pending_bytes() > 0);
+    gated.set_open(true);
+    flushed(&recorder).await;
+    assert_eq!(recorder.pending(), 0);
+    assert_eq!(recorder.pending_bytes(), 0);
+    let stored = store.turns("", &chat.id).await.unwrap();
+    assert_eq!(stored.len(), TURNS as usize, "no turn lost");
+    for (i, turn) in stored.iter().enumerate() {
+        assert_eq!(turn.answer, format!("answer {i}"));
+        assert_eq!(turn.state, TurnState::Done);
+    }
+    assert!(
+        health.lock().unwrap().is_empty(),
+        "nothing to report: {:?}",
+        health.lock().unwrap()
+    );
+    store.close().await;
+}
+on_both!(thirty_thousand_turns_finished_while_writes_stall_are_all_written_when_they_resume);
+
+#[tokio::test(flavor = "multi_thread")]
+async fn beyond_the_byte_budget_the_oldest_finished_turns_are_dropped_and_reported() {
+    let db = Db::sqlite();
+    let store = open_store(&db).await;
+    let gated = Gated::new(store.clone(), false);
+    let budget = 64 << 10;
+    let recorder = Recorder::with_options(
+        gated.clone(),
+        RecorderOptions {
+            max_pending_bytes: budget,
+            ..RecorderOptions::default()
+        },
+    );
+    let health = Arc::new(Mutex::new(Vec::new()));
+    let seen = health.clone();
+    recorder.on_health(move |h| seen.lock().unwrap().push(h.clone()));
+    let chat = ChatRecord::new("", Some("small budget"), None, None);
+    // A streaming turn is never dropped, however old.
+    let streaming = recorder.begin_turn(&chat, 0, "still going");
+    streaming.chunk("part");
+    const TURNS: i64 = 1_000;
+    for i in 1..=TURNS {
+        let turn = recorder.begin_turn(&chat, i, &format!("prompt {i}"));
+        turn.chunk(&format!("answer {i}"));
+        turn.finish(TurnState::Done, None, None);
+        assert!(recorder.pending_bytes() <= budget, "over the budget");
+    }
+    gated.set_open(true);
+    flushed(&recorder).await;
+    let stored = store.turns("", &chat.id).await.unwrap();
+    assert_eq!(stored[0].prompt, "still going");
+    assert_eq!(stored[0].state, TurnState::Streaming);
+    let kept = stored.len() as u64 - 1;
+    let dropped = TURNS as u64 - kept;
+    assert!(dropped > 0 && kept > 0, "kept {kept}");
+    // The newest were kept (the writer had taken the first finished one before the stall).
+    assert!(
+        stored[stored.len() - 1].seq == TURNS,
+        "the newest turn is kept: {:?}",
+        stored.last()
+    );
+    let health = health.lock().unwrap().clone();
+    let reported: u64 = health
+        .iter()
+        .map(|h| match h {
+            Health::Dropped { turns } => *turns,
+            other => panic!("only drops to report: {other:?}"),
+        })
+        .sum();
+    assert_eq!(reported, dropped, "every dropped turn reported: {health:?}");
+    drop(streaming);
+    store.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_turn_that_ends_before_a_tick_is_written_once_and_streaming_ones_wait_for_the_tick() {
+    let db = Db::sqlite();
+    let store = open_store(&db).await;
+    let gated = Gated::new(store.clone(), true);
+    // A tick that never comes in this test: only finished turns and flushes write.
+    let recorder = Recorder::with_options(
+        gated.clone(),
+        RecorderOptions {
+            flush_every: Duration::from_secs(3600),
+            ..RecorderOptions::default()
+        },
+    );
+    let chat = ChatRecord::new("", Some("short"), None, None);
+    let long = recorder.begin_turn(&chat, 0, "long");
+    long.chunk("still going");
+    let short = recorder.begin_turn(&chat, 1, "short");
+    short.chunk("done at once");
+    short.finish(TurnState::Done, None, None);
+    // After `finish` the turn is final: later text changes nothing.
+    short.chunk(" and a late piece");
+    // The finished turn wakes the writer; wait for its write.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while gated.writes().is_empty() {
+        assert!(std::time::Instant::now() < deadline, "never written");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(
+        gated.writes(),
+        vec![(short.id().to_owned(), TurnState::Done)],
+        "one write of the short turn, finished; the streaming one waits for the tick"
+    );
+    flushed(&recorder).await;
+    assert_eq!(
+        gated.writes()[1..],
+        [(long.id().to_owned(), TurnState::Streaming)],
+        "a flush writes streaming turns too"
+    );
+    let stored = store.turns("", &chat.id).await.unwrap();
+    assert_eq!(stored[1].answer, "done at once");
+    store.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_streaming_turn_lands_within_a_tick_without_a_flush() {
+    let db = Db::sqlite();
+    let store = open_store(&db).await;
+    let recorder = Recorder::with_options(
+        store.clone(),
+        RecorderOptions {
+            flush_every: Duration::from_millis(50),
+            ..RecorderOptions::default()
+        },
+    );
+    let chat = ChatRecord::new("", Some("tick"), None, None);
+    let turn = recorder.begin_turn(&chat, 0, "long answer");
+    turn.chunk("the beginning");
+    // What a `kill -9` relies on: the row is there, streaming, with no flush and no finish.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let turns = store.turns("", &chat.id).await.unwrap();
+        if let Some(t) = turns.first() {
+            assert_eq!(t.state, TurnState::Streaming);
+            if t.answer == "the beginning" {
+                break;
+            }
+        }
+        assert!(std::time::Instant::now() < deadline, "never written");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    drop(turn);
+    flushed(&recorder).await;
+    store.close().await;
+}
+
+/// A database as migration 0001 left it, with a finished and a streaming turn of a process that
+/// is gone.
+async fn database_of_migration_0001(db: &Db) {
+    let dir = oy3o_testkit::postgres::TempDir::new("migrations-0001");
+    let (source, sql) = match db {
+        Db::Sqlite(_) => ("sqlite", include_str!("../migrations/sqlite/0001_init.sql")),
+        Db::Postgres(_) => (
+            "postgres",
+            include_str!("../migrations/postgres/0001_init.sql"),
+        ),
+    };
+    std::fs::write(dir.0.join("0001_init.sql"), sql).unwrap();
+    let migrator = sqlx::migrate::Migrator::new(dir.0.as_path())
+        .await
+        .expect("migration 0001");
+    assert_eq!(migrator.iter().count(), 1, "{source}: 0001 alone");
+    let rows = "INSERT INTO chats (id, owner, name, model, context, created_at, updated_at)
+            VALUES ('c1', '', 'old', NULL, NULL, 1, 1);
+        INSERT INTO turns (id, chat_id, seq, owner, prompt, answer, state, instance, created_at, updated_at)
+            VALUES ('t1', 'c1', 0, '', 'penguins', 'they swim', 'done', 'gone', 1, 1),
+                   ('t2', 'c1', 1, '', 'walruses', 'alpha beginning', 'streaming', 'gone', 2, 2);";
+    match db {
+        Db::Sqlite(_) => {
+            let options = sqlx::sqlite::SqliteConnectOptions::from_str(&db.url())
+                .unwrap()
+                .create_if_missing(true);
+            let pool = sqlx::SqlitePool::connect_with(options).await.unwrap();
+            migrator.run(&pool).await.expect("0001 applies");
+            sqlx::raw_sql(rows).execute(&pool).await.expect("rows");
+            pool.close().await;
+        }
+        Db::Postgres(_) => {
+            let pool = sqlx::PgPool::connect(&db.url()).await.unwrap();
+            migrator.run(&pool).await.expect("0001 applies");
+            sqlx::raw_sql(rows).execute(&pool).await.expect("rows");
+            pool.close().await;
+        }
+    }
+}
+
+async fn a_database_of_migration_0001_migrates_and_searches_old_and_new_turns(db: Db) {
+    database_of_migration_0001(&db).await;
+    assert_eq!(migrations_applied(&db).await, 1);
+    let store = open_store(&db).await;
+    assert!(migrations_applied(&db).await >= 2, "0002 applied");
+    let words = |w: &'static str| {
+        let store = store.clone();
+        async move {
+            let found = store.recent_turns("", 10, Some(w)).await.unwrap();
+            found.into_iter().map(|t| t.turn.id).collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(words("penguins").await, ["t1"], "an old final turn");
+    // The streaming turn's process is gone: opening marked it interrupted, which is final and
+    // so indexed now.
+    assert_eq!(words("alpha").await, ["t2"], "an old interrupted turn");
+    let chat = store.find_chat("", "old").await.unwrap().expect("the chat");
+    let mut turns = store.turns("", &chat.id).await.unwrap();
+    assert_eq!(turns[1].state, TurnState::Interrupted);
+    // Rewritten with other words: the old ones are gone from the index (0001 had indexed the
+    // streaming text too; 0002 took it out, else a stale entry would still match).
+    turns[1].answer = "omega ending".into();
+    turns[1].state = TurnState::Done;
+    store
+        .save_turns(&[(chat.clone(), turns[1].clone())])
+        .await
+        .unwrap();
+    assert!(words("alpha").await.is_empty(), "stale words found");
+    assert_eq!(words("omega").await, ["t2"]);
+
+    // New turns: a streaming one is not found, a finished one is.
+    let recorder = Recorder::new(store.clone());
+    let streaming = recorder.begin_turn(&chat, 2, "narwhals");
+    streaming.chunk("gamma so far");
+    record(&recorder, &chat, 3, "owls", &["hunt at night"]).await;
+    flushed(&recorder).await;
+    assert!(words("gamma").await.is_empty(), "a streaming turn found");
+    assert_eq!(words("hunt").await.len(), 1);
+    streaming.chunk(" and more");
+    streaming.finish(TurnState::Done, None, None);
+    flushed(&recorder).await;
+    assert_eq!(words("gamma").await, [streaming.id()]);
+    // Deleting final rows takes them out of the index too.
+    store.prune(Some(""), now_ms() + 1).await.unwrap();
+    assert!(words("gamma").await.is_empty());
+    assert!(words("penguins").await.is_empty());
+    store.close().await;
+}
+on_both!(a_database_of_migration_0001_migrates_and_searches_old_and_new_turns);

@@ -94,6 +94,9 @@ impl Storage {
                 notify(match health {
                     Health::Failing(e) => format!("store: {e}; answers are kept in memory"),
                     Health::Recovered => "store: writing again".into(),
+                    Health::Dropped { turns } => {
+                        format!("store: {turns} answer(s) not kept: the store fell too far behind")
+                    }
                 })
             });
         }
