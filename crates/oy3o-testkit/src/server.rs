@@ -57,7 +57,17 @@ impl Scripted {
 
     /// Sends only the first `n` bytes of the body (chunked, so the client cannot tell the
     /// length), then cuts the connection: a whole answer broken off mid-body.
-    pub fn cut_after_bytes(mut self, n: usize) -> Self {
+    pub fn cut_after_bytes(self, n: usize) -> Self {
+        self.end_after_bytes(n, Part::Cut)
+    }
+
+    /// Sends only the first `n` bytes of the body, then stops sending but keeps the
+    /// connection open: a whole answer that stalls mid-body.
+    pub fn stall_after_bytes(self, n: usize) -> Self {
+        self.end_after_bytes(n, Part::Stall)
+    }
+
+    fn end_after_bytes(mut self, n: usize, end: Part) -> Self {
         let body: Vec<u8> = self
             .parts
             .iter()
@@ -71,7 +81,7 @@ impl Scripted {
         self.parts.retain(|p| matches!(p, Part::Delay(_)));
         self.parts
             .push(Part::Bytes(body[..n.min(body.len())].to_vec()));
-        self.parts.push(Part::Cut);
+        self.parts.push(end);
         self
     }
 }

@@ -230,6 +230,22 @@ async fn a_whole_answer_may_take_longer_than_the_first_byte_limit_of_a_stream() 
 }
 
 #[tokio::test]
+async fn a_whole_answer_that_stalls_mid_body_times_out_with_the_idle_limit() {
+    let server = FakeServer::start().await;
+    server.push(openai::whole(&["Hi there, a longer answer"]).stall_after_bytes(120));
+    let mut config = config_for("openai", server.base_url());
+    tune(&mut config, "openai", |s| {
+        s.idle_timeout = Some(Duration::from_millis(300));
+        s.max_retries = Some(0);
+    });
+    let err = oy3o::exec_once("x", None, Some("openai:x"), &config)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), ErrorCode::Timeout, "{err}");
+    assert!(err.message().contains("idle_timeout_secs"), "{err}");
+}
+
+#[tokio::test]
 async fn a_server_that_streams_anyway_is_read_as_a_stream() {
     let server = FakeServer::start().await;
     server.push(openai::answer(&["still", " streamed"]).build());
