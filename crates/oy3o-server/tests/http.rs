@@ -79,6 +79,79 @@ async fn a_whole_completion_has_openais_shape_and_the_system_message_is_the_cont
     assert_eq!(sent["messages"][2]["content"], "hello");
     assert_eq!(sent["temperature"], 0.5);
     assert_eq!(sent["max_tokens"], 7);
+    // A whole reply is asked for whole upstream: one JSON body, no stream to decode.
+    assert_eq!(sent["stream"], false);
+    assert!(sent.get("stream_options").is_none(), "{sent}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn upstream_failures_give_the_same_status_whole_or_streamed() {
+    let fake = FakeServer::start().await;
+    let server = start(config_for(&fake), settings()).await;
+    let url = server.http("/v1/chat/completions");
+    type Script = fn() -> oy3o_testkit::Scripted;
+    let cases: [(Script, u16, &str); 4] = [
+        (openai::server_error, 502, "provider"),
+        (|| openai::rate_limited("1"), 429, "rate_limit"),
+        (openai::invalid_key, 401, "auth"),
+        (|| openai::model_not_found("gpt-9"), 404, "not_found"),
+    ];
+    for (script, status, code) in cases {
+        let mut seen = Vec::new();
+        for stream in [false, true] {
+            fake.push(script());
+            let response = post(
+                &url,
+                json!({"stream": stream, "messages": [{"role": "user", "content": "x"}]}),
+            )
+            .await;
+            assert_eq!(response.status(), status, "stream: {stream}");
+            let error: Value = response.json().await.unwrap();
+            assert_eq!(error["error"]["code"], code, "stream: {stream}");
+            seen.push(error["error"]["message"].clone());
+        }
+        assert_eq!(seen[0], seen[1], "the same message either way");
+    }
+    let sent: Vec<Value> = fake
+        .requests()
+        .iter()
+        .map(|r| r.json()["stream"].clone())
+        .collect();
+    assert_eq!(sent, [false, true].repeat(4));
+    // A whole answer that is not JSON is the upstream's failure, not an empty answer.
+    fake.push(openai::malformed_whole());
+    let response = post(
+        &url,
+        json!({"messages": [{"role": "user", "content": "x"}]}),
+    )
+    .await;
+    assert_eq!(response.status(), 502);
+    let error: Value = response.json().await.unwrap();
+    assert_eq!(error["error"]["code"], "provider");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn whole_reasoning_and_usage_from_upstream_reach_the_whole_reply() {
+    let fake = FakeServer::start().await;
+    fake.push(openai::whole_with_reasoning(
+        "reasoning_content",
+        "The user greets me",
+        "Hi there!",
+    ));
+    let server = start(config_for(&fake), settings()).await;
+    let response = post(
+        &server.http("/v1/chat/completions"),
+        json!({"messages": [{"role": "user", "content": "hi"}]}),
+    )
+    .await;
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    let message = &body["choices"][0]["message"];
+    assert_eq!(message["content"], "Hi there!");
+    assert_eq!(message["reasoning_content"], "The user greets me");
+    assert_eq!(body["usage"]["prompt_tokens"], 19);
+    assert_eq!(body["usage"]["completion_tokens"], 1);
+    assert_eq!(body["choices"][0]["finish_reason"], "stop");
 }
 
 #[tokio::test(flavor = "multi_thread")]

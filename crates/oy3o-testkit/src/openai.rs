@@ -1,4 +1,5 @@
-//! OpenAI Chat Completions replies as the real API sends them (PROVIDERS.md §1.4, §1.7).
+//! OpenAI Chat Completions replies as the real API sends them (PROVIDERS.md §1.4, §1.7): streamed
+//! ([`answer`]) and whole ([`whole`], for `"stream": false`), with the same error replies for both.
 
 use crate::server::{Scripted, SseScript};
 
@@ -35,11 +36,81 @@ pub fn answer(pieces: &[&str]) -> SseScript {
     script
         .data(&chunk("{}", Some("stop")))
         .data(&format!(
-            r#"{{"id":"{ID}","object":"chat.completion.chunk","created":1727346168,"model":"gpt-4o-mini-2024-07-18","choices":[],"usage":{{"prompt_tokens":19,"completion_tokens":{},"total_tokens":{},"prompt_tokens_details":{{"cached_tokens":0,"audio_tokens":0}},"completion_tokens_details":{{"reasoning_tokens":0,"audio_tokens":0,"accepted_prediction_tokens":0,"rejected_prediction_tokens":0}}}},"obfuscation":"b2"}}"#,
-            pieces.len(),
-            19 + pieces.len()
+            r#"{{"id":"{ID}","object":"chat.completion.chunk","created":1727346168,"model":"gpt-4o-mini-2024-07-18","choices":[],"usage":{},"obfuscation":"b2"}}"#,
+            usage(pieces.len())
         ))
         .data("[DONE]")
+}
+
+/// The usage object both shapes of an answer of `pieces` carry (§1.6).
+fn usage(pieces: usize) -> String {
+    format!(
+        r#"{{"prompt_tokens":19,"completion_tokens":{pieces},"total_tokens":{},"prompt_tokens_details":{{"cached_tokens":0,"audio_tokens":0}},"completion_tokens_details":{{"reasoning_tokens":0,"audio_tokens":0,"accepted_prediction_tokens":0,"rejected_prediction_tokens":0}}}}"#,
+        19 + pieces
+    )
+}
+
+/// The same answer as [`answer`] for a request with `"stream": false`: one `chat.completion`
+/// object, shaped as the API reference's example (`CreateChatCompletionResponse`: `message`
+/// with `refusal` and `annotations`, `logprobs`, `usage` with its details, `service_tier`,
+/// `system_fingerprint`), with the same usage numbers as the stream of the same pieces. Use
+/// [`Scripted::cut_after_bytes`] for a body cut short.
+///
+/// ```no_run
+/// # async fn demo() {
+/// let server = oy3o_testkit::FakeServer::start().await;
+/// server.push(oy3o_testkit::openai::whole(&["Hi", " there!"]));
+/// # }
+/// ```
+pub fn whole(pieces: &[&str]) -> Scripted {
+    whole_message(
+        &serde_json::json!({
+            "role": "assistant",
+            "content": pieces.concat(),
+            "refusal": null,
+            "annotations": [],
+        }),
+        pieces.len(),
+    )
+}
+
+/// A whole answer whose message carries reasoning under `key` (`reasoning_content` as
+/// DeepSeek and llama.cpp write it, `reasoning` as Ollama and vLLM do; §1.9) before `text`.
+pub fn whole_with_reasoning(key: &str, reasoning: &str, text: &str) -> Scripted {
+    whole_message(
+        &serde_json::json!({ "role": "assistant", "content": text, key: reasoning }),
+        1,
+    )
+}
+
+fn whole_message(message: &serde_json::Value, pieces: usize) -> Scripted {
+    Scripted::json(
+        200,
+        &format!(
+            r#"{{"id":"{ID}","object":"chat.completion","created":1727346168,"model":"gpt-4o-mini-2024-07-18","choices":[{{"index":0,"message":{message},"logprobs":null,"finish_reason":"stop"}}],"usage":{},"service_tier":"default","system_fingerprint":"fp_5050236cbd"}}"#,
+            usage(pieces)
+        ),
+    )
+    .header("x-request-id", "req_7f3c0a1d2e4b4c9a8e2f1b6d5c4a3b21")
+    .header("openai-processing-ms", "212")
+}
+
+/// A 200 whose body is not a whole JSON answer (a truncated object), as a broken proxy sends.
+pub fn malformed_whole() -> Scripted {
+    Scripted::json(
+        200,
+        r#"{"id":"chatcmpl-C9xZk2LmQ8rT1vB4nY6pW0sD3fG7h","object":"chat.completion","choices":[{"index":0,"message":{"role":"assist"#,
+    )
+}
+
+/// The answer of `pieces` in the shape the request asks for: [`answer`] when its body says
+/// `"stream": true`, else [`whole`] (the API's default is not to stream).
+pub fn reply_to(request: &crate::RecordedRequest, pieces: &[&str]) -> Scripted {
+    if request.json()["stream"] == serde_json::Value::Bool(true) {
+        answer(pieces).build()
+    } else {
+        whole(pieces)
+    }
 }
 
 /// A text chunk carrying a reasoning delta under `key` (`reasoning_content` or `reasoning`).

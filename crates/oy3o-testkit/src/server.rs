@@ -54,6 +54,36 @@ impl Scripted {
         self.parts.insert(0, Part::Delay(delay));
         self
     }
+
+    /// Sends only the first `n` bytes of the body (chunked, so the client cannot tell the
+    /// length), then cuts the connection: a whole answer broken off mid-body.
+    pub fn cut_after_bytes(self, n: usize) -> Self {
+        self.end_after_bytes(n, Part::Cut)
+    }
+
+    /// Sends only the first `n` bytes of the body, then stops sending but keeps the
+    /// connection open: a whole answer that stalls mid-body.
+    pub fn stall_after_bytes(self, n: usize) -> Self {
+        self.end_after_bytes(n, Part::Stall)
+    }
+
+    fn end_after_bytes(mut self, n: usize, end: Part) -> Self {
+        let body: Vec<u8> = self
+            .parts
+            .iter()
+            .filter_map(|p| match p {
+                Part::Bytes(b) => Some(b.as_slice()),
+                _ => None,
+            })
+            .flatten()
+            .copied()
+            .collect();
+        self.parts.retain(|p| matches!(p, Part::Delay(_)));
+        self.parts
+            .push(Part::Bytes(body[..n.min(body.len())].to_vec()));
+        self.parts.push(end);
+        self
+    }
 }
 
 /// The faults a streamed body can show, shared by [`SseScript`] and [`NdjsonScript`].

@@ -107,9 +107,14 @@ impl Chat {
         )
     }
 
-    /// Sends a prompt and waits for the whole answer.
+    /// Sends a prompt and waits for the whole answer. Providers that can answer in one piece
+    /// are asked to ([`Options::whole`]); listeners hear the same events as with [`Chat::send`].
     pub async fn send_once(&self, prompt: impl Into<String>) -> Result<String> {
-        self.send(prompt).text().await
+        let whole = Options {
+            whole: true,
+            ..Options::default()
+        };
+        self.send_with(prompt, &whole).text().await
     }
 
     /// The conversation so far.

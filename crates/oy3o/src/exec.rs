@@ -57,12 +57,25 @@ pub(crate) fn exec_on(
     chat.send_with(prompt, options)
 }
 
-/// Like [`exec`], waiting for the whole answer.
+/// Like [`exec`], waiting for the whole answer. Providers that can answer in one piece are
+/// asked to ([`Options::whole`]); listeners hear the same events as with [`exec`].
 pub async fn exec_once(
     prompt: &str,
     context: Option<&str>,
     model: Option<&str>,
     config: &Config,
 ) -> Result<String> {
-    exec(prompt, context, model, config).text().await
+    let whole = Options {
+        whole: true,
+        ..Options::default()
+    };
+    exec_on(
+        prompt,
+        context,
+        config.resolve_all(model).as_deref(),
+        &config.listeners,
+        &whole,
+    )
+    .text()
+    .await
 }

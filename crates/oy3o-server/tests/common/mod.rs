@@ -48,7 +48,7 @@ pub async fn echo() -> FakeServer {
     let fake = FakeServer::start().await;
     fake.respond(|r| {
         let answer = format!("ANSWER({})", oy3o_testkit::openai::prompt_of(r));
-        oy3o_testkit::openai::answer(&[answer.as_str()]).build()
+        oy3o_testkit::openai::reply_to(r, &[answer.as_str()])
     });
     fake
 }

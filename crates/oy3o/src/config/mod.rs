@@ -31,6 +31,14 @@ pub struct Options {
     pub max_tokens: Option<u32>,
     /// Seed for reproducible sampling, where supported.
     pub seed: Option<u32>,
+    /// The caller reads the answer only once it is complete (`send_once`, `exec_once`, an HTTP
+    /// request with `stream: false`). A provider that can ask its API for one whole answer
+    /// does so (one JSON body instead of a stream of events to decode); the others stream as
+    /// always. Either way the reply yields the same kinds of items (text, reasoning, citations,
+    /// usage, the finish reason) in the same order, so listeners cannot tell. Not a config
+    /// setting: it belongs to the call.
+    #[serde(skip)]
+    pub whole: bool,
 }
 
 impl Options {
@@ -41,6 +49,7 @@ impl Options {
             top_p: over.top_p.or(self.top_p),
             max_tokens: over.max_tokens.or(self.max_tokens),
             seed: over.seed.or(self.seed),
+            whole: over.whole || self.whole,
         }
     }
 }

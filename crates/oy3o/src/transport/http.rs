@@ -19,6 +19,10 @@ use crate::error::{Error, ErrorCode, Result};
 use crate::event::Event;
 use crate::provider::{Delta, DeltaStream};
 
+/// The least time a whole (non-streamed) answer may take before its response head arrives
+/// ([`Upstream::for_whole_answer`]).
+pub const WHOLE_ANSWER_LIMIT: Duration = Duration::from_secs(600);
+
 /// What a provider's error body says, as far as it can be read.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct ErrorDetail {
@@ -220,6 +224,47 @@ impl Upstream {
                     }
                 }
             }
+        }
+    }
+
+    /// The same upstream for a request answered in one piece (not streamed). Such an answer's
+    /// response head comes only once the model has finished, so the first-byte limit bounds
+    /// the whole generation: it is at least [`WHOLE_ANSWER_LIMIT`], as OpenAI's own SDK waits
+    /// for a request (`DEFAULT_TIMEOUT`, 600 s, in openai-python's `_constants.py`).
+    pub fn for_whole_answer(&self) -> Self {
+        let mut whole = self.clone();
+        whole.timeouts.first_byte = whole.timeouts.first_byte.max(WHOLE_ANSWER_LIMIT);
+        whole
+    }
+
+    /// The whole answer body, read with the limits and errors of [`Upstream::body`]. A body
+    /// that arrives in one read (the usual case for a short answer) is not copied.
+    pub fn body_bytes(
+        &self,
+        response: Response,
+    ) -> impl Future<Output = Result<Bytes>> + Send + 'static {
+        let chunks = self.body(response);
+        async move {
+            futures::pin_mut!(chunks);
+            let mut first: Option<Bytes> = None;
+            let mut rest: Option<Vec<u8>> = None;
+            while let Some(chunk) = chunks.next().await {
+                let chunk = chunk?;
+                match (&mut first, &mut rest) {
+                    (None, _) => first = Some(chunk),
+                    (Some(head), None) => {
+                        let mut joined = Vec::with_capacity(head.len() + chunk.len());
+                        joined.extend_from_slice(head);
+                        joined.extend_from_slice(&chunk);
+                        rest = Some(joined);
+                    }
+                    (Some(_), Some(joined)) => joined.extend_from_slice(&chunk),
+                }
+            }
+            Ok(match rest {
+                Some(joined) => Bytes::from(joined),
+                None => first.unwrap_or_default(),
+            })
         }
     }
 

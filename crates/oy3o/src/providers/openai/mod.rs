@@ -2,11 +2,14 @@
 //! llama.cpp, LM Studio, Groq, DeepSeek, OpenRouter, Ollama's `/v1`), or with
 //! `api = "responses"` in its config section, the Responses API. Wire format:
 //! `shared/wire/PROVIDERS.md` §1 (Chat Completions), §1.9 (reasoning deltas), §2 (Responses),
-//! §5.5 (Ollama), §6 (llama.cpp).
+//! §5.5 (Ollama), §6 (llama.cpp). Chat Completions asks for a whole answer (`"stream": false`)
+//! when the caller wants one ([`crate::config::Options::whole`]); the Responses API always
+//! streams.
 
 mod request;
 mod responses;
 mod stream;
+mod whole;
 
 use bytes::Bytes;
 
@@ -93,12 +96,35 @@ impl Completions for ChatCompletions {
         };
         let url = self.url.clone();
         let headers = self.request.headers.clone();
-        let upstream = self.upstream.clone();
-        self.upstream.answer(
+        let whole = request.options.whole;
+        let whole_upstream;
+        let opener = if whole {
+            whole_upstream = self.upstream.for_whole_answer();
+            &whole_upstream
+        } else {
+            &self.upstream
+        };
+        let upstream = opener.clone();
+        opener.answer(
             move |client| url.post(client).headers(headers.clone()).body(body.clone()),
-            move |response| stream::deltas(upstream.sse(response)),
+            move |response| {
+                // A server (or a proxy before it) that streams anyway is read as a stream.
+                if whole && !is_event_stream(&response) {
+                    whole::deltas(upstream.body_bytes(response))
+                } else {
+                    stream::deltas(upstream.sse(response))
+                }
+            },
         )
     }
+}
+
+fn is_event_stream(response: &reqwest::Response) -> bool {
+    response
+        .headers()
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim_start().starts_with("text/event-stream"))
 }
 
 /// Decodes and maps a Chat Completions answer held in memory, read by read, as the provider
@@ -106,6 +132,13 @@ impl Completions for ChatCompletions {
 #[doc(hidden)]
 pub fn replay(body: Vec<Bytes>) -> DeltaStream {
     stream::deltas(sse::events(futures::stream::iter(body.into_iter().map(Ok))))
+}
+
+/// Maps a whole (non-streamed) Chat Completions answer held in memory, as the provider does
+/// with one from the network. For benchmarks; not a stable API.
+#[doc(hidden)]
+pub fn replay_whole(body: Bytes) -> DeltaStream {
+    whole::deltas(async move { Ok(body) })
 }
 
 /// Like [`replay`], for a Responses API answer. For benchmarks; not a stable API.

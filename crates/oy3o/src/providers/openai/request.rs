@@ -56,7 +56,10 @@ impl RequestShape {
     }
 }
 
-/// `{"model", "messages", "stream": true, "stream_options", options…}` for one request.
+/// `{"model", "messages", "stream": true, "stream_options", options…}` for one request, or
+/// `"stream": false` without `stream_options` when the caller wants the answer whole
+/// ([`Options::whole`](crate::config::Options::whole)): the API refuses `stream_options` on a
+/// request that does not stream, and a whole answer always carries its `usage`.
 struct Body<'a> {
     shape: &'a RequestShape,
     request: &'a CompletionRequest,
@@ -68,13 +71,15 @@ impl Serialize for Body<'_> {
         let mut map = serializer.serialize_map(None)?;
         map.serialize_entry("model", &self.shape.model)?;
         map.serialize_entry("messages", &Messages(&self.request.messages))?;
-        map.serialize_entry("stream", &true)?;
-        map.serialize_entry(
-            "stream_options",
-            &StreamOptions {
-                include_usage: true,
-            },
-        )?;
+        map.serialize_entry("stream", &!o.whole)?;
+        if !o.whole {
+            map.serialize_entry(
+                "stream_options",
+                &StreamOptions {
+                    include_usage: true,
+                },
+            )?;
+        }
         // Sampling values go out as f64, as they always did (a JSON number of the f32).
         if let Some(t) = o.temperature {
             map.serialize_entry("temperature", &f64::from(t))?;

@@ -27,8 +27,10 @@ struct Choice {
     finish_reason: Option<String>,
 }
 
+/// The text of a stream chunk's `delta`, or of a whole answer's `message`: the same keys in
+/// both (`ChatCompletionStreamResponseDelta`, `ChatCompletionResponseMessage`).
 #[derive(Deserialize, Default)]
-struct WireDelta {
+pub(super) struct WireDelta {
     #[serde(default)]
     content: Option<String>,
     #[serde(default)]
@@ -59,7 +61,7 @@ struct UrlCitation {
 }
 
 #[derive(Deserialize)]
-struct WireUsage {
+pub(super) struct WireUsage {
     #[serde(default)]
     prompt_tokens: u64,
     #[serde(default)]
@@ -139,43 +141,54 @@ fn map_chunk(
     // `choices` may be empty (usage chunk, Azure's first chunk): never index blindly.
     for choice in chunk.choices {
         if let Some(delta) = choice.delta {
-            for reasoning in [delta.reasoning_content, delta.reasoning]
-                .into_iter()
-                .flatten()
-            {
-                if !reasoning.is_empty() {
-                    out.push(Delta::Event(Event::Reasoning(reasoning)));
-                }
-            }
-            for text in [delta.content, delta.refusal].into_iter().flatten() {
-                if !text.is_empty() {
-                    out.push(Delta::Text(text));
-                }
-            }
-            for annotation in delta.annotations.into_iter().flatten() {
-                if let Some(c) = annotation.url_citation {
-                    out.push(Delta::Event(Event::Citation(Citation {
-                        url: c.url,
-                        title: c.title,
-                        start: c.start_index,
-                        end: c.end_index,
-                    })));
-                }
-            }
+            push_text(delta, out);
         }
         if let Some(reason) = choice.finish_reason {
             *finish = Some(reason);
         }
     }
     if let Some(u) = chunk.usage {
-        out.push(Delta::Event(Event::Usage(Usage {
-            input_tokens: u.prompt_tokens,
-            output_tokens: u.completion_tokens,
-            cached_tokens: u.prompt_tokens_details.and_then(|d| d.cached_tokens),
-            reasoning_tokens: u.completion_tokens_details.and_then(|d| d.reasoning_tokens),
-        })));
+        out.push(usage_event(u));
     }
     Ok(())
+}
+
+/// The deltas of one `delta` (or whole `message`): reasoning first, then the text (a refusal
+/// is the answer's text), then the citations.
+pub(super) fn push_text(delta: WireDelta, out: &mut Vec<Delta>) {
+    for reasoning in [delta.reasoning_content, delta.reasoning]
+        .into_iter()
+        .flatten()
+    {
+        if !reasoning.is_empty() {
+            out.push(Delta::Event(Event::Reasoning(reasoning)));
+        }
+    }
+    for text in [delta.content, delta.refusal].into_iter().flatten() {
+        if !text.is_empty() {
+            out.push(Delta::Text(text));
+        }
+    }
+    for annotation in delta.annotations.into_iter().flatten() {
+        if let Some(c) = annotation.url_citation {
+            out.push(Delta::Event(Event::Citation(Citation {
+                url: c.url,
+                title: c.title,
+                start: c.start_index,
+                end: c.end_index,
+            })));
+        }
+    }
+}
+
+/// The `usage` event of an answer.
+pub(super) fn usage_event(u: WireUsage) -> Delta {
+    Delta::Event(Event::Usage(Usage {
+        input_tokens: u.prompt_tokens,
+        output_tokens: u.completion_tokens,
+        cached_tokens: u.prompt_tokens_details.and_then(|d| d.cached_tokens),
+        reasoning_tokens: u.completion_tokens_details.and_then(|d| d.reasoning_tokens),
+    }))
 }
 
 fn in_stream_error(error: &serde_json::Value) -> Error {

@@ -1,0 +1,108 @@
+"""Instructions per request of `oy3o serve` (valgrind's callgrind), for before/after comparisons
+that the machine's load does not blur.
+
+    python3 bench/server_callgrind.py [BINARY] [whole|stream]
+
+Runs the server under callgrind twice, answering 300 then 600 sequential
+`/v1/chat/completions` requests over one keep-alive connection (from a keep-alive fake
+upstream in this process that replays the recorded llama.cpp stream, or its whole JSON answer
+for `"stream": false`), and prints the difference divided by 300: start-up and shutdown cancel
+out. BINARY defaults to target/release/oy3o (honours CARGO_TARGET_DIR).
+"""
+
+import http.client
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+STREAM = (ROOT / "tests/fixtures/llama-cpp-python-0.3-chat-stream.sse").read_bytes()
+WHOLE = json.dumps({
+    "id": "chatcmpl-bench", "object": "chat.completion", "created": 1795712512, "model": "smollm2",
+    "choices": [{"index": 0, "message": {"role": "assistant", "content": "1 + 1 = 2 in mathematics."},
+                 "logprobs": None, "finish_reason": "stop"}],
+    "usage": {"prompt_tokens": 37, "completion_tokens": 9, "total_tokens": 46},
+}).encode()
+
+
+class Upstream(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args):
+        pass
+
+    def do_POST(self):
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        streamed = body.get("stream") is True
+        data = STREAM if streamed else WHOLE
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream" if streamed else "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def instructions(binary, mode, n, upstream_port):
+    with tempfile.TemporaryDirectory() as tmp:
+        config = Path(tmp) / "oy3o.toml"
+        config.write_text(
+            f'model = "openai:bench"\nstore = "none"\n\n[providers.openai]\n'
+            f'base_url = "http://127.0.0.1:{upstream_port}/v1"\napi_key = "sk-bench"\nmax_retries = 0\n'
+        )
+        port = free_port()
+        log = Path(tmp) / "valgrind.log"
+        server = subprocess.Popen(
+            ["valgrind", "--tool=callgrind", f"--callgrind-out-file={tmp}/cg.out", f"--log-file={log}",
+             binary, "serve", "--host", "127.0.0.1", "--port", str(port), "--config", str(config)],
+            stdout=subprocess.DEVNULL,
+        )
+        try:
+            for _ in range(600):
+                try:
+                    conn = http.client.HTTPConnection("127.0.0.1", port)
+                    conn.connect()
+                    break
+                except OSError:
+                    time.sleep(0.1)
+            body = json.dumps({"model": "openai:bench", "stream": mode == "stream",
+                               "messages": [{"role": "user", "content": "What is 1+1?"}]})
+            for _ in range(n):
+                conn.request("POST", "/v1/chat/completions", body, {"Content-Type": "application/json"})
+                response = conn.getresponse()
+                answer = response.read()
+                assert response.status == 200, answer
+        finally:
+            server.send_signal(2)
+            server.wait(timeout=120)
+        collected = re.search(r"Collected : (\d+)", log.read_text())
+        return int(collected.group(1))
+
+
+def main():
+    target = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
+    binary = sys.argv[1] if len(sys.argv) > 1 else str(target / "release/oy3o")
+    mode = sys.argv[2] if len(sys.argv) > 2 else "whole"
+    upstream = ThreadingHTTPServer(("127.0.0.1", 0), Upstream)
+    threading.Thread(target=upstream.serve_forever, daemon=True).start()
+    port = upstream.server_address[1]
+    few = instructions(binary, mode, 300, port)
+    many = instructions(binary, mode, 600, port)
+    print(f"{mode}: {(many - few) / 300:,.0f} instructions per request ({binary})")
+
+
+if __name__ == "__main__":
+    main()
