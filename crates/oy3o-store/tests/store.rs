@@ -787,15 +787,28 @@ async fn beyond_the_byte_budget_the_oldest_finished_turns_are_dropped_and_report
         "the newest turn is kept: {:?}",
         stored.last()
     );
+    // Drops are reported at once, then summed at most every 10 s, and the rest when the
+    // recorder closes: close it and wait (bounded) for the last report.
+    drop(recorder);
+    let reported = || -> u64 {
+        health
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|h| match h {
+                Health::Dropped { turns } => *turns,
+                other => panic!("only drops to report: {other:?}"),
+            })
+            .sum()
+    };
+    for _ in 0..200 {
+        if reported() >= dropped {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let health = health.lock().unwrap().clone();
-    let reported: u64 = health
-        .iter()
-        .map(|h| match h {
-            Health::Dropped { turns } => *turns,
-            other => panic!("only drops to report: {other:?}"),
-        })
-        .sum();
-    assert_eq!(reported, dropped, "every dropped turn reported: {health:?}");
+    assert_eq!(reported(), dropped, "every dropped turn reported: {health:?}");
     drop(streaming);
     store.close().await;
 }

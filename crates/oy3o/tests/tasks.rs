@@ -24,7 +24,7 @@ async fn fake() -> FakeServer {
         } else {
             Duration::from_millis(5)
         };
-        openai::answer(&[answer.as_str()]).build().delayed(delay)
+        openai::reply_to(request, &[answer.as_str()]).delayed(delay)
     });
     server
 }
@@ -158,6 +158,14 @@ async fn the_next_stage_receives_exactly_the_documented_context() {
     assert_eq!(
         openai::system_of(&combine).unwrap(),
         "[alpha]: ANSWER(first)\n[/alpha]\n[openai:other]: ANSWER(second)\n[/openai:other]\nBe brief."
+    );
+    // Answers are read whole, so tasks ask for them whole.
+    assert!(
+        server
+            .requests()
+            .iter()
+            .all(|r| r.json()["stream"] == serde_json::Value::Bool(false)),
+        "every task asks with stream: false"
     );
 }
 

@@ -235,9 +235,12 @@ pub(super) async fn run_task(
             outcome.error = Some(e);
         }
         Ok((prompt, context)) => {
+            // A task's answer is only ever read whole: a provider that can ask its API for
+            // one whole answer does (one JSON body to decode instead of a stream of events).
             let options = Options {
                 temperature: task.temperature,
                 max_tokens: task.max_tokens,
+                whole: true,
                 ..Options::default()
             };
             let model = task.model.as_deref();
