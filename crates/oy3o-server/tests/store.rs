@@ -305,3 +305,85 @@ async fn a_store_that_cannot_be_opened_leaves_the_server_serving() {
     let frames = ask(&mut client, json!({"id": "c", "history": true})).await;
     assert_eq!(frames[0]["code"], "not_found");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn http_answers_are_recorded_for_the_token_that_asked() {
+    use sha2::Digest as _;
+    let fake = FakeServer::start().await;
+    fake.respond(|r| {
+        let prompt = oy3o_testkit::openai::prompt_of(r);
+        if prompt == "boom" {
+            return oy3o_testkit::openai::server_error();
+        }
+        let answer = format!("ANSWER({prompt})");
+        oy3o_testkit::openai::reply_to(r, &[answer.as_str()])
+    });
+    let dir = TempDir::new("server-store-http");
+    let setting = StoreSetting::Sqlite(dir.0.join("oy3o.db"));
+    let server = start(
+        config_for(&fake),
+        Settings {
+            tokens: vec![Token::new("t-alice").unwrap()],
+            ..with_store(setting.clone())
+        },
+    )
+    .await;
+    let client = reqwest::Client::new();
+    for (prompt, stream) in [("whole", false), ("streamed", true), ("boom", false)] {
+        let body = json!({"model": "", "stream": stream, "messages": [
+            {"role": "system", "content": "be brief"},
+            {"role": "user", "content": prompt},
+        ]});
+        let response = client
+            .post(server.http("/v1/chat/completions"))
+            .bearer_auth("t-alice")
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().is_success(), prompt != "boom", "{prompt}");
+        response.text().await.unwrap();
+    }
+    let store = open(&setting).await;
+    let alice: String = sha2::Sha256::digest(b"t-alice")
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let mut logged = Vec::new();
+    for _ in 0..600 {
+        logged = store.recent_turns(&alice, 10, None).await.unwrap();
+        if logged.len() == 3 && logged.iter().all(|t| t.turn.state.is_final()) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let mut turns: Vec<(String, String, TurnState)> = logged
+        .iter()
+        .map(|t| (t.turn.prompt.clone(), t.turn.answer.clone(), t.turn.state))
+        .collect();
+    turns.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(
+        turns,
+        [
+            ("boom".to_owned(), String::new(), TurnState::Error),
+            (
+                "streamed".into(),
+                "ANSWER(streamed)".into(),
+                TurnState::Done
+            ),
+            ("whole".into(), "ANSWER(whole)".into(), TurnState::Done),
+        ]
+    );
+    let failed = logged.iter().find(|t| t.turn.prompt == "boom").unwrap();
+    assert!(failed.turn.error.as_deref().is_some_and(|e| !e.is_empty()));
+    let chat = store
+        .chat_by_id(&alice, &logged[0].turn.chat_id)
+        .await
+        .unwrap()
+        .expect("the turn's chat is alice's");
+    assert_eq!(chat.context.as_deref(), Some("be brief"));
+    assert!(
+        store.recent_turns("", 10, None).await.unwrap().is_empty(),
+        "nobody else's"
+    );
+}

@@ -10,11 +10,12 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use axum::Json;
 use axum::body::{Body, Bytes};
 use axum::extract::State;
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
 use oy3o::provider::Delta;
 use oy3o::{Chain, Chat, Config, Event, Listeners, Message, Options, Output, Reply, Role, Usage};
+use oy3o_store::{ChatRecord, TurnRecorder, TurnState};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -198,8 +199,15 @@ fn parse_request(body: &[u8]) -> Result<CompletionRequest, String> {
     }
 }
 
-/// `POST /v1/chat/completions`.
-pub(crate) async fn completions(State(state): State<Arc<AppState>>, body: Bytes) -> Response {
+/// `POST /v1/chat/completions`. With a store, the answer is recorded as a turn of a chat of
+/// its own (the request's last user message as the prompt, its system messages as the
+/// context), owned like a WebSocket chat by the token that asked.
+pub(crate) async fn completions(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    uri: Uri,
+    body: Bytes,
+) -> Response {
     let started = Instant::now();
     let request: CompletionRequest = match parse_request(&body) {
         Ok(r) => r,
@@ -215,6 +223,11 @@ pub(crate) async fn completions(State(state): State<Arc<AppState>>, body: Bytes)
         Ok(c) => c,
         Err(m) => return bad_request(&state, &m),
     };
+    // Only with a store, so a server without one copies nothing.
+    let asked = state
+        .store
+        .open_store()
+        .map(|_| (conversation.prompt.clone(), conversation.context.clone()));
     let streamed = request.stream.unwrap_or(false);
     let options = Options {
         temperature: request.temperature,
@@ -252,6 +265,14 @@ pub(crate) async fn completions(State(state): State<Arc<AppState>>, body: Bytes)
             .and_then(|t| t.first().map(|t| t.reference.to_string()))
             .unwrap_or_else(|| "default".into())
     });
+    let record = match (state.store.open_store(), asked) {
+        (Some(open), Some((prompt, context))) => {
+            let owner = crate::auth::owner(&state.settings, &headers, uri.query());
+            let chat = ChatRecord::new(&owner, None, Some(&shown_model), context.as_deref());
+            Some(open.recorder.begin_turn(&chat, 0, &prompt))
+        }
+        _ => None,
+    };
     let meta = Meta {
         id: completion_id(),
         created: now(),
@@ -263,9 +284,29 @@ pub(crate) async fn completions(State(state): State<Arc<AppState>>, body: Bytes)
             .stream_options
             .and_then(|o| o.include_usage)
             .unwrap_or(false);
-        stream(state, reply, meta, usage).await
+        stream(state, reply, meta, usage, record).await
     } else {
-        whole(state, reply, meta).await
+        whole(state, reply, meta, record).await
+    }
+}
+
+/// Notes one output of the answer in its stored turn, if it has one.
+fn note(record: Option<&TurnRecorder>, output: &Output) {
+    match (record, output) {
+        (Some(turn), Output::Text(text)) => turn.chunk(text),
+        (Some(turn), Output::Event(event)) => turn.event(event),
+        (None, _) => {}
+    }
+}
+
+/// Ends the stored turn, if the answer has one: `done` with the usage, or `error` with the
+/// error's message. (A stream whose client hangs up drops its turn unfinished: `cancelled`.)
+fn close(record: Option<&TurnRecorder>, usage: Option<&Usage>, error: Option<&oy3o::Error>) {
+    if let Some(turn) = record {
+        match error {
+            None => turn.finish(TurnState::Done, usage, None),
+            Some(e) => turn.finish(TurnState::Error, usage, Some(e.message())),
+        }
     }
 }
 
@@ -371,15 +412,24 @@ fn usage_json(usage: &Usage) -> Value {
 }
 
 /// The whole answer as one `chat.completion`.
-async fn whole(state: Arc<AppState>, reply: Reply, meta: Meta) -> Response {
+async fn whole(
+    state: Arc<AppState>,
+    reply: Reply,
+    meta: Meta,
+    record: Option<TurnRecorder>,
+) -> Response {
     let answering = Answering::start(&state, meta.started);
     let mut outputs = reply.outputs();
     let mut reasoning = String::new();
     let mut failure = None;
     while let Some(item) = outputs.next().await {
         match item {
-            Ok(Output::Event(Event::Reasoning(t))) => reasoning.push_str(&t),
-            Ok(_) => {}
+            Ok(output) => {
+                note(record.as_ref(), &output);
+                if let Output::Event(Event::Reasoning(t)) = output {
+                    reasoning.push_str(&t);
+                }
+            }
             Err(e) => {
                 failure = Some(e);
                 break;
@@ -387,10 +437,11 @@ async fn whole(state: Arc<AppState>, reply: Reply, meta: Meta) -> Response {
         }
     }
     drop(answering);
+    let reply = outputs.reply();
+    close(record.as_ref(), reply.usage(), failure.as_ref());
     if let Some(e) = failure {
         return engine_error(&state, &e);
     }
-    let reply = outputs.reply();
     let body = Completion {
         id: &meta.id,
         object: "chat.completion",
@@ -541,15 +592,24 @@ fn error_event(code: &str, message: &str) -> Bytes {
 
 /// The answer as server-sent events. The head waits for the first item, so a failure before
 /// the answer starts is a plain HTTP error with its status.
-async fn stream(state: Arc<AppState>, reply: Reply, meta: Meta, include_usage: bool) -> Response {
+async fn stream(
+    state: Arc<AppState>,
+    reply: Reply,
+    meta: Meta,
+    include_usage: bool,
+    record: Option<TurnRecorder>,
+) -> Response {
     let mut outputs = reply.outputs();
     let first = loop {
         match outputs.next().await {
-            Some(Ok(Output::Event(e))) if !matches!(e, Event::Reasoning(_)) => continue,
+            Some(Ok(Output::Event(e))) if !matches!(e, Event::Reasoning(_)) => {
+                note(record.as_ref(), &Output::Event(e));
+            }
             other => break other,
         }
     };
     if let Some(Err(e)) = &first {
+        close(record.as_ref(), outputs.reply().usage(), Some(e));
         return engine_error(&state, e);
     }
     state.metrics.first_chunk(meta.started.elapsed());
@@ -559,12 +619,16 @@ async fn stream(state: Arc<AppState>, reply: Reply, meta: Meta, include_usage: b
         yield Ok::<_, Infallible>(writer.role());
         let mut next = first;
         loop {
+            if let Some(Ok(output)) = &next {
+                note(record.as_ref(), output);
+            }
             match next {
                 Some(Ok(Output::Text(t))) => yield Ok(writer.text("content", &t)),
                 Some(Ok(Output::Event(Event::Reasoning(t)))) => yield Ok(writer.text("reasoning_content", &t)),
                 Some(Ok(Output::Event(_))) => {}
                 Some(Err(e)) => {
                     state.metrics.error(e.code().as_str());
+                    close(record.as_ref(), outputs.reply().usage(), Some(&e));
                     yield Ok(error_event(e.code().as_str(), e.message()));
                     break;
                 }
@@ -572,6 +636,7 @@ async fn stream(state: Arc<AppState>, reply: Reply, meta: Meta, include_usage: b
                     // Built before the yields: a `&Reply` held across one would make the body
                     // stream non-Send (the engine's stream is Send, not Sync).
                     let reply = outputs.reply();
+                    close(record.as_ref(), reply.usage(), None);
                     let finish = writer.finish(reply.finish_reason().unwrap_or("stop"));
                     let usage = reply.usage().filter(|_| include_usage).map(|u| writer.usage(u));
                     yield Ok(finish);
