@@ -808,7 +808,11 @@ async fn beyond_the_byte_budget_the_oldest_finished_turns_are_dropped_and_report
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let health = health.lock().unwrap().clone();
-    assert_eq!(reported(), dropped, "every dropped turn reported: {health:?}");
+    assert_eq!(
+        reported(),
+        dropped,
+        "every dropped turn reported: {health:?}"
+    );
     drop(streaming);
     store.close().await;
 }
