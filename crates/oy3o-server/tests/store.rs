@@ -387,3 +387,47 @@ async fn http_answers_are_recorded_for_the_token_that_asked() {
         "nobody else's"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_http_stream_its_client_leaves_is_recorded_cancelled() {
+    let fake = FakeServer::start().await;
+    let pieces: Vec<String> = (0..40).map(|i| format!("p{i} ")).collect();
+    let refs: Vec<&str> = pieces.iter().map(String::as_str).collect();
+    fake.push(
+        oy3o_testkit::openai::answer(&refs)
+            .delay(std::time::Duration::from_millis(50))
+            .build(),
+    );
+    let dir = TempDir::new("server-store-http-cancel");
+    let setting = StoreSetting::Sqlite(dir.0.join("oy3o.db"));
+    let server = start(config_for(&fake), with_store(setting.clone())).await;
+    let body =
+        json!({"model": "", "stream": true, "messages": [{"role": "user", "content": "long"}]});
+    let mut response = reqwest::Client::new()
+        .post(server.http("/v1/chat/completions"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert!(response.status().is_success());
+    let first = response.chunk().await.unwrap().expect("a first chunk");
+    assert!(!first.is_empty());
+    drop(response);
+    let store = open(&setting).await;
+    let mut state = None;
+    for _ in 0..600 {
+        let logged = store.recent_turns("", 10, None).await.unwrap();
+        if let Some(t) = logged.first().filter(|t| t.turn.state.is_final()) {
+            state = Some((t.turn.state, t.turn.prompt.clone(), t.turn.answer.clone()));
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let (state, prompt, answer) = state.expect("the turn ended in the store");
+    assert_eq!(state, TurnState::Cancelled);
+    assert_eq!(prompt, "long");
+    assert!(
+        answer.len() < pieces.concat().len(),
+        "only part of the answer came before the client left: {answer:?}"
+    );
+}
