@@ -57,15 +57,8 @@ macro_rules! shared_methods {
                 owner: &str,
                 name: &str,
             ) -> $crate::error::Result<Option<$crate::record::ChatRecord>> {
-                let row = sqlx::query("SELECT * FROM chats WHERE owner = $1 AND name = $2")
-                    .bind(owner)
-                    .bind(name)
-                    .fetch_optional(&self.pool)
-                    .await?;
-                Ok(match row {
-                    Some(row) => Some($crate::rows::chat_from_row!(&row)),
-                    None => None,
-                })
+                self.chat_where("SELECT * FROM chats WHERE owner = $1 AND name = $2", owner, name)
+                    .await
             }
 
             /// [`crate::Store::chat_by_id`].
@@ -74,9 +67,20 @@ macro_rules! shared_methods {
                 owner: &str,
                 id: &str,
             ) -> $crate::error::Result<Option<$crate::record::ChatRecord>> {
-                let row = sqlx::query("SELECT * FROM chats WHERE owner = $1 AND id = $2")
+                self.chat_where("SELECT * FROM chats WHERE owner = $1 AND id = $2", owner, id)
+                    .await
+            }
+
+            /// The chat `sql` selects by owner (`$1`) and one more key (`$2`).
+            async fn chat_where(
+                &self,
+                sql: &'static str,
+                owner: &str,
+                key: &str,
+            ) -> $crate::error::Result<Option<$crate::record::ChatRecord>> {
+                let row = sqlx::query(sql)
                     .bind(owner)
-                    .bind(id)
+                    .bind(key)
                     .fetch_optional(&self.pool)
                     .await?;
                 Ok(match row {

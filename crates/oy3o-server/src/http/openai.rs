@@ -223,11 +223,12 @@ pub(crate) async fn completions(
         Ok(c) => c,
         Err(m) => return bad_request(&state, &m),
     };
-    // Only with a store, so a server without one copies nothing.
-    let asked = state
-        .store
-        .open_store()
-        .map(|_| (conversation.prompt.clone(), conversation.context.clone()));
+    // What the stored turn records, copied only with a store (the conversation itself goes to
+    // the engine).
+    let asked = state.store.open_store().map(|open| {
+        let prompt = conversation.prompt.clone();
+        (open, prompt, conversation.context.clone())
+    });
     let streamed = request.stream.unwrap_or(false);
     let options = Options {
         temperature: request.temperature,
@@ -265,14 +266,11 @@ pub(crate) async fn completions(
             .and_then(|t| t.first().map(|t| t.reference.to_string()))
             .unwrap_or_else(|| "default".into())
     });
-    let record = match (state.store.open_store(), asked) {
-        (Some(open), Some((prompt, context))) => {
-            let owner = crate::auth::owner(&state.settings, &headers, uri.query());
-            let chat = ChatRecord::new(&owner, None, Some(&shown_model), context.as_deref());
-            Some(open.recorder.begin_turn(&chat, 0, &prompt))
-        }
-        _ => None,
-    };
+    let record = asked.map(|(open, prompt, context)| {
+        let owner = crate::auth::owner(&state.settings, &headers, uri.query());
+        let chat = ChatRecord::new(&owner, None, Some(&shown_model), context.as_deref());
+        open.recorder.begin_turn(&chat, 0, &prompt)
+    });
     let meta = Meta {
         id: completion_id(),
         created: now(),

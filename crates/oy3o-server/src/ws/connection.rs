@@ -10,7 +10,7 @@ use futures::{SinkExt, StreamExt};
 use oy3o::{Chat, Event, Options, Role};
 use oy3o_store::{ChatRecord, TurnRecord};
 use serde_json::json;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::limits::InFlight;
@@ -77,10 +77,9 @@ pub(crate) async fn run(socket: WebSocket, state: Arc<AppState>, owner: String) 
         in_flight: InFlight::default(),
         owner,
     };
-    if let Some(open) = state.store.open_store() {
-        let health = open.health_changes();
+    if state.store.open_store().is_some() {
         let (out, alive) = (connection.out.clone(), connection.alive.clone());
-        tokio::spawn(tell_store_health(state.clone(), health, out, alive));
+        tokio::spawn(tell_store_health(state.clone(), out, alive));
     }
     connection.read(stream).await;
     connection.alive.cancel();
@@ -111,15 +110,11 @@ fn carry_over(chat: &Chat, old: &Chat, record: &ChatRecord, id: &str) {
 /// Tells the client of every change in the store's health as a `store` event (no `id`): the
 /// answers go on while the database fails, but the client learns that its turns wait in memory,
 /// and when they are written again. A connection opened during an outage hears of it at once.
-async fn tell_store_health(
-    state: Arc<AppState>,
-    mut health: watch::Receiver<Option<String>>,
-    out: mpsc::Sender<Out>,
-    alive: CancellationToken,
-) {
+async fn tell_store_health(state: Arc<AppState>, out: mpsc::Sender<Out>, alive: CancellationToken) {
     let Some(open) = state.store.open_store() else {
         return;
     };
+    let mut health = open.health_changes();
     let mut told_failing = false;
     loop {
         let failing = health.borrow_and_update().clone();
