@@ -233,6 +233,18 @@ fn micros(d: Duration) -> String {
 }
 
 fn print_row(name: &str, mode: &str, concurrency: usize, s: &Stats, direct: Option<&Stats>) {
+    print_row_with(name, mode, concurrency, s, direct, "");
+}
+
+/// [`print_row`] with `extra` cells (each `" x |"`) at the end of the row.
+fn print_row_with(
+    name: &str,
+    mode: &str,
+    concurrency: usize,
+    s: &Stats,
+    direct: Option<&Stats>,
+    extra: &str,
+) {
     let (p50, p99) = (Stats::pct(&s.total, 0.5), Stats::pct(&s.total, 0.99));
     let added = |mine: Duration, base: Duration| {
         format!("{:+.0} µs", (mine.as_secs_f64() - base.as_secs_f64()) * 1e6)
@@ -250,7 +262,7 @@ fn print_row(name: &str, mode: &str, concurrency: usize, s: &Stats, direct: Opti
         micros(Stats::pct(&s.first, 0.5))
     };
     println!(
-        "| {name} | {mode} | {concurrency} | {} | {} | {a50} | {a99} | {first} | {:.0} |",
+        "| {name} | {mode} | {concurrency} | {} | {} | {a50} | {a99} | {first} | {:.0} |{extra}",
         micros(p50),
         micros(p99),
         s.rate()
@@ -659,11 +671,12 @@ async fn store_run() {
         "\n## The store's cost: oy3o serve with the store off, SQLite, PostgreSQL ({WINDOW:?} per cell)\n"
     );
     println!(
-        "| target | mode | concurrency | P50 | P99 | added P50 | added P99 | first chunk P50 | req/s |"
+        "| target | mode | concurrency | P50 | P99 | added P50 | added P99 | first chunk P50 | req/s | oy3o CPU per request | PostgreSQL CPU per request |"
     );
-    println!("|---|---|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for (name, store) in &stores {
         let (child, address) = spawn_oy3o(&dir, upstream, store);
+        let pid = child.id();
         let children = Children(vec![child]);
         let target = Target {
             name,
@@ -678,12 +691,84 @@ async fn store_run() {
         );
         for concurrency in [1, 32] {
             let reference = http_load(&direct, true, concurrency).await;
+            let cpu = CpuMeter::start(pid);
             let stats = http_load(&target, true, concurrency).await;
-            print_row(name, "HTTP stream", concurrency, &stats, Some(&reference));
+            let extra = cpu.per_request(stats.total.len());
+            print_row_with(
+                name,
+                "HTTP stream",
+                concurrency,
+                &stats,
+                Some(&reference),
+                &extra,
+            );
+            let cpu = CpuMeter::start(pid);
             let stats = websocket_load(&address.to_string(), concurrency).await;
-            print_row(name, "WebSocket", concurrency, &stats, None);
+            let extra = cpu.per_request(stats.total.len());
+            print_row_with(name, "WebSocket", concurrency, &stats, None, &extra);
         }
         drop(children);
     }
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// CPU time of all threads of the processes `pids` (Linux `schedstat`, nanoseconds; threads that
+/// ended are not counted, and this server's and PostgreSQL's threads live as long as the run).
+fn cpu_of(pids: impl Iterator<Item = u32>) -> Duration {
+    let mut total = 0u64;
+    for pid in pids {
+        let Ok(threads) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+            continue;
+        };
+        for thread in threads.flatten() {
+            if let Some(ns) = std::fs::read_to_string(thread.path().join("schedstat"))
+                .ok()
+                .and_then(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+            {
+                total += ns;
+            }
+        }
+    }
+    Duration::from_nanos(total)
+}
+
+/// Every PostgreSQL process on the machine (the bench's throwaway server is the only one the
+/// bench expects; its backends are separate processes).
+fn postgres_pids() -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                .is_ok_and(|c| c.trim() == "postgres")
+        })
+        .collect()
+}
+
+/// The CPU an `oy3o serve` process and the PostgreSQL processes spend during one cell.
+struct CpuMeter {
+    pid: u32,
+    server: Duration,
+    database: Duration,
+}
+
+impl CpuMeter {
+    fn start(pid: u32) -> Self {
+        Self {
+            pid,
+            server: cpu_of(std::iter::once(pid)),
+            database: cpu_of(postgres_pids().into_iter()),
+        }
+    }
+
+    /// The two table cells: server and database CPU µs per request since [`CpuMeter::start`].
+    fn per_request(&self, requests: usize) -> String {
+        let server = cpu_of(std::iter::once(self.pid)) - self.server;
+        let database = cpu_of(postgres_pids().into_iter()) - self.database;
+        let per = |d: Duration| d.as_secs_f64() * 1e6 / requests.max(1) as f64;
+        format!(" {:.0} µs | {:.0} µs |", per(server), per(database))
+    }
 }

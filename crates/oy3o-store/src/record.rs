@@ -19,16 +19,23 @@ pub fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
-/// A new random id: 32 lowercase hex digits (128 random bits).
+/// A new id: 32 lowercase hex digits, time first. The first 12 digits are the Unix time in
+/// milliseconds, the other 20 are random (80 bits), so ids stay unique and unguessable while
+/// newer ids sort after older ones (as UUIDv7 does, RFC 9562 §5.7). That order is what keeps
+/// the store fast: chats and turns are keyed by these ids, and a B-tree takes time-ordered keys
+/// at its right edge, a few pages a transaction, where random keys dirty one page per row
+/// (SQLite then rewrites each of those pages into its WAL, PostgreSQL into its own; measured in
+/// `bench/README.md`).
 pub fn new_id() -> String {
     let mut bytes = [0u8; 16];
-    if getrandom::fill(&mut bytes).is_err() {
-        // No OS randomness (very unusual): time and a process counter still make ids unique here.
+    let millis = now_ms().max(0) as u64;
+    bytes[..6].copy_from_slice(&millis.to_be_bytes()[2..]);
+    if getrandom::fill(&mut bytes[6..]).is_err() {
+        // No OS randomness (very unusual): a process counter still makes ids unique here.
         use std::sync::atomic::{AtomicU64, Ordering};
         static COUNTER: AtomicU64 = AtomicU64::new(0);
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        bytes[..8].copy_from_slice(&(now_ms() as u64).to_le_bytes());
-        bytes[8..].copy_from_slice(&(n ^ u64::from(std::process::id()) << 32).to_le_bytes());
+        bytes[6..14].copy_from_slice(&(n ^ u64::from(std::process::id()) << 32).to_le_bytes());
     }
     // By hand, not `format!` per byte: this runs once per turn on the streaming path, where 16
     // formatted strings cost ~10,000 instructions (callgrind) and this one allocation ~200.
@@ -302,5 +309,21 @@ mod tests {
             "{a}"
         );
         assert_ne!(a, b);
+    }
+
+    #[test]
+    fn ids_start_with_the_time_and_sort_by_it() {
+        let before = now_ms();
+        let first = new_id();
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        let second = new_id();
+        let after = now_ms();
+        let millis = |id: &str| i64::from_str_radix(&id[..12], 16).expect("hex");
+        assert!((before..=after).contains(&millis(&first)), "{first}");
+        assert!(millis(&second) > millis(&first), "{first} {second}");
+        assert!(second > first, "a later id sorts after an earlier one");
+        // Within one millisecond the random part still tells ids apart.
+        let many: std::collections::HashSet<String> = (0..10_000).map(|_| new_id()).collect();
+        assert_eq!(many.len(), 10_000);
     }
 }
