@@ -41,6 +41,12 @@ pub struct RecorderOptions {
     /// which starts at once. A round writes every dirty turn up to this, so batches grow with
     /// the backlog and a busy writer spends its time on rows, not on transactions.
     pub max_batch: usize,
+    /// The least time between the starts of two rounds woken by finished turns (default 10 ms):
+    /// group commit. An idle writer writes a finished turn at once; a busy one gathers the
+    /// turns that finish within this gap into one transaction, since a commit's fixed cost
+    /// (SQLite rewrites every page it touched into the WAL, PostgreSQL flushes its WAL) is
+    /// most of a short turn's. A flush or close is never held back by it.
+    pub min_round_gap: Duration,
     /// The longest wait between two retries of a failing database (default 5 s).
     pub max_backoff: Duration,
     /// How often the writer marks `interrupted` the streaming turns of instances that died
@@ -56,6 +62,7 @@ impl Default for RecorderOptions {
             flush_every: Duration::from_millis(100),
             max_pending_bytes: 256 << 20,
             max_batch: 5_000,
+            min_round_gap: Duration::from_millis(10),
             max_backoff: Duration::from_secs(5),
             recover_every: Duration::from_secs(60),
             grace: Duration::from_secs(30),
@@ -120,6 +127,7 @@ impl Drop for Handle {
     fn drop(&mut self) {
         lock(&self.shared.queue).closed = true;
         self.shared.wake.notify_one();
+        self.shared.urgent.notify_one();
     }
 }
 
@@ -127,6 +135,8 @@ struct Shared {
     queue: Mutex<Queue>,
     /// Wakes the writer (a turn ended, a flush, the last clone went, turns were dropped).
     wake: Notify,
+    /// Cuts the group-commit gap short (a flush waits, or the recorder closes).
+    urgent: Notify,
     /// Signalled by the writer after every round.
     progress: Notify,
     store: OnceLock<Arc<dyn Store>>,
@@ -218,6 +228,7 @@ impl Recorder {
         let shared = Arc::new(Shared {
             queue: Mutex::new(Queue::default()),
             wake: Notify::new(),
+            urgent: Notify::new(),
             progress: Notify::new(),
             store: OnceLock::new(),
             listeners: Mutex::new(Vec::new()),
@@ -337,6 +348,7 @@ impl Recorder {
                 q.everything = true;
             }
             shared.wake.notify_one();
+            shared.urgent.notify_one();
             progressed.await;
         }
     }
@@ -640,6 +652,9 @@ async fn write_loop(shared: Arc<Shared>, open: Opening) {
     // turns wake the writer in between.
     let mut next_tick = tokio::time::Instant::now() + options.flush_every;
     let mut more = false;
+    let mut last_round = tokio::time::Instant::now()
+        .checked_sub(options.min_round_gap)
+        .unwrap_or_else(tokio::time::Instant::now);
     loop {
         match backoff {
             Some(delay) => tokio::time::sleep(delay).await,
@@ -650,9 +665,23 @@ async fn write_loop(shared: Arc<Shared>, open: Opening) {
                     _ = tokio::time::sleep_until(next_tick) => {}
                     _ = shared.wake.notified() => {}
                 }
+                // Group commit: a round right after the last one waits out the gap, so the
+                // turns finishing meanwhile share its transaction.
+                let ready = last_round + options.min_round_gap;
+                let urgent = || {
+                    let q = lock(&shared.queue);
+                    q.everything || q.closed
+                };
+                if tokio::time::Instant::now() < ready && !urgent() {
+                    tokio::select! {
+                        _ = tokio::time::sleep_until(ready) => {}
+                        _ = shared.urgent.notified() => {}
+                    }
+                }
             }
         }
         let now = tokio::time::Instant::now();
+        last_round = now;
         let tick = now >= next_tick;
         if tick {
             next_tick = now + options.flush_every;

@@ -860,6 +860,82 @@ async fn a_turn_that_ends_before_a_tick_is_written_once_and_streaming_ones_wait_
     store.close().await;
 }
 
+/// Waits until `gated` has written `n` turn rows.
+async fn rows_reach(gated: &Gated, n: usize) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while gated.rows_written() < n {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "only {} rows written",
+            gated.rows_written()
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// A recorder whose streaming turns never tick, with the group-commit gap `gap`.
+async fn gap_recorder(gap: Duration) -> (Db, Arc<dyn Store>, Arc<Gated>, Recorder) {
+    let db = Db::sqlite();
+    let store = open_store(&db).await;
+    let gated = Gated::new(store.clone(), true);
+    let recorder = Recorder::with_options(
+        gated.clone(),
+        RecorderOptions {
+            flush_every: Duration::from_secs(3600),
+            min_round_gap: gap,
+            ..RecorderOptions::default()
+        },
+    );
+    (db, store, gated, recorder)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn turns_finishing_right_after_a_write_share_the_next_round_and_a_flush_cuts_the_gap_short() {
+    // An hour-long gap: only an idle writer or a flush writes in this test.
+    let (_db, store, gated, recorder) = gap_recorder(Duration::from_secs(3600)).await;
+    let chat = ChatRecord::new("", Some("gap"), None, None);
+    let first = recorder.begin_turn(&chat, 0, "first");
+    first.finish(TurnState::Done, None, None);
+    // The writer was idle: the first finished turn is written at once.
+    rows_reach(&gated, 1).await;
+    let later: Vec<_> = (1..4)
+        .map(|seq| {
+            let turn = recorder.begin_turn(&chat, seq, "later");
+            turn.chunk("answer");
+            turn.finish(TurnState::Done, None, None);
+            turn
+        })
+        .collect();
+    // Right after a round, the next waits out the gap, gathering the turns that finish.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(gated.rows_written(), 1, "held for the gap");
+    flushed(&recorder).await;
+    assert_eq!(gated.batches(), vec![1, 3], "the three share one round");
+    let stored = store.turns("", &chat.id).await.unwrap();
+    assert_eq!(stored.len(), 4);
+    assert!(stored[1..].iter().all(|t| t.answer == "answer"));
+    drop(later);
+    store.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn turns_held_by_the_gap_are_written_when_it_ends_without_a_flush() {
+    let (_db, store, gated, recorder) = gap_recorder(Duration::from_millis(500)).await;
+    let chat = ChatRecord::new("", Some("gap ends"), None, None);
+    let first = recorder.begin_turn(&chat, 0, "first");
+    first.finish(TurnState::Done, None, None);
+    rows_reach(&gated, 1).await;
+    for seq in 1..3 {
+        recorder
+            .begin_turn(&chat, seq, "later")
+            .finish(TurnState::Done, None, None);
+    }
+    rows_reach(&gated, 3).await;
+    assert_eq!(gated.batches(), vec![1, 2]);
+    drop(recorder);
+    store.close().await;
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_streaming_turn_lands_within_a_tick_without_a_flush() {
     let db = Db::sqlite();

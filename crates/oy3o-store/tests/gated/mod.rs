@@ -16,6 +16,7 @@ pub struct Gated {
     inner: Arc<dyn Store>,
     open: tokio::sync::watch::Sender<bool>,
     writes: Mutex<Vec<(String, TurnState)>>,
+    batches: Mutex<Vec<usize>>,
 }
 
 impl Gated {
@@ -24,6 +25,7 @@ impl Gated {
             inner,
             open: tokio::sync::watch::Sender::new(open),
             writes: Mutex::new(Vec::new()),
+            batches: Mutex::new(Vec::new()),
         })
     }
 
@@ -34,6 +36,11 @@ impl Gated {
     /// How many turn rows were written so far.
     pub fn rows_written(&self) -> usize {
         self.writes.lock().unwrap().len()
+    }
+
+    /// How many turns each `save_turns` call carried, in order: the writer's rounds.
+    pub fn batches(&self) -> Vec<usize> {
+        self.batches.lock().unwrap().clone()
     }
 
     /// Every turn written so far, in order, with the state it was written in.
@@ -89,6 +96,7 @@ impl Store for Gated {
             .lock()
             .unwrap()
             .extend(turns.iter().map(|(_, t)| (t.id.clone(), t.state)));
+        self.batches.lock().unwrap().push(turns.len());
         self.inner.save_turns(turns).await
     }
     async fn save_chain_run(&self, run: &oy3o_store::ChainRunRecord) -> oy3o_store::Result<()> {
