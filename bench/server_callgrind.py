@@ -1,13 +1,15 @@
 """Instructions per request of `oy3o serve` (valgrind's callgrind), for before/after comparisons
 that the machine's load does not blur.
 
-    python3 bench/server_callgrind.py [BINARY] [whole|stream]
+    python3 bench/server_callgrind.py [BINARY] [whole|stream] [none|sqlite]
 
 Runs the server under callgrind twice, answering 300 then 600 sequential
 `/v1/chat/completions` requests over one keep-alive connection (from a keep-alive fake
 upstream in this process that replays the recorded llama.cpp stream, or its whole JSON answer
 for `"stream": false`), and prints the difference divided by 300: start-up and shutdown cancel
-out. BINARY defaults to target/release/oy3o (honours CARGO_TARGET_DIR).
+out. BINARY defaults to target/release/oy3o (honours CARGO_TARGET_DIR). The third argument is
+the conversation store: `none` (default) or `sqlite` (a fresh file; every answer is then a
+stored turn, the SQLite writer thread's instructions included).
 """
 
 import http.client
@@ -56,11 +58,12 @@ def free_port():
         return s.getsockname()[1]
 
 
-def instructions(binary, mode, n, upstream_port):
+def instructions(binary, mode, n, upstream_port, store):
     with tempfile.TemporaryDirectory() as tmp:
         config = Path(tmp) / "oy3o.toml"
+        store = f"sqlite:{tmp}/store.db" if store == "sqlite" else "none"
         config.write_text(
-            f'model = "openai:bench"\nstore = "none"\n\n[providers.openai]\n'
+            f'model = "openai:bench"\nstore = "{store}"\n\n[providers.openai]\n'
             f'base_url = "http://127.0.0.1:{upstream_port}/v1"\napi_key = "sk-bench"\nmax_retries = 0\n'
         )
         port = free_port()
@@ -99,9 +102,10 @@ def main():
     upstream = ThreadingHTTPServer(("127.0.0.1", 0), Upstream)
     threading.Thread(target=upstream.serve_forever, daemon=True).start()
     port = upstream.server_address[1]
-    few = instructions(binary, mode, 300, port)
-    many = instructions(binary, mode, 600, port)
-    print(f"{mode}: {(many - few) / 300:,.0f} instructions per request ({binary})")
+    store = sys.argv[3] if len(sys.argv) > 3 else "none"
+    few = instructions(binary, mode, 300, port, store)
+    many = instructions(binary, mode, 600, port, store)
+    print(f"{mode}, store {store}: {(many - few) / 300:,.0f} instructions per request ({binary})")
 
 
 if __name__ == "__main__":

@@ -233,18 +233,6 @@ fn micros(d: Duration) -> String {
 }
 
 fn print_row(name: &str, mode: &str, concurrency: usize, s: &Stats, direct: Option<&Stats>) {
-    print_row_with(name, mode, concurrency, s, direct, "");
-}
-
-/// [`print_row`] with `extra` cells (each `" x |"`) at the end of the row.
-fn print_row_with(
-    name: &str,
-    mode: &str,
-    concurrency: usize,
-    s: &Stats,
-    direct: Option<&Stats>,
-    extra: &str,
-) {
     let (p50, p99) = (Stats::pct(&s.total, 0.5), Stats::pct(&s.total, 0.99));
     let added = |mine: Duration, base: Duration| {
         format!("{:+.0} µs", (mine.as_secs_f64() - base.as_secs_f64()) * 1e6)
@@ -262,7 +250,7 @@ fn print_row_with(
         micros(Stats::pct(&s.first, 0.5))
     };
     println!(
-        "| {name} | {mode} | {concurrency} | {} | {} | {a50} | {a99} | {first} | {:.0} |{extra}",
+        "| {name} | {mode} | {concurrency} | {} | {} | {a50} | {a99} | {first} | {:.0} |",
         micros(p50),
         micros(p99),
         s.rate()
@@ -497,7 +485,9 @@ fn oy3o_binary() -> PathBuf {
 }
 
 fn spawn_oy3o(dir: &std::path::Path, upstream: SocketAddr, store: &str) -> (Child, SocketAddr) {
-    let config = dir.join("oy3o.toml");
+    let port = free_port();
+    // One file per server: several may start at once.
+    let config = dir.join(format!("oy3o-{port}.toml"));
     std::fs::write(
         &config,
         format!(
@@ -505,7 +495,6 @@ fn spawn_oy3o(dir: &std::path::Path, upstream: SocketAddr, store: &str) -> (Chil
         ),
     )
     .expect("config");
-    let port = free_port();
     let child = Command::new(oy3o_binary())
         .args([
             "serve",
@@ -646,7 +635,11 @@ fn rss_kib(pid: u32) -> u64 {
 }
 
 /// `--store`: HTTP and WebSocket cells through `oy3o serve` with the store off, on SQLite and on
-/// a throwaway PostgreSQL (the test kit's), added latency over the direct call.
+/// a throwaway PostgreSQL (the test kit's), added latency over the direct call. The three servers
+/// run side by side and the cells are measured in rounds (each round every server once, the order
+/// rotating), so a change in the machine's load hits all three alike; the table gives each
+/// cell's median over the rounds, and the store's cost as the median of per-round ratios to the
+/// store-off server.
 async fn store_run() {
     let upstream = oy3o_testkit::upstream::Upstream::start(Duration::ZERO).addr();
     let dir = std::env::temp_dir().join(format!("oy3o-load-store-{}", std::process::id()));
@@ -667,49 +660,167 @@ async fn store_run() {
         ),
         ("store postgres", pg.url()),
     ];
-    println!(
-        "\n## The store's cost: oy3o serve with the store off, SQLite, PostgreSQL ({WINDOW:?} per cell)\n"
-    );
-    println!(
-        "| target | mode | concurrency | P50 | P99 | added P50 | added P99 | first chunk P50 | req/s | oy3o CPU per request | PostgreSQL CPU per request |"
-    );
-    println!("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    let mut children = Children(Vec::new());
+    let mut servers = Vec::new();
     for (name, store) in &stores {
         let (child, address) = spawn_oy3o(&dir, upstream, store);
-        let pid = child.id();
-        let children = Children(vec![child]);
-        let target = Target {
-            name,
-            base: format!("http://{address}/v1"),
-            model: "openai:bench",
-            websocket: true,
-            pid: None,
-        };
+        servers.push((*name, child.id(), address));
+        children.0.push(child);
+    }
+    for (name, _, address) in &servers {
         assert!(
-            wait_ready(&target.base).await,
+            wait_ready(&format!("http://{address}/v1")).await,
             "oy3o ({name}) did not come up"
         );
+    }
+    let rounds: usize = std::env::var("OY3O_BENCH_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3);
+    // (server, mode, concurrency) -> one measurement per round.
+    let mut cells: Vec<((usize, &str, usize), Vec<Cell>)> = Vec::new();
+    for round in 0..rounds {
+        eprintln!("store bench: round {} of {rounds}", round + 1);
         for concurrency in [1, 32] {
             let reference = http_load(&direct, true, concurrency).await;
-            let cpu = CpuMeter::start(pid);
-            let stats = http_load(&target, true, concurrency).await;
-            let extra = cpu.per_request(stats.total.len());
-            print_row_with(
-                name,
-                "HTTP stream",
-                concurrency,
-                &stats,
-                Some(&reference),
-                &extra,
-            );
-            let cpu = CpuMeter::start(pid);
-            let stats = websocket_load(&address.to_string(), concurrency).await;
-            let extra = cpu.per_request(stats.total.len());
-            print_row_with(name, "WebSocket", concurrency, &stats, None, &extra);
+            for k in 0..servers.len() {
+                let index = (k + round) % servers.len();
+                let (name, pid, address) = servers[index];
+                let target = Target {
+                    name,
+                    base: format!("http://{address}/v1"),
+                    model: "openai:bench",
+                    websocket: true,
+                    pid: None,
+                };
+                let cpu = CpuMeter::start(pid);
+                let stats = http_load(&target, true, concurrency).await;
+                let cell = Cell::of(&stats, Some(&reference), &cpu);
+                push_cell(&mut cells, (index, "HTTP stream", concurrency), cell);
+                let cpu = CpuMeter::start(pid);
+                let stats = websocket_load(&address.to_string(), concurrency).await;
+                let cell = Cell::of(&stats, None, &cpu);
+                push_cell(&mut cells, (index, "WebSocket", concurrency), cell);
+            }
         }
-        drop(children);
+    }
+    drop(children);
+    println!(
+        "\n## The store's cost: oy3o serve with the store off, SQLite, PostgreSQL ({rounds} rounds of {WINDOW:?} per cell; medians)\n"
+    );
+    println!(
+        "| target | mode | concurrency | P50 | P99 | added P50 | first chunk P50 | req/s (range) | oy3o CPU per request | PostgreSQL CPU per request |"
+    );
+    println!("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+    let median = |values: Vec<f64>| {
+        let mut v = values;
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    for ((index, mode, concurrency), runs) in &cells {
+        let of = |f: fn(&Cell) -> f64| median(runs.iter().map(f).collect());
+        let rates: Vec<f64> = runs.iter().map(|c| c.rate).collect();
+        let (low, high) = rates
+            .iter()
+            .fold((f64::MAX, 0f64), |(l, h), r| (l.min(*r), h.max(*r)));
+        println!(
+            "| {} | {mode} | {concurrency} | {:.0} µs | {:.0} µs | {} | {:.0} µs | {:.0} ({low:.0}–{high:.0}) | {:.0} µs | {:.0} µs |",
+            servers[*index].0,
+            of(|c| c.p50),
+            of(|c| c.p99),
+            if mode.starts_with("HTTP") {
+                format!("{:+.0} µs", of(|c| c.added_p50))
+            } else {
+                String::new()
+            },
+            of(|c| c.first_p50),
+            of(|c| c.rate),
+            of(|c| c.server_cpu),
+            of(|c| c.database_cpu),
+        );
+    }
+    println!(
+        "\nThe store's cost per round (each store's cell over the store-off cell of the same round; median, range):\n"
+    );
+    println!(
+        "| store | mode | concurrency | req/s ratio | P50 difference | oy3o CPU per request difference |"
+    );
+    println!("|---|---|---:|---:|---:|---:|");
+    for ((index, mode, concurrency), runs) in &cells {
+        if *index == 0 {
+            continue;
+        }
+        let Some((_, base)) = cells
+            .iter()
+            .find(|((i, m, c), _)| *i == 0 && m == mode && c == concurrency)
+        else {
+            continue;
+        };
+        let ratios: Vec<f64> = runs
+            .iter()
+            .zip(base)
+            .map(|(a, b)| a.rate / b.rate)
+            .collect();
+        let p50: Vec<f64> = runs.iter().zip(base).map(|(a, b)| a.p50 - b.p50).collect();
+        let cpu: Vec<f64> = runs
+            .iter()
+            .zip(base)
+            .map(|(a, b)| a.server_cpu - b.server_cpu)
+            .collect();
+        let range = |v: &[f64]| {
+            v.iter()
+                .fold((f64::MAX, f64::MIN), |(l, h), r| (l.min(*r), h.max(*r)))
+        };
+        let ((rl, rh), (pl, ph)) = (range(&ratios), range(&p50));
+        println!(
+            "| {} | {mode} | {concurrency} | {:.2} ({rl:.2}–{rh:.2}) | {:+.0} µs ({pl:+.0}…{ph:+.0}) | {:+.0} µs |",
+            servers[*index].0,
+            median(ratios.clone()),
+            median(p50.clone()),
+            median(cpu),
+        );
     }
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// One store cell of one round.
+struct Cell {
+    p50: f64,
+    p99: f64,
+    added_p50: f64,
+    first_p50: f64,
+    rate: f64,
+    server_cpu: f64,
+    database_cpu: f64,
+}
+
+impl Cell {
+    /// Times in µs; CPU per request since `cpu` started.
+    fn of(stats: &Stats, direct: Option<&Stats>, cpu: &CpuMeter) -> Self {
+        let us = |d: Duration| d.as_secs_f64() * 1e6;
+        let p50 = us(Stats::pct(&stats.total, 0.5));
+        let (server_cpu, database_cpu) = cpu.per_request(stats.total.len());
+        Self {
+            p50,
+            p99: us(Stats::pct(&stats.total, 0.99)),
+            added_p50: direct.map_or(0.0, |d| p50 - us(Stats::pct(&d.total, 0.5))),
+            first_p50: us(Stats::pct(&stats.first, 0.5)),
+            rate: stats.rate(),
+            server_cpu,
+            database_cpu,
+        }
+    }
+}
+
+fn push_cell<'a>(
+    cells: &mut Vec<((usize, &'a str, usize), Vec<Cell>)>,
+    key: (usize, &'a str, usize),
+    cell: Cell,
+) {
+    match cells.iter_mut().find(|(k, _)| *k == key) {
+        Some((_, runs)) => runs.push(cell),
+        None => cells.push((key, vec![cell])),
+    }
 }
 
 /// CPU time of all threads of the processes `pids` (Linux `schedstat`, nanoseconds; threads that
@@ -764,11 +875,12 @@ impl CpuMeter {
         }
     }
 
-    /// The two table cells: server and database CPU µs per request since [`CpuMeter::start`].
-    fn per_request(&self, requests: usize) -> String {
-        let server = cpu_of(std::iter::once(self.pid)) - self.server;
-        let database = cpu_of(postgres_pids().into_iter()) - self.database;
+    /// Server and database CPU µs per request since [`CpuMeter::start`].
+    fn per_request(&self, requests: usize) -> (f64, f64) {
+        // Saturating: a PostgreSQL process that ended takes its time with it.
+        let server = cpu_of(std::iter::once(self.pid)).saturating_sub(self.server);
+        let database = cpu_of(postgres_pids().into_iter()).saturating_sub(self.database);
         let per = |d: Duration| d.as_secs_f64() * 1e6 / requests.max(1) as f64;
-        format!(" {:.0} µs | {:.0} µs |", per(server), per(database))
+        (per(server), per(database))
     }
 }
