@@ -678,7 +678,7 @@ async fn store_run() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(3);
     // (server, mode, concurrency) -> one measurement per round.
-    let mut cells: Vec<((usize, &str, usize), Vec<Cell>)> = Vec::new();
+    let mut cells: Cells = Vec::new();
     for round in 0..rounds {
         eprintln!("store bench: round {} of {rounds}", round + 1);
         for concurrency in [1, 32] {
@@ -783,6 +783,9 @@ async fn store_run() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// Each (server, mode, concurrency) cell with its measurement per round.
+type Cells<'a> = Vec<((usize, &'a str, usize), Vec<Cell>)>;
+
 /// One store cell of one round.
 struct Cell {
     p50: f64,
@@ -812,11 +815,7 @@ impl Cell {
     }
 }
 
-fn push_cell<'a>(
-    cells: &mut Vec<((usize, &'a str, usize), Vec<Cell>)>,
-    key: (usize, &'a str, usize),
-    cell: Cell,
-) {
+fn push_cell<'a>(cells: &mut Cells<'a>, key: (usize, &'a str, usize), cell: Cell) {
     match cells.iter_mut().find(|(k, _)| *k == key) {
         Some((_, runs)) => runs.push(cell),
         None => cells.push((key, vec![cell])),
