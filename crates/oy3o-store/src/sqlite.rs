@@ -22,6 +22,12 @@ use crate::store::{OpenOptions, Store};
 #[derive(Debug)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    /// One connection for the recorder's batches ([`Store::save_turns`]), apart from `pool`: a
+    /// connection that another one's commit went past discards its whole page cache (SQLite
+    /// checks the WAL at each transaction's start), so batches spread over the pool's
+    /// connections re-read the B-trees' upper pages every round. The only frequent writer
+    /// keeps its cache valid on a connection of its own.
+    writer: SqlitePool,
     instance: String,
 }
 
@@ -51,15 +57,21 @@ impl SqliteStore {
         let pool = SqlitePoolOptions::new()
             .max_connections(options.max_connections.unwrap_or(4))
             .acquire_timeout(options.connect_timeout)
-            .connect_with(connect)
+            .connect_with(connect.clone())
             .await
             .map_err(|source| StoreError::Open {
                 target: target.clone(),
                 source,
             })?;
         migrate(&pool, &target).await?;
+        // Connected when the first batch comes (and again after a failure).
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(options.connect_timeout)
+            .connect_lazy_with(connect);
         Ok(Self {
             pool,
+            writer,
             instance: new_id(),
         })
     }
@@ -210,7 +222,7 @@ impl Store for SqliteStore {
         // connection's worker thread and a `sqlite3_step` loop of its own.
         let chats = crate::rows::chats_of(turns);
         let unique = crate::rows::unique_turns(turns);
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.writer.begin().await?;
         for part in shaped(&chats) {
             // Built from the constants below only: no outside text in the SQL.
             let sql = shape(
@@ -314,7 +326,8 @@ impl Store for SqliteStore {
     }
 
     async fn close(&self) {
-        self.close_shared().await
+        self.close_shared().await;
+        self.writer.close().await;
     }
 }
 
