@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use oy3o_store::{ChatRecord, Health, Recorder, Store, StoreSetting, TurnRecord};
 use serde_json::{Value, json};
-use tokio::sync::watch;
+use tokio::sync::{broadcast, watch};
 
 /// The longest a read (resume, history) waits for the database before the request is answered
 /// as if the store were not there.
@@ -40,6 +40,9 @@ pub(crate) struct Open {
     /// The current write outage, reported by the recorder; connections watch it to tell their
     /// clients (a `store` event, see [`Open::health_changes`]).
     failing: watch::Sender<Option<String>>,
+    /// Turns the store lost (dropped for the backlog's memory bound, or refused by the
+    /// database), as the `message` of a `store` event for every connection.
+    notices: broadcast::Sender<Value>,
 }
 
 impl Stored {
@@ -63,7 +66,9 @@ impl Stored {
         tracing::info!("store: {} ({})", setting, store.backend());
         let recorder = Recorder::new(store.clone());
         let failing = watch::Sender::new(None);
+        let (notices, _) = broadcast::channel(16);
         let seen = failing.clone();
+        let notify = notices.clone();
         recorder.on_health(move |health| {
             match health {
                 Health::Failing(e) => {
@@ -72,15 +77,18 @@ impl Stored {
                 Health::Recovered => {
                     seen.send_replace(None);
                 }
-                // The recorder logs it; `/health` and the `store` events show the outage
-                // that led to it.
-                Health::Dropped { .. } => {}
+                // The recorder logs the details; clients hear that turns were lost. (No
+                // connection listening is not an error.)
+                Health::Dropped { .. } | Health::Refused { .. } => {
+                    let _ = notify.send(loss_event(health));
+                }
             }
         });
         Self::On(Open {
             store,
             recorder,
             failing,
+            notices,
         })
     }
 
@@ -127,7 +135,24 @@ impl Stored {
     }
 }
 
+/// The `message` of the `store` event that tells a client turns were lost:
+/// `{"status": "dropped", "turns": N, "reason": "backlog" | "refused"}`. The database's own words
+/// stay in the server's log: they may name another owner's stored values.
+fn loss_event(health: &Health) -> Value {
+    match health {
+        Health::Dropped { turns } => {
+            json!({ "status": "dropped", "turns": turns, "reason": "backlog" })
+        }
+        _ => json!({ "status": "dropped", "turns": 1, "reason": "refused" }),
+    }
+}
+
 impl Open {
+    /// Turns lost from now on, as `store` event messages (see [`loss_event`]).
+    pub(crate) fn losses(&self) -> broadcast::Receiver<Value> {
+        self.notices.subscribe()
+    }
+
     /// The write outage as it changes: `Some(error)` while writes fail, `None` once they go
     /// through again.
     pub(crate) fn health_changes(&self) -> watch::Receiver<Option<String>> {

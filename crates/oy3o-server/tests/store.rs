@@ -136,6 +136,83 @@ async fn a_chat_resumes_after_a_restart_with_its_history() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_turn_the_database_refuses_is_a_store_event_for_clients_and_the_next_answers_go_on() {
+    let fake = echo().await;
+    let dir = TempDir::new("server-store-refused");
+    let file = dir.0.join("oy3o.db");
+    let setting = StoreSetting::Sqlite(file.clone());
+    let store = open(&setting).await;
+    // Behind the server's back: the database takes the prompt "refused" once only.
+    let raw = sqlx::SqlitePool::connect(&format!("sqlite:{}", file.display()))
+        .await
+        .expect("connect");
+    sqlx::query("CREATE UNIQUE INDEX refuse_repeats ON turns (prompt) WHERE prompt = 'refused'")
+        .execute(&raw)
+        .await
+        .expect("index");
+    raw.close().await;
+    let server = start(config_for(&fake), with_store(setting)).await;
+    let mut client = server.client().await;
+    ask(
+        &mut client,
+        json!({"id": "a", "model": "", "prompt": "refused"}),
+    )
+    .await;
+    final_turns(&store, "", "a", 1).await;
+    let frames = ask(
+        &mut client,
+        json!({"id": "b", "model": "", "prompt": "refused"}),
+    )
+    .await;
+    assert_eq!(
+        text_of(&frames, "b"),
+        "ANSWER(refused)",
+        "the answer is not held back"
+    );
+    let event = until_store_event(&mut client, "dropped").await;
+    assert_eq!(
+        event["message"],
+        json!({"status": "dropped", "turns": 1, "reason": "refused"})
+    );
+    let frames = ask(
+        &mut client,
+        json!({"id": "c", "model": "", "prompt": "fine"}),
+    )
+    .await;
+    assert_eq!(text_of(&frames, "c"), "ANSWER(fine)");
+    final_turns(&store, "", "c", 1).await;
+    assert!(store.find_chat("", "b").await.unwrap().is_none());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_chat_opened_on_two_connections_at_once_keeps_both_turns() {
+    let fake = echo().await;
+    let dir = TempDir::new("server-store-twice");
+    let setting = StoreSetting::Sqlite(dir.0.join("oy3o.db"));
+    let store = open(&setting).await;
+    let server = start(config_for(&fake), with_store(setting)).await;
+    let mut first = server.client().await;
+    let mut second = server.client().await;
+    // Both open chat "shared" before either has a row in the store.
+    first.send(json!({"id": "shared", "model": ""})).await;
+    second.send(json!({"id": "shared", "model": ""})).await;
+    ask(
+        &mut first,
+        json!({"id": "shared", "prompt": "from the first"}),
+    )
+    .await;
+    ask(
+        &mut second,
+        json!({"id": "shared", "prompt": "from the second"}),
+    )
+    .await;
+    let turns = final_turns(&store, "", "shared", 2).await;
+    let mut prompts: Vec<&str> = turns.iter().map(|t| t.prompt.as_str()).collect();
+    prompts.sort_unstable();
+    assert_eq!(prompts, ["from the first", "from the second"]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_chat_created_again_on_its_connection_keeps_its_stored_context_and_history() {
     let fake = echo().await;
     let dir = TempDir::new("server-store-recreate");

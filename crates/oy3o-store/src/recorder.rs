@@ -11,7 +11,7 @@
 //! line), never to the answer. The backlog is bounded by memory, not by a turn count (see
 //! [`RecorderOptions::max_pending_bytes`]).
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -84,6 +84,15 @@ pub enum Health {
     Dropped {
         /// How many turns were dropped.
         turns: u64,
+    },
+    /// The database refused a turn (a constraint it breaks, which retrying cannot mend): it was
+    /// dropped unwritten. Reported once per turn, with the database's message.
+    Refused {
+        /// The turn's id.
+        turn: String,
+        /// What the database said (it may name stored values: show it to the store's owner,
+        /// not to every client).
+        error: String,
     },
 }
 
@@ -550,6 +559,10 @@ fn report(shared: &Shared, health: Health) {
             // Faces that collect no `tracing` output still show it.
             eprintln!("oy3o: {message}");
         }
+        Health::Refused { turn, error } => {
+            tracing::warn!(turn = %turn, "store: the database refused a turn, dropped: {error}");
+            eprintln!("oy3o: store: the database refused turn {turn}, dropped: {error}");
+        }
     }
     let listeners = lock(&shared.listeners).clone();
     for listener in listeners {
@@ -558,26 +571,31 @@ fn report(shared: &Shared, health: Health) {
 }
 
 /// Writes `rows` after the database refused them as one batch: halves are tried in turn until
-/// every refused row stands alone, then dropped with a log line, so a few bad rows cost a few
-/// extra transactions, not one per row. `Err` when a write failed for another reason (the
-/// database went away meanwhile); the rest is still tried.
-async fn save_isolating(store: &dyn Store, rows: &[(ChatRecord, TurnRecord)]) -> Result<()> {
+/// every refused row stands alone; a refused row whose named chat is stored under another id
+/// (opened at once by another connection or instance before either chat row was written) goes
+/// into that chat ([`adopt`]); the rest are dropped into `refused` (turn id, error), so a few
+/// bad rows cost a few extra transactions, not one per row. `Err` when a write failed for
+/// another reason (the database went away meanwhile); the rest is still tried.
+async fn save_isolating(
+    store: &dyn Store,
+    rows: &[(ChatRecord, TurnRecord)],
+    aliases: &mut HashMap<String, String>,
+    refused: &mut Vec<(String, String)>,
+) -> Result<()> {
     let mut outage = None;
     // Refused slices still to split, as (start, end) into `rows`.
-    let mut refused = vec![(0, rows.len())];
-    while let Some((start, end)) = refused.pop() {
+    let mut pending = vec![(0, rows.len())];
+    while let Some((start, end)) = pending.pop() {
         if end - start == 1 {
-            let turn = &rows[start].1;
+            let row = &rows[start];
             // Already refused within its batch; alone, it may still be refused.
             match store.save_turns(&rows[start..end]).await {
                 Ok(()) => {}
-                Err(e) if e.is_constraint() => {
-                    tracing::warn!(turn = %turn.id, "store: the database refused a turn, dropped: {e}");
-                    eprintln!(
-                        "oy3o: store: the database refused turn {}, dropped: {e}",
-                        turn.id
-                    );
-                }
+                Err(e) if e.is_constraint() => match adopt(store, row, aliases).await {
+                    Ok(true) => {}
+                    Ok(false) => refused.push((row.1.id.clone(), e.to_string())),
+                    Err(other) => outage = Some(other),
+                },
                 Err(e) => outage = Some(e),
             }
             continue;
@@ -586,17 +604,54 @@ async fn save_isolating(store: &dyn Store, rows: &[(ChatRecord, TurnRecord)]) ->
         // The second half goes on the stack first, so rows are tried oldest first.
         for (a, b) in [(middle, end), (start, middle)] {
             if b - a == 1 {
-                refused.push((a, b));
+                pending.push((a, b));
                 continue;
             }
             match store.save_turns(&rows[a..b]).await {
                 Ok(()) => {}
-                Err(e) if e.is_constraint() => refused.push((a, b)),
+                Err(e) if e.is_constraint() => pending.push((a, b)),
                 Err(e) => outage = Some(e),
             }
         }
     }
     outage.map_or(Ok(()), Err)
+}
+
+/// Writes the refused `row` into the stored chat of the same owner and name, when that chat has
+/// another id: two connections or instances opened the chat before either had written it, and
+/// the chat row's (owner, name) key refused the second. Its turns then belong to the first
+/// (`aliases` maps the second id to it for later rounds). `Ok(false)`: no such chat, or written
+/// there and still refused.
+async fn adopt(
+    store: &dyn Store,
+    row: &(ChatRecord, TurnRecord),
+    aliases: &mut HashMap<String, String>,
+) -> Result<bool> {
+    let (chat, turn) = row;
+    let Some(name) = &chat.name else {
+        return Ok(false);
+    };
+    let Some(stored) = store.find_chat(&chat.owner, name).await? else {
+        return Ok(false);
+    };
+    if stored.id == chat.id {
+        return Ok(false);
+    }
+    let mut chat = chat.clone();
+    let mut turn = turn.clone();
+    chat.id.clone_from(&stored.id);
+    turn.chat_id.clone_from(&stored.id);
+    match store.save_turns(&[(chat, turn)]).await {
+        Ok(()) => {
+            tracing::info!(
+                "store: chat {name:?} was opened twice at once; its turns go into the stored one"
+            );
+            aliases.insert(row.0.id.clone(), stored.id);
+            Ok(true)
+        }
+        Err(e) if e.is_constraint() => Ok(false),
+        Err(e) => Err(e),
+    }
 }
 
 /// Takes up to `max` dirty turns, oldest first: all of them when `everything`, else the
@@ -652,6 +707,8 @@ async fn write_loop(shared: Arc<Shared>, open: Opening) {
     // turns wake the writer in between.
     let mut next_tick = tokio::time::Instant::now() + options.flush_every;
     let mut more = false;
+    // Chat ids whose turns go into another stored chat of the same name (see `adopt`).
+    let mut aliases: HashMap<String, String> = HashMap::new();
     let mut last_round = tokio::time::Instant::now()
         .checked_sub(options.min_round_gap)
         .unwrap_or_else(tokio::time::Instant::now);
@@ -755,15 +812,28 @@ async fn write_loop(shared: Arc<Shared>, open: Opening) {
                     (d.chat.clone(), turn)
                 };
                 turn.updated_at = now;
+                let mut chat = chat;
+                if let Some(stored) = aliases.get(&chat.id).cloned() {
+                    turn.chat_id.clone_from(&stored);
+                    chat.id = stored;
+                }
                 (chat, turn)
             })
             .collect();
+        let mut refused = Vec::new();
         let result = match store.save_turns(&rows).await {
             // The database refused a row: split the batch until the refused rows stand alone,
             // so the others go through, and drop those (retrying cannot help them).
-            Err(e) if e.is_constraint() => save_isolating(&*store, &rows).await.map_err(|_| e),
+            Err(e) if e.is_constraint() => {
+                save_isolating(&*store, &rows, &mut aliases, &mut refused)
+                    .await
+                    .map_err(|_| e)
+            }
             other => other,
         };
+        for (turn, error) in refused {
+            report(&shared, Health::Refused { turn, error });
+        }
         if result.is_err() {
             // The records taken from final turns go back, for the retry.
             for (cell, (chat, turn)) in batch.iter().zip(rows) {

@@ -472,24 +472,103 @@ async fn a_store_that_cannot_open_is_reported_and_turns_still_accept_text() {
     );
 }
 
-async fn a_turn_the_database_refuses_is_dropped_and_never_blocks_the_others(db: Db) {
+/// Makes the database refuse every turn whose prompt is `refused` but the first: a unique
+/// index on it (a constraint the recorder cannot mend, on both backends).
+async fn refuse_repeated_refused_prompts(db: &Db) {
+    let sql = "CREATE UNIQUE INDEX refuse_repeats ON turns (prompt) WHERE prompt = 'refused'";
+    match db {
+        Db::Sqlite(_) => {
+            let pool = sqlx::SqlitePool::connect(&db.url()).await.expect("connect");
+            sqlx::query(sql).execute(&pool).await.expect("index");
+            pool.close().await;
+        }
+        Db::Postgres(_) => {
+            let pool = sqlx::PgPool::connect(&db.url()).await.expect("connect");
+            sqlx::query(sql).execute(&pool).await.expect("index");
+            pool.close().await;
+        }
+    }
+}
+
+/// Every health report of `recorder`, as they come.
+fn health_log(recorder: &Recorder) -> Arc<std::sync::Mutex<Vec<Health>>> {
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = seen.clone();
+    recorder.on_health(move |h| log.lock().unwrap().push(h.clone()));
+    seen
+}
+
+async fn a_turn_the_database_refuses_is_dropped_reported_and_never_blocks_the_others(db: Db) {
     let store = open_store(&db).await;
-    let existing = store.open_chat("", "taken", None, None).await.unwrap();
+    refuse_repeated_refused_prompts(&db).await;
     let recorder = Recorder::new(store.clone());
-    // A second chat record with the same (owner, name): the database refuses it.
-    let clash = ChatRecord::new("", Some("taken"), None, None);
+    let health = health_log(&recorder);
+    let first = ChatRecord::new("", None, None, None);
+    record(&recorder, &first, 0, "refused", &["the first is kept"]).await;
+    flushed(&recorder).await;
+    let clash = ChatRecord::new("", None, None, None);
     let good = ChatRecord::new("", None, None, None);
-    record(&recorder, &clash, 0, "refused", &["never stored"]).await;
+    let refused = recorder.begin_turn(&clash, 0, "refused");
+    refused.chunk("never stored");
+    refused.finish(TurnState::Done, None, None);
     record(&recorder, &good, 0, "fine", &["stored"]).await;
     flushed(&recorder).await;
     assert_eq!(recorder.pending(), 0);
     let logged = store.recent_turns("", 10, None).await.unwrap();
-    assert_eq!(logged.len(), 1, "{logged:?}");
-    assert_eq!(logged[0].turn.answer, "stored");
-    assert!(store.turns("", &existing.id).await.unwrap().is_empty());
+    let answers: Vec<&str> = logged.iter().map(|l| l.turn.answer.as_str()).collect();
+    assert_eq!(answers, ["stored", "the first is kept"]);
+    let health = health.lock().unwrap().clone();
+    assert_eq!(health.len(), 1, "{health:?}");
+    match &health[0] {
+        Health::Refused { turn, error } => {
+            assert_eq!(turn, refused.id());
+            assert!(!error.is_empty());
+        }
+        other => panic!("not a refusal: {other:?}"),
+    }
     store.close().await;
 }
-on_both!(a_turn_the_database_refuses_is_dropped_and_never_blocks_the_others);
+on_both!(a_turn_the_database_refuses_is_dropped_reported_and_never_blocks_the_others);
+
+async fn a_named_chat_opened_twice_before_either_was_written_keeps_every_turn_in_one_chat(db: Db) {
+    let store = open_store(&db).await;
+    // Two connections or instances open chat "shared" at once: each makes its own record.
+    let here = ChatRecord::new("owner", Some("shared"), None, None);
+    let there = ChatRecord::new("owner", Some("shared"), None, None);
+    assert_ne!(here.id, there.id);
+    let recorder = Recorder::new(store.clone());
+    let health = health_log(&recorder);
+    record(&recorder, &here, 0, "asked here", &["answered here"]).await;
+    flushed(&recorder).await;
+    record(&recorder, &there, 0, "asked there", &["answered there"]).await;
+    // A later turn of the second record goes the same way (remembered, not refused again).
+    record(&recorder, &there, 1, "asked there again", &["again"]).await;
+    flushed(&recorder).await;
+    let stored = store
+        .find_chat("owner", "shared")
+        .await
+        .unwrap()
+        .expect("stored");
+    assert_eq!(stored.id, here.id);
+    let prompts: Vec<String> = store
+        .turns("owner", &stored.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| t.prompt)
+        .collect();
+    assert_eq!(prompts.len(), 3, "{prompts:?}");
+    for p in ["asked here", "asked there", "asked there again"] {
+        assert!(
+            prompts.iter().any(|q| q == p),
+            "{p} missing from {prompts:?}"
+        );
+    }
+    assert!(health.lock().unwrap().is_empty(), "nothing refused");
+    assert_eq!(store.chats("owner").await.unwrap().len(), 1);
+    store.close().await;
+}
+on_both!(a_named_chat_opened_twice_before_either_was_written_keeps_every_turn_in_one_chat);
 
 /// A turn of `chat` with an answer of its own, as a face would have written it.
 fn batch_turn(chat: &ChatRecord, seq: i64, answer: &str) -> TurnRecord {
@@ -584,18 +663,20 @@ on_both!(five_thousand_turns_through_the_recorder_are_all_written_with_their_who
 
 async fn refused_turns_in_a_large_batch_are_dropped_alone(db: Db) {
     let store = open_store(&db).await;
-    store.open_chat("", "taken", None, None).await.unwrap();
+    refuse_repeated_refused_prompts(&db).await;
+    let first = ChatRecord::new("", None, None, None);
+    let mut kept = batch_turn(&first, 0, "kept");
+    kept.prompt = "refused".into();
+    store.save_turns(&[(first.clone(), kept)]).await.unwrap();
     let good = ChatRecord::new("", Some("good"), None, None);
-    let clash = ChatRecord::new("", Some("taken"), None, None);
-    // 3 refused rows (their chat clashes with an existing name) among 1,200.
+    // 3 refused rows (a prompt the database takes once) among 1,200.
     let rows: Vec<(ChatRecord, TurnRecord)> = (0..1_200)
         .map(|i| {
-            let chat = if [7, 600, 1_199].contains(&i) {
-                &clash
-            } else {
-                &good
-            };
-            (chat.clone(), batch_turn(chat, i, &format!("answer {i}")))
+            let mut turn = batch_turn(&good, i, &format!("answer {i}"));
+            if [7, 600, 1_199].contains(&i) {
+                turn.prompt = "refused".into();
+            }
+            (good.clone(), turn)
         })
         .collect();
     let error = store

@@ -97,6 +97,9 @@ impl Storage {
                     Health::Dropped { turns } => {
                         format!("store: {turns} answer(s) not kept: the store fell too far behind")
                     }
+                    Health::Refused { error, .. } => {
+                        format!("store: the database refused an answer, not kept: {error}")
+                    }
                 })
             });
         }

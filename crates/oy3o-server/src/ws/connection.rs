@@ -109,18 +109,28 @@ fn carry_over(chat: &Chat, old: &Chat, record: &ChatRecord, id: &str) {
 
 /// Tells the client of every change in the store's health as a `store` event (no `id`): the
 /// answers go on while the database fails, but the client learns that its turns wait in memory,
-/// and when they are written again. A connection opened during an outage hears of it at once.
+/// and when they are written again; and of turns the store lost (`{"status": "dropped"}`). A
+/// connection opened during an outage hears of it at once.
 async fn tell_store_health(state: Arc<AppState>, out: mpsc::Sender<Out>, alive: CancellationToken) {
     let Some(open) = state.store.open_store() else {
         return;
     };
     let mut health = open.health_changes();
+    let mut losses = open.losses();
     let mut told_failing = false;
+    let mut loss = None;
     loop {
-        let failing = health.borrow_and_update().clone();
-        if failing.is_some() || told_failing {
-            told_failing = failing.is_some();
-            let message = open.health_event(failing.as_deref());
+        let message = match loss.take() {
+            Some(message) => Some(message),
+            None => {
+                let failing = health.borrow_and_update().clone();
+                (failing.is_some() || told_failing).then(|| {
+                    told_failing = failing.is_some();
+                    open.health_event(failing.as_deref())
+                })
+            }
+        };
+        if let Some(message) = message {
             let frame = protocol::event(&Tag::default(), "store", &message);
             if out.send(Out::Text(frame)).await.is_err() {
                 return;
@@ -129,6 +139,12 @@ async fn tell_store_health(state: Arc<AppState>, out: mpsc::Sender<Out>, alive: 
         tokio::select! {
             _ = alive.cancelled() => return,
             changed = health.changed() => if changed.is_err() { return },
+            lost = losses.recv() => match lost {
+                Ok(message) => loss = Some(message),
+                // Missed notices: a slow client hears the later ones.
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+            },
         }
     }
 }
