@@ -530,6 +530,47 @@ async fn a_turn_the_database_refuses_is_dropped_reported_and_never_blocks_the_ot
 }
 on_both!(a_turn_the_database_refuses_is_dropped_reported_and_never_blocks_the_others);
 
+async fn a_turn_with_nul_characters_is_written_and_holds_nothing_back(db: Db) {
+    let store = open_store(&db).await;
+    let recorder = Recorder::new(store.clone());
+    let health = health_log(&recorder);
+    let back = |s: &str| s.replace('\u{fffd}', "\0");
+    let chat = ChatRecord::new("", Some("nul\0name"), None, Some("context\0"));
+    let turn = recorder.begin_turn(&chat, 0, "prompt\0with a nul");
+    turn.chunk("answer\0");
+    turn.event(&Event::Other {
+        name: "tool".into(),
+        message: serde_json::json!({"out": "a\0b", "k\0": ["\0"]}),
+    });
+    turn.finish(TurnState::Done, None, None);
+    let after = ChatRecord::new("", None, None, None);
+    record(&recorder, &after, 0, "next", &["fine"]).await;
+    // PostgreSQL cannot hold U+0000: before, this write failed and was retried forever.
+    recorder.flush().await.expect("written");
+    assert!(
+        health.lock().unwrap().is_empty(),
+        "{:?}",
+        health.lock().unwrap()
+    );
+    // Found by the name it was asked under (PostgreSQL keeps U+FFFD in the NUL's place).
+    let stored = store
+        .find_chat("", "nul\0name")
+        .await
+        .unwrap()
+        .expect("chat");
+    assert_eq!(back(stored.name.as_deref().unwrap()), "nul\0name");
+    let turns = store.turns("", &stored.id).await.unwrap();
+    assert_eq!(back(&turns[0].prompt), "prompt\0with a nul");
+    assert_eq!(back(&turns[0].answer), "answer\0");
+    let out = turns[0].events[0]["message"]["out"]
+        .as_str()
+        .expect("event text");
+    assert_eq!(back(out), "a\0b");
+    assert_eq!(store.recent_turns("", 10, None).await.unwrap().len(), 2);
+    store.close().await;
+}
+on_both!(a_turn_with_nul_characters_is_written_and_holds_nothing_back);
+
 async fn a_named_chat_opened_twice_before_either_was_written_keeps_every_turn_in_one_chat(db: Db) {
     let store = open_store(&db).await;
     // Two connections or instances open chat "shared" at once: each makes its own record.
