@@ -292,6 +292,43 @@ async fn another_token_cannot_see_continue_or_read_a_chat() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_chain_run_that_ends_while_postgres_is_down_is_stored_when_it_returns() {
+    let pg = Postgres::start();
+    let setting = StoreSetting::Postgres(pg.url());
+    let fake = echo().await;
+    let server = start(config_for(&fake), with_store(setting.clone())).await;
+    let mut client = server.client().await;
+    let store = open(&setting).await;
+    pg.stop();
+    client
+        .send(json!({"id": "ch", "chain": [[{"name": "a", "prompt": "one"}], [{"prompt": "{{a}}!"}]]}))
+        .await;
+    let frames = client.until_signals(1).await;
+    assert!(frames.iter().all(|f| f["type"] != "error"), "{frames:?}");
+    assert_eq!(
+        frames.iter().filter(|f| f["event"] == "stage_done").count(),
+        2,
+        "the chain ran whole while the database was down"
+    );
+    pg.run();
+    let mut runs = Vec::new();
+    for _ in 0..600 {
+        if let Ok(found) = store.chain_runs("", 10).await
+            && !found.is_empty()
+        {
+            runs = found;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(runs.len(), 1, "written once the database came back");
+    assert_eq!(runs[0].name, "ch");
+    assert_eq!(runs[0].state, TurnState::Done);
+    let stages = runs[0].result["stages"].to_string();
+    assert!(stages.contains("ANSWER(ANSWER(one)!)"), "{stages}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn answers_stream_while_postgres_is_down_and_the_turn_is_written_when_it_returns() {
     let pg = Postgres::start();
     let setting = StoreSetting::Postgres(pg.url());

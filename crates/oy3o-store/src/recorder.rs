@@ -22,7 +22,7 @@ use oy3o::{Event, Usage};
 use tokio::sync::Notify;
 
 use crate::error::{Result, StoreError};
-use crate::record::{ChatRecord, TurnRecord, TurnState, new_id, now_ms};
+use crate::record::{ChainRunRecord, ChatRecord, TurnRecord, TurnState, new_id, now_ms};
 use crate::store::{HEARTBEAT_EVERY, Store};
 
 /// How a [`Recorder`] batches its writes.
@@ -85,11 +85,11 @@ pub enum Health {
         /// How many turns were dropped.
         turns: u64,
     },
-    /// The database refused a turn (a constraint it breaks, which retrying cannot mend): it was
-    /// dropped unwritten. Reported once per turn, with the database's message.
+    /// The database refused a turn or a chain run (a constraint it breaks, which retrying cannot
+    /// mend): it was dropped unwritten. Reported once per row, with the database's message.
     Refused {
-        /// The turn's id.
-        turn: String,
+        /// The turn's (or chain run's) id.
+        id: String,
         /// What the database said (it may name stored values: show it to the store's owner,
         /// not to every client).
         error: String,
@@ -170,6 +170,8 @@ struct Queue {
     dead: Option<String>,
     closed: bool,
     rounds: u64,
+    /// Chain runs to write, oldest first (their bytes are in `bytes`).
+    runs: VecDeque<(ChainRunRecord, usize)>,
 }
 
 struct TurnCell {
@@ -319,10 +321,26 @@ impl Recorder {
         recorder
     }
 
-    /// How many turns wait to be written.
+    /// Keeps a finished chain run: written by the background writer like a turn (retried while
+    /// the database fails, refused runs reported), so the caller never waits for the database.
+    pub fn save_chain_run(&self, run: ChainRunRecord) {
+        let shared = self.shared();
+        {
+            let mut q = lock(&shared.queue);
+            if q.dead.is_some() {
+                return;
+            }
+            let size = run.result.to_string().len() + PENDING_TURN_OVERHEAD;
+            q.bytes += size;
+            q.runs.push_back((run, size));
+        }
+        shared.wake.notify_one();
+    }
+
+    /// How many turns (and chain runs) wait to be written.
     pub fn pending(&self) -> usize {
         let q = lock(&self.shared().queue);
-        q.dirty.len() + q.writing
+        q.dirty.len() + q.runs.len() + q.writing
     }
 
     /// What the turns waiting to be written hold, as [`RecorderOptions::max_pending_bytes`]
@@ -346,7 +364,7 @@ impl Recorder {
                 if let Some(e) = &q.dead {
                     return Err(StoreError::unavailable(e.clone()));
                 }
-                if q.dirty.is_empty() && q.writing == 0 {
+                if q.dirty.is_empty() && q.runs.is_empty() && q.writing == 0 {
                     return Ok(());
                 }
                 if q.rounds > start
@@ -559,9 +577,9 @@ fn report(shared: &Shared, health: Health) {
             // Faces that collect no `tracing` output still show it.
             eprintln!("oy3o: {message}");
         }
-        Health::Refused { turn, error } => {
-            tracing::warn!(turn = %turn, "store: the database refused a turn, dropped: {error}");
-            eprintln!("oy3o: store: the database refused turn {turn}, dropped: {error}");
+        Health::Refused { id, error } => {
+            tracing::warn!(id = %id, "store: the database refused a row, dropped: {error}");
+            eprintln!("oy3o: store: the database refused row {id}, dropped: {error}");
         }
     }
     let listeners = lock(&shared.listeners).clone();
@@ -652,6 +670,29 @@ async fn adopt(
         Err(e) if e.is_constraint() => Ok(false),
         Err(e) => Err(e),
     }
+}
+
+/// Writes `runs` in order: one the database refuses goes to `refused` (id, error); at the first
+/// other failure, that run and the rest go to `left` and the error is returned.
+async fn save_runs(
+    store: &dyn Store,
+    runs: Vec<(ChainRunRecord, usize)>,
+    refused: &mut Vec<(String, String)>,
+    left: &mut Vec<(ChainRunRecord, usize)>,
+) -> Result<()> {
+    let mut runs = runs.into_iter();
+    while let Some((run, size)) = runs.next() {
+        match store.save_chain_run(&run).await {
+            Ok(()) => {}
+            Err(e) if e.is_constraint() => refused.push((run.id.clone(), e.to_string())),
+            Err(e) => {
+                left.push((run, size));
+                left.extend(runs);
+                return Err(e);
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Takes up to `max` dirty turns, oldest first: all of them when `everything`, else the
@@ -753,7 +794,7 @@ async fn write_loop(shared: Arc<Shared>, open: Opening) {
         {
             last_recovery = Instant::now();
         }
-        let (batch, sizes, closed, dropped) = {
+        let (batch, sizes, runs, closed, dropped) = {
             let mut q = lock(&shared.queue);
             // Streaming turns wait for a tick, unless a flush waits, the writer closes or it
             // retries after a failure (the failed batch went back to the queue whole).
@@ -765,7 +806,9 @@ async fn write_loop(shared: Arc<Shared>, open: Opening) {
                 .map(|cell| cell.counted.swap(0, Ordering::Relaxed))
                 .collect();
             q.bytes -= sizes.iter().sum::<usize>();
-            q.writing = batch.len();
+            let runs: Vec<(ChainRunRecord, usize)> = q.runs.drain(..).collect();
+            q.bytes -= runs.iter().map(|(_, size)| size).sum::<usize>();
+            q.writing = batch.len() + runs.len();
             more = batch.len() == options.max_batch && !q.dirty.is_empty();
             // Drops are reported at once, then at most every 10 s (summed), and at the end.
             let due = q.closed
@@ -775,13 +818,13 @@ async fn write_loop(shared: Arc<Shared>, open: Opening) {
             } else {
                 0
             };
-            (batch, sizes, q.closed, dropped)
+            (batch, sizes, runs, q.closed, dropped)
         };
         if dropped > 0 {
             last_dropped_report = Some(Instant::now());
             report(&shared, Health::Dropped { turns: dropped });
         }
-        if batch.is_empty() {
+        if batch.is_empty() && runs.is_empty() {
             lock(&shared.queue).rounds += 1;
             shared.progress.notify_waiters();
             if closed {
@@ -831,8 +874,17 @@ async fn write_loop(shared: Arc<Shared>, open: Opening) {
             }
             other => other,
         };
-        for (turn, error) in refused {
-            report(&shared, Health::Refused { turn, error });
+        // Chain runs after the turns, one statement each (a run ends a whole chain: rare).
+        let mut runs_left = Vec::new();
+        let result = match result {
+            Ok(()) => save_runs(&*store, runs, &mut refused, &mut runs_left).await,
+            Err(e) => {
+                runs_left = runs;
+                Err(e)
+            }
+        };
+        for (id, error) in refused {
+            report(&shared, Health::Refused { id, error });
         }
         if result.is_err() {
             // The records taken from final turns go back, for the retry.
@@ -854,6 +906,10 @@ async fn write_loop(shared: Arc<Shared>, open: Opening) {
                     q.failing.take().map(|_| Health::Recovered)
                 }
                 Err(e) => {
+                    for (run, size) in runs_left.into_iter().rev() {
+                        q.bytes += size;
+                        q.runs.push_front((run, size));
+                    }
                     // Back in the queue, oldest first, unless the hot path queued it again.
                     for (cell, size) in batch.into_iter().zip(sizes).rev() {
                         if !cell.dirty.swap(true, Ordering::AcqRel) {

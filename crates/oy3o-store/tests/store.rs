@@ -12,8 +12,8 @@ use common::Db;
 use gated::Gated;
 use oy3o::{Citation, Event, Usage};
 use oy3o_store::{
-    ChatRecord, Health, OpenOptions, Recorder, RecorderOptions, Store, TurnRecord, TurnState,
-    history, now_ms, open, open_with,
+    ChainRunRecord, ChatRecord, Health, OpenOptions, Recorder, RecorderOptions, Store, TurnRecord,
+    TurnState, history, now_ms, open, open_with,
 };
 
 /// Runs a test body on SQLite and on PostgreSQL.
@@ -424,14 +424,33 @@ async fn answers_keep_recording_while_postgres_is_down_and_the_writes_catch_up()
     before.chunk(" and more");
     before.finish(TurnState::Done, None, None);
     during.finish(TurnState::Done, None, None);
+    // A chain run that ends during the outage waits with the turns.
+    recorder.save_chain_run(ChainRunRecord {
+        id: oy3o_store::new_id(),
+        owner: String::new(),
+        name: "during the outage".into(),
+        result: serde_json::json!({"stages": [["an answer"]]}),
+        state: TurnState::Done,
+        created_at: now_ms(),
+    });
     let failed = tokio::time::timeout(Duration::from_secs(30), recorder.flush())
         .await
         .expect("flush returns while the database is down");
     assert!(failed.is_err(), "a flush during the outage reports it");
-    assert!(recorder.pending() >= 2, "the turns wait in memory");
+    assert!(
+        recorder.pending() >= 3,
+        "the turns and the run wait in memory"
+    );
 
     pg.run();
     flushed(&recorder).await;
+    let runs = store.chain_runs("", 10).await.unwrap();
+    assert_eq!(
+        runs.len(),
+        1,
+        "the run was written once the database came back"
+    );
+    assert_eq!(runs[0].name, "during the outage");
     let turns = store.turns("", &chat.id).await.unwrap();
     assert_eq!(turns.len(), 2);
     assert_eq!(turns[0].answer, "written and more");
@@ -520,8 +539,8 @@ async fn a_turn_the_database_refuses_is_dropped_reported_and_never_blocks_the_ot
     let health = health.lock().unwrap().clone();
     assert_eq!(health.len(), 1, "{health:?}");
     match &health[0] {
-        Health::Refused { turn, error } => {
-            assert_eq!(turn, refused.id());
+        Health::Refused { id, error } => {
+            assert_eq!(id, refused.id());
             assert!(!error.is_empty());
         }
         other => panic!("not a refusal: {other:?}"),

@@ -609,7 +609,7 @@ impl Connection {
             self.chains.insert(id.clone(), cancel);
         }
         let log = self.state.store.open_store().map(|open| reply::ChainLog {
-            store: open.store.clone(),
+            recorder: open.recorder.clone(),
             owner: self.owner.clone(),
             name: match &request.chain {
                 Some(ChainSpec::Named(name)) => name.clone(),

@@ -2,11 +2,9 @@
 //! `message` frames, events as `event` frames, a failure as an `error` frame, and always a
 //! final `signal`. A cancel stops it between two items and drops the upstream request.
 
-use std::sync::Arc;
-
 use futures::StreamExt;
 use oy3o::{Chain, Config, Event, Output, Reply, Usage};
-use oy3o_store::{ChainRunRecord, Store, TurnRecorder, TurnState};
+use oy3o_store::{ChainRunRecord, Recorder, TurnRecorder, TurnState};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -144,28 +142,24 @@ const CHAIN_EVENTS: &[&str] = &[
     "retry",
 ];
 
-/// Where a chain run is kept: the store, the owner and the chain's name.
+/// Where a chain run is kept: the store's recorder, the owner and the chain's name.
 pub(crate) struct ChainLog {
-    pub store: Arc<dyn Store>,
+    pub recorder: Recorder,
     pub owner: String,
     pub name: String,
 }
 
 impl ChainLog {
-    /// Writes the run in the background: the frames never wait for it.
+    /// Hands the run to the store's background writer: the frames never wait for it, and a
+    /// database that is down gets it when it returns.
     fn save(self, stages: &[Value], state: TurnState) {
-        let run = ChainRunRecord {
+        self.recorder.save_chain_run(ChainRunRecord {
             id: oy3o_store::new_id(),
             owner: self.owner,
             name: self.name,
             result: json!({ "stages": stages }),
             state,
             created_at: oy3o_store::now_ms(),
-        };
-        tokio::spawn(async move {
-            if let Err(e) = self.store.save_chain_run(&run).await {
-                tracing::warn!("store: cannot save chain run: {e}");
-            }
         });
     }
 }
