@@ -1030,15 +1030,21 @@ async fn gap_recorder(gap: Duration) -> (Db, Arc<dyn Store>, Arc<Gated>, Recorde
     (db, store, gated, recorder)
 }
 
+/// Finishes a first turn of `chat` and waits for its row: the writer was idle, so it is
+/// written at once, whatever the gap.
+async fn first_turn_written(recorder: &Recorder, gated: &Gated, chat: &ChatRecord) {
+    recorder
+        .begin_turn(chat, 0, "first")
+        .finish(TurnState::Done, None, None);
+    rows_reach(gated, 1).await;
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn turns_finishing_right_after_a_write_share_the_next_round_and_a_flush_cuts_the_gap_short() {
     // An hour-long gap: only an idle writer or a flush writes in this test.
     let (_db, store, gated, recorder) = gap_recorder(Duration::from_secs(3600)).await;
     let chat = ChatRecord::new("", Some("gap"), None, None);
-    let first = recorder.begin_turn(&chat, 0, "first");
-    first.finish(TurnState::Done, None, None);
-    // The writer was idle: the first finished turn is written at once.
-    rows_reach(&gated, 1).await;
+    first_turn_written(&recorder, &gated, &chat).await;
     let later: Vec<_> = (1..4)
         .map(|seq| {
             let turn = recorder.begin_turn(&chat, seq, "later");
@@ -1063,9 +1069,7 @@ async fn turns_finishing_right_after_a_write_share_the_next_round_and_a_flush_cu
 async fn turns_held_by_the_gap_are_written_when_it_ends_without_a_flush() {
     let (_db, store, gated, recorder) = gap_recorder(Duration::from_millis(500)).await;
     let chat = ChatRecord::new("", Some("gap ends"), None, None);
-    let first = recorder.begin_turn(&chat, 0, "first");
-    first.finish(TurnState::Done, None, None);
-    rows_reach(&gated, 1).await;
+    first_turn_written(&recorder, &gated, &chat).await;
     for seq in 1..3 {
         recorder
             .begin_turn(&chat, seq, "later")
