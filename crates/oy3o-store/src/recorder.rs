@@ -876,14 +876,21 @@ async fn write_loop(shared: Arc<Shared>, open: Opening) {
         };
         // Chain runs after the turns, one statement each (a run ends a whole chain: rare).
         let mut runs_left = Vec::new();
+        let mut refused_runs = Vec::new();
         let result = match result {
-            Ok(()) => save_runs(&*store, runs, &mut refused, &mut runs_left).await,
+            Ok(()) => save_runs(&*store, runs, &mut refused_runs, &mut runs_left).await,
             Err(e) => {
                 runs_left = runs;
                 Err(e)
             }
         };
-        for (id, error) in refused {
+        // After a failed round every turn goes back and is tried again, refused ones too: they
+        // are reported when a round that refuses them succeeds, so once. A refused run is
+        // dropped at once.
+        if result.is_err() {
+            refused.clear();
+        }
+        for (id, error) in refused.into_iter().chain(refused_runs) {
             report(&shared, Health::Refused { id, error });
         }
         if result.is_err() {
