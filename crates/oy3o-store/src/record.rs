@@ -52,7 +52,7 @@ pub fn new_id() -> String {
 /// prompt (no name).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChatRecord {
-    /// Random id, unique across owners and instances.
+    /// Id from [`new_id`] (time first, then random), unique across owners and instances.
     pub id: String,
     /// Whose chat this is: `""` for the local user, a hash of the client token on a server.
     pub owner: String,
@@ -175,7 +175,7 @@ impl FromStr for TurnState {
 /// One prompt and its answer in a chat.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TurnRecord {
-    /// Random id.
+    /// Id from [`new_id`].
     pub id: String,
     /// The chat it belongs to.
     pub chat_id: String,
@@ -270,7 +270,7 @@ pub struct LoggedTurn {
 /// One run of a task chain with every task's result.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ChainRunRecord {
-    /// Random id.
+    /// Id from [`new_id`].
     pub id: String,
     /// Whose run this is.
     pub owner: String,
