@@ -28,7 +28,7 @@ pub use record::{
     ChainRunRecord, ChatRecord, ChatSummary, LoggedTurn, Pruned, TurnRecord, TurnState, history,
     new_id, now_ms,
 };
-pub use recorder::{Health, Recorder, RecorderOptions, TurnRecorder};
+pub use recorder::{Health, PENDING_TURN_OVERHEAD, Recorder, RecorderOptions, TurnRecorder};
 pub use setting::{SettingError, StoreSetting};
 pub use sqlite::SqliteStore;
 pub use store::{HEARTBEAT_EVERY, OpenOptions, Store, default_sqlite_path, open, open_with};

@@ -30,7 +30,7 @@ pub trait Store: Send + Sync + fmt::Debug {
     fn instance(&self) -> &str;
 
     /// The chat `name` of `owner`, created with `model` and `context` when it does not exist.
-    /// An existing chat is returned as it is (see [`Store::update_chat`] to change it).
+    /// An existing chat is returned as it is (see [`Store::save_chat`] to change it).
     async fn open_chat(
         &self,
         owner: &str,
