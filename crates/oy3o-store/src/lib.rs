@@ -13,6 +13,7 @@
 //! Not here: what a face shows or how it names things (the CLI, server and Python faces do that).
 
 mod error;
+mod pg_text;
 mod postgres;
 mod record;
 mod recorder;

@@ -7,120 +7,13 @@ use async_trait::async_trait;
 use sqlx::postgres::{PgPool, PgPoolOptions};
 
 use crate::error::{Result, StoreError};
+use crate::pg_text;
 use crate::record::{
     ChainRunRecord, ChatRecord, ChatSummary, LoggedTurn, Pruned, TurnRecord, new_id,
 };
 use crate::rows::{chain_run_from_row, chat_from_row, turn_from_row};
 use crate::setting::redact;
 use crate::store::{OpenOptions, Store};
-
-/// `text` as PostgreSQL can hold it: U+0000 replaced by U+FFFD (see [`without_nul`]).
-fn pg_text(text: &str) -> std::borrow::Cow<'_, str> {
-    if text.contains('\0') {
-        std::borrow::Cow::Owned(text.replace('\0', "\u{fffd}"))
-    } else {
-        std::borrow::Cow::Borrowed(text)
-    }
-}
-
-/// `chat` with its texts as [`pg_text`] makes them, when one of them holds U+0000.
-fn without_nul_chat(chat: &ChatRecord) -> Option<ChatRecord> {
-    let texts = [&chat.name, &chat.model, &chat.context];
-    if !texts.into_iter().flatten().any(|s| s.contains('\0')) {
-        return None;
-    }
-    let mut chat = chat.clone();
-    for s in [&mut chat.name, &mut chat.model, &mut chat.context]
-        .into_iter()
-        .flatten()
-    {
-        *s = pg_text(s).into_owned();
-    }
-    Some(chat)
-}
-
-/// `turns` with U+0000 replaced by U+FFFD in every text, when any text holds one (`None`
-/// otherwise: the common case costs a scan, no copy). PostgreSQL's `text` and `jsonb` cannot
-/// hold U+0000 ("invalid byte sequence for encoding UTF8: 0x00", "unsupported Unicode escape
-/// sequence"), and a prompt or an answer may carry one: refused as a data error, not a
-/// constraint, such a row would be retried forever and hold every later turn back behind it.
-fn without_nul(turns: &[(ChatRecord, TurnRecord)]) -> Option<Vec<(ChatRecord, TurnRecord)>> {
-    fn has(s: &str) -> bool {
-        s.contains('\0')
-    }
-    fn value_has(v: &serde_json::Value) -> bool {
-        match v {
-            serde_json::Value::String(s) => has(s),
-            serde_json::Value::Array(items) => items.iter().any(value_has),
-            serde_json::Value::Object(map) => map.iter().any(|(k, v)| has(k) || value_has(v)),
-            _ => false,
-        }
-    }
-    fn scrub(s: &mut String) {
-        if has(s) {
-            *s = s.replace('\0', "\u{fffd}");
-        }
-    }
-    fn scrub_value(v: &mut serde_json::Value) {
-        match v {
-            serde_json::Value::String(s) => scrub(s),
-            serde_json::Value::Array(items) => items.iter_mut().for_each(scrub_value),
-            serde_json::Value::Object(map) => {
-                let old = std::mem::take(map);
-                for (mut k, mut v) in old {
-                    scrub(&mut k);
-                    scrub_value(&mut v);
-                    map.insert(k, v);
-                }
-            }
-            _ => {}
-        }
-    }
-    let texts_of = |(chat, turn): &(ChatRecord, TurnRecord)| {
-        [
-            &chat.name,
-            &chat.model,
-            &chat.context,
-            &turn.model,
-            &turn.error,
-        ]
-        .into_iter()
-        .flatten()
-        .any(|s| has(s))
-            || [&turn.prompt, &turn.answer, &turn.reasoning]
-                .into_iter()
-                .any(|s| has(s))
-            || turn.events.iter().any(value_has)
-    };
-    if !turns.iter().any(texts_of) {
-        return None;
-    }
-    Some(
-        turns
-            .iter()
-            .map(|(chat, turn)| {
-                let (mut chat, mut turn) = (chat.clone(), turn.clone());
-                for s in [
-                    &mut chat.name,
-                    &mut chat.model,
-                    &mut chat.context,
-                    &mut turn.model,
-                ]
-                .into_iter()
-                .chain([&mut turn.error])
-                .flatten()
-                {
-                    scrub(s);
-                }
-                for s in [&mut turn.prompt, &mut turn.answer, &mut turn.reasoning] {
-                    scrub(s);
-                }
-                turn.events.iter_mut().for_each(scrub_value);
-                (chat, turn)
-            })
-            .collect(),
-    )
-}
 
 /// A store in a PostgreSQL database.
 #[derive(Debug)]
@@ -185,14 +78,18 @@ impl Store for PostgresStore {
         model: Option<&str>,
         context: Option<&str>,
     ) -> Result<ChatRecord> {
-        let (name, model, context) = (pg_text(name), model.map(pg_text), context.map(pg_text));
+        let (name, model, context) = (
+            pg_text::text(name),
+            model.map(pg_text::text),
+            context.map(pg_text::text),
+        );
         self.open_chat_shared(owner, &name, model.as_deref(), context.as_deref())
             .await
     }
 
     async fn find_chat(&self, owner: &str, name: &str) -> Result<Option<ChatRecord>> {
-        // Found by the name it was written under (see `without_nul`).
-        self.find_chat_shared(owner, &pg_text(name)).await
+        // Found by the name it was written under (see `pg_text`).
+        self.find_chat_shared(owner, &pg_text::text(name)).await
     }
 
     async fn chat_by_id(&self, owner: &str, id: &str) -> Result<Option<ChatRecord>> {
@@ -200,7 +97,7 @@ impl Store for PostgresStore {
     }
 
     async fn save_chat(&self, chat: &ChatRecord) -> Result<()> {
-        match without_nul_chat(chat) {
+        match pg_text::chat(chat) {
             Some(scrubbed) => self.save_chat_shared(&scrubbed).await,
             None => self.save_chat_shared(chat).await,
         }
@@ -294,7 +191,7 @@ impl Store for PostgresStore {
         if turns.is_empty() {
             return Ok(());
         }
-        let scrubbed = without_nul(turns);
+        let scrubbed = crate::pg_text::turns(turns);
         let turns = scrubbed.as_deref().unwrap_or(turns);
         // The whole batch in two statements, each row array one parameter (`UNNEST`), whatever
         // the batch size: the per-row cost is the database's own work, not a round trip.

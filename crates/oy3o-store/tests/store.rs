@@ -958,19 +958,40 @@ async fn beyond_the_byte_budget_the_oldest_finished_turns_are_dropped_and_report
     store.close().await;
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_turn_that_ends_before_a_tick_is_written_once_and_streaming_ones_wait_for_the_tick() {
+/// Waits until `gated` has written `n` turn rows.
+async fn rows_reach(gated: &Gated, n: usize) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while gated.rows_written() < n {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "only {} rows written",
+            gated.rows_written()
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// A gated SQLite recorder whose streaming turns never tick, with the group-commit gap `gap`.
+async fn tickless_recorder(gap: Duration) -> (Db, Arc<dyn Store>, Arc<Gated>, Recorder) {
     let db = Db::sqlite();
     let store = open_store(&db).await;
     let gated = Gated::new(store.clone(), true);
-    // A tick that never comes in this test: only finished turns and flushes write.
     let recorder = Recorder::with_options(
         gated.clone(),
         RecorderOptions {
             flush_every: Duration::from_secs(3600),
+            min_round_gap: gap,
             ..RecorderOptions::default()
         },
     );
+    (db, store, gated, recorder)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_turn_that_ends_before_a_tick_is_written_once_and_streaming_ones_wait_for_the_tick() {
+    // A tick that never comes in this test: only finished turns and flushes write.
+    let (_db, store, gated, recorder) =
+        tickless_recorder(RecorderOptions::default().min_round_gap).await;
     let chat = ChatRecord::new("", Some("short"), None, None);
     let long = recorder.begin_turn(&chat, 0, "long");
     long.chunk("still going");
@@ -980,11 +1001,7 @@ async fn a_turn_that_ends_before_a_tick_is_written_once_and_streaming_ones_wait_
     // After `finish` the turn is final: later text changes nothing.
     short.chunk(" and a late piece");
     // The finished turn wakes the writer; wait for its write.
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while gated.writes().is_empty() {
-        assert!(std::time::Instant::now() < deadline, "never written");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    rows_reach(&gated, 1).await;
     assert_eq!(
         gated.writes(),
         vec![(short.id().to_owned(), TurnState::Done)],
@@ -1001,35 +1018,6 @@ async fn a_turn_that_ends_before_a_tick_is_written_once_and_streaming_ones_wait_
     store.close().await;
 }
 
-/// Waits until `gated` has written `n` turn rows.
-async fn rows_reach(gated: &Gated, n: usize) {
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while gated.rows_written() < n {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "only {} rows written",
-            gated.rows_written()
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-}
-
-/// A recorder whose streaming turns never tick, with the group-commit gap `gap`.
-async fn gap_recorder(gap: Duration) -> (Db, Arc<dyn Store>, Arc<Gated>, Recorder) {
-    let db = Db::sqlite();
-    let store = open_store(&db).await;
-    let gated = Gated::new(store.clone(), true);
-    let recorder = Recorder::with_options(
-        gated.clone(),
-        RecorderOptions {
-            flush_every: Duration::from_secs(3600),
-            min_round_gap: gap,
-            ..RecorderOptions::default()
-        },
-    );
-    (db, store, gated, recorder)
-}
-
 /// Finishes a first turn of `chat` and waits for its row: the writer was idle, so it is
 /// written at once, whatever the gap.
 async fn first_turn_written(recorder: &Recorder, gated: &Gated, chat: &ChatRecord) {
@@ -1042,7 +1030,7 @@ async fn first_turn_written(recorder: &Recorder, gated: &Gated, chat: &ChatRecor
 #[tokio::test(flavor = "multi_thread")]
 async fn turns_finishing_right_after_a_write_share_the_next_round_and_a_flush_cuts_the_gap_short() {
     // An hour-long gap: only an idle writer or a flush writes in this test.
-    let (_db, store, gated, recorder) = gap_recorder(Duration::from_secs(3600)).await;
+    let (_db, store, gated, recorder) = tickless_recorder(Duration::from_secs(3600)).await;
     let chat = ChatRecord::new("", Some("gap"), None, None);
     first_turn_written(&recorder, &gated, &chat).await;
     let later: Vec<_> = (1..4)
@@ -1067,7 +1055,7 @@ async fn turns_finishing_right_after_a_write_share_the_next_round_and_a_flush_cu
 
 #[tokio::test(flavor = "multi_thread")]
 async fn turns_held_by_the_gap_are_written_when_it_ends_without_a_flush() {
-    let (_db, store, gated, recorder) = gap_recorder(Duration::from_millis(500)).await;
+    let (_db, store, gated, recorder) = tickless_recorder(Duration::from_millis(500)).await;
     let chat = ChatRecord::new("", Some("gap ends"), None, None);
     first_turn_written(&recorder, &gated, &chat).await;
     for seq in 1..3 {
