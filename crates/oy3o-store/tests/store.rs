@@ -173,7 +173,7 @@ async fn a_chat_and_its_turns_come_back_in_order_after_reopening(db: Db) {
         4,
         "the failed turn adds nothing: {messages:?}"
     );
-    assert_eq!(messages[3].content, "4");
+    assert_eq!(messages[3].text(), "4");
     let listed = store.chats("").await.unwrap();
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0].turns, 3);

@@ -96,15 +96,47 @@ impl Chat {
 
     /// Like [`Chat::send`], with options for this turn only.
     pub fn send_with(&self, prompt: impl Into<String>, options: &Options) -> Reply {
-        let prompt = prompt.into();
-        let upstream = self
-            .session
-            .send(prompt.clone(), self.options.overlay(options));
+        self.send_message(Message::user(prompt), options)
+    }
+
+    /// Sends a user message made of parts, with options for this turn only. A part this chat's
+    /// model cannot take is an error before anything is sent.
+    pub fn send_message(&self, prompt: Message, options: &Options) -> Reply {
+        let text = prompt.text().into_owned();
+        self.reply(self.deltas(prompt, options), text)
+    }
+
+    /// The provider's answer stream for `prompt`, with this chat's options under `options`.
+    pub(crate) fn deltas(
+        &self,
+        prompt: Message,
+        options: &Options,
+    ) -> crate::provider::DeltaStream {
+        if let Err(e) = crate::message::require_text(std::slice::from_ref(&prompt), &self.model) {
+            return Box::pin(futures::stream::once(async move { Err(e) }));
+        }
+        self.session.send(prompt, self.options.overlay(options))
+    }
+
+    /// A reply over `upstream` that reports `send` with `prompt` first.
+    pub(crate) fn reply(&self, upstream: crate::provider::DeltaStream, prompt: String) -> Reply {
         Reply::new(
             upstream,
             self.listeners.clone(),
             vec![Event::Send { prompt }],
         )
+    }
+
+    /// What the service keeps of this conversation ([`Session::handle`]).
+    pub fn handle(&self) -> Option<serde_json::Value> {
+        self.session.handle()
+    }
+
+    /// Continues a conversation held elsewhere: its provider handle (see [`Chat::handle`]) and
+    /// its messages so far ([`Session::resume`]).
+    pub fn resume(&self, handle: Option<&serde_json::Value>, history: Vec<Message>) -> Result<()> {
+        check_history(&history)?;
+        self.session.resume(handle, history)
     }
 
     /// Sends a prompt and waits for the whole answer. Providers that can answer in one piece
@@ -137,15 +169,7 @@ impl Chat {
     /// # Ok(()) }
     /// ```
     pub fn restore(&self, history: Vec<Message>) -> Result<()> {
-        if history
-            .iter()
-            .any(|m| m.role == crate::message::Role::System)
-        {
-            return Err(Error::config(
-                "a restored history holds user and assistant messages only; \
-                 set the context with update()",
-            ));
-        }
+        check_history(&history)?;
         self.session.restore(history)
     }
 
@@ -153,6 +177,20 @@ impl Chat {
     pub fn close(&self) {
         self.session.close();
     }
+}
+
+/// A history to restore holds no system message: the context is set with `update`.
+fn check_history(history: &[Message]) -> Result<()> {
+    if history
+        .iter()
+        .any(|m| m.role == crate::message::Role::System)
+    {
+        return Err(Error::config(
+            "a restored history holds user and assistant messages only; \
+             set the context with update()",
+        ));
+    }
+    Ok(())
 }
 
 impl std::fmt::Debug for Chat {

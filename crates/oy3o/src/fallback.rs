@@ -107,7 +107,7 @@ impl Session for FallbackSession {
         s.context = Some(context);
     }
 
-    fn send(&self, prompt: String, options: Options) -> DeltaStream {
+    fn send(&self, prompt: Message, options: Options) -> DeltaStream {
         let targets = self.targets.clone();
         let state = self.state.clone();
         let turn = self.turn.clone();
@@ -174,6 +174,24 @@ impl Session for FallbackSession {
         };
         match session {
             Some(session) => session.restore(history),
+            None => Ok(()),
+        }
+    }
+
+    fn handle(&self) -> Option<serde_json::Value> {
+        let s = lock(&self.state);
+        s.sessions[s.current]
+            .as_ref()
+            .and_then(|session| session.handle())
+    }
+
+    fn resume(&self, handle: Option<&serde_json::Value>, history: Vec<Message>) -> Result<()> {
+        let session = {
+            let s = lock(&self.state);
+            s.sessions[s.current].clone()
+        };
+        match session {
+            Some(session) => session.resume(handle, history),
             None => Ok(()),
         }
     }

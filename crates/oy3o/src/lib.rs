@@ -4,6 +4,8 @@
 //! providers that reach the models. The faces (terminal, WebSocket/HTTP server, Python) are
 //! thin layers over this crate.
 //!
+//! - [`Conversations`] / [`Conversation`]: the one path faces take: open by owner and name,
+//!   resume from the store, turns in send order, each recorded.
 //! - [`Chat`]: `update(context)`, `send(prompt)` (a stream), `send_once`, `close`.
 //! - [`exec`] / [`exec_once`]: one prompt, no history.
 //! - [`exec_tasks`] / [`exec_tasks_chain`]: parallel tasks and staged chains across models.
@@ -23,6 +25,7 @@
 
 mod chat;
 pub mod config;
+pub mod conversation;
 mod credential;
 mod error;
 mod event;
@@ -39,12 +42,13 @@ pub mod transport;
 
 pub use chat::Chat;
 pub use config::{Alias, Config, DEFAULT_MODEL, Options, ProviderSettings, Target, Timeouts};
+pub use conversation::{Conversation, Conversations, Opening};
 pub use credential::Credential;
 pub use error::{Error, ErrorCode, Result};
 pub use event::{Citation, Event, LIFECYCLE_EVENTS, Usage};
 pub use exec::{exec, exec_once};
 pub use listener::{Listener, Listeners};
-pub use message::{Message, Role};
+pub use message::{Message, Part, Role, Source};
 pub use model_ref::ModelRef;
 pub use provider::{Provider, Session};
 pub use reply::{Output, Outputs, Reply};

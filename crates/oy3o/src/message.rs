@@ -1,9 +1,18 @@
-//! Messages of a conversation.
+//! Messages of a conversation, made of parts: text, and the parts that tools, attachments and
+//! reasoning need (see `docs/DESIGN.md`, "Messages made of parts").
+//!
+//! Every provider takes text parts today; a part a provider cannot send is refused before
+//! anything is sent ([`require_text`]), never silently dropped.
+
+use std::borrow::Cow;
 
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::error::{Error, Result};
 
 /// Who wrote a message.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     /// The context (system prompt).
@@ -12,56 +21,270 @@ pub enum Role {
     User,
     /// The model.
     Assistant,
+    /// The result of a tool the model called.
+    Tool,
 }
 
 impl Role {
-    /// `system`, `user` or `assistant`.
+    /// `system`, `user`, `assistant` or `tool`.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::System => "system",
             Self::User => "user",
             Self::Assistant => "assistant",
+            Self::Tool => "tool",
         }
     }
 }
 
-/// One message.
+/// Bytes of an attachment: inline (base64 on the wire and in the store) or at a URL.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Source {
+    /// The bytes themselves, base64-encoded.
+    Base64(String),
+    /// Where to fetch them.
+    Url(String),
+}
+
+/// One piece of a message.
+///
+/// ```
+/// use oy3o::Part;
+/// let part = Part::text("hi");
+/// assert_eq!(part.as_text(), Some("hi"));
+/// assert_eq!(serde_json::to_string(&part).unwrap(), r#"{"type":"text","text":"hi"}"#);
+/// ```
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Part {
+    /// Text.
+    Text {
+        /// The text.
+        text: String,
+    },
+    /// An image (PNG, JPEG, WebP, GIF).
+    Image {
+        /// Its media type (`image/png`).
+        mime: String,
+        /// Its bytes.
+        source: Source,
+    },
+    /// A document (PDF, plain text).
+    Document {
+        /// Its media type (`application/pdf`).
+        mime: String,
+        /// Its bytes.
+        source: Source,
+        /// Its file name, when known.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        name: Option<String>,
+    },
+    /// A sound recording.
+    Audio {
+        /// Its media type (`audio/wav`).
+        mime: String,
+        /// Its bytes.
+        source: Source,
+    },
+    /// The model asks for a tool to be run.
+    ToolCall {
+        /// The call's id, which its result names.
+        id: String,
+        /// The tool's name.
+        name: String,
+        /// Its arguments (a JSON object).
+        arguments: Value,
+    },
+    /// What a tool returned.
+    ToolResult {
+        /// The id of the call it answers.
+        call_id: String,
+        /// What it returned.
+        content: String,
+        /// Whether it failed.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        is_error: bool,
+    },
+    /// The model's reasoning, kept so that providers that ask for it back get it.
+    Reasoning {
+        /// The reasoning text.
+        text: String,
+    },
+}
+
+impl Part {
+    /// A text part.
+    pub fn text(text: impl Into<String>) -> Self {
+        Self::Text { text: text.into() }
+    }
+
+    /// The text of a text part.
+    pub fn as_text(&self) -> Option<&str> {
+        match self {
+            Self::Text { text } => Some(text),
+            _ => None,
+        }
+    }
+
+    /// What kind of part this is, in the words errors use (`text`, `image`, `tool_call`...).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Text { .. } => "text",
+            Self::Image { .. } => "image",
+            Self::Document { .. } => "document",
+            Self::Audio { .. } => "audio",
+            Self::ToolCall { .. } => "tool_call",
+            Self::ToolResult { .. } => "tool_result",
+            Self::Reasoning { .. } => "reasoning",
+        }
+    }
+}
+
+/// One message: its author and its parts.
 ///
 /// ```
 /// use oy3o::{Message, Role};
 /// let m = Message::user("hi");
 /// assert_eq!(m.role, Role::User);
+/// assert_eq!(m.text(), "hi");
 /// ```
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Message {
     /// Its author.
     pub role: Role,
-    /// Its text.
-    pub content: String,
+    /// What it holds, in order.
+    pub parts: Vec<Part>,
 }
 
 impl Message {
-    /// A system message.
-    pub fn system(content: impl Into<String>) -> Self {
+    /// A message of `role` holding one text part.
+    pub fn new(role: Role, text: impl Into<String>) -> Self {
         Self {
-            role: Role::System,
-            content: content.into(),
+            role,
+            parts: vec![Part::text(text)],
         }
+    }
+
+    /// A system message.
+    pub fn system(text: impl Into<String>) -> Self {
+        Self::new(Role::System, text)
     }
 
     /// A user message.
-    pub fn user(content: impl Into<String>) -> Self {
-        Self {
-            role: Role::User,
-            content: content.into(),
-        }
+    pub fn user(text: impl Into<String>) -> Self {
+        Self::new(Role::User, text)
     }
 
     /// An assistant message.
-    pub fn assistant(content: impl Into<String>) -> Self {
-        Self {
-            role: Role::Assistant,
-            content: content.into(),
+    pub fn assistant(text: impl Into<String>) -> Self {
+        Self::new(Role::Assistant, text)
+    }
+
+    /// Its text parts, joined (borrowed when there is one).
+    pub fn text(&self) -> Cow<'_, str> {
+        let mut texts = self.parts.iter().filter_map(Part::as_text);
+        match (texts.next(), texts.next()) {
+            (None, _) => Cow::Borrowed(""),
+            (Some(only), None) => Cow::Borrowed(only),
+            (Some(first), Some(second)) => {
+                let mut joined = String::from(first);
+                joined.push_str(second);
+                texts.for_each(|t| joined.push_str(t));
+                Cow::Owned(joined)
+            }
         }
+    }
+
+    /// Whether it holds text parts only.
+    pub fn is_text_only(&self) -> bool {
+        self.parts.iter().all(|p| matches!(p, Part::Text { .. }))
+    }
+}
+
+/// Checks that a provider which takes text only can send `messages`: a part of another kind, or
+/// a tool message, is a `bad_request` error naming it and the provider, before anything is sent.
+pub fn require_text(messages: &[Message], provider: &str) -> Result<()> {
+    for m in messages {
+        if m.role == Role::Tool {
+            return Err(Error::new(
+                crate::error::ErrorCode::BadRequest,
+                format!("{provider} cannot take tool messages; send text only to this model"),
+            ));
+        }
+        if let Some(part) = m.parts.iter().find(|p| p.as_text().is_none()) {
+            return Err(Error::new(
+                crate::error::ErrorCode::BadRequest,
+                format!(
+                    "{provider} cannot take {} parts; send text only to this model",
+                    part.kind()
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_joins_the_text_parts_and_skips_others() {
+        let m = Message {
+            role: Role::User,
+            parts: vec![
+                Part::text("a"),
+                Part::Image {
+                    mime: "image/png".into(),
+                    source: Source::Url("http://x/y.png".into()),
+                },
+                Part::text("b"),
+            ],
+        };
+        assert_eq!(m.text(), "ab");
+        assert!(!m.is_text_only());
+        assert!(matches!(Message::user("x").text(), Cow::Borrowed("x")));
+    }
+
+    #[test]
+    fn require_text_names_the_part_a_provider_cannot_take() {
+        let ok = [Message::system("c"), Message::user("p")];
+        assert!(require_text(&ok, "ollama").is_ok());
+        let image = Message {
+            role: Role::User,
+            parts: vec![Part::Image {
+                mime: "image/png".into(),
+                source: Source::Base64("AA==".into()),
+            }],
+        };
+        let e = require_text(&[image], "ollama").unwrap_err();
+        assert_eq!(e.code(), crate::ErrorCode::BadRequest);
+        assert!(e.message().contains("image"), "{}", e.message());
+        let tool = Message::new(Role::Tool, "42");
+        assert!(
+            require_text(&[tool], "bing")
+                .unwrap_err()
+                .message()
+                .contains("tool")
+        );
+    }
+
+    #[test]
+    fn parts_round_trip_through_json() {
+        let m = Message {
+            role: Role::Assistant,
+            parts: vec![
+                Part::Reasoning { text: "hm".into() },
+                Part::ToolCall {
+                    id: "c1".into(),
+                    name: "add".into(),
+                    arguments: serde_json::json!({"a": 1}),
+                },
+            ],
+        };
+        let json = serde_json::to_string(&m).unwrap();
+        let back: Message = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, m);
     }
 }

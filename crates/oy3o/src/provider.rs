@@ -73,8 +73,9 @@ pub type DeltaStream = BoxStream<'static, Result<Delta>>;
 pub trait Session: Send + Sync {
     /// Sets the context (system prompt) for the next turns.
     fn update(&self, context: Option<String>);
-    /// Sends a prompt; the stream holds the answer. Dropping it cancels the request.
-    fn send(&self, prompt: String, options: Options) -> DeltaStream;
+    /// Sends a prompt (a user message); the stream holds the answer. Dropping it cancels the
+    /// request.
+    fn send(&self, prompt: Message, options: Options) -> DeltaStream;
     /// The messages so far (context excluded).
     fn history(&self) -> Vec<Message>;
     /// Replaces the messages so far, so that a conversation can move to this session (a
@@ -89,6 +90,19 @@ pub trait Session: Send + Sync {
                  do not use it as a fallback in a chat",
             ))
         }
+    }
+    /// What the service keeps of this conversation that a later process needs to continue it
+    /// (Copilot's conversation id and the cookies it issued for it), once there is one. Stored
+    /// with the chat; `None` for stateless APIs, whose conversation is the history alone.
+    fn handle(&self) -> Option<serde_json::Value> {
+        None
+    }
+    /// Continues a conversation another session (maybe another process) held: `handle` as
+    /// [`Session::handle`] gave it there, and the messages so far. Stateless sessions take the
+    /// history and ignore the handle.
+    fn resume(&self, handle: Option<&serde_json::Value>, history: Vec<Message>) -> Result<()> {
+        let _ = handle;
+        self.restore(history)
     }
     /// Ends the conversation and frees what it holds.
     fn close(&self);
@@ -149,7 +163,7 @@ fn lock(state: &Mutex<HistoryState>) -> std::sync::MutexGuard<'_, HistoryState> 
 /// The whole conversation plus the new prompt, as the next request.
 fn next_request(
     state: &Mutex<HistoryState>,
-    prompt: &str,
+    prompt: &Message,
     options: Options,
 ) -> Result<CompletionRequest> {
     let s = lock(state);
@@ -161,7 +175,7 @@ fn next_request(
         messages.push(Message::system(context.clone()));
     }
     messages.extend(s.messages.iter().cloned());
-    messages.push(Message::user(prompt));
+    messages.push(prompt.clone());
     Ok(CompletionRequest { messages, options })
 }
 
@@ -170,7 +184,7 @@ impl<C: Completions> Session for HistorySession<C> {
         lock(&self.state).context = context.filter(|c| !c.is_empty());
     }
 
-    fn send(&self, prompt: String, options: Options) -> DeltaStream {
+    fn send(&self, prompt: Message, options: Options) -> DeltaStream {
         let state = self.state.clone();
         let turn = self.turn.clone();
         let completions = self.completions.clone();
@@ -187,7 +201,7 @@ impl<C: Completions> Session for HistorySession<C> {
                 if matches!(delta, Delta::Done { .. }) {
                     {
                         let mut s = lock(&state);
-                        s.messages.push(Message::user(prompt.clone()));
+                        s.messages.push(prompt.clone());
                         s.messages.push(Message::assistant(std::mem::take(&mut answer)));
                     }
                     yield delta;

@@ -64,7 +64,7 @@ async fn history_is_sent_every_turn_with_the_context_as_the_top_level_system_pro
     let history = chat.history();
     assert_eq!(history.len(), 4);
     assert_eq!(history[3].role, Role::Assistant);
-    assert_eq!(history[3].content, "two");
+    assert_eq!(history[3].text(), "two");
 }
 
 #[tokio::test]

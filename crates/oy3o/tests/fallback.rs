@@ -242,7 +242,11 @@ async fn the_conversation_moves_to_the_fallback_model_and_back() {
             {"role": "user", "content": "third"},
         ])
     );
-    let history: Vec<String> = chat.history().into_iter().map(|m| m.content).collect();
+    let history: Vec<String> = chat
+        .history()
+        .into_iter()
+        .map(|m| m.text().into_owned())
+        .collect();
     assert_eq!(history, ["first", "one", "second", "two", "third", "three"]);
 }
 

@@ -87,7 +87,7 @@ async fn history_and_context_are_sent_with_every_turn() {
     let history = chat.history();
     assert_eq!(history.len(), 4);
     assert_eq!(history[3].role, Role::Assistant);
-    assert_eq!(history[3].content, "two");
+    assert_eq!(history[3].text(), "two");
 }
 
 #[tokio::test]

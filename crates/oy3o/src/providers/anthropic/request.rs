@@ -38,9 +38,10 @@ impl RequestShape {
         let mut messages = Vec::with_capacity(request.messages.len());
         for m in &request.messages {
             match m.role {
-                Role::System => system.push(m.content.as_str()),
-                Role::User | Role::Assistant => {
-                    messages.push(json!({ "role": m.role.as_str(), "content": m.content }));
+                Role::System => system.push(m.text()),
+                // Other roles are refused before the request is built (`require_text`).
+                Role::User | Role::Assistant | Role::Tool => {
+                    messages.push(json!({ "role": m.role.as_str(), "content": m.text() }));
                 }
             }
         }

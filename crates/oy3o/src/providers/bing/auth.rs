@@ -64,6 +64,16 @@ impl Identity {
         }
     }
 
+    /// The cookies this identity holds that `before` did not (or held with another value): what
+    /// the service set.
+    pub(super) fn set_since(&self, before: &Identity) -> Vec<(String, String)> {
+        self.cookies
+            .iter()
+            .filter(|c| !before.cookies.contains(c))
+            .cloned()
+            .collect()
+    }
+
     /// The `Cookie:` header value, if there are cookies.
     pub(super) fn cookie_header(&self) -> Option<String> {
         (!self.cookies.is_empty()).then(|| {

@@ -76,6 +76,7 @@ impl Provider for Bing {
         Ok(Box::new(BingSession {
             client,
             state: Arc::new(Mutex::new(State {
+                given: identity.clone(),
                 identity,
                 conversation: None,
                 context: target.context.clone().filter(|c| !c.is_empty()),
@@ -159,6 +160,8 @@ fn read_error(status: StatusCode, _body: &str) -> ErrorDetail {
 
 struct State {
     identity: Identity,
+    /// The identity as the credential gave it, before the service set cookies of its own.
+    given: Identity,
     /// The server's conversation, once started.
     conversation: Option<String>,
     /// The context, sent with the next turn unless already delivered.
@@ -188,12 +191,14 @@ impl Session for BingSession {
         s.delivered = false;
     }
 
-    fn send(&self, prompt: String, _options: Options) -> DeltaStream {
+    fn send(&self, prompt: Message, _options: Options) -> DeltaStream {
         // Copilot's web chat has no sampling options: they are ignored.
+        let checked = crate::message::require_text(std::slice::from_ref(&prompt), INFO.name);
         let client = self.client.clone();
         let state = self.state.clone();
         let turn = self.turn.clone();
         Box::pin(async_stream::try_stream! {
+            checked?;
             let _turn = turn.lock_owned().await;
             let (closed, identity, conversation, context) = {
                 let s = lock(&state);
@@ -227,7 +232,7 @@ impl Session for BingSession {
             let request = turn::TurnRequest {
                 identity,
                 conversation,
-                prompt: prompt.clone(),
+                prompt: prompt.text().into_owned(),
                 context: context.clone(),
             };
             let mut deltas = turn::run(client, request);
@@ -239,7 +244,7 @@ impl Session for BingSession {
                     Delta::Done { .. } => {
                         let mut s = lock(&state);
                         // Released before the yield below: the block ends first.
-                        s.history.push(Message::user(prompt.clone()));
+                        s.history.push(prompt.clone());
                         s.history.push(Message::assistant(std::mem::take(&mut answer)));
                         if context.is_some() && s.context == context {
                             s.delivered = true;
@@ -254,6 +259,53 @@ impl Session for BingSession {
 
     fn history(&self) -> Vec<Message> {
         lock(&self.state).history.clone()
+    }
+
+    /// `{"conversation": id, "cookies": [[name, value], ...], "context": delivered}`: the
+    /// conversation the service keeps, the cookies it set for it (`__Host-copilot-anon` must
+    /// ride on every socket of that conversation), and the context it was last given.
+    fn handle(&self) -> Option<serde_json::Value> {
+        let s = lock(&self.state);
+        let conversation = s.conversation.as_ref()?;
+        let context = if s.delivered { s.context.clone() } else { None };
+        Some(serde_json::json!({
+            "conversation": conversation,
+            "cookies": s.identity.set_since(&s.given),
+            "context": context,
+        }))
+    }
+
+    /// Continues the stored conversation: the next turn sends only its prompt on the stored
+    /// conversation id (with the cookies the service set for it). The context is sent again
+    /// only if it differs from the one the service was last given.
+    fn resume(&self, handle: Option<&serde_json::Value>, history: Vec<Message>) -> Result<()> {
+        let Some(handle) = handle else {
+            return if history.is_empty() {
+                Ok(())
+            } else {
+                Err(Error::config(
+                    "this Copilot chat was stored without its conversation id, so it cannot be \
+                     continued; start a new chat",
+                ))
+            };
+        };
+        let conversation = handle["conversation"]
+            .as_str()
+            .filter(|id| !id.is_empty())
+            .ok_or_else(|| Error::config("the stored Copilot conversation has no id"))?;
+        let mut s = lock(&self.state);
+        if s.closed {
+            return Err(Error::config("this chat is closed; open a new one"));
+        }
+        for pair in handle["cookies"].as_array().into_iter().flatten() {
+            if let (Some(name), Some(value)) = (pair[0].as_str(), pair[1].as_str()) {
+                s.identity.set_cookie(name, value);
+            }
+        }
+        s.conversation = Some(conversation.to_owned());
+        s.delivered = s.context.is_some() && handle["context"].as_str() == s.context.as_deref();
+        s.history = history;
+        Ok(())
     }
 
     fn close(&self) {

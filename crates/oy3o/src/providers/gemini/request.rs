@@ -37,13 +37,13 @@ pub(super) fn body(request: &CompletionRequest) -> Value {
     for m in &request.messages {
         let role = match m.role {
             Role::System => {
-                system.push(m.content.as_str());
+                system.push(m.text());
                 continue;
             }
-            Role::User => "user",
+            Role::User | Role::Tool => "user",
             Role::Assistant => "model",
         };
-        contents.push(json!({ "role": role, "parts": [{ "text": m.content }] }));
+        contents.push(json!({ "role": role, "parts": [{ "text": m.text() }] }));
     }
     let mut body = json!({ "contents": contents });
     if !system.is_empty() {

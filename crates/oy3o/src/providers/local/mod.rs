@@ -91,7 +91,7 @@ impl Completions for LocalModel {
             let messages = request
                 .messages
                 .iter()
-                .map(|m| ChatMessage::new(role(m.role), m.content.clone()))
+                .map(|m| ChatMessage::new(role(m.role), m.text().into_owned()))
                 .collect();
             let options = GenerateOptions {
                 temperature: request.options.temperature,

@@ -29,7 +29,7 @@ impl RequestShape {
         let messages: Vec<Value> = request
             .messages
             .iter()
-            .map(|m| json!({ "role": m.role.as_str(), "content": m.content }))
+            .map(|m| json!({ "role": m.role.as_str(), "content": m.text() }))
             .collect();
         let mut body = json!({ "model": self.model, "messages": messages, "stream": true });
         let o = &request.options;

@@ -111,7 +111,7 @@ impl Serialize for Messages<'_> {
         for m in self.0 {
             seq.serialize_element(&WireMessage {
                 role: m.role.as_str(),
-                content: &m.content,
+                content: m.text(),
             })?;
         }
         seq.end()
@@ -121,7 +121,7 @@ impl Serialize for Messages<'_> {
 #[derive(Serialize)]
 struct WireMessage<'a> {
     role: &'static str,
-    content: &'a str,
+    content: std::borrow::Cow<'a, str>,
 }
 
 /// The headers of every request: the key as a bearer token, then the configured extras.

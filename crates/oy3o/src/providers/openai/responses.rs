@@ -39,9 +39,9 @@ impl Responses {
         let mut input = Vec::with_capacity(request.messages.len());
         for m in &request.messages {
             match m.role {
-                Role::System => instructions.push(m.content.as_str()),
-                Role::User | Role::Assistant => {
-                    input.push(json!({ "role": m.role.as_str(), "content": m.content }));
+                Role::System => instructions.push(m.text()),
+                Role::User | Role::Assistant | Role::Tool => {
+                    input.push(json!({ "role": m.role.as_str(), "content": m.text() }));
                 }
             }
         }

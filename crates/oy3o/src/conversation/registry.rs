@@ -1,0 +1,174 @@
+//! [`Conversations`]: opens conversations by owner and name, resuming stored ones, and keeps
+//! one live [`Conversation`] per owner and name in the process, so that two connections (or two
+//! `Chat` objects) on one name share one history and one turn order.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, Weak};
+
+use super::{Conversation, ConversationRecord, ConversationStore, Inner};
+use crate::chat::Chat;
+use crate::config::Config;
+use crate::error::Result;
+
+/// What to open: whose, which name (none: a one-shot conversation that is never resumed), and
+/// what the face asked for explicitly. A stored conversation keeps its model and context unless
+/// the face names others.
+#[derive(Clone, Debug, Default)]
+pub struct Opening<'a> {
+    /// Whose conversation: `""` for the local user, a token's hash on a server.
+    pub owner: &'a str,
+    /// Its name; `None` for a one-shot prompt.
+    pub name: Option<&'a str>,
+    /// The model asked for (else the stored one, else the config's default).
+    pub model: Option<&'a str>,
+    /// The context asked for (else the stored one, else the config's for the model).
+    pub context: Option<&'a str>,
+}
+
+impl<'a> Opening<'a> {
+    /// The conversation `name` of `owner`.
+    pub fn named(owner: &'a str, name: &'a str) -> Self {
+        Self {
+            owner,
+            name: Some(name),
+            ..Self::default()
+        }
+    }
+
+    /// A one-shot conversation of `owner`.
+    pub fn one_shot(owner: &'a str) -> Self {
+        Self {
+            owner,
+            ..Self::default()
+        }
+    }
+
+    /// With the model asked for.
+    pub fn model(mut self, model: Option<&'a str>) -> Self {
+        self.model = model;
+        self
+    }
+
+    /// With the context asked for.
+    pub fn context(mut self, context: Option<&'a str>) -> Self {
+        self.context = context;
+        self
+    }
+}
+
+/// Where conversations come from: the store (if any) and the conversations live in this
+/// process. One per face process (the server, the CLI, the Python module).
+pub struct Conversations {
+    store: Option<Arc<dyn ConversationStore>>,
+    live: Mutex<HashMap<(String, String), Weak<Inner>>>,
+}
+
+impl Conversations {
+    /// Conversations recorded in `store` (`None`: kept in memory only).
+    pub fn new(store: Option<Arc<dyn ConversationStore>>) -> Self {
+        Self {
+            store,
+            live: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The store, if any.
+    pub fn store(&self) -> Option<&Arc<dyn ConversationStore>> {
+        self.store.as_ref()
+    }
+
+    /// The conversation `name` of `owner` if it is open in this process.
+    pub fn live(&self, owner: &str, name: &str) -> Option<Conversation> {
+        let mut live = self.lock();
+        let key = (owner.to_owned(), name.to_owned());
+        match live.get(&key).and_then(Weak::upgrade) {
+            Some(inner) => Some(Conversation { inner }),
+            None => {
+                live.remove(&key);
+                None
+            }
+        }
+    }
+
+    /// Opens a conversation: the live one of that owner and name (switched to the model asked
+    /// for, given the context asked for), else the stored one resumed (history, context, model,
+    /// provider handle, next turn number), else a new one. A one-shot opening is always new.
+    /// A store that cannot be read is an error (its code says whether to check the network or
+    /// the setting), never a silently empty history.
+    pub async fn open(&self, opening: Opening<'_>, config: &Config) -> Result<Conversation> {
+        let Some(name) = opening.name else {
+            return self.fresh(&opening, config, None);
+        };
+        if let Some(open) = self.live(opening.owner, name) {
+            if opening.model.is_some() {
+                open.switch(&config.resolve_all(opening.model)?)?;
+            }
+            if let Some(context) = opening.context {
+                open.update(context);
+            }
+            return Ok(open);
+        }
+        let stored = match &self.store {
+            Some(store) => store.load(opening.owner, name).await?,
+            None => None,
+        };
+        let conversation = match stored {
+            None => self.fresh(&opening, config, Some(name))?,
+            Some(stored) => {
+                let model = opening.model.or(stored.record.model.as_deref());
+                let chat = Chat::open_targets(&config.resolve_all(model)?)?;
+                let context = opening.context.or(stored.record.context.as_deref());
+                if let Some(context) = context {
+                    chat.update(context);
+                }
+                chat.resume(stored.record.handle.as_ref(), stored.history())?;
+                let mut record = stored.record.clone();
+                record.model = Some(chat.model().to_owned());
+                record.context = context.map(str::to_owned).filter(|c| !c.is_empty());
+                Conversation::new(chat, record, stored.next_seq(), self.store.clone())
+            }
+        };
+        // Two opens of one name at once: the first registered wins, the other is dropped.
+        let mut live = self.lock();
+        let key = (opening.owner.to_owned(), name.to_owned());
+        if let Some(inner) = live.get(&key).and_then(Weak::upgrade) {
+            return Ok(Conversation { inner });
+        }
+        live.retain(|_, weak| weak.strong_count() > 0);
+        live.insert(key, Arc::downgrade(&conversation.inner));
+        Ok(conversation)
+    }
+
+    fn fresh(
+        &self,
+        opening: &Opening<'_>,
+        config: &Config,
+        name: Option<&str>,
+    ) -> Result<Conversation> {
+        let chat = Chat::open_targets(&config.resolve_all(opening.model)?)?;
+        if let Some(context) = opening.context {
+            chat.update(context);
+        }
+        let record = ConversationRecord {
+            id: self.store.as_ref().map(|s| s.new_id()).unwrap_or_default(),
+            owner: opening.owner.to_owned(),
+            name: name.map(str::to_owned),
+            model: Some(chat.model().to_owned()),
+            context: opening.context.map(str::to_owned).filter(|c| !c.is_empty()),
+            handle: None,
+        };
+        Ok(Conversation::new(chat, record, 0, self.store.clone()))
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), Weak<Inner>>> {
+        self.live.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl std::fmt::Debug for Conversations {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Conversations")
+            .field("store", &self.store.is_some())
+            .finish()
+    }
+}
