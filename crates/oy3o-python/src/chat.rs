@@ -194,7 +194,7 @@ impl NativeChat {
         self.chat
             .history()
             .into_iter()
-            .map(|m| (m.role.as_str().to_owned(), m.content))
+            .map(|m| (m.role.as_str().to_owned(), m.text().into_owned()))
             .collect()
     }
 

@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, RwLock};
 
-use oy3o::{Chain, Config, Target};
+use oy3o::{Chain, Config, Conversations, Target};
 use tokio_util::sync::CancellationToken;
 
 use crate::error::{Error, Result};
@@ -28,6 +28,10 @@ pub(crate) struct AppState {
     resolved: RwLock<HashMap<Option<String>, Arc<[Target]>>>,
     /// The conversation store, when one is configured.
     pub store: Stored,
+    /// Where every face's conversations open: resumed from and recorded into the store when
+    /// there is one. Without a store each WebSocket connection keeps its chats to itself (as
+    /// the original library did), so this one serves one-shot answers only.
+    pub conversations: Arc<Conversations>,
 }
 
 /// How many model names [`AppState::targets`] remembers; names past it resolve per request, so
@@ -50,6 +54,9 @@ impl AppState {
             chains,
             shutdown: CancellationToken::new(),
             resolved: RwLock::default(),
+            conversations: Arc::new(Conversations::new(store.open_store().map(|open| {
+                oy3o_store::RecordedConversations::new(open.recorder.clone()).shared()
+            }))),
             store,
         }))
     }

@@ -50,6 +50,12 @@ pub enum StoreError {
     },
 }
 
+impl From<StoreError> for oy3o::Error {
+    fn from(e: StoreError) -> Self {
+        oy3o::Error::new(e.code(), e.to_string())
+    }
+}
+
 /// The result of a store operation.
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
@@ -62,6 +68,31 @@ impl StoreError {
                 !matches!(e.kind(), sqlx::error::ErrorKind::Other)
             }
             _ => false,
+        }
+    }
+
+    /// The engine's error code for this failure, so every face reports it alike: a database
+    /// that cannot be reached (refused, reset, timed out, down) is a `network` error (exit 5);
+    /// a setting, path, migration or stored value that is wrong is a `config` error (exit 3).
+    pub fn code(&self) -> oy3o::ErrorCode {
+        use oy3o::ErrorCode;
+        let driver = match self {
+            Self::Open { source, .. } | Self::Query(source) => Some(source),
+            _ => None,
+        };
+        match driver {
+            Some(
+                sqlx::Error::Io(_)
+                | sqlx::Error::Tls(_)
+                | sqlx::Error::PoolTimedOut
+                | sqlx::Error::PoolClosed
+                | sqlx::Error::WorkerCrashed
+                | sqlx::Error::Protocol(_),
+            ) => ErrorCode::Network,
+            _ => match self {
+                Self::Unavailable(_) => ErrorCode::Network,
+                _ => ErrorCode::Config,
+            },
         }
     }
 

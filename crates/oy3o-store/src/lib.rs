@@ -12,6 +12,7 @@
 //!
 //! Not here: what a face shows or how it names things (the CLI, server and Python faces do that).
 
+mod conversation;
 mod error;
 mod pg_text;
 mod postgres;
@@ -23,11 +24,12 @@ mod shared;
 mod sqlite;
 mod store;
 
+pub use conversation::{RecordedConversations, conversation_record};
 pub use error::{Result, StoreError};
 pub use postgres::PostgresStore;
 pub use record::{
     ChainRunRecord, ChatRecord, ChatSummary, LoggedTurn, Pruned, TurnRecord, TurnState, history,
-    new_id, now_ms,
+    new_id, now_ms, prompt_parts,
 };
 pub use recorder::{Health, PENDING_TURN_OVERHEAD, Recorder, RecorderOptions, TurnRecorder};
 pub use setting::{SettingError, StoreSetting};

@@ -59,6 +59,7 @@ fn chat_has(chat: &ChatRecord) -> bool {
         .into_iter()
         .flatten()
         .any(|s| has(s))
+        || chat.handle.as_ref().is_some_and(value_has)
 }
 
 fn scrub_chat(chat: &mut ChatRecord) {
@@ -66,6 +67,7 @@ fn scrub_chat(chat: &mut ChatRecord) {
         .into_iter()
         .flatten()
         .for_each(scrub);
+    chat.handle.iter_mut().for_each(scrub_value);
 }
 
 fn turn_has(turn: &TurnRecord) -> bool {
@@ -77,6 +79,7 @@ fn turn_has(turn: &TurnRecord) -> bool {
             .into_iter()
             .any(|s| has(s))
         || turn.events.iter().any(value_has)
+        || turn.parts.as_ref().is_some_and(value_has)
 }
 
 fn scrub_turn(turn: &mut TurnRecord) {
@@ -88,6 +91,7 @@ fn scrub_turn(turn: &mut TurnRecord) {
         .into_iter()
         .for_each(scrub);
     turn.events.iter_mut().for_each(scrub_value);
+    turn.parts.iter_mut().for_each(scrub_value);
 }
 
 /// `chat` as PostgreSQL can hold it, when one of its texts holds U+0000.

@@ -27,7 +27,7 @@ macro_rules! turn_select {
     ($rest:literal) => {
         concat!(
             "SELECT t.id, t.chat_id, t.seq, t.owner, t.prompt, t.answer, t.reasoning, t.events::text AS events,
-                    t.usage::text AS usage, t.model, t.first_token_ms, t.elapsed_ms, t.state, t.error, t.instance,
+                    t.usage::text AS usage, t.parts, t.model, t.first_token_ms, t.elapsed_ms, t.state, t.error, t.instance,
                     t.created_at, t.updated_at ",
             $rest
         )
@@ -141,6 +141,10 @@ impl Store for PostgresStore {
         Ok(out)
     }
 
+    async fn last_seq(&self, owner: &str, chat_id: &str) -> Result<Option<i64>> {
+        self.last_seq_shared(owner, chat_id).await
+    }
+
     async fn recent_turns(
         &self,
         owner: &str,
@@ -204,6 +208,7 @@ impl Store for PostgresStore {
             .bind(chats.name)
             .bind(chats.model)
             .bind(chats.context)
+            .bind(chats.handle)
             .bind(chats.created_at)
             .bind(chats.updated_at)
             .execute(&mut *tx)
@@ -218,6 +223,7 @@ impl Store for PostgresStore {
             .bind(turns.reasoning)
             .bind(turns.events)
             .bind(turns.usage)
+            .bind(turns.parts)
             .bind(turns.model)
             .bind(turns.first_token_ms)
             .bind(turns.elapsed_ms)
@@ -284,30 +290,32 @@ impl Store for PostgresStore {
 
 /// One chat, for the shared `save_chat` (`crate::shared`): the later update time wins.
 const UPSERT_CHAT: &str =
-    "INSERT INTO chats (id, owner, name, model, context, created_at, updated_at)
-     VALUES ($1, $2, $3, $4, $5, $6, $7)
+    "INSERT INTO chats (id, owner, name, model, context, handle, created_at, updated_at)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
      ON CONFLICT (id) DO UPDATE SET model = excluded.model, context = excluded.context,
+        handle = COALESCE(excluded.handle, chats.handle),
         updated_at = GREATEST(chats.updated_at, excluded.updated_at)";
 
 /// The chats of a batch, one array per column (each chat once: `ON CONFLICT DO UPDATE` may not
 /// touch a row twice in one statement).
-const UPSERT_CHATS: &str = "INSERT INTO chats (id, owner, name, model, context, created_at, updated_at)
-     SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::bigint[])
+const UPSERT_CHATS: &str = "INSERT INTO chats (id, owner, name, model, context, handle, created_at, updated_at)
+     SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bigint[], $8::bigint[])
      ON CONFLICT (id) DO UPDATE SET model = excluded.model, context = excluded.context,
+        handle = COALESCE(excluded.handle, chats.handle),
         updated_at = GREATEST(chats.updated_at, excluded.updated_at)";
 
 /// The turns of a batch, one array per column (each turn once); JSON travels as text.
-const UPSERT_TURNS: &str = "INSERT INTO turns (id, chat_id, seq, owner, prompt, answer, reasoning, events, usage, model,
-                        first_token_ms, elapsed_ms, state, error, instance, created_at, updated_at)
-     SELECT id, chat_id, seq, owner, prompt, answer, reasoning, events::jsonb, usage::jsonb, model,
-            first_token_ms, elapsed_ms, state, error, instance, created_at, updated_at
+const UPSERT_TURNS: &str = "INSERT INTO turns (id, chat_id, seq, owner, prompt, answer, reasoning, events, usage, parts,
+                        model, first_token_ms, elapsed_ms, state, error, instance, created_at, updated_at)
+     SELECT id, chat_id, seq, owner, prompt, answer, reasoning, events::jsonb, usage::jsonb, parts,
+            model, first_token_ms, elapsed_ms, state, error, instance, created_at, updated_at
      FROM UNNEST($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[],
-                 $8::text[], $9::text[], $10::text[], $11::bigint[], $12::bigint[], $13::text[],
-                 $14::text[], $15::text[], $16::bigint[], $17::bigint[])
-          AS u(id, chat_id, seq, owner, prompt, answer, reasoning, events, usage, model,
+                 $8::text[], $9::text[], $10::text[], $11::text[], $12::bigint[], $13::bigint[],
+                 $14::text[], $15::text[], $16::text[], $17::bigint[], $18::bigint[])
+          AS u(id, chat_id, seq, owner, prompt, answer, reasoning, events, usage, parts, model,
                first_token_ms, elapsed_ms, state, error, instance, created_at, updated_at)
      ON CONFLICT (id) DO UPDATE SET
         answer = excluded.answer, reasoning = excluded.reasoning, events = excluded.events,
-        usage = excluded.usage, model = excluded.model, first_token_ms = excluded.first_token_ms,
+        usage = excluded.usage, parts = excluded.parts, model = excluded.model, first_token_ms = excluded.first_token_ms,
         elapsed_ms = excluded.elapsed_ms, state = excluded.state, error = excluded.error,
         updated_at = excluded.updated_at";

@@ -62,6 +62,10 @@ pub struct ChatRecord {
     pub model: Option<String>,
     /// Its context (system prompt).
     pub context: Option<String>,
+    /// What the provider keeps of the conversation on its side (`oy3o::Session::handle`),
+    /// needed to continue it in another process; `None` for stateless APIs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handle: Option<Value>,
     /// When it was created (Unix ms).
     pub created_at: i64,
     /// When it last changed (Unix ms).
@@ -84,6 +88,7 @@ impl ChatRecord {
             name: name.map(str::to_owned),
             model: model.map(str::to_owned),
             context: context.map(str::to_owned),
+            handle: None,
             created_at: now,
             updated_at: now,
         }
@@ -100,6 +105,7 @@ impl ChatRecord {
             name: None,
             model: None,
             context: None,
+            handle: None,
             created_at: 0,
             updated_at: 0,
         }
@@ -194,6 +200,11 @@ pub struct TurnRecord {
     pub events: Vec<Value>,
     /// Token counts, when reported.
     pub usage: Option<Usage>,
+    /// The parts of the prompt and answer that are not plain text, as
+    /// `{"prompt": [parts], "answer": [parts]}` (`oy3o::Part` in JSON); `None` when both are text
+    /// only. `prompt` and `answer` always hold their text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parts: Option<Value>,
     /// The model reference that answered.
     pub model: Option<String>,
     /// Milliseconds from the request to the first answer text.
@@ -226,6 +237,7 @@ impl TurnRecord {
             reasoning: String::new(),
             events: Vec::new(),
             usage: None,
+            parts: None,
             model: None,
             first_token_ms: None,
             elapsed_ms: None,
@@ -237,25 +249,50 @@ impl TurnRecord {
         }
     }
 
-    /// The chat history this turn adds: the prompt, and the answer when there is one.
-    pub fn messages(&self) -> Vec<oy3o::Message> {
-        let mut out = vec![oy3o::Message::user(self.prompt.clone())];
-        if !self.answer.is_empty() {
-            out.push(oy3o::Message::assistant(self.answer.clone()));
+    /// The prompt as a message: its stored parts when it has some beyond text, else its text.
+    pub fn prompt_message(&self) -> oy3o::Message {
+        self.message(oy3o::Role::User, "prompt", &self.prompt)
+    }
+
+    /// The answer as a message, as [`TurnRecord::prompt_message`].
+    pub fn answer_message(&self) -> oy3o::Message {
+        self.message(oy3o::Role::Assistant, "answer", &self.answer)
+    }
+
+    fn message(&self, role: oy3o::Role, key: &str, text: &str) -> oy3o::Message {
+        let parts = self
+            .parts
+            .as_ref()
+            .and_then(|p| p.get(key))
+            .and_then(|p| serde_json::from_value::<Vec<oy3o::Part>>(p.clone()).ok());
+        match parts {
+            Some(parts) if !parts.is_empty() => oy3o::Message { role, parts },
+            _ => oy3o::Message::new(role, text),
         }
-        out
+    }
+
+    /// The chat history this turn adds: the prompt and the answer.
+    pub fn messages(&self) -> Vec<oy3o::Message> {
+        vec![self.prompt_message(), self.answer_message()]
     }
 }
 
 /// The history of a list of turns in order, ready for `oy3o::Chat::restore`: each prompt and its
-/// answer. A turn with no answer (failed before any text) adds nothing, so the history keeps
-/// user/assistant pairs.
+/// answer, of the turns answered completely (`done`). A failed, cancelled or interrupted turn
+/// stays in the store and the log but is not part of the conversation the model sees, exactly
+/// as a live chat never keeps it (one rule for a live and a resumed conversation).
 pub fn history(turns: &[TurnRecord]) -> Vec<oy3o::Message> {
     turns
         .iter()
-        .filter(|t| !t.answer.is_empty())
+        .filter(|t| t.state == TurnState::Done)
         .flat_map(TurnRecord::messages)
         .collect()
+}
+
+/// The `parts` column of a turn asked with `prompt`: `{"prompt": [...]}` when the prompt holds
+/// parts beyond text, else `None`.
+pub fn prompt_parts(prompt: &oy3o::Message) -> Option<Value> {
+    (!prompt.is_text_only()).then(|| serde_json::json!({ "prompt": prompt.parts }))
 }
 
 /// A turn as the log shows it: with its chat's name.

@@ -180,6 +180,8 @@ struct TurnCell {
     dirty: AtomicBool,
     /// [`TurnRecorder::finish`] ran: the writer takes the turn without waiting for a tick.
     finished: AtomicBool,
+    /// Its final state is committed ([`TurnRecorder::durable`]).
+    written: AtomicBool,
     /// What this turn adds to `Queue::bytes` while it is in `Queue::dirty`; 0 when it is not.
     /// Changed under the queue lock only.
     counted: AtomicUsize,
@@ -273,6 +275,32 @@ impl Recorder {
     /// `(owner, name)` exists already is refused by the database, and its turns are dropped
     /// with a log line (they never block other turns).
     pub fn begin_turn(&self, chat: &ChatRecord, seq: i64, prompt: &str) -> TurnRecorder {
+        self.begin(chat, seq, prompt, None)
+    }
+
+    /// [`Recorder::begin_turn`] for a prompt made of parts: its text goes in `prompt`, its other
+    /// parts in `parts` (see [`TurnRecord::parts`]).
+    pub fn begin_message_turn(
+        &self,
+        chat: &ChatRecord,
+        seq: i64,
+        prompt: &oy3o::Message,
+    ) -> TurnRecorder {
+        self.begin(
+            chat,
+            seq,
+            &prompt.text(),
+            crate::record::prompt_parts(prompt),
+        )
+    }
+
+    fn begin(
+        &self,
+        chat: &ChatRecord,
+        seq: i64,
+        prompt: &str,
+        parts: Option<serde_json::Value>,
+    ) -> TurnRecorder {
         let now = now_ms();
         let instance = self
             .shared()
@@ -290,6 +318,7 @@ impl Recorder {
             reasoning: String::new(),
             events: Vec::new(),
             usage: None,
+            parts,
             model: chat.model.clone(),
             first_token_ms: None,
             elapsed_ms: None,
@@ -308,6 +337,7 @@ impl Recorder {
             }),
             dirty: AtomicBool::new(false),
             finished: AtomicBool::new(false),
+            written: AtomicBool::new(false),
             counted: AtomicUsize::new(0),
         });
         let recorder = TurnRecorder {
@@ -347,6 +377,23 @@ impl Recorder {
     /// counts it (not counting those being written).
     pub fn pending_bytes(&self) -> usize {
         lock(&self.shared().queue).bytes
+    }
+
+    /// The store, once the recorder has opened it; the error if it could not be opened.
+    pub async fn opened(&self) -> Result<Arc<dyn Store>> {
+        let shared = self.shared();
+        loop {
+            let progressed = shared.progress.notified();
+            tokio::pin!(progressed);
+            progressed.as_mut().enable();
+            if let Some(store) = shared.store.get() {
+                return Ok(store.clone());
+            }
+            if let Some(e) = &lock(&shared.queue).dead {
+                return Err(StoreError::unavailable(e.clone()));
+            }
+            progressed.await;
+        }
     }
 
     /// Writes everything recorded so far and returns once it is in the store. Returns the error
@@ -411,6 +458,43 @@ impl TurnRecorder {
             d.turn.model = Some(model.to_owned());
             d.chat.model = Some(model.to_owned());
         });
+    }
+
+    /// Notes what the provider keeps of the conversation (`oy3o::Session::handle`), written
+    /// with the chat.
+    pub fn handle(&self, handle: Option<&serde_json::Value>) {
+        self.change(|d| d.chat.handle = handle.cloned());
+    }
+
+    /// Resolves once this turn's final state is committed (after [`TurnRecorder::finish`]);
+    /// an error when a write round fails meanwhile (the turn stays queued and is retried) or
+    /// the store could not be opened. Wrap it in a timeout.
+    pub fn durable(&self) -> impl Future<Output = Result<()>> + Send + 'static {
+        let cell = self.cell.clone();
+        let shared = self.shared.clone();
+        async move {
+            let start = lock(&shared.queue).rounds;
+            loop {
+                let progressed = shared.progress.notified();
+                tokio::pin!(progressed);
+                progressed.as_mut().enable();
+                if cell.written.load(Ordering::Acquire) {
+                    return Ok(());
+                }
+                {
+                    let q = lock(&shared.queue);
+                    if let Some(e) = &q.dead {
+                        return Err(StoreError::unavailable(e.clone()));
+                    }
+                    if q.rounds > start
+                        && let Some(e) = &q.failing
+                    {
+                        return Err(StoreError::unavailable(e.clone()));
+                    }
+                }
+                progressed.await;
+            }
+        }
     }
 
     /// Appends answer text.
@@ -733,6 +817,8 @@ async fn write_loop(shared: Arc<Shared>, open: Opening) {
         }
     };
     let _ = shared.store.set(store.clone());
+    // `Recorder::opened` waits for this.
+    shared.progress.notify_waiters();
     // Turns begun before the store was open carry no instance yet.
     let instance = store.instance().to_owned();
     let options = shared.options.clone();
@@ -833,6 +919,8 @@ async fn write_loop(shared: Arc<Shared>, open: Opening) {
             continue;
         }
         let now = now_ms();
+        // Which rows carry their turn's final state (what `TurnRecorder::durable` waits for).
+        let mut finals = Vec::with_capacity(batch.len());
         let rows: Vec<(ChatRecord, TurnRecord)> = batch
             .iter()
             .map(|cell| {
@@ -841,6 +929,7 @@ async fn write_loop(shared: Arc<Shared>, open: Opening) {
                 if d.turn.instance.is_empty() {
                     d.turn.instance = instance.clone();
                 }
+                finals.push(d.turn.state.is_final());
                 let (chat, mut turn) = if d.turn.state.is_final() {
                     // Final: nothing changes it any more, so its records move here instead of
                     // being copied (a dozen strings, the whole answer among them); a failed
@@ -909,6 +998,9 @@ async fn write_loop(shared: Arc<Shared>, open: Opening) {
             q.rounds += 1;
             match result {
                 Ok(()) => {
+                    for (cell, _) in batch.iter().zip(&finals).filter(|(_, f)| **f) {
+                        cell.written.store(true, Ordering::Release);
+                    }
                     backoff = None;
                     q.failing.take().map(|_| Health::Recovered)
                 }

@@ -23,6 +23,18 @@ pub(crate) fn usage(text: Option<String>) -> Result<Option<oy3o::Usage>> {
         .map_err(|e| StoreError::Corrupt(format!("turn usage: {e}")))
 }
 
+/// Parses an optional JSON text column (a chat's handle, a turn's parts).
+pub(crate) fn json_opt(text: Option<String>, what: &str) -> Result<Option<Value>> {
+    text.map(|t| serde_json::from_str(&t))
+        .transpose()
+        .map_err(|e| StoreError::Corrupt(format!("{what}: {e}")))
+}
+
+/// An optional JSON value as text, for writing.
+pub(crate) fn json_text(value: Option<&Value>) -> Option<String> {
+    value.map(Value::to_string)
+}
+
 /// Parses a stored chain result.
 pub(crate) fn json(text: &str) -> Result<Value> {
     serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("chain result: {e}")))
@@ -86,6 +98,7 @@ pub(crate) struct ChatColumns<'a> {
     pub name: Vec<Option<&'a str>>,
     pub model: Vec<Option<&'a str>>,
     pub context: Vec<Option<&'a str>>,
+    pub handle: Vec<Option<String>>,
     pub created_at: Vec<i64>,
     pub updated_at: Vec<i64>,
 }
@@ -100,6 +113,7 @@ impl<'a> ChatColumns<'a> {
             out.name.push(chat.name.as_deref());
             out.model.push(chat.model.as_deref());
             out.context.push(chat.context.as_deref());
+            out.handle.push(json_text(chat.handle.as_ref()));
             out.created_at.push(chat.created_at);
             out.updated_at.push(updated_at);
         }
@@ -120,6 +134,7 @@ pub(crate) struct TurnColumns<'a> {
     pub reasoning: Vec<&'a str>,
     pub events: Vec<String>,
     pub usage: Vec<Option<String>>,
+    pub parts: Vec<Option<String>>,
     pub model: Vec<Option<&'a str>>,
     pub first_token_ms: Vec<Option<i64>>,
     pub elapsed_ms: Vec<Option<i64>>,
@@ -145,6 +160,7 @@ impl<'a> TurnColumns<'a> {
             out.reasoning.push(&turn.reasoning);
             out.events.push(events);
             out.usage.push(usage);
+            out.parts.push(json_text(turn.parts.as_ref()));
             out.model.push(turn.model.as_deref());
             out.first_token_ms.push(turn.first_token_ms);
             out.elapsed_ms.push(turn.elapsed_ms);
@@ -169,6 +185,7 @@ macro_rules! chat_from_row {
             name: row.try_get("name")?,
             model: row.try_get("model")?,
             context: row.try_get("context")?,
+            handle: $crate::rows::json_opt(row.try_get("handle")?, "chat handle")?,
             created_at: row.try_get("created_at")?,
             updated_at: row.try_get("updated_at")?,
         }
@@ -192,6 +209,7 @@ macro_rules! turn_from_row {
             reasoning: row.try_get("reasoning")?,
             events: $crate::rows::events(&events)?,
             usage: $crate::rows::usage(row.try_get("usage")?)?,
+            parts: $crate::rows::json_opt(row.try_get("parts")?, "turn parts")?,
             model: row.try_get("model")?,
             first_token_ms: row.try_get("first_token_ms")?,
             elapsed_ms: row.try_get("elapsed_ms")?,

@@ -12,8 +12,8 @@
 
 /// Inserts a named chat unless its owner has one of that name.
 pub(crate) const INSERT_CHAT_IF_NEW: &str =
-    "INSERT INTO chats (id, owner, name, model, context, created_at, updated_at)
-     VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (owner, name) DO NOTHING";
+    "INSERT INTO chats (id, owner, name, model, context, handle, created_at, updated_at)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (owner, name) DO NOTHING";
 
 /// Adds the shared methods (`*_shared`) to a store type with `pool` and `instance` fields and
 /// an `UPSERT_CHAT` statement in its module (one chat's model, context and update time; keeping
@@ -40,6 +40,7 @@ macro_rules! shared_methods {
                     .bind(&chat.name)
                     .bind(&chat.model)
                     .bind(&chat.context)
+                    .bind($crate::rows::json_text(chat.handle.as_ref()))
                     .bind(chat.created_at)
                     .bind(chat.updated_at)
                     .execute(&self.pool)
@@ -89,6 +90,23 @@ macro_rules! shared_methods {
                 })
             }
 
+            /// [`crate::Store::last_seq`].
+            async fn last_seq_shared(
+                &self,
+                owner: &str,
+                chat_id: &str,
+            ) -> $crate::error::Result<Option<i64>> {
+                use sqlx::Row as _;
+                let row = sqlx::query(
+                    "SELECT MAX(seq) AS last FROM turns WHERE owner = $1 AND chat_id = $2",
+                )
+                .bind(owner)
+                .bind(chat_id)
+                .fetch_one(&self.pool)
+                .await?;
+                Ok(row.try_get::<Option<i64>, _>("last")?)
+            }
+
             /// [`crate::Store::save_chat`].
             async fn save_chat_shared(
                 &self,
@@ -100,6 +118,7 @@ macro_rules! shared_methods {
                     .bind(&chat.name)
                     .bind(&chat.model)
                     .bind(&chat.context)
+                    .bind($crate::rows::json_text(chat.handle.as_ref()))
                     .bind(chat.created_at)
                     .bind(chat.updated_at)
                     .execute(&self.pool)

@@ -170,6 +170,10 @@ impl Store for SqliteStore {
         Ok(out)
     }
 
+    async fn last_seq(&self, owner: &str, chat_id: &str) -> Result<Option<i64>> {
+        self.last_seq_shared(owner, chat_id).await
+    }
+
     async fn recent_turns(
         &self,
         owner: &str,
@@ -240,6 +244,7 @@ impl Store for SqliteStore {
                     .bind(&chat.name)
                     .bind(&chat.model)
                     .bind(&chat.context)
+                    .bind(crate::rows::json_text(chat.handle.as_ref()))
                     .bind(chat.created_at)
                     .bind(*updated_at);
             }
@@ -267,6 +272,7 @@ impl Store for SqliteStore {
                     .bind(&turn.reasoning)
                     .bind(events)
                     .bind(usage)
+                    .bind(crate::rows::json_text(turn.parts.as_ref()))
                     .bind(&turn.model)
                     .bind(turn.first_token_ms)
                     .bind(turn.elapsed_ms)
@@ -333,12 +339,13 @@ impl Store for SqliteStore {
 
 /// One chat, for the shared `save_chat` (`crate::shared`): the later update time wins.
 const UPSERT_CHAT: &str =
-    "INSERT INTO chats (id, owner, name, model, context, created_at, updated_at)
-     VALUES ($1, $2, $3, $4, $5, $6, $7)
+    "INSERT INTO chats (id, owner, name, model, context, handle, created_at, updated_at)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
      ON CONFLICT (id) DO UPDATE SET model = excluded.model, context = excluded.context,
+        handle = COALESCE(excluded.handle, chats.handle),
         updated_at = MAX(chats.updated_at, excluded.updated_at)";
 
-/// The most rows one upsert statement carries: 512 x 17 bound parameters, within the 32,766
+/// The most rows one upsert statement carries: 512 x 18 bound parameters, within the 32,766
 /// SQLite allows since 3.32 (the bundled SQLite is 3.51, `SQLITE_MAX_VARIABLE_NUMBER` in its
 /// `sqlite3.c`; https://www.sqlite.org/limits.html #9). A batch is cut into statements of 512,
 /// 256, …, 1 rows (the binary digits of its length), so each table has ten statement shapes,
@@ -381,21 +388,22 @@ static CHAT_SHAPES: OnceLock<Vec<String>> = OnceLock::new();
 static TURN_SHAPES: OnceLock<Vec<String>> = OnceLock::new();
 
 const UPSERT_CHATS_HEAD: &str =
-    "INSERT INTO chats (id, owner, name, model, context, created_at, updated_at) VALUES ";
-const CHAT_ROW: &str = "(?, ?, ?, ?, ?, ?, ?)";
+    "INSERT INTO chats (id, owner, name, model, context, handle, created_at, updated_at) VALUES ";
+const CHAT_ROW: &str = "(?, ?, ?, ?, ?, ?, ?, ?)";
 const UPSERT_CHATS_TAIL: &str =
     " ON CONFLICT (id) DO UPDATE SET model = excluded.model, context = excluded.context,
+        handle = COALESCE(excluded.handle, chats.handle),
         updated_at = MAX(chats.updated_at, excluded.updated_at)";
 
-const UPSERT_TURNS_HEAD: &str = "INSERT INTO turns (id, chat_id, seq, owner, prompt, answer, reasoning, events, usage, model,
-                    first_token_ms, elapsed_ms, state, error, instance, created_at, updated_at) VALUES ";
-const TURN_ROW: &str = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+const UPSERT_TURNS_HEAD: &str = "INSERT INTO turns (id, chat_id, seq, owner, prompt, answer, reasoning, events, usage, parts,
+                    model, first_token_ms, elapsed_ms, state, error, instance, created_at, updated_at) VALUES ";
+const TURN_ROW: &str = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
 // The FTS5 triggers fire per row, as for one-row statements: a final row is indexed when it is
 // inserted or becomes final, re-indexed when it changes; streaming rows are not indexed
 // (migration 0002).
 const UPSERT_TURNS_TAIL: &str = " ON CONFLICT (id) DO UPDATE SET
         answer = excluded.answer, reasoning = excluded.reasoning, events = excluded.events,
-        usage = excluded.usage, model = excluded.model, first_token_ms = excluded.first_token_ms,
+        usage = excluded.usage, parts = excluded.parts, model = excluded.model, first_token_ms = excluded.first_token_ms,
         elapsed_ms = excluded.elapsed_ms, state = excluded.state, error = excluded.error,
         updated_at = excluded.updated_at";
 
@@ -444,7 +452,7 @@ mod tests {
                 UPSERT_TURNS_TAIL,
                 rows,
             );
-            assert_eq!(sql.matches('?').count(), rows * 17, "{rows} rows");
+            assert_eq!(sql.matches('?').count(), rows * 18, "{rows} rows");
             // The same text every time: what the statement cache keys on.
             let again = shape(
                 &TURN_SHAPES,

@@ -54,6 +54,10 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// The turns of chat `chat_id` of `owner`, in order (empty for another owner's chat).
     async fn turns(&self, owner: &str, chat_id: &str) -> Result<Vec<TurnRecord>>;
 
+    /// The number of the last turn of chat `chat_id` of `owner`, if it has any (one indexed
+    /// read: how a conversation finds out another instance added turns).
+    async fn last_seq(&self, owner: &str, chat_id: &str) -> Result<Option<i64>>;
+
     /// The latest `limit` turns of `owner`, newest first; with `search`, only final turns (not
     /// `streaming`) whose prompt or answer hold all its words (SQLite FTS5, PostgreSQL
     /// `tsvector`: only final turns are indexed, so the writes of a growing answer stay cheap).

@@ -182,6 +182,82 @@ async fn a_chat_and_its_turns_come_back_in_order_after_reopening(db: Db) {
 }
 on_both!(a_chat_and_its_turns_come_back_in_order_after_reopening);
 
+/// Through the engine's conversation path: a chat's provider handle and a prompt's non-text
+/// parts come back as they went in, `last_seq` counts the turns, a finished turn's `durable`
+/// resolves once it is committed, and only turns answered completely are history.
+async fn conversations_keep_handles_parts_and_turn_numbers(db: Db) {
+    use oy3o::conversation::{ConversationRecord, ConversationStore, TurnEnd};
+    use oy3o::{Message, Part, Role, Source};
+    let store = open_store(&db).await;
+    let conversations = oy3o_store::RecordedConversations::new(Recorder::new(store.clone()));
+    let record = ConversationRecord {
+        id: conversations.new_id(),
+        owner: "ada".into(),
+        name: Some("handled".into()),
+        model: Some("bing:chat".into()),
+        context: Some("ctx".into()),
+        handle: None,
+    };
+    let prompt = Message {
+        role: Role::User,
+        parts: vec![
+            Part::text("look"),
+            Part::Image {
+                mime: "image/png".into(),
+                source: Source::Base64("iVBORw0KGgo=".into()),
+            },
+        ],
+    };
+    let first = conversations.begin_turn(&record, 0, &prompt);
+    first.chunk("a picture");
+    let handle = serde_json::json!({"conversation": "c-1", "cookies": [["anon", "x"]]});
+    first.handle(Some(&handle));
+    tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        first.finish(TurnEnd::Done { usage: None }),
+    )
+    .await
+    .expect("durable in time")
+    .expect("durable");
+    let second = conversations.begin_turn(&record, 1, &Message::user("again"));
+    second.chunk("cut");
+    drop(second);
+    let recorder = conversations.recorder().clone();
+    flushed(&recorder).await;
+
+    assert_eq!(
+        conversations.last_seq("ada", &record.id).await.unwrap(),
+        Some(1)
+    );
+    assert_eq!(
+        conversations.last_seq("eve", &record.id).await.unwrap(),
+        None
+    );
+    let loaded = conversations
+        .load("ada", "handled")
+        .await
+        .unwrap()
+        .expect("stored");
+    assert_eq!(loaded.record.handle.as_ref(), Some(&handle));
+    assert_eq!(loaded.record.context.as_deref(), Some("ctx"));
+    assert_eq!(loaded.turns.len(), 2);
+    assert_eq!(loaded.turns[0].prompt, prompt);
+    assert_eq!(loaded.next_seq(), 2);
+    let history = loaded.history();
+    assert_eq!(
+        history.len(),
+        2,
+        "the cancelled turn is not history: {history:?}"
+    );
+    assert_eq!(history[1].text(), "a picture");
+    // The text stays searchable and readable by older readers.
+    let turns = store.turns("ada", &record.id).await.unwrap();
+    assert_eq!(turns[0].prompt, "look");
+    assert!(turns[1].parts.is_none());
+    store.close().await;
+}
+on_both!(conversations_keep_handles_parts_and_turn_numbers);
+
 async fn another_owner_can_neither_find_nor_list_nor_load_a_chat(db: Db) {
     let store = open_store(&db).await;
     let chat = store
@@ -228,6 +304,7 @@ fn old_turn(chat: &ChatRecord, seq: i64, prompt: &str, answer: &str, at: i64) ->
         reasoning: String::new(),
         events: Vec::new(),
         usage: None,
+        parts: None,
         model: None,
         first_token_ms: Some(5),
         elapsed_ms: Some(9),

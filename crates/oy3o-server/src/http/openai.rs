@@ -14,8 +14,9 @@ use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
 use oy3o::provider::Delta;
-use oy3o::{Chain, Chat, Config, Event, Listeners, Message, Options, Output, Reply, Role, Usage};
-use oy3o_store::{ChatRecord, TurnRecorder, TurnState};
+use oy3o::{
+    Chain, Config, Event, Listeners, Message, Opening, Options, Output, Reply, Role, Usage,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -105,7 +106,7 @@ struct ContentPart {
 struct Conversation {
     context: Option<String>,
     history: Vec<Message>,
-    prompt: String,
+    prompt: Message,
 }
 
 fn conversation(messages: Vec<InMessage>) -> Result<Conversation, String> {
@@ -132,14 +133,8 @@ fn conversation(messages: Vec<InMessage>) -> Result<Conversation, String> {
         };
         match m.role.as_str() {
             "system" | "developer" => context.push(text),
-            "user" => turns.push(Message {
-                role: Role::User,
-                content: text,
-            }),
-            "assistant" => turns.push(Message {
-                role: Role::Assistant,
-                content: text,
-            }),
+            "user" => turns.push(Message::user(text)),
+            "assistant" => turns.push(Message::assistant(text)),
             other => {
                 return Err(format!(
                     "messages[{i}]: role {other:?} is not supported; use system, user or assistant"
@@ -148,13 +143,10 @@ fn conversation(messages: Vec<InMessage>) -> Result<Conversation, String> {
         }
     }
     match turns.pop() {
-        Some(Message {
-            role: Role::User,
-            content,
-        }) => Ok(Conversation {
+        Some(prompt) if prompt.role == Role::User => Ok(Conversation {
             context: (!context.is_empty()).then(|| context.join("\n\n")),
             history: turns,
-            prompt: content,
+            prompt,
         }),
         _ => Err("the last message must be from the user".into()),
     }
@@ -223,12 +215,12 @@ pub(crate) async fn completions(
         Ok(c) => c,
         Err(m) => return bad_request(&state, &m),
     };
-    // What the stored turn records, copied only with a store (the conversation itself goes to
-    // the engine).
-    let asked = state.store.open_store().map(|open| {
-        let prompt = conversation.prompt.clone();
-        (open, prompt, conversation.context.clone())
-    });
+    // Only a server with a store keeps answers, so only then is the owner worked out.
+    let owner = if state.store.open_store().is_some() {
+        crate::auth::owner(&state.settings, &headers, uri.query())
+    } else {
+        String::new()
+    };
     let streamed = request.stream.unwrap_or(false);
     let options = Options {
         temperature: request.temperature,
@@ -254,7 +246,7 @@ pub(crate) async fn completions(
                 return api_error(StatusCode::NOT_FOUND, "not_found", &m);
             }
         },
-        None => match start(&state, model.as_deref(), conversation, &options) {
+        None => match start(&state, model.as_deref(), conversation, &options, &owner) {
             Ok(reply) => reply,
             Err(e) => return engine_error(&state, &e),
         },
@@ -265,11 +257,6 @@ pub(crate) async fn completions(
             .ok()
             .and_then(|t| t.first().map(|t| t.reference.to_string()))
             .unwrap_or_else(|| "default".into())
-    });
-    let record = asked.map(|(open, prompt, context)| {
-        let owner = crate::auth::owner(&state.settings, &headers, uri.query());
-        let chat = ChatRecord::new(&owner, None, Some(&shown_model), context.as_deref());
-        open.recorder.begin_turn(&chat, 0, &prompt)
     });
     let meta = Meta {
         id: completion_id(),
@@ -282,70 +269,31 @@ pub(crate) async fn completions(
             .stream_options
             .and_then(|o| o.include_usage)
             .unwrap_or(false);
-        stream(state, reply, meta, usage, record).await
+        stream(state, reply, meta, usage).await
     } else {
-        whole(state, reply, meta, record).await
+        whole(state, reply, meta).await
     }
 }
 
-/// Notes one output of the answer in its stored turn, if it has one.
-fn note(record: Option<&TurnRecorder>, output: &Output) {
-    match (record, output) {
-        (Some(turn), Output::Text(text)) => turn.chunk(text),
-        (Some(turn), Output::Event(event)) => turn.event(event),
-        (None, _) => {}
-    }
-}
-
-/// Ends the stored turn, if the answer has one: `done` with the usage, or `error` with the
-/// error's message. (A stream whose client hangs up drops its turn unfinished: `cancelled`.)
-fn close(record: Option<&TurnRecorder>, usage: Option<&Usage>, error: Option<&oy3o::Error>) {
-    if let Some(turn) = record {
-        match error {
-            None => turn.finish(TurnState::Done, usage, None),
-            Some(e) => turn.finish(TurnState::Error, usage, Some(e.message())),
-        }
-    }
-}
-
-/// Starts the answer: through a chat (fallbacks apply) when there is no history, else on the
-/// first model with the history restored.
+/// Starts the answer as a one-turn conversation of `owner` (recorded when the server has a
+/// store; the history the request carries is restored, not stored again), over every model of
+/// the name: a model that fails before answering hands the turn, history and all, to the next.
 fn start(
     state: &AppState,
     model: Option<&str>,
     c: Conversation,
     options: &Options,
+    owner: &str,
 ) -> oy3o::Result<Reply> {
     let targets = state.targets(model)?;
-    if c.history.is_empty() {
-        let chat = Chat::open_targets(&targets)?;
-        if let Some(context) = c.context {
-            chat.update(context);
-        }
-        return Ok(chat.send_with(c.prompt, options));
+    let opening = Opening::one_shot(owner)
+        .targets(Some(&targets))
+        .context(c.context.as_deref());
+    let conversation = state.conversations.one_shot(&opening, &state.config)?;
+    if !c.history.is_empty() {
+        conversation.restore(c.history)?;
     }
-    let target = targets
-        .first()
-        .ok_or_else(|| oy3o::Error::config("no model to answer with"))?;
-    let session = target.provider.open(target)?;
-    if c.context.is_some() {
-        session.update(c.context);
-    }
-    session.restore(c.history)?;
-    let upstream = session.send(c.prompt, target.options.overlay(options));
-    // The session lives as long as its answer.
-    let upstream = async_stream::stream! {
-        let _session = session;
-        let mut upstream = upstream;
-        while let Some(item) = upstream.next().await {
-            yield item;
-        }
-    };
-    Ok(Reply::new(
-        Box::pin(upstream),
-        target.listeners.clone(),
-        Vec::new(),
-    ))
+    Ok(conversation.send(c.prompt, options))
 }
 
 /// A chain as a model: the user's last message comes before the first stage's contexts as an
@@ -356,7 +304,7 @@ fn chain_reply(mut chain: Chain, c: Conversation, config: Arc<Config>) -> Reply 
     if let Some(first) = chain.stages.first_mut() {
         for task in &mut first.tasks {
             let own = task.context.take().unwrap_or_default();
-            task.context = Some(format!("[input]: {}\n[/input]\n{own}", c.prompt));
+            task.context = Some(format!("[input]: {}\n[/input]\n{own}", c.prompt.text()));
         }
     }
     let upstream = async_stream::try_stream! {
@@ -410,12 +358,7 @@ fn usage_json(usage: &Usage) -> Value {
 }
 
 /// The whole answer as one `chat.completion`.
-async fn whole(
-    state: Arc<AppState>,
-    reply: Reply,
-    meta: Meta,
-    record: Option<TurnRecorder>,
-) -> Response {
+async fn whole(state: Arc<AppState>, reply: Reply, meta: Meta) -> Response {
     let answering = Answering::start(&state, meta.started);
     let mut outputs = reply.outputs();
     let mut reasoning = String::new();
@@ -423,7 +366,6 @@ async fn whole(
     while let Some(item) = outputs.next().await {
         match item {
             Ok(output) => {
-                note(record.as_ref(), &output);
                 if let Output::Event(Event::Reasoning(t)) = output {
                     reasoning.push_str(&t);
                 }
@@ -436,7 +378,6 @@ async fn whole(
     }
     drop(answering);
     let reply = outputs.reply();
-    close(record.as_ref(), reply.usage(), failure.as_ref());
     if let Some(e) = failure {
         return engine_error(&state, &e);
     }
@@ -590,24 +531,15 @@ fn error_event(code: &str, message: &str) -> Bytes {
 
 /// The answer as server-sent events. The head waits for the first item, so a failure before
 /// the answer starts is a plain HTTP error with its status.
-async fn stream(
-    state: Arc<AppState>,
-    reply: Reply,
-    meta: Meta,
-    include_usage: bool,
-    record: Option<TurnRecorder>,
-) -> Response {
+async fn stream(state: Arc<AppState>, reply: Reply, meta: Meta, include_usage: bool) -> Response {
     let mut outputs = reply.outputs();
     let first = loop {
         match outputs.next().await {
-            Some(Ok(Output::Event(e))) if !matches!(e, Event::Reasoning(_)) => {
-                note(record.as_ref(), &Output::Event(e));
-            }
+            Some(Ok(Output::Event(e))) if !matches!(e, Event::Reasoning(_)) => {}
             other => break other,
         }
     };
     if let Some(Err(e)) = &first {
-        close(record.as_ref(), outputs.reply().usage(), Some(e));
         return engine_error(&state, e);
     }
     state.metrics.first_chunk(meta.started.elapsed());
@@ -617,16 +549,12 @@ async fn stream(
         yield Ok::<_, Infallible>(writer.role());
         let mut next = first;
         loop {
-            if let Some(Ok(output)) = &next {
-                note(record.as_ref(), output);
-            }
             match next {
                 Some(Ok(Output::Text(t))) => yield Ok(writer.text("content", &t)),
                 Some(Ok(Output::Event(Event::Reasoning(t)))) => yield Ok(writer.text("reasoning_content", &t)),
                 Some(Ok(Output::Event(_))) => {}
                 Some(Err(e)) => {
                     state.metrics.error(e.code().as_str());
-                    close(record.as_ref(), outputs.reply().usage(), Some(&e));
                     yield Ok(error_event(e.code().as_str(), e.message()));
                     break;
                 }
@@ -634,7 +562,6 @@ async fn stream(
                     // Built before the yields: a `&Reply` held across one would make the body
                     // stream non-Send (the engine's stream is Send, not Sync).
                     let reply = outputs.reply();
-                    close(record.as_ref(), reply.usage(), None);
                     let finish = writer.finish(reply.finish_reason().unwrap_or("stop"));
                     let usage = reply.usage().filter(|_| include_usage).map(|u| writer.usage(u));
                     yield Ok(finish);
@@ -689,7 +616,7 @@ mod tests {
         .unwrap();
         assert_eq!(c.context.as_deref(), Some("Be brief."));
         assert_eq!(c.history.len(), 2);
-        assert_eq!(c.prompt, "how are you");
+        assert_eq!(c.prompt.text(), "how are you");
     }
 
     #[test]

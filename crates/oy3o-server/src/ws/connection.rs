@@ -7,7 +7,7 @@ use std::sync::Arc;
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use futures::stream::{SplitSink, SplitStream};
 use futures::{SinkExt, StreamExt};
-use oy3o::{Chat, Event, Options, Role};
+use oy3o::{Conversation, Conversations, Event, Opening, Options};
 use oy3o_store::{ChatRecord, TurnRecord};
 use serde_json::json;
 use tokio::sync::mpsc;
@@ -33,26 +33,23 @@ const QUEUE: usize = 256;
 /// Frames written before one flush.
 const BATCH: usize = 64;
 
-/// One open chat.
+/// One chat open on this connection.
 struct ChatSlot {
-    chat: Arc<Chat>,
-    /// Cancels this chat's replies in flight; replaced after each cancel.
+    /// The conversation (shared with any other connection of this owner on the same id).
+    conversation: Conversation,
+    /// Cancels this chat's replies in flight on this connection; replaced after each cancel.
     cancel: CancellationToken,
     client: ClientOverrides,
-    /// The stored chat its turns are recorded in, when the server has a store.
-    stored: Option<StoredChat>,
-}
-
-/// A chat as kept in the store, and the number of its next turn.
-struct StoredChat {
-    record: ChatRecord,
-    next_seq: i64,
 }
 
 struct Connection {
     state: Arc<AppState>,
     out: mpsc::Sender<Out>,
     chats: HashMap<String, ChatSlot>,
+    /// Where this connection's chats open: the server's (shared with every connection and
+    /// recorded) when it has a store, else one of its own, so that without a store a chat is
+    /// this connection's alone, as in the original library.
+    conversations: Arc<Conversations>,
     /// Chains started with an id, so that `{id, cancel: true}` can stop them.
     chains: HashMap<String, CancellationToken>,
     in_flight: InFlight,
@@ -73,6 +70,11 @@ pub(crate) async fn run(socket: WebSocket, state: Arc<AppState>, owner: String) 
         state: state.clone(),
         out,
         chats: HashMap::new(),
+        conversations: if state.store.open_store().is_some() {
+            state.conversations.clone()
+        } else {
+            Arc::new(Conversations::new(None))
+        },
         chains: HashMap::new(),
         in_flight: InFlight::default(),
         owner,
@@ -83,28 +85,9 @@ pub(crate) async fn run(socket: WebSocket, state: Arc<AppState>, owner: String) 
     }
     connection.read(stream).await;
     connection.alive.cancel();
-    for slot in connection.chats.values() {
-        slot.chat.close();
-    }
     drop(connection);
     let _ = writer.await;
     state.metrics.ws_closed();
-}
-
-/// Gives `chat`, which replaces `old` under the stored chat `record`, its context and the
-/// conversation so far.
-fn carry_over(chat: &Chat, old: &Chat, record: &ChatRecord, id: &str) {
-    if let Some(context) = record.context.as_ref().filter(|c| !c.is_empty()) {
-        chat.update(context.clone());
-    }
-    let history = old
-        .history()
-        .into_iter()
-        .filter(|m| m.role != Role::System)
-        .collect();
-    if let Err(e) = chat.restore(history) {
-        tracing::warn!("chat {id}: its history cannot be carried over: {e}");
-    }
 }
 
 /// Tells the client of every change in the store's health as a `store` event (no `id`): the
@@ -329,7 +312,6 @@ impl Connection {
         match self.chats.remove(id) {
             Some(slot) => {
                 slot.cancel.cancel();
-                slot.chat.close();
                 self.send(protocol::event(tag, "close", &json!({}))).await;
             }
             None if chain.is_some() => self.send(protocol::event(tag, "close", &json!({}))).await,
@@ -341,32 +323,26 @@ impl Connection {
     }
 
     /// `{id, …}`: creates chat `id` when the request has a `model` (an empty one is the
-    /// server's default) or brings a credential, resumes it from the store when it is not open
-    /// here but stored for this owner, else continues it; then sends the stored turns when
-    /// asked (`history: true`), applies the context and sends the prompt.
+    /// server's default) or brings a credential, resumes it when it is not open here but live
+    /// or stored for this owner, else continues it; then sends the stored turns when asked
+    /// (`history: true`), applies the context and sends the prompt. Turns of one chat run in
+    /// the order they arrive, whichever connection sent them.
     async fn on_chat(&mut self, id: String, request: Request) {
         let creates = request.creates;
-        let resumed = if self.chats.contains_key(&id) {
-            None
-        } else {
-            self.find_stored(&id).await
-        };
-        if creates || resumed.is_some() {
-            if let Err(()) = self.open_chat(&id, &request, resumed).await {
-                return;
-            }
-        } else if request.proxy.is_some() {
+        if (creates || !self.chats.contains_key(&id))
+            && let Err(()) = self.open_chat(&id, &request).await
+        {
+            return;
+        }
+        if !creates && request.proxy.is_some() {
             let m = "proxy applies when a chat is created: send it with model or cookie";
             return self.error_reply(&request, "bad_request", m).await;
         }
-        let Some(slot) = self.chats.get_mut(&id) else {
+        let Some(slot) = self.chats.get(&id) else {
             return self.not_initialized(&request, &id).await;
         };
         if let Some(context) = &request.context {
-            slot.chat.update(context.clone());
-            if let Some(stored) = &mut slot.stored {
-                stored.record.context = Some(context.clone()).filter(|c| !c.is_empty());
-            }
+            slot.conversation.update(context.clone());
             let event = Event::Update {
                 context: context.clone(),
             };
@@ -383,26 +359,18 @@ impl Connection {
             }
             return;
         };
-        let Some(slot) = self.chats.get_mut(&id) else {
+        let Some(slot) = self.chats.get(&id) else {
             return;
         };
-        let chat = slot.chat.clone();
+        let conversation = slot.conversation.clone();
         let (cancel, client) = (slot.cancel.clone(), slot.client.clone());
-        let record = match (&mut slot.stored, self.state.store.open_store()) {
-            (Some(stored), Some(open)) => {
-                let seq = stored.next_seq;
-                stored.next_seq += 1;
-                stored.record.model = Some(chat.model().to_owned());
-                Some(open.recorder.begin_turn(&stored.record, seq, &prompt))
-            }
-            _ => None,
-        };
         let options = request.options.clone().unwrap_or_default();
-        let Some(mut job) = self.job(&request, cancel, client).await else {
+        let Some(job) = self.job(&request, cancel, client).await else {
             return;
         };
-        job.record = record;
-        tokio::spawn(reply::stream_reply(chat.send_with(prompt, &options), job));
+        // The turn takes its place now, before the next frame is read.
+        let reply = conversation.send(oy3o::Message::user(prompt), &options);
+        tokio::spawn(reply::stream_reply(reply, job));
     }
 
     /// The chat `name` of this connection's owner and its turns, when the server has a store
@@ -412,14 +380,10 @@ impl Connection {
         open.find(&self.owner, name).await
     }
 
-    /// Opens chat `id` on this connection: a new one, or one resumed from the store with its
-    /// model (unless the request names another), context and history. Errors are answered.
-    async fn open_chat(
-        &mut self,
-        id: &str,
-        request: &Request,
-        resumed: Option<(ChatRecord, Vec<TurnRecord>)>,
-    ) -> Result<(), ()> {
+    /// Opens chat `id` on this connection: created (`model` or credential given: on that
+    /// model, keeping the conversation when it is live or stored), or found live or stored
+    /// with its model, context and history. Errors (and an unknown id) are answered.
+    async fn open_chat(&mut self, id: &str, request: &Request) -> Result<(), ()> {
         if !self.chats.contains_key(id) && self.chats.len() >= self.state.settings.limits.max_chats
         {
             let m = format!(
@@ -433,73 +397,48 @@ impl Connection {
             credential: request.credential.clone(),
             proxy: request.proxy.clone(),
         };
-        let model = request.model.clone().or_else(|| {
-            resumed
-                .as_ref()
-                .and_then(|(record, _)| record.model.clone())
-        });
-        let config = client.apply(&self.state.config, model.as_deref());
-        let chat = match Chat::open(model.as_deref(), &config) {
-            Ok(chat) => Arc::new(chat),
+        let config = client.apply(&self.state.config, request.model.as_deref());
+        let opening = Opening::named(&self.owner, id)
+            .model(
+                request
+                    .creates
+                    .then(|| request.model.as_deref().unwrap_or_default()),
+            )
+            .context(request.context.as_deref());
+        let opened = if request.creates {
+            self.conversations.open(opening, &config).await.map(Some)
+        } else {
+            self.conversations.find(opening, &config).await
+        };
+        let conversation = match opened {
+            Ok(Some(conversation)) => conversation,
+            Ok(None) => {
+                self.not_initialized(request, id).await;
+                return Err(());
+            }
             Err(e) => {
                 let m = client.redact(e.message());
                 self.error_reply(request, e.code().as_str(), &m).await;
                 return Err(());
             }
         };
-        let model = chat.model().to_owned();
-        let stored = match resumed {
-            Some((record, turns)) => {
-                if let Some(context) = record.context.as_ref().filter(|c| !c.is_empty()) {
-                    chat.update(context.clone());
-                }
-                if let Err(e) = chat.restore(oy3o_store::history(&turns)) {
-                    tracing::warn!("chat {id}: its stored history cannot be restored: {e}");
-                }
-                let next_seq = turns.last().map_or(0, |t| t.seq + 1);
-                Some(StoredChat { record, next_seq })
-            }
-            None => self.state.store.open_store().map(|_| {
-                // Re-created on this connection (say, with another model): it stays the same
-                // stored chat, so it keeps its context and history, as it would when resumed
-                // from the store on another connection.
-                let open_here = self.chats.get(id);
-                match open_here.and_then(|slot| slot.stored.as_ref().map(|s| (slot, s))) {
-                    Some((old_slot, old)) => {
-                        carry_over(&chat, &old_slot.chat, &old.record, id);
-                        StoredChat {
-                            record: old.record.clone(),
-                            next_seq: old.next_seq,
-                        }
-                    }
-                    None => StoredChat {
-                        record: ChatRecord::new(
-                            &self.owner,
-                            Some(id),
-                            Some(&model),
-                            request.context.as_deref(),
-                        ),
-                        next_seq: 0,
-                    },
-                }
-            }),
-        };
+        let model = conversation.model();
         let slot = ChatSlot {
-            chat,
+            conversation,
             cancel: self.alive.child_token(),
             client,
-            stored,
         };
         if let Some(old) = self.chats.insert(id.to_owned(), slot) {
             old.cancel.cancel();
-            old.chat.close();
         }
-        self.send(protocol::event(
-            &request.tag,
-            "create",
-            &Event::Create { model }.message(),
-        ))
-        .await;
+        if request.creates {
+            self.send(protocol::event(
+                &request.tag,
+                "create",
+                &Event::Create { model }.message(),
+            ))
+            .await;
+        }
         Ok(())
     }
 
@@ -544,30 +483,23 @@ impl Connection {
             proxy: request.proxy.clone(),
         };
         let config = client.apply(&self.state.config, request.model.as_deref());
-        let chat = match Chat::open(request.model.as_deref(), &config) {
-            Ok(chat) => chat,
+        let opening = Opening::one_shot(&self.owner)
+            .model(request.model.as_deref())
+            .context(request.context.as_deref());
+        // One-shot answers are recorded (with a store) as chats without a name.
+        let conversation = match self.state.conversations.one_shot(&opening, &config) {
+            Ok(conversation) => conversation,
             Err(e) => {
                 let m = client.redact(e.message());
                 return self.error_reply(&request, e.code().as_str(), &m).await;
             }
         };
-        if let Some(context) = &request.context {
-            chat.update(context.clone());
-        }
         let options: Options = request.options.clone().unwrap_or_default();
-        let Some(mut job) = self.job(&request, self.alive.child_token(), client).await else {
+        let Some(job) = self.job(&request, self.alive.child_token(), client).await else {
             return;
         };
-        if let Some(open) = self.state.store.open_store() {
-            let record = ChatRecord::new(
-                &self.owner,
-                None,
-                Some(chat.model()),
-                request.context.as_deref(),
-            );
-            job.record = Some(open.recorder.begin_turn(&record, 0, &prompt));
-        }
-        tokio::spawn(reply::stream_reply(chat.send_with(prompt, &options), job));
+        let reply = conversation.send(oy3o::Message::user(prompt), &options);
+        tokio::spawn(reply::stream_reply(reply, job));
     }
 
     async fn start_chain(&mut self, request: Request) {
@@ -634,7 +566,6 @@ impl Connection {
                 cancel,
                 running,
                 client,
-                record: None,
             }),
             None => {
                 let m = format!(

@@ -4,7 +4,7 @@
 
 use futures::StreamExt;
 use oy3o::{Chain, Config, Event, Output, Reply, Usage};
-use oy3o_store::{ChainRunRecord, Recorder, TurnRecorder, TurnState};
+use oy3o_store::{ChainRunRecord, Recorder, TurnState};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -21,8 +21,6 @@ pub(crate) struct Job {
     pub cancel: CancellationToken,
     pub running: Running,
     pub client: ClientOverrides,
-    /// Records the turn in the store (synchronous calls only: never waits for the database).
-    pub record: Option<TurnRecorder>,
 }
 
 impl Job {
@@ -33,9 +31,6 @@ impl Job {
     async fn fail(&self, code: &str, message: &str, usage: Option<&Usage>) {
         self.running.state().metrics.error(code);
         let text = self.client.redact(message);
-        if let Some(turn) = &self.record {
-            turn.finish(TurnState::Error, usage, Some(&text));
-        }
         if self.send(protocol::error(&self.tag, code, &text)).await {
             let ending = Ending {
                 usage,
@@ -46,9 +41,6 @@ impl Job {
     }
 
     async fn cancelled(&self, usage: Option<&Usage>) {
-        if let Some(turn) = &self.record {
-            turn.finish(TurnState::Cancelled, usage, None);
-        }
         let ending = Ending {
             usage,
             cancelled: true,
@@ -88,15 +80,9 @@ pub(crate) async fn stream_reply(reply: Reply, job: Job) {
                         .metrics
                         .first_chunk(job.running.started().elapsed());
                 }
-                if let Some(turn) = &job.record {
-                    turn.chunk(&text);
-                }
                 job.send(protocol::message(&job.tag, &text)).await
             }
             Some(Ok(Output::Event(event))) => {
-                if let Some(turn) = &job.record {
-                    turn.event(&event);
-                }
                 if forwarded(&event) {
                     job.send(protocol::event(&job.tag, event.name(), &event.message()))
                         .await
@@ -118,9 +104,6 @@ pub(crate) async fn stream_reply(reply: Reply, job: Job) {
                     finish_reason: reply.finish_reason(),
                     cancelled: false,
                 };
-                if let Some(turn) = &job.record {
-                    turn.finish(TurnState::Done, reply.usage(), None);
-                }
                 let frame = protocol::signal(&job.tag, &ending);
                 drop(outputs);
                 job.send(frame).await;

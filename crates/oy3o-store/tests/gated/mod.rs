@@ -75,6 +75,9 @@ impl Store for Gated {
     async fn save_chat(&self, chat: &ChatRecord) -> oy3o_store::Result<()> {
         self.inner.save_chat(chat).await
     }
+    async fn last_seq(&self, owner: &str, chat_id: &str) -> oy3o_store::Result<Option<i64>> {
+        self.inner.last_seq(owner, chat_id).await
+    }
     async fn chats(&self, owner: &str) -> oy3o_store::Result<Vec<oy3o_store::ChatSummary>> {
         self.inner.chats(owner).await
     }

@@ -129,6 +129,12 @@ impl Conversation {
         s.record.context = Some(context).filter(|c| !c.is_empty());
     }
 
+    /// Continues a conversation kept elsewhere (an OpenAI-style request that carries its
+    /// history): the messages so far, before the next turn. See [`Chat::restore`].
+    pub fn restore(&self, history: Vec<Message>) -> Result<()> {
+        lock(&self.inner.state).chat.restore(history)
+    }
+
     /// Continues on other models from the next turn on (a `model` given again): the
     /// conversation, context and stored record stay. Fires `create`.
     pub fn switch(&self, targets: &[Target]) -> Result<()> {

@@ -7,13 +7,13 @@ use std::sync::{Arc, Mutex, Weak};
 
 use super::{Conversation, ConversationRecord, ConversationStore, Inner};
 use crate::chat::Chat;
-use crate::config::Config;
+use crate::config::{Config, Target};
 use crate::error::Result;
 
 /// What to open: whose, which name (none: a one-shot conversation that is never resumed), and
 /// what the face asked for explicitly. A stored conversation keeps its model and context unless
 /// the face names others.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Default)]
 pub struct Opening<'a> {
     /// Whose conversation: `""` for the local user, a token's hash on a server.
     pub owner: &'a str,
@@ -23,6 +23,9 @@ pub struct Opening<'a> {
     pub model: Option<&'a str>,
     /// The context asked for (else the stored one, else the config's for the model).
     pub context: Option<&'a str>,
+    /// The model's targets, already resolved (a server resolves each name once); else `model`
+    /// is resolved against the config.
+    pub targets: Option<&'a [Target]>,
 }
 
 impl<'a> Opening<'a> {
@@ -47,6 +50,21 @@ impl<'a> Opening<'a> {
     pub fn model(mut self, model: Option<&'a str>) -> Self {
         self.model = model;
         self
+    }
+
+    /// With the model's targets already resolved.
+    pub fn targets(mut self, targets: Option<&'a [Target]>) -> Self {
+        self.targets = targets;
+        self
+    }
+
+    /// The targets to open: those given, else `model` (or `fallback`) resolved against
+    /// `config`.
+    fn resolve(&self, fallback: Option<&str>, config: &Config) -> Result<Vec<Target>> {
+        match self.targets {
+            Some(targets) => Ok(targets.to_vec()),
+            None => config.resolve_all(self.model.or(fallback)),
+        }
     }
 
     /// With the context asked for.
@@ -99,24 +117,43 @@ impl Conversations {
         let Some(name) = opening.name else {
             return self.fresh(&opening, config, None);
         };
+        match self.find(opening.clone(), config).await? {
+            Some(found) => Ok(found),
+            None => {
+                let fresh = self.fresh(&opening, config, Some(name))?;
+                Ok(self.register(opening.owner, name, fresh))
+            }
+        }
+    }
+
+    /// Like [`Conversations::open`], but only an existing conversation (live here, or stored):
+    /// `None` when there is none of that owner and name.
+    pub async fn find(
+        &self,
+        opening: Opening<'_>,
+        config: &Config,
+    ) -> Result<Option<Conversation>> {
+        let Some(name) = opening.name else {
+            return Ok(None);
+        };
         if let Some(open) = self.live(opening.owner, name) {
-            if opening.model.is_some() {
-                open.switch(&config.resolve_all(opening.model)?)?;
+            if opening.model.is_some() || opening.targets.is_some() {
+                open.switch(&opening.resolve(None, config)?)?;
             }
             if let Some(context) = opening.context {
                 open.update(context);
             }
-            return Ok(open);
+            return Ok(Some(open));
         }
         let stored = match &self.store {
             Some(store) => store.load(opening.owner, name).await?,
             None => None,
         };
         let conversation = match stored {
-            None => self.fresh(&opening, config, Some(name))?,
+            None => return Ok(None),
             Some(stored) => {
-                let model = opening.model.or(stored.record.model.as_deref());
-                let chat = Chat::open_targets(&config.resolve_all(model)?)?;
+                let targets = opening.resolve(stored.record.model.as_deref(), config)?;
+                let chat = Chat::open_targets(&targets)?;
                 let context = opening.context.or(stored.record.context.as_deref());
                 if let Some(context) = context {
                     chat.update(context);
@@ -128,15 +165,26 @@ impl Conversations {
                 Conversation::new(chat, record, stored.next_seq(), self.store.clone())
             }
         };
-        // Two opens of one name at once: the first registered wins, the other is dropped.
+        Ok(Some(self.register(opening.owner, name, conversation)))
+    }
+
+    /// Keeps `conversation` as the live one of `owner` and `name`; when two opens of one name
+    /// raced, the first registered wins and the other is dropped.
+    fn register(&self, owner: &str, name: &str, conversation: Conversation) -> Conversation {
         let mut live = self.lock();
-        let key = (opening.owner.to_owned(), name.to_owned());
+        let key = (owner.to_owned(), name.to_owned());
         if let Some(inner) = live.get(&key).and_then(Weak::upgrade) {
-            return Ok(Conversation { inner });
+            return Conversation { inner };
         }
         live.retain(|_, weak| weak.strong_count() > 0);
         live.insert(key, Arc::downgrade(&conversation.inner));
-        Ok(conversation)
+        conversation
+    }
+
+    /// A one-shot conversation (never resumed, not kept by name): nothing is read from the
+    /// store, so nothing waits. `opening.name` is ignored.
+    pub fn one_shot(&self, opening: &Opening<'_>, config: &Config) -> Result<Conversation> {
+        self.fresh(opening, config, None)
     }
 
     fn fresh(
@@ -145,7 +193,7 @@ impl Conversations {
         config: &Config,
         name: Option<&str>,
     ) -> Result<Conversation> {
-        let chat = Chat::open_targets(&config.resolve_all(opening.model)?)?;
+        let chat = Chat::open_targets(&opening.resolve(None, config)?)?;
         if let Some(context) = opening.context {
             chat.update(context);
         }
