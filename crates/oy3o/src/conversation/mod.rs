@@ -189,8 +189,9 @@ fn turn(inner: Arc<Inner>, mut ticket: Ticket, prompt: Message, options: Options
             let mut s = lock(&inner.state);
             let carried = match s.replaced.take() {
                 Some(old) => {
+                    let carried = s.chat.resume(old.handle().as_ref(), old.history());
                     old.close();
-                    s.chat.resume(old.handle().as_ref(), old.history())
+                    carried
                 }
                 None => Ok(()),
             };
