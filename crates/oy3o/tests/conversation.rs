@@ -16,8 +16,10 @@ use oy3o::{Config, Conversations, Credential, Event, Message, Opening, Options, 
 use oy3o_testkit::{FakeServer, openai};
 
 fn config_for(server: &FakeServer) -> Config {
-    let mut config = Config::default();
-    config.model = Some("openai:gpt-4o-mini".into());
+    let mut config = Config {
+        model: Some("openai:gpt-4o-mini".into()),
+        ..Config::default()
+    };
     config.providers.insert(
         "openai".into(),
         ProviderSettings {

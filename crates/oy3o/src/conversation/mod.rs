@@ -252,10 +252,10 @@ fn turn(inner: Arc<Inner>, mut ticket: Ticket, prompt: Message, options: Options
                     };
                     // The next turn may start: this one is in the history.
                     ticket.release();
-                    if let (Some(durable), true) = (durable, named) {
-                        if let Some(event) = wait_durable(durable).await {
-                            yield Delta::Event(event);
-                        }
+                    if let (Some(durable), true) = (durable, named)
+                        && let Some(event) = wait_durable(durable).await
+                    {
+                        yield Delta::Event(event);
                     }
                     yield delta;
                     return;
