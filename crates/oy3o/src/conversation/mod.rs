@@ -43,9 +43,9 @@ pub const DURABLE_PATIENCE: Duration = Duration::from_secs(3);
 /// use oy3o::{Config, Conversations, Opening};
 /// let conversations = Conversations::new(None);
 /// let chat = conversations.open(Opening::named("", "work"), &Config::default()).await?;
-/// let first = chat.send("My name is Ada.".into(), &Default::default());
+/// let first = chat.send(oy3o::Message::user("My name is Ada."), &Default::default());
 /// // Sent before the first answer ended: it still runs second, and sees the first turn.
-/// let second = chat.send("What is my name?".into(), &Default::default());
+/// let second = chat.send(oy3o::Message::user("What is my name?"), &Default::default());
 /// println!("{}", first.text().await?);
 /// println!("{}", second.text().await?);
 /// # Ok(()) }
