@@ -108,6 +108,20 @@ impl Runtime {
         usize::try_from(self.inner.settings.threads).unwrap_or(1)
     }
 
+    /// Whether the model at `model` is loaded (or loading), so its next answer starts without
+    /// the load.
+    pub fn is_loaded(&self, model: impl AsRef<Path>) -> bool {
+        let Ok(key) = std::fs::canonicalize(model.as_ref()) else {
+            return false;
+        };
+        self.inner
+            .models
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .any(|(path, _)| *path == key)
+    }
+
     /// Answers the conversation `messages` with the model at `model`, streaming the answer.
     ///
     /// The stream yields [`Piece::Text`] pieces and ends with [`Piece::Done`], or with one error.

@@ -3,6 +3,7 @@
 //! `local:/path/to/model.gguf` runs any local file. One loaded model is shared by every chat,
 //! requests queue in arrival order, and a chat's next turn reuses the KV cache.
 //!
+//! A `load` event comes before an answer that has to load its model first.
 //! Answers are greedy with a repeat penalty (see [`oy3o_llama::GenerateOptions`]), end after
 //! [`DEFAULT_MAX_TOKENS`] new tokens unless `max_tokens` says otherwise, and end early when their
 //! tail repeats itself: then a `repetition` event says so and the finish reason is `repetition`.
@@ -32,7 +33,7 @@ static INFO: ProviderInfo = ProviderInfo {
     base_url_env: &[],
     key_env: &[],
     key_policy: KeyPolicy::Optional,
-    events: &["usage", "pull", "repetition"],
+    events: &["usage", "pull", "load", "repetition"],
 };
 
 /// New tokens a `local` answer may have when neither the config nor the call sets `max_tokens`:
@@ -108,6 +109,13 @@ impl Completions for LocalModel {
                 max_tokens: Some(request.options.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS)),
                 repeat_penalty: None,
             };
+            if !runtime.is_loaded(&path) {
+                // The first answer of a process waits for the load: say so.
+                yield Delta::Event(Event::Other {
+                    name: "load".into(),
+                    message: json!({ "model": model, "path": path.display().to_string() }),
+                });
+            }
             let mut pieces = runtime.generate(path, messages, options);
             while let Some(piece) = pieces.recv().await {
                 match piece.map_err(|e| Error::provider(e.to_string()))? {
