@@ -93,9 +93,10 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Download and verify a local model (default: smollm2) into the cache.
+    /// Download and verify a local model (default: smollm2) into the cache, and check its chat
+    /// template.
     Pull {
-        /// A catalog name.
+        /// A catalog name: smollm2, qwen2.5-0.5b or qwen2.5-1.5b.
         #[arg(default_value = "smollm2")]
         name: String,
     },

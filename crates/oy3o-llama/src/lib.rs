@@ -24,7 +24,7 @@ mod runtime;
 mod template;
 mod text;
 
-pub use catalog::{CATALOG, CatalogModel, find_model};
+pub use catalog::{CATALOG, CatalogModel, TEMPLATE_CHECK_QUESTION, find_model};
 pub use chat::{
     ChatMessage, DEFAULT_REPEAT_PENALTY, Finish, GenerateOptions, Loop, Piece, REPEAT_WINDOW,
     RenderedPrompt, Stats,

@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::backend;
+use crate::catalog::{CatalogModel, TEMPLATE_CHECK_QUESTION};
 use crate::chat::{ChatMessage, GenerateOptions, Piece, RenderedPrompt};
 use crate::error::LlamaError;
 use crate::model_thread::{Job, ModelThread, Settings};
@@ -160,6 +161,30 @@ impl Runtime {
         rendered
             .await
             .unwrap_or_else(|_| Err(LlamaError::Thread("the model thread stopped".into())))
+    }
+
+    /// Checks that the chat template in `model`'s file renders `entry`'s
+    /// [`expected_prompt`](CatalogModel::expected_prompt) for one question (loads the model).
+    ///
+    /// # Errors
+    /// [`LlamaError::TemplateMismatch`] when it renders something else; loading or template
+    /// errors as for [`render`](Self::render).
+    pub async fn check_template(
+        &self,
+        model: impl AsRef<Path>,
+        entry: &CatalogModel,
+    ) -> Result<(), LlamaError> {
+        let question = vec![ChatMessage::user(TEMPLATE_CHECK_QUESTION)];
+        let rendered = self.render(model, question).await?;
+        if rendered.text == entry.expected_prompt {
+            Ok(())
+        } else {
+            Err(LlamaError::TemplateMismatch {
+                model: entry.name.to_owned(),
+                expected: entry.expected_prompt.to_owned(),
+                got: rendered.text,
+            })
+        }
     }
 
     /// Queues `job` on its model's thread, starting (and evicting) threads as needed.

@@ -287,3 +287,25 @@ async fn an_answer_whose_tail_repeats_itself_ends_with_repetition() {
     // It stops soon after the loop starts, far from the cap.
     assert!(stats.completion_tokens < 300, "{stats:?}");
 }
+
+#[tokio::test]
+async fn the_default_models_chat_template_renders_the_prompt_its_catalog_entry_expects() {
+    let _serial = SERIAL.lock().await;
+    runtime()
+        .check_template(common::smollm2(), common::smollm2_entry())
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_file_whose_template_renders_another_prompt_fails_the_check() {
+    let _serial = SERIAL.lock().await;
+    let qwen = oy3o_llama::find_model("qwen2.5-0.5b").unwrap();
+    match runtime().check_template(common::smollm2(), qwen).await {
+        Err(LlamaError::TemplateMismatch { model, got, .. }) => {
+            assert_eq!(model, "qwen2.5-0.5b");
+            assert!(got.contains("SmolLM"), "{got:?}");
+        }
+        other => panic!("expected a template mismatch, got {other:?}"),
+    }
+}

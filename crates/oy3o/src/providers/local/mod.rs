@@ -186,16 +186,25 @@ fn throttled(
 pub use oy3o_llama::PullProgress as Progress;
 
 /// Makes sure a model (a catalog name such as `smollm2`, or a path) is on disk and verified,
-/// downloading it if needed; returns its path. `progress` is called as bytes arrive.
+/// downloading it if needed; returns its path. `progress` is called as bytes arrive. A catalog
+/// model's chat template is then checked to render the prompt the catalog expects (this loads
+/// the model, so the first answer after it starts at once).
 pub async fn pull(
     name: &str,
     progress: &mut (dyn FnMut(Progress) + Send),
 ) -> Result<std::path::PathBuf> {
     let dir = oy3o_llama::default_cache_dir()
         .ok_or_else(|| Error::config("no cache directory on this system"))?;
-    oy3o_llama::ensure_model(name, &dir, progress)
+    let path = oy3o_llama::ensure_model(name, &dir, progress)
         .await
-        .map_err(|e| Error::new(ErrorCode::NotFound, e.to_string()))
+        .map_err(|e| Error::new(ErrorCode::NotFound, e.to_string()))?;
+    if let Some(entry) = oy3o_llama::find_model(name) {
+        runtime()?
+            .check_template(&path, entry)
+            .await
+            .map_err(|e| Error::provider(e.to_string()))?;
+    }
+    Ok(path)
 }
 
 #[cfg(test)]
