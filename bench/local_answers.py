@@ -11,8 +11,8 @@ Measured per side: correct answers, the longest answer (characters), the slowest
 (seconds, whole request), and tokens/s = all answer tokens / all answer time.
 
 Run: `python3 bench/local_answers.py [OY3O_BINARY]` (default `target/release/oy3o`; needs
-`llama-cpp-python[server]`, which `scripts/setup` installs, and the model in the cache, which
-any `local` answer pulls). Prints a markdown table, then each answer.
+`llama-cpp-python[server]`, which `scripts/setup` installs; the model is pulled with
+`oy3o pull smollm2`). Prints a markdown table, then each answer.
 """
 
 from __future__ import annotations
@@ -27,7 +27,6 @@ import time
 import urllib.request
 from pathlib import Path
 
-MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 THREADS = 2
 TIMEOUT_S = 300
 
@@ -60,12 +59,12 @@ QUESTIONS: list[tuple[str, list[str]]] = [
 ]
 
 
-def model_path() -> Path:
-    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    path = base / "oy3o" / "models" / MODEL_FILE
-    if not path.is_file():
-        sys.exit(f"no {MODEL_FILE} in {path.parent}: run `oy3o pull smollm2` first")
-    return path
+def model_path(binary: str) -> Path:
+    """The default model's file, pulled (and checked) by `oy3o pull`, which prints its path."""
+    out = subprocess.run([binary, "pull", "smollm2"], capture_output=True, text=True)
+    if out.returncode != 0:
+        sys.exit(f"oy3o pull smollm2 failed:\n{out.stderr[-2000:]}")
+    return Path(out.stdout.strip().splitlines()[-1])
 
 
 def free_port() -> int:
@@ -106,7 +105,7 @@ def ask(base: str, model: str, question: str) -> dict:
 
 def main() -> None:
     binary = sys.argv[1] if len(sys.argv) > 1 else "target/release/oy3o"
-    path = model_path()
+    path = model_path(binary)
     ours_port, peer_port = free_port(), free_port()
     ours = subprocess.Popen([binary, "serve", "--store", "none", "--port", str(ours_port)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -134,7 +133,7 @@ def main() -> None:
 
     import llama_cpp
 
-    print(f"{len(QUESTIONS)} one-line questions, {MODEL_FILE}, {THREADS} threads, each side's "
+    print(f"{len(QUESTIONS)} one-line questions, {path.name}, {THREADS} threads, each side's "
           f"default sampling; llama-cpp-python {llama_cpp.__version__}; "
           f"load average {os.getloadavg()[0]:.1f}")
     print()
