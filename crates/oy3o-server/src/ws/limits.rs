@@ -99,11 +99,6 @@ pub(crate) fn protocol_max(max_frame_bytes: usize) -> usize {
 pub(crate) struct InFlight(Arc<AtomicUsize>);
 
 impl InFlight {
-    /// Starts a reply of one upstream request if fewer than `max` are running.
-    pub(crate) fn try_start(&self, max: usize, state: &Arc<AppState>) -> Option<Running> {
-        self.try_start_wide(max, 1, state)
-    }
-
     /// Starts a reply that may run up to `wanted` upstream requests at once, with as many of
     /// them as are free under `max` (at least one, else `None`); [`Running::width`] says how
     /// many it got.

@@ -44,13 +44,14 @@ pub struct ProxyAddr {
 /// }
 /// ```
 pub fn check_proxy(url: &str) -> Result<ProxyAddr> {
-    let shown = crate::config::redact_url(url);
     let fix = "use http://, https://, socks5:// or socks5h:// URLs such as http://127.0.0.1:3128";
     if !url.contains("://") {
+        // Not shown: without a scheme a password cannot be told apart to hide it.
         return Err(Error::config(format!(
-            "invalid proxy {shown}: no scheme; {fix}"
+            "invalid proxy: it has no scheme; {fix}"
         )));
     }
+    let shown = crate::config::redact_url(url);
     let parsed =
         Url::parse(url).map_err(|e| Error::config(format!("invalid proxy {shown}: {e}; {fix}")))?;
     let scheme = parsed.scheme();
