@@ -96,7 +96,10 @@ async fn run() {
     // After the load: what stays once every client is gone.
     tokio::time::sleep(Duration::from_secs(5)).await;
     let (rss, fds) = (rss_kib(pid), open_fds(pid));
-    println!("after the clients left: RSS {:.1} MiB, {fds} descriptors", rss as f64 / 1024.0);
+    println!(
+        "after the clients left: RSS {:.1} MiB, {fds} descriptors",
+        rss as f64 / 1024.0
+    );
     if samples.len() >= 4 {
         let half = samples.len() / 2;
         let mean = |s: &[(u64, usize)]| s.iter().map(|x| x.0).sum::<u64>() as f64 / s.len() as f64;
@@ -140,7 +143,11 @@ async fn websocket_client(addr: SocketAddr, i: usize, stop: &AtomicBool, counts:
             n += 1;
             let id = format!("c{i}-{}", n % 8);
             let create = serde_json::json!({"id": id, "model": "", "prompt": format!("soak {n}")});
-            if ws.send(Message::Text(create.to_string().into())).await.is_err() {
+            if ws
+                .send(Message::Text(create.to_string().into()))
+                .await
+                .is_err()
+            {
                 break;
             }
             let cancel = n % 5 == 0;
@@ -148,7 +155,9 @@ async fn websocket_client(addr: SocketAddr, i: usize, stop: &AtomicBool, counts:
             while let Ok(Some(Ok(message))) =
                 tokio::time::timeout(Duration::from_secs(30), ws.next()).await
             {
-                let Message::Text(text) = message else { continue };
+                let Message::Text(text) = message else {
+                    continue;
+                };
                 seen += 1;
                 if cancel && seen == 3 {
                     let frame = serde_json::json!({"id": id, "cancel": true});
@@ -225,7 +234,11 @@ async fn store_outages(db: std::path::PathBuf, stop: Arc<AtomicBool>) {
         let Ok(mut conn) = sqlx::SqliteConnection::connect(&url).await else {
             continue;
         };
-        if sqlx::query("BEGIN EXCLUSIVE").execute(&mut conn).await.is_ok() {
+        if sqlx::query("BEGIN EXCLUSIVE")
+            .execute(&mut conn)
+            .await
+            .is_ok()
+        {
             tokio::time::sleep(Duration::from_secs(10)).await;
             let _ = sqlx::query("ROLLBACK").execute(&mut conn).await;
         }

@@ -116,7 +116,13 @@ mod tests {
         assert_eq!(own.proxy.as_deref(), Some("http://127.0.0.3:9"));
         // A chain task on another model uses the server's key, so it goes direct.
         let other = config.resolve(Some("anthropic:claude-x")).unwrap();
-        assert_eq!(other.credential.and_then(|c| c.key().map(str::to_owned)).as_deref(), Some("sk-server"));
+        assert_eq!(
+            other
+                .credential
+                .and_then(|c| c.key().map(str::to_owned))
+                .as_deref(),
+            Some("sk-server")
+        );
         assert_eq!(other.proxy, None);
     }
 

@@ -95,9 +95,10 @@ pub(crate) fn trusted_proxy(settings: &Settings, proxy: &str) -> bool {
     let Ok(addr) = check_proxy(proxy) else {
         return false;
     };
-    settings.client_proxies.iter().any(|entry| {
-        ProxyEntry::parse(entry).is_ok_and(|e| e.admits(&addr.host, addr.port))
-    })
+    settings
+        .client_proxies
+        .iter()
+        .any(|entry| ProxyEntry::parse(entry).is_ok_and(|e| e.admits(&addr.host, addr.port)))
 }
 
 /// Checks a model name a client gave: a `local:` file only inside `model_dirs` (judged from
@@ -242,7 +243,10 @@ mod tests {
     fn local_files_are_judged_by_their_path_alone() {
         let dirs = [PathBuf::from("/srv/models")];
         assert!(lexically_inside(Path::new("/srv/models/a.gguf"), &dirs));
-        assert!(!lexically_inside(Path::new("/srv/models/../../etc/shadow"), &dirs));
+        assert!(!lexically_inside(
+            Path::new("/srv/models/../../etc/shadow"),
+            &dirs
+        ));
         assert!(!lexically_inside(Path::new("/etc/shadow"), &dirs));
         assert!(!lexically_inside(Path::new("models/a.gguf"), &dirs));
         assert!(!lexically_inside(Path::new("/srv/models"), &dirs));

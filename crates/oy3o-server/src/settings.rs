@@ -347,10 +347,22 @@ impl Settings {
         )?;
         let l = &mut self.limits;
         positive("max_stage_tasks", s.max_stage_tasks, &mut l.max_stage_tasks)?;
-        positive("max_chain_stages", s.max_chain_stages, &mut l.max_chain_stages)?;
-        positive("max_prompt_bytes", s.max_prompt_bytes, &mut l.max_prompt_bytes)?;
+        positive(
+            "max_chain_stages",
+            s.max_chain_stages,
+            &mut l.max_chain_stages,
+        )?;
+        positive(
+            "max_prompt_bytes",
+            s.max_prompt_bytes,
+            &mut l.max_prompt_bytes,
+        )?;
         positive("max_id_bytes", s.max_id_bytes, &mut l.max_id_bytes)?;
-        positive("max_outbound_bytes", s.max_outbound_bytes, &mut l.max_outbound_bytes)?;
+        positive(
+            "max_outbound_bytes",
+            s.max_outbound_bytes,
+            &mut l.max_outbound_bytes,
+        )?;
         positive("max_connections", s.max_connections, &mut l.max_connections)?;
         let seconds = |key: &str, v: Option<f64>, into: &mut Duration| match v {
             Some(secs) => match Duration::try_from_secs_f64(secs) {
@@ -362,9 +374,21 @@ impl Settings {
             },
             None => Ok(()),
         };
-        seconds("idle_timeout_secs", s.idle_timeout_secs, &mut l.idle_timeout)?;
-        seconds("header_timeout_secs", s.header_timeout_secs, &mut l.header_timeout)?;
-        seconds("body_timeout_secs", s.body_timeout_secs, &mut l.body_timeout)?;
+        seconds(
+            "idle_timeout_secs",
+            s.idle_timeout_secs,
+            &mut l.idle_timeout,
+        )?;
+        seconds(
+            "header_timeout_secs",
+            s.header_timeout_secs,
+            &mut l.header_timeout,
+        )?;
+        seconds(
+            "body_timeout_secs",
+            s.body_timeout_secs,
+            &mut l.body_timeout,
+        )?;
         if let Some(proxies) = s.client_proxies {
             for p in &proxies {
                 crate::policy::ProxyEntry::parse(p).map_err(|m| bad("client_proxies", &m))?;

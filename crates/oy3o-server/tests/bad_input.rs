@@ -29,7 +29,10 @@ async fn refused(ws: &mut Client, text: &str) -> Value {
     if asks {
         let signal = ws.frame().await;
         assert_eq!(signal["type"], "signal", "{text} → {signal}");
-        assert_eq!((&signal["id"], &signal["ref"]), (&frame["id"], &frame["ref"]));
+        assert_eq!(
+            (&signal["id"], &signal["ref"]),
+            (&frame["id"], &frame["ref"])
+        );
     }
     frame
 }

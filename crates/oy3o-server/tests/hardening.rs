@@ -45,14 +45,21 @@ async fn a_clients_proxy_never_carries_the_servers_key() {
         .await;
     let frames = ws.until_signals(1).await;
     assert_eq!(frames[0]["code"], "forbidden", "{frames:?}");
-    assert!(frames[0]["message"].as_str().unwrap().contains("client_proxies"));
+    assert!(
+        frames[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("client_proxies")
+    );
     assert!(proxy.seen().is_empty(), "nothing went through the proxy");
     assert!(fake.requests().is_empty());
 
     // With its own key, the client's proxy carries the client's key only.
-    ws.send(json!({"id": "2", "model": "openai:gpt-4o-mini", "key": "sk-client-own",
-                   "proxy": proxy.url(), "prompt": "x"}))
-        .await;
+    ws.send(
+        json!({"id": "2", "model": "openai:gpt-4o-mini", "key": "sk-client-own",
+                   "proxy": proxy.url(), "prompt": "x"}),
+    )
+    .await;
     assert_eq!(text_of(&ws.until_signals(1).await, "2"), "ANSWER(x)");
     let requests = fake.requests();
     assert_eq!(proxy.seen().len(), 1);
@@ -109,7 +116,11 @@ async fn a_chain_prompt_that_grows_past_max_prompt_bytes_is_not_sent() {
     let frames = ws.until_signals(1).await;
     let shown = serde_json::to_string(&frames).unwrap();
     assert!(shown.contains("max_prompt_bytes"), "{}", &shown[..500]);
-    assert_eq!(fake.requests().len(), 1, "only the first stage went upstream");
+    assert_eq!(
+        fake.requests().len(),
+        1,
+        "only the first stage went upstream"
+    );
 }
 
 // Row 3.
@@ -130,16 +141,27 @@ async fn chain_sizes_are_bounded_and_every_task_counts_against_max_in_flight() {
     )
     .await;
     let mut ws = server.client().await;
-    let tasks = |n: usize| -> Vec<Value> { (0..n).map(|i| json!({"prompt": format!("t{i}")})).collect() };
+    let tasks =
+        |n: usize| -> Vec<Value> { (0..n).map(|i| json!({"prompt": format!("t{i}")})).collect() };
 
     ws.send(json!({"id": "wide", "chain": [tasks(13)]})).await;
     let frames = ws.until_signals(1).await;
     assert_eq!(frames[0]["code"], "limit");
-    assert!(frames[0]["message"].as_str().unwrap().contains("max_stage_tasks"));
+    assert!(
+        frames[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("max_stage_tasks")
+    );
     ws.send(json!({"id": "long", "chain": [tasks(1), tasks(1), tasks(1)]}))
         .await;
     let frames = ws.until_signals(1).await;
-    assert!(frames[0]["message"].as_str().unwrap().contains("max_chain_stages"));
+    assert!(
+        frames[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("max_chain_stages")
+    );
     assert!(fake.requests().is_empty());
 
     ws.send(json!({"id": "ok", "chain": [tasks(12)]})).await;
@@ -148,7 +170,12 @@ async fn chain_sizes_are_bounded_and_every_task_counts_against_max_in_flight() {
     let refused = errors(&frames);
     assert_eq!(refused.len(), 1, "{frames:?}");
     assert_eq!(refused[0]["ref"], "more");
-    assert!(refused[0]["message"].as_str().unwrap().contains("max_in_flight"));
+    assert!(
+        refused[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("max_in_flight")
+    );
     assert_eq!(fake.requests().len(), 12);
     assert!(fake.max_in_flight() <= 3, "{}", fake.max_in_flight());
 }
@@ -196,16 +223,17 @@ async fn silent_and_half_sent_http_connections_are_closed_before_auth() {
     assert!(started.elapsed() < Duration::from_secs(10));
 
     // The connection cap: past it, connections are closed at once.
-    let held: Vec<TcpStream> = futures::future::join_all(
-        (0..3).map(|_| TcpStream::connect(server.addr)),
-    )
-    .await
-    .into_iter()
-    .map(Result::unwrap)
-    .collect();
+    let held: Vec<TcpStream> =
+        futures::future::join_all((0..3).map(|_| TcpStream::connect(server.addr)))
+            .await
+            .into_iter()
+            .map(Result::unwrap)
+            .collect();
     tokio::time::sleep(Duration::from_millis(100)).await;
     let mut over = TcpStream::connect(server.addr).await.unwrap();
-    let _ = over.write_all(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").await;
+    let _ = over
+        .write_all(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        .await;
     let n = tokio::time::timeout(Duration::from_millis(400), over.read(&mut buf))
         .await
         .expect("closed at once, not left waiting")
@@ -251,19 +279,26 @@ async fn a_client_that_stops_reading_is_cut_off_and_its_reply_cancelled() {
     )
     .await;
     let mut ws = server.client().await;
-    ws.send(json!({"id": "slow", "model": "", "prompt": "p"})).await;
+    ws.send(json!({"id": "slow", "model": "", "prompt": "p"}))
+        .await;
     // Never read: the server must give up on its own and drop the upstream request.
     assert!(eventually(|| fake.aborted_by_client() == 1).await);
     assert_eq!(fake.completed(), 0);
 
     let long_ref = "r".repeat(2000);
     let mut ws = server.client().await;
-    ws.send(json!({"id": "a", "ref": long_ref, "prompt": "p"})).await;
+    ws.send(json!({"id": "a", "ref": long_ref, "prompt": "p"}))
+        .await;
     let frames = ws.until_signals(1).await;
     assert_eq!(frames[0]["code"], "limit");
     assert_eq!(frames[0]["id"], "a");
     assert!(frames[0].get("ref").is_none());
-    assert!(frames[0]["message"].as_str().unwrap().contains("max_id_bytes"));
+    assert!(
+        frames[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("max_id_bytes")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -279,7 +314,8 @@ async fn a_writer_blocked_for_the_idle_timeout_closes_the_connection() {
     )
     .await;
     let mut ws = server.client().await;
-    ws.send(json!({"id": "slow", "model": "", "prompt": "p"})).await;
+    ws.send(json!({"id": "slow", "model": "", "prompt": "p"}))
+        .await;
     assert!(eventually(|| fake.aborted_by_client() == 1).await);
     drop(ws);
 }
@@ -298,8 +334,13 @@ async fn local_files_and_unlisted_models_are_refused_without_saying_what_exists(
     .await;
     let mut ws = server.client().await;
     let mut messages = Vec::new();
-    for model in ["local:/etc/passwd", "local:/nonexistent.gguf", "local:Cargo.toml"] {
-        ws.send(json!({"id": "l", "model": model, "prompt": "x"})).await;
+    for model in [
+        "local:/etc/passwd",
+        "local:/nonexistent.gguf",
+        "local:Cargo.toml",
+    ] {
+        ws.send(json!({"id": "l", "model": model, "prompt": "x"}))
+            .await;
         let frames = ws.until_signals(1).await;
         assert_eq!(frames[0]["code"], "forbidden", "{model}");
         let m = frames[0]["message"].as_str().unwrap().replace(model, "M");
@@ -308,10 +349,17 @@ async fn local_files_and_unlisted_models_are_refused_without_saying_what_exists(
     assert!(messages.iter().all(|m| *m == messages[0]), "{messages:?}");
     assert!(messages[0].contains("model_dirs"));
 
-    ws.send(json!({"id": "o", "model": "openai:o1", "prompt": "x"})).await;
+    ws.send(json!({"id": "o", "model": "openai:o1", "prompt": "x"}))
+        .await;
     let frames = ws.until_signals(1).await;
-    assert!(frames[0]["message"].as_str().unwrap().contains("models_allowed"));
-    ws.send(json!({"chain": [[{"model": "openai:o1", "prompt": "x"}]]})).await;
+    assert!(
+        frames[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("models_allowed")
+    );
+    ws.send(json!({"chain": [[{"model": "openai:o1", "prompt": "x"}]]}))
+        .await;
     let frames = ws.until_signals(1).await;
     assert_eq!(frames[0]["code"], "forbidden");
     ws.send(json!({"id": "o", "model": "openai:gpt-4o-mini", "prompt": "x"}))
@@ -326,7 +374,12 @@ async fn local_files_and_unlisted_models_are_refused_without_saying_what_exists(
         .unwrap();
     assert_eq!(refused.status(), 403);
     let body: Value = refused.json().await.unwrap();
-    assert!(body["error"]["message"].as_str().unwrap().contains("models_allowed"));
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("models_allowed")
+    );
 }
 
 // Rows 8 and 9.
@@ -351,7 +404,12 @@ async fn huge_numbers_and_parse_time_refusals_still_end_with_a_signal() {
     ws.send(json!({"id": "n", "prompt": "x", "options": {"temperature": 1e39}}))
         .await;
     let frames = ws.until_signals(1).await;
-    assert!(frames[0]["message"].as_str().unwrap().contains("temperature"));
+    assert!(
+        frames[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("temperature")
+    );
 
     ws.send(json!({"prompt": "p", "key": {"env": "X"}})).await;
     let frames = ws.until_signals(1).await;
@@ -362,7 +420,10 @@ async fn huge_numbers_and_parse_time_refusals_still_end_with_a_signal() {
     ws.send(json!({"id": "big", "ref": 7, "prompt": big})).await;
     let frames = ws.until_signals(1).await;
     assert_eq!(frames[0]["code"], "too_large");
-    assert_eq!((&frames[0]["id"], &frames[0]["ref"]), (&json!("big"), &json!(7)));
+    assert_eq!(
+        (&frames[0]["id"], &frames[0]["ref"]),
+        (&json!("big"), &json!(7))
+    );
     assert_eq!(frames[1]["type"], "signal");
 }
 
@@ -428,9 +489,15 @@ async fn the_openai_route_refuses_what_it_would_ignore_in_openais_error_shape() 
         );
     }
     let hot = json!({"messages": messages, "temperature": 1e39});
-    assert_eq!(http.post(&url).json(&hot).send().await.unwrap().status(), 400);
+    assert_eq!(
+        http.post(&url).json(&hot).send().await.unwrap().status(),
+        400
+    );
     let fine = json!({"messages": messages, "stop": null, "logprobs": false});
-    assert_eq!(http.post(&url).json(&fine).send().await.unwrap().status(), 200);
+    assert_eq!(
+        http.post(&url).json(&fine).send().await.unwrap().status(),
+        200
+    );
 
     let text = http
         .post(&url)

@@ -97,8 +97,7 @@ pub(crate) fn check(state: &AppState, headers: &HeaderMap, body: &[u8]) -> Resul
         .and_then(|v| v.split(';').next())
         .map(str::trim)
         .is_some_and(|t| {
-            t.eq_ignore_ascii_case("application/json")
-                || t.to_ascii_lowercase().ends_with("+json")
+            t.eq_ignore_ascii_case("application/json") || t.to_ascii_lowercase().ends_with("+json")
         });
     if !json {
         return Err(refuse(

@@ -233,7 +233,8 @@ impl Connection {
                     }
                     match protocol::parse_limited(&text, limits.max_id_bytes) {
                         Ok(request) => {
-                            let (tag, asks, out) = (request.tag.clone(), request.asks(), self.out.clone());
+                            let (tag, asks, out) =
+                                (request.tag.clone(), request.asks(), self.out.clone());
                             panics::guard(tag, asks, &out, self.handle(request)).await;
                         }
                         Err(r) => self.refused(&r.tag, r.code, &r.message, r.signal).await,
@@ -262,7 +263,9 @@ impl Connection {
             return self.error_reply(&request, "forbidden", m).await;
         }
         if let Err(refusal) = limits::check_request(&self.state, &request) {
-            return self.error_reply(&request, refusal.code, &refusal.message).await;
+            return self
+                .error_reply(&request, refusal.code, &refusal.message)
+                .await;
         }
         if request.cancel || request.close {
             let Some(id) = request.id.clone() else {
@@ -389,7 +392,9 @@ impl Connection {
             return;
         };
         job.record = record;
-        panics::spawn_reply(job, |job| reply::stream_reply(chat.send_with(prompt, &options), job));
+        panics::spawn_reply(job, |job| {
+            reply::stream_reply(chat.send_with(prompt, &options), job)
+        });
     }
 
     /// The chat `name` of this connection's owner and its turns, when the server has a store
@@ -554,7 +559,9 @@ impl Connection {
             );
             job.record = Some(open.recorder.begin_turn(&record, 0, &prompt));
         }
-        panics::spawn_reply(job, |job| reply::stream_reply(chat.send_with(prompt, &options), job));
+        panics::spawn_reply(job, |job| {
+            reply::stream_reply(chat.send_with(prompt, &options), job)
+        });
     }
 
     async fn start_chain(&mut self, request: Request) {

@@ -77,7 +77,12 @@ pub(crate) fn upstream_wanted(state: &AppState, request: &Request) -> usize {
         },
         None => return 1,
     };
-    let widest = chain.stages.iter().map(|s| s.tasks.len()).max().unwrap_or(1);
+    let widest = chain
+        .stages
+        .iter()
+        .map(|s| s.tasks.len())
+        .max()
+        .unwrap_or(1);
     let concurrency = state
         .config
         .task_concurrency

@@ -61,7 +61,15 @@ mod tests {
             frames.push(text);
         }
         assert_eq!(frames.len(), 2, "{frames:?}");
-        assert!(frames[0].contains(r#""type":"error","id":"a","code":"internal""#), "{}", frames[0]);
-        assert!(frames[1].contains(r#""type":"signal","id":"a""#), "{}", frames[1]);
+        assert!(
+            frames[0].contains(r#""type":"error","id":"a","code":"internal""#),
+            "{}",
+            frames[0]
+        );
+        assert!(
+            frames[1].contains(r#""type":"signal","id":"a""#),
+            "{}",
+            frames[1]
+        );
     }
 }

@@ -98,7 +98,9 @@ fn tag_within(
     };
     let ref_len = reference.map_or(0, |r| r.to_string().len());
     let too_long = |field: &str, len: usize| {
-        format!("field `{field}`: {len} bytes, more than this server echoes (max_id_bytes = {max_id_bytes})")
+        format!(
+            "field `{field}`: {len} bytes, more than this server echoes (max_id_bytes = {max_id_bytes})"
+        )
     };
     let complaint = if id_len > max_id_bytes {
         Some(too_long("id", id_len))
@@ -460,16 +462,27 @@ mod tests {
         let frame = json!({"id": "a", "ref": long, "prompt": "p"}).to_string();
         let e = parse_limited(&frame, 1024).unwrap_err();
         assert_eq!(e.code, "limit");
-        assert!(e.message.contains("`ref`") && e.message.contains("max_id_bytes"), "{}", e.message);
+        assert!(
+            e.message.contains("`ref`") && e.message.contains("max_id_bytes"),
+            "{}",
+            e.message
+        );
         assert!(e.signal, "a prompt was sent: the reply ends with a signal");
         let shown = error(&e.tag, e.code, "x");
-        assert!(shown.contains("\"id\":\"a\"") && !shown.contains("rrrr"), "{shown}");
+        assert!(
+            shown.contains("\"id\":\"a\"") && !shown.contains("rrrr"),
+            "{shown}"
+        );
         assert!(parse_limited(&frame, 4096).is_ok());
         let (tag, asks) = peek(&frame, 1024);
         assert!(asks);
         assert_eq!(tag.as_str(), "\"id\":\"a\",");
         assert!(!parse(r#"{"id":"a","key":{"env":"X"}}"#).unwrap_err().signal);
-        assert!(parse(r#"{"prompt":"p","key":{"env":"X"}}"#).unwrap_err().signal);
+        assert!(
+            parse(r#"{"prompt":"p","key":{"env":"X"}}"#)
+                .unwrap_err()
+                .signal
+        );
     }
 
     #[test]

@@ -177,6 +177,9 @@ mod tests {
         let e = render(&text, &answers, "", 10_000).unwrap_err();
         assert_eq!(e.code(), ErrorCode::BadRequest);
         assert!(e.message().contains("max_prompt_bytes"), "{}", e.message());
-        assert_eq!(render("{{a}}{{a}}", &answers, "", 2000).unwrap().len(), 2000);
+        assert_eq!(
+            render("{{a}}{{a}}", &answers, "", 2000).unwrap().len(),
+            2000
+        );
     }
 }
