@@ -150,7 +150,7 @@ async fn websocket_client(addr: SocketAddr, i: usize, stop: &AtomicBool, counts:
             {
                 break;
             }
-            let cancel = n % 5 == 0;
+            let cancel = n.is_multiple_of(5);
             let mut seen = 0;
             while let Ok(Some(Ok(message))) =
                 tokio::time::timeout(Duration::from_secs(30), ws.next()).await
@@ -186,7 +186,7 @@ async fn http_client(addr: SocketAddr, stop: &AtomicBool, counts: &Counts) {
         n += 1;
         let body = serde_json::json!({
             "messages": [{"role": "user", "content": format!("soak {n}")}],
-            "stream": n % 2 == 0,
+            "stream": n.is_multiple_of(2),
         });
         match http.post(&url).json(&body).send().await {
             Ok(r) if r.status().is_success() => {
