@@ -18,6 +18,11 @@ fn with_limits(limits: Limits) -> Settings {
     }
 }
 
+/// A server in front of `fake` with these limits.
+async fn limited(fake: &oy3o_testkit::FakeServer, limits: Limits) -> Running {
+    start(config_for(fake), with_limits(limits)).await
+}
+
 fn errors(frames: &[Value]) -> Vec<&Value> {
     frames.iter().filter(|f| f["type"] == "error").collect()
 }
@@ -130,14 +135,14 @@ async fn chain_sizes_are_bounded_and_every_task_counts_against_max_in_flight() {
     fake.respond(|r| {
         oy3o_testkit::openai::reply_to(r, &["ok"]).delayed(Duration::from_millis(150))
     });
-    let server = start(
-        config_for(&fake),
-        with_limits(Limits {
+    let server = limited(
+        &fake,
+        Limits {
             max_in_flight: 3,
             max_stage_tasks: 12,
             max_chain_stages: 2,
             ..Limits::default()
-        }),
+        },
     )
     .await;
     let mut ws = server.client().await;
@@ -270,12 +275,12 @@ where
 async fn a_client_that_stops_reading_is_cut_off_and_its_reply_cancelled() {
     // 40 MB of answer: far more than the socket buffers hold.
     let fake = big_answers(2000, 20_000).await;
-    let server = start(
-        config_for(&fake),
-        with_limits(Limits {
+    let server = limited(
+        &fake,
+        Limits {
             max_outbound_bytes: 256 << 10,
             ..Limits::default()
-        }),
+        },
     )
     .await;
     let mut ws = server.client().await;
@@ -304,13 +309,13 @@ async fn a_client_that_stops_reading_is_cut_off_and_its_reply_cancelled() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_writer_blocked_for_the_idle_timeout_closes_the_connection() {
     let fake = big_answers(2000, 20_000).await;
-    let server = start(
-        config_for(&fake),
-        with_limits(Limits {
+    let server = limited(
+        &fake,
+        Limits {
             idle_timeout: Duration::from_millis(500),
             max_outbound_bytes: usize::MAX,
             ..Limits::default()
-        }),
+        },
     )
     .await;
     let mut ws = server.client().await;
@@ -386,12 +391,12 @@ async fn local_files_and_unlisted_models_are_refused_without_saying_what_exists(
 #[tokio::test(flavor = "multi_thread")]
 async fn huge_numbers_and_parse_time_refusals_still_end_with_a_signal() {
     let fake = echo().await;
-    let server = start(
-        config_for(&fake),
-        with_limits(Limits {
+    let server = limited(
+        &fake,
+        Limits {
             max_frame_bytes: 1000,
             ..Limits::default()
-        }),
+        },
     )
     .await;
     let mut ws = server.client().await;
@@ -459,12 +464,12 @@ async fn health_without_the_token_says_only_that_the_server_is_up() {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_openai_route_refuses_what_it_would_ignore_in_openais_error_shape() {
     let fake = echo().await;
-    let server = start(
-        config_for(&fake),
-        with_limits(Limits {
+    let server = limited(
+        &fake,
+        Limits {
             max_body_bytes: 4096,
             ..Limits::default()
-        }),
+        },
     )
     .await;
     let http = reqwest::Client::new();
