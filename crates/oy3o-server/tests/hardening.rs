@@ -227,6 +227,21 @@ async fn silent_and_half_sent_http_connections_are_closed_before_auth() {
     assert!(head.contains("body_timeout_secs"), "{head}");
     assert!(started.elapsed() < Duration::from_secs(10));
 
+    // A kept-alive connection idle for the header timeout is closed too.
+    let mut kept = TcpStream::connect(server.addr).await.unwrap();
+    kept.write_all(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        .await
+        .unwrap();
+    let n = kept.read(&mut buf).await.unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+    let idle_since = std::time::Instant::now();
+    let n = tokio::time::timeout(PATIENCE, kept.read(&mut buf))
+        .await
+        .unwrap()
+        .unwrap_or(0);
+    assert_eq!(n, 0, "an idle kept-alive connection is closed");
+    assert!(idle_since.elapsed() < Duration::from_secs(5));
+
     // The connection cap: past it, connections are closed at once.
     let held: Vec<TcpStream> =
         futures::future::join_all((0..3).map(|_| TcpStream::connect(server.addr)))
