@@ -49,7 +49,15 @@ async fn run() {
     let dir = std::env::temp_dir().join(format!("oy3o-soak-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     let db = dir.join("soak.db");
-    let (child, addr) = spawn_oy3o(&dir, upstream, &format!("sqlite:{}", db.display()));
+    // `OY3O_SOAK_STORE=none` runs without a store (and without the outages), to tell the
+    // store's share of the memory from the rest.
+    let with_store = std::env::var("OY3O_SOAK_STORE").map_or(true, |s| s != "none");
+    let store = if with_store {
+        format!("sqlite:{}", db.display())
+    } else {
+        "none".to_owned()
+    };
+    let (child, addr) = spawn_oy3o(&dir, upstream, &store);
     let pid = child.id();
     let _children = Children(vec![child]);
     wait_until_up(addr).await;
@@ -67,7 +75,7 @@ async fn run() {
             }
         }));
     }
-    let outage = tokio::spawn(store_outages(db.clone(), stop.clone()));
+    let outage = with_store.then(|| tokio::spawn(store_outages(db.clone(), stop.clone())));
 
     let started = Instant::now();
     let mut samples = Vec::new();
@@ -92,7 +100,9 @@ async fn run() {
     for w in workers {
         let _ = w.await;
     }
-    let _ = outage.await;
+    if let Some(outage) = outage {
+        let _ = outage.await;
+    }
     // After the load: what stays once every client is gone.
     tokio::time::sleep(Duration::from_secs(5)).await;
     let (rss, fds) = (rss_kib(pid), open_fds(pid));

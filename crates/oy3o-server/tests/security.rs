@@ -42,7 +42,7 @@ async fn the_default_bind_is_loopback_and_other_addresses_need_a_token() {
         .await;
         let message = refused.err().expect("refused without a token").to_string();
         assert!(
-            message.contains("without a token") && message.contains("--token"),
+            message.contains("without a token") && message.contains("OY3O_SERVER_TOKEN"),
             "{message}"
         );
     }
