@@ -259,6 +259,14 @@ impl ConfigFile {
         if let Some(store) = &self.store {
             check_store(store).map_err(|m| ctx.error("store", m))?;
         }
+        let proxies = self.proxy.iter().map(|p| ("proxy".to_owned(), p));
+        let per_model = self
+            .proxies
+            .iter()
+            .map(|(m, p)| (format!("proxies.{m}"), p));
+        for (key, url) in proxies.chain(per_model) {
+            crate::transport::client::check_proxy(url).map_err(|e| ctx.error(&key, e.message()))?;
+        }
         Ok(Config {
             model: self.model,
             context: self.context,
@@ -435,6 +443,23 @@ headers = { "X-Title" = "oy3o" }
             .unwrap_err()
             .to_string();
         assert!(msg.contains("s.toml line 2, key `store`"), "{msg}");
+    }
+
+    #[test]
+    fn an_unsupported_proxy_scheme_is_an_error_naming_its_line() {
+        assert!(load("proxy = \"socks5h://127.0.0.1:1080\"\n", "p.toml").is_ok());
+        let msg = load(
+            "model = \"a:b\"\nproxy = \"ftp://u:pw1234@h:21\"\n",
+            "p.toml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(msg.contains("p.toml line 2, key `proxy`"), "{msg}");
+        assert!(!msg.contains("pw1234"), "{msg}");
+        let msg = load("[proxies]\n\"openai:x\" = \"htp://h:1\"\n", "p.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("proxies.openai:x"), "{msg}");
     }
 
     #[test]

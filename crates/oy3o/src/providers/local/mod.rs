@@ -56,6 +56,13 @@ impl Provider for Local {
     }
 }
 
+/// True when `model` names a model of the built-in catalog (`smollm2`), which is pulled into
+/// the cache; any other `local:` model is read as a file path. Faces that take model names from
+/// others use it to keep such paths inside the folders they allow.
+pub fn is_catalog_model(model: &str) -> bool {
+    oy3o_llama::find_model(model).is_some()
+}
+
 /// The one runtime of the process: loaded models are shared by every chat.
 fn runtime() -> Result<Runtime> {
     static RUNTIME: OnceLock<std::result::Result<Runtime, String>> = OnceLock::new();
