@@ -47,8 +47,8 @@ impl ChatMessage {
 /// server (llama-cpp-python) and Ollama apply 1.1 by default.
 pub const DEFAULT_REPEAT_PENALTY: f32 = 1.1;
 
-/// How many of the last tokens (the prompt's end, then the answer) the repeat penalty looks at,
-/// as llama.cpp's `repeat_last_n` and Ollama's default.
+/// How many of the answer's last tokens the repeat penalty looks at, as llama.cpp's
+/// `repeat_last_n` and Ollama's default.
 pub const REPEAT_WINDOW: usize = 64;
 
 /// How to pick tokens. The default is greedy decoding (which small models need to stay on topic)

@@ -349,7 +349,7 @@ impl<'m> Session<'m> {
         let prompt_ms = millis(prompt_started);
 
         let generation_started = Instant::now();
-        let mut sampler = sampler(options, self.model.n_vocab(), &tokens);
+        let mut sampler = sampler(options, self.model.n_vocab());
         let mut guard = RepetitionGuard::default();
         let room = n_ctx - tokens.len();
         let max_new = options.max_tokens.map_or(room, |m| (m as usize).min(room));
@@ -425,8 +425,10 @@ impl<'m> Session<'m> {
 }
 
 /// Greedy unless a temperature above zero is asked for, after a repeat penalty over the last
-/// [`REPEAT_WINDOW`] tokens. As in llama.cpp's server, the window starts with the prompt's end.
-fn sampler(options: GenerateOptions, n_vocab: i32, prompt: &[LlamaToken]) -> LlamaSampler {
+/// [`REPEAT_WINDOW`] tokens of the answer. Unlike llama.cpp's server, the prompt is not in the
+/// window: with it, SmolLM2 could no longer repeat the name it was given ("Zorblax" became
+/// "Zorba") and "What is 1+1?" drifted into calculus instead of "1 + 1 = 2".
+fn sampler(options: GenerateOptions, n_vocab: i32) -> LlamaSampler {
     let mut chain = Vec::new();
     let penalty = options.repeat_penalty.unwrap_or(DEFAULT_REPEAT_PENALTY);
     if penalty > 0.0 && (penalty - 1.0).abs() > f32::EPSILON {
@@ -444,9 +446,7 @@ fn sampler(options: GenerateOptions, n_vocab: i32, prompt: &[LlamaToken]) -> Lla
         }
         _ => chain.push(LlamaSampler::greedy()),
     }
-    let mut sampler = LlamaSampler::chain_simple(chain);
-    sampler.accept_many(&prompt[prompt.len().saturating_sub(REPEAT_WINDOW)..]);
-    sampler
+    LlamaSampler::chain_simple(chain)
 }
 
 fn is_valid(model: &LlamaModel, token: LlamaToken) -> bool {

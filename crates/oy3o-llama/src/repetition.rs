@@ -93,7 +93,11 @@ mod tests {
         let (at, found) = first_loop(&tokens).expect("a loop");
         assert_eq!(found.period_tokens, 20);
         assert_eq!(found.repeats, 3);
-        assert_eq!(at, 30 + 60, "stopped as soon as the third copy was complete");
+        assert_eq!(
+            at,
+            30 + 60,
+            "stopped as soon as the third copy was complete"
+        );
     }
 
     #[test]
@@ -140,7 +144,12 @@ mod tests {
     #[test]
     fn a_block_longer_than_the_longest_period_is_not_looked_for() {
         let block = prose(MAX_PERIOD + 1);
-        let tokens: Vec<i32> = block.iter().copied().cycle().take(block.len() * 4).collect();
+        let tokens: Vec<i32> = block
+            .iter()
+            .copied()
+            .cycle()
+            .take(block.len() * 4)
+            .collect();
         assert_eq!(first_loop(&tokens), None);
     }
 }

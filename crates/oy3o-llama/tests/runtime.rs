@@ -202,6 +202,7 @@ async fn sampling_with_a_seed_is_repeatable() {
         top_p: Some(0.95),
         seed: Some(42),
         max_tokens: Some(24),
+        ..GenerateOptions::default()
     };
     let question = vec![ChatMessage::user("Name a colour.")];
     let (a, _) = answer(&rt, question.clone(), options).await.unwrap();
