@@ -424,13 +424,21 @@ impl<'m> Session<'m> {
     }
 }
 
-/// Greedy unless a temperature above zero is asked for, after a repeat penalty over the last
-/// [`REPEAT_WINDOW`] tokens of the answer. Unlike llama.cpp's server, the prompt is not in the
-/// window: with it, SmolLM2 could no longer repeat the name it was given ("Zorblax" became
-/// "Zorba") and "What is 1+1?" drifted into calculus instead of "1 + 1 = 2".
+/// Greedy unless a temperature above zero is asked for. Sampling goes after a repeat penalty
+/// over the answer's last [`REPEAT_WINDOW`] tokens, as llama.cpp's server and Ollama do; greedy
+/// decoding has none unless one is asked for, because on SmolLM2 it measurably answered worse
+/// (a second turn lost the dog's name it was told and looped on "a mix of"), and the prompt in
+/// the window was worse still ("Zorblax" became "Zorba", "1+1" drifted into calculus). Loops
+/// are ended by the repetition guard instead.
 fn sampler(options: GenerateOptions, n_vocab: i32) -> LlamaSampler {
     let mut chain = Vec::new();
-    let penalty = options.repeat_penalty.unwrap_or(DEFAULT_REPEAT_PENALTY);
+    let sampling = options.temperature.is_some_and(|t| t > 0.0);
+    let default = if sampling {
+        DEFAULT_REPEAT_PENALTY
+    } else {
+        1.0
+    };
+    let penalty = options.repeat_penalty.unwrap_or(default);
     if penalty > 0.0 && (penalty - 1.0).abs() > f32::EPSILON {
         let window = i32::try_from(REPEAT_WINDOW).unwrap_or(i32::MAX);
         chain.push(LlamaSampler::penalties(n_vocab, window, penalty, 0.0, 0.0));

@@ -4,7 +4,8 @@
 //! requests queue in arrival order, and a chat's next turn reuses the KV cache.
 //!
 //! A `load` event comes before an answer that has to load its model first.
-//! Answers are greedy with a repeat penalty (see [`oy3o_llama::GenerateOptions`]), end after
+//! Answers are greedy (sampling, with a `temperature` above 0, adds a repeat penalty; see
+//! [`oy3o_llama::GenerateOptions`]), end after
 //! [`DEFAULT_MAX_TOKENS`] new tokens unless `max_tokens` says otherwise, and end early when their
 //! tail repeats itself: then a `repetition` event says so and the finish reason is `repetition`.
 
