@@ -301,7 +301,10 @@ async fn answer(
     let loading = line.clone();
     config.listeners.on("load", move |event| {
         if let (true, Ok(mut line)) = (std::io::stderr().is_terminal(), loading.lock()) {
-            let model = event.message()["model"].as_str().unwrap_or("the model").to_owned();
+            let model = event.message()["model"]
+                .as_str()
+                .unwrap_or("the model")
+                .to_owned();
             line.status(&format!("loading {model}…"));
         }
     });

@@ -54,16 +54,14 @@ mod tests {
     use crate::{Args, Command};
 
     fn args(argv: &[&str]) -> Args {
-        let argv = std::iter::once("oy3o").chain(argv.iter().copied());
-        match parse::<Args, _, _>(argv) {
+        match parse::<Args, _, _>(std::iter::once("oy3o").chain(argv.iter().copied())) {
             Ok(args) => args,
             Err(e) => panic!("{argv:?} did not parse: {e}"),
         }
     }
 
     fn refused(argv: &[&str]) -> clap::Error {
-        let argv = std::iter::once("oy3o").chain(argv.iter().copied());
-        match parse::<Args, _, _>(argv) {
+        match parse::<Args, _, _>(std::iter::once("oy3o").chain(argv.iter().copied())) {
             Ok(args) => panic!("{argv:?} parsed as {args:?}"),
             Err(e) => e,
         }
@@ -102,7 +100,10 @@ mod tests {
 
     #[test]
     fn options_before_chain_apply_to_chain() {
-        let a = same_before_and_after(&["--proxy", "socks5h://127.0.0.1:1080"], &["chain", "c.toml"]);
+        let a = same_before_and_after(
+            &["--proxy", "socks5h://127.0.0.1:1080"],
+            &["chain", "c.toml"],
+        );
         assert!(matches!(a.command, Some(Command::Chain { .. })));
         assert_eq!(a.common.proxy.as_deref(), Some("socks5h://127.0.0.1:1080"));
     }

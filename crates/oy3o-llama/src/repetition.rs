@@ -1,6 +1,7 @@
 //! Ends an answer whose tail repeats itself: a small model decoding greedily can fall into a
 //! loop ("la femme au martyre, la femme au martyre, …") and would otherwise run until the cap or
-//! the end of the context window. The repeat penalty makes loops rarer; this catches the rest.
+//! the end of the context window. Greedy decoding has no repeat penalty by default (it answered
+//! worse with one), so this is what ends its loops; sampling has one and rarely needs this.
 //!
 //! A loop is a block of 1 to [`MAX_PERIOD`] tokens that the last tokens repeat back to back,
 //! covering at least [`MIN_SPAN`] tokens and at least [`MIN_REPEATS`] copies of the block. So a
@@ -93,7 +94,11 @@ mod tests {
         let (at, found) = first_loop(&tokens).expect("a loop");
         assert_eq!(found.period_tokens, 20);
         assert_eq!(found.repeats, 3);
-        assert_eq!(at, 30 + 60, "stopped as soon as the third copy was complete");
+        assert_eq!(
+            at,
+            30 + 60,
+            "stopped as soon as the third copy was complete"
+        );
     }
 
     #[test]
@@ -140,7 +145,12 @@ mod tests {
     #[test]
     fn a_block_longer_than_the_longest_period_is_not_looked_for() {
         let block = prose(MAX_PERIOD + 1);
-        let tokens: Vec<i32> = block.iter().copied().cycle().take(block.len() * 4).collect();
+        let tokens: Vec<i32> = block
+            .iter()
+            .copied()
+            .cycle()
+            .take(block.len() * 4)
+            .collect();
         assert_eq!(first_loop(&tokens), None);
     }
 }

@@ -215,7 +215,9 @@ async fn the_stronger_models_are_fetched_over_http_and_held_to_their_pinned_size
         };
         assert_eq!(failures[0].source, url);
         assert!(
-            failures[0].reason.contains(&format!("expected {}", entry.size)),
+            failures[0]
+                .reason
+                .contains(&format!("expected {}", entry.size)),
             "{err}"
         );
         assert_eq!(server.ranges(), vec![None], "one plain GET");

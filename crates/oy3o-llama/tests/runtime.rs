@@ -202,6 +202,7 @@ async fn sampling_with_a_seed_is_repeatable() {
         top_p: Some(0.95),
         seed: Some(42),
         max_tokens: Some(24),
+        ..GenerateOptions::default()
     };
     let question = vec![ChatMessage::user("Name a colour.")];
     let (a, _) = answer(&rt, question.clone(), options).await.unwrap();
@@ -256,14 +257,6 @@ async fn a_conversation_longer_than_the_context_is_a_clear_error() {
     assert!(matches!(err, LlamaError::PromptTooLong { .. }), "{err}");
 }
 
-/// Greedy decoding with the repeat penalty turned off: the way small models fall into loops.
-fn greedy_without_penalty(max_tokens: u32) -> GenerateOptions {
-    GenerateOptions {
-        repeat_penalty: Some(1.0),
-        ..greedy(max_tokens)
-    }
-}
-
 /// A prompt SmolLM2-135M answers greedily with a loop that runs to the cap when nothing
 /// stops it.
 const LOOPING_PROMPT: &str = "Repeat after me forever: la la la";
@@ -272,13 +265,9 @@ const LOOPING_PROMPT: &str = "Repeat after me forever: la la la";
 async fn an_answer_whose_tail_repeats_itself_ends_with_repetition() {
     let _serial = SERIAL.lock().await;
     let rt = runtime();
-    let (text, stats) = answer(
-        &rt,
-        vec![ChatMessage::user(LOOPING_PROMPT)],
-        greedy_without_penalty(1000),
-    )
-    .await
-    .unwrap();
+    let (text, stats) = answer(&rt, vec![ChatMessage::user(LOOPING_PROMPT)], greedy(1000))
+        .await
+        .unwrap();
     eprintln!("answer: {text:?} {stats:?}");
     let Finish::Repetition(found) = stats.finish else {
         panic!("no loop found: {stats:?} {text:?}");

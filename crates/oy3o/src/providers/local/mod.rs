@@ -4,7 +4,8 @@
 //! requests queue in arrival order, and a chat's next turn reuses the KV cache.
 //!
 //! A `load` event comes before an answer that has to load its model first.
-//! Answers are greedy with a repeat penalty (see [`oy3o_llama::GenerateOptions`]), end after
+//! Answers are greedy (sampling, with a `temperature` above 0, adds a repeat penalty; see
+//! [`oy3o_llama::GenerateOptions`]), end after
 //! [`DEFAULT_MAX_TOKENS`] new tokens unless `max_tokens` says otherwise, and end early when their
 //! tail repeats itself: then a `repetition` event says so and the finish reason is `repetition`.
 
@@ -109,13 +110,7 @@ impl Completions for LocalModel {
                 .iter()
                 .map(|m| ChatMessage::new(role(m.role), m.text().into_owned()))
                 .collect();
-            let options = GenerateOptions {
-                temperature: request.options.temperature,
-                top_p: request.options.top_p,
-                seed: request.options.seed,
-                max_tokens: Some(request.options.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS)),
-                repeat_penalty: None,
-            };
+            let options = generate_options(&request.options);
             if !runtime.is_loaded(&path) {
                 // The first answer of a process waits for the load: say so.
                 yield Delta::Event(Event::Other {
@@ -150,6 +145,17 @@ impl Completions for LocalModel {
 
 fn role(role: Role) -> &'static str {
     role.as_str()
+}
+
+/// The engine's options as llama.cpp's: `max_tokens` (config, then call) or the default cap.
+fn generate_options(options: &crate::Options) -> GenerateOptions {
+    GenerateOptions {
+        temperature: options.temperature,
+        top_p: options.top_p,
+        seed: options.seed,
+        max_tokens: Some(options.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS)),
+        repeat_penalty: None,
+    }
 }
 
 /// The finish reason of an answer, and the event that explains an early end: `repetition`
@@ -218,6 +224,23 @@ pub async fn pull(
 mod tests {
     use super::*;
     use oy3o_llama::Loop;
+
+    #[test]
+    fn an_answer_is_capped_at_the_default_unless_max_tokens_is_set() {
+        let unset = crate::Options::default();
+        assert_eq!(
+            generate_options(&unset).max_tokens,
+            Some(DEFAULT_MAX_TOKENS)
+        );
+        let set = crate::Options {
+            max_tokens: Some(2000),
+            temperature: Some(0.5),
+            ..crate::Options::default()
+        };
+        let mapped = generate_options(&set);
+        assert_eq!(mapped.max_tokens, Some(2000));
+        assert_eq!(mapped.temperature, Some(0.5));
+    }
 
     #[test]
     fn an_answer_ended_for_repeating_itself_says_so_in_an_event_and_its_finish_reason() {
