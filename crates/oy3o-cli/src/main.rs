@@ -23,6 +23,7 @@ mod models;
 mod progress;
 mod serve;
 mod store;
+mod typos;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -123,7 +124,7 @@ enum ConfigAction {
 }
 
 fn main() -> ExitCode {
-    let args = Args::parse();
+    let args: Args = typos::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

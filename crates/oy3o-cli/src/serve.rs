@@ -80,8 +80,9 @@ fn settings_from(given: Option<&Path>) -> Result<Settings, Error> {
 }
 
 fn server_error(e: oy3o_server::Error) -> Error {
+    // A port in use (or an OS refusal) is the network's condition, not a setting's.
     let code = match e {
-        oy3o_server::Error::Io(_) => ErrorCode::Network,
+        oy3o_server::Error::Io(_) | oy3o_server::Error::Bind { .. } => ErrorCode::Network,
         _ => ErrorCode::Config,
     };
     Error::new(code, e.to_string())

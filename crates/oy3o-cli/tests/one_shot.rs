@@ -308,7 +308,7 @@ async fn config_init_writes_an_example_that_config_path_then_names_and_refuses_t
     assert_eq!(path.stdout.trim(), expected.to_str().unwrap());
 
     let again = oy3o(&["config", "init"], &env, None).await;
-    assert_eq!(again.code, 3, "{}", again.stderr);
+    assert_eq!(again.code, 2, "a usage mistake: {}", again.stderr);
     assert!(again.stderr.contains("exists already"), "{}", again.stderr);
 }
 
@@ -469,4 +469,92 @@ async fn usage_mistakes_exit_2_and_say_how_to_call_it() {
     assert!(run.stderr.contains("no prompt given"), "{}", run.stderr);
     let run = oy3o(&["hi", "--no-such-option"], &[], None).await;
     assert_eq!(run.code, 2, "{}", run.stderr);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_mistyped_subcommand_is_not_sent_and_says_which_was_meant() {
+    let server = FakeServer::start().await;
+    let base = server.base_url();
+    let env = [("OPENAI_BASE_URL", base.as_str()), ("OY3O_MODEL", "openai:x")];
+    let run = oy3o(&["modles"], &env, None).await;
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(run.stderr.contains("did you mean `oy3o models`?"), "{}", run.stderr);
+    assert!(run.stdout.is_empty());
+    assert!(server.requests().is_empty(), "nothing reached the model");
+
+    // After `--`, or quoted with other words, it is a prompt as typed.
+    server.push(openai::answer(&["ok"]).build());
+    server.push(openai::answer(&["ok"]).build());
+    assert_eq!(oy3o(&["--", "modles"], &env, None).await.code, 0);
+    assert_eq!(oy3o(&["modles please"], &env, None).await.code, 0);
+    assert_eq!(server.requests().len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unquoted_prompt_of_several_words_is_told_to_be_quoted() {
+    let run = oy3o(&["what", "is", "this"], &[], None).await;
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(run.stderr.contains("quote it, e.g. oy3o 'what is this'"), "{}", run.stderr);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_empty_prompt_is_no_prompt_and_nothing_is_sent() {
+    let server = FakeServer::start().await;
+    let base = server.base_url();
+    let env = [("OPENAI_BASE_URL", base.as_str()), ("OY3O_MODEL", "openai:x")];
+    for prompt in ["", "  "] {
+        let run = oy3o(&[prompt], &env, None).await;
+        assert_eq!(run.code, 2, "{}", run.stderr);
+        assert!(run.stderr.contains("no prompt given"), "{}", run.stderr);
+    }
+    assert!(server.requests().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn json_stopped_with_ctrl_c_ends_on_a_cancelled_line() {
+    let server = FakeServer::start().await;
+    let pieces = vec!["word "; 100];
+    server.push(
+        openai::answer(&pieces)
+            .delay(std::time::Duration::from_millis(100))
+            .build(),
+    );
+    let base = server.base_url();
+    let home = std::env::temp_dir().join(format!("oy3o-cli-home-{}", std::process::id()));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_oy3o"))
+        .args(["hi", "--model", "openai:x", "--json"])
+        .env_clear()
+        .env("HOME", &home)
+        .env("XDG_CONFIG_HOME", home.join("config"))
+        .env("OPENAI_BASE_URL", &base)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = tokio::io::BufReader::new(child.stdout.take().unwrap());
+    // Until the first text event: the answer is streaming.
+    let mut line = String::new();
+    while !line.contains("word") {
+        line.clear();
+        let n = tokio::io::AsyncBufReadExt::read_line(&mut stdout, &mut line)
+            .await
+            .unwrap();
+        assert!(n > 0, "the answer never streamed");
+    }
+    let pid = child.id().unwrap().to_string();
+    let killed = std::process::Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let mut rest = String::new();
+    tokio::io::AsyncReadExt::read_to_string(&mut stdout, &mut rest)
+        .await
+        .unwrap();
+    let status = child.wait().await.unwrap();
+    assert_eq!(status.code(), Some(130));
+    let last: serde_json::Value = serde_json::from_str(rest.lines().last().unwrap()).unwrap();
+    assert_eq!(last["event"], "error", "{rest}");
+    assert_eq!(last["message"]["code"], "cancelled", "{rest}");
 }

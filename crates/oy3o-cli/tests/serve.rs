@@ -163,3 +163,21 @@ async fn serve_refuses_an_open_address_without_a_token() {
     );
     assert!(out.stdout.is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_port_in_use_is_a_network_error_exit_5() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    let out = oy3o(
+        &["serve", "--port", &port, "--store", "none"],
+        "http://127.0.0.1:9/v1",
+        "busy",
+    )
+    .output()
+    .await
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(5), "{stderr}");
+    assert!(stderr.contains("choose another --port"), "{stderr}");
+    drop(taken);
+}
