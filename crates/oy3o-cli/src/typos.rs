@@ -22,12 +22,10 @@ pub fn parse<P: CommandFactory + FromArgMatches>() -> P {
         .and_then(|matches| P::from_arg_matches(&matches));
     match parsed {
         Ok(args) => args,
-        Err(e) if e.kind() == ErrorKind::ArgumentConflict && loose_words(&raw) => {
-            usage(&format!(
-                "a prompt of several words is one argument: quote it, e.g. oy3o '{}'",
-                loose_prompt(&raw)
-            ))
-        }
+        Err(e) if e.kind() == ErrorKind::ArgumentConflict && loose_words(&raw) => usage(&format!(
+            "a prompt of several words is one argument: quote it, e.g. oy3o '{}'",
+            loose_prompt(&raw)
+        )),
         Err(e) => e.exit(),
     }
 }

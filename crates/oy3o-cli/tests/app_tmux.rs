@@ -392,11 +392,17 @@ async fn sigterm_ends_the_app_with_the_terminal_restored() {
         .output()
         .expect("pgrep runs");
     let app = String::from_utf8_lossy(&children.stdout);
-    let app = app.lines().next().expect("the app runs under the pane's shell");
+    let app = app
+        .lines()
+        .next()
+        .expect("the app runs under the pane's shell");
     let killed = Command::new("kill").args(["-TERM", app]).status().unwrap();
     assert!(killed.success());
     let screen = tmux.wait_for("exit=143");
-    assert!(!screen.contains("Tasks: none"), "the app's screen is gone:\n{screen}");
+    assert!(
+        !screen.contains("Tasks: none"),
+        "the app's screen is gone:\n{screen}"
+    );
     let deadline = Instant::now() + Duration::from_secs(5);
     let modes = loop {
         let modes = std::fs::read_to_string(&stty).unwrap_or_default();
@@ -425,5 +431,8 @@ async fn in_a_chat_a_model_the_config_refuses_is_said_at_once_and_slash_commands
     tmux.wait_for("start or resume a chat");
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(!tmux.screen().contains("a> /view 0"), "{}", tmux.screen());
-    assert!(server.requests().is_empty(), "nothing was sent to the model");
+    assert!(
+        server.requests().is_empty(),
+        "nothing was sent to the model"
+    );
 }

@@ -108,7 +108,15 @@ async fn a_stored_bing_chat_resumes_in_a_second_process_on_its_copilot_conversat
     let ask = |prompt: &'static str| {
         let (sim, dir) = (&sim, &dir);
         async move {
-            let args = ["--chat", "trip", "--model", "bing", "--cookie", "cookie.json", prompt];
+            let args = [
+                "--chat",
+                "trip",
+                "--model",
+                "bing",
+                "--cookie",
+                "cookie.json",
+                prompt,
+            ];
             oy3o(sim, dir, &args).await
         }
     };
@@ -117,7 +125,11 @@ async fn a_stored_bing_chat_resumes_in_a_second_process_on_its_copilot_conversat
     let second = ask("And back?").await;
     assert_eq!(second.code, 0, "{}", second.stderr);
     assert_eq!(second.stdout, "Turn 2: you said And back?\n");
-    assert_eq!(sim.starts(), 1, "one Copilot conversation for both processes");
+    assert_eq!(
+        sim.starts(),
+        1,
+        "one Copilot conversation for both processes"
+    );
     let sent = sim.sent();
     assert_eq!(sent.len(), 2);
     assert_eq!(sent[0].conversation, sent[1].conversation);

@@ -71,7 +71,10 @@ async fn json_output_is_one_parsable_line_per_stage() {
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
     assert_eq!(lines.len(), 2);
-    assert_eq!((&lines[0]["index"], &lines[1]["index"]), (&json!(0), &json!(1)));
+    assert_eq!(
+        (&lines[0]["index"], &lines[1]["index"]),
+        (&json!(0), &json!(1))
+    );
     // No progress line through a pipe, and every task names the model that answered.
     assert!(!stderr.contains("tasks done"), "{stderr}");
     for line in &lines {

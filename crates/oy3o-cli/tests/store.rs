@@ -215,6 +215,16 @@ async fn chats_and_log_show_what_was_kept_and_search_finds_it() {
     assert_eq!(turns[0]["answer"], "Owls hunt at night.");
     let none = oy3o(&home, &["log", "--json", "--search", "walrus"], &env).await;
     assert_eq!((none.code, none.stdout.as_str()), (0, ""));
+
+    // With turns logged, an empty selection says why it is empty, not that nothing was logged.
+    let none = oy3o(&home, &["log", "--search", "walrus"], &env).await;
+    assert_eq!(none.code, 0);
+    assert_eq!(none.stderr, "no turn holds all of: walrus\n");
+    let zero = oy3o(&home, &["log", "-n", "0"], &env).await;
+    assert_eq!(
+        (zero.code, zero.stdout.as_str(), zero.stderr.as_str()),
+        (0, "", "")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -342,7 +352,11 @@ async fn an_unwritable_data_dir_says_the_turn_was_not_saved_not_that_it_waits_in
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(run.stdout, "Still here.\n");
     assert_eq!(run.stderr.lines().count(), 1, "{}", run.stderr);
-    assert!(run.stderr.contains("this run was not saved"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("this run was not saved"),
+        "{}",
+        run.stderr
+    );
     assert!(!run.stderr.contains("kept in memory"), "{}", run.stderr);
 }
 
@@ -400,14 +414,23 @@ async fn after_a_prune_of_old_turns_the_next_turn_takes_a_new_number_and_comes_l
     tokio::time::sleep(Duration::from_secs(4)).await;
     assert_eq!(ask("second").await.code, 0);
     let pruned = oy3o(&home, &["log", "prune", "--older-than", "3s"], &env).await;
-    assert!(pruned.stdout.starts_with("removed 1 turn"), "{}", pruned.stdout);
+    assert!(
+        pruned.stdout.starts_with("removed 1 turn"),
+        "{}",
+        pruned.stdout
+    );
 
     let third = ask("third").await;
     assert_eq!(third.code, 0, "{}", third.stderr);
     let turns: Vec<(String, i64)> = log_json(&home, &env)
         .await
         .iter()
-        .map(|t| (t["prompt"].as_str().unwrap().to_owned(), t["seq"].as_i64().unwrap()))
+        .map(|t| {
+            (
+                t["prompt"].as_str().unwrap().to_owned(),
+                t["seq"].as_i64().unwrap(),
+            )
+        })
         .collect();
     assert_eq!(turns, [("second".into(), 1), ("third".into(), 2)]);
     // The third turn was sent after the second, as the model's history shows.

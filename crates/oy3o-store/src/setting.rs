@@ -187,7 +187,10 @@ mod tests {
     fn a_bad_setting_names_where_it_came_from() {
         let e = StoreSetting::choose(None, Some("mysql://x"), Some("none")).expect_err("bad");
         assert_eq!(e.source, SettingSource::Env);
-        assert!(e.to_string().starts_with("OY3O_STORE: unknown store"), "{e}");
+        assert!(
+            e.to_string().starts_with("OY3O_STORE: unknown store"),
+            "{e}"
+        );
     }
 
     #[test]

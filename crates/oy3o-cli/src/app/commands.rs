@@ -550,8 +550,18 @@ mod tests {
         enter(&mut app, "chat b");
         let asked = enter(&mut app, "/model openai:y");
         let model = "openai:y".to_owned();
-        assert_eq!(asked, [Effect::Model { chat: "b".into(), model: model.clone() }]);
-        app.apply(Update::Model { chat: "b".into(), model, error: None });
+        assert_eq!(
+            asked,
+            [Effect::Model {
+                chat: "b".into(),
+                model: model.clone()
+            }]
+        );
+        app.apply(Update::Model {
+            chat: "b".into(),
+            model,
+            error: None,
+        });
         let effects = enter(&mut app, "hi");
         let Effect::Send { model, message, .. } = &effects[0] else {
             panic!("{effects:?}");
@@ -573,7 +583,11 @@ mod tests {
         });
         let last = app.messages.last().unwrap();
         assert_eq!(last.kind, Kind::Error);
-        assert!(last.body.contains("unknown provider nosuch"), "{}", last.body);
+        assert!(
+            last.body.contains("unknown provider nosuch"),
+            "{}",
+            last.body
+        );
         let Effect::Send { model, .. } = &enter(&mut app, "hi")[0] else {
             panic!("a prompt is sent");
         };
@@ -584,8 +598,8 @@ mod tests {
     fn app_commands_work_inside_a_chat_with_a_slash_and_are_never_sent() {
         let mut app = App::new();
         enter(&mut app, "chat a");
-        assert!(enter(&mut app, "/view 0").is_empty());
-        assert_eq!(app.screen, Screen::View { index: 0, scroll: 0 });
+        assert!(enter(&mut app, "/view 1").is_empty());
+        assert!(matches!(app.screen, Screen::View { index: 1, .. }));
         app.screen = Screen::Flow;
         let effects = enter(&mut app, "/chat b");
         assert_eq!(effects, [Effect::Resume { chat: "b".into() }]);

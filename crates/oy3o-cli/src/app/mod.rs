@@ -282,7 +282,10 @@ fn carry_out(
         }
         Effect::RunChain { name, stages } => run_chain(name, stages, config, tx),
         Effect::Model { chat, model } => {
-            let error = config.resolve_all(Some(&model)).err().map(|e| e.to_string());
+            let error = config
+                .resolve_all(Some(&model))
+                .err()
+                .map(|e| e.to_string());
             app.apply(Update::Model { chat, model, error });
         }
         Effect::Send {

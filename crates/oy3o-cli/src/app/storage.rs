@@ -62,13 +62,12 @@ impl Storage {
     /// `Err` says why the store could not be read (for the status bar).
     pub async fn resume(&self, name: &str, config: &Config) -> Result<Resumed, String> {
         let opening = Opening::named(LOCAL, name);
-        let conversation = match tokio::time::timeout(WAIT, self.conversations.open(opening, config))
-            .await
-        {
-            Err(_) => return Err("the store is still opening; this chat is not stored".into()),
-            Ok(Err(e)) => return Err(format!("{}; this chat is not stored", e.message())),
-            Ok(Ok(conversation)) => conversation,
-        };
+        let conversation =
+            match tokio::time::timeout(WAIT, self.conversations.open(opening, config)).await {
+                Err(_) => return Err("the store is still opening; this chat is not stored".into()),
+                Ok(Err(e)) => return Err(format!("{}; this chat is not stored", e.message())),
+                Ok(Ok(conversation)) => conversation,
+            };
         let record = conversation.record();
         Ok(Resumed {
             turns: pairs(&conversation.history()),

@@ -60,7 +60,10 @@ impl App {
                     if let Some(c) = self.chat_mut(&chat) {
                         c.model = Some(model.clone());
                     }
-                    self.push(Message::note(Kind::Info, format!("{chat} now uses {model}")));
+                    self.push(Message::note(
+                        Kind::Info,
+                        format!("{chat} now uses {model}"),
+                    ));
                 }
                 Some(e) => {
                     let keeps = self

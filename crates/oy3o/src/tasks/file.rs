@@ -195,10 +195,16 @@ mod tests {
 
     #[test]
     fn an_unreachable_quorum_counts_its_one_task_in_the_singular() {
-        let msg = parse("[[stage]]\nmin_ok = 2\n[[stage.task]]\nprompt = \"a\"\n", "q.toml")
-            .unwrap_err()
-            .to_string();
-        assert!(msg.contains("min_ok is 2 but the stage has only 1 task"), "{msg}");
+        let msg = parse(
+            "[[stage]]\nmin_ok = 2\n[[stage.task]]\nprompt = \"a\"\n",
+            "q.toml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            msg.contains("min_ok is 2 but the stage has only 1 task"),
+            "{msg}"
+        );
         assert!(!msg.contains("1 tasks"), "{msg}");
     }
 
