@@ -213,6 +213,26 @@ pub async fn run(
             bar.pull(source, downloaded, m["total"].as_u64());
         }
     });
+    // The first answer of a process loads a local model first: show it on a terminal.
+    let loading = line.clone();
+    config.listeners.on("load", move |event| {
+        if let (true, Ok(mut line)) = (std::io::stderr().is_terminal(), loading.lock()) {
+            let model = event.message()["model"]
+                .as_str()
+                .unwrap_or("the model")
+                .to_owned();
+            line.status(&format!("loading {model}…"));
+        }
+    });
+    // Nobody chose the model: say which one answered, once the answer is out.
+    let by_default = config.model.is_none() && !options.json;
+    let answered_by = Arc::new(Mutex::new(None::<String>));
+    let by = answered_by.clone();
+    config.listeners.on("create", move |event| {
+        if let (Some(model), Ok(mut by)) = (event.message()["model"].as_str(), by.lock()) {
+            *by = Some(model.to_owned());
+        }
+    });
     let result = async {
         let conversation = open(from, common, &config, recorder.as_ref()).await?;
         if let Some(stdin) = stdin_context {
@@ -226,6 +246,20 @@ pub async fn run(
         answer(&conversation, &prompt, options, &line).await
     }
     .await;
+    if let Ok(Some(usage)) = &result {
+        let answered_by = answered_by.lock().ok().and_then(|by| by.clone());
+        if let Some(model) = answered_by.filter(|_| by_default)
+            && std::io::stderr().is_terminal()
+        {
+            eprintln!("\x1b[2m({model}, the default model; --model picks another)\x1b[0m");
+        }
+        if options.usage {
+            match usage {
+                Some(usage) => eprintln!("{}", usage_line(usage)),
+                None => eprintln!("tokens: not reported by the provider"),
+            }
+        }
+    }
     if let Err(Failure::Engine(e)) = &result
         && options.json
     {
@@ -233,7 +267,7 @@ pub async fn run(
         let _ = writeln!(std::io::stdout(), "{}", error_event(e).to_json());
     }
     store::finish(recorder).await;
-    result
+    result.map(|_| ())
 }
 
 /// Opens the conversation the prompt continues, through the engine's one conversation path:
@@ -276,13 +310,14 @@ async fn open(
     }
 }
 
-/// Streams the answer to `prompt`; the conversation records the turn.
+/// Streams the answer to `prompt`; the conversation records the turn. `Ok(Some(usage))` once
+/// the answer is complete, `Ok(None)` when the reader went away.
 async fn answer(
     conversation: &Conversation,
     prompt: &str,
     options: &AskOptions,
     line: &Mutex<ProgressLine>,
-) -> Result<(), Failure> {
+) -> Result<Option<Option<Usage>>, Failure> {
     // Listen for Ctrl+C before the request starts, so an early one is not lost.
     let mut ctrl_c = std::pin::pin!(tokio::signal::ctrl_c());
     let mut sink = Sink::new(options);
@@ -302,10 +337,11 @@ async fn answer(
             }
         };
         let Some(item) = item else { break };
-        if first {
+        // Progress (a pull, the load) lasts until the answer or an error comes.
+        if first && !matches!(item, Ok(Output::Event(_))) {
             first = false;
             if let Ok(mut l) = line.lock() {
-                l.finish();
+                l.clear();
             }
         }
         let output = match item {
@@ -317,17 +353,11 @@ async fn answer(
         };
         if sink.write(&output, &mut out).is_err() {
             // The reader went away (e.g. `| head`): stop quietly (the turn is cancelled).
-            return Ok(());
+            return Ok(None);
         }
     }
     let _ = sink.finish(&mut out);
-    if options.usage {
-        match outputs.reply().usage() {
-            Some(usage) => eprintln!("{}", usage_line(usage)),
-            None => eprintln!("tokens: not reported by the provider"),
-        }
-    }
-    Ok(())
+    Ok(Some(outputs.reply().usage().cloned()))
 }
 
 fn error_event(e: &Error) -> Event {

@@ -4,25 +4,28 @@
 //!
 //! A word given after `--` (`oy3o -- modles`) or quoted with other words is a prompt as typed.
 
-use clap::error::ErrorKind;
+use clap::error::{ContextKind, ContextValue, ErrorKind};
 use clap::{ArgMatches, CommandFactory, FromArgMatches};
 
 /// The largest edit distance at which a word is taken for a subcommand mistyped (less for
 /// short names: `dog` is a prompt, not `log`).
 const CLOSE: usize = 2;
 
-/// Parses the command line like `P::parse()`, exiting with code 2 (and a hint) on a
-/// mistyped subcommand or an unquoted prompt of several words.
+/// Parses the command line ([`crate::command_line::parse`]), exiting with code 2 (and a hint)
+/// on a mistyped subcommand or an unquoted prompt of several words.
 pub fn parse<P: CommandFactory + FromArgMatches>() -> P {
-    let raw: Vec<String> = std::env::args().collect();
-    let mut command = P::command();
-    let parsed = command
-        .try_get_matches_from_mut(&raw)
-        .and_then(|matches| check(&command, &matches, &raw).map(|()| matches))
-        .and_then(|matches| P::from_arg_matches(&matches));
-    match parsed {
-        Ok(args) => args,
-        Err(e) if e.kind() == ErrorKind::ArgumentConflict && loose_words(&raw) => usage(&format!(
+    let raw: Vec<String> = std::env::args_os()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    match crate::command_line::parse::<P, _, _>(std::env::args_os()) {
+        Ok(args) => {
+            let command = P::command();
+            if let Ok(matches) = command.clone().try_get_matches_from(&raw) {
+                check(&command, &matches, &raw);
+            }
+            args
+        }
+        Err(e) if loose_words(&raw) && a_word_misplaced(&e) => usage(&format!(
             "a prompt of several words is one argument: quote it, e.g. oy3o '{}'",
             loose_prompt(&raw)
         )),
@@ -30,24 +33,37 @@ pub fn parse<P: CommandFactory + FromArgMatches>() -> P {
     }
 }
 
+/// Whether clap refused a word (not an option) where no word fits: the second word of a
+/// prompt that was not quoted.
+fn a_word_misplaced(e: &clap::Error) -> bool {
+    let word = |kind| match e.get(kind) {
+        Some(ContextValue::String(arg)) => !arg.starts_with('-'),
+        _ => false,
+    };
+    match e.kind() {
+        ErrorKind::UnknownArgument => word(ContextKind::InvalidArg),
+        ErrorKind::InvalidSubcommand => word(ContextKind::InvalidSubcommand),
+        _ => false,
+    }
+}
+
 /// A usage error for the one word given as the prompt when it is a subcommand mistyped.
-fn check(command: &clap::Command, matches: &ArgMatches, raw: &[String]) -> clap::error::Result<()> {
+fn check(command: &clap::Command, matches: &ArgMatches, raw: &[String]) {
     let Ok(Some(prompt)) = matches.try_get_one::<String>("prompt") else {
-        return Ok(());
+        return;
     };
     if raw.iter().any(|a| a == "--") {
-        return Ok(());
+        return;
     }
     let names = command
         .get_subcommands()
         .flat_map(|c| std::iter::once(c.get_name()).chain(c.get_all_aliases()))
         .filter(|n| *n != "help");
-    match suggestion(prompt, names) {
-        Some(name) => usage(&format!(
+    if let Some(name) = suggestion(prompt, names) {
+        usage(&format!(
             "{prompt:?} is not a subcommand: did you mean `oy3o {name}`? \
              (to send it as a prompt, run oy3o -- {prompt})"
-        )),
-        None => Ok(()),
+        ));
     }
 }
 

@@ -20,8 +20,12 @@ use llama_cpp_2::token::LlamaToken;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::backend;
-use crate::chat::{ChatMessage, Finish, GenerateOptions, Piece, RenderedPrompt, Stats};
+use crate::chat::{
+    ChatMessage, DEFAULT_REPEAT_PENALTY, Finish, GenerateOptions, Piece, REPEAT_WINDOW,
+    RenderedPrompt, Stats,
+};
 use crate::error::LlamaError;
+use crate::repetition::RepetitionGuard;
 use crate::template::{CHATML_TEMPLATE, ChatTemplate};
 use crate::text::Utf8Pieces;
 
@@ -345,7 +349,8 @@ impl<'m> Session<'m> {
         let prompt_ms = millis(prompt_started);
 
         let generation_started = Instant::now();
-        let mut sampler = sampler(options);
+        let mut sampler = sampler(options, self.model.n_vocab(), &tokens);
+        let mut guard = RepetitionGuard::default();
         let room = n_ctx - tokens.len();
         let max_new = options.max_tokens.map_or(room, |m| (m as usize).min(room));
         let vocab = self.model.vocab();
@@ -367,6 +372,9 @@ impl<'m> Session<'m> {
             }
             if reply.is_closed() {
                 return Ok(None);
+            }
+            if let Some(found) = guard.push(token.0) {
+                break Finish::Repetition(found);
             }
             if completion >= max_new {
                 break Finish::Length;
@@ -416,21 +424,29 @@ impl<'m> Session<'m> {
     }
 }
 
-/// Greedy unless a temperature above zero is asked for.
-fn sampler(options: GenerateOptions) -> LlamaSampler {
+/// Greedy unless a temperature above zero is asked for, after a repeat penalty over the last
+/// [`REPEAT_WINDOW`] tokens. As in llama.cpp's server, the window starts with the prompt's end.
+fn sampler(options: GenerateOptions, n_vocab: i32, prompt: &[LlamaToken]) -> LlamaSampler {
+    let mut chain = Vec::new();
+    let penalty = options.repeat_penalty.unwrap_or(DEFAULT_REPEAT_PENALTY);
+    if penalty > 0.0 && (penalty - 1.0).abs() > f32::EPSILON {
+        let window = i32::try_from(REPEAT_WINDOW).unwrap_or(i32::MAX);
+        chain.push(LlamaSampler::penalties(n_vocab, window, penalty, 0.0, 0.0));
+    }
     match options.temperature {
         Some(t) if t > 0.0 => {
-            let mut chain = Vec::new();
             if let Some(p) = options.top_p.filter(|p| *p > 0.0 && *p < 1.0) {
                 chain.push(LlamaSampler::top_p(p, 1));
             }
             chain.push(LlamaSampler::temp(t));
             // llama.cpp picks a random seed for this value.
             chain.push(LlamaSampler::dist(options.seed.unwrap_or(u32::MAX)));
-            LlamaSampler::chain_simple(chain)
         }
-        _ => LlamaSampler::greedy(),
+        _ => chain.push(LlamaSampler::greedy()),
     }
+    let mut sampler = LlamaSampler::chain_simple(chain);
+    sampler.accept_many(&prompt[prompt.len().saturating_sub(REPEAT_WINDOW)..]);
+    sampler
 }
 
 fn is_valid(model: &LlamaModel, token: LlamaToken) -> bool {

@@ -57,7 +57,7 @@ async fn run() {
     std::fs::create_dir_all(&dir).expect("temp dir");
 
     let mut children = Children(Vec::new());
-    let ours = spawn_oy3o(&dir, upstream, "none");
+    let ours = spawn_oy3o_with(&oy3o_binary(), &dir, upstream, "none");
     let oy3o_pid = ours.0.id();
     children.0.push(ours.0);
     let mut targets = vec![
@@ -76,6 +76,20 @@ async fn run() {
             pid: Some(oy3o_pid),
         },
     ];
+    // Another build of oy3o beside this one (`OY3O_BENCH_BASELINE=path/to/oy3o`), so a change is
+    // measured against the build before it in the same run, cell by cell.
+    if let Some(baseline) = std::env::var_os("OY3O_BENCH_BASELINE") {
+        let before = spawn_oy3o_with(std::path::Path::new(&baseline), &dir, upstream, "none");
+        let pid = before.0.id();
+        children.0.push(before.0);
+        targets.push(Target {
+            name: "oy3o (baseline)",
+            base: format!("http://{}/v1", before.1),
+            model: "openai:bench",
+            websocket: true,
+            pid: Some(pid),
+        });
+    }
     targets.push(Target {
         name: "bare hop",
         base: format!("http://{}/v1", start_bare_hop(upstream)),
@@ -485,6 +499,16 @@ fn oy3o_binary() -> PathBuf {
 }
 
 fn spawn_oy3o(dir: &std::path::Path, upstream: SocketAddr, store: &str) -> (Child, SocketAddr) {
+    spawn_oy3o_with(&oy3o_binary(), dir, upstream, store)
+}
+
+/// `oy3o serve` from `binary` on a free port in front of `upstream`.
+fn spawn_oy3o_with(
+    binary: &std::path::Path,
+    dir: &std::path::Path,
+    upstream: SocketAddr,
+    store: &str,
+) -> (Child, SocketAddr) {
     let port = free_port();
     // One file per server: several may start at once.
     let config = dir.join(format!("oy3o-{port}.toml"));
@@ -495,7 +519,7 @@ fn spawn_oy3o(dir: &std::path::Path, upstream: SocketAddr, store: &str) -> (Chil
         ),
     )
     .expect("config");
-    let child = Command::new(oy3o_binary())
+    let child = Command::new(binary)
         .args([
             "serve",
             "--host",

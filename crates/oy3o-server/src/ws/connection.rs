@@ -399,12 +399,9 @@ impl Connection {
         };
         let config = client.apply(&self.state.config, request.model.as_deref());
         let opening = Opening::named(&self.owner, id)
-            .model(
-                request
-                    .creates
-                    .then(|| request.model.as_deref().unwrap_or_default()),
-            )
-            .context(request.context.as_deref());
+            .model(request.model.as_deref())
+            .context(request.context.as_deref())
+            .renew(request.creates);
         let opened = if request.creates {
             self.conversations.open(opening, &config).await.map(Some)
         } else {

@@ -7,6 +7,7 @@
 
 mod alias;
 mod file;
+mod parse;
 mod resolve;
 
 use std::collections::BTreeMap;
@@ -16,6 +17,7 @@ use crate::credential::Credential;
 use crate::listener::Listeners;
 
 pub use alias::Alias;
+pub use parse::{Syntax, key, parse, syntax_of};
 pub(crate) use resolve::redact_url;
 pub use resolve::{DEFAULT_MODEL, Target};
 

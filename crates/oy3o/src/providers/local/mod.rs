@@ -2,6 +2,11 @@
 //! `local:smollm2` (the default model) is pulled once into the cache with progress events;
 //! `local:/path/to/model.gguf` runs any local file. One loaded model is shared by every chat,
 //! requests queue in arrival order, and a chat's next turn reuses the KV cache.
+//!
+//! A `load` event comes before an answer that has to load its model first.
+//! Answers are greedy with a repeat penalty (see [`oy3o_llama::GenerateOptions`]), end after
+//! [`DEFAULT_MAX_TOKENS`] new tokens unless `max_tokens` says otherwise, and end early when their
+//! tail repeats itself: then a `repetition` event says so and the finish reason is `repetition`.
 
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -28,8 +33,12 @@ static INFO: ProviderInfo = ProviderInfo {
     base_url_env: &[],
     key_env: &[],
     key_policy: KeyPolicy::Optional,
-    events: &["usage", "pull"],
+    events: &["usage", "pull", "load", "repetition"],
 };
+
+/// New tokens a `local` answer may have when neither the config nor the call sets `max_tokens`:
+/// a small model that rambles stops in seconds instead of filling its context window.
+pub const DEFAULT_MAX_TOKENS: u32 = 512;
 
 impl Provider for Local {
     fn info(&self) -> &'static ProviderInfo {
@@ -97,8 +106,16 @@ impl Completions for LocalModel {
                 temperature: request.options.temperature,
                 top_p: request.options.top_p,
                 seed: request.options.seed,
-                max_tokens: request.options.max_tokens,
+                max_tokens: Some(request.options.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS)),
+                repeat_penalty: None,
             };
+            if !runtime.is_loaded(&path) {
+                // The first answer of a process waits for the load: say so.
+                yield Delta::Event(Event::Other {
+                    name: "load".into(),
+                    message: json!({ "model": model, "path": path.display().to_string() }),
+                });
+            }
             let mut pieces = runtime.generate(path, messages, options);
             while let Some(piece) = pieces.recv().await {
                 match piece.map_err(|e| Error::provider(e.to_string()))? {
@@ -110,10 +127,10 @@ impl Completions for LocalModel {
                             cached_tokens: Some(u64::from(stats.cached_tokens)),
                             reasoning_tokens: None,
                         }));
-                        let finish_reason = match stats.finish {
-                            Finish::Length => "length",
-                            _ => "stop",
-                        };
+                        let (finish_reason, why) = finish(stats.finish);
+                        if let Some(event) = why {
+                            yield Delta::Event(event);
+                        }
                         yield Delta::Done { finish_reason: finish_reason.into() };
                         return;
                     }
@@ -126,6 +143,22 @@ impl Completions for LocalModel {
 
 fn role(role: Role) -> &'static str {
     role.as_str()
+}
+
+/// The finish reason of an answer, and the event that explains an early end: `repetition`
+/// when the tail repeated a block of `period_tokens` tokens `repeats` times.
+fn finish(finish: Finish) -> (&'static str, Option<Event>) {
+    match finish {
+        Finish::Stop => ("stop", None),
+        Finish::Length => ("length", None),
+        Finish::Repetition(found) => (
+            "repetition",
+            Some(Event::Other {
+                name: "repetition".into(),
+                message: json!({ "period_tokens": found.period_tokens, "repeats": found.repeats }),
+            }),
+        ),
+    }
 }
 
 fn pull_event(p: &PullProgress) -> Event {
@@ -153,14 +186,44 @@ fn throttled(
 pub use oy3o_llama::PullProgress as Progress;
 
 /// Makes sure a model (a catalog name such as `smollm2`, or a path) is on disk and verified,
-/// downloading it if needed; returns its path. `progress` is called as bytes arrive.
+/// downloading it if needed; returns its path. `progress` is called as bytes arrive. A catalog
+/// model's chat template is then checked to render the prompt the catalog expects (this loads
+/// the model, so the first answer after it starts at once).
 pub async fn pull(
     name: &str,
     progress: &mut (dyn FnMut(Progress) + Send),
 ) -> Result<std::path::PathBuf> {
     let dir = oy3o_llama::default_cache_dir()
         .ok_or_else(|| Error::config("no cache directory on this system"))?;
-    oy3o_llama::ensure_model(name, &dir, progress)
+    let path = oy3o_llama::ensure_model(name, &dir, progress)
         .await
-        .map_err(|e| Error::new(ErrorCode::NotFound, e.to_string()))
+        .map_err(|e| Error::new(ErrorCode::NotFound, e.to_string()))?;
+    if let Some(entry) = oy3o_llama::find_model(name) {
+        runtime()?
+            .check_template(&path, entry)
+            .await
+            .map_err(|e| Error::provider(e.to_string()))?;
+    }
+    Ok(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use oy3o_llama::Loop;
+
+    #[test]
+    fn an_answer_ended_for_repeating_itself_says_so_in_an_event_and_its_finish_reason() {
+        let found = Loop {
+            period_tokens: 7,
+            repeats: 3,
+        };
+        let (reason, event) = finish(Finish::Repetition(found));
+        assert_eq!(reason, "repetition");
+        let event = event.expect("an event");
+        assert_eq!(event.name(), "repetition");
+        assert_eq!(event.message(), json!({ "period_tokens": 7, "repeats": 3 }));
+        assert_eq!(finish(Finish::Length), ("length", None));
+        assert_eq!(finish(Finish::Stop), ("stop", None));
+    }
 }
