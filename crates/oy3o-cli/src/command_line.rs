@@ -54,16 +54,20 @@ mod tests {
     use crate::{Args, Command};
 
     fn args(argv: &[&str]) -> Args {
-        let argv = std::iter::once("oy3o").chain(argv.iter().copied());
-        match parse::<Args, _, _>(argv) {
+        let argv: Vec<&str> = std::iter::once("oy3o")
+            .chain(argv.iter().copied())
+            .collect();
+        match parse::<Args, _, _>(argv.clone()) {
             Ok(args) => args,
             Err(e) => panic!("{argv:?} did not parse: {e}"),
         }
     }
 
     fn refused(argv: &[&str]) -> clap::Error {
-        let argv = std::iter::once("oy3o").chain(argv.iter().copied());
-        match parse::<Args, _, _>(argv) {
+        let argv: Vec<&str> = std::iter::once("oy3o")
+            .chain(argv.iter().copied())
+            .collect();
+        match parse::<Args, _, _>(argv.clone()) {
             Ok(args) => panic!("{argv:?} parsed as {args:?}"),
             Err(e) => e,
         }

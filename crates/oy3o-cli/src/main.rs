@@ -61,7 +61,7 @@ struct Args {
 #[derive(clap::Args, Debug, Clone, Default)]
 pub struct Common {
     /// Model reference (`provider:model`, a bare provider, or an alias from the config).
-    #[arg(long, short, env = "OY3O_MODEL", global = true)]
+    #[arg(long, short, env = "OY3O_MODEL", hide_env_values = true, global = true)]
     pub model: Option<String>,
     /// Context (system prompt) for the answer.
     #[arg(long, global = true)]

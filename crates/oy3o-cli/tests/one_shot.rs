@@ -559,3 +559,11 @@ async fn json_stopped_with_ctrl_c_ends_on_a_cancelled_line() {
     assert_eq!(last["event"], "error", "{rest}");
     assert_eq!(last["message"]["code"], "cancelled", "{rest}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn help_never_shows_an_empty_model_variable() {
+    let run = oy3o(&["--help"], &[("OY3O_MODEL", "")], None).await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stdout.contains("OY3O_MODEL"), "{}", run.stdout);
+    assert!(!run.stdout.contains("OY3O_MODEL="), "{}", run.stdout);
+}

@@ -181,3 +181,15 @@ async fn a_port_in_use_is_a_network_error_exit_5() {
     assert!(stderr.contains("choose another --port"), "{stderr}");
     drop(taken);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn serve_help_shows_the_default_address() {
+    let out = oy3o(&["serve", "--help"], "http://127.0.0.1:9/v1", "help")
+        .output()
+        .await
+        .unwrap();
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(help.contains("default: 127.0.0.1"), "{help}");
+    let port = format!("default: {}", oy3o_server::DEFAULT_PORT);
+    assert!(help.contains(&port), "{help}");
+}
