@@ -5,16 +5,19 @@
 //! answer as JSON lines instead. Ctrl+C stops the answer (exit code 130) and, by dropping the
 //! reply, closes the request upstream.
 //!
-//! Every answer is recorded in the store (see [`crate::store`]) without waiting for it;
-//! `--chat NAME` continues a stored chat with its history.
+//! Every answer is recorded in the store (see [`crate::store`]) through the engine's
+//! conversations, without waiting for it; `--chat NAME` resumes a stored chat (history,
+//! context, model, and a provider's own conversation such as Copilot's).
 
 use std::io::{IsTerminal, Read, Write};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use futures::StreamExt;
-use oy3o::{Config, Error, ErrorCode, Event, Output, Usage};
-use oy3o_store::{ChatRecord, Recorder, StoreSetting, TurnRecorder, TurnState};
+use oy3o::{
+    Config, Conversation, Error, ErrorCode, Event, Message, Opening, Options, Output, Usage,
+};
+use oy3o_store::StoreSetting;
 use serde_json::json;
 
 use crate::markdown::Renderer;
@@ -31,36 +34,6 @@ pub enum Continue<'a> {
     Saved(&'a Path),
     /// The stored chat of that name (`--chat NAME`), created when new.
     Stored(&'a str),
-}
-
-/// A stored chat opened for `--chat`: the store, the chat and its history.
-struct StoredChat {
-    store: std::sync::Arc<dyn oy3o_store::Store>,
-    chat: ChatRecord,
-    turns: Vec<oy3o_store::TurnRecord>,
-}
-
-/// Opens the stored chat `name` (creating it), or says why not in one warning.
-async fn stored_chat(name: &str, setting: &StoreSetting) -> Option<StoredChat> {
-    let store = match store::open(setting).await {
-        Ok(store) => store,
-        Err(e) => {
-            store::warn(&format!("{e}; answering without the chat's history"));
-            return None;
-        }
-    };
-    let opened = async {
-        let chat = store.open_chat(LOCAL, name, None, None).await?;
-        let turns = store.turns(LOCAL, &chat.id).await?;
-        Ok::<_, oy3o_store::StoreError>((chat, turns))
-    };
-    match opened.await {
-        Ok((chat, turns)) => Some(StoredChat { store, chat, turns }),
-        Err(e) => {
-            store::warn(&format!("{e}; answering without the chat's history"));
-            None
-        }
-    }
 }
 
 /// How the one-shot answer is shown.
@@ -83,6 +56,12 @@ pub struct AskOptions {
     pub no_reasoning: bool,
 }
 
+/// Whether the answer is rendered with styles: on a terminal, unless `--raw` or `--json` asks
+/// for the text as written, or `NO_COLOR` (set and not empty) asks for no colours at all.
+fn styled(tty: bool, options: &AskOptions, no_color: Option<std::ffi::OsString>) -> bool {
+    tty && !options.raw && !options.json && no_color.is_none_or(|v| v.is_empty())
+}
+
 /// Where each part of the answer goes, decided once from the options and the terminals.
 struct Sink {
     json: bool,
@@ -101,7 +80,7 @@ impl Sink {
         Self {
             json: options.json,
             stream: !options.no_stream,
-            markdown: (tty && !options.raw && !options.json).then(Renderer::default),
+            markdown: styled(tty, options, std::env::var_os("NO_COLOR")).then(Renderer::default),
             reasoning: !options.no_reasoning && !options.json && std::io::stderr().is_terminal(),
             in_reasoning: false,
             held: String::new(),
@@ -143,6 +122,13 @@ impl Sink {
                         "oy3o: retry {attempt} in {:.1}s ({reason})",
                         *delay_ms as f64 / 1000.0
                     );
+                } else if let Event::Other { name, message } = event
+                    && name == "store"
+                {
+                    // The turn waits in memory: say so once, the answer is not hurt.
+                    let error = message["error"].as_str().unwrap_or("no answer");
+                    self.end_reasoning();
+                    store::warn(&format!("the store did not confirm this turn ({error})"));
                 } else if let Event::Reasoning(text) = event
                     && self.reasoning
                 {
@@ -202,6 +188,8 @@ pub async fn run(
     setting: &StoreSetting,
 ) -> Result<(), Failure> {
     let piped = read_piped_stdin()?;
+    // An empty prompt (`oy3o ''`) is no prompt: nothing is sent.
+    let prompt = prompt.filter(|p| !p.trim().is_empty());
     let (prompt, stdin_context) = match (prompt, piped) {
         (Some(p), stdin) => (p, stdin),
         (None, Some(stdin)) => (stdin, None),
@@ -211,81 +199,9 @@ pub async fn run(
             ));
         }
     };
-    let saved = match from {
-        Continue::Saved(path) => Some(crate::app::saved_chat(path)?),
-        _ => None,
-    };
-    let stored = match from {
-        Continue::Stored(name) => stored_chat(name, setting).await,
-        _ => None,
-    };
-    // An explicit context or model wins over the saved (or stored) chat's.
-    let given_context = common
-        .context
-        .clone()
-        .or_else(|| saved.as_ref().and_then(|s| s.context.clone()))
-        .or_else(|| stored.as_ref().and_then(|s| s.chat.context.clone()));
-    let context = match (stdin_context, given_context) {
-        (Some(s), Some(c)) => Some(format!("{c}\n\n{s}")),
-        (s, c) => c.or(s),
-    };
-    let mut config = config.clone();
-    if let Some(model) = saved.as_ref().and_then(|s| s.model.clone())
-        && common.model.is_none()
-    {
-        config.model = Some(model);
-    }
-    if let Some(model) = stored.as_ref().and_then(|s| s.chat.model.clone())
-        && common.model.is_none()
-    {
-        config.model = Some(model);
-    }
-    if let Some(saved) = &saved {
-        saved.fill(&mut config);
-    }
-    // The turn's record: in the stored chat, else in a chat of its own. A `--chat` whose store
-    // failed to open already cost its warning: nothing more is tried.
-    let (recorder, record) = match (&stored, from) {
-        (Some(s), _) => {
-            let mut chat = s.chat.clone();
-            chat.context = context.clone();
-            chat.model = config.model.clone().or(chat.model);
-            let recorder = store::recorder_on(s.store.clone());
-            (Some(recorder), Some((chat, s.turns.len() as i64)))
-        }
-        (None, Continue::Stored(_)) => (None, None),
-        (None, _) => {
-            let chat = ChatRecord::new(LOCAL, None, config.model.as_deref(), context.as_deref());
-            (store::recorder(setting), Some((chat, 0)))
-        }
-    };
-    let history = match (saved.as_ref(), stored.as_ref()) {
-        (Some(saved), _) => Some(saved.history.clone()),
-        (None, Some(s)) if !s.turns.is_empty() => Some(oy3o_store::history(&s.turns)),
-        _ => None,
-    };
-    let result = answer(
-        &prompt,
-        history,
-        context,
-        options,
-        &config,
-        recorder.as_ref().zip(record),
-    )
-    .await;
-    store::finish(recorder).await;
-    result
-}
-
-/// Streams the answer, recording it through `recorder` in `chat` (as its turn `seq`).
-async fn answer(
-    prompt: &str,
-    history: Option<Vec<oy3o::Message>>,
-    context: Option<String>,
-    options: &AskOptions,
-    config: &Config,
-    recorder: Option<(&Recorder, (ChatRecord, i64))>,
-) -> Result<(), Failure> {
+    let recorder = store::recorder(setting);
+    // A first answer from the local model may download it: show the progress. The listener
+    // goes on the config before the conversation opens, so its model carries it.
     let mut config = config.clone();
     let line = Arc::new(Mutex::new(ProgressLine::new()));
     let bar = line.clone();
@@ -309,7 +225,7 @@ async fn answer(
         }
     });
     // Nobody chose the model: say which one answered, once the answer is out.
-    let by_default = config.model.is_none();
+    let by_default = config.model.is_none() && !options.json;
     let answered_by = Arc::new(Mutex::new(None::<String>));
     let by = answered_by.clone();
     config.listeners.on("create", move |event| {
@@ -317,33 +233,106 @@ async fn answer(
             *by = Some(model.to_owned());
         }
     });
+    let result = async {
+        let conversation = open(from, common, &config, recorder.as_ref()).await?;
+        if let Some(stdin) = stdin_context {
+            // Piped stdin adds to the context in force (given, saved or stored).
+            let context = match conversation.record().context {
+                Some(c) => format!("{c}\n\n{stdin}"),
+                None => stdin,
+            };
+            conversation.update(context);
+        }
+        answer(&conversation, &prompt, options, &line).await
+    }
+    .await;
+    if let Ok(Some(usage)) = &result {
+        let answered_by = answered_by.lock().ok().and_then(|by| by.clone());
+        if let Some(model) = answered_by.filter(|_| by_default)
+            && std::io::stderr().is_terminal()
+        {
+            eprintln!("\x1b[2m({model}, the default model; --model picks another)\x1b[0m");
+        }
+        if options.usage {
+            match usage {
+                Some(usage) => eprintln!("{}", usage_line(usage)),
+                None => eprintln!("tokens: not reported by the provider"),
+            }
+        }
+    }
+    if let Err(Failure::Engine(e)) = &result
+        && options.json
+    {
+        // A JSON reader sees the failure in the stream too, not only the exit code.
+        let _ = writeln!(std::io::stdout(), "{}", error_event(e).to_json());
+    }
+    store::finish(recorder).await;
+    result.map(|_| ())
+}
+
+/// Opens the conversation the prompt continues, through the engine's one conversation path:
+/// the stored chat (`--chat`), the chat of a saved session (`--load`), or a new one. An explicit
+/// model or context wins over the continued chat's.
+async fn open(
+    from: Continue<'_>,
+    common: &Common,
+    config: &Config,
+    recorder: Option<&oy3o_store::Recorder>,
+) -> Result<Conversation, Failure> {
+    let conversations = store::conversations(recorder);
+    let model = common.model.as_deref();
+    let context = common.context.as_deref();
+    match from {
+        Continue::Stored(name) => {
+            if recorder.is_none() {
+                store::warn(&format!(
+                    "no store is configured (store = \"none\"): the chat {name:?} is not kept"
+                ));
+            }
+            let opening = Opening::named(LOCAL, name).model(model).context(context);
+            Ok(conversations.open(opening, config).await?)
+        }
+        Continue::Saved(path) => {
+            let saved = crate::app::saved_chat(path)?;
+            let mut config = config.clone();
+            saved.fill(&mut config);
+            let opening = Opening::one_shot(LOCAL)
+                .model(model.or(saved.model.as_deref()))
+                .context(context.or(saved.context.as_deref()));
+            let conversation = conversations.one_shot(&opening, &config)?;
+            conversation.restore(saved.history)?;
+            Ok(conversation)
+        }
+        Continue::Nothing => {
+            let opening = Opening::one_shot(LOCAL).model(model).context(context);
+            Ok(conversations.one_shot(&opening, config)?)
+        }
+    }
+}
+
+/// Streams the answer to `prompt`; the conversation records the turn. `Ok(Some(usage))` once
+/// the answer is complete, `Ok(None)` when the reader went away.
+async fn answer(
+    conversation: &Conversation,
+    prompt: &str,
+    options: &AskOptions,
+    line: &Mutex<ProgressLine>,
+) -> Result<Option<Option<Usage>>, Failure> {
     // Listen for Ctrl+C before the request starts, so an early one is not lost.
     let mut ctrl_c = std::pin::pin!(tokio::signal::ctrl_c());
     let mut sink = Sink::new(options);
     let mut out = std::io::stdout().lock();
-    let reply = match history {
-        None => oy3o::exec(prompt, context.as_deref(), None, &config),
-        Some(history) => match continue_chat(history, prompt, context, &config) {
-            Ok(reply) => reply,
-            Err(e) => {
-                if options.json {
-                    let _ = writeln!(out, "{}", error_event(&e).to_json());
-                }
-                return Err(e.into());
-            }
-        },
-    };
-    let turn = recorder.map(|(r, (chat, seq))| r.begin_turn(&chat, seq, prompt));
+    let reply = conversation.send(Message::user(prompt), &Options::default());
     let mut outputs = reply.outputs();
     let mut first = true;
     loop {
         let item = tokio::select! {
             item = outputs.next() => item,
             _ = &mut ctrl_c => {
-                // Dropping the reply closes the connection: the provider stops generating.
+                // Dropping the reply closes the connection (the provider stops generating) and
+                // records the turn as cancelled.
                 drop(outputs);
                 let _ = sink.finish(&mut out);
-                end(&turn, TurnState::Cancelled, None, None);
                 return Err(Error::new(ErrorCode::Cancelled, "stopped (Ctrl+C)").into());
             }
         };
@@ -358,65 +347,17 @@ async fn answer(
         let output = match item {
             Ok(output) => output,
             Err(e) => {
-                if options.json {
-                    // A JSON reader sees the failure in the stream too, not only the exit code.
-                    let _ = writeln!(out, "{}", error_event(&e).to_json());
-                }
                 let _ = sink.finish(&mut out);
-                end(&turn, TurnState::Error, None, Some(e.message()));
                 return Err(e.into());
             }
         };
-        if let Some(turn) = &turn {
-            match &output {
-                Output::Text(text) => turn.chunk(text),
-                Output::Event(event) => turn.event(event),
-            }
-        }
         if sink.write(&output, &mut out).is_err() {
-            // The reader went away (e.g. `| head`): stop quietly.
-            end(&turn, TurnState::Cancelled, None, None);
-            return Ok(());
+            // The reader went away (e.g. `| head`): stop quietly (the turn is cancelled).
+            return Ok(None);
         }
     }
     let _ = sink.finish(&mut out);
-    end(&turn, TurnState::Done, outputs.reply().usage(), None);
-    let answered_by = answered_by.lock().ok().and_then(|by| by.clone());
-    if let Some(model) = answered_by.filter(|_| by_default && !options.json)
-        && std::io::stderr().is_terminal()
-    {
-        eprintln!("\x1b[2m({model}, the default model; --model picks another)\x1b[0m");
-    }
-    if options.usage {
-        match outputs.reply().usage() {
-            Some(usage) => eprintln!("{}", usage_line(usage)),
-            None => eprintln!("tokens: not reported by the provider"),
-        }
-    }
-    Ok(())
-}
-
-/// Ends the turn's record, if there is one.
-fn end(turn: &Option<TurnRecorder>, state: TurnState, usage: Option<&Usage>, error: Option<&str>) {
-    if let Some(turn) = turn {
-        turn.finish(state, usage, error);
-    }
-}
-
-/// Opens the config's model, gives it a saved conversation and sends the next prompt.
-fn continue_chat(
-    history: Vec<oy3o::Message>,
-    prompt: &str,
-    context: Option<String>,
-    config: &Config,
-) -> Result<oy3o::Reply, Error> {
-    let chat = oy3o::Chat::open(None, config)?;
-    if let Some(context) = context {
-        chat.update(context);
-    }
-    chat.restore(history)?;
-    // The reply owns what it needs: the chat may go.
-    Ok(chat.send(prompt))
+    Ok(Some(outputs.reply().usage().cloned()))
 }
 
 fn error_event(e: &Error) -> Event {
@@ -462,6 +403,20 @@ fn read_piped_stdin() -> Result<Option<String>, Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn no_color_turns_the_styled_markdown_off_on_a_terminal() {
+        let options = AskOptions::default();
+        assert!(styled(true, &options, None));
+        assert!(styled(true, &options, Some("".into())));
+        assert!(!styled(true, &options, Some("1".into())));
+        assert!(!styled(false, &options, None));
+        let raw = AskOptions {
+            raw: true,
+            ..AskOptions::default()
+        };
+        assert!(!styled(true, &raw, None));
+    }
 
     #[test]
     fn the_usage_line_names_in_and_out_tokens_and_the_extras_when_known() {

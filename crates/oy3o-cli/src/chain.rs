@@ -21,8 +21,7 @@ pub async fn run(
     setting: &StoreSetting,
 ) -> Result<(), Error> {
     let chain = Chain::load(file)?;
-    let setting = setting.clone();
-    let store = tokio::spawn(async move { oy3o_store::open(&setting).await });
+    let recorder = crate::store::recorder(setting);
     let mut run = ChainRunRecord {
         id: oy3o_store::new_id(),
         owner: crate::store::LOCAL.to_owned(),
@@ -40,18 +39,10 @@ pub async fn run(
         };
         run.result["error"] = json!({"code": e.code(), "message": e.message()});
     }
-    match tokio::time::timeout(crate::store::FLUSH_TIMEOUT, store).await {
-        Ok(Ok(Ok(Some(store)))) => {
-            if let Err(e) = store.save_chain_run(&run).await {
-                crate::store::warn(&format!("{e}; this chain run was not saved"));
-            }
-        }
-        Ok(Ok(Ok(None))) => {}
-        Ok(Ok(Err(e))) => crate::store::warn(&format!("{e}; this chain run was not saved")),
-        Ok(Err(_)) | Err(_) => {
-            crate::store::warn("the store did not open in time; this chain run was not saved")
-        }
+    if let Some(recorder) = &recorder {
+        recorder.save_chain_run(run);
     }
+    crate::store::finish(recorder).await;
     result
 }
 
@@ -94,13 +85,24 @@ async fn stream(
             ));
         });
     }
+    let default_model = config
+        .model
+        .clone()
+        .unwrap_or_else(|| oy3o::DEFAULT_MODEL.to_owned());
     let mut stages = oy3o::exec_tasks_chain(chain, &config);
     while let Some(stage) = stages.next().await {
         if let Ok(mut l) = line.lock() {
             l.finish();
         }
         let stage = stage?;
-        let json = stage_json(&stage, total);
+        // One schema for the printed, sent and stored stage (the engine's), with the model a
+        // task without one of its own used.
+        let mut json = stage.to_json();
+        if let Some(results) = json["results"].as_array_mut() {
+            for result in results.iter_mut().filter(|r| r["model"].is_null()) {
+                result["model"] = json!(default_model);
+            }
+        }
         if let Some(stages) = run.result["stages"].as_array_mut() {
             stages.push(json.clone());
         }
@@ -111,23 +113,6 @@ async fn stream(
         }
     }
     Ok(())
-}
-
-fn stage_json(stage: &StageResult, total: usize) -> serde_json::Value {
-    json!({
-        "stage": stage.index + 1,
-        "stages": total,
-        "failed": stage.failed,
-        "results": stage.results.iter().map(|r| json!({
-            "name": r.task.name,
-            "model": r.task.model,
-            "prompt": r.task.prompt,
-            "response": r.response,
-            "error": r.error.as_ref().map(|e| json!({"code": e.code(), "message": e.message()})),
-            "elapsed_ms": r.elapsed.as_millis() as u64,
-            "usage": r.usage,
-        })).collect::<Vec<_>>(),
-    })
 }
 
 fn print_stage(stage: &StageResult, total: usize) {

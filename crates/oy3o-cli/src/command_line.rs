@@ -54,14 +54,20 @@ mod tests {
     use crate::{Args, Command};
 
     fn args(argv: &[&str]) -> Args {
-        match parse::<Args, _, _>(std::iter::once("oy3o").chain(argv.iter().copied())) {
+        let argv: Vec<&str> = std::iter::once("oy3o")
+            .chain(argv.iter().copied())
+            .collect();
+        match parse::<Args, _, _>(argv.clone()) {
             Ok(args) => args,
             Err(e) => panic!("{argv:?} did not parse: {e}"),
         }
     }
 
     fn refused(argv: &[&str]) -> clap::Error {
-        match parse::<Args, _, _>(std::iter::once("oy3o").chain(argv.iter().copied())) {
+        let argv: Vec<&str> = std::iter::once("oy3o")
+            .chain(argv.iter().copied())
+            .collect();
+        match parse::<Args, _, _>(argv.clone()) {
             Ok(args) => panic!("{argv:?} parsed as {args:?}"),
             Err(e) => e,
         }

@@ -49,9 +49,10 @@ pub fn path(given: Option<&Path>) -> Result<PathBuf, Error> {
 }
 
 /// Writes [`EXAMPLE`] to `path`; refuses to overwrite a file that exists.
-pub fn init(path: &Path) -> Result<(), Error> {
+pub fn init(path: &Path) -> Result<(), crate::Failure> {
     if path.exists() {
-        return Err(Error::config(format!(
+        // Asked for what it never does (overwrite): a usage mistake, exit 2.
+        return Err(crate::Failure::Usage(format!(
             "{} exists already; edit it, or remove it first to start over",
             path.display()
         )));
@@ -60,8 +61,8 @@ pub fn init(path: &Path) -> Result<(), Error> {
         std::fs::create_dir_all(dir)
             .map_err(|e| Error::config(format!("cannot create {}: {e}", dir.display())))?;
     }
-    std::fs::write(path, EXAMPLE)
-        .map_err(|e| Error::config(format!("cannot write {}: {e}", path.display())))
+    Ok(std::fs::write(path, EXAMPLE)
+        .map_err(|e| Error::config(format!("cannot write {}: {e}", path.display())))?)
 }
 
 #[cfg(test)]

@@ -1,11 +1,13 @@
 //! `oy3o chats`, `oy3o log` and `oy3o log prune`: what the store kept, for the local user.
 
 use std::io::Write;
+use std::time::Duration;
 
 use oy3o::Error;
 use oy3o_store::{LoggedTurn, Store, StoreSetting, now_ms};
 use serde_json::json;
 
+use crate::Failure;
 use crate::store::{self, LOCAL};
 
 /// What `oy3o log` does.
@@ -41,7 +43,7 @@ pub struct LogArgs {
 pub async fn chats(setting: &StoreSetting) -> Result<(), Error> {
     let store = store::open(setting).await?;
     // Not closed: the process exits (see `store::finish`).
-    let chats = store.chats(LOCAL).await.map_err(store_error);
+    let chats = store.chats(LOCAL).await.map_err(Error::from);
     let named: Vec<_> = chats?
         .into_iter()
         .filter(|c| c.chat.name.is_some())
@@ -70,34 +72,47 @@ pub async fn chats(setting: &StoreSetting) -> Result<(), Error> {
 }
 
 /// `oy3o log …`.
-pub async fn log(args: &LogArgs, setting: &StoreSetting) -> Result<(), Error> {
-    let store = store::open(setting).await?;
-    // Not closed: the process exits (see `store::finish`).
+pub async fn log(args: &LogArgs, setting: &StoreSetting) -> Result<(), Failure> {
     match &args.action {
-        Some(LogAction::Prune { older_than }) => prune(&*store, older_than).await,
-        None => list(&*store, args).await,
+        Some(LogAction::Prune { older_than }) => {
+            // A mistyped age is a usage mistake, told before the store is opened.
+            let age = store::age(older_than).map_err(Failure::Usage)?;
+            let store = store::open(setting).await?;
+            Ok(prune(&*store, age, older_than).await?)
+        }
+        None => Ok(list(&*store::open(setting).await?, args).await?),
     }
+    // Not closed: the process exits (see `store::finish`).
 }
 
-async fn prune(store: &dyn Store, older_than: &str) -> Result<(), Error> {
-    let age = store::age(older_than).map_err(Error::config)?;
+async fn prune(store: &dyn Store, age: Duration, older_than: &str) -> Result<(), Error> {
     let before = now_ms().saturating_sub(age.as_millis() as i64);
     let pruned = store
         .prune(Some(LOCAL), before)
         .await
-        .map_err(store_error)?;
+        .map_err(Error::from)?;
     println!(
-        "removed {} turns and {} chats older than {older_than}",
-        pruned.turns, pruned.chats
+        "removed {} and {} older than {older_than}",
+        count(pruned.turns, "turn"),
+        count(pruned.chats, "chat")
     );
     Ok(())
+}
+
+/// `1 turn`, `4 turns`.
+pub fn count(n: u64, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
 }
 
 async fn list(store: &dyn Store, args: &LogArgs) -> Result<(), Error> {
     let mut turns = store
         .recent_turns(LOCAL, args.count, args.search.as_deref())
         .await
-        .map_err(store_error)?;
+        .map_err(Error::from)?;
     // Read like a conversation: the oldest of the selection first.
     turns.reverse();
     let mut out = std::io::stdout().lock();
@@ -112,8 +127,11 @@ async fn list(store: &dyn Store, args: &LogArgs) -> Result<(), Error> {
             return Ok(());
         }
     }
-    if turns.is_empty() && !args.json {
-        eprintln!("no turns logged yet");
+    if turns.is_empty() && !args.json && args.count > 0 {
+        match &args.search {
+            Some(words) => eprintln!("no turn holds all of: {words}"),
+            None => eprintln!("no turns logged yet"),
+        }
     }
     Ok(())
 }
@@ -159,8 +177,4 @@ fn turn_json(logged: &LoggedTurn) -> serde_json::Value {
         "elapsed_ms": t.elapsed_ms,
         "created_at": t.created_at,
     })
-}
-
-fn store_error(e: oy3o_store::StoreError) -> Error {
-    Error::config(e.to_string())
 }

@@ -24,6 +24,7 @@ mod models;
 mod progress;
 mod serve;
 mod store;
+mod typos;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -60,7 +61,7 @@ struct Args {
 #[derive(clap::Args, Debug, Clone, Default)]
 pub struct Common {
     /// Model reference (`provider:model`, a bare provider, or an alias from the config).
-    #[arg(long, short, env = "OY3O_MODEL", global = true)]
+    #[arg(long, short, env = "OY3O_MODEL", hide_env_values = true, global = true)]
     pub model: Option<String>,
     /// Context (system prompt) for the answer.
     #[arg(long, global = true)]
@@ -125,8 +126,8 @@ enum ConfigAction {
 }
 
 fn main() -> ExitCode {
-    // Options every command takes mean the same before or after a subcommand.
-    let args = command_line::parse::<Args, _, _>(std::env::args_os()).unwrap_or_else(|e| e.exit());
+    // Options every command takes mean the same before or after a subcommand; a typo is no prompt.
+    let args: Args = typos::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

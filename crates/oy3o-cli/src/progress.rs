@@ -1,5 +1,5 @@
 //! Progress lines on stderr: a model pull bar (bytes, rate, ETA) and the chain status line.
-//! Drawn in place on a terminal; on a pipe only the start and the end are written.
+//! Drawn in place on a terminal; on a pipe only a pull's start and end are written.
 
 use std::io::{IsTerminal, Write};
 use std::time::Instant;
@@ -55,9 +55,12 @@ impl ProgressLine {
         self.show(&line, done);
     }
 
-    /// Shows a status line (chain progress).
+    /// Shows a status line (chain progress) on a terminal; a pipe gets none (it would be one
+    /// stale line in a log).
     pub fn status(&mut self, line: &str) {
-        self.show(line, false);
+        if self.tty {
+            self.show(line, false);
+        }
     }
 
     /// Ends the line so later output starts clean.

@@ -11,10 +11,11 @@ use oy3o_server::{Server, Settings, Token};
 /// The flags of `oy3o serve`.
 #[derive(clap::Args, Debug, Clone)]
 pub struct ServeArgs {
-    /// Address to bind; anything but loopback needs a token.
+    /// Address to bind; anything but loopback needs a token [default: 127.0.0.1, or the
+    /// config's `[server] host`].
     #[arg(long, value_name = "HOST")]
     pub host: Option<String>,
-    /// Port (0 picks a free one).
+    /// Port; 0 picks a free one [default: 8443, or the config's `[server] port`].
     #[arg(long, value_name = "PORT")]
     pub port: Option<u16>,
     /// The token clients must send (`Authorization: Bearer T` or `?token=T`).
@@ -80,8 +81,9 @@ fn settings_from(given: Option<&Path>) -> Result<Settings, Error> {
 }
 
 fn server_error(e: oy3o_server::Error) -> Error {
+    // A port in use (or an OS refusal) is the network's condition, not a setting's.
     let code = match e {
-        oy3o_server::Error::Io(_) => ErrorCode::Network,
+        oy3o_server::Error::Io(_) | oy3o_server::Error::Bind { .. } => ErrorCode::Network,
         _ => ErrorCode::Config,
     };
     Error::new(code, e.to_string())

@@ -7,8 +7,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use oy3o::{Config, Error};
-use oy3o_store::{Recorder, RecorderOptions, Store, StoreError, StoreSetting};
+use oy3o::{Config, Conversations, Error};
+use oy3o_store::{
+    RecordedConversations, Recorder, RecorderOptions, Store, StoreError, StoreSetting,
+};
 
 /// The owner of every local row.
 pub const LOCAL: &str = "";
@@ -16,28 +18,29 @@ pub const LOCAL: &str = "";
 /// How long the CLI waits at exit for its last writes.
 pub const FLUSH_TIMEOUT: Duration = Duration::from_secs(3);
 
-/// The store setting in force: the command line or `OY3O_STORE`, else the config file's, else
-/// the default SQLite file.
+/// The store setting in force: `--store`, else `OY3O_STORE`, else the config file's `store`
+/// (the one precedence every face shares, [`StoreSetting::choose`]), else the default SQLite
+/// file.
 pub fn setting(given: Option<&str>, config: &Config) -> Result<StoreSetting, Error> {
-    if let Some(text) = given {
-        return StoreSetting::parse(text)
-            .map_err(|e| Error::config(format!("--store / OY3O_STORE: {e}")));
+    let env = std::env::var("OY3O_STORE").ok();
+    // clap fills `--store` from OY3O_STORE too: a value that is the variable's came from it.
+    let flag = given.filter(|g| env.as_deref() != Some(*g));
+    match StoreSetting::choose(flag, env.as_deref(), config.store.as_deref()) {
+        Ok(Some(setting)) => Ok(setting),
+        Ok(None) => StoreSetting::default_sqlite().map_err(Error::from),
+        Err(e) => Err(Error::config(e.to_string())),
     }
-    if let Some(text) = &config.store {
-        // The config file was checked at load (with its file and line).
-        return StoreSetting::parse(text).map_err(|e| Error::config(format!("store: {e}")));
-    }
-    StoreSetting::default_sqlite().map_err(|e| Error::config(e.to_string()))
 }
 
-/// Opens the store now, for commands that read it (`chats`, `log`, `--chat`).
+/// Opens the store now, for commands that read it (`chats`, `log`). A database that cannot be
+/// reached is a network error, a wrong setting a config error.
 pub async fn open(setting: &StoreSetting) -> Result<Arc<dyn Store>, Error> {
     match oy3o_store::open(setting).await {
         Ok(Some(store)) => Ok(store),
         Ok(None) => Err(Error::config(
             "no store is configured (store = \"none\"): set `store` in the config or OY3O_STORE",
         )),
-        Err(e) => Err(Error::config(e.to_string())),
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -57,9 +60,10 @@ pub fn recorder(setting: &StoreSetting) -> Option<Recorder> {
     ))
 }
 
-/// A recorder on a store that is open already.
-pub fn recorder_on(store: Arc<dyn Store>) -> Recorder {
-    Recorder::new(store)
+/// The engine's conversations, resumed from and recorded in the store `recorder` writes to
+/// (in memory only without one).
+pub fn conversations(recorder: Option<&Recorder>) -> Conversations {
+    Conversations::new(recorder.map(|r| RecordedConversations::new(r.clone()).shared()))
 }
 
 /// Writes what is left, waiting at most [`FLUSH_TIMEOUT`]; a failure is one warning.
@@ -67,8 +71,11 @@ pub async fn finish(recorder: Option<Recorder>) {
     let Some(recorder) = recorder else { return };
     match tokio::time::timeout(FLUSH_TIMEOUT, recorder.flush()).await {
         Ok(Ok(())) => {}
-        Ok(Err(e)) => warn(&e.to_string()),
-        Err(_) => warn("the store did not answer in time; this answer was not saved"),
+        // The process ends now: what the store did not take is lost, and the warning says so
+        // (not that it waits in memory).
+        Ok(Err(StoreError::Unavailable(why))) => warn(&format!("{why}; this run was not saved")),
+        Ok(Err(e)) => warn(&format!("{e}; this run was not saved")),
+        Err(_) => warn("the store did not answer in time; this run was not saved"),
     }
     // No `close()`: the process exits now, every write is committed, and closing SQLite would
     // checkpoint its WAL (~10 ms on every run); a later open forgets this instance.

@@ -255,7 +255,7 @@ async fn esc_stops_a_streaming_answer_in_the_app_and_closes_the_request() {
     tmux.type_line("talk");
     tmux.wait_for("a: word word");
     tmux.run(&["send-keys", "-t", "app", "Escape"]);
-    tmux.wait_for("[stopped: stopped]");
+    tmux.wait_for("[stopped with Esc]");
     let deadline = Instant::now() + Duration::from_secs(5);
     while server.aborted_by_client() == 0 && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -371,4 +371,68 @@ async fn chat_name_in_the_app_resumes_a_stored_chat_with_its_history_in_the_flow
     assert_eq!(turns[1]["answer"], "You are Ada.");
     assert_eq!(turns[1]["state"], "done");
     assert_eq!(turns[1]["seq"], 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_ends_the_app_with_the_terminal_restored() {
+    let server = FakeServer::start().await;
+    let stty = std::env::temp_dir().join(format!("oy3o-tmux-stty-{}", std::process::id()));
+    let _ = std::fs::remove_file(&stty);
+    // After the app: the terminal's modes, as the next program would find them.
+    let command = format!(
+        "{}; echo exit=$?; stty -a > {}",
+        oy3o_command(&server, ""),
+        stty.display()
+    );
+    let tmux = Tmux::start(&command);
+    tmux.wait_for("enter \"view 0\" to show help");
+    let shell = tmux.run(&["list-panes", "-t", "app", "-F", "#{pane_pid}"]);
+    let children = Command::new("pgrep")
+        .args(["-P", shell.trim()])
+        .output()
+        .expect("pgrep runs");
+    let app = String::from_utf8_lossy(&children.stdout);
+    let app = app
+        .lines()
+        .next()
+        .expect("the app runs under the pane's shell");
+    let killed = Command::new("kill").args(["-TERM", app]).status().unwrap();
+    assert!(killed.success());
+    let screen = tmux.wait_for("exit=143");
+    assert!(
+        !screen.contains("Tasks: none"),
+        "the app's screen is gone:\n{screen}"
+    );
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let modes = loop {
+        let modes = std::fs::read_to_string(&stty).unwrap_or_default();
+        if modes.contains("echo") || Instant::now() > deadline {
+            break modes;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let flags: Vec<&str> = modes.split_whitespace().collect();
+    for on in ["echo", "icanon", "opost", "icrnl"] {
+        assert!(flags.contains(&on), "{on} is off after the app:\n{modes}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn in_a_chat_a_model_the_config_refuses_is_said_at_once_and_slash_commands_are_not_sent() {
+    let server = FakeServer::start().await;
+    let tmux = Tmux::start(&oy3o_command(&server, ""));
+    tmux.wait_for("enter \"view 0\" to show help");
+    tmux.type_line("chat a");
+    tmux.wait_for("chat a (default model)");
+    tmux.type_line("/model nosuch:x");
+    let refused = tmux.wait_for("/model nosuch:x:");
+    assert!(refused.contains("a keeps"), "{refused}");
+    tmux.type_line("/view 0");
+    tmux.wait_for("start or resume a chat");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!tmux.screen().contains("a> /view 0"), "{}", tmux.screen());
+    assert!(
+        server.requests().is_empty(),
+        "nothing was sent to the model"
+    );
 }

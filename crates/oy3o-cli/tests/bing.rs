@@ -99,3 +99,39 @@ async fn a_browser_check_exits_4_and_says_to_refresh_cf_clearance() {
     assert_eq!(run.code, 4, "{}", run.stderr);
     assert!(run.stderr.contains("cf_clearance"), "{}", run.stderr);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stored_bing_chat_resumes_in_a_second_process_on_its_copilot_conversation() {
+    let sim = CopilotSim::start().await;
+    let dir = scratch("resume");
+    std::fs::write(dir.join("cookie.json"), copilot::cookie_export()).unwrap();
+    let ask = |prompt: &'static str| {
+        let (sim, dir) = (&sim, &dir);
+        async move {
+            let args = [
+                "--chat",
+                "trip",
+                "--model",
+                "bing",
+                "--cookie",
+                "cookie.json",
+                prompt,
+            ];
+            oy3o(sim, dir, &args).await
+        }
+    };
+    let first = ask("Plan a trip to Oslo.").await;
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    let second = ask("And back?").await;
+    assert_eq!(second.code, 0, "{}", second.stderr);
+    assert_eq!(second.stdout, "Turn 2: you said And back?\n");
+    assert_eq!(
+        sim.starts(),
+        1,
+        "one Copilot conversation for both processes"
+    );
+    let sent = sim.sent();
+    assert_eq!(sent.len(), 2);
+    assert_eq!(sent[0].conversation, sent[1].conversation);
+    assert_eq!(sent[1].text, "And back?", "only the new prompt is sent");
+}

@@ -3,6 +3,7 @@
 use std::process::Stdio;
 
 use oy3o_testkit::{FakeServer, openai};
+use serde_json::json;
 use tokio::process::Command;
 
 async fn run_chain(args: &[&str], base: &str) -> (i32, String, String) {
@@ -70,6 +71,17 @@ async fn json_output_is_one_parsable_line_per_stage() {
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
     assert_eq!(lines.len(), 2);
+    assert_eq!(
+        (&lines[0]["index"], &lines[1]["index"]),
+        (&json!(0), &json!(1))
+    );
+    // No progress line through a pipe, and every task names the model that answered.
+    assert!(!stderr.contains("tasks done"), "{stderr}");
+    for line in &lines {
+        for result in line["results"].as_array().unwrap() {
+            assert!(result["model"].is_string(), "{result}");
+        }
+    }
     assert_eq!(lines[0]["results"].as_array().unwrap().len(), 3);
     assert_eq!(lines[1]["results"][0]["name"], "aggregate");
     assert!(
@@ -112,6 +124,10 @@ async fn a_chain_run_is_kept_in_the_store_with_every_tasks_result() {
     assert_eq!(run.state, oy3o_store::TurnState::Done);
     let stages = run.result["stages"].as_array().unwrap();
     assert_eq!(stages.len(), 2);
+    // The engine's one schema (`StageResult::to_json`), as the server stores it too.
+    assert_eq!(stages[1]["index"], 1);
+    assert_eq!(stages[1]["results"][0]["index"], 0);
+    assert_eq!(stages[1]["results"][0]["error"], serde_json::Value::Null);
     assert_eq!(stages[0]["results"].as_array().unwrap().len(), 3);
     assert!(
         stages[1]["results"][0]["response"]

@@ -243,8 +243,9 @@ async fn piped_output_is_the_raw_answer_with_no_styles_and_no_reasoning() {
     assert!(!run.stderr.contains("Let me think"), "{}", run.stderr);
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn ctrl_c_stops_the_answer_with_exit_130_and_closes_the_request() {
+/// A server whose one answer streams slowly (100 words, 100 ms apart), and `oy3o ARGS`
+/// running against it, its stdout piped.
+async fn slow_answer(args: &[&str]) -> (FakeServer, tokio::process::Child) {
     let server = FakeServer::start().await;
     let pieces = vec!["word "; 100];
     server.push(
@@ -252,31 +253,41 @@ async fn ctrl_c_stops_the_answer_with_exit_130_and_closes_the_request() {
             .delay(std::time::Duration::from_millis(100))
             .build(),
     );
-    let base = server.base_url();
     let home = std::env::temp_dir().join(format!("oy3o-cli-home-{}", std::process::id()));
-    let mut child = Command::new(env!("CARGO_BIN_EXE_oy3o"))
-        .args(["hi", "--model", "openai:x"])
+    let child = Command::new(env!("CARGO_BIN_EXE_oy3o"))
+        .args(args)
         .env_clear()
         .env("HOME", &home)
         .env("XDG_CONFIG_HOME", home.join("config"))
-        .env("OPENAI_BASE_URL", &base)
+        .env("OPENAI_BASE_URL", server.base_url())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut stdout = child.stdout.take().unwrap();
-    let mut first = [0u8; 5];
-    tokio::io::AsyncReadExt::read_exact(&mut stdout, &mut first)
-        .await
-        .unwrap();
-    assert_eq!(&first, b"word ");
+    (server, child)
+}
+
+/// Ctrl+C, as the terminal sends it.
+fn ctrl_c(child: &tokio::process::Child) {
     let pid = child.id().unwrap().to_string();
     let killed = std::process::Command::new("kill")
         .args(["-INT", &pid])
         .status()
         .unwrap();
     assert!(killed.success());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ctrl_c_stops_the_answer_with_exit_130_and_closes_the_request() {
+    let (server, mut child) = slow_answer(&["hi", "--model", "openai:x"]).await;
+    let mut stdout = child.stdout.take().unwrap();
+    let mut first = [0u8; 5];
+    tokio::io::AsyncReadExt::read_exact(&mut stdout, &mut first)
+        .await
+        .unwrap();
+    assert_eq!(&first, b"word ");
+    ctrl_c(&child);
     let status = tokio::time::timeout(std::time::Duration::from_secs(10), child.wait())
         .await
         .expect("oy3o stops within 10 s of Ctrl+C")
@@ -308,7 +319,7 @@ async fn config_init_writes_an_example_that_config_path_then_names_and_refuses_t
     assert_eq!(path.stdout.trim(), expected.to_str().unwrap());
 
     let again = oy3o(&["config", "init"], &env, None).await;
-    assert_eq!(again.code, 3, "{}", again.stderr);
+    assert_eq!(again.code, 2, "a usage mistake: {}", again.stderr);
     assert!(again.stderr.contains("exists already"), "{}", again.stderr);
 }
 
@@ -469,4 +480,90 @@ async fn usage_mistakes_exit_2_and_say_how_to_call_it() {
     assert!(run.stderr.contains("no prompt given"), "{}", run.stderr);
     let run = oy3o(&["hi", "--no-such-option"], &[], None).await;
     assert_eq!(run.code, 2, "{}", run.stderr);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_mistyped_subcommand_is_not_sent_and_says_which_was_meant() {
+    let server = FakeServer::start().await;
+    let base = server.base_url();
+    let env = [
+        ("OPENAI_BASE_URL", base.as_str()),
+        ("OY3O_MODEL", "openai:x"),
+    ];
+    let run = oy3o(&["modles"], &env, None).await;
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("did you mean `oy3o models`?"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stdout.is_empty());
+    assert!(server.requests().is_empty(), "nothing reached the model");
+
+    // After `--`, or quoted with other words, it is a prompt as typed.
+    server.push(openai::answer(&["ok"]).build());
+    server.push(openai::answer(&["ok"]).build());
+    assert_eq!(oy3o(&["--", "modles"], &env, None).await.code, 0);
+    assert_eq!(oy3o(&["modles please"], &env, None).await.code, 0);
+    assert_eq!(server.requests().len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unquoted_prompt_of_several_words_is_told_to_be_quoted() {
+    let run = oy3o(&["what", "is", "this"], &[], None).await;
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("quote it, e.g. oy3o 'what is this'"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_empty_prompt_is_no_prompt_and_nothing_is_sent() {
+    let server = FakeServer::start().await;
+    let base = server.base_url();
+    let env = [
+        ("OPENAI_BASE_URL", base.as_str()),
+        ("OY3O_MODEL", "openai:x"),
+    ];
+    for prompt in ["", "  "] {
+        let run = oy3o(&[prompt], &env, None).await;
+        assert_eq!(run.code, 2, "{}", run.stderr);
+        assert!(run.stderr.contains("no prompt given"), "{}", run.stderr);
+    }
+    assert!(server.requests().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn json_stopped_with_ctrl_c_ends_on_a_cancelled_line() {
+    let (_server, mut child) = slow_answer(&["hi", "--model", "openai:x", "--json"]).await;
+    let mut stdout = tokio::io::BufReader::new(child.stdout.take().unwrap());
+    // Until the first text event: the answer is streaming.
+    let mut line = String::new();
+    while !line.contains("word") {
+        line.clear();
+        let n = tokio::io::AsyncBufReadExt::read_line(&mut stdout, &mut line)
+            .await
+            .unwrap();
+        assert!(n > 0, "the answer never streamed");
+    }
+    ctrl_c(&child);
+    let mut rest = String::new();
+    tokio::io::AsyncReadExt::read_to_string(&mut stdout, &mut rest)
+        .await
+        .unwrap();
+    let status = child.wait().await.unwrap();
+    assert_eq!(status.code(), Some(130));
+    let last: serde_json::Value = serde_json::from_str(rest.lines().last().unwrap()).unwrap();
+    assert_eq!(last["event"], "error", "{rest}");
+    assert_eq!(last["message"]["code"], "cancelled", "{rest}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn help_never_shows_an_empty_model_variable() {
+    let run = oy3o(&["--help"], &[("OY3O_MODEL", "")], None).await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stdout.contains("OY3O_MODEL"), "{}", run.stdout);
+    assert!(!run.stdout.contains("OY3O_MODEL="), "{}", run.stdout);
 }

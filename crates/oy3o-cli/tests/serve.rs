@@ -163,3 +163,33 @@ async fn serve_refuses_an_open_address_without_a_token() {
     );
     assert!(out.stdout.is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_port_in_use_is_a_network_error_exit_5() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    let out = oy3o(
+        &["serve", "--port", &port, "--store", "none"],
+        "http://127.0.0.1:9/v1",
+        "busy",
+    )
+    .output()
+    .await
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(5), "{stderr}");
+    assert!(stderr.contains("choose another --port"), "{stderr}");
+    drop(taken);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn serve_help_shows_the_default_address() {
+    let out = oy3o(&["serve", "--help"], "http://127.0.0.1:9/v1", "help")
+        .output()
+        .await
+        .unwrap();
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(help.contains("default: 127.0.0.1"), "{help}");
+    let port = format!("default: {}", oy3o_server::DEFAULT_PORT);
+    assert!(help.contains(&port), "{help}");
+}

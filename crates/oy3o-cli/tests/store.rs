@@ -215,6 +215,16 @@ async fn chats_and_log_show_what_was_kept_and_search_finds_it() {
     assert_eq!(turns[0]["answer"], "Owls hunt at night.");
     let none = oy3o(&home, &["log", "--json", "--search", "walrus"], &env).await;
     assert_eq!((none.code, none.stdout.as_str()), (0, ""));
+
+    // With turns logged, an empty selection says why it is empty, not that nothing was logged.
+    let none = oy3o(&home, &["log", "--search", "walrus"], &env).await;
+    assert_eq!(none.code, 0);
+    assert_eq!(none.stderr, "no turn holds all of: walrus\n");
+    let zero = oy3o(&home, &["log", "-n", "0"], &env).await;
+    assert_eq!(
+        (zero.code, zero.stdout.as_str(), zero.stderr.as_str()),
+        (0, "", "")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -238,12 +248,12 @@ async fn log_prune_removes_old_turns_and_explains_a_bad_age() {
     assert_eq!(log_json(&home, &env).await.len(), 1);
 
     let bad = oy3o(&home, &["log", "prune", "--older-than", "30x"], &env).await;
-    assert_eq!(bad.code, 3);
+    assert_eq!(bad.code, 2, "a usage mistake");
     assert!(bad.stderr.contains("use s, m, h or d"), "{}", bad.stderr);
 
     let all = oy3o(&home, &["log", "prune", "--older-than", "0s"], &env).await;
     assert_eq!(all.code, 0, "{}", all.stderr);
-    assert_eq!(all.stdout, "removed 1 turns and 1 chats older than 0s\n");
+    assert_eq!(all.stdout, "removed 1 turn and 1 chat older than 0s\n");
     assert!(log_json(&home, &env).await.is_empty());
     let chats = oy3o(&home, &["chats"], &env).await;
     assert_eq!(chats.stdout, "");
@@ -325,6 +335,29 @@ async fn an_unreachable_store_costs_one_warning_and_the_answer_goes_on() {
     assert_eq!(run.stderr.lines().count(), 1, "{}", run.stderr);
     assert!(run.stderr.contains("warning"), "{}", run.stderr);
     assert!(!run.stderr.contains("hunter2"), "{}", run.stderr);
+    assert!(run.stderr.contains("not saved"), "{}", run.stderr);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unwritable_data_dir_says_the_turn_was_not_saved_not_that_it_waits_in_memory() {
+    let server = FakeServer::start().await;
+    server.push(openai::answer(&["Still here."]).build());
+    let base = server.base_url();
+    let home = home();
+    // A file where the data dir should be: nothing can be created under it.
+    let data = home.join("data");
+    std::fs::write(&data, "a file").unwrap();
+    let env = [("OPENAI_BASE_URL", base.as_str())];
+    let run = oy3o(&home, &["hello", "--model", "openai:x"], &env).await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.stdout, "Still here.\n");
+    assert_eq!(run.stderr.lines().count(), 1, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("this run was not saved"),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains("kept in memory"), "{}", run.stderr);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -361,4 +394,68 @@ async fn store_none_writes_nothing_and_a_bad_store_value_is_a_config_error() {
         "{}",
         bad.stderr
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn after_a_prune_of_old_turns_the_next_turn_takes_a_new_number_and_comes_last() {
+    let server = FakeServer::start().await;
+    for answer in ["One.", "Two.", "Three."] {
+        server.push(openai::answer(&[answer]).build());
+    }
+    let base = server.base_url();
+    let env = [("OPENAI_BASE_URL", base.as_str())];
+    let home = home();
+    let ask = |prompt: &'static str| {
+        let home = home.clone();
+        async move { oy3o(&home, &["--chat", "c", prompt, "--model", "openai:x"], &env).await }
+    };
+    assert_eq!(ask("first").await.code, 0);
+    // Far enough apart that a prune can take the first turn and leave the second.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(ask("second").await.code, 0);
+    let pruned = oy3o(&home, &["log", "prune", "--older-than", "3s"], &env).await;
+    assert!(
+        pruned.stdout.starts_with("removed 1 turn"),
+        "{}",
+        pruned.stdout
+    );
+
+    let third = ask("third").await;
+    assert_eq!(third.code, 0, "{}", third.stderr);
+    let turns: Vec<(String, i64)> = log_json(&home, &env)
+        .await
+        .iter()
+        .map(|t| {
+            (
+                t["prompt"].as_str().unwrap().to_owned(),
+                t["seq"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(turns, [("second".into(), 1), ("third".into(), 2)]);
+    // The third turn was sent after the second, as the model's history shows.
+    let sent = server.requests();
+    let messages = sent.last().unwrap().json()["messages"].clone();
+    let texts: Vec<&str> = messages
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["content"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(texts, ["second", "Two.", "third"]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unreachable_postgres_store_is_a_network_error_exit_5() {
+    let url = "postgres://u:p4ss@127.0.0.1:1/x";
+    let home = home();
+    for args in [
+        vec!["log", "--store", url],
+        vec!["--chat", "c", "hi", "--model", "openai:x", "--store", url],
+    ] {
+        let run = oy3o(&home, &args, &[]).await;
+        assert_eq!(run.code, 5, "{args:?}: {}", run.stderr);
+        assert!(run.stderr.contains("127.0.0.1:1"), "{}", run.stderr);
+        assert!(!run.stderr.contains("p4ss"), "{}", run.stderr);
+    }
 }

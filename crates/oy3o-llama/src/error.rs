@@ -64,7 +64,7 @@ pub enum LlamaError {
     /// The rendered conversation does not fit the context window.
     #[error(
         "the conversation is {prompt_tokens} tokens but the context holds {context_tokens}: \
-         start a new conversation, drop old messages, or raise `context_tokens`"
+         start a new conversation (or drop old messages), or use a model with a larger context"
     )]
     PromptTooLong {
         /// Tokens in the rendered prompt.
@@ -186,5 +186,23 @@ impl fmt::Display for AllFailed<'_> {
              (SHA-256 {}) and run with --model local:/path/to/{}",
             self.file_name, self.sha256, self.file_name
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_prompt_too_long_names_only_fixes_the_person_has() {
+        let e = LlamaError::PromptTooLong {
+            prompt_tokens: 9000,
+            context_tokens: 8192,
+        };
+        let message = e.to_string();
+        assert!(message.contains("9000 tokens"), "{message}");
+        assert!(message.contains("start a new conversation"), "{message}");
+        // No config table accepts it: it must not be suggested.
+        assert!(!message.contains("context_tokens"), "{message}");
     }
 }

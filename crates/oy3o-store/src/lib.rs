@@ -32,6 +32,6 @@ pub use record::{
     new_id, now_ms, prompt_parts,
 };
 pub use recorder::{Health, PENDING_TURN_OVERHEAD, Recorder, RecorderOptions, TurnRecorder};
-pub use setting::{SettingError, StoreSetting};
+pub use setting::{ChoiceError, SettingError, SettingSource, StoreSetting};
 pub use sqlite::SqliteStore;
 pub use store::{HEARTBEAT_EVERY, OpenOptions, Store, default_sqlite_path, open, open_with};

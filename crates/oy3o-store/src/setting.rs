@@ -52,6 +52,70 @@ impl StoreSetting {
     }
 }
 
+/// Where a `store` setting came from, so its error names the place to fix.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SettingSource {
+    /// The `--store` flag (or a face's own argument, e.g. Python's `store=`).
+    Flag,
+    /// The `OY3O_STORE` environment variable.
+    Env,
+    /// The config file's `store` key.
+    Config,
+}
+
+impl fmt::Display for SettingSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Flag => "--store",
+            Self::Env => "OY3O_STORE",
+            Self::Config => "the config's `store`",
+        })
+    }
+}
+
+/// A `store` setting that could not be parsed, and where it came from.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("{source}: {error}")]
+pub struct ChoiceError {
+    /// Where the setting came from.
+    pub source: SettingSource,
+    /// What is wrong with it.
+    #[source]
+    pub error: SettingError,
+}
+
+impl StoreSetting {
+    /// The setting in force, the same on every face: the flag (a face's own argument), else
+    /// `OY3O_STORE`, else the config file's `store`; `Ok(None)` when none is given (the face
+    /// then uses its default, e.g. [`StoreSetting::default_sqlite`]). An empty environment
+    /// variable counts as unset. The first one given is parsed; the others are not looked at.
+    ///
+    /// ```
+    /// use oy3o_store::StoreSetting;
+    /// let chosen = StoreSetting::choose(None, Some("none"), Some("sqlite:/tmp/x.db"));
+    /// assert_eq!(chosen, Ok(Some(StoreSetting::None)));
+    /// ```
+    pub fn choose(
+        flag: Option<&str>,
+        env: Option<&str>,
+        config: Option<&str>,
+    ) -> Result<Option<Self>, ChoiceError> {
+        let given = [
+            (SettingSource::Flag, flag),
+            (SettingSource::Env, env.filter(|e| !e.trim().is_empty())),
+            (SettingSource::Config, config),
+        ]
+        .into_iter()
+        .find_map(|(source, text)| text.map(|t| (source, t)));
+        match given {
+            None => Ok(None),
+            Some((source, text)) => Self::parse(text)
+                .map(Some)
+                .map_err(|error| ChoiceError { source, error }),
+        }
+    }
+}
+
 /// Replaces the password of a `scheme://user:password@host` URL with `***`.
 pub(crate) fn redact(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
@@ -99,6 +163,34 @@ mod tests {
         );
         assert_eq!(StoreSetting::parse(" "), Err(SettingError::Empty));
         assert_eq!(StoreSetting::parse("sqlite:"), Err(SettingError::NoPath));
+    }
+
+    #[test]
+    fn the_flag_wins_over_the_environment_and_the_environment_over_the_config() {
+        let (flag, env, config) = (Some("none"), Some("sqlite:/e.db"), Some("sqlite:/c.db"));
+        assert_eq!(
+            StoreSetting::choose(flag, env, config),
+            Ok(Some(StoreSetting::None))
+        );
+        assert_eq!(
+            StoreSetting::choose(None, env, config),
+            Ok(Some(StoreSetting::Sqlite("/e.db".into())))
+        );
+        assert_eq!(
+            StoreSetting::choose(None, Some(""), config),
+            Ok(Some(StoreSetting::Sqlite("/c.db".into())))
+        );
+        assert_eq!(StoreSetting::choose(None, None, None), Ok(None));
+    }
+
+    #[test]
+    fn a_bad_setting_names_where_it_came_from() {
+        let e = StoreSetting::choose(None, Some("mysql://x"), Some("none")).expect_err("bad");
+        assert_eq!(e.source, SettingSource::Env);
+        assert!(
+            e.to_string().starts_with("OY3O_STORE: unknown store"),
+            "{e}"
+        );
     }
 
     #[test]

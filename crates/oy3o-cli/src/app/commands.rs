@@ -38,6 +38,13 @@ pub enum Effect {
         /// The chat's name.
         chat: String,
     },
+    /// Check `model` against the config, then let chat `chat` use it (`/model MODEL`).
+    Model {
+        /// The chat's name.
+        chat: String,
+        /// The model asked for.
+        model: String,
+    },
     /// Run the chain built with `task NAME`.
     RunChain {
         /// The chain's name.
@@ -57,6 +64,8 @@ inside a chat:
     /model MODEL    switches the model (the conversation goes on with it)
     /back           leaves the chat (it stays open: chat NAME resumes it)
     /exit           exits the app
+    /view N, /edit N, /save PATH, /chat NAME, /task NAME, /help
+                    the app's commands, with a slash inside a chat
     Esc             on an empty line, stops the answer that is streaming
 a new chat NAME continues the stored chat of that name (`oy3o --chat NAME`), its history
 shown in the flow; every prompt and answer is kept in the store (oy3o log shows them).
@@ -88,6 +97,14 @@ pub fn run_line(app: &mut App, line: &str) -> Vec<Effect> {
         return in_chat(app, &chat, line);
     }
     let (word, rest) = split_word(trimmed);
+    command(app, word, rest)
+}
+
+/// The app's commands, also taken inside a chat with a slash (`/view 3`).
+const COMMANDS: [&str; 7] = ["exit", "chat", "view", "edit", "save", "task", "help"];
+
+/// Runs the app command `word` with its arguments.
+fn command(app: &mut App, word: &str, rest: &str) -> Vec<Effect> {
     match word {
         "exit" | "quit" => app.quit = true,
         "chat" => return open_chat(app, rest),
@@ -198,16 +215,22 @@ fn in_chat(app: &mut App, chat: &str, line: &str) -> Vec<Effect> {
                 app.push(Message::note(Kind::Info, format!("context of {chat} set")));
             }
             "/model" if !rest.is_empty() => {
-                if let Some(c) = app.chat_mut(chat) {
-                    c.model = Some(rest.to_owned());
+                // Checked against the config before it is taken (see `Update::Model`).
+                return vec![Effect::Model {
+                    chat: chat.to_owned(),
+                    model: rest.to_owned(),
+                }];
+            }
+            other => match other.strip_prefix('/') {
+                Some(name) if COMMANDS.contains(&name) => return command(app, name, rest),
+                _ => {
+                    app.error(format!(
+                        "unknown chat command: {word}; use /context TEXT, /model MODEL, /back, \
+                         /exit, or an app command with a slash (/view N, /edit N, /save PATH, \
+                         /chat NAME, /task NAME, /help)"
+                    ));
                 }
-                app.push(Message::note(Kind::Info, format!("{chat} now uses {rest}")));
-            }
-            _ => {
-                app.error(format!(
-                    "unknown chat command: {word}; use /context TEXT, /model MODEL, /back or /exit"
-                ));
-            }
+            },
         }
         return Vec::new();
     }
@@ -437,6 +460,7 @@ fn save(app: &mut App, path: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::app::update::Update;
 
     fn enter(app: &mut App, line: &str) -> Vec<Effect> {
         app.input = super::super::editor::Editor::with_text(line);
@@ -524,7 +548,20 @@ mod tests {
     fn model_switches_and_a_failed_answer_shows_its_error() {
         let mut app = App::new();
         enter(&mut app, "chat b");
-        enter(&mut app, "/model openai:y");
+        let asked = enter(&mut app, "/model openai:y");
+        let model = "openai:y".to_owned();
+        assert_eq!(
+            asked,
+            [Effect::Model {
+                chat: "b".into(),
+                model: model.clone()
+            }]
+        );
+        app.apply(Update::Model {
+            chat: "b".into(),
+            model,
+            error: None,
+        });
         let effects = enter(&mut app, "hi");
         let Effect::Send { model, message, .. } = &effects[0] else {
             panic!("{effects:?}");
@@ -532,6 +569,43 @@ mod tests {
         assert_eq!(model.as_deref(), Some("openai:y"));
         app.answer_done(*message, Some("network: refused".into()));
         assert_eq!(app.messages[*message].kind, Kind::Error);
+    }
+
+    #[test]
+    fn a_model_the_config_refuses_is_not_taken_and_says_why() {
+        let mut app = App::new();
+        enter(&mut app, "chat b openai:x");
+        enter(&mut app, "/model nosuch:x");
+        app.apply(Update::Model {
+            chat: "b".into(),
+            model: "nosuch:x".into(),
+            error: Some("unknown provider nosuch".into()),
+        });
+        let last = app.messages.last().unwrap();
+        assert_eq!(last.kind, Kind::Error);
+        assert!(
+            last.body.contains("unknown provider nosuch"),
+            "{}",
+            last.body
+        );
+        let Effect::Send { model, .. } = &enter(&mut app, "hi")[0] else {
+            panic!("a prompt is sent");
+        };
+        assert_eq!(model.as_deref(), Some("openai:x"));
+    }
+
+    #[test]
+    fn app_commands_work_inside_a_chat_with_a_slash_and_are_never_sent() {
+        let mut app = App::new();
+        enter(&mut app, "chat a");
+        assert!(enter(&mut app, "/view 1").is_empty());
+        assert!(matches!(app.screen, Screen::View { index: 1, .. }));
+        app.screen = Screen::Flow;
+        let effects = enter(&mut app, "/chat b");
+        assert_eq!(effects, [Effect::Resume { chat: "b".into() }]);
+        assert_eq!(app.current.as_deref(), Some("b"));
+        assert!(enter(&mut app, "/frob").is_empty());
+        assert!(app.messages.last().unwrap().body.contains("/view N"));
     }
 
     #[test]

@@ -17,43 +17,28 @@ mod session_config;
 mod state;
 mod storage;
 mod task;
+mod update;
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crossterm::event::{Event as TermEvent, EventStream, KeyEventKind};
 use futures::StreamExt;
-use oy3o::{Chat, Config, Error, Event, Output};
+use oy3o::{Config, Conversation, Error, Event, Message, Options, Output};
 use tokio::sync::mpsc;
 
 use commands::Effect;
-use oy3o_store::TurnState;
 use state::App;
+use update::Update;
 
 /// The default shortest time between two redraws while answers stream.
 pub const REDRAW_EVERY: Duration = Duration::from_millis(250);
 
-/// What a streaming task reports.
-enum Update {
-    Text(usize, String),
-    Reasoning(usize, String),
-    Done(usize, Option<String>),
-    /// One task of the named chain finished.
-    TaskDone(String),
-    /// A task's result: chain, stage number, task label, answer or error.
-    TaskResult(String, usize, String, Result<String, String>),
-    /// The named chain ended.
-    TaskEnd(String, Option<String>),
-    /// A note for the status bar (a model download's progress).
-    Notice(String),
-}
-
-/// An open chat and the settings it was opened with.
+/// An open chat and the settings its conversation has now.
 struct OpenChat {
     model: Option<String>,
     context: Option<String>,
-    chat: Arc<Chat>,
+    conversation: Conversation,
 }
 
 /// Runs the app until `exit`; `load` reopens a session saved with `save`; `redraw` is the
@@ -66,7 +51,8 @@ pub async fn run(
     store: &oy3o_store::StoreSetting,
     chat: Option<&str>,
 ) -> Result<(), Error> {
-    let mut storage = storage::Storage::start(store);
+    let storage = storage::Storage::start(store);
+    let mut chats = HashMap::new();
     let mut app = App::new();
     let mut config = config;
     if let Some(path) = load {
@@ -76,11 +62,7 @@ pub async fn run(
     if let Some(name) = chat {
         for effect in commands::run_line(&mut app, &format!("chat {name}")) {
             if let Effect::Resume { chat } = effect {
-                match storage.resume(&chat).await {
-                    Ok(Some(r)) => app.resume(&chat, r.model, r.context, &r.turns),
-                    Ok(None) => {}
-                    Err(e) => app.notice = Some(e),
-                }
+                resume(&mut app, &mut chats, &storage, &chat, &config).await;
             }
         }
     }
@@ -94,11 +76,40 @@ pub async fn run(
         let _ = crossterm::execute!(std::io::stdout(), crossterm::event::DisableBracketedPaste);
         restore_screen(info);
     }));
-    let result = event_loop(&mut terminal, app, &config, redraw, &mut storage).await;
+    let result = event_loop(&mut terminal, app, &config, redraw, &storage, chats).await;
     let _ = crossterm::execute!(std::io::stdout(), crossterm::event::DisableBracketedPaste);
     ratatui::restore();
     storage.finish().await;
-    result
+    match result {
+        // Killed politely (SIGTERM, SIGHUP): the terminal is restored, the answers so far are
+        // written; the exit status says which signal, as the shell would.
+        Ok(Ended::Signal(number)) => std::process::exit(128 + number),
+        Ok(Ended::Quit) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// How the event loop ended.
+enum Ended {
+    /// The person quit (`exit`, Ctrl+D, or the terminal's input closed).
+    Quit,
+    /// A signal asked the app to end (its number).
+    Signal(i32),
+}
+
+/// Waits for SIGTERM or SIGHUP; never resolves where they cannot be listened to.
+async fn termination() -> i32 {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut hangup)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::hangup()),
+    ) else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => 15,
+        _ = hangup.recv() => 1,
+    }
 }
 
 async fn event_loop(
@@ -106,13 +117,13 @@ async fn event_loop(
     mut app: App,
     config: &Config,
     redraw: Duration,
-    storage: &mut storage::Storage,
-) -> Result<(), Error> {
+    storage: &storage::Storage,
+    mut chats: HashMap<String, OpenChat>,
+) -> Result<Ended, Error> {
     // A zero interval would make the tick spin; keep a floor.
     let redraw = redraw.max(Duration::from_millis(10));
     let mut keys = EventStream::new();
     let (tx, mut rx) = mpsc::unbounded_channel::<Update>();
-    let mut chats: HashMap<String, OpenChat> = HashMap::new();
     let mut answers = Answers::new();
     let mut clipboard = clipboard::Clipboard::default();
     // A first answer from the local model may download it: show the progress in the status bar.
@@ -139,6 +150,7 @@ async fn event_loop(
     let mut tick = tokio::time::interval(redraw);
     let mut last_draw: Option<Instant> = None;
     let mut dirty = true;
+    let mut terminated = std::pin::pin!(termination());
     loop {
         let due = !app.streaming() || last_draw.is_none_or(|t| t.elapsed() >= redraw);
         if dirty && due {
@@ -169,30 +181,15 @@ async fn event_loop(
                 }
                 Some(Ok(_)) => Vec::new(),
                 Some(Err(e)) => return Err(Error::config(format!("cannot read the terminal: {e}"))),
-                None => return Ok(()),
+                None => return Ok(stop_all(&mut answers, Ended::Quit)),
             },
             Some(update) = rx.recv() => {
-                match update {
-                    Update::Text(index, text) => app.answer_text(index, &text),
-                    Update::Reasoning(index, text) => app.answer_reasoning(index, &text),
-                    Update::Done(index, error) => app.answer_done(index, error),
-                    Update::TaskDone(name) => app.task_done(&name),
-                    Update::TaskResult(name, stage, label, result) => {
-                        let (kind, body) = match result {
-                            Ok(text) => (state::Kind::Answer, text),
-                            Err(e) => (state::Kind::Error, e),
-                        };
-                        let mut m = state::Message::note(kind, body);
-                        m.title = format!("{name} stage {stage} [{label}]: {}", m.title);
-                        app.push(m);
-                    }
-                    Update::TaskEnd(name, error) => app.task_end(&name, error),
-                    Update::Notice(text) => app.notice = Some(text),
-                }
+                app.apply(update);
                 dirty = true;
                 Vec::new()
             },
             _ = tick.tick() => Vec::new(),
+            number = &mut terminated => return Ok(stop_all(&mut answers, Ended::Signal(number))),
         };
         for effect in effects {
             match effect {
@@ -204,11 +201,9 @@ async fn event_loop(
                             .into(),
                     ),
                 },
-                Effect::Resume { chat } => match storage.resume(&chat).await {
-                    Ok(Some(r)) => app.resume(&chat, r.model, r.context, &r.turns),
-                    Ok(None) => {}
-                    Err(e) => app.notice = Some(e),
-                },
+                Effect::Resume { chat } => {
+                    resume(&mut app, &mut chats, storage, &chat, config).await;
+                }
                 effect => carry_out(
                     effect,
                     &mut app,
@@ -221,13 +216,45 @@ async fn event_loop(
             }
         }
         if app.quit {
-            return Ok(());
+            return Ok(stop_all(&mut answers, Ended::Quit));
         }
+    }
+}
+
+/// Opens the chat `name` through the store (resuming a stored one): its turns go into the flow
+/// and its conversation is the one the chat's prompts go to.
+async fn resume(
+    app: &mut App,
+    chats: &mut HashMap<String, OpenChat>,
+    storage: &storage::Storage,
+    name: &str,
+    config: &Config,
+) {
+    match storage.resume(name, config).await {
+        Ok(r) => {
+            app.resume(name, r.model.clone(), r.context.clone(), &r.turns);
+            let open = OpenChat {
+                model: r.model,
+                context: r.context,
+                conversation: r.conversation,
+            };
+            chats.insert(name.to_owned(), open);
+        }
+        Err(e) => app.notice = Some(e),
     }
 }
 
 /// The streaming answers: message number → (chat, task), so Esc can stop a chat's answers.
 type Answers = HashMap<usize, (String, tokio::task::AbortHandle)>;
+
+/// Stops every answer still streaming as the app ends, so each is recorded as cancelled
+/// before the store's last flush; passes `ended` on.
+fn stop_all(answers: &mut Answers, ended: Ended) -> Ended {
+    for (_, (_, task)) in answers.drain() {
+        task.abort();
+    }
+    ended
+}
 
 fn carry_out(
     effect: Effect,
@@ -236,7 +263,7 @@ fn carry_out(
     answers: &mut Answers,
     config: &Config,
     tx: &mpsc::UnboundedSender<Update>,
-    storage: &mut storage::Storage,
+    storage: &storage::Storage,
 ) {
     match effect {
         // The clipboard and the store's resume are the event loop's (see there).
@@ -246,13 +273,21 @@ fn carry_out(
                 if *name != chat || task.is_finished() {
                     return !task.is_finished();
                 }
-                // Aborting drops the reply, which closes the request upstream.
+                // Aborting drops the reply: the request upstream closes and the turn is
+                // recorded as cancelled.
                 task.abort();
-                app.answer_done(message, Some("stopped".into()));
+                app.apply(Update::Stopped(message));
                 false
             });
         }
         Effect::RunChain { name, stages } => run_chain(name, stages, config, tx),
+        Effect::Model { chat, model } => {
+            let error = config
+                .resolve_all(Some(&model))
+                .err()
+                .map(|e| e.to_string());
+            app.apply(Update::Model { chat, model, error });
+        }
         Effect::Send {
             chat,
             model,
@@ -260,64 +295,37 @@ fn carry_out(
             prompt,
             message,
         } => {
-            let open = match chats.get(&chat) {
-                Some(open) if open.model == model => Ok(()),
-                // A new chat, a new model for it, or a chat of a loaded session: the model
-                // takes over the conversation the flow shows.
-                _ => match open_chat(
-                    model.as_deref(),
-                    &app.conversation(&chat),
-                    config,
-                    &mut app.notice,
-                ) {
-                    Ok(c) => {
-                        chats.insert(
-                            chat.clone(),
-                            OpenChat {
-                                model: model.clone(),
-                                context: None,
-                                chat: Arc::new(c),
-                            },
-                        );
-                        Ok(())
-                    }
-                    Err(e) => Err(e),
-                },
+            let open = match open_chat(chats, &chat, model.as_deref(), app, config, storage) {
+                Ok(open) => open,
+                Err(e) => {
+                    app.apply(Update::Done(message, Some(e.to_string())));
+                    return;
+                }
             };
-            if let Err(e) = open {
-                app.answer_done(message, Some(e.to_string()));
-                return;
-            }
-            let Some(open) = chats.get_mut(&chat) else {
-                return;
-            };
-            // Recorded when the chat is stored; dropped with an aborted task, it says `cancelled`.
-            let turn = storage.begin(&chat, &prompt, model.as_deref(), context.as_deref());
             if open.context != context {
-                open.chat.update(context.clone().unwrap_or_default());
+                open.conversation
+                    .update(context.clone().unwrap_or_default());
                 open.context = context;
             }
-            let mut reply = open.chat.send(prompt).outputs();
+            let reply = open
+                .conversation
+                .send(Message::user(prompt), &Options::default());
             let tx = tx.clone();
             answers.retain(|_, (_, task)| !task.is_finished());
             let task = tokio::spawn(async move {
-                while let Some(item) = reply.next().await {
-                    if let (Some(turn), Ok(output)) = (&turn, &item) {
-                        match output {
-                            Output::Text(text) => turn.chunk(text),
-                            Output::Event(event) => turn.event(event),
-                        }
-                    }
+                let mut outputs = reply.outputs();
+                while let Some(item) = outputs.next().await {
                     let update = match item {
                         Ok(Output::Text(text)) => Update::Text(message, text),
                         Ok(Output::Event(Event::Reasoning(text))) => {
                             Update::Reasoning(message, text)
                         }
+                        Ok(Output::Event(Event::Other { name, message: m })) if name == "store" => {
+                            let error = m["error"].as_str().unwrap_or("no answer").to_owned();
+                            Update::Notice(format!("store: {error}; the answer is kept in memory"))
+                        }
                         Ok(Output::Event(_)) => continue,
                         Err(e) => {
-                            if let Some(turn) = &turn {
-                                turn.finish(TurnState::Error, None, Some(e.message()));
-                            }
                             let _ = tx.send(Update::Done(message, Some(e.to_string())));
                             return;
                         }
@@ -327,14 +335,51 @@ fn carry_out(
                         return;
                     }
                 }
-                if let Some(turn) = &turn {
-                    turn.finish(TurnState::Done, reply.reply().usage(), None);
-                }
                 let _ = tx.send(Update::Done(message, None));
             });
             answers.insert(message, (chat, task.abort_handle()));
         }
     }
+}
+
+/// The open chat `name` on `model`: its conversation switched to `model` when another was
+/// asked for. A chat with no conversation yet (its store failed, or it comes from a loaded
+/// session) gets a new one that continues the conversation the flow shows; a model that keeps
+/// its conversation on the service's side starts afresh, and the status bar says so.
+fn open_chat<'a>(
+    chats: &'a mut HashMap<String, OpenChat>,
+    name: &str,
+    model: Option<&str>,
+    app: &mut App,
+    config: &Config,
+    storage: &storage::Storage,
+) -> Result<&'a mut OpenChat, Error> {
+    match chats.get_mut(name) {
+        Some(open) if open.model.as_deref() == model => {}
+        Some(open) => {
+            open.conversation.switch(&config.resolve_all(model)?)?;
+            open.model = model.map(str::to_owned);
+        }
+        None => {
+            let (conversation, refused) =
+                storage.unnamed(model, &app.conversation(name), config)?;
+            if let Some(e) = refused {
+                app.notice = Some(format!(
+                    "{}: starts a new conversation ({e})",
+                    conversation.model()
+                ));
+            }
+            let open = OpenChat {
+                model: model.map(str::to_owned),
+                context: None,
+                conversation,
+            };
+            chats.insert(name.to_owned(), open);
+        }
+    }
+    chats
+        .get_mut(name)
+        .ok_or_else(|| Error::config(format!("the chat {name} is not open")))
 }
 
 /// The chat of a saved session that a one-shot prompt continues
@@ -375,22 +420,6 @@ pub fn saved_chat(path: &std::path::Path) -> Result<SavedChat, Error> {
         history: history_of(&state::conversation(&saved.messages, &chat.name)),
         config: saved.config.clone(),
     })
-}
-
-/// Opens a chat with `model` that continues `conversation` (prompt and answer pairs). A model
-/// that keeps its conversation on the service's side cannot take one over: it starts afresh,
-/// and the status bar says so.
-fn open_chat(
-    model: Option<&str>,
-    conversation: &[(String, String)],
-    config: &Config,
-    notice: &mut Option<String>,
-) -> Result<Chat, Error> {
-    let chat = Chat::open(model, config)?;
-    if let Err(e) = chat.restore(history_of(conversation)) {
-        *notice = Some(format!("{}: starts a new conversation ({e})", chat.model()));
-    }
-    Ok(chat)
 }
 
 /// Prompt and answer pairs as the engine's messages.

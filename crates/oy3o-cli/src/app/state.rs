@@ -150,6 +150,9 @@ pub struct App {
     pub config: SessionConfig,
 }
 
+/// How an answer the person stopped ends.
+const STOPPED_WITH_ESC: &str = "stopped with Esc";
+
 /// Message 0: commands and keys.
 pub const HELP: &str = "\
     command          │ description
@@ -281,6 +284,11 @@ impl App {
         }
     }
 
+    /// The person stopped the answer in message `index` (Esc).
+    pub fn answer_stopped(&mut self, index: usize) {
+        self.answer_done(index, Some(STOPPED_WITH_ESC.into()));
+    }
+
     /// The answer in message `index` ended, with an error or not.
     pub fn answer_done(&mut self, index: usize, error: Option<String>) {
         let Some(m) = self.messages.get_mut(index).filter(|m| m.streaming) else {
@@ -295,7 +303,12 @@ impl App {
                 m.body = e;
             } else {
                 // Keep the partial answer; say why it stopped.
-                m.body.push_str(&format!("\n[stopped: {e}]"));
+                let why = if e == STOPPED_WITH_ESC {
+                    e
+                } else {
+                    format!("stopped: {e}")
+                };
+                m.body.push_str(&format!("\n[{why}]"));
             }
             m.title = first_line(&m.body);
         }
@@ -412,10 +425,10 @@ mod tests {
             stopped: false,
         });
         app.answer_text(n, "partial");
-        app.answer_done(n, Some("stopped".into()));
+        app.answer_stopped(n);
         app.answer_text(n, " late");
         app.answer_done(n, None);
-        assert_eq!(app.messages[n].body, "partial\n[stopped: stopped]");
+        assert_eq!(app.messages[n].body, "partial\n[stopped with Esc]");
         assert!(!app.streaming());
     }
 }

@@ -1,159 +1,127 @@
-//! The app's side of the store: `chat NAME` resumes a stored chat, and every answer of a
-//! stored chat is recorded without waiting for the database.
+//! The app's side of the store: `chat NAME` opens the chat through the engine's conversations
+//! (resuming a stored one), which record every answer without waiting for the database.
 //!
 //! The store opens in the background when the app starts; the first `chat NAME` waits for it
 //! at most [`WAIT`], and a store that is not there costs one note in the status bar.
 
-use std::collections::HashMap;
-use std::sync::Arc;
 use std::time::Duration;
 
-use oy3o_store::{ChatRecord, Health, Recorder, Store, StoreSetting, TurnRecorder};
-use tokio::task::JoinHandle;
+use oy3o::{Config, Conversation, Conversations, Message, Opening, Role};
+use oy3o_store::{Health, Recorder, StoreSetting};
 
 use crate::store::LOCAL;
 
 /// The longest `chat NAME` waits for the store to open.
 const WAIT: Duration = Duration::from_secs(3);
 
-/// A stored chat as it comes back: its model, context and turns (prompt, answer).
+/// A chat as it comes back: its conversation, model, context and turns (prompt, answer).
 pub struct Resumed {
+    pub conversation: Conversation,
     pub model: Option<String>,
     pub context: Option<String>,
     pub turns: Vec<(String, String)>,
 }
 
-enum Slot {
-    Opening(JoinHandle<Result<Option<Arc<dyn Store>>, String>>),
-    Ready(Option<Arc<dyn Store>>),
-}
-
-/// Shows a store outage (or its end) to the person.
-type Notify = Arc<dyn Fn(String) + Send + Sync>;
-
-/// The store, its recorder and the chats of this session that live in it.
+/// The store's recorder and the conversations kept in it (in memory without a store).
 pub struct Storage {
-    slot: Slot,
     recorder: Option<Recorder>,
-    notify: Option<Notify>,
-    /// Chat name → its record and the number of its turns so far.
-    chats: HashMap<String, (ChatRecord, i64)>,
+    conversations: Conversations,
 }
 
 impl Storage {
     /// Starts opening the store (none for `store = "none"`).
     pub fn start(setting: &StoreSetting) -> Self {
-        let setting = setting.clone();
-        let task =
-            tokio::spawn(
-                async move { oy3o_store::open(&setting).await.map_err(|e| e.to_string()) },
-            );
+        let recorder = crate::store::recorder(setting);
+        let conversations = crate::store::conversations(recorder.as_ref());
         Self {
-            slot: Slot::Opening(task),
-            recorder: None,
-            notify: None,
-            chats: HashMap::new(),
-        }
-    }
-
-    /// The store, once open; `Err` says why not (for the status bar, once).
-    async fn store(&mut self) -> Result<Option<Arc<dyn Store>>, String> {
-        if let Slot::Opening(task) = &mut self.slot {
-            let opened = match tokio::time::timeout(WAIT, task).await {
-                Err(_) => return Err("the store is still opening; this chat is not stored".into()),
-                Ok(Err(e)) => Err(format!("the store failed to open: {e}")),
-                Ok(Ok(result)) => result,
-            };
-            let store = match opened {
-                Ok(store) => store,
-                Err(e) => {
-                    self.slot = Slot::Ready(None);
-                    return Err(format!("{e}; chats are not stored"));
-                }
-            };
-            self.recorder = store.clone().map(Recorder::new);
-            self.listen();
-            self.slot = Slot::Ready(store);
-        }
-        match &self.slot {
-            Slot::Ready(store) => Ok(store.clone()),
-            Slot::Opening(_) => Ok(None),
+            recorder,
+            conversations,
         }
     }
 
     /// Calls `notify` with a line for the status bar when writes start failing or recover.
-    pub fn on_health(&mut self, notify: impl Fn(String) + Send + Sync + 'static) {
-        self.notify = Some(Arc::new(notify));
-        self.listen();
-    }
-
-    /// Puts the notifier on the recorder once both exist (in either order).
-    fn listen(&self) {
-        if let (Some(recorder), Some(notify)) = (&self.recorder, self.notify.clone()) {
-            recorder.on_health(move |health| {
-                notify(match health {
-                    Health::Failing(e) => format!("store: {e}; answers are kept in memory"),
-                    Health::Recovered => "store: writing again".into(),
-                    Health::Dropped { turns } => {
-                        format!("store: {turns} answer(s) not kept: the store fell too far behind")
-                    }
-                    Health::Refused { error, .. } => {
-                        format!("store: the database refused an answer, not kept: {error}")
-                    }
-                })
-            });
-        }
-    }
-
-    /// Finds (or creates) the stored chat `name`: `Ok(None)` with no store.
-    pub async fn resume(&mut self, name: &str) -> Result<Option<Resumed>, String> {
-        let Some(store) = self.store().await? else {
-            return Ok(None);
+    pub fn on_health(&self, notify: impl Fn(String) + Send + Sync + 'static) {
+        let Some(recorder) = &self.recorder else {
+            return;
         };
-        let chat = store
-            .open_chat(LOCAL, name, None, None)
-            .await
-            .map_err(|e| e.to_string())?;
-        let turns = store
-            .turns(LOCAL, &chat.id)
-            .await
-            .map_err(|e| e.to_string())?;
-        let history = turns
-            .iter()
-            .filter(|t| !t.answer.is_empty())
-            .map(|t| (t.prompt.clone(), t.answer.clone()))
-            .collect();
-        let resumed = Resumed {
-            model: chat.model.clone(),
-            context: chat.context.clone(),
-            turns: history,
-        };
-        self.chats
-            .insert(name.to_owned(), (chat, turns.len() as i64));
-        Ok(Some(resumed))
+        recorder.on_health(move |health| {
+            notify(match health {
+                Health::Failing(e) => format!("store: {e}; answers are kept in memory"),
+                Health::Recovered => "store: writing again".into(),
+                Health::Dropped { turns } => {
+                    format!("store: {turns} answer(s) not kept: the store fell too far behind")
+                }
+                Health::Refused { error, .. } => {
+                    format!("store: the database refused an answer, not kept: {error}")
+                }
+            })
+        });
     }
 
-    /// Starts recording a prompt of chat `name`, if that chat is stored.
-    pub fn begin(
-        &mut self,
-        name: &str,
-        prompt: &str,
+    /// Opens the chat `name`: the stored one resumed, else a new one kept under that name.
+    /// `Err` says why the store could not be read (for the status bar).
+    pub async fn resume(&self, name: &str, config: &Config) -> Result<Resumed, String> {
+        let opening = Opening::named(LOCAL, name);
+        let conversation =
+            match tokio::time::timeout(WAIT, self.conversations.open(opening, config)).await {
+                Err(_) => return Err("the store is still opening; this chat is not stored".into()),
+                Ok(Err(e)) => return Err(format!("{}; this chat is not stored", e.message())),
+                Ok(Ok(conversation)) => conversation,
+            };
+        let record = conversation.record();
+        Ok(Resumed {
+            turns: pairs(&conversation.history()),
+            model: record.model,
+            context: record.context,
+            conversation,
+        })
+    }
+
+    /// A chat that is not stored (the store failed, or a chat of a loaded session): a new
+    /// conversation that continues `history` (prompt and answer pairs).
+    pub fn unnamed(
+        &self,
         model: Option<&str>,
-        context: Option<&str>,
-    ) -> Option<TurnRecorder> {
-        let recorder = self.recorder.as_ref()?;
-        let (chat, seq) = self.chats.get_mut(name)?;
-        if model.is_some() {
-            chat.model = model.map(str::to_owned);
-        }
-        chat.context = context.map(str::to_owned);
-        let turn = recorder.begin_turn(chat, *seq, prompt);
-        *seq += 1;
-        Some(turn)
+        history: &[(String, String)],
+        config: &Config,
+    ) -> oy3o::Result<(Conversation, Option<oy3o::Error>)> {
+        let opening = Opening::one_shot(LOCAL).model(model);
+        let conversation = self.conversations.one_shot(&opening, config)?;
+        // A model that keeps its conversation on the service's side cannot take one over.
+        let refused = conversation.restore(super::history_of(history)).err();
+        Ok((conversation, refused))
     }
 
     /// Writes what is left before the app exits.
     pub async fn finish(self) {
         crate::store::finish(self.recorder).await;
+    }
+}
+
+/// A history as (prompt, answer) pairs, for the flow.
+fn pairs(history: &[Message]) -> Vec<(String, String)> {
+    history
+        .windows(2)
+        .filter(|pair| pair[0].role == Role::User && pair[1].role == Role::Assistant)
+        .map(|pair| (pair[0].text().into_owned(), pair[1].text().into_owned()))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_history_comes_back_as_prompt_and_answer_pairs() {
+        let history = [
+            Message::user("a"),
+            Message::assistant("A"),
+            Message::user("b"),
+            Message::assistant("B"),
+        ];
+        assert_eq!(
+            pairs(&history),
+            [("a".into(), "A".into()), ("b".into(), "B".into())]
+        );
     }
 }

@@ -25,6 +25,36 @@ pub struct StageResult {
     pub failed: usize,
 }
 
+impl StageResult {
+    /// The stage as JSON, the one schema every face prints, sends and stores a chain run's
+    /// stages in: `index` is 0-based (as in the `stage_start` event), each task's `error` is
+    /// `{code, message}` or `null`, and `model` is the task's own model (`null`: the default).
+    ///
+    /// ```
+    /// let stage = oy3o::StageResult { index: 0, results: Vec::new(), failed: 0 };
+    /// assert_eq!(stage.to_json()["index"], 0);
+    /// ```
+    pub fn to_json(&self) -> serde_json::Value {
+        let results: Vec<serde_json::Value> = self
+            .results
+            .iter()
+            .map(|r| {
+                json!({
+                    "index": r.index,
+                    "name": r.task.name,
+                    "model": r.task.model,
+                    "prompt": r.task.prompt,
+                    "response": r.response,
+                    "error": r.error.as_ref().map(|e| json!({"code": e.code(), "message": e.message()})),
+                    "usage": r.usage,
+                    "elapsed_ms": r.elapsed.as_millis() as u64,
+                })
+            })
+            .collect();
+        json!({ "index": self.index, "failed": self.failed, "results": results })
+    }
+}
+
 /// Runs a chain and yields each stage's results when the stage completes. References are
 /// checked before anything runs. A stage whose successes fall below its `min_ok` is yielded,
 /// then the chain stops with an error. Dropping the stream cancels every running task.
@@ -127,4 +157,36 @@ pub async fn exec_tasks_chain_once(chain: Chain, config: &Config) -> Result<Vec<
         out.push(stage?);
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Task;
+    use std::time::Duration;
+
+    #[test]
+    fn a_stage_as_json_is_0_based_with_errors_as_code_and_message() {
+        let result = |index, error: Option<Error>| TaskResult {
+            index,
+            task: Task::new(None, "hi"),
+            response: error.is_none().then(|| "ok".to_owned()),
+            error,
+            usage: None,
+            elapsed: Duration::from_millis(5),
+        };
+        let stage = StageResult {
+            index: 1,
+            results: vec![result(0, None), result(1, Some(Error::network("down")))],
+            failed: 1,
+        };
+        let json = stage.to_json();
+        assert_eq!(json["index"], 1);
+        assert_eq!(json["failed"], 1);
+        assert_eq!(json["results"][0]["response"], "ok");
+        assert_eq!(json["results"][0]["error"], serde_json::Value::Null);
+        assert_eq!(json["results"][1]["index"], 1);
+        assert_eq!(json["results"][1]["error"]["code"], "network");
+        assert_eq!(json["results"][1]["error"]["message"], "down");
+    }
 }

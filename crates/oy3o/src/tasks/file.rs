@@ -99,10 +99,13 @@ pub(super) fn validate(chain: &Chain) -> Result<()> {
         if let Some(min) = min_ok
             && *min > tasks.len()
         {
+            let count = match tasks.len() {
+                1 => "1 task".to_owned(),
+                n => format!("{n} tasks"),
+            };
             return Err(Error::config(format!(
-                "stage {}: min_ok is {min} but the stage has only {} tasks",
-                s + 1,
-                tasks.len()
+                "stage {}: min_ok is {min} but the stage has only {count}",
+                s + 1
             )));
         }
     }
@@ -158,6 +161,21 @@ mod tests {
         assert!(msg.contains("bad.toml"), "{msg}");
         assert!(msg.contains("stage 2, task 1"), "{msg}");
         assert!(msg.contains("temperture"), "{msg}");
+    }
+
+    #[test]
+    fn an_unreachable_quorum_counts_its_one_task_in_the_singular() {
+        let msg = parse(
+            "[[stage]]\nmin_ok = 2\n[[stage.task]]\nprompt = \"a\"\n",
+            "q.toml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            msg.contains("min_ok is 2 but the stage has only 1 task"),
+            "{msg}"
+        );
+        assert!(!msg.contains("1 tasks"), "{msg}");
     }
 
     #[test]

@@ -82,10 +82,14 @@ pub(super) fn read_error(_status: StatusCode, body: &str) -> ErrorDetail {
         message: (!message.is_empty()).then(|| message.to_owned()),
         ..ErrorDetail::default()
     };
+    // A bad key is a 400 `INVALID_ARGUMENT`; not every answer carries the `ErrorInfo` detail
+    // that says so, but its message always does.
     if matches!(
         error["status"].as_str(),
         Some("UNAUTHENTICATED" | "PERMISSION_DENIED")
-    ) {
+    ) || message.starts_with("API key not valid")
+        || message.starts_with("API key expired")
+    {
         detail.code = Some(ErrorCode::Auth);
     }
     for d in error["details"].as_array().into_iter().flatten() {
@@ -130,6 +134,13 @@ mod tests {
         assert_eq!(duration("0.25s"), Some(Duration::from_millis(250)));
         assert_eq!(duration("soon"), None);
         assert_eq!(duration("-1s"), None);
+    }
+
+    #[test]
+    fn a_bad_key_without_the_error_info_detail_is_still_an_auth_error() {
+        let body = r#"{"error":{"code":400,"message":"API key not valid. Please pass a valid API key.","status":"INVALID_ARGUMENT"}}"#;
+        let d = read_error(StatusCode::BAD_REQUEST, body);
+        assert_eq!(d.code, Some(ErrorCode::Auth));
     }
 
     #[test]

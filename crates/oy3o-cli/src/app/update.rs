@@ -1,0 +1,141 @@
+//! What the runtime reports to the state (answers streaming in, chains progressing, notes),
+//! applied by the pure [`App::apply`]: the runtime only carries updates, the state decides what
+//! they change, and the tests check it without a terminal or a model.
+
+use super::state::{App, Kind, Message};
+
+/// What a streaming task (an answer, a chain, a download, the store) reports.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Update {
+    /// Answer text for message `.0`.
+    Text(usize, String),
+    /// The model's reasoning for message `.0`.
+    Reasoning(usize, String),
+    /// The answer in message `.0` ended, with an error or not.
+    Done(usize, Option<String>),
+    /// The person stopped the answer in message `.0`.
+    Stopped(usize),
+    /// One task of the named chain finished.
+    TaskDone(String),
+    /// A task's result: chain, stage number (1-based), task label, answer or error.
+    TaskResult(String, usize, String, Result<String, String>),
+    /// The named chain ended, with an error or not.
+    TaskEnd(String, Option<String>),
+    /// A note for the status bar (a model download's progress, the store's health).
+    Notice(String),
+    /// The model asked for with `/model` in chat `chat`, checked against the config: taken,
+    /// or refused with why.
+    Model {
+        /// The chat.
+        chat: String,
+        /// The model asked for.
+        model: String,
+        /// Why the config refuses it, if it does.
+        error: Option<String>,
+    },
+}
+
+impl App {
+    /// Applies what the runtime reported.
+    pub fn apply(&mut self, update: Update) {
+        match update {
+            Update::Text(index, text) => self.answer_text(index, &text),
+            Update::Reasoning(index, text) => self.answer_reasoning(index, &text),
+            Update::Done(index, error) => self.answer_done(index, error),
+            Update::Stopped(index) => self.answer_stopped(index),
+            Update::TaskDone(name) => self.task_done(&name),
+            Update::TaskResult(name, stage, label, result) => {
+                let (kind, body) = match result {
+                    Ok(text) => (Kind::Answer, text),
+                    Err(e) => (Kind::Error, e),
+                };
+                let mut m = Message::note(kind, body);
+                m.title = format!("{name} stage {stage} [{label}]: {}", m.title);
+                self.push(m);
+            }
+            Update::TaskEnd(name, error) => self.task_end(&name, error),
+            Update::Notice(text) => self.notice = Some(text),
+            Update::Model { chat, model, error } => match error {
+                None => {
+                    if let Some(c) = self.chat_mut(&chat) {
+                        c.model = Some(model.clone());
+                    }
+                    self.push(Message::note(
+                        Kind::Info,
+                        format!("{chat} now uses {model}"),
+                    ));
+                }
+                Some(e) => {
+                    let keeps = self
+                        .chat_mut(&chat)
+                        .and_then(|c| c.model.clone())
+                        .unwrap_or_else(|| "the default model".into());
+                    self.error(format!("/model {model}: {e}; {chat} keeps {keeps}"));
+                }
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::app::commands::{Effect, run_line};
+
+    /// An app with chat `c` open and prompt `hi` sent: the message the answer streams into.
+    fn app_waiting_for_an_answer() -> (App, usize) {
+        let mut app = App::new();
+        run_line(&mut app, "chat c");
+        let message = run_line(&mut app, "hi")
+            .into_iter()
+            .find_map(|e| match e {
+                Effect::Send { message, .. } => Some(message),
+                _ => None,
+            })
+            .expect("a prompt in a chat is sent");
+        (app, message)
+    }
+
+    #[test]
+    fn answer_text_streams_into_its_message_until_it_is_done() {
+        let (mut app, m) = app_waiting_for_an_answer();
+        app.apply(Update::Reasoning(m, "thinking".into()));
+        app.apply(Update::Text(m, "Hel".into()));
+        app.apply(Update::Text(m, "lo".into()));
+        assert!(app.streaming());
+        app.apply(Update::Done(m, None));
+        app.apply(Update::Text(m, " late".into()));
+        let answer = &app.messages[m];
+        assert_eq!(answer.body, "Hello");
+        assert_eq!(answer.reasoning, "thinking");
+        assert!(!answer.streaming && !answer.stopped);
+        assert!(!app.streaming());
+    }
+
+    #[test]
+    fn a_failed_answer_keeps_what_came_and_is_left_out_of_the_conversation() {
+        let (mut app, m) = app_waiting_for_an_answer();
+        app.apply(Update::Text(m, "part".into()));
+        app.apply(Update::Done(m, Some("network down".into())));
+        assert!(app.messages[m].stopped);
+        assert!(app.messages[m].body.starts_with("part"));
+        assert!(app.conversation("c").is_empty());
+    }
+
+    #[test]
+    fn a_task_result_is_a_titled_message_and_a_notice_goes_to_the_status_bar() {
+        let mut app = App::new();
+        let before = app.messages.len();
+        app.apply(Update::TaskResult(
+            "moa".into(),
+            2,
+            "judge".into(),
+            Err("no key".into()),
+        ));
+        let m = &app.messages[before];
+        assert_eq!(m.kind, Kind::Error);
+        assert_eq!(m.title, "moa stage 2 [judge]: no key");
+        app.apply(Update::Notice("store: writing again".into()));
+        assert_eq!(app.notice.as_deref(), Some("store: writing again"));
+    }
+}
