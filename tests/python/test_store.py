@@ -69,16 +69,16 @@ def test_a_named_chat_resumes_in_another_process_with_its_history(fake, tmp_path
     assert other["before"] == []
 
 
-def test_a_store_that_cannot_be_opened_is_a_config_error(fake_config):
-    from oy3opy.ai import Chat, Config, ConfigError
+def test_a_store_that_cannot_be_reached_is_a_network_error(fake_config):
+    from oy3opy.ai import Chat, Config, NetworkError
 
     cfg = Config({**fake_config, "store": "postgres://oy3o@127.0.0.1:1/oy3o"})
     try:
         Chat("openai:gpt-4o-mini", config=cfg, name="x")
-    except ConfigError as exc:
-        assert "store" in str(exc)
+    except NetworkError as exc:
+        assert "store" in str(exc) and exc.code == "network"
     else:
-        raise AssertionError("an unreachable store must raise ConfigError")
+        raise AssertionError("an unreachable store must raise NetworkError")
 
 
 def test_store_none_makes_a_named_chat_a_plain_one(fake, fake_config, tmp_path):
@@ -134,7 +134,7 @@ def test_a_store_too_busy_to_write_is_a_store_event_and_loses_no_turn(fake, fake
         await chat.close()
 
     asyncio.run(main())
-    assert [e["message"]["status"] for e in seen] == ["failing"], seen
+    assert [e["message"]["status"] for e in seen] == ["pending"], seen
     assert "3s" in seen[0]["message"]["error"]
     with sqlite3.connect(db) as conn:
         rows = conn.execute("SELECT prompt, answer, state FROM turns ORDER BY seq").fetchall()
