@@ -157,6 +157,7 @@ impl ProviderSettings {
 /// // A context given with the call beats the global per-model one.
 /// let mut global = global;
 /// global.contexts.insert("openai".into(), "Global.".into());
+/// global.cookies.insert("openai".into(), oy3o::Credential::parse("sk-x"));
 /// let merged = global.overlay(&call);
 /// let target = merged.resolve(Some("openai:gpt-4o-mini")).unwrap();
 /// assert_eq!(target.context.as_deref(), Some("Be brief."));
