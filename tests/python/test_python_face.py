@@ -373,3 +373,11 @@ def test_unnamed_tasks_on_one_model_get_unique_labels_in_the_next_stage(fake, fa
     execTasksChain_once([[{"model": MODEL, "prompt": "a"}, {"model": MODEL, "prompt": "b"}], [{"model": MODEL, "prompt": "c"}]])
     context = fake.requests[-1]["body"]["messages"][0]["content"]
     assert context == f"[{MODEL}]: {RECORDED_ANSWER}\n[/{MODEL}]\n[{MODEL}#2]: {RECORDED_ANSWER}\n[/{MODEL}#2]\n"
+
+
+def test_errors_give_python_hints_not_command_line_flags():
+    from oy3opy.ai import AuthError
+
+    with pytest.raises(AuthError) as missing:
+        Chat("openai:gpt-4o")
+    assert "--key" not in str(missing.value) and "cookie=" in str(missing.value)

@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from conftest import RECORDED_ANSWER
 
 SCRIPT = r"""
@@ -89,7 +90,8 @@ def test_store_none_makes_a_named_chat_a_plain_one(fake, fake_config, tmp_path):
     cfg = Config({**fake_config, "store": "none"})
 
     async def main():
-        chat = Chat("openai:gpt-4o-mini", config=cfg, name="x")
+        with pytest.warns(RuntimeWarning, match="not kept"):
+            chat = Chat("openai:gpt-4o-mini", config=cfg, name="x")
         assert chat.history == []
         assert await chat.send_once("hi") == RECORDED_ANSWER
         return chat.history

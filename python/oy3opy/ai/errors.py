@@ -105,6 +105,16 @@ class NotFoundError(Error, LookupError):
 _BY_CODE = {cls.code: cls for cls in (AuthError, RateLimitError, TimeoutError, NetworkError, BadRequestError, ProviderError, CancelledError, ConfigError, NotFoundError)}
 
 
+#: The engine words some fixes for the terminal; in Python they are said the Python way.
+_PYTHON_HINTS = (
+    ("pass --key / --cookie", "pass cookie= (or set config.cookies[...])"),
+    ("or pass --key", "or pass cookie="),
+    ("the path given to --config or OY3O_CONFIG", "the path in OY3O_CONFIG"),
+)
+
+
 def error_for(code: str, message: str) -> Error:
-    """The exception for an engine error code."""
+    """The exception for an engine error code (what the native module raises)."""
+    for terminal, python in _PYTHON_HINTS:
+        message = message.replace(terminal, python)
     return _BY_CODE.get(code, Error)(message, code)
