@@ -19,6 +19,8 @@ from typing import Any, Dict, List
 
 import pytest
 
+from conftest import run_python
+
 from oy3opy.ai import AuthError, Chat, Events, NetworkError, config, exec_once
 from oy3opy.utils.file import io
 
@@ -241,16 +243,8 @@ asyncio.run(main())
 
 def test_a_named_bing_chat_resumes_in_another_process_sending_only_the_new_prompt(copilot, tmp_path):
     def run(prompt: str) -> Dict[str, Any]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("OY3O_")}
-        out = subprocess.run(
-            [sys.executable, "-c", RESUME, copilot.url, json.dumps(copilot.cookie_export), f"sqlite:{tmp_path / 'b.db'}", prompt],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-        assert out.returncode == 0, out.stderr
-        return json.loads(out.stdout.strip().splitlines()[-1])
+        store = f"sqlite:{tmp_path / 'b.db'}"
+        return run_python(RESUME, copilot.url, json.dumps(copilot.cookie_export), store, prompt, home=tmp_path)
 
     first = run("one")
     second = run("two")

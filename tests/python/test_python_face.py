@@ -5,17 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import builtins
-import json
-import os
-import subprocess
-import sys
 import time
 import typing
 import warnings
-from pathlib import Path
 
 import pytest
-from conftest import RECORDED_ANSWER
+from conftest import RECORDED_ANSWER, run_python
 
 from oy3opy.ai import (
     Chat,
@@ -105,29 +100,21 @@ async def main():
         async for _ in chat.send("cut me"):
             break
     else:
-        await chat.send_once("whole")
+        await chat.send_once("whole", home=tmp_path)
     print(json.dumps({"before": before, "after": chat.history}))
 
 asyncio.run(main())
 """
 
 
-def run_script(tmp_path: Path, *args: str) -> dict:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OY3O_", "XDG_"))}
-    env.update(HOME=str(tmp_path), XDG_DATA_HOME=str(tmp_path / "data"), XDG_CONFIG_HOME=str(tmp_path / "config"))
-    out = subprocess.run([sys.executable, "-c", *args], env=env, capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0, out.stderr
-    return json.loads(out.stdout.strip().splitlines()[-1])
-
-
 def test_a_turn_cut_by_the_consumer_is_in_neither_the_live_nor_the_resumed_history(fake, tmp_path):
-    whole = run_script(tmp_path, CUT, fake.base_url, "one-rule", "whole")
+    whole = run_python(CUT, fake.base_url, "one-rule", "whole", home=tmp_path)
     assert [m["content"] for m in whole["after"]] == ["whole", RECORDED_ANSWER]
     fake.mode = "slow"
-    cut = run_script(tmp_path, CUT, fake.base_url, "one-rule", "cut")
+    cut = run_python(CUT, fake.base_url, "one-rule", "cut", home=tmp_path)
     assert cut["after"] == whole["after"], "live: the cut turn is not in the history"
     fake.mode = "stream"
-    resumed = run_script(tmp_path, CUT, fake.base_url, "one-rule", "whole")
+    resumed = run_python(CUT, fake.base_url, "one-rule", "whole", home=tmp_path)
     assert resumed["before"] == whole["after"], "resumed: the cut turn is not in the history either"
 
 

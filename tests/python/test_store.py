@@ -4,13 +4,12 @@ its model and history, and a chat without a name writes nothing."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from conftest import RECORDED_ANSWER
+from conftest import RECORDED_ANSWER, run_python
 
 SCRIPT = r"""
 import asyncio, json, sys
@@ -31,17 +30,7 @@ asyncio.run(main())
 
 
 def run(tmp_path: Path, fake, model: str, name: str, prompt: str) -> dict:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OY3O_", "XDG_"))}
-    env.update(HOME=str(tmp_path), XDG_DATA_HOME=str(tmp_path / "data"), XDG_CONFIG_HOME=str(tmp_path / "config"))
-    out = subprocess.run(
-        [sys.executable, "-c", SCRIPT, fake.base_url, model, name, prompt],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert out.returncode == 0, out.stderr
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return run_python(SCRIPT, fake.base_url, model, name, prompt, home=tmp_path)
 
 
 def test_a_named_chat_resumes_in_another_process_with_its_history(fake, tmp_path):
