@@ -3,7 +3,6 @@ its model and history, and a chat without a name writes nothing."""
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 from pathlib import Path
