@@ -100,7 +100,7 @@ async def main():
         async for _ in chat.send("cut me"):
             break
     else:
-        await chat.send_once("whole", home=tmp_path)
+        await chat.send_once("whole")
     print(json.dumps({"before": before, "after": chat.history}))
 
 asyncio.run(main())
