@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import itertools
 import json
+import re
 import shutil
 import subprocess
 import tempfile
@@ -150,6 +151,14 @@ def test_the_web_page_streams_an_answer_in_chromium(fake):
         assert [len(r["body"]["messages"]) for r in fake.requests] == [1, 1], fake.requests
         browser.eval("document.querySelector('#tabs .tab').click()")
         assert browser.eval("document.querySelector('.msg.user .text').innerText") == "Say hello"
+        # A chat id names the owner's stored chat: each must be this visitor's own, never a
+        # counter that the next visitor of the same owner would reuse (and so resume).
+        ids = browser.eval("[...chats.keys()]")
+        assert len(set(ids)) == 2 and all(re.fullmatch(r"web-[0-9a-f]{24}", i) for i in ids), ids
+        browser.call("Page.reload")
+        browser.wait_for("document.getElementById('status')?.className === 'open'", "the page to reconnect")
+        again = browser.eval("[...chats.keys()]")
+        assert len(again) == 1 and again[0] not in ids, (ids, again)
 
         shot = browser.call("Page.captureScreenshot", format="png")
         png = base64.b64decode(shot["data"])

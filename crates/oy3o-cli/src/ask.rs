@@ -297,6 +297,26 @@ async fn answer(
             bar.pull(source, downloaded, m["total"].as_u64());
         }
     });
+    // The first answer of a process loads a local model first: show it on a terminal.
+    let loading = line.clone();
+    config.listeners.on("load", move |event| {
+        if let (true, Ok(mut line)) = (std::io::stderr().is_terminal(), loading.lock()) {
+            let model = event.message()["model"]
+                .as_str()
+                .unwrap_or("the model")
+                .to_owned();
+            line.status(&format!("loading {model}…"));
+        }
+    });
+    // Nobody chose the model: say which one answered, once the answer is out.
+    let by_default = config.model.is_none();
+    let answered_by = Arc::new(Mutex::new(None::<String>));
+    let by = answered_by.clone();
+    config.listeners.on("create", move |event| {
+        if let (Some(model), Ok(mut by)) = (event.message()["model"].as_str(), by.lock()) {
+            *by = Some(model.to_owned());
+        }
+    });
     // Listen for Ctrl+C before the request starts, so an early one is not lost.
     let mut ctrl_c = std::pin::pin!(tokio::signal::ctrl_c());
     let mut sink = Sink::new(options);
@@ -328,10 +348,11 @@ async fn answer(
             }
         };
         let Some(item) = item else { break };
-        if first {
+        // Progress (a pull, the load) lasts until the answer or an error comes.
+        if first && !matches!(item, Ok(Output::Event(_))) {
             first = false;
             if let Ok(mut l) = line.lock() {
-                l.finish();
+                l.clear();
             }
         }
         let output = match item {
@@ -360,6 +381,12 @@ async fn answer(
     }
     let _ = sink.finish(&mut out);
     end(&turn, TurnState::Done, outputs.reply().usage(), None);
+    let answered_by = answered_by.lock().ok().and_then(|by| by.clone());
+    if let Some(model) = answered_by.filter(|_| by_default && !options.json)
+        && std::io::stderr().is_terminal()
+    {
+        eprintln!("\x1b[2m({model}, the default model; --model picks another)\x1b[0m");
+    }
     if options.usage {
         match outputs.reply().usage() {
             Some(usage) => eprintln!("{}", usage_line(usage)),

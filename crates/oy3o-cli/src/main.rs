@@ -15,6 +15,7 @@
 mod app;
 mod ask;
 mod chain;
+mod command_line;
 mod config_file;
 mod highlight;
 mod history;
@@ -32,7 +33,7 @@ use oy3o::{Config, Credential, Error, ErrorCode};
 
 /// Ask AI models from the terminal. With no configuration, a small local model answers.
 #[derive(Parser, Debug)]
-#[command(name = "oy3o", version, about, args_conflicts_with_subcommands = true)]
+#[command(name = "oy3o", version, about)]
 struct Args {
     #[command(subcommand)]
     command: Option<Command>,
@@ -92,9 +93,10 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Download and verify a local model (default: smollm2) into the cache.
+    /// Download and verify a local model (default: smollm2) into the cache, and check its chat
+    /// template.
     Pull {
-        /// A catalog name.
+        /// A catalog name: smollm2, qwen2.5-0.5b or qwen2.5-1.5b.
         #[arg(default_value = "smollm2")]
         name: String,
     },
@@ -123,7 +125,8 @@ enum ConfigAction {
 }
 
 fn main() -> ExitCode {
-    let args = Args::parse();
+    // Options every command takes mean the same before or after a subcommand.
+    let args = command_line::parse::<Args, _, _>(std::env::args_os()).unwrap_or_else(|e| e.exit());
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -68,6 +68,16 @@ impl ProgressLine {
         }
     }
 
+    /// Erases a line still being drawn (a status that is over) on a terminal; elsewhere ends it.
+    pub fn clear(&mut self) {
+        if self.tty && self.announced {
+            eprint!("\r\x1b[2K");
+            self.announced = false;
+        } else {
+            self.finish();
+        }
+    }
+
     fn show(&mut self, line: &str, done: bool) {
         let mut err = std::io::stderr().lock();
         if self.tty {

@@ -2,6 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::repetition::Loop;
+
 /// One message of a conversation.
 ///
 /// ```
@@ -41,7 +43,18 @@ impl ChatMessage {
     }
 }
 
-/// How to pick tokens. The default is greedy decoding, which small models need to stay on topic.
+/// The repeat penalty used when sampling and [`GenerateOptions::repeat_penalty`] is `None`:
+/// llama.cpp's server (llama-cpp-python) and Ollama apply 1.1 by default. Greedy decoding uses
+/// none by default (it answered worse with it).
+pub const DEFAULT_REPEAT_PENALTY: f32 = 1.1;
+
+/// How many of the answer's last tokens the repeat penalty looks at, as llama.cpp's
+/// `repeat_last_n` and Ollama's default.
+pub const REPEAT_WINDOW: usize = 64;
+
+/// How to pick tokens. The default is greedy decoding, which small models need to stay on topic;
+/// sampling adds a repeat penalty over a recent window. Either way an answer whose tail loops
+/// ends with [`Finish::Repetition`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct GenerateOptions {
     /// Sampling temperature; `None` or `0` means greedy (always the most likely token).
@@ -52,8 +65,13 @@ pub struct GenerateOptions {
     /// Seed for sampling, for repeatable answers; random when `None`.
     pub seed: Option<u32>,
     /// Stop after this many new tokens; by default generation runs until the model ends its
-    /// answer or the context window is full.
+    /// answer, loops, or the context window is full.
     pub max_tokens: Option<u32>,
+    /// Divides (or for negative logits, multiplies) the logit of every token seen in the
+    /// answer's last [`REPEAT_WINDOW`] tokens; `None` means [`DEFAULT_REPEAT_PENALTY`] when
+    /// sampling and none when greedy; `1.0` turns it off.
+    #[serde(default)]
+    pub repeat_penalty: Option<f32>,
 }
 
 /// One item of a generation stream.
@@ -72,6 +90,8 @@ pub enum Finish {
     Stop,
     /// `max_tokens` was reached or the context window filled up.
     Length,
+    /// The answer's tail repeated itself (see [`Loop`]), so it was ended there.
+    Repetition(Loop),
 }
 
 /// Counts and timings of one generation.

@@ -46,6 +46,21 @@ pub enum LlamaError {
          (system, user, assistant) and their order"
     )]
     Template(String),
+    /// A catalog model's chat template renders a different prompt than the catalog expects, so
+    /// this crate would talk to it in a format it was not trained on.
+    #[error(
+        "the chat template of {model} renders {got:?} for one question, expected {expected:?}: \
+         the file is not the one the catalog describes, or its template is one this crate renders \
+         differently; use another model or report it"
+    )]
+    TemplateMismatch {
+        /// The catalog name.
+        model: String,
+        /// The catalog's prompt.
+        expected: String,
+        /// What the file's template rendered.
+        got: String,
+    },
     /// The rendered conversation does not fit the context window.
     #[error(
         "the conversation is {prompt_tokens} tokens but the context holds {context_tokens}: \

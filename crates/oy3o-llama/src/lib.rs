@@ -19,12 +19,16 @@ mod chat;
 mod error;
 mod model_thread;
 mod pull;
+mod repetition;
 mod runtime;
 mod template;
 mod text;
 
-pub use catalog::{CATALOG, CatalogModel, find_model};
-pub use chat::{ChatMessage, Finish, GenerateOptions, Piece, RenderedPrompt, Stats};
+pub use catalog::{CATALOG, CatalogModel, TEMPLATE_CHECK_QUESTION, find_model};
+pub use chat::{
+    ChatMessage, DEFAULT_REPEAT_PENALTY, Finish, GenerateOptions, Loop, Piece, REPEAT_WINDOW,
+    RenderedPrompt, Stats,
+};
 pub use error::{LlamaError, PullError, SourceFailure};
 pub use pull::{
     PullProgress, SOURCES_ENV, Source, default_cache_dir, ensure_model, ensure_model_from,

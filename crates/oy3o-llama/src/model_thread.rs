@@ -20,8 +20,12 @@ use llama_cpp_2::token::LlamaToken;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::backend;
-use crate::chat::{ChatMessage, Finish, GenerateOptions, Piece, RenderedPrompt, Stats};
+use crate::chat::{
+    ChatMessage, DEFAULT_REPEAT_PENALTY, Finish, GenerateOptions, Piece, REPEAT_WINDOW,
+    RenderedPrompt, Stats,
+};
 use crate::error::LlamaError;
+use crate::repetition::RepetitionGuard;
 use crate::template::{CHATML_TEMPLATE, ChatTemplate};
 use crate::text::Utf8Pieces;
 
@@ -345,7 +349,8 @@ impl<'m> Session<'m> {
         let prompt_ms = millis(prompt_started);
 
         let generation_started = Instant::now();
-        let mut sampler = sampler(options);
+        let mut sampler = sampler(options, self.model.n_vocab());
+        let mut guard = RepetitionGuard::default();
         let room = n_ctx - tokens.len();
         let max_new = options.max_tokens.map_or(room, |m| (m as usize).min(room));
         let vocab = self.model.vocab();
@@ -367,6 +372,9 @@ impl<'m> Session<'m> {
             }
             if reply.is_closed() {
                 return Ok(None);
+            }
+            if let Some(found) = guard.push(token.0) {
+                break Finish::Repetition(found);
             }
             if completion >= max_new {
                 break Finish::Length;
@@ -416,21 +424,37 @@ impl<'m> Session<'m> {
     }
 }
 
-/// Greedy unless a temperature above zero is asked for.
-fn sampler(options: GenerateOptions) -> LlamaSampler {
+/// Greedy unless a temperature above zero is asked for. Sampling goes after a repeat penalty
+/// over the answer's last [`REPEAT_WINDOW`] tokens, as llama.cpp's server and Ollama do; greedy
+/// decoding has none unless one is asked for, because on SmolLM2 it measurably answered worse
+/// (a second turn lost the dog's name it was told and looped on "a mix of"), and the prompt in
+/// the window was worse still ("Zorblax" became "Zorba", "1+1" drifted into calculus). Loops
+/// are ended by the repetition guard instead.
+fn sampler(options: GenerateOptions, n_vocab: i32) -> LlamaSampler {
+    let mut chain = Vec::new();
+    let sampling = options.temperature.is_some_and(|t| t > 0.0);
+    let default = if sampling {
+        DEFAULT_REPEAT_PENALTY
+    } else {
+        1.0
+    };
+    let penalty = options.repeat_penalty.unwrap_or(default);
+    if penalty > 0.0 && (penalty - 1.0).abs() > f32::EPSILON {
+        let window = i32::try_from(REPEAT_WINDOW).unwrap_or(i32::MAX);
+        chain.push(LlamaSampler::penalties(n_vocab, window, penalty, 0.0, 0.0));
+    }
     match options.temperature {
         Some(t) if t > 0.0 => {
-            let mut chain = Vec::new();
             if let Some(p) = options.top_p.filter(|p| *p > 0.0 && *p < 1.0) {
                 chain.push(LlamaSampler::top_p(p, 1));
             }
             chain.push(LlamaSampler::temp(t));
             // llama.cpp picks a random seed for this value.
             chain.push(LlamaSampler::dist(options.seed.unwrap_or(u32::MAX)));
-            LlamaSampler::chain_simple(chain)
         }
-        _ => LlamaSampler::greedy(),
+        _ => chain.push(LlamaSampler::greedy()),
     }
+    LlamaSampler::chain_simple(chain)
 }
 
 fn is_valid(model: &LlamaModel, token: LlamaToken) -> bool {

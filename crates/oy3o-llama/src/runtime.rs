@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::backend;
+use crate::catalog::{CatalogModel, TEMPLATE_CHECK_QUESTION};
 use crate::chat::{ChatMessage, GenerateOptions, Piece, RenderedPrompt};
 use crate::error::LlamaError;
 use crate::model_thread::{Job, ModelThread, Settings};
@@ -108,6 +109,20 @@ impl Runtime {
         usize::try_from(self.inner.settings.threads).unwrap_or(1)
     }
 
+    /// Whether the model at `model` is loaded (or loading), so its next answer starts without
+    /// the load.
+    pub fn is_loaded(&self, model: impl AsRef<Path>) -> bool {
+        let Ok(key) = std::fs::canonicalize(model.as_ref()) else {
+            return false;
+        };
+        self.inner
+            .models
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .any(|(path, _)| *path == key)
+    }
+
     /// Answers the conversation `messages` with the model at `model`, streaming the answer.
     ///
     /// The stream yields [`Piece::Text`] pieces and ends with [`Piece::Done`], or with one error.
@@ -146,6 +161,30 @@ impl Runtime {
         rendered
             .await
             .unwrap_or_else(|_| Err(LlamaError::Thread("the model thread stopped".into())))
+    }
+
+    /// Checks that the chat template in `model`'s file renders `entry`'s
+    /// [`expected_prompt`](CatalogModel::expected_prompt) for one question (loads the model).
+    ///
+    /// # Errors
+    /// [`LlamaError::TemplateMismatch`] when it renders something else; loading or template
+    /// errors as for [`render`](Self::render).
+    pub async fn check_template(
+        &self,
+        model: impl AsRef<Path>,
+        entry: &CatalogModel,
+    ) -> Result<(), LlamaError> {
+        let question = vec![ChatMessage::user(TEMPLATE_CHECK_QUESTION)];
+        let rendered = self.render(model, question).await?;
+        if rendered.text == entry.expected_prompt {
+            Ok(())
+        } else {
+            Err(LlamaError::TemplateMismatch {
+                model: entry.name.to_owned(),
+                expected: entry.expected_prompt.to_owned(),
+                got: rendered.text,
+            })
+        }
     }
 
     /// Queues `job` on its model's thread, starting (and evicting) threads as needed.

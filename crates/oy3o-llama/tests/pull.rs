@@ -199,6 +199,34 @@ async fn a_wrong_file_from_a_source_is_refused() {
 }
 
 #[tokio::test]
+async fn the_stronger_models_are_fetched_over_http_and_held_to_their_pinned_size_and_hash() {
+    for name in ["qwen2.5-0.5b", "qwen2.5-1.5b"] {
+        let entry = oy3o_llama::find_model(name).unwrap();
+        let dir = common::scratch_dir(name);
+        // The real files are hundreds of megabytes and the model host is not reachable here:
+        // a local server stands in for it and serves the wrong bytes under the right name.
+        let server = FileServer::start(b"GGUF but not the model".to_vec()).await;
+        let url = format!("http://{}/{}", server.addr, entry.file_name);
+        let err = ensure_model_from(name, &dir, &[Source::Http(url.clone())], &mut no_progress())
+            .await
+            .unwrap_err();
+        let PullError::AllSourcesFailed { failures, .. } = &err else {
+            panic!("unexpected error: {err}");
+        };
+        assert_eq!(failures[0].source, url);
+        assert!(
+            failures[0]
+                .reason
+                .contains(&format!("expected {}", entry.size)),
+            "{err}"
+        );
+        assert_eq!(server.ranges(), vec![None], "one plain GET");
+        assert!(!dir.join(entry.file_name).exists());
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
+
+#[tokio::test]
 async fn an_unknown_name_is_a_clear_error() {
     let dir = common::scratch_dir("unknown");
     let err = ensure_model_from("no-such-model", &dir, &[], &mut no_progress())

@@ -202,6 +202,7 @@ async fn sampling_with_a_seed_is_repeatable() {
         top_p: Some(0.95),
         seed: Some(42),
         max_tokens: Some(24),
+        ..GenerateOptions::default()
     };
     let question = vec![ChatMessage::user("Name a colour.")];
     let (a, _) = answer(&rt, question.clone(), options).await.unwrap();
@@ -254,4 +255,46 @@ async fn a_conversation_longer_than_the_context_is_a_clear_error() {
         .await
         .unwrap_err();
     assert!(matches!(err, LlamaError::PromptTooLong { .. }), "{err}");
+}
+
+/// A prompt SmolLM2-135M answers greedily with a loop that runs to the cap when nothing
+/// stops it.
+const LOOPING_PROMPT: &str = "Repeat after me forever: la la la";
+
+#[tokio::test]
+async fn an_answer_whose_tail_repeats_itself_ends_with_repetition() {
+    let _serial = SERIAL.lock().await;
+    let rt = runtime();
+    let (text, stats) = answer(&rt, vec![ChatMessage::user(LOOPING_PROMPT)], greedy(1000))
+        .await
+        .unwrap();
+    eprintln!("answer: {text:?} {stats:?}");
+    let Finish::Repetition(found) = stats.finish else {
+        panic!("no loop found: {stats:?} {text:?}");
+    };
+    assert!(found.repeats >= 3, "{found:?}");
+    // It stops soon after the loop starts, far from the cap.
+    assert!(stats.completion_tokens < 300, "{stats:?}");
+}
+
+#[tokio::test]
+async fn the_default_models_chat_template_renders_the_prompt_its_catalog_entry_expects() {
+    let _serial = SERIAL.lock().await;
+    runtime()
+        .check_template(common::smollm2(), common::smollm2_entry())
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_file_whose_template_renders_another_prompt_fails_the_check() {
+    let _serial = SERIAL.lock().await;
+    let qwen = oy3o_llama::find_model("qwen2.5-0.5b").unwrap();
+    match runtime().check_template(common::smollm2(), qwen).await {
+        Err(LlamaError::TemplateMismatch { model, got, .. }) => {
+            assert_eq!(model, "qwen2.5-0.5b");
+            assert!(got.contains("SmolLM"), "{got:?}");
+        }
+        other => panic!("expected a template mismatch, got {other:?}"),
+    }
 }

@@ -14,7 +14,6 @@
 
 use std::io::Write as _;
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -28,6 +27,9 @@ const BENCH_KEY: &str = "sk-oy3o-bench-5f0c1e9a7d3b42c68e1f";
 const BEARER: &str = "Bearer sk-oy3o-bench-5f0c1e9a7d3b42c68e1f";
 /// How long each latency scenario runs.
 const WINDOW: Duration = Duration::from_secs(3);
+
+mod support;
+use support::{Children, free_port, oy3o_binary, rss_kib, spawn_oy3o, spawn_oy3o_with};
 
 fn main() {
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -57,7 +59,7 @@ async fn run() {
     std::fs::create_dir_all(&dir).expect("temp dir");
 
     let mut children = Children(Vec::new());
-    let ours = spawn_oy3o(&dir, upstream, "none");
+    let ours = spawn_oy3o_with(&oy3o_binary(), &dir, upstream, "none");
     let oy3o_pid = ours.0.id();
     children.0.push(ours.0);
     let mut targets = vec![
@@ -76,6 +78,20 @@ async fn run() {
             pid: Some(oy3o_pid),
         },
     ];
+    // Another build of oy3o beside this one (`OY3O_BENCH_BASELINE=path/to/oy3o`), so a change is
+    // measured against the build before it in the same run, cell by cell.
+    if let Some(baseline) = std::env::var_os("OY3O_BENCH_BASELINE") {
+        let before = spawn_oy3o_with(std::path::Path::new(&baseline), &dir, upstream, "none");
+        let pid = before.0.id();
+        children.0.push(before.0);
+        targets.push(Target {
+            name: "oy3o (baseline)",
+            base: format!("http://{}/v1", before.1),
+            model: "openai:bench",
+            websocket: true,
+            pid: Some(pid),
+        });
+    }
     targets.push(Target {
         name: "bare hop",
         base: format!("http://{}/v1", start_bare_hop(upstream)),
@@ -174,18 +190,6 @@ async fn run() {
 
     drop(children);
     let _ = std::fs::remove_dir_all(&dir);
-}
-
-/// The processes under test; killed when dropped, also when a check panics.
-struct Children(Vec<Child>);
-
-impl Drop for Children {
-    fn drop(&mut self) {
-        for child in &mut self.0 {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
 }
 
 /// Latencies of one cell.
@@ -460,58 +464,6 @@ async fn concurrent_streams(address: &str, n: usize) {
     );
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("port")
-        .local_addr()
-        .expect("port")
-        .port()
-}
-
-/// The `oy3o` binary next to this benchmark (scripts/bench builds it), or the one
-/// `OY3O_BENCH_BINARY` names (to compare two builds in turn).
-fn oy3o_binary() -> PathBuf {
-    if let Some(given) = std::env::var_os("OY3O_BENCH_BINARY") {
-        return PathBuf::from(given);
-    }
-    let exe = std::env::current_exe().expect("current exe");
-    let dir = exe.parent().and_then(|d| d.parent()).expect("target dir");
-    let binary = dir.join("oy3o");
-    assert!(
-        binary.exists(),
-        "build the CLI first: cargo build --release -p oy3o-cli"
-    );
-    binary
-}
-
-fn spawn_oy3o(dir: &std::path::Path, upstream: SocketAddr, store: &str) -> (Child, SocketAddr) {
-    let port = free_port();
-    // One file per server: several may start at once.
-    let config = dir.join(format!("oy3o-{port}.toml"));
-    std::fs::write(
-        &config,
-        format!(
-            "model = \"openai:bench\"\nstore = {store:?}\n\n[providers.openai]\nbase_url = \"http://{upstream}/v1\"\napi_key = \"sk-bench\"\nmax_retries = 0\n"
-        ),
-    )
-    .expect("config");
-    let child = Command::new(oy3o_binary())
-        .args([
-            "serve",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            &port.to_string(),
-            "--config",
-        ])
-        .arg(&config)
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start oy3o serve");
-    (child, SocketAddr::from(([127, 0, 0, 1], port)))
-}
-
 /// The floor of any proxy on this machine: a bare axum server (its own thread, a 2-worker
 /// runtime like `oy3o serve`'s) that hands each request body to the upstream with one shared
 /// reqwest client and streams the answer back, with no engine, no parsing, no metrics. What it
@@ -619,19 +571,6 @@ async fn wait_ready(base: &str) -> bool {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     false
-}
-
-/// Resident memory of a process, in KiB, from /proc.
-fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1).map(str::to_owned))
-        })
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
 }
 
 /// `--store`: HTTP and WebSocket cells through `oy3o serve` with the store off, on SQLite and on

@@ -92,7 +92,11 @@ fn percent_decode(text: &str) -> String {
 }
 
 /// True when the request carries one of the server's tokens (or the server has none).
-fn authorized_any(settings: &Settings, headers: &HeaderMap, query: Option<&str>) -> bool {
+pub(crate) fn authorized_any(
+    settings: &Settings,
+    headers: &HeaderMap,
+    query: Option<&str>,
+) -> bool {
     if settings.tokens.is_empty() {
         return authorized(settings.token.as_ref(), headers, query);
     }

@@ -22,6 +22,11 @@ impl ClientOverrides {
     /// The config for a request on `model`: the server's, or a copy with the client's
     /// credential and proxy filed under the model name as asked (the first key the engine
     /// looks up, so they win over the server's per-model and per-provider entries).
+    ///
+    /// With the client's own credential, its proxy is filed under that name only, beside the
+    /// credential: a chain task on another model (which would use the server's key) goes
+    /// direct. Without one, the proxy is one the operator trusts (`client_proxies`, checked
+    /// by `policy::check_client_proxy`) and is the default for every model.
     pub(crate) fn apply<'a>(&self, base: &'a Config, model: Option<&str>) -> Cow<'a, Config> {
         if self.is_empty() {
             return Cow::Borrowed(base);
@@ -34,7 +39,9 @@ impl ClientOverrides {
         }
         if let Some(proxy) = &self.proxy {
             config.proxies.insert(asked, proxy.clone());
-            config.proxy = Some(proxy.clone());
+            if self.credential.is_none() {
+                config.proxy = Some(proxy.clone());
+            }
         }
         Cow::Owned(config)
     }
@@ -93,6 +100,30 @@ mod tests {
                 .as_deref(),
             Some("sk-client")
         );
+    }
+
+    #[test]
+    fn a_clients_proxy_carries_only_the_clients_credential() {
+        let mut base = Config::default();
+        base.cookies
+            .insert("anthropic".into(), Credential::parse("sk-server"));
+        let client = ClientOverrides {
+            credential: Some(Credential::parse("sk-client")),
+            proxy: Some("http://127.0.0.3:9".into()),
+        };
+        let config = client.apply(&base, Some("openai:gpt-4o-mini"));
+        let own = config.resolve(Some("openai:gpt-4o-mini")).unwrap();
+        assert_eq!(own.proxy.as_deref(), Some("http://127.0.0.3:9"));
+        // A chain task on another model uses the server's key, so it goes direct.
+        let other = config.resolve(Some("anthropic:claude-x")).unwrap();
+        assert_eq!(
+            other
+                .credential
+                .and_then(|c| c.key().map(str::to_owned))
+                .as_deref(),
+            Some("sk-server")
+        );
+        assert_eq!(other.proxy, None);
     }
 
     #[test]

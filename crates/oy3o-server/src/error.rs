@@ -11,7 +11,8 @@ pub enum Error {
     /// A non-loopback address was asked for without a token.
     #[error(
         "refusing to listen on {addr} without a token: anyone who can reach it could use your \
-         models and keys; pass --token (or set token in [server]), or bind 127.0.0.1"
+         models and keys; set OY3O_SERVER_TOKEN (or token_env in [server]; --token works too but \
+         shows in the process list), or bind 127.0.0.1"
     )]
     TokenRequired {
         /// The address that was refused.

@@ -33,7 +33,9 @@ mod auth;
 mod client;
 mod error;
 mod http;
+mod listen;
 mod metrics;
+mod policy;
 mod settings;
 mod state;
 mod store;
@@ -43,7 +45,6 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 
 pub use auth::check_bind;
@@ -51,6 +52,19 @@ pub use error::{Error, Result};
 pub use settings::{DEFAULT_PORT, Limits, Settings, Token};
 
 use state::AppState;
+
+/// Entry points for the fuzz targets in `fuzz/` (feature `fuzzing`); not an API.
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing {
+    /// Reads one WebSocket text frame as the server does: parsed with the default bound on
+    /// `id`/`ref`, and peeked at as an oversized frame is.
+    pub fn request(text: &str) {
+        let max = crate::Limits::default().max_id_bytes;
+        let _ = crate::ws::protocol::parse_limited(text, max);
+        let _ = crate::ws::protocol::peek(text, max);
+    }
+}
 
 /// How long a stopping server waits for its last store writes.
 const SHUTDOWN_FLUSH: std::time::Duration = std::time::Duration::from_secs(3);
@@ -129,22 +143,17 @@ impl Listening {
         F: Future<Output = ()> + Send + 'static,
     {
         let state = self.state.clone();
-        let signal = async move {
+        let stop = state.shutdown.clone();
+        tokio::spawn(async move {
             shutdown.await;
-            state.shutdown.cancel();
-        };
-        let listener = self.listener.tap_io(|tcp| {
-            // Answer chunks are small and must leave at once.
-            let _ = tcp.set_nodelay(true);
+            stop.cancel();
         });
-        let stored = self.state.clone();
+        let limits = state.settings.limits.clone();
         let app = http::router(self.state);
-        axum::serve(listener, app)
-            .with_graceful_shutdown(signal)
-            .await?;
+        listen::serve(self.listener, app, &limits, state.shutdown.clone()).await;
         // The last turns (those the shutdown cancelled included) reach the store before the
         // process ends; a database that does not answer costs at most this wait.
-        if let Some(open) = stored.store.open_store()
+        if let Some(open) = state.store.open_store()
             && tokio::time::timeout(SHUTDOWN_FLUSH, open.recorder.flush())
                 .await
                 .is_err()

@@ -8,10 +8,21 @@
 //! origins = ["https://chat.example"]   # browser origins besides the page's own; "*" for any
 //! allow_client_credentials = true      # accept per-request cookie / key
 //! allow_client_proxy = true            # accept per-request proxy (default: on loopback only)
+//! client_proxies = ["http://proxy.internal:3128"] # proxies trusted with the server's own keys
+//! models_allowed = ["openai:*", "fast"] # models clients may name (globs; default: any)
+//! model_dirs = ["/srv/models"]         # folders clients may load local:<path> models from
 //! max_frame_bytes = 1048576
 //! max_chats = 64                       # per WebSocket connection
-//! max_in_flight = 16                   # replies at once per WebSocket connection
+//! max_in_flight = 16                   # upstream requests at once per WebSocket connection
+//! max_stage_tasks = 64                 # tasks in one stage of a client's chain
+//! max_chain_stages = 16                # stages in a client's chain
+//! max_prompt_bytes = 1048576           # a chain task's prompt and context, references filled in
+//! max_id_bytes = 1024                  # a request's id, and its ref as JSON
+//! max_outbound_bytes = 8388608         # frames waiting for a slow WebSocket client
 //! idle_timeout_secs = 300
+//! header_timeout_secs = 10             # HTTP: request headers, and the wait between requests
+//! body_timeout_secs = 60               # HTTP: a whole request body
+//! max_connections = 512                # TCP connections at once (HTTP and WebSocket)
 //! models = ["openai:gpt-4o"]           # listed by GET /v1/models besides the defaults
 //! chains = { moa = "moa.toml" }        # served as the model chain:moa (paths relative to the file)
 //! tokens = ["t-alice", "t-bob"]        # more accepted tokens; each client's chats are its own
@@ -62,11 +73,33 @@ pub struct Limits {
     pub max_body_bytes: usize,
     /// Chats open at once on one WebSocket connection (default 64).
     pub max_chats: usize,
-    /// Replies running at once on one WebSocket connection (default 16).
+    /// Upstream requests running at once for one WebSocket connection (default 16): a reply
+    /// counts one, a chain as many as it runs at once (its tasks run at most this wide).
     pub max_in_flight: usize,
     /// A WebSocket connection with no frame from the client and no reply running for this
-    /// long is closed (default 300 s).
+    /// long is closed (default 300 s); so is one whose frames cannot be written for this long.
     pub idle_timeout: Duration,
+    /// Tasks in one stage of a chain a client sends (default 64).
+    pub max_stage_tasks: usize,
+    /// Stages in a chain a client sends (default 16).
+    pub max_chain_stages: usize,
+    /// A chain task's prompt and context once its `{{references}}` are filled in, in bytes
+    /// (default 1 MiB); a larger one fails before it is sent.
+    pub max_prompt_bytes: usize,
+    /// A request's `id`, and its `ref` as JSON, in bytes (default 1 KiB): both are copied into
+    /// every frame of the reply.
+    pub max_id_bytes: usize,
+    /// Bytes of frames waiting for one WebSocket client (default 8 MiB). Past it the replies
+    /// are cancelled, the client gets an error if it still reads, and the connection closes.
+    pub max_outbound_bytes: usize,
+    /// HTTP: time to send a request's headers, counted on a kept-alive connection from the
+    /// previous response, so it is also how long an idle connection stays open (default 10 s).
+    pub header_timeout: Duration,
+    /// HTTP: time to send a whole request body (default 60 s).
+    pub body_timeout: Duration,
+    /// TCP connections served at once, HTTP and WebSocket (default 512); more are closed as
+    /// soon as they are accepted.
+    pub max_connections: usize,
 }
 
 impl Default for Limits {
@@ -77,6 +110,14 @@ impl Default for Limits {
             max_chats: 64,
             max_in_flight: 16,
             idle_timeout: Duration::from_secs(300),
+            max_stage_tasks: 64,
+            max_chain_stages: 16,
+            max_prompt_bytes: 1 << 20,
+            max_id_bytes: 1 << 10,
+            max_outbound_bytes: 8 << 20,
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(60),
+            max_connections: 512,
         }
     }
 }
@@ -104,6 +145,16 @@ pub struct Settings {
     /// a user's own machine), refused beyond it, where a client-chosen proxy would let anyone
     /// with the token make the server open connections wherever they like.
     pub allow_client_proxy: Option<bool>,
+    /// Proxies (URLs, `host:port` or hosts) the operator trusts with the server's own
+    /// credentials. Any other proxy a client names is used only for a request that brings its
+    /// own key or cookie, and only for that credential's model.
+    pub client_proxies: Vec<String>,
+    /// Globs (`*`, `?`) of the model names clients may ask for; `None` allows any. A name is
+    /// allowed when it matches, or when every model it resolves to does.
+    pub models_allowed: Option<Vec<String>>,
+    /// Folders a client's `local:<path>` model may come from; without any, clients can name
+    /// catalog models (`local:smollm2`) but no file.
+    pub model_dirs: Vec<PathBuf>,
     /// Protection limits.
     pub limits: Limits,
     /// Extra model names listed by `GET /v1/models`.
@@ -135,6 +186,9 @@ impl Default for Settings {
             origins: Vec::new(),
             allow_client_credentials: true,
             allow_client_proxy: None,
+            client_proxies: Vec::new(),
+            models_allowed: None,
+            model_dirs: Vec::new(),
             limits: Limits::default(),
             models: Vec::new(),
             chains: BTreeMap::new(),
@@ -154,11 +208,22 @@ struct Section {
     origins: Option<Vec<String>>,
     allow_client_credentials: Option<bool>,
     allow_client_proxy: Option<bool>,
+    client_proxies: Option<Vec<String>>,
+    models_allowed: Option<Vec<String>>,
+    model_dirs: Option<Vec<PathBuf>>,
     max_frame_bytes: Option<usize>,
     max_body_bytes: Option<usize>,
     max_chats: Option<usize>,
     max_in_flight: Option<usize>,
     idle_timeout_secs: Option<f64>,
+    max_stage_tasks: Option<usize>,
+    max_chain_stages: Option<usize>,
+    max_prompt_bytes: Option<usize>,
+    max_id_bytes: Option<usize>,
+    max_outbound_bytes: Option<usize>,
+    header_timeout_secs: Option<f64>,
+    body_timeout_secs: Option<f64>,
+    max_connections: Option<usize>,
     models: Option<Vec<String>>,
     chains: Option<BTreeMap<String, PathBuf>>,
     tokens: Option<Vec<String>>,
@@ -280,14 +345,61 @@ impl Settings {
             s.max_in_flight,
             &mut self.limits.max_in_flight,
         )?;
-        if let Some(secs) = s.idle_timeout_secs {
-            if !(secs.is_finite() && secs > 0.0) {
-                return Err(bad(
-                    "idle_timeout_secs",
-                    "must be a positive number of seconds",
-                ));
+        let l = &mut self.limits;
+        positive("max_stage_tasks", s.max_stage_tasks, &mut l.max_stage_tasks)?;
+        positive(
+            "max_chain_stages",
+            s.max_chain_stages,
+            &mut l.max_chain_stages,
+        )?;
+        positive(
+            "max_prompt_bytes",
+            s.max_prompt_bytes,
+            &mut l.max_prompt_bytes,
+        )?;
+        positive("max_id_bytes", s.max_id_bytes, &mut l.max_id_bytes)?;
+        positive(
+            "max_outbound_bytes",
+            s.max_outbound_bytes,
+            &mut l.max_outbound_bytes,
+        )?;
+        positive("max_connections", s.max_connections, &mut l.max_connections)?;
+        let seconds = |key: &str, v: Option<f64>, into: &mut Duration| match v {
+            Some(secs) => match Duration::try_from_secs_f64(secs) {
+                Ok(d) if secs > 0.0 => {
+                    *into = d;
+                    Ok(())
+                }
+                _ => Err(bad(key, "must be a positive number of seconds")),
+            },
+            None => Ok(()),
+        };
+        seconds(
+            "idle_timeout_secs",
+            s.idle_timeout_secs,
+            &mut l.idle_timeout,
+        )?;
+        seconds(
+            "header_timeout_secs",
+            s.header_timeout_secs,
+            &mut l.header_timeout,
+        )?;
+        seconds(
+            "body_timeout_secs",
+            s.body_timeout_secs,
+            &mut l.body_timeout,
+        )?;
+        if let Some(proxies) = s.client_proxies {
+            for p in &proxies {
+                crate::policy::ProxyEntry::parse(p).map_err(|m| bad("client_proxies", &m))?;
             }
-            self.limits.idle_timeout = Duration::from_secs_f64(secs);
+            self.client_proxies = proxies;
+        }
+        if let Some(globs) = s.models_allowed {
+            self.models_allowed = Some(globs);
+        }
+        if let Some(dirs) = s.model_dirs {
+            self.model_dirs = dirs.into_iter().map(|d| base.join(d)).collect();
         }
         if let Some(models) = s.models {
             self.models = models;
@@ -364,6 +476,27 @@ mod tests {
         let shown = format!("{s:?}");
         assert!(!shown.contains("a1") && !shown.contains("b2"), "{shown}");
         assert!(!parse("[server]\n").unwrap().has_token());
+    }
+
+    #[test]
+    fn the_hardening_limits_are_read_and_checked() {
+        let s = parse(
+            "[server]\nmax_stage_tasks = 3\nmax_outbound_bytes = 4096\nheader_timeout_secs = 0.5\n\
+             client_proxies = [\"http://p.example:3128\"]\nmodels_allowed = [\"openai:*\"]\n\
+             model_dirs = [\"models\"]\n",
+        )
+        .unwrap();
+        assert_eq!(s.limits.max_stage_tasks, 3);
+        assert_eq!(s.limits.max_outbound_bytes, 4096);
+        assert_eq!(s.limits.header_timeout, Duration::from_millis(500));
+        assert_eq!(s.model_dirs, [Path::new("/etc/oy3o/models")]);
+        for bad in [
+            "[server]\nbody_timeout_secs = 1e300\n",
+            "[server]\nmax_id_bytes = 0\n",
+            "[server]\nclient_proxies = [\"ftp://p:21\"]\n",
+        ] {
+            assert!(parse(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -40,7 +40,15 @@ const RESOLVED_MODELS: usize = 256;
 
 impl AppState {
     /// Loads the named chains; a broken chain file stops the start with its error.
-    pub(crate) fn new(config: Config, settings: Settings, store: Stored) -> Result<Arc<Self>> {
+    pub(crate) fn new(mut config: Config, settings: Settings, store: Stored) -> Result<Arc<Self>> {
+        // Every chain the server runs (a client's, or a named one) is held to this bound.
+        config.max_prompt_bytes = Some(
+            config
+                .max_prompt_bytes
+                .map_or(settings.limits.max_prompt_bytes, |own| {
+                    own.min(settings.limits.max_prompt_bytes)
+                }),
+        );
         let mut chains = BTreeMap::new();
         for (name, path) in &settings.chains {
             let chain =

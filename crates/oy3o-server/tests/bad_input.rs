@@ -10,11 +10,30 @@ use oy3o_server::Limits;
 use oy3o_testkit::{FakeServer, openai};
 use serde_json::{Value, json};
 
-/// Sends `text` and returns the error frame it gets.
+/// Sends `text` and returns the error frame it gets; a frame that asked for a reply (a
+/// prompt, a chain, history) also gets its `signal`, as every reply ends with one.
 async fn refused(ws: &mut Client, text: &str) -> Value {
     ws.send_text(text.to_owned()).await;
     let frame = ws.frame().await;
     assert_eq!(frame["type"], "error", "{text} → {frame}");
+    let asks = serde_json::from_str::<Value>(text)
+        .ok()
+        .and_then(|v| {
+            v.as_object().map(|m| {
+                ["prompt", "chain", "history"]
+                    .iter()
+                    .any(|k| m.get(*k).is_some_and(|v| !v.is_null()))
+            })
+        })
+        .unwrap_or(false);
+    if asks {
+        let signal = ws.frame().await;
+        assert_eq!(signal["type"], "signal", "{text} → {signal}");
+        assert_eq!(
+            (&signal["id"], &signal["ref"]),
+            (&frame["id"], &frame["ref"])
+        );
+    }
     frame
 }
 

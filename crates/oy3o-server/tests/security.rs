@@ -42,7 +42,7 @@ async fn the_default_bind_is_loopback_and_other_addresses_need_a_token() {
         .await;
         let message = refused.err().expect("refused without a token").to_string();
         assert!(
-            message.contains("without a token") && message.contains("--token"),
+            message.contains("without a token") && message.contains("OY3O_SERVER_TOKEN"),
             "{message}"
         );
     }
@@ -211,10 +211,11 @@ async fn a_clients_proxy_is_used_on_loopback_and_refused_beyond_it_by_default() 
     let fake = echo().await;
     let proxy = oy3o_testkit::HttpProxy::start().await;
 
-    // Loopback: the original protocol's per-request proxy carries the upstream request.
+    // Loopback: the original protocol's per-request proxy carries the upstream request (with
+    // the client's own key: the server's never goes through a client's proxy).
     let local = start(config_for(&fake), settings()).await;
     let mut ws = local.client().await;
-    ws.send(json!({"id": "a", "model": "openai", "proxy": proxy.url(), "prompt": "hi"}))
+    ws.send(json!({"id": "a", "model": "openai", "key": "sk-client", "proxy": proxy.url(), "prompt": "hi"}))
         .await;
     assert_eq!(text_of(&ws.until_signals(1).await, "a"), "ANSWER(hi)");
     assert_eq!(
@@ -237,7 +238,7 @@ async fn a_clients_proxy_is_used_on_loopback_and_refused_beyond_it_by_default() 
         open.addr.port()
     );
     let mut ws = Client::connect(&url, &[]).await.expect("token accepted");
-    ws.send(json!({"id": "b", "model": "openai", "proxy": proxy.url(), "prompt": "hi"}))
+    ws.send(json!({"id": "b", "model": "openai", "key": "sk-client", "proxy": proxy.url(), "prompt": "hi"}))
         .await;
     let frames = ws.until_signals(1).await;
     assert_eq!(frames[0]["type"], "error");

@@ -16,8 +16,10 @@ use oy3o::{Config, Conversations, Credential, Event, Message, Opening, Options, 
 use oy3o_testkit::{FakeServer, openai};
 
 fn config_for(server: &FakeServer) -> Config {
-    let mut config = Config::default();
-    config.model = Some("openai:gpt-4o-mini".into());
+    let mut config = Config {
+        model: Some("openai:gpt-4o-mini".into()),
+        ..Config::default()
+    };
     config.providers.insert(
         "openai".into(),
         ProviderSettings {
@@ -357,4 +359,60 @@ async fn two_instances_on_a_shared_store_number_alternate_turns_once_and_in_orde
         .map(|w| w.1)
         .collect();
     assert_eq!(seqs, (0..50).collect::<Vec<i64>>());
+}
+
+#[tokio::test]
+async fn a_bing_chat_resumes_in_another_process_sending_only_the_new_prompt_on_its_conversation() {
+    use oy3o_testkit::copilot::{self, Answer, CopilotSim, Turn};
+    let sim = CopilotSim::start().await;
+    sim.push(Turn::Answer(Answer::text(&["one"])));
+    sim.push(Turn::Answer(Answer::text(&["two"])));
+    let mut config = Config::default();
+    config.providers.insert(
+        "bing".into(),
+        ProviderSettings {
+            base_url: Some(sim.url()),
+            max_retries: Some(0),
+            ..ProviderSettings::default()
+        },
+    );
+    config.cookie = Some(Credential::parse(&copilot::cookie_export()));
+    let store = MemoryStore::default();
+    {
+        // The first process: a new Copilot conversation, its handle stored with the turn.
+        let first = Conversations::new(Some(Arc::new(store.clone())));
+        let chat = first
+            .open(
+                Opening::named("", "copilot")
+                    .model(Some("bing"))
+                    .context(Some("Be brief.")),
+                &config,
+            )
+            .await
+            .unwrap();
+        let answer = chat.send(Message::user("hi"), &Options::default());
+        assert_eq!(answer.text().await.unwrap(), "one");
+    }
+    // Another process: same store, no live conversation.
+    let second = Conversations::new(Some(Arc::new(store.clone())));
+    let chat = second
+        .open(Opening::named("", "copilot"), &config)
+        .await
+        .unwrap();
+    assert_eq!(chat.model(), "bing:chat");
+    let answer = chat.send(Message::user("again"), &Options::default());
+    assert_eq!(answer.text().await.unwrap(), "two");
+    assert_eq!(sim.starts(), 1, "no second conversation was started");
+    let sent = sim.sent();
+    assert_eq!(sent.len(), 2);
+    assert_eq!(sent[1].text, "again", "only the new prompt is sent");
+    assert_eq!(sent[1].conversation, sent[0].conversation);
+    assert_eq!(sent[0].context.as_deref(), Some("Be brief."));
+    assert_eq!(sent[1].context, None, "the service has the context already");
+    assert!(
+        sent[1].cookies.iter().any(|c| c == "__Host-copilot-anon"),
+        "the cookie the service set for the conversation rides on: {:?}",
+        sent[1].cookies
+    );
+    assert_eq!(sim.conversation(&sent[0].conversation), ["hi", "again"]);
 }

@@ -1,8 +1,10 @@
 //! The HTTP face on the same port: the routes, the request metrics and the guard in front.
 
+pub(crate) mod errors;
 pub(crate) mod health;
 pub(crate) mod metrics;
 pub(crate) mod openai;
+pub(crate) mod openai_fields;
 pub(crate) mod page;
 
 use std::sync::Arc;
@@ -34,6 +36,7 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
             state.clone(),
             crate::auth::guard,
         ))
+        .layer(middleware::from_fn(errors::openai_shape))
         .layer(middleware::from_fn_with_state(state.clone(), record))
         .with_state(state)
 }

@@ -201,6 +201,9 @@ pub(crate) async fn completions(
     body: Bytes,
 ) -> Response {
     let started = Instant::now();
+    if let Err(refused) = super::openai_fields::check(&state, &headers, &body) {
+        return refused;
+    }
     let request: CompletionRequest = match parse_request(&body) {
         Ok(r) => r,
         Err(message) => return bad_request(&state, &message),

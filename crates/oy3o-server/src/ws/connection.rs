@@ -4,16 +4,17 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use axum::extract::ws::{CloseFrame, Message, WebSocket};
+use axum::extract::ws::{Message, WebSocket};
+use futures::StreamExt;
 use futures::stream::{SplitSink, SplitStream};
-use futures::{SinkExt, StreamExt};
 use oy3o::{Conversation, Conversations, Event, Opening, Options};
 use oy3o_store::{ChatRecord, TurnRecord};
 use serde_json::json;
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::limits::InFlight;
+use super::limits::{self, InFlight};
+use super::outbox::{self, Inbox, Outbox};
+use super::panics;
 use super::protocol::{self, ChainSpec, Request, Tag};
 use super::reply::{self, Job};
 use crate::client::ClientOverrides;
@@ -28,11 +29,6 @@ pub(crate) enum Out {
     Close(u16, &'static str),
 }
 
-/// Frames queued for a slow client before the replies feeding it wait.
-const QUEUE: usize = 256;
-/// Frames written before one flush.
-const BATCH: usize = 64;
-
 /// One chat open on this connection.
 struct ChatSlot {
     /// The conversation (shared with any other connection of this owner on the same id).
@@ -44,7 +40,7 @@ struct ChatSlot {
 
 struct Connection {
     state: Arc<AppState>,
-    out: mpsc::Sender<Out>,
+    out: Outbox,
     chats: HashMap<String, ChatSlot>,
     /// Where this connection's chats open: the server's (shared with every connection and
     /// recorded) when it has a store, else one of its own, so that without a store a chat is
@@ -63,10 +59,11 @@ struct Connection {
 pub(crate) async fn run(socket: WebSocket, state: Arc<AppState>, owner: String) {
     state.metrics.ws_opened();
     let (sink, stream) = socket.split();
-    let (out, queue) = mpsc::channel(QUEUE);
-    let writer = tokio::spawn(write(sink, queue));
+    let (out, queue) = outbox::channel(&state.settings.limits);
+    let alive = state.shutdown.child_token();
+    let writer = tokio::spawn(write(sink, queue, alive.clone()));
     let mut connection = Connection {
-        alive: state.shutdown.child_token(),
+        alive,
         state: state.clone(),
         out,
         chats: HashMap::new(),
@@ -94,7 +91,7 @@ pub(crate) async fn run(socket: WebSocket, state: Arc<AppState>, owner: String) 
 /// answers go on while the database fails, but the client learns that its turns wait in memory,
 /// and when they are written again; and of turns the store lost (`{"status": "dropped"}`). A
 /// connection opened during an outage hears of it at once.
-async fn tell_store_health(state: Arc<AppState>, out: mpsc::Sender<Out>, alive: CancellationToken) {
+async fn tell_store_health(state: Arc<AppState>, out: Outbox, alive: CancellationToken) {
     let Some(open) = state.store.open_store() else {
         return;
     };
@@ -132,33 +129,10 @@ async fn tell_store_health(state: Arc<AppState>, out: mpsc::Sender<Out>, alive: 
     }
 }
 
-async fn write(mut sink: SplitSink<WebSocket, Message>, mut queue: mpsc::Receiver<Out>) {
-    while let Some(mut item) = queue.recv().await {
-        for _ in 0..BATCH {
-            match item {
-                Out::Text(text) => {
-                    if sink.feed(Message::Text(text.into())).await.is_err() {
-                        return;
-                    }
-                }
-                Out::Close(code, reason) => {
-                    let frame = CloseFrame {
-                        code,
-                        reason: reason.into(),
-                    };
-                    let _ = sink.send(Message::Close(Some(frame))).await;
-                    return;
-                }
-            }
-            match queue.try_recv() {
-                Ok(next) => item = next,
-                Err(_) => break,
-            }
-        }
-        if sink.flush().await.is_err() {
-            return;
-        }
-    }
+/// Writes the connection's frames until it ends (see `outbox::write`: bounded in bytes, and a
+/// client that reads nothing for `idle_timeout` is closed).
+async fn write(sink: SplitSink<WebSocket, Message>, queue: Inbox, alive: CancellationToken) {
+    outbox::write(sink, queue, alive).await;
 }
 
 impl Connection {
@@ -174,9 +148,15 @@ impl Connection {
     /// An error for a request that asked for a reply: the reply is that error, so it ends
     /// with a `signal` like every reply.
     async fn error_reply(&self, request: &Request, code: &str, message: &str) {
-        self.error(&request.tag, code, message).await;
-        if request.prompt.is_some() || request.chain.is_some() || request.history {
-            self.send(protocol::signal(&request.tag, &protocol::Ending::default()))
+        self.refused(&request.tag, code, message, request.asks())
+            .await;
+    }
+
+    /// An error, then a `signal` when the request asked for a reply (`asks`).
+    async fn refused(&self, tag: &Tag, code: &str, message: &str, asks: bool) {
+        self.error(tag, code, message).await;
+        if asks {
+            self.send(protocol::signal(tag, &protocol::Ending::default()))
                 .await;
         }
     }
@@ -230,12 +210,17 @@ impl Connection {
                             text.len(),
                             limits.max_frame_bytes
                         );
-                        self.error(&Tag::default(), "too_large", &m).await;
+                        let (tag, asks) = protocol::peek(&text, limits.max_id_bytes);
+                        self.refused(&tag, "too_large", &m, asks).await;
                         continue;
                     }
-                    match protocol::parse(&text) {
-                        Ok(request) => self.handle(request).await,
-                        Err(r) => self.error(&r.tag, r.code, &r.message).await,
+                    match protocol::parse_limited(&text, limits.max_id_bytes) {
+                        Ok(request) => {
+                            let (tag, asks, out) =
+                                (request.tag.clone(), request.asks(), self.out.clone());
+                            panics::guard(tag, asks, &out, self.handle(request)).await;
+                        }
+                        Err(r) => self.refused(&r.tag, r.code, &r.message, r.signal).await,
                     }
                 }
                 Message::Binary(_) => {
@@ -259,6 +244,11 @@ impl Connection {
         if request.proxy.is_some() && settings.allow_client_proxy != Some(true) {
             let m = "this server does not accept a proxy from clients (allow_client_proxy = false)";
             return self.error_reply(&request, "forbidden", m).await;
+        }
+        if let Err(refusal) = limits::check_request(&self.state, &request) {
+            return self
+                .error_reply(&request, refusal.code, &refusal.message)
+                .await;
         }
         if request.cancel || request.close {
             let Some(id) = request.id.clone() else {
@@ -370,7 +360,7 @@ impl Connection {
         };
         // The turn takes its place now, before the next frame is read.
         let reply = conversation.send(oy3o::Message::user(prompt), &options);
-        tokio::spawn(reply::stream_reply(reply, job));
+        panics::spawn_reply(job, |job| reply::stream_reply(reply, job));
     }
 
     /// The chat `name` of this connection's owner and its turns, when the server has a store
@@ -399,12 +389,9 @@ impl Connection {
         };
         let config = client.apply(&self.state.config, request.model.as_deref());
         let opening = Opening::named(&self.owner, id)
-            .model(
-                request
-                    .creates
-                    .then(|| request.model.as_deref().unwrap_or_default()),
-            )
-            .context(request.context.as_deref());
+            .model(request.model.as_deref())
+            .context(request.context.as_deref())
+            .renew(request.creates);
         let opened = if request.creates {
             self.conversations.open(opening, &config).await.map(Some)
         } else {
@@ -499,7 +486,7 @@ impl Connection {
             return;
         };
         let reply = conversation.send(oy3o::Message::user(prompt), &options);
-        tokio::spawn(reply::stream_reply(reply, job));
+        panics::spawn_reply(job, |job| reply::stream_reply(reply, job));
     }
 
     async fn start_chain(&mut self, request: Request) {
@@ -536,6 +523,8 @@ impl Connection {
         let Some(job) = self.job(&request, cancel.clone(), client).await else {
             return;
         };
+        // Its tasks run at most as wide as its share of max_in_flight.
+        config.task_concurrency = Some(job.running.width());
         if let Some(id) = &request.id {
             self.chains.retain(|_, token| !token.is_cancelled());
             self.chains.insert(id.clone(), cancel);
@@ -548,7 +537,7 @@ impl Connection {
                 _ => request.id.clone().unwrap_or_else(|| "inline".into()),
             },
         });
-        tokio::spawn(reply::stream_chain(chain, config, job, log));
+        panics::spawn_reply(job, |job| reply::stream_chain(chain, config, job, log));
     }
 
     /// A job for a new reply, if the connection may run one more.
@@ -559,7 +548,8 @@ impl Connection {
         client: ClientOverrides,
     ) -> Option<Job> {
         let max = self.state.settings.limits.max_in_flight;
-        match self.in_flight.try_start(max, &self.state) {
+        let wanted = limits::upstream_wanted(&self.state, request);
+        match self.in_flight.try_start_wide(max, wanted, &self.state) {
             Some(running) => Some(Job {
                 tag: request.tag.clone(),
                 out: self.out.clone(),
@@ -569,8 +559,8 @@ impl Connection {
             }),
             None => {
                 let m = format!(
-                    "too many replies in flight on this connection (max_in_flight = {max}); \
-                     wait for a signal before sending more"
+                    "too many upstream requests in flight on this connection, chain tasks \
+                     included (max_in_flight = {max}); wait for a signal before sending more"
                 );
                 self.error_reply(request, "limit", &m).await;
                 None

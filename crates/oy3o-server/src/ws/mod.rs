@@ -3,6 +3,8 @@
 
 pub(crate) mod connection;
 pub(crate) mod limits;
+pub(crate) mod outbox;
+pub(crate) mod panics;
 pub(crate) mod protocol;
 pub(crate) mod reply;
 

@@ -66,12 +66,81 @@ pub(crate) struct Request {
     pub history: bool,
 }
 
-/// A request that could not be understood: answered with an `error` frame.
+impl Request {
+    /// True when the request asks for a reply (a prompt, a chain or its history), which
+    /// then ends with a `signal` whatever happens.
+    pub(crate) fn asks(&self) -> bool {
+        self.prompt.is_some() || self.chain.is_some() || self.history
+    }
+}
+
+/// A request that could not be understood: answered with an `error` frame, and a `signal`
+/// when it carried a prompt, a chain or `history` (a reply was asked for, so it ends).
 #[derive(Debug)]
 pub(crate) struct Rejected {
     pub tag: Tag,
     pub code: &'static str,
     pub message: String,
+    pub signal: bool,
+}
+
+/// The tag of a frame from its `id` and `ref`, leaving out one longer than `max_id_bytes`
+/// (the `ref` measured as JSON); the complaint names what was left out.
+fn tag_within(
+    id: Option<&Value>,
+    reference: Option<&Value>,
+    max_id_bytes: usize,
+) -> (Tag, Option<String>) {
+    let id_len = match id {
+        Some(Value::String(s)) => s.len(),
+        Some(v) => v.to_string().len(),
+        None => 0,
+    };
+    let ref_len = reference.map_or(0, |r| r.to_string().len());
+    let too_long = |field: &str, len: usize| {
+        format!(
+            "field `{field}`: {len} bytes, more than this server echoes (max_id_bytes = {max_id_bytes})"
+        )
+    };
+    let complaint = if id_len > max_id_bytes {
+        Some(too_long("id", id_len))
+    } else if ref_len > max_id_bytes {
+        Some(too_long("ref", ref_len))
+    } else {
+        None
+    };
+    let tag = Tag::new(
+        id.filter(|_| id_len <= max_id_bytes),
+        reference.filter(|_| ref_len <= max_id_bytes),
+    );
+    (tag, complaint)
+}
+
+/// What can be read of a frame too large to handle: its tag (within `max_id_bytes`) and
+/// whether it asked for a reply (so the error is followed by a `signal`).
+pub(crate) fn peek(text: &str, max_id_bytes: usize) -> (Tag, bool) {
+    #[derive(Deserialize)]
+    struct Peek {
+        #[serde(default)]
+        id: Option<Value>,
+        #[serde(default, rename = "ref")]
+        reference: Option<Value>,
+        #[serde(default)]
+        prompt: Option<serde::de::IgnoredAny>,
+        #[serde(default)]
+        chain: Option<serde::de::IgnoredAny>,
+        #[serde(default)]
+        history: Option<serde::de::IgnoredAny>,
+    }
+    match serde_json::from_str::<Peek>(text) {
+        Ok(p) => {
+            let id = p.id.as_ref().filter(|v| v.is_string() || v.is_number());
+            let reference = p.reference.as_ref().filter(|v| !v.is_null());
+            let asks = p.prompt.is_some() || p.chain.is_some() || p.history.is_some();
+            (tag_within(id, reference, max_id_bytes).0, asks)
+        }
+        Err(_) => (Tag::default(), false),
+    }
 }
 
 #[derive(Deserialize)]
@@ -106,29 +175,50 @@ struct Raw {
     history: Option<bool>,
 }
 
-/// Parses one text frame. Never panics; every failure names what to fix.
+/// Parses one text frame with no bound on the `id` and `ref` (tests).
+#[cfg(test)]
 pub(crate) fn parse(text: &str) -> Result<Request, Rejected> {
-    let reject = |tag: &Tag, message: String| Rejected {
+    parse_limited(text, usize::MAX)
+}
+
+/// Parses one text frame; an `id` or `ref` longer than `max_id_bytes` is refused (and not
+/// echoed). Never panics; every failure names what to fix.
+pub(crate) fn parse_limited(text: &str, max_id_bytes: usize) -> Result<Request, Rejected> {
+    let rejected = |tag: &Tag, message: String, signal: bool| Rejected {
         tag: tag.clone(),
         code: "bad_request",
         message,
+        signal,
     };
     let value: Value = serde_json::from_str(text).map_err(|e| {
-        reject(
+        rejected(
             &Tag::default(),
             format!("malformed JSON: {e}; send one JSON object per frame"),
+            false,
         )
     })?;
     let Value::Object(map) = &value else {
-        return Err(reject(
+        return Err(rejected(
             &Tag::default(),
             "a request must be a JSON object such as {\"prompt\": \"hello\"}".into(),
+            false,
         ));
     };
+    // A frame that asked for a reply gets its `signal` even when refused.
+    let signal = ["prompt", "chain", "history"]
+        .iter()
+        .any(|k| map.get(*k).is_some_and(|v| !v.is_null()));
+    let reject = |tag: &Tag, message: String| rejected(tag, message, signal);
     // The id and ref are echoed on the error too, when they are usable.
     let id = map.get("id").filter(|v| v.is_string() || v.is_number());
     let reference = map.get("ref").filter(|v| !v.is_null());
-    let tag = Tag::new(id, reference);
+    let (tag, too_long) = tag_within(id, reference, max_id_bytes);
+    if let Some(message) = too_long {
+        return Err(Rejected {
+            code: "limit",
+            ..reject(&tag, message)
+        });
+    }
     if let Some(bad) = map
         .get("id")
         .filter(|v| !(v.is_string() || v.is_number() || v.is_null()))
@@ -322,6 +412,7 @@ pub(crate) fn signal(tag: &Tag, ending: &Ending<'_>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn the_original_demo_clients_frames_parse() {
@@ -363,6 +454,35 @@ mod tests {
         }
         let e = parse(r#"{"chain":[[{"prompt":1}]]}"#).unwrap_err().message;
         assert!(e.contains("chain[0][0].prompt"), "{e}");
+    }
+
+    #[test]
+    fn long_ids_and_refs_are_refused_by_name_and_not_echoed() {
+        let long = "r".repeat(2000);
+        let frame = json!({"id": "a", "ref": long, "prompt": "p"}).to_string();
+        let e = parse_limited(&frame, 1024).unwrap_err();
+        assert_eq!(e.code, "limit");
+        assert!(
+            e.message.contains("`ref`") && e.message.contains("max_id_bytes"),
+            "{}",
+            e.message
+        );
+        assert!(e.signal, "a prompt was sent: the reply ends with a signal");
+        let shown = error(&e.tag, e.code, "x");
+        assert!(
+            shown.contains("\"id\":\"a\"") && !shown.contains("rrrr"),
+            "{shown}"
+        );
+        assert!(parse_limited(&frame, 4096).is_ok());
+        let (tag, asks) = peek(&frame, 1024);
+        assert!(asks);
+        assert_eq!(tag.as_str(), "\"id\":\"a\",");
+        assert!(!parse(r#"{"id":"a","key":{"env":"X"}}"#).unwrap_err().signal);
+        assert!(
+            parse(r#"{"prompt":"p","key":{"env":"X"}}"#)
+                .unwrap_err()
+                .signal
+        );
     }
 
     #[test]

@@ -11,13 +11,14 @@ use tokio_util::sync::CancellationToken;
 
 use super::connection::Out;
 use super::limits::Running;
+use super::outbox::Outbox;
 use super::protocol::{self, Ending, Tag};
 use crate::client::ClientOverrides;
 
 /// Where a reply's frames go and what can stop it.
 pub(crate) struct Job {
     pub tag: Tag,
-    pub out: mpsc::Sender<Out>,
+    pub out: Outbox,
     pub cancel: CancellationToken,
     pub running: Running,
     pub client: ClientOverrides,

@@ -123,63 +123,12 @@ impl Config {
 
     /// Parses config text; `path` names it in errors and anchors relative credential files.
     pub fn parse_file(text: &str, path: &Path) -> Result<Config> {
-        let is_json =
-            path.extension().is_some_and(|e| e == "json") || text.trim_start().starts_with('{');
-        let file: ConfigFile = if is_json {
-            parse_json(text, path)?
-        } else {
-            parse_toml(text, path)?
-        };
+        let syntax = super::parse::syntax_of(path, text);
+        let file: ConfigFile =
+            super::parse::parse(text, path, syntax, "config error in", super::parse::key)?;
         let base_dir = path.parent().unwrap_or(Path::new("."));
         file.into_config(text, path, base_dir)
     }
-}
-
-fn parse_json(text: &str, path: &Path) -> Result<ConfigFile> {
-    let mut de = serde_json::Deserializer::from_str(text);
-    serde_path_to_error::deserialize(&mut de).map_err(|e| {
-        let key = e.path().to_string();
-        let inner = e.into_inner();
-        Error::config(format!(
-            "config error in {} line {}, key `{key}`: {}",
-            path.display(),
-            inner.line(),
-            strip_position(&inner.to_string())
-        ))
-    })
-}
-
-fn parse_toml(text: &str, path: &Path) -> Result<ConfigFile> {
-    let de = toml::Deserializer::parse(text).map_err(|e| toml_error(text, path, None, &e))?;
-    serde_path_to_error::deserialize(de).map_err(|e| {
-        let key = e.path().to_string();
-        toml_error(text, path, Some(key), e.inner())
-    })
-}
-
-fn toml_error(text: &str, path: &Path, key: Option<String>, e: &toml::de::Error) -> Error {
-    let line = e.span().map(|s| line_of_offset(text, s.start)).unwrap_or(1);
-    let key = key
-        .filter(|k| k != ".")
-        .map(|k| format!(", key `{k}`"))
-        .unwrap_or_default();
-    Error::config(format!(
-        "config error in {} line {line}{key}: {}",
-        path.display(),
-        e.message().trim()
-    ))
-}
-
-fn strip_position(message: &str) -> &str {
-    message.split(" at line ").next().unwrap_or(message)
-}
-
-fn line_of_offset(text: &str, offset: usize) -> usize {
-    text.as_bytes()[..offset.min(text.len())]
-        .iter()
-        .filter(|&&b| b == b'\n')
-        .count()
-        + 1
 }
 
 /// The 1-based line where `key` is assigned, for errors found after parsing.
@@ -309,6 +258,14 @@ impl ConfigFile {
         let _ = self.server;
         if let Some(store) = &self.store {
             check_store(store).map_err(|m| ctx.error("store", m))?;
+        }
+        let proxies = self.proxy.iter().map(|p| ("proxy".to_owned(), p));
+        let per_model = self
+            .proxies
+            .iter()
+            .map(|(m, p)| (format!("proxies.{m}"), p));
+        for (key, url) in proxies.chain(per_model) {
+            crate::transport::client::check_proxy(url).map_err(|e| ctx.error(&key, e.message()))?;
         }
         Ok(Config {
             model: self.model,
@@ -486,6 +443,23 @@ headers = { "X-Title" = "oy3o" }
             .unwrap_err()
             .to_string();
         assert!(msg.contains("s.toml line 2, key `store`"), "{msg}");
+    }
+
+    #[test]
+    fn an_unsupported_proxy_scheme_is_an_error_naming_its_line() {
+        assert!(load("proxy = \"socks5h://127.0.0.1:1080\"\n", "p.toml").is_ok());
+        let msg = load(
+            "model = \"a:b\"\nproxy = \"ftp://u:pw1234@h:21\"\n",
+            "p.toml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(msg.contains("p.toml line 2, key `proxy`"), "{msg}");
+        assert!(!msg.contains("pw1234"), "{msg}");
+        let msg = load("[proxies]\n\"openai:x\" = \"htp://h:1\"\n", "p.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("proxies.openai:x"), "{msg}");
     }
 
     #[test]

@@ -7,6 +7,7 @@
 
 mod alias;
 mod file;
+mod parse;
 mod resolve;
 
 use std::collections::BTreeMap;
@@ -16,6 +17,7 @@ use crate::credential::Credential;
 use crate::listener::Listeners;
 
 pub use alias::Alias;
+pub use parse::{Syntax, key, parse, syntax_of};
 pub(crate) use resolve::redact_url;
 pub use resolve::{DEFAULT_MODEL, Target};
 
@@ -191,6 +193,10 @@ pub struct Config {
     pub options: Options,
     /// How many tasks of a task list or chain stage run at once (default 16).
     pub task_concurrency: Option<usize>,
+    /// The largest prompt plus context a chain task may send once its `{{references}}` are
+    /// filled in, in bytes; a larger one fails that task before anything is sent (`None`: no
+    /// limit). A server sets it, so one small chain frame cannot grow into a huge request.
+    pub max_prompt_bytes: Option<usize>,
     /// Where faces keep conversations: `none`, `sqlite:PATH` or `postgres://…` (read by the
     /// `oy3o-store` crate; the engine itself never writes there). `None`: the face's default.
     pub store: Option<String>,
@@ -247,6 +253,7 @@ impl Config {
             aliases: merged(&self.aliases, &call.aliases),
             options: self.options.overlay(&call.options),
             task_concurrency: call.task_concurrency.or(self.task_concurrency),
+            max_prompt_bytes: call.max_prompt_bytes.or(self.max_prompt_bytes),
             store: call.store.clone().or_else(|| self.store.clone()),
         }
     }

@@ -43,9 +43,9 @@ pub const DURABLE_PATIENCE: Duration = Duration::from_secs(3);
 /// use oy3o::{Config, Conversations, Opening};
 /// let conversations = Conversations::new(None);
 /// let chat = conversations.open(Opening::named("", "work"), &Config::default()).await?;
-/// let first = chat.send("My name is Ada.".into(), &Default::default());
+/// let first = chat.send(oy3o::Message::user("My name is Ada."), &Default::default());
 /// // Sent before the first answer ended: it still runs second, and sees the first turn.
-/// let second = chat.send("What is my name?".into(), &Default::default());
+/// let second = chat.send(oy3o::Message::user("What is my name?"), &Default::default());
 /// println!("{}", first.text().await?);
 /// println!("{}", second.text().await?);
 /// # Ok(()) }
@@ -189,8 +189,9 @@ fn turn(inner: Arc<Inner>, mut ticket: Ticket, prompt: Message, options: Options
             let mut s = lock(&inner.state);
             let carried = match s.replaced.take() {
                 Some(old) => {
+                    let carried = s.chat.resume(old.handle().as_ref(), old.history());
                     old.close();
-                    s.chat.resume(old.handle().as_ref(), old.history())
+                    carried
                 }
                 None => Ok(()),
             };
@@ -251,10 +252,10 @@ fn turn(inner: Arc<Inner>, mut ticket: Ticket, prompt: Message, options: Options
                     };
                     // The next turn may start: this one is in the history.
                     ticket.release();
-                    if let (Some(durable), true) = (durable, named) {
-                        if let Some(event) = wait_durable(durable).await {
-                            yield Delta::Event(event);
-                        }
+                    if let (Some(durable), true) = (durable, named)
+                        && let Some(event) = wait_durable(durable).await
+                    {
+                        yield Delta::Event(event);
                     }
                     yield delta;
                     return;

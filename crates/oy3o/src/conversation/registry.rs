@@ -26,6 +26,9 @@ pub struct Opening<'a> {
     /// The model's targets, already resolved (a server resolves each name once); else `model`
     /// is resolved against the config.
     pub targets: Option<&'a [Target]>,
+    /// The face creates the chat again (a WebSocket `{id, model}` or a new credential): a live
+    /// conversation reopens its model (or the one asked for) with this config.
+    pub renew: bool,
 }
 
 impl<'a> Opening<'a> {
@@ -49,6 +52,12 @@ impl<'a> Opening<'a> {
     /// With the model asked for.
     pub fn model(mut self, model: Option<&'a str>) -> Self {
         self.model = model;
+        self
+    }
+
+    /// Reopening a live conversation's models with this config (see [`Opening::renew`]).
+    pub fn renew(mut self, renew: bool) -> Self {
+        self.renew = renew;
         self
     }
 
@@ -137,8 +146,9 @@ impl Conversations {
             return Ok(None);
         };
         if let Some(open) = self.live(opening.owner, name) {
-            if opening.model.is_some() || opening.targets.is_some() {
-                open.switch(&opening.resolve(None, config)?)?;
+            if opening.renew || opening.model.is_some() || opening.targets.is_some() {
+                let current = open.model();
+                open.switch(&opening.resolve(Some(&current), config)?)?;
             }
             if let Some(context) = opening.context {
                 open.update(context);

@@ -33,6 +33,22 @@ pub fn find(name: &str) -> Option<&'static dyn Provider> {
     PROVIDERS.iter().copied().find(|p| p.info().name == name)
 }
 
+/// True when `model` (the part after `local:`) names a model of the built-in catalog, pulled
+/// into the cache, rather than a file path. Faces that take model names from others use it to
+/// keep such paths inside the folders they allow. Always false in a build without the local
+/// provider (where no `local:` model runs at all).
+pub fn is_local_catalog_model(model: &str) -> bool {
+    #[cfg(feature = "local")]
+    {
+        local::is_catalog_model(model)
+    }
+    #[cfg(not(feature = "local"))]
+    {
+        let _ = model;
+        false
+    }
+}
+
 /// The names of every known provider.
 pub fn names() -> Vec<&'static str> {
     PROVIDERS.iter().map(|p| p.info().name).collect()

@@ -48,32 +48,14 @@ impl Chain {
             Some("toml") => false,
             _ => looks_like_json(text),
         };
+        use crate::config::{Syntax, parse};
         let chain = if is_json {
-            let mut de = serde_json::Deserializer::from_str(text);
-            let parsed: JsonChain = serde_path_to_error::deserialize(&mut de).map_err(|e| {
-                let at = describe_path(&e.path().to_string());
-                let inner = e.into_inner();
-                Error::config(format!(
-                    "chain file {} line {}{at}: {}",
-                    path.display(),
-                    inner.line(),
-                    inner
-                        .to_string()
-                        .split(" at line ")
-                        .next()
-                        .unwrap_or_default()
-                ))
-            })?;
-            match parsed {
+            match parse::<JsonChain>(text, path, Syntax::Json, "chain file", describe_path)? {
                 JsonChain::Lists(lists) => Chain::from(lists),
                 JsonChain::Stages(chain) => chain,
             }
         } else {
-            let de = toml::Deserializer::parse(text).map_err(|e| toml_error(text, path, "", &e))?;
-            serde_path_to_error::deserialize(de).map_err(|e| {
-                let at = describe_path(&e.path().to_string());
-                toml_error(text, path, &at, e.inner())
-            })?
+            parse(text, path, Syntax::Toml, "chain file", describe_path)?
         };
         validate(&chain).map_err(|e| {
             Error::config(format!("chain file {}: {}", path.display(), e.message()))
@@ -144,18 +126,6 @@ fn describe_path(path: &str) -> String {
         }
     }
     out
-}
-
-fn toml_error(text: &str, path: &Path, at: &str, e: &toml::de::Error) -> Error {
-    let line = e
-        .span()
-        .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1)
-        .unwrap_or(1);
-    Error::config(format!(
-        "chain file {} line {line}{at}: {}",
-        path.display(),
-        e.message().trim()
-    ))
 }
 
 #[cfg(test)]

@@ -48,14 +48,16 @@ impl Handoff {
     /// The prompt and context a task runs with: templates filled in, and the previous stage's
     /// block before its own context unless it placed it itself with `{{previous}}`. Text
     /// without a template is borrowed, and so is the block when the task has no context of
-    /// its own.
+    /// its own. Prompt and context together longer than `limit` bytes are an error, found
+    /// before they are built.
     pub(super) fn render<'a>(
         &'a self,
         task: &'a Task,
+        limit: usize,
     ) -> Result<(Cow<'a, str>, Option<Cow<'a, str>>)> {
         let fill = |text: &'a str| -> Result<Cow<'a, str>> {
             if text.contains("{{") {
-                template::render(text, &self.answers, &self.previous).map(Cow::Owned)
+                template::render(text, &self.answers, &self.previous, limit).map(Cow::Owned)
             } else {
                 Ok(Cow::Borrowed(text))
             }
@@ -66,6 +68,11 @@ impl Handoff {
             .into_iter()
             .flatten()
             .any(|t| t.contains("{{") && template::references(t).contains(&"previous"));
+        let block = if placed { 0 } else { self.previous.len() };
+        let own_len = own.as_deref().map_or(0, str::len);
+        if prompt.len().saturating_add(own_len).saturating_add(block) > limit {
+            return Err(template::too_large(limit));
+        }
         let context = if placed || self.previous.is_empty() {
             own
         } else {
@@ -145,7 +152,7 @@ mod tests {
         assert_eq!(handoff.answers.len(), 1, "only the wanted answer is kept");
 
         let plain = Task::new(None, "go");
-        let (prompt, context) = handoff.render(&plain).unwrap();
+        let (prompt, context) = handoff.render(&plain, usize::MAX).unwrap();
         assert!(matches!(prompt, Cow::Borrowed("go")));
         let Some(Cow::Borrowed(context)) = context else {
             panic!("the block is borrowed, not copied: {context:?}");
@@ -153,7 +160,7 @@ mod tests {
         assert!(std::ptr::eq(context, &*handoff.previous));
 
         let own = Task::new(None, "{{a}}").with_context("mine");
-        let (prompt, context) = handoff.render(&own).unwrap();
+        let (prompt, context) = handoff.render(&own, usize::MAX).unwrap();
         assert_eq!(prompt, "A!");
         assert_eq!(
             context.as_deref(),
@@ -161,7 +168,7 @@ mod tests {
         );
 
         let placed = Task::new(None, "x").with_context("<{{previous}}>");
-        let (_, context) = handoff.render(&placed).unwrap();
+        let (_, context) = handoff.render(&placed, usize::MAX).unwrap();
         assert_eq!(context.as_deref(), Some("<[a]: A!\n[/a]\n[c]: C\n[/c]\n>"));
     }
 }

@@ -85,10 +85,12 @@ impl Task {
             .unwrap_or("default")
     }
 
+    /// The task's time limit; a value too large for a [`Duration`] means no limit (a client
+    /// sending `1e20` must not panic a worker).
     fn timeout(&self) -> Option<Duration> {
         self.timeout
             .filter(|s| s.is_finite() && *s > 0.0)
-            .map(Duration::from_secs_f64)
+            .and_then(|s| Duration::try_from_secs_f64(s).ok())
     }
 }
 
@@ -149,6 +151,26 @@ impl From<Vec<Vec<Task>>> for Chain {
     fn from(stages: Vec<Vec<Task>>) -> Self {
         Self {
             stages: stages.into_iter().map(Stage::new).collect(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_huge_task_timeout_is_no_limit_not_a_panic() {
+        let mut task = Task::new(None, "x");
+        for (given, limit) in [
+            (1e20, None),
+            (f64::MAX, None),
+            (f64::INFINITY, None),
+            (-1.0, None),
+            (1.5, Some(Duration::from_millis(1500))),
+        ] {
+            task.timeout = Some(given);
+            assert_eq!(task.timeout(), limit, "{given}");
         }
     }
 }

@@ -252,8 +252,12 @@ pub(super) async fn run_task(
     // Checked now, built at the end: the request leaves first.
     let wants_done = config.listeners.wants("task_done");
     let mut outcome = Outcome::default();
+    let limit = config.max_prompt_bytes.unwrap_or(usize::MAX);
     let rendered = match &stage {
-        Some((_, handoff)) => handoff.render(&task),
+        Some((_, handoff)) => handoff.render(&task, limit),
+        None if task.prompt.len() + task.context.as_deref().map_or(0, str::len) > limit => {
+            Err(super::template::too_large(limit))
+        }
         None => Ok((
             Cow::Borrowed(task.prompt.as_str()),
             task.context.as_deref().map(Cow::Borrowed),

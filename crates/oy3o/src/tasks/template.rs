@@ -3,7 +3,7 @@
 use std::collections::{HashMap, HashSet};
 
 use super::Chain;
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorCode, Result};
 
 /// The names referenced by `{{...}}` in `text`, trimmed, in order.
 pub(super) fn references(text: &str) -> Vec<&str> {
@@ -66,24 +66,45 @@ pub(super) fn wanted(chain: &Chain) -> HashSet<String> {
         .collect()
 }
 
-/// Replaces the references in `text`. A reference to a failed answer is an error.
+/// The error of a task whose prompt and context would pass `limit` bytes once rendered.
+pub(super) fn too_large(limit: usize) -> Error {
+    Error::new(
+        ErrorCode::BadRequest,
+        format!(
+            "this task's prompt and context would be more than {limit} bytes once its \
+             {{{{references}}}} are filled in (max_prompt_bytes); nothing was sent"
+        ),
+    )
+}
+
+/// Replaces the references in `text`. A reference to a failed answer is an error, and so is
+/// a result longer than `limit` bytes (found before it is built: the text never grows past
+/// the limit).
 pub(super) fn render(
     text: &str,
     answers: &HashMap<String, Option<String>>,
     previous: &str,
+    limit: usize,
 ) -> Result<String> {
-    let mut out = String::with_capacity(text.len());
+    let mut out = String::with_capacity(text.len().min(limit));
     let mut rest = text;
+    let push = |out: &mut String, piece: &str| {
+        if out.len().saturating_add(piece.len()) > limit {
+            return Err(too_large(limit));
+        }
+        out.push_str(piece);
+        Ok(())
+    };
     while let Some(start) = rest.find("{{") {
         let after = &rest[start + 2..];
         let Some(end) = after.find("}}") else { break };
-        out.push_str(&rest[..start]);
+        push(&mut out, &rest[..start])?;
         let name = after[..end].trim();
         if name == "previous" {
-            out.push_str(previous);
+            push(&mut out, previous)?;
         } else {
             match answers.get(name) {
-                Some(Some(answer)) => out.push_str(answer),
+                Some(Some(answer)) => push(&mut out, answer)?,
                 _ => {
                     return Err(Error::provider(format!(
                         "this task uses the answer of {name:?}, which failed"
@@ -93,7 +114,7 @@ pub(super) fn render(
         }
         rest = &after[end + 2..];
     }
-    out.push_str(rest);
+    push(&mut out, rest)?;
     Ok(out)
 }
 
@@ -142,9 +163,23 @@ mod tests {
         answers.insert("a".to_owned(), Some("A!".to_owned()));
         answers.insert("b".to_owned(), None);
         assert_eq!(
-            render("x {{a}} {{previous}}", &answers, "P").unwrap(),
+            render("x {{a}} {{previous}}", &answers, "P", usize::MAX).unwrap(),
             "x A! P"
         );
-        assert!(render("{{b}}", &answers, "").is_err());
+        assert!(render("{{b}}", &answers, "", usize::MAX).is_err());
+    }
+
+    #[test]
+    fn render_stops_at_the_limit_before_building_a_larger_prompt() {
+        let mut answers = HashMap::new();
+        answers.insert("a".to_owned(), Some("x".repeat(1000)));
+        let text = "{{a}}".repeat(4000);
+        let e = render(&text, &answers, "", 10_000).unwrap_err();
+        assert_eq!(e.code(), ErrorCode::BadRequest);
+        assert!(e.message().contains("max_prompt_bytes"), "{}", e.message());
+        assert_eq!(
+            render("{{a}}{{a}}", &answers, "", 2000).unwrap().len(),
+            2000
+        );
     }
 }

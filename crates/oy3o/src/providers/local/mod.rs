@@ -2,6 +2,12 @@
 //! `local:smollm2` (the default model) is pulled once into the cache with progress events;
 //! `local:/path/to/model.gguf` runs any local file. One loaded model is shared by every chat,
 //! requests queue in arrival order, and a chat's next turn reuses the KV cache.
+//!
+//! A `load` event comes before an answer that has to load its model first.
+//! Answers are greedy (sampling, with a `temperature` above 0, adds a repeat penalty; see
+//! [`oy3o_llama::GenerateOptions`]), end after
+//! [`DEFAULT_MAX_TOKENS`] new tokens unless `max_tokens` says otherwise, and end early when their
+//! tail repeats itself: then a `repetition` event says so and the finish reason is `repetition`.
 
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -28,8 +34,12 @@ static INFO: ProviderInfo = ProviderInfo {
     base_url_env: &[],
     key_env: &[],
     key_policy: KeyPolicy::Optional,
-    events: &["usage", "pull"],
+    events: &["usage", "pull", "load", "repetition"],
 };
+
+/// New tokens a `local` answer may have when neither the config nor the call sets `max_tokens`:
+/// a small model that rambles stops in seconds instead of filling its context window.
+pub const DEFAULT_MAX_TOKENS: u32 = 512;
 
 impl Provider for Local {
     fn info(&self) -> &'static ProviderInfo {
@@ -45,6 +55,13 @@ impl Provider for Local {
             target.context.clone(),
         )))
     }
+}
+
+/// True when `model` names a model of the built-in catalog (`smollm2`), which is pulled into
+/// the cache; any other `local:` model is read as a file path. Faces that take model names from
+/// others use it to keep such paths inside the folders they allow.
+pub fn is_catalog_model(model: &str) -> bool {
+    oy3o_llama::find_model(model).is_some()
 }
 
 /// The one runtime of the process: loaded models are shared by every chat.
@@ -93,12 +110,14 @@ impl Completions for LocalModel {
                 .iter()
                 .map(|m| ChatMessage::new(role(m.role), m.text().into_owned()))
                 .collect();
-            let options = GenerateOptions {
-                temperature: request.options.temperature,
-                top_p: request.options.top_p,
-                seed: request.options.seed,
-                max_tokens: request.options.max_tokens,
-            };
+            let options = generate_options(&request.options);
+            if !runtime.is_loaded(&path) {
+                // The first answer of a process waits for the load: say so.
+                yield Delta::Event(Event::Other {
+                    name: "load".into(),
+                    message: json!({ "model": model, "path": path.display().to_string() }),
+                });
+            }
             let mut pieces = runtime.generate(path, messages, options);
             while let Some(piece) = pieces.recv().await {
                 match piece.map_err(|e| Error::provider(e.to_string()))? {
@@ -110,10 +129,10 @@ impl Completions for LocalModel {
                             cached_tokens: Some(u64::from(stats.cached_tokens)),
                             reasoning_tokens: None,
                         }));
-                        let finish_reason = match stats.finish {
-                            Finish::Length => "length",
-                            _ => "stop",
-                        };
+                        let (finish_reason, why) = finish(stats.finish);
+                        if let Some(event) = why {
+                            yield Delta::Event(event);
+                        }
                         yield Delta::Done { finish_reason: finish_reason.into() };
                         return;
                     }
@@ -126,6 +145,33 @@ impl Completions for LocalModel {
 
 fn role(role: Role) -> &'static str {
     role.as_str()
+}
+
+/// The engine's options as llama.cpp's: `max_tokens` (config, then call) or the default cap.
+fn generate_options(options: &crate::Options) -> GenerateOptions {
+    GenerateOptions {
+        temperature: options.temperature,
+        top_p: options.top_p,
+        seed: options.seed,
+        max_tokens: Some(options.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS)),
+        repeat_penalty: None,
+    }
+}
+
+/// The finish reason of an answer, and the event that explains an early end: `repetition`
+/// when the tail repeated a block of `period_tokens` tokens `repeats` times.
+fn finish(finish: Finish) -> (&'static str, Option<Event>) {
+    match finish {
+        Finish::Stop => ("stop", None),
+        Finish::Length => ("length", None),
+        Finish::Repetition(found) => (
+            "repetition",
+            Some(Event::Other {
+                name: "repetition".into(),
+                message: json!({ "period_tokens": found.period_tokens, "repeats": found.repeats }),
+            }),
+        ),
+    }
 }
 
 fn pull_event(p: &PullProgress) -> Event {
@@ -153,14 +199,61 @@ fn throttled(
 pub use oy3o_llama::PullProgress as Progress;
 
 /// Makes sure a model (a catalog name such as `smollm2`, or a path) is on disk and verified,
-/// downloading it if needed; returns its path. `progress` is called as bytes arrive.
+/// downloading it if needed; returns its path. `progress` is called as bytes arrive. A catalog
+/// model's chat template is then checked to render the prompt the catalog expects (this loads
+/// the model, so the first answer after it starts at once).
 pub async fn pull(
     name: &str,
     progress: &mut (dyn FnMut(Progress) + Send),
 ) -> Result<std::path::PathBuf> {
     let dir = oy3o_llama::default_cache_dir()
         .ok_or_else(|| Error::config("no cache directory on this system"))?;
-    oy3o_llama::ensure_model(name, &dir, progress)
+    let path = oy3o_llama::ensure_model(name, &dir, progress)
         .await
-        .map_err(|e| Error::new(ErrorCode::NotFound, e.to_string()))
+        .map_err(|e| Error::new(ErrorCode::NotFound, e.to_string()))?;
+    if let Some(entry) = oy3o_llama::find_model(name) {
+        runtime()?
+            .check_template(&path, entry)
+            .await
+            .map_err(|e| Error::provider(e.to_string()))?;
+    }
+    Ok(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use oy3o_llama::Loop;
+
+    #[test]
+    fn an_answer_is_capped_at_the_default_unless_max_tokens_is_set() {
+        let unset = crate::Options::default();
+        assert_eq!(
+            generate_options(&unset).max_tokens,
+            Some(DEFAULT_MAX_TOKENS)
+        );
+        let set = crate::Options {
+            max_tokens: Some(2000),
+            temperature: Some(0.5),
+            ..crate::Options::default()
+        };
+        let mapped = generate_options(&set);
+        assert_eq!(mapped.max_tokens, Some(2000));
+        assert_eq!(mapped.temperature, Some(0.5));
+    }
+
+    #[test]
+    fn an_answer_ended_for_repeating_itself_says_so_in_an_event_and_its_finish_reason() {
+        let found = Loop {
+            period_tokens: 7,
+            repeats: 3,
+        };
+        let (reason, event) = finish(Finish::Repetition(found));
+        assert_eq!(reason, "repetition");
+        let event = event.expect("an event");
+        assert_eq!(event.name(), "repetition");
+        assert_eq!(event.message(), json!({ "period_tokens": 7, "repeats": 3 }));
+        assert_eq!(finish(Finish::Length), ("length", None));
+        assert_eq!(finish(Finish::Stop), ("stop", None));
+    }
 }

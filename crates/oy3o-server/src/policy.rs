@@ -1,0 +1,287 @@
+//! What a client may ask the server to do on its behalf: which proxies may carry the server's
+//! own credentials, which models it may name (`models_allowed`), which `local:` files it may
+//! load (`model_dirs`), and the ranges of the numbers it sends. The faces call these before
+//! anything is opened or sent; each refusal names the setting that decides it.
+
+use std::path::{Component, Path, PathBuf};
+
+use oy3o::Options;
+use oy3o::transport::client::check_proxy;
+
+use crate::settings::Settings;
+use crate::state::AppState;
+
+/// Why a request is refused: the error code sent back and the message.
+#[derive(Debug, PartialEq)]
+pub(crate) struct Refusal {
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl Refusal {
+    pub(crate) fn new(code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+/// One entry of `client_proxies`: a host, optionally with a port (from a URL or `host:port`).
+#[derive(Debug, PartialEq)]
+pub(crate) struct ProxyEntry {
+    host: String,
+    port: Option<u16>,
+}
+
+impl ProxyEntry {
+    /// Reads `http://host:port`, `host:port` or `host`; an unsupported URL is an error.
+    pub(crate) fn parse(text: &str) -> Result<Self, String> {
+        if text.contains("://") {
+            let addr = check_proxy(text).map_err(|e| e.message().to_owned())?;
+            return Ok(Self {
+                host: addr.host,
+                port: Some(addr.port),
+            });
+        }
+        let text = text.trim();
+        let (host, port) = match text.rsplit_once(':') {
+            Some((h, p)) if !h.contains(':') || h.ends_with(']') => {
+                let port = p
+                    .parse()
+                    .map_err(|_| format!("{text:?}: the port must be a number"))?;
+                (h, Some(port))
+            }
+            _ => (text, None),
+        };
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        if host.is_empty() {
+            return Err(format!("{text:?} names no host"));
+        }
+        Ok(Self {
+            host: host.to_ascii_lowercase(),
+            port,
+        })
+    }
+
+    fn admits(&self, host: &str, port: u16) -> bool {
+        self.host == host && self.port.is_none_or(|p| p == port)
+    }
+}
+
+/// Checks a client's `proxy`: a supported URL (else `bad_request`), and either one the
+/// operator listed in `client_proxies`, or a request that brings its own credential (whose
+/// proxy then carries only that credential: see `ClientOverrides::apply`). The server's own
+/// keys never go through a proxy a client picked.
+pub(crate) fn check_client_proxy(
+    settings: &Settings,
+    proxy: &str,
+    own_credential: bool,
+) -> Result<(), Refusal> {
+    check_proxy(proxy).map_err(|e| Refusal::new("bad_request", e.message()))?;
+    if trusted_proxy(settings, proxy) || own_credential {
+        return Ok(());
+    }
+    Err(Refusal::new(
+        "forbidden",
+        "a proxy from a client carries only the client's own credential: send a key or cookie \
+         with it, or ask the operator to list this proxy in client_proxies; the server's \
+         credentials never go through a proxy a client picked",
+    ))
+}
+
+/// True when `proxy` is listed in `client_proxies`.
+pub(crate) fn trusted_proxy(settings: &Settings, proxy: &str) -> bool {
+    let Ok(addr) = check_proxy(proxy) else {
+        return false;
+    };
+    settings
+        .client_proxies
+        .iter()
+        .any(|entry| ProxyEntry::parse(entry).is_ok_and(|e| e.admits(&addr.host, addr.port)))
+}
+
+/// Checks a model name a client gave: a `local:` file only inside `model_dirs` (judged from
+/// the name alone, so the answer never says whether a file exists), and a name
+/// `models_allowed` admits. `None` (the server's default) is always allowed.
+pub(crate) fn check_model(state: &AppState, model: Option<&str>) -> Result<(), Refusal> {
+    let Some(model) = model.map(str::trim).filter(|m| !m.is_empty()) else {
+        return Ok(());
+    };
+    let settings = &state.settings;
+    let is_alias = state.config.aliases.contains_key(model);
+    if !is_alias && let Some(path) = local_path(model) {
+        let inside = lexically_inside(&path, &settings.model_dirs);
+        if !inside {
+            return Err(Refusal::new(
+                "forbidden",
+                format!(
+                    "model {model:?}: clients may load local model files only from the folders \
+                     listed in model_dirs{}",
+                    if settings.model_dirs.is_empty() {
+                        " (none are), or use a catalog model such as local:smollm2"
+                    } else {
+                        ""
+                    }
+                ),
+            ));
+        }
+    }
+    let Some(globs) = &settings.models_allowed else {
+        return Ok(());
+    };
+    if globs.iter().any(|g| glob_match(g, model)) {
+        return Ok(());
+    }
+    // "openai" or an alias stands for models the list may name in full.
+    let resolved = state.targets(Some(model)).ok().is_some_and(|targets| {
+        !targets.is_empty()
+            && targets.iter().all(|t| {
+                let name = t.reference.to_string();
+                globs.iter().any(|g| glob_match(g, &name))
+            })
+    });
+    if resolved {
+        Ok(())
+    } else {
+        Err(Refusal::new(
+            "forbidden",
+            format!("model {model:?} is not among the models this server allows (models_allowed)"),
+        ))
+    }
+}
+
+/// The file a `local:` model name stands for, when it is not a catalog model.
+fn local_path(model: &str) -> Option<PathBuf> {
+    let parsed = oy3o::ModelRef::parse(model).ok()?;
+    // By name, not through the registry: a build without the local provider refuses the same.
+    if !parsed.provider.eq_ignore_ascii_case("local") {
+        return None;
+    }
+    let name = parsed.model?;
+    if oy3o::providers::is_local_catalog_model(&name) {
+        return None;
+    }
+    Some(PathBuf::from(name))
+}
+
+/// True when `path` is absolute, has no `..`, and lies under one of `dirs`: decided from the
+/// text alone (no file system call, so no existence oracle).
+fn lexically_inside(path: &Path, dirs: &[PathBuf]) -> bool {
+    if !path.is_absolute() || path.components().any(|c| matches!(c, Component::ParentDir)) {
+        return false;
+    }
+    dirs.iter().any(|dir| {
+        dir.is_absolute()
+            && !dir.components().any(|c| matches!(c, Component::ParentDir))
+            && path.starts_with(dir)
+            && path != dir
+    })
+}
+
+/// `*` (any run of characters, `:` and `/` included) and `?` (one character) globs.
+pub(crate) fn glob_match(glob: &str, text: &str) -> bool {
+    let (g, t): (Vec<char>, Vec<char>) = (glob.chars().collect(), text.chars().collect());
+    let (mut gi, mut ti) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while ti < t.len() {
+        if gi < g.len() && (g[gi] == '?' || g[gi] == t[ti]) {
+            gi += 1;
+            ti += 1;
+        } else if gi < g.len() && g[gi] == '*' {
+            star = Some((gi, ti));
+            gi += 1;
+        } else if let Some((sg, st)) = star {
+            gi = sg + 1;
+            ti = st + 1;
+            star = Some((sg, st + 1));
+        } else {
+            return false;
+        }
+    }
+    g[gi..].iter().all(|&c| c == '*')
+}
+
+/// Checks the numbers of a client's options: a temperature in 0–2, a `top_p` in 0–1 (finite:
+/// `1e39` reads as infinity and would go upstream as `null`).
+pub(crate) fn check_options(options: &Options, field: &str) -> Result<(), Refusal> {
+    check_number(field, "temperature", options.temperature, 2.0)?;
+    check_number(field, "top_p", options.top_p, 1.0)
+}
+
+/// `value` must be finite and in `0..=max`.
+pub(crate) fn check_number(
+    field: &str,
+    name: &str,
+    value: Option<f32>,
+    max: f32,
+) -> Result<(), Refusal> {
+    match value {
+        Some(v) if !(v.is_finite() && (0.0..=max).contains(&v)) => Err(Refusal::new(
+            "bad_request",
+            format!("field `{field}{name}`: must be a number from 0 to {max}"),
+        )),
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn globs_match_whole_names() {
+        assert!(glob_match("openai:*", "openai:gpt-4o"));
+        assert!(glob_match("*mini", "openai:gpt-4o-mini"));
+        assert!(glob_match("a?c", "abc"));
+        assert!(!glob_match("openai:*", "anthropic:x"));
+        assert!(!glob_match("openai", "openai:gpt-4o"));
+        assert!(glob_match("*", ""));
+    }
+
+    #[test]
+    fn local_files_are_judged_by_their_path_alone() {
+        let dirs = [PathBuf::from("/srv/models")];
+        assert!(lexically_inside(Path::new("/srv/models/a.gguf"), &dirs));
+        assert!(!lexically_inside(
+            Path::new("/srv/models/../../etc/shadow"),
+            &dirs
+        ));
+        assert!(!lexically_inside(Path::new("/etc/shadow"), &dirs));
+        assert!(!lexically_inside(Path::new("models/a.gguf"), &dirs));
+        assert!(!lexically_inside(Path::new("/srv/models"), &dirs));
+        assert!(!lexically_inside(Path::new("/srv/modelsx/a.gguf"), &dirs));
+        assert_eq!(local_path("openai:gpt-4o"), None);
+        assert_eq!(local_path("local:/etc/shadow"), Some("/etc/shadow".into()));
+        assert_eq!(local_path("local:Cargo.toml"), Some("Cargo.toml".into()));
+    }
+
+    #[test]
+    fn listed_proxies_match_by_host_and_port() {
+        let settings = Settings {
+            client_proxies: vec!["http://Proxy.example:3128".into(), "10.0.0.1".into()],
+            ..Settings::default()
+        };
+        assert!(trusted_proxy(&settings, "http://u:p@proxy.example:3128"));
+        assert!(!trusted_proxy(&settings, "http://proxy.example:3129"));
+        assert!(trusted_proxy(&settings, "socks5h://10.0.0.1:1080"));
+        assert!(!trusted_proxy(&settings, "http://127.0.0.3:1"));
+        let refused = check_client_proxy(&settings, "http://127.0.0.3:1", false).unwrap_err();
+        assert_eq!(refused.code, "forbidden");
+        assert!(refused.message.contains("client_proxies"));
+        assert!(check_client_proxy(&settings, "http://127.0.0.3:1", true).is_ok());
+        let bad = check_client_proxy(&settings, "ftp://127.0.0.3:1", true).unwrap_err();
+        assert_eq!(bad.code, "bad_request");
+    }
+
+    #[test]
+    fn numbers_out_of_range_are_refused_by_name() {
+        let options = Options {
+            temperature: Some(f32::INFINITY),
+            ..Options::default()
+        };
+        let e = check_options(&options, "options.").unwrap_err();
+        assert!(e.message.contains("`options.temperature`"), "{}", e.message);
+        assert!(check_options(&Options::default(), "").is_ok());
+    }
+}
