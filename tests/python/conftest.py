@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -111,3 +113,14 @@ def clean_global_config():
     yield
     config.clear()
     config.update(saved)
+
+
+def run_python(script: str, *args: str, home: Path) -> Any:
+    """Runs ``script`` in a fresh interpreter with ``home`` as its home and data folders (no
+    ``OY3O_`` or ``XDG_`` variable of this process), and returns its last line of output as
+    JSON."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OY3O_", "XDG_"))}
+    env.update(HOME=str(home), XDG_DATA_HOME=str(home / "data"), XDG_CONFIG_HOME=str(home / "config"))
+    out = subprocess.run([sys.executable, "-c", script, *args], env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout.strip().splitlines()[-1])

@@ -11,12 +11,15 @@ import select
 import shutil
 import socket
 import subprocess
+import sys
 import threading
 import urllib.request
 from pathlib import Path
 from typing import Any, Dict, List
 
 import pytest
+
+from conftest import run_python
 
 from oy3opy.ai import AuthError, Chat, Events, NetworkError, config, exec_once
 from oy3opy.utils.file import io
@@ -220,3 +223,36 @@ def test_a_connection_lost_mid_answer_raises_network_error(copilot):
         for chunk in chat.send("count for me [drop]"):
             received.append(chunk)
     assert "".join(received) == "Turn 1: ", "the text before the cut arrived"
+
+
+RESUME = r"""
+import asyncio, json, sys
+from oy3opy.ai import Chat, Config
+
+url, cookie, store, prompt = sys.argv[1:5]
+cfg = Config({"providers": {"bing": {"base_url": url, "max_retries": 0}}, "store": store})
+
+async def main():
+    chat = Chat("bing", json.loads(cookie), config=cfg, name="copilot-resumed")
+    answer = await chat.send_once(prompt)
+    print(json.dumps({"answer": answer, "history": chat.history}))
+
+asyncio.run(main())
+"""
+
+
+def test_a_named_bing_chat_resumes_in_another_process_sending_only_the_new_prompt(copilot, tmp_path):
+    def run(prompt: str) -> Dict[str, Any]:
+        store = f"sqlite:{tmp_path / 'b.db'}"
+        return run_python(RESUME, copilot.url, json.dumps(copilot.cookie_export), store, prompt, home=tmp_path)
+
+    first = run("one")
+    second = run("two")
+    assert first["answer"].startswith("Turn 1: you said one")
+    assert second["answer"].startswith("Turn 2: you said two"), "the service's conversation went on"
+    assert [m["content"] for m in second["history"]][::2] == ["one", "two"]
+    state = copilot.state()
+    assert state["starts"] == 1, "the stored conversation id was used, no new conversation"
+    first_sent, second_sent = state["sent"]
+    assert first_sent["conversation"] == second_sent["conversation"]
+    assert second_sent["text"] == "two", "only the new prompt was sent"

@@ -2,26 +2,37 @@
 
 use std::path::Path;
 
-use pyo3::PyErr;
-use pyo3::exceptions::{PyRuntimeError, PyValueError};
+use pyo3::prelude::*;
 use serde_json::{Value, json};
 
 use crate::queue::Item;
 
-/// The config the Python package sends: the engine's JSON file form.
-pub fn config(json_text: &str) -> Result<oy3o::Config, oy3o::Error> {
-    oy3o::Config::parse_file(json_text, Path::new("<oy3opy config>.json"))
+/// The config in force for a call: the layers the Python package sends (the global config
+/// first, then each per-call one, in the engine's JSON file form), parsed and merged field by
+/// field by the engine ([`oy3o::Config::overlay`]).
+pub fn config(layers: &[String]) -> Result<oy3o::Config, oy3o::Error> {
+    let mut merged = oy3o::Config::default();
+    for (i, text) in layers.iter().enumerate() {
+        let name = if i == 0 { "config" } else { "per-call config" };
+        let layer = oy3o::Config::parse_file(text, Path::new(&format!("<oy3opy {name}>.json")))?;
+        merged = merged.overlay(&layer);
+    }
+    Ok(merged)
 }
 
-/// An engine error for Python: the package raises the matching exception class from the
-/// `("error", code, message)` item; this is for errors raised directly.
+/// An engine error as the matching exception of `oy3opy.ai.errors` (a real Python class with a
+/// `.code`, subclassing the standard exception it stands for).
 pub fn to_py_err(e: oy3o::Error) -> PyErr {
-    match e.code() {
-        oy3o::ErrorCode::Config | oy3o::ErrorCode::NotFound => {
-            PyValueError::new_err(format!("[{}] {}", e.code(), e.message()))
+    Python::attach(|py| {
+        let made = py
+            .import("oy3opy.ai.errors")
+            .and_then(|m| m.getattr("error_for"))
+            .and_then(|f| f.call1((e.code().as_str(), e.message())));
+        match made {
+            Ok(exc) => PyErr::from_value(exc),
+            Err(err) => err,
         }
-        _ => PyRuntimeError::new_err(format!("[{}] {}", e.code(), e.message())),
-    }
+    })
 }
 
 /// An engine error as a queue item.

@@ -8,6 +8,7 @@
 //! thread, in stream order. The Python package (`python/oy3opy`) holds the public names.
 
 mod chat;
+mod conversations;
 mod convert;
 mod queue;
 mod runtime;
@@ -27,7 +28,9 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(stream::exec, m)?)?;
     m.add_function(wrap_pyfunction!(stream::exec_tasks, m)?)?;
     m.add_function(wrap_pyfunction!(stream::exec_tasks_chain, m)?)?;
+    m.add_function(wrap_pyfunction!(stream::lookup_keys, m)?)?;
     m.add_function(wrap_pyfunction!(events, m)?)?;
+    m.add_function(wrap_pyfunction!(event_names, m)?)?;
     Ok(())
 }
 
@@ -35,4 +38,18 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
 #[pyfunction]
 fn events(model: &str) -> PyResult<Vec<&'static str>> {
     oy3o::events(model).map_err(convert::to_py_err)
+}
+
+/// Every event name any provider can emit (to tell a misspelled listener name).
+#[pyfunction]
+fn event_names() -> Vec<&'static str> {
+    let mut names: Vec<&'static str> = Vec::new();
+    for provider in oy3o::providers::names() {
+        for name in oy3o::events(provider).unwrap_or_default() {
+            if !names.contains(&name) {
+                names.push(name);
+            }
+        }
+    }
+    names
 }

@@ -41,16 +41,16 @@ impl Drop for ServerHandle {
 /// Binds `host:port` (0 picks a free port) and serves in the background. `server_json` is the
 /// config's `[server]` table as JSON (`{"server": {...}}`), may be empty.
 #[pyfunction]
-#[pyo3(signature = (host, port, config_json, server_json, token=None))]
+#[pyo3(signature = (host, port, layers, server_json, token=None))]
 pub fn serve(
     py: Python<'_>,
     host: String,
     port: u16,
-    config_json: &str,
+    layers: Vec<String>,
     server_json: &str,
     token: Option<String>,
 ) -> PyResult<ServerHandle> {
-    let config = convert::config(config_json).map_err(convert::to_py_err)?;
+    let config = convert::config(&layers).map_err(convert::to_py_err)?;
     let mut settings = if server_json.trim().is_empty() {
         oy3o_server::Settings::default()
     } else {

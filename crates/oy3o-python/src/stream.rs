@@ -4,10 +4,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
-use pyo3::exceptions::PyValueError;
+use pyo3::exceptions::PyOSError;
 use pyo3::prelude::*;
 use serde_json::json;
 
+use crate::conversations;
 use crate::convert;
 use crate::queue::{Item, Queue};
 use crate::runtime::runtime;
@@ -28,7 +29,7 @@ impl Stream {
         F: FnOnce(Arc<Queue>) -> Fut,
         Fut: std::future::Future<Output = ()> + Send + 'static,
     {
-        let queue = Queue::new().map_err(|e| PyValueError::new_err(e.to_string()))?;
+        let queue = Queue::new().map_err(|e| PyOSError::new_err(e.to_string()))?;
         let rt = runtime()?;
         let work = produce(queue.clone());
         let q = queue.clone();
@@ -44,44 +45,14 @@ impl Stream {
 
     /// Feeds an engine reply (text and events) into the queue.
     pub async fn feed_reply(queue: Arc<Queue>, reply: oy3o::Reply) {
-        Self::feed_recorded(queue, reply, None).await;
-    }
-
-    /// [`Stream::feed_reply`], recording the turn when `turn` is given (synchronous calls that
-    /// never wait for the database; a stream closed early records it `cancelled`).
-    pub async fn feed_recorded(
-        queue: Arc<Queue>,
-        reply: oy3o::Reply,
-        turn: Option<oy3o_store::TurnRecorder>,
-    ) {
-        use oy3o_store::TurnState;
         let mut outputs = reply.outputs();
         while let Some(item) = outputs.next().await {
             let item: Item = match item {
-                Ok(oy3o::Output::Text(t)) => {
-                    if let Some(turn) = &turn {
-                        turn.chunk(&t);
-                    }
-                    ("text", t, String::new())
-                }
-                Ok(oy3o::Output::Event(e)) => {
-                    if let Some(turn) = &turn {
-                        turn.event(&e);
-                    }
-                    convert::event_item(&e)
-                }
-                Err(e) => {
-                    if let Some(turn) = &turn {
-                        let usage = outputs.reply().usage().cloned();
-                        turn.finish(TurnState::Error, usage.as_ref(), Some(e.message()));
-                    }
-                    convert::error_item(&e)
-                }
+                Ok(oy3o::Output::Text(t)) => ("text", t, String::new()),
+                Ok(oy3o::Output::Event(e)) => convert::event_item(&e),
+                Err(e) => convert::error_item(&e),
             };
             queue.push(item).await;
-        }
-        if let Some(turn) = &turn {
-            turn.finish(TurnState::Done, outputs.reply().usage(), None);
         }
     }
 }
@@ -119,28 +90,47 @@ impl Drop for Stream {
     }
 }
 
-/// One-shot prompt: `exec(prompt, context, model, config_json)`.
+/// Whose one-shot prompts these are: the local user.
+const LOCAL: &str = "";
+
+/// One-shot prompt: `exec(prompt, context, model, layers)` gives the stream and the model
+/// reference it resolved to. A model that does not resolve (unknown, no key) is raised now.
 #[pyfunction]
-#[pyo3(signature = (prompt, context, model, config_json))]
+#[pyo3(signature = (prompt, context, model, layers))]
 pub fn exec(
     prompt: String,
     context: Option<String>,
     model: Option<String>,
-    config_json: &str,
-) -> PyResult<Stream> {
-    let config = convert::config(config_json).map_err(convert::to_py_err)?;
-    Stream::start(move |queue| async move {
-        let reply = oy3o::exec(&prompt, context.as_deref(), model.as_deref(), &config);
-        Stream::feed_reply(queue, reply).await;
-    })
+    layers: Vec<String>,
+) -> PyResult<(Stream, String)> {
+    let config = convert::config(&layers).map_err(convert::to_py_err)?;
+    let rt = runtime()?;
+    let _entered = rt.enter();
+    let opening = oy3o::Opening::one_shot(LOCAL)
+        .model(model.as_deref())
+        .context(context.as_deref());
+    let conversation = conversations::unstored()
+        .one_shot(&opening, &config)
+        .map_err(convert::to_py_err)?;
+    let reply = conversation.send(oy3o::Message::user(prompt), &oy3o::Options::default());
+    let stream = Stream::start(move |queue| Stream::feed_reply(queue, reply))?;
+    Ok((stream, conversation.model()))
+}
+
+/// The names `model`'s per-model settings and listeners are looked up under, most specific
+/// first ([`oy3o::Config::lookup_keys`]).
+#[pyfunction]
+pub fn lookup_keys(model: Option<String>, layers: Vec<String>) -> PyResult<Vec<String>> {
+    let config = convert::config(&layers).map_err(convert::to_py_err)?;
+    Ok(config.lookup_keys(model.as_deref()))
 }
 
 /// Tasks: yields `("task", result_json, "")` in completion order, events as they happen.
 #[pyfunction]
-pub fn exec_tasks(tasks_json: &str, config_json: &str) -> PyResult<Stream> {
+pub fn exec_tasks(tasks_json: &str, layers: Vec<String>) -> PyResult<Stream> {
     let tasks: Vec<oy3o::Task> = serde_json::from_str(tasks_json)
-        .map_err(|e| PyValueError::new_err(format!("invalid task list: {e}")))?;
-    let config = convert::config(config_json).map_err(convert::to_py_err)?;
+        .map_err(|e| convert::to_py_err(oy3o::Error::config(format!("invalid task list: {e}"))))?;
+    let config = convert::config(&layers).map_err(convert::to_py_err)?;
     Stream::start(move |queue| async move {
         let config = with_event_forwarding(config, &queue);
         let mut results = oy3o::exec_tasks(tasks, &config);
@@ -154,10 +144,10 @@ pub fn exec_tasks(tasks_json: &str, config_json: &str) -> PyResult<Stream> {
 
 /// Chains: yields `("stage", stage_json, "")` per stage, events as they happen.
 #[pyfunction]
-pub fn exec_tasks_chain(chain_json: &str, config_json: &str) -> PyResult<Stream> {
+pub fn exec_tasks_chain(chain_json: &str, layers: Vec<String>) -> PyResult<Stream> {
     let stages: Vec<Vec<oy3o::Task>> = serde_json::from_str(chain_json)
-        .map_err(|e| PyValueError::new_err(format!("invalid chain: {e}")))?;
-    let config = convert::config(config_json).map_err(convert::to_py_err)?;
+        .map_err(|e| convert::to_py_err(oy3o::Error::config(format!("invalid chain: {e}"))))?;
+    let config = convert::config(&layers).map_err(convert::to_py_err)?;
     Stream::start(move |queue| async move {
         let config = with_event_forwarding(config, &queue);
         let mut stages = oy3o::exec_tasks_chain(oy3o::Chain::from(stages), &config);
@@ -175,13 +165,27 @@ pub fn exec_tasks_chain(chain_json: &str, config_json: &str) -> PyResult<Stream>
     })
 }
 
-/// Forwards every engine event into the queue (as items, never as Python calls).
+/// Forwards every engine event into the queue (as items, never as Python calls); an event of
+/// one task says which (`task_event`, with its stage, index and model), so that Python calls
+/// that model's listeners and tells tasks apart.
 fn with_event_forwarding(mut config: oy3o::Config, queue: &Arc<Queue>) -> oy3o::Config {
     let q = Arc::downgrade(queue);
     config.listeners.on("*", move |event| {
-        if let Some(q) = q.upgrade() {
-            q.push_now(convert::event_item(event));
-        }
+        let Some(q) = q.upgrade() else { return };
+        let item = match oy3o::current_task() {
+            Some(place) => {
+                let body = json!({
+                    "message": event.message(),
+                    "stage": place.stage,
+                    "index": place.index,
+                    "model": place.model,
+                    "reference": place.reference,
+                });
+                ("task_event", event.name().to_owned(), body.to_string())
+            }
+            None => convert::event_item(event),
+        };
+        q.push_now(item);
     });
     config
 }

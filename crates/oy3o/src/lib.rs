@@ -53,8 +53,8 @@ pub use model_ref::ModelRef;
 pub use provider::{Provider, Session};
 pub use reply::{Output, Outputs, Reply};
 pub use tasks::{
-    Chain, DEFAULT_CONCURRENCY, Stage, StageResult, Task, TaskResult, exec_tasks, exec_tasks_chain,
-    exec_tasks_chain_once, exec_tasks_once,
+    Chain, DEFAULT_CONCURRENCY, Stage, StageResult, Task, TaskPlace, TaskResult, current_task,
+    exec_tasks, exec_tasks_chain, exec_tasks_chain_once, exec_tasks_once,
 };
 
 /// The event names a model's provider can emit: the lifecycle ones plus its own, so that

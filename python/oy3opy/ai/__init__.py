@@ -11,11 +11,14 @@ True
 
 from __future__ import annotations
 
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+import json
+import warnings
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from .. import _native
-from ._config import Config, config, effective, engine_json, listeners_for
-from ._stream import Dispatcher, ItemStream, TextStream, raise_native
+from ._config import Config, Listener, Listeners, config, engine_layers, listener_layers, validate_listeners
+from ._events import FACE_EVENTS, TASK_EVENTS, Event
+from ._stream import Dispatcher, ItemStream, TextStream
 from .errors import (
     AuthError,
     BadRequestError,
@@ -29,25 +32,32 @@ from .errors import (
     TimeoutError,
 )
 
+# `TimeoutError` is importable by name but left out of `*`: it would shadow the builtin (it
+# is a subclass of it, so `except TimeoutError` catches both either way).
 __all__ = [
     "Chat",
     "Config",
+    "Event",
     "Events",
+    "events",
     "config",
     "exec",
     "exec_once",
     "execTasks",
     "execTasks_once",
+    "execTasks_async",
     "execTasksChain",
     "execTasksChain_once",
+    "execTasksChain_async",
     "exec_tasks",
     "exec_tasks_once",
+    "exec_tasks_async",
     "exec_tasks_chain",
     "exec_tasks_chain_once",
+    "exec_tasks_chain_async",
     "Error",
     "AuthError",
     "RateLimitError",
-    "TimeoutError",
     "NetworkError",
     "BadRequestError",
     "ProviderError",
@@ -58,18 +68,52 @@ __all__ = [
 
 _TASK_KEYS = ("model", "prompt", "context", "name", "temperature", "max_tokens", "timeout")
 
+Pair = Tuple[Mapping[str, Any], Optional[str]]
+
 
 def Events(model: str) -> List[str]:  # noqa: N802 - the original name
-    """The event names ``model``'s provider can emit, e.g. to build
-    ``dict.fromkeys(Events('openai'), [print])``."""
-    try:
-        return list(_native.events(model))
-    except Exception as exc:  # noqa: BLE001
-        raise raise_native(exc) from None
+    """The event names ``model``'s provider can emit, with those of task lists and chains,
+    e.g. to build ``dict.fromkeys(Events('openai'), [print])``."""
+    names = list(_native.events(model))
+    return names + [n for n in TASK_EVENTS + FACE_EVENTS if n not in names]
 
 
-def _resolved_model(cfg: Mapping[str, Any], model: Optional[str]) -> str:
-    return model or cfg.get("model") or "local:smollm2"
+#: The same as :func:`Events`.
+events = Events
+
+
+def _known_events() -> List[str]:
+    return list(_native.event_names()) + list(TASK_EVENTS + FACE_EVENTS)
+
+
+def _pick(config: Optional[Mapping[str, Any]], _config: Optional[Mapping[str, Any]]) -> Optional[Mapping[str, Any]]:
+    """``config=`` or the original's ``_config=`` keyword."""
+    if config is not None and _config is not None:
+        raise TypeError("pass config= or _config=, not both")
+    return config if config is not None else _config
+
+
+class _Call:
+    """A call's config layers (the global config first), as the engine and the listeners see
+    them; listeners are checked before anything is sent."""
+
+    def __init__(self, *layers: Optional[Mapping[str, Any]]) -> None:
+        for layer in layers:
+            if layer is not None and not isinstance(layer, Mapping):
+                raise TypeError(f"config must be a Config or a dict, not {type(layer).__name__}")
+        self.listeners = listener_layers(layers)
+        validate_listeners(self.listeners, _known_events())
+        self.engine = engine_layers(layers)
+        self._keys: Dict[Optional[str], List[str]] = {}
+
+    def keys(self, model: Optional[str]) -> List[str]:
+        if model not in self._keys:
+            self._keys[model] = list(_native.lookup_keys(model, self.engine))
+        return self._keys[model]
+
+    def listeners_for(self, model: Optional[str]) -> Dict[str, List[Listener]]:
+        """The listeners of ``model`` (as asked), looked up under the names the engine uses."""
+        return self.listeners.for_keys(self.keys(model))
 
 
 class Chat:
@@ -78,33 +122,43 @@ class Chat:
     ``Chat(model, cookie=None, listeners=None, proxy=None)``: ``cookie`` is a key or a browser
     cookie export, ``listeners`` a ``{event: callable or [callables]}`` map, ``proxy`` a URL or
     an httpx-style map. Use ``await chat.update(context)``, ``chat.send(prompt)`` (a stream),
-    ``await chat.send_once(prompt)``, ``await chat.close()``.
+    ``await chat.send_once(prompt)``, ``await chat.close()``. ``context=`` sets the context
+    from the start; it beats any context of the config.
 
-    ``name='x'`` keeps the chat in the store (config key ``store``; default: the SQLite file
-    the ``oy3o`` command uses) and resumes it when it exists: its model (unless ``model`` is
-    given), context and history (see :attr:`history`) come back, so a chat begun with
-    ``oy3o --chat x`` continues here and the other way round.
+    ``name='x'`` keeps the chat in the store (``OY3O_STORE``, else the config's ``store``, else
+    the SQLite file the ``oy3o`` command uses) and resumes it when it exists: its model (unless
+    ``model`` is given), context, history (see :attr:`history`) and the provider's own
+    conversation (``bing``), so a chat begun with ``oy3o --chat x`` continues here and the other
+    way round. Two ``Chat`` objects on one name in a process share one conversation.
     """
 
     def __init__(
         self,
         model: Optional[str] = None,
         cookie: Any = None,
-        listeners: Optional[Mapping[str, Any]] = None,
+        listeners: Optional[Listeners] = None,
         proxy: Any = None,
         *,
         context: Optional[str] = None,
         config: Optional[Mapping[str, Any]] = None,
         name: Optional[str] = None,
+        _config: Optional[Mapping[str, Any]] = None,
     ) -> None:
-        call = Config(cookie=cookie, proxy=proxy, listener=listeners, context=context)
-        cfg = effective(globals()["config"], config, call)
-        try:
-            self._native = _native.open_chat(model, engine_json(cfg), name)
-        except Exception as exc:  # noqa: BLE001
-            raise raise_native(exc) from None
+        call = Config(cookie=cookie, proxy=proxy, listener=listeners)
+        layers = _Call(globals()["config"], _pick(config, _config), call)
+        self._native = _native.open_chat(model, layers.engine, name, context)
         self.model: str = self._native.model
-        self._dispatcher = Dispatcher(listeners_for(cfg, self.model), self.model)
+        keys = layers.keys(model)
+        if self.model not in keys:  # resumed on its stored model
+            keys = layers.keys(self.model)
+        self._dispatcher = Dispatcher(layers.listeners.for_keys(keys), self.model)
+        if name is not None and not self._native.stored:
+            warnings.warn(
+                f"chat {name!r} is not kept: the store is 'none' (OY3O_STORE or the config's "
+                "store); it ends with this program",
+                RuntimeWarning,
+                stacklevel=2,
+            )
         self._dispatcher.emit_sync("create", {"model": self.model})
 
     async def update(self, context: str) -> None:
@@ -113,7 +167,9 @@ class Chat:
         await self._dispatcher.emit("update", {"context": context})
 
     def send(self, prompt: str) -> TextStream:
-        """Sends a prompt; iterate the result for the answer's chunks."""
+        """Sends a prompt; iterate the result for the answer's chunks. The turn takes its place
+        now: turns run in the order they were sent. Breaking out of the loop (or ``close()``)
+        ends the turn as cancelled; it is not in the history."""
         return TextStream(self._native.send(prompt), self._dispatcher)
 
     async def send_once(self, prompt: str) -> str:
@@ -122,11 +178,12 @@ class Chat:
 
     @property
     def history(self) -> List[Dict[str, str]]:
-        """The conversation so far, as ``[{'role', 'content'}, ...]``."""
+        """The conversation so far (turns answered completely), as ``[{'role', 'content'}]``;
+        the same whether live or resumed in another process."""
         return [{"role": role, "content": content} for role, content in self._native.history()]
 
     async def close(self) -> None:
-        """Ends the chat."""
+        """Ends the chat: later ``send``/``update`` raise :class:`ConfigError`."""
         self._native.close()
 
     def __enter__(self) -> "Chat":
@@ -147,15 +204,14 @@ def exec(  # noqa: A001 - the original name
     context: Optional[str] = None,
     model: Optional[str] = None,
     config: Optional[Mapping[str, Any]] = None,
+    *,
+    _config: Optional[Mapping[str, Any]] = None,
 ) -> TextStream:
-    """One prompt, no history: a stream of the answer's chunks."""
-    cfg = effective(globals()["config"], config)
-    name = _resolved_model(cfg, model)
-    try:
-        native = _native.exec(prompt, context, model, engine_json(cfg))
-    except Exception as exc:  # noqa: BLE001
-        raise raise_native(exc) from None
-    return TextStream(native, Dispatcher(listeners_for(cfg, name), name))
+    """One prompt, no history: a stream of the answer's chunks. A model that cannot be used
+    (unknown, no key) raises here, before iterating."""
+    layers = _Call(globals()["config"], _pick(config, _config))
+    native, resolved = _native.exec(prompt, context, model, layers.engine)
+    return TextStream(native, Dispatcher(layers.listeners_for(model), resolved))
 
 
 async def exec_once(
@@ -163,64 +219,120 @@ async def exec_once(
     context: Optional[str] = None,
     model: Optional[str] = None,
     config: Optional[Mapping[str, Any]] = None,
+    *,
+    _config: Optional[Mapping[str, Any]] = None,
 ) -> str:
     """One prompt, no history: the whole answer."""
-    return await exec(prompt, context, model, config).atext()
+    return await exec(prompt, context, model, config, _config=_config).atext()
 
 
-def _engine_tasks(tasks: Sequence[Mapping[str, Any]]) -> List[Dict[str, Any]]:
-    return [{k: t[k] for k in _TASK_KEYS if t.get(k) is not None} for t in tasks]
+def _engine_tasks(tasks: Sequence[Any], where: str = "task") -> List[Dict[str, Any]]:
+    out = []
+    for i, task in enumerate(tasks):
+        if not isinstance(task, Mapping):
+            raise TypeError(f"{where} {i} must be a dict like {{'model': ..., 'prompt': ...}}, not {type(task).__name__}")
+        if not isinstance(task.get("prompt"), str):
+            got = "no 'prompt'" if "prompt" not in task else f"a {type(task['prompt']).__name__} 'prompt'"
+            raise TypeError(f"{where} {i} has {got}; give it a 'prompt' string")
+        for key in ("model", "context", "name"):
+            if task.get(key) is not None and not isinstance(task[key], str):
+                raise TypeError(f"{where} {i}: '{key}' must be a string, not {type(task[key]).__name__}")
+        out.append({k: task[k] for k in _TASK_KEYS if task.get(k) is not None})
+    return out
 
 
-def execTasks(tasks: Sequence[Mapping[str, Any]], config: Optional[Mapping[str, Any]] = None) -> ItemStream:  # noqa: N802
+def _task_dispatcher(layers: _Call) -> Dispatcher:
+    """Events of one task go to its model's listeners; those of no task (a chain's stages) to
+    the listeners for every model."""
+    return Dispatcher(layers.listeners.for_keys([]), None, layers.listeners_for)
+
+
+def execTasks(  # noqa: N802 - the original name
+    tasks: Sequence[Mapping[str, Any]],
+    config: Optional[Mapping[str, Any]] = None,
+    *,
+    _config: Optional[Mapping[str, Any]] = None,
+) -> ItemStream[Pair]:
     """Runs tasks (``{'model', 'prompt', 'context'?, 'name'?}``) concurrently and yields
     ``(task, response)`` in completion order; a failed task yields ``(task, None)`` and fires
-    ``error``. The task dicts come back as they were passed."""
-    import json
-
+    ``error``. The task dicts come back as they were passed. Each task's events go to its
+    model's listeners and carry its ``model`` and ``task`` index."""
     tasks = list(tasks)
-    cfg = effective(globals()["config"], config)
-    try:
-        native = _native.exec_tasks(json.dumps(_engine_tasks(tasks)), engine_json(cfg))
-    except Exception as exc:  # noqa: BLE001
-        raise raise_native(exc) from None
+    engine_tasks = _engine_tasks(tasks)
+    layers = _Call(globals()["config"], _pick(config, _config))
+    native = _native.exec_tasks(json.dumps(engine_tasks), layers.engine)
 
-    def convert(kind: str, result: Dict[str, Any]) -> Tuple[Mapping[str, Any], Optional[str]]:
+    def convert(kind: str, result: Dict[str, Any]) -> Pair:
         return tasks[result["index"]], result.get("response")
 
-    return ItemStream(native, Dispatcher(listeners_for(cfg, _resolved_model(cfg, None))), convert)
+    return ItemStream(native, _task_dispatcher(layers), convert)
 
 
-def execTasks_once(tasks: Sequence[Mapping[str, Any]], config: Optional[Mapping[str, Any]] = None) -> List[Tuple[Mapping[str, Any], Optional[str]]]:  # noqa: N802
-    """Runs tasks and returns every ``(task, response)`` in completion order."""
-    return list(execTasks(tasks, config))
+def execTasks_once(  # noqa: N802 - the original name
+    tasks: Sequence[Mapping[str, Any]],
+    config: Optional[Mapping[str, Any]] = None,
+    *,
+    _config: Optional[Mapping[str, Any]] = None,
+) -> List[Pair]:
+    """Runs tasks and returns every ``(task, response)`` in completion order (blocking; in
+    ``async`` code use :func:`execTasks_async`)."""
+    return list(execTasks(tasks, config, _config=_config))
 
 
-def execTasksChain(chain: Sequence[Sequence[Mapping[str, Any]]], config: Optional[Mapping[str, Any]] = None) -> ItemStream:  # noqa: N802
+async def execTasks_async(  # noqa: N802 - beside the original names
+    tasks: Sequence[Mapping[str, Any]],
+    config: Optional[Mapping[str, Any]] = None,
+    *,
+    _config: Optional[Mapping[str, Any]] = None,
+) -> List[Pair]:
+    """:func:`execTasks_once` as an awaitable: the event loop keeps running meanwhile."""
+    return [pair async for pair in execTasks(tasks, config, _config=_config)]
+
+
+def execTasksChain(  # noqa: N802 - the original name
+    chain: Sequence[Sequence[Mapping[str, Any]]],
+    config: Optional[Mapping[str, Any]] = None,
+    *,
+    _config: Optional[Mapping[str, Any]] = None,
+) -> ItemStream[List[Pair]]:
     """Runs stages in order, the tasks of each in parallel; each stage's answers become the
     context of the next. Yields each stage as a list of ``(task, response)`` in task order."""
-    import json
-
     stages = [list(stage) for stage in chain]
-    cfg = effective(globals()["config"], config)
-    try:
-        native = _native.exec_tasks_chain(json.dumps([_engine_tasks(s) for s in stages]), engine_json(cfg))
-    except Exception as exc:  # noqa: BLE001
-        raise raise_native(exc) from None
+    engine_stages = [_engine_tasks(s, f"stage {n} task") for n, s in enumerate(stages)]
+    layers = _Call(globals()["config"], _pick(config, _config))
+    native = _native.exec_tasks_chain(json.dumps(engine_stages), layers.engine)
 
-    def convert(kind: str, stage: Dict[str, Any]) -> List[Tuple[Mapping[str, Any], Optional[str]]]:
+    def convert(kind: str, stage: Dict[str, Any]) -> List[Pair]:
         given = stages[stage["index"]]
         return [(given[r["index"]], r.get("response")) for r in stage["results"]]
 
-    return ItemStream(native, Dispatcher(listeners_for(cfg, _resolved_model(cfg, None))), convert)
+    return ItemStream(native, _task_dispatcher(layers), convert)
 
 
-def execTasksChain_once(chain: Sequence[Sequence[Mapping[str, Any]]], config: Optional[Mapping[str, Any]] = None) -> List[List[Tuple[Mapping[str, Any], Optional[str]]]]:  # noqa: N802
-    """Runs a chain and returns every stage."""
-    return list(execTasksChain(chain, config))
+def execTasksChain_once(  # noqa: N802 - the original name
+    chain: Sequence[Sequence[Mapping[str, Any]]],
+    config: Optional[Mapping[str, Any]] = None,
+    *,
+    _config: Optional[Mapping[str, Any]] = None,
+) -> List[List[Pair]]:
+    """Runs a chain and returns every stage (blocking; in ``async`` code use
+    :func:`execTasksChain_async`)."""
+    return list(execTasksChain(chain, config, _config=_config))
+
+
+async def execTasksChain_async(  # noqa: N802 - beside the original names
+    chain: Sequence[Sequence[Mapping[str, Any]]],
+    config: Optional[Mapping[str, Any]] = None,
+    *,
+    _config: Optional[Mapping[str, Any]] = None,
+) -> List[List[Pair]]:
+    """:func:`execTasksChain_once` as an awaitable: the event loop keeps running meanwhile."""
+    return [stage async for stage in execTasksChain(chain, config, _config=_config)]
 
 
 exec_tasks = execTasks
 exec_tasks_once = execTasks_once
+exec_tasks_async = execTasks_async
 exec_tasks_chain = execTasksChain
 exec_tasks_chain_once = execTasksChain_once
+exec_tasks_chain_async = execTasksChain_async

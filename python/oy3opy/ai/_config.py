@@ -1,17 +1,34 @@
-"""Configuration in the original library's shape, and its translation for the engine."""
+"""Configuration in the original library's shape, and its translation for the engine.
+
+The engine merges the layers (the global :data:`config`, then per-call ones) field by field,
+resolves models and reads the store setting; what stays here is the original's dict shape and
+the listeners, which run in Python.
+"""
 
 from __future__ import annotations
 
+import difflib
 import json
-from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Union
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Union
 
-Listener = Callable[[Dict[str, Any]], Any]
+from ._events import Event
+
+Listener = Callable[[Event], Any]
 Listeners = Mapping[str, Union[Listener, Iterable[Listener]]]
 
-__all__ = ["Config", "config", "effective", "engine_json", "listeners_for"]
+__all__ = ["Config", "config", "Listener", "Listeners", "engine_layers", "listener_layers", "validate_listeners"]
 
 _MAPS = ("cookies", "contexts", "proxies", "listeners", "providers", "aliases")
-_SCALARS = ("model", "context", "cookie", "proxy", "listener", "options", "store")
+_SCALARS = ("model", "context", "cookie", "proxy", "listener", "options", "store", "task_concurrency")
+_KEYS = _MAPS + _SCALARS
+_SECRETS = ("cookie", "cookies")
+
+
+def _check_key(key: str) -> None:
+    if key not in _KEYS:
+        close = difflib.get_close_matches(key, _KEYS, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else f"; known keys: {', '.join(_KEYS)}"
+        raise AttributeError(f"Config has no key {key!r}{hint}")
 
 
 class Config(dict):
@@ -19,59 +36,66 @@ class Config(dict):
 
     Keys: ``model``, ``context``, ``cookie``, ``proxy``, ``listener`` (listeners for every
     model), and the per-model maps ``cookies``, ``contexts``, ``proxies``, ``listeners``
-    (keyed by model reference or provider name, e.g. ``config.cookies['bing'] = cookie``).
+    (keyed by model reference, alias or provider name, e.g. ``config.cookies['bing'] = cookie``).
     Also ``providers`` (engine provider sections, e.g. ``{'openai': {'base_url': ...}}``),
-    ``aliases``, ``options`` (``temperature``, ``max_tokens``, ...) and ``store`` (where named
-    chats are kept: ``'none'``, ``'sqlite:PATH'`` or ``'postgres://...'``; default: the
-    ``OY3O_STORE`` variable, else the SQLite file the ``oy3o`` command uses).
+    ``aliases``, ``options`` (``temperature``, ``max_tokens``, ...), ``task_concurrency`` and
+    ``store`` (where named chats are kept: ``'none'``, ``'sqlite:PATH'`` or
+    ``'postgres://...'``; the ``OY3O_STORE`` variable comes first, as for the ``oy3o``
+    command; default: the SQLite file the ``oy3o`` command uses).
 
-    A per-call ``Config`` overrides the global :data:`config` field by field; listeners add up.
+    A per-call ``Config`` overrides the global :data:`config` field by field (maps key by key,
+    ``options`` and provider sections field by field); the most specific setting wins: a
+    ``context``, ``cookie`` or ``proxy`` given with the call beats the global per-model maps.
+    Listeners add up. A misspelled key is an ``AttributeError``; ``repr`` hides credentials.
     """
 
     def __init__(self, data: Optional[Mapping[str, Any]] = None, **kwargs: Any) -> None:
         super().__init__()
         for key in _MAPS:
-            self[key] = {}
+            dict.__setitem__(self, key, {})
         for source in (data or {}, kwargs):
             for key, value in source.items():
-                self[key] = dict(value) if key in _MAPS and value is not None else value
+                self[key] = value
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        _check_key(key)
+        if key in _MAPS:
+            if value is None:
+                value = {}
+            elif not isinstance(value, Mapping):
+                raise TypeError(f"Config.{key} must be a mapping (e.g. {{'openai': ...}}), not {type(value).__name__}")
+            else:
+                value = dict(value)
+        dict.__setitem__(self, key, value)
+
+    def update(self, *args: Any, **kwargs: Any) -> None:  # type: ignore[override]
+        for key, value in dict(*args, **kwargs).items():
+            self[key] = value
 
     def __getattr__(self, name: str) -> Any:
-        if name in _MAPS or name in _SCALARS:
+        if name in _KEYS:
             return self.get(name)
-        raise AttributeError(name)
+        _check_key(name)
+        raise AttributeError(name)  # pragma: no cover - _check_key raised
 
     def __setattr__(self, name: str, value: Any) -> None:
         self[name] = value
 
+    def __repr__(self) -> str:
+        shown = {}
+        for key, value in self.items():
+            if key == "cookie" and value is not None:
+                value = "***"
+            elif key == "cookies" and value:
+                value = {k: "***" for k in value}
+            elif key == "providers" and value:
+                value = {k: ({**v, "api_key": "***"} if isinstance(v, Mapping) and "api_key" in v else v) for k, v in value.items()}
+            shown[key] = value
+        return f"Config({shown!r})"
+
 
 #: The global default configuration, read live by every call.
 config = Config()
-
-
-def effective(*layers: Optional[Mapping[str, Any]]) -> Config:
-    """Later layers override earlier ones field by field; maps merge; listeners add up."""
-    out = Config()
-    default_listeners: List[Listeners] = []
-    model_listeners: Dict[str, List[Listeners]] = {}
-    for layer in layers:
-        if not layer:
-            continue
-        for key, value in layer.items():
-            if value is None:
-                continue
-            if key == "listener":
-                default_listeners.append(value)
-            elif key == "listeners":
-                for model, listeners in value.items():
-                    model_listeners.setdefault(model, []).append(listeners)
-            elif key in _MAPS:
-                out[key] = {**out[key], **value}
-            else:
-                out[key] = value
-    out["listener"] = default_listeners
-    out["listeners"] = model_listeners
-    return out
 
 
 def _proxy_url(proxy: Any) -> Optional[str]:
@@ -81,72 +105,122 @@ def _proxy_url(proxy: Any) -> Optional[str]:
     if isinstance(proxy, Mapping):
         for key in ("https://", "all://", "http://", "https", "http"):
             if proxy.get(key):
-                return str(proxy[key])
+                return _proxy_url(proxy[key])
         for value in proxy.values():
             if value:
-                return str(value)
+                return _proxy_url(value)
         return None
-    raise TypeError(f"proxy must be a URL or a {{'http://': url}} map, not {type(proxy).__name__}")
+    raise TypeError(f"a proxy must be a URL or a {{'http://': url}} map, not {type(proxy).__name__}")
 
 
 def _credential(cookie: Any) -> Optional[str]:
     """A key stays a string; a cookie export (list of dicts or a dict) becomes JSON text."""
     if cookie is None or isinstance(cookie, str):
         return cookie
-    return json.dumps(cookie, ensure_ascii=False)
+    if isinstance(cookie, (Mapping, list, tuple)):
+        return json.dumps(cookie, ensure_ascii=False)
+    raise TypeError(f"a cookie must be a key, a {{name: value}} map or a cookie export list, not {type(cookie).__name__}")
 
 
-def engine_json(cfg: Mapping[str, Any]) -> str:
-    """The engine's JSON config form for ``cfg`` (listeners stay in Python)."""
+def _engine_json(layer: Mapping[str, Any]) -> str:
+    """One layer in the engine's JSON config form (listeners stay in Python; unset keys out)."""
     out: Dict[str, Any] = {}
-    for key in ("model", "context", "store"):
-        if cfg.get(key) is not None:
-            out[key] = cfg[key]
-    if cfg.get("cookie") is not None:
-        out["cookie"] = _credential(cfg["cookie"])
-    if cfg.get("proxy") is not None:
-        out["proxy"] = _proxy_url(cfg["proxy"])
-    if cfg.get("cookies"):
-        out["cookies"] = {k: _credential(v) for k, v in cfg["cookies"].items() if v is not None}
-    if cfg.get("proxies"):
-        proxies = {k: _proxy_url(v) for k, v in cfg["proxies"].items()}
-        out["proxies"] = {k: v for k, v in proxies.items() if v is not None}
-    for key in ("contexts", "providers", "aliases"):
-        if cfg.get(key):
-            out[key] = dict(cfg[key])
-    if cfg.get("options"):
-        out["options"] = dict(cfg["options"])
+    for key in ("model", "context", "store", "task_concurrency"):
+        if layer.get(key) is not None:
+            out[key] = layer[key]
+    if layer.get("cookie") is not None:
+        out["cookie"] = _credential(layer["cookie"])
+    if layer.get("proxy") is not None:
+        out["proxy"] = _proxy_url(layer["proxy"])
+    cookies = {k: _credential(v) for k, v in (layer.get("cookies") or {}).items()}
+    proxies = {k: _proxy_url(v) for k, v in (layer.get("proxies") or {}).items()}
+    for key, value in (("cookies", cookies), ("proxies", proxies)):
+        value = {k: v for k, v in value.items() if v is not None}
+        if value:
+            out[key] = value
+    for key in ("contexts", "providers", "aliases", "options"):
+        value = layer.get(key)
+        if value:
+            if not isinstance(value, Mapping):
+                raise TypeError(f"Config.{key} must be a mapping, not {type(value).__name__}")
+            out[key] = {k: v for k, v in value.items() if v is not None}
     return json.dumps(out, ensure_ascii=False)
 
 
-def _flatten(listeners: Listeners) -> Dict[str, List[Listener]]:
+def engine_layers(layers: Sequence[Optional[Mapping[str, Any]]]) -> List[str]:
+    """The layers in the engine's JSON form, global first; the engine merges them."""
+    return [_engine_json(layer) for layer in layers if layer]
+
+
+def _flatten(listeners: Any, where: str) -> Dict[str, List[Listener]]:
+    if not isinstance(listeners, Mapping):
+        raise TypeError(f"{where} must be a {{event: callable or [callables]}} map, not {type(listeners).__name__}")
     out: Dict[str, List[Listener]] = {}
     for name, value in listeners.items():
         if value is None:
             continue
-        callables = [value] if callable(value) else list(value)
+        callables = [value] if callable(value) else value
+        if isinstance(callables, (str, bytes)) or not isinstance(callables, Iterable):
+            raise TypeError(f"{where}[{name!r}] must be a callable or a list of callables, not {type(value).__name__}")
+        callables = list(callables)
+        for c in callables:
+            if not callable(c):
+                raise TypeError(f"{where}[{name!r}] holds {c!r}, which is not callable")
         out.setdefault(name, []).extend(callables)
     return out
 
 
-def listeners_for(cfg: Mapping[str, Any], model: str) -> Dict[str, List[Listener]]:
-    """Every listener that applies to ``model``: defaults, then per-model (by the full reference,
-    then by provider name), in order."""
-    out: Dict[str, List[Listener]] = {}
+class ListenerLayers:
+    """The listeners of every layer: those for every model, and those per model name."""
 
-    def add(listeners: Listeners) -> None:
-        for name, callables in _flatten(listeners).items():
-            out.setdefault(name, []).extend(callables)
+    def __init__(self) -> None:
+        self.default: Dict[str, List[Listener]] = {}
+        self.per_model: Dict[str, Dict[str, List[Listener]]] = {}
 
-    for listeners in cfg.get("listener") or []:
-        add(listeners)
-    per_model = cfg.get("listeners") or {}
-    provider = model.split(":", 1)[0]
-    keys = [model] if model == provider else [model, provider]
-    asked = cfg.get("model")
-    if asked and asked not in keys:
-        keys.insert(0, asked)
-    for key in keys:
-        for listeners in per_model.get(key, []):
-            add(listeners)
+    @staticmethod
+    def _add(into: Dict[str, List[Listener]], more: Dict[str, List[Listener]]) -> None:
+        for name, callables in more.items():
+            into.setdefault(name, []).extend(callables)
+
+    def for_keys(self, keys: Sequence[str]) -> Dict[str, List[Listener]]:
+        """Listeners for a model whose lookup names (most specific first, from the engine) are
+        ``keys``: every-model ones, then those of the first name that has any, as the engine
+        picks per-model settings."""
+        out: Dict[str, List[Listener]] = {}
+        self._add(out, self.default)
+        for key in keys:
+            if key in self.per_model:
+                self._add(out, self.per_model[key])
+                break
+        return out
+
+    def names(self) -> Iterable[str]:
+        yield from self.default
+        for listeners in self.per_model.values():
+            yield from listeners
+
+
+def listener_layers(layers: Sequence[Optional[Mapping[str, Any]]]) -> ListenerLayers:
+    """Collects (and checks) the listeners of ``layers``, global first."""
+    out = ListenerLayers()
+    for layer in layers:
+        if not layer:
+            continue
+        if layer.get("listener") is not None:
+            ListenerLayers._add(out.default, _flatten(layer["listener"], "listener"))
+        per_model = layer.get("listeners") or {}
+        for model, listeners in per_model.items():
+            if listeners is None:
+                continue
+            ListenerLayers._add(out.per_model.setdefault(model, {}), _flatten(listeners, f"listeners[{model!r}]"))
     return out
+
+
+def validate_listeners(listeners: ListenerLayers, known: Iterable[str]) -> None:
+    """A misspelled event name is a ``ValueError('Invalid event')``, as in the original."""
+    allowed = set(known) | {"*"}
+    for name in listeners.names():
+        if name not in allowed:
+            close = difflib.get_close_matches(name, sorted(allowed), n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise ValueError(f"Invalid event {name!r}{hint}")

@@ -5,72 +5,115 @@ from __future__ import annotations
 import asyncio
 import inspect
 import json
+import threading
 import warnings
 from collections import deque
-from typing import Any, Callable, Deque, Dict, List, Optional, Tuple
+from typing import Any, AsyncIterator, Callable, Deque, Dict, Generic, Iterator, List, Optional, Tuple, TypeVar
 
-from .errors import Error, error_for
+from ._events import Event
+from .errors import error_for
 
-__all__ = ["Dispatcher", "TextStream", "ItemStream", "raise_native"]
+__all__ = ["Dispatcher", "TextStream", "ItemStream"]
 
+T = TypeVar("T")
 
-def raise_native(exc: Exception) -> Error:
-    """Turns a native ``"[code] message"`` exception into the matching :class:`Error`."""
-    text = str(exc)
-    if text.startswith("[") and "] " in text:
-        code, message = text[1:].split("] ", 1)
-        return error_for(code, message)
-    return Error(text)
+ListenerMap = Dict[str, List[Callable[..., Any]]]
 
 
 class Dispatcher:
     """Calls listeners for events, on the consumer's thread, in stream order. A listener that
-    raises is reported with a warning and an ``error`` event; it never stops the stream."""
+    raises is reported with a warning and an ``error`` event; it never stops the stream.
 
-    def __init__(self, listeners: Dict[str, List[Callable[..., Any]]], model: Optional[str] = None) -> None:
+    ``listeners`` are those of the stream's model; events of one task of a task list or chain
+    go to ``for_model(task's model)``'s listeners instead and say which task they belong to."""
+
+    def __init__(
+        self,
+        listeners: ListenerMap,
+        model: Optional[str] = None,
+        for_model: Optional[Callable[[Optional[str]], ListenerMap]] = None,
+    ) -> None:
         self.listeners = listeners
         self.model = model
+        self.for_model = for_model
 
-    def _targets(self, name: str) -> List[Callable[..., Any]]:
-        return self.listeners.get(name, []) + self.listeners.get("*", [])
+    def _targets(self, name: str, listeners: Optional[ListenerMap] = None) -> List[Callable[..., Any]]:
+        listeners = self.listeners if listeners is None else listeners
+        return listeners.get(name, []) + listeners.get("*", [])
 
-    def payload(self, name: str, message: Any) -> Dict[str, Any]:
-        event: Dict[str, Any] = {"event": name, "message": message}
-        if self.model is not None:
-            event["model"] = self.model
-        return event
+    def payload(self, name: str, message: Any) -> Event:
+        return {"event": name, "message": message, "model": self.model}
+
+    def _task(self, name: str, body: Dict[str, Any]) -> Tuple[Event, ListenerMap]:
+        model = body.get("reference") or body.get("model")
+        event: Event = {"event": name, "message": body.get("message"), "model": model, "task": body["index"]}
+        if body.get("stage") is not None:
+            event["stage"] = body["stage"]
+        listeners = self.for_model(body.get("model")) if self.for_model else self.listeners
+        return event, listeners
 
     def _failed(self, name: str, listener: Any, exc: BaseException) -> None:
         warnings.warn(f"oy3opy listener {listener!r} for {name!r} raised {exc!r}", RuntimeWarning, stacklevel=3)
         if name != "error":
             self.emit_sync("error", {"code": "listener", "message": f"listener for {name} raised {exc!r}"})
 
-    def emit_sync(self, name: str, message: Any) -> None:
-        """Calls the listeners; coroutine listeners run to completion on a private loop."""
-        event = self.payload(name, message)
-        for listener in self._targets(name):
+    def _call_sync(self, event: Event, listeners: List[Callable[..., Any]]) -> None:
+        for listener in listeners:
             try:
                 result = listener(event)
                 if inspect.isawaitable(result):
-                    try:
-                        asyncio.get_running_loop()
-                    except RuntimeError:
-                        asyncio.run(_await(result))
-                    else:
-                        asyncio.ensure_future(result)
+                    _run_now(result)
             except Exception as exc:  # noqa: BLE001 - reported, never propagated
-                self._failed(name, listener, exc)
+                self._failed(event["event"], listener, exc)
 
-    async def emit(self, name: str, message: Any) -> None:
-        """Calls the listeners, awaiting coroutine listeners."""
-        event = self.payload(name, message)
-        for listener in self._targets(name):
+    async def _call(self, event: Event, listeners: List[Callable[..., Any]]) -> None:
+        for listener in listeners:
             try:
                 result = listener(event)
                 if inspect.isawaitable(result):
                     await result
             except Exception as exc:  # noqa: BLE001 - reported, never propagated
-                self._failed(name, listener, exc)
+                self._failed(event["event"], listener, exc)
+
+    def emit_sync(self, name: str, message: Any) -> None:
+        """Calls the listeners; a coroutine listener runs to completion before this returns."""
+        self._call_sync(self.payload(name, message), self._targets(name))
+
+    async def emit(self, name: str, message: Any) -> None:
+        """Calls the listeners, awaiting coroutine listeners."""
+        await self._call(self.payload(name, message), self._targets(name))
+
+    def emit_task_sync(self, name: str, body: Dict[str, Any]) -> None:
+        event, listeners = self._task(name, body)
+        self._call_sync(event, self._targets(name, listeners))
+
+    async def emit_task(self, name: str, body: Dict[str, Any]) -> None:
+        event, listeners = self._task(name, body)
+        await self._call(event, self._targets(name, listeners))
+
+
+def _run_now(awaitable: Any) -> None:
+    """Runs a coroutine listener to completion from synchronous code: on a private loop, or,
+    when this thread already runs a loop (sync iteration inside ``async def``), on a private
+    loop in a helper thread, so its effects are there when the listener call returns."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        asyncio.run(_await(awaitable))
+        return
+    failure: List[BaseException] = []
+
+    def run() -> None:
+        try:
+            asyncio.run(_await(awaitable))
+        except BaseException as exc:  # noqa: BLE001 - re-raised on the caller's thread
+            failure.append(exc)
+
+    helper = threading.Thread(target=run, name="oy3opy-listener")
+    helper.start()
+    helper.join()
+    if failure:
+        raise failure[0]
 
 
 async def _await(awaitable: Any) -> Any:
@@ -96,7 +139,36 @@ async def _readable(fd: int) -> None:
         loop.remove_reader(fd)
 
 
-class _Base:
+class _Loop(Generic[T]):
+    """One ``for`` / ``async for`` loop over a stream. The loop holds the only reference: when
+    it ends early (``break``, an exception) this object goes at once, and the stream with its
+    upstream request is stopped, even while the stream object itself is still referenced."""
+
+    __slots__ = ("_stream",)
+
+    def __init__(self, stream: "_Base[T]") -> None:
+        self._stream = stream
+
+    def __iter__(self) -> "_Loop[T]":
+        return self
+
+    def __next__(self) -> T:
+        return self._stream.__next__()
+
+    def __aiter__(self) -> "_Loop[T]":
+        return self
+
+    def __anext__(self) -> Any:
+        return self._stream.__anext__()
+
+    def __del__(self) -> None:
+        try:
+            self._stream.close()
+        except Exception:  # noqa: BLE001 - interpreter shutdown
+            pass
+
+
+class _Base(Generic[T]):
     """Takes native items, dispatches events, queues what the iterator yields."""
 
     def __init__(self, native: Any, dispatcher: Dispatcher) -> None:
@@ -117,6 +189,8 @@ class _Base:
             kind, a, b = self._pending.popleft()
             if kind == "event":
                 self._dispatcher.emit_sync(a, json.loads(b))
+            elif kind == "task_event":
+                self._dispatcher.emit_task_sync(a, json.loads(b))
             elif kind == "error":
                 self._dispatcher.emit_sync("error", {"code": a, "message": b})
                 raise error_for(a, b)
@@ -128,6 +202,8 @@ class _Base:
             kind, a, b = self._pending.popleft()
             if kind == "event":
                 await self._dispatcher.emit(a, json.loads(b))
+            elif kind == "task_event":
+                await self._dispatcher.emit_task(a, json.loads(b))
             elif kind == "error":
                 await self._dispatcher.emit("error", {"code": a, "message": b})
                 raise error_for(a, b)
@@ -135,10 +211,10 @@ class _Base:
                 self._ready.append(self._value(kind, a, b))
 
     # -- sync ------------------------------------------------------------------------------
-    def __iter__(self) -> "_Base":
-        return self
+    def __iter__(self) -> Iterator[T]:
+        return _Loop(self)
 
-    def __next__(self) -> Any:
+    def __next__(self) -> T:
         while True:
             if self._ready:
                 return self._ready.popleft()
@@ -152,10 +228,10 @@ class _Base:
             self._pending.extend(items)
 
     # -- async -----------------------------------------------------------------------------
-    def __aiter__(self) -> "_Base":
-        return self
+    def __aiter__(self) -> AsyncIterator[T]:
+        return _Loop(self)
 
-    async def __anext__(self) -> Any:
+    async def __anext__(self) -> T:
         try:
             while True:
                 if self._ready:
@@ -185,13 +261,13 @@ class _Base:
         """Stops the stream and its upstream request."""
         self.close()
 
-    def __enter__(self) -> "_Base":
+    def __enter__(self) -> "_Base[T]":
         return self
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
 
-    async def __aenter__(self) -> "_Base":
+    async def __aenter__(self) -> "_Base[T]":
         return self
 
     async def __aexit__(self, *exc: Any) -> None:
@@ -204,11 +280,18 @@ class _Base:
             pass
 
 
-class TextStream(_Base):
-    """An answer: iterate to get text chunks (``for`` or ``async for``)."""
+class TextStream(_Base[str]):
+    """An answer: iterate to get text chunks (``for`` or ``async for``). Breaking out of the
+    loop stops the answer (a chat turn ends as cancelled and is not in the history)."""
 
-    def _value(self, kind: str, a: str, b: str) -> Any:
+    def _value(self, kind: str, a: str, b: str) -> str:
         return a
+
+    def __next__(self) -> str:
+        return super().__next__()
+
+    async def __anext__(self) -> str:
+        return await super().__anext__()
 
     def text(self) -> str:
         """Consumes the rest of the stream (blocking) and returns it."""
@@ -219,12 +302,12 @@ class TextStream(_Base):
         return "".join([chunk async for chunk in self])
 
 
-class ItemStream(_Base):
+class ItemStream(_Base[T]):
     """Task or stage results; ``convert`` turns each native JSON result into what is yielded."""
 
-    def __init__(self, native: Any, dispatcher: Dispatcher, convert: Callable[[str, Dict[str, Any]], Any]) -> None:
+    def __init__(self, native: Any, dispatcher: Dispatcher, convert: Callable[[str, Dict[str, Any]], T]) -> None:
         super().__init__(native, dispatcher)
         self._convert = convert
 
-    def _value(self, kind: str, a: str, b: str) -> Any:
+    def _value(self, kind: str, a: str, b: str) -> T:
         return self._convert(kind, json.loads(a))

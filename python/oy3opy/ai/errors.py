@@ -1,6 +1,15 @@
-"""Exceptions raised by :mod:`oy3opy.ai`, one per engine error code."""
+"""Exceptions raised by :mod:`oy3opy.ai`, one per engine error code.
+
+Each is also the standard exception it stands for, so generic handlers work:
+:class:`TimeoutError` is a ``builtins.TimeoutError``, :class:`NetworkError` an ``OSError``,
+:class:`CancelledError` an ``asyncio.CancelledError``, :class:`ConfigError` a ``ValueError``,
+:class:`NotFoundError` a ``LookupError``. The native module raises these classes directly.
+"""
 
 from __future__ import annotations
+
+import asyncio
+import builtins
 
 __all__ = [
     "Error",
@@ -23,10 +32,20 @@ class Error(Exception):
     code = "provider"
 
     def __init__(self, message: str, code: str | None = None) -> None:
+        # One argument for the standard bases (OSError would read two as errno, strerror).
         super().__init__(message)
         self.message = message
         if code is not None:
             self.code = code
+
+    def __new__(cls, message: str = "", code: str | None = None) -> "Error":
+        return super().__new__(cls, message)
+
+    def __str__(self) -> str:
+        return self.message
+
+    def __reduce__(self) -> tuple:
+        return (type(self), (self.message, self.code))
 
 
 class AuthError(Error):
@@ -41,13 +60,13 @@ class RateLimitError(Error):
     code = "rate_limit"
 
 
-class TimeoutError(Error):  # noqa: A001 - the engine's name for it
+class TimeoutError(Error, builtins.TimeoutError):  # noqa: A001 - the engine's name for it
     """No answer, or no next chunk, arrived in time."""
 
     code = "timeout"
 
 
-class NetworkError(Error):
+class NetworkError(Error, OSError):
     """The provider could not be reached, or the connection broke mid-answer."""
 
     code = "network"
@@ -65,19 +84,19 @@ class ProviderError(Error):
     code = "provider"
 
 
-class CancelledError(Error):
+class CancelledError(Error, asyncio.CancelledError):
     """The request was stopped."""
 
     code = "cancelled"
 
 
-class ConfigError(Error):
+class ConfigError(Error, ValueError):
     """The configuration or a model reference is invalid."""
 
     code = "config"
 
 
-class NotFoundError(Error):
+class NotFoundError(Error, LookupError):
     """A model, chat or file does not exist."""
 
     code = "not_found"
@@ -86,6 +105,16 @@ class NotFoundError(Error):
 _BY_CODE = {cls.code: cls for cls in (AuthError, RateLimitError, TimeoutError, NetworkError, BadRequestError, ProviderError, CancelledError, ConfigError, NotFoundError)}
 
 
+#: The engine words some fixes for the terminal; in Python they are said the Python way.
+_PYTHON_HINTS = (
+    ("pass --key / --cookie", "pass cookie= (or set config.cookies[...])"),
+    ("or pass --key", "or pass cookie="),
+    ("the path given to --config or OY3O_CONFIG", "the path in OY3O_CONFIG"),
+)
+
+
 def error_for(code: str, message: str) -> Error:
-    """The exception for an engine error code."""
+    """The exception for an engine error code (what the native module raises)."""
+    for terminal, python in _PYTHON_HINTS:
+        message = message.replace(terminal, python)
     return _BY_CODE.get(code, Error)(message, code)

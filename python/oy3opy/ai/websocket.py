@@ -14,7 +14,7 @@ import json
 from typing import Any, Callable, Mapping, Optional
 
 from .. import _native
-from ._config import Config, effective, engine_json
+from ._config import Config, engine_layers
 from ._config import config as _global_config
 
 __all__ = ["listen"]
@@ -46,9 +46,9 @@ async def listen(
     ``ValueError`` for an unknown or invalid setting. Works under ``asyncio.run`` and with
     ``nest_asyncio.apply()``.
     """
-    cfg = effective(_global_config, config, Config(proxy=proxies))
+    layers = engine_layers([_global_config, config, Config(proxy=proxies)])
     server_json = json.dumps({"server": options}) if options else ""
-    handle = _native.serve(host, port, engine_json(cfg), server_json, token)
+    handle = _native.serve(host, port, layers, server_json, token)
     try:
         if ready is not None:
             ready(handle.address)

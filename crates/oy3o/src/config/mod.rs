@@ -155,6 +155,14 @@ impl ProviderSettings {
 /// let merged = global.overlay(&call);
 /// assert_eq!(merged.model.as_deref(), Some("openai:gpt-4o-mini"));
 /// assert_eq!(merged.context.as_deref(), Some("Be brief."));
+///
+/// // A context given with the call beats the global per-model one.
+/// let mut global = global;
+/// global.contexts.insert("openai".into(), "Global.".into());
+/// global.cookies.insert("openai".into(), oy3o::Credential::parse("sk-x"));
+/// let merged = global.overlay(&call);
+/// let target = merged.resolve(Some("openai:gpt-4o-mini")).unwrap();
+/// assert_eq!(target.context.as_deref(), Some("Be brief."));
 /// ```
 #[derive(Clone, Debug, Default)]
 pub struct Config {
@@ -196,7 +204,9 @@ pub struct Config {
 
 impl Config {
     /// This config with every field set in `call` taking precedence. Maps are merged key by key;
-    /// listeners add up (global ones first).
+    /// listeners add up (global ones first). The most specific setting wins: a `context`,
+    /// `cookie` or `proxy` the call gives beats this config's per-model `contexts`, `cookies`
+    /// and `proxies` (the call's own per-model entries still apply).
     pub fn overlay(&self, call: &Config) -> Config {
         fn merged<V: Clone>(
             a: &BTreeMap<String, V>,
@@ -205,6 +215,18 @@ impl Config {
             let mut out = a.clone();
             out.extend(b.iter().map(|(k, v)| (k.clone(), v.clone())));
             out
+        }
+        // The most specific setting wins: one the call gives for every model beats this
+        // config's per-model ones, which beat this config's global one.
+        fn specific<V: Clone, S>(
+            a: &BTreeMap<String, V>,
+            call_global: &Option<S>,
+            b: &BTreeMap<String, V>,
+        ) -> BTreeMap<String, V> {
+            match call_global {
+                Some(_) => b.clone(),
+                None => merged(a, b),
+            }
         }
         let mut listeners = self.listeners.clone();
         listeners.extend(&call.listeners);
@@ -223,9 +245,9 @@ impl Config {
             cookie: call.cookie.clone().or_else(|| self.cookie.clone()),
             proxy: call.proxy.clone().or_else(|| self.proxy.clone()),
             listeners,
-            contexts: merged(&self.contexts, &call.contexts),
-            cookies: merged(&self.cookies, &call.cookies),
-            proxies: merged(&self.proxies, &call.proxies),
+            contexts: specific(&self.contexts, &call.context, &call.contexts),
+            cookies: specific(&self.cookies, &call.cookie, &call.cookies),
+            proxies: specific(&self.proxies, &call.proxy, &call.proxies),
             model_listeners,
             providers,
             aliases: merged(&self.aliases, &call.aliases),

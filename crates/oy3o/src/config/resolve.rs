@@ -107,6 +107,46 @@ impl Config {
             .collect()
     }
 
+    /// The names per-model settings (contexts, cookies, proxies, listeners) are looked up
+    /// under for `model`, most specific first: the name as asked (after the config's default
+    /// and `OY3O_MODEL`), the full reference and the provider of the model it resolves to (an
+    /// alias's first). Only the name as asked when it does not resolve. A face that keeps its
+    /// own listeners (Python) looks them up under these names, as the engine does.
+    ///
+    /// ```
+    /// let mut config = oy3o::Config::default();
+    /// config.aliases.insert("fast".into(), "openai:gpt-4o-mini".into());
+    /// config.cookies.insert("openai".into(), oy3o::Credential::parse("sk-x"));
+    /// assert_eq!(config.lookup_keys(Some("fast")), ["fast", "openai:gpt-4o-mini", "openai"]);
+    /// assert_eq!(config.lookup_keys(Some("nosuch:m")), ["nosuch:m"]);
+    /// ```
+    pub fn lookup_keys(&self, model: Option<&str>) -> Vec<String> {
+        let asked = self.asked(model);
+        let resolved = self.expand_alias(&asked).ok().and_then(|models| {
+            let parsed = ModelRef::parse(&models[0]).ok()?;
+            let info = providers::find(&parsed.provider)?.info();
+            let section = self.providers.get(info.name);
+            let model = parsed
+                .model
+                .or_else(|| section.and_then(|s| s.default_model.clone()))
+                .unwrap_or_else(|| info.default_model.to_owned());
+            let full = ModelRef {
+                provider: info.name.to_owned(),
+                model: Some(model),
+            };
+            Some((full.to_string(), info.name))
+        });
+        let mut keys = vec![asked];
+        if let Some((full, provider)) = resolved {
+            for key in [full, provider.to_owned()] {
+                if !keys.contains(&key) {
+                    keys.push(key);
+                }
+            }
+        }
+        keys
+    }
+
     /// The model asked for: the call's, else the config's, else `OY3O_MODEL`, else the default.
     fn asked(&self, model: Option<&str>) -> String {
         model

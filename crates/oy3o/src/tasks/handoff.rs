@@ -86,18 +86,25 @@ impl Handoff {
 }
 
 /// The context block a stage hands to the next: `[label]: answer\n[/label]\n` per successful
-/// task, in task order.
+/// task, in task order. Labels are unique: a label a task before it had already (two unnamed
+/// tasks on one model) gets `#2`, `#3`, ... by its place among them.
 fn context_block(results: &[TaskResult]) -> String {
     let size = results
         .iter()
-        .filter_map(|r| Some(r.response.as_ref()?.len() + 2 * r.task.label().len() + 8))
+        .filter_map(|r| Some(r.response.as_ref()?.len() + 2 * r.task.label().len() + 12))
         .sum();
     let mut block = String::with_capacity(size);
+    let mut seen: HashMap<&str, usize> = HashMap::new();
     for r in results {
-        if let Some(answer) = &r.response {
-            let label = r.task.label();
-            let _ = write!(block, "[{label}]: {answer}\n[/{label}]\n");
-        }
+        let label = r.task.label();
+        let count = seen.entry(label).or_insert(0);
+        *count += 1;
+        let Some(answer) = &r.response else { continue };
+        let label: Cow<'_, str> = match *count {
+            1 => Cow::Borrowed(label),
+            n => Cow::Owned(format!("{label}#{n}")),
+        };
+        let _ = write!(block, "[{label}]: {answer}\n[/{label}]\n");
     }
     block
 }
@@ -118,6 +125,19 @@ mod tests {
             usage: None,
             elapsed: Default::default(),
         }
+    }
+
+    #[test]
+    fn two_tasks_with_one_label_get_unique_labels() {
+        let unnamed = |index, response: &str| TaskResult {
+            task: Task::new(Some("openai:m"), "p"),
+            ..result(index, "x", Some(response))
+        };
+        let block = context_block(&[unnamed(0, "A"), result(1, "b", Some("B")), unnamed(2, "C")]);
+        assert_eq!(
+            block,
+            "[openai:m]: A\n[/openai:m]\n[b]: B\n[/b]\n[openai:m#2]: C\n[/openai:m#2]\n"
+        );
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //! - [`exec_tasks`] runs tasks concurrently (bounded) and yields results in completion order.
 //! - [`exec_tasks_chain`] runs stages in order, the tasks of a stage in parallel, and passes each
 //!   stage's answers to every task of the next as `[label]: answer\n[/label]\n` (label = the
-//!   task's name, else its model), before the task's own context.
+//!   task's name, else its model; a repeated label gets `#2`, `#3`...), before the task's own context.
 //! - Templates: `{{name}}` is an earlier task's answer, `{{previous}}` the whole previous stage.
 //! - Chain files: [`Chain::load`] (TOML `[[stage]]` of `[[stage.task]]`, or JSON).
 
@@ -22,7 +22,7 @@ use crate::error::Error;
 use crate::event::Usage;
 
 pub use chain::{StageResult, exec_tasks_chain, exec_tasks_chain_once};
-pub use run::{DEFAULT_CONCURRENCY, exec_tasks, exec_tasks_once};
+pub use run::{DEFAULT_CONCURRENCY, TaskPlace, current_task, exec_tasks, exec_tasks_once};
 
 /// One prompt to run: `{model, prompt, context?, name?}` plus per-task options.
 ///

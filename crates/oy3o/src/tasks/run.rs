@@ -124,11 +124,44 @@ pub(super) fn spawn_task(run: Run, index: usize, task: Task) -> SpawnedTask {
     // Shared, not copied: the spawned task reads it, and this handle gets it back whole once
     // the spawned task is done (or keeps it to report a lost one).
     let task = Arc::new(task);
+    let place = TaskPlace {
+        stage: run.stage.as_ref().map(|(s, _)| *s),
+        index,
+        model: task.model.clone(),
+        reference: run
+            .models
+            .get(task.model.as_deref())
+            .and_then(|targets| targets.ok()?.first().map(|t| t.reference.to_string())),
+    };
     SpawnedTask {
-        handle: tokio::spawn(run_task(run, index, task.clone())),
+        handle: tokio::spawn(PLACE.scope(place, run_task(run, index, task.clone()))),
         index,
         task: Some(task),
     }
+}
+
+/// Where the task whose work is running now sits: listeners of a task list or chain call
+/// [`current_task`] to tell the events of one task from another's.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TaskPlace {
+    /// The stage, in a chain (0-based).
+    pub stage: Option<usize>,
+    /// The task's position in its list or stage (0-based).
+    pub index: usize,
+    /// The model as the task names it (`None`: the config's default).
+    pub model: Option<String>,
+    /// The model reference it resolved to (an alias's first model); `None` if it did not.
+    pub reference: Option<String>,
+}
+
+tokio::task_local! {
+    static PLACE: TaskPlace;
+}
+
+/// The task the calling code runs for, when called from a listener (or any code) inside a
+/// task of [`exec_tasks`] or [`super::exec_tasks_chain`]; `None` elsewhere.
+pub fn current_task() -> Option<TaskPlace> {
+    PLACE.try_with(Clone::clone).ok()
 }
 
 /// A spawned [`run_task`]: resolves to its result, aborts it when dropped.
