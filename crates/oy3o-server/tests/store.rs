@@ -335,6 +335,23 @@ async fn a_chain_run_that_ends_while_postgres_is_down_is_stored_when_it_returns(
     assert_eq!(runs[0].state, TurnState::Done);
     let stages = runs[0].result["stages"].to_string();
     assert!(stages.contains("ANSWER(ANSWER(one)!)"), "{stages}");
+    // The one schema every face stores a run in (`StageResult::to_json`): 0-based indexes.
+    let stage = &runs[0].result["stages"][1];
+    assert_eq!(stage["index"], 1, "{stage}");
+    let task = &stage["results"][0];
+    assert_eq!(task["index"], 0, "{task}");
+    for key in [
+        "name",
+        "model",
+        "prompt",
+        "response",
+        "error",
+        "usage",
+        "elapsed_ms",
+    ] {
+        assert!(task.get(key).is_some(), "{key} in {task}");
+    }
+    assert_eq!(task["prompt"], "{{a}}!");
 }
 
 #[tokio::test(flavor = "multi_thread")]

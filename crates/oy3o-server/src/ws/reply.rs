@@ -148,24 +148,6 @@ impl ChainLog {
     }
 }
 
-/// A stage's results as stored: each task's answer, error, usage and time.
-fn stage_json(stage: &oy3o::StageResult) -> Value {
-    let results: Vec<Value> = stage
-        .results
-        .iter()
-        .map(|r| {
-            json!({
-                "index": r.index,
-                "response": r.response,
-                "error": r.error.as_ref().map(|e| e.message().to_owned()),
-                "usage": r.usage,
-                "elapsed_ms": r.elapsed.as_millis() as u64,
-            })
-        })
-        .collect();
-    json!({ "index": stage.index, "results": results, "failed": stage.failed })
-}
-
 /// Runs a chain: progress and answers as `event` frames, then a `signal` with the summed
 /// usage of every task; with `log`, the run is stored once it ends.
 pub(crate) async fn stream_chain(chain: Chain, config: Config, job: Job, log: Option<ChainLog>) {
@@ -200,7 +182,7 @@ pub(crate) async fn stream_chain(chain: Chain, config: Config, job: Job, log: Op
                 match next {
                     Some(Ok(stage)) => {
                         if log.is_some() {
-                            done.push(stage_json(&stage));
+                            done.push(stage.to_json());
                         }
                         for u in stage.results.iter().filter_map(|r| r.usage.as_ref()) {
                             let sum = usage.get_or_insert_with(Usage::default);
