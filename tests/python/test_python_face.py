@@ -370,7 +370,6 @@ def test_errors_give_python_hints_not_command_line_flags():
     assert "--key" not in str(missing.value) and "cookie=" in str(missing.value)
 
 
-@pytest.mark.xfail(strict=True, reason="the engine's proxy check (crates/oy3o/src/transport/client.rs) is on branch issue-18")
 def test_an_unsupported_proxy_scheme_is_a_config_error_before_anything_is_sent(fake, fake_config):
     for proxy in ("socks://127.0.0.1:1", "htp://127.0.0.1:1", "ftp://127.0.0.1:1"):
         with pytest.raises(ConfigError):
