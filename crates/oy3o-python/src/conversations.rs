@@ -7,18 +7,14 @@ use std::sync::{Arc, Mutex, OnceLock};
 use oy3o::{Config, Conversations};
 use oy3o_store::{RecordedConversations, Recorder, RecorderOptions, StoreSetting};
 
-/// The store in force: `OY3O_STORE`, else the config's `store`, else the SQLite file the
-/// terminal uses, with the terminal's precedence (a flag, which Python has none of, would come
-/// first). The one place this precedence is written for Python: `StoreSetting::choose` in
-/// `oy3o-store` takes its place once it exists.
+/// The store in force, chosen as on every face ([`StoreSetting::choose`]: Python has no flag,
+/// so `OY3O_STORE`, else the config's `store`), else the SQLite file the terminal uses.
 pub fn store_setting(config: &Config) -> oy3o::Result<StoreSetting> {
-    let env = std::env::var("OY3O_STORE")
-        .ok()
-        .filter(|s| !s.trim().is_empty());
-    match env.as_deref().or(config.store.as_deref()) {
-        Some(text) => StoreSetting::parse(text)
-            .map_err(|e| oy3o::Error::config(format!("store setting: {e}"))),
-        None => Ok(StoreSetting::default_sqlite()?),
+    let env = std::env::var("OY3O_STORE").ok();
+    match StoreSetting::choose(None, env.as_deref(), config.store.as_deref()) {
+        Ok(Some(setting)) => Ok(setting),
+        Ok(None) => Ok(StoreSetting::default_sqlite()?),
+        Err(e) => Err(oy3o::Error::config(format!("store setting: {e}"))),
     }
 }
 
