@@ -64,6 +64,15 @@ pub enum Delta {
     },
 }
 
+/// The error of an answer stream that ended without its provider's terminal marker: never a
+/// silently short answer.
+pub fn cut_off() -> Error {
+    Error::network(
+        "the answer stream ended before the provider said it was complete; \
+         the answer is cut off, try again",
+    )
+}
+
 /// A provider's answer: deltas ending with [`Delta::Done`], or an error. A stream that ends
 /// without `Done` is treated as cut off.
 pub type DeltaStream = BoxStream<'static, Result<Delta>>;
@@ -209,10 +218,7 @@ impl<C: Completions> Session for HistorySession<C> {
                 }
                 yield delta;
             }
-            Err(Error::network(
-                "the answer stream ended before the provider said it was complete; \
-                 the answer is cut off, try again",
-            ))?;
+            Err(cut_off())?;
         })
     }
 

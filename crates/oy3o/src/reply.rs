@@ -144,10 +144,7 @@ impl Reply {
                     }))
                 }
                 Some(Err(e)) => Err(e),
-                None => Err(Error::network(
-                    "the answer stream ended before the provider said it was complete; \
-                     the answer is cut off, try again",
-                )),
+                None => Err(crate::provider::cut_off()),
             };
             return Poll::Ready(Some(self.deliver(output)));
         }

@@ -24,7 +24,7 @@ pub use registry::{Conversations, Opening};
 
 use crate::chat::Chat;
 use crate::config::{Options, Target};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::event::Event;
 use crate::message::Message;
 use crate::provider::{Delta, DeltaStream};
@@ -263,10 +263,7 @@ fn turn(inner: Arc<Inner>, mut ticket: Ticket, prompt: Message, options: Options
             }
             yield delta;
         }
-        Err(Error::network(
-            "the answer stream ended before the provider said it was complete; \
-             the answer is cut off, try again",
-        ))?;
+        Err(crate::provider::cut_off())?;
     })
 }
 
