@@ -2,6 +2,7 @@
 //! one live [`Conversation`] per owner and name in the process, so that two connections (or two
 //! `Chat` objects) on one name share one history and one turn order.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
 
@@ -69,10 +70,12 @@ impl<'a> Opening<'a> {
 
     /// The targets to open: those given, else `model` (or `fallback`) resolved against
     /// `config`.
-    fn resolve(&self, fallback: Option<&str>, config: &Config) -> Result<Vec<Target>> {
+    /// Borrowed when they were given: a server opens a conversation per HTTP request, and
+    /// copying the targets (strings, settings, listeners) each time is measurable there.
+    fn resolve(&self, fallback: Option<&str>, config: &Config) -> Result<Cow<'a, [Target]>> {
         match self.targets {
-            Some(targets) => Ok(targets.to_vec()),
-            None => config.resolve_all(self.model.or(fallback)),
+            Some(targets) => Ok(Cow::Borrowed(targets)),
+            None => config.resolve_all(self.model.or(fallback)).map(Cow::Owned),
         }
     }
 
