@@ -114,7 +114,9 @@ def main() -> None:
          str(THREADS), "--host", "127.0.0.1", "--port", str(peer_port), "--verbose", "False"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     sides = {
-        "oy3o local": (f"http://127.0.0.1:{ours_port}/v1", f"local:{path}", ours),
+        # The catalog name (the same file as `path`): a server takes `local:<path>` from
+        # clients only inside its `model_dirs` (issue 18).
+        "oy3o local": (f"http://127.0.0.1:{ours_port}/v1", "local:smollm2", ours),
         "llama-cpp-python server": (f"http://127.0.0.1:{peer_port}/v1", "smollm2", peer),
     }
     try:
