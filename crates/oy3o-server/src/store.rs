@@ -1,6 +1,7 @@
 //! The server's optional conversation store (issue #10): opened at start from the `store`
 //! setting, written through a background [`Recorder`] (never on the streaming path), read when a
-//! client resumes a chat or asks for its history.
+//! client asks for a chat's history. Chats resume through the engine's conversations
+//! (`AppState::conversations`), not here.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -33,7 +34,7 @@ pub(crate) enum Stored {
 
 /// An open store and its writer.
 pub(crate) struct Open {
-    /// Reads (resume, history).
+    /// Reads (`history` events).
     pub store: Arc<dyn Store>,
     /// Writes, off the streaming path.
     pub recorder: Recorder,

@@ -145,10 +145,6 @@ impl ConversationStore for RecordedConversations {
 struct RecordedTurn(TurnRecorder);
 
 impl TurnLog for RecordedTurn {
-    fn model(&self, model: &str) {
-        self.0.model(model);
-    }
-
     fn chunk(&self, text: &str) {
         self.0.chunk(text);
     }

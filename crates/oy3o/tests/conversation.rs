@@ -164,7 +164,6 @@ impl MemoryTurn {
 }
 
 impl TurnLog for MemoryTurn {
-    fn model(&self, _model: &str) {}
     fn chunk(&self, text: &str) {
         self.answer.lock().unwrap().push_str(text);
     }

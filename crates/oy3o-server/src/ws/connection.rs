@@ -8,7 +8,6 @@ use axum::extract::ws::{Message, WebSocket};
 use futures::StreamExt;
 use futures::stream::{SplitSink, SplitStream};
 use oy3o::{Conversation, Conversations, Event, Opening, Options};
-use oy3o_store::{ChatRecord, TurnRecord};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
@@ -363,13 +362,6 @@ impl Connection {
         panics::spawn_reply(job, |job| reply::stream_reply(reply, job));
     }
 
-    /// The chat `name` of this connection's owner and its turns, when the server has a store
-    /// and keeps it.
-    async fn find_stored(&self, name: &str) -> Option<(ChatRecord, Vec<TurnRecord>)> {
-        let open = self.state.store.open_store()?;
-        open.find(&self.owner, name).await
-    }
-
     /// Opens chat `id` on this connection: created (`model` or credential given: on that
     /// model, keeping the conversation when it is live or stored), or found live or stored
     /// with its model, context and history. Errors (and an unknown id) are answered.
@@ -432,11 +424,11 @@ impl Connection {
     /// `{id, history: true}`: the chat's stored turns, one `history` event each, oldest first;
     /// then a `signal` unless a prompt follows (its reply ends with its own).
     async fn send_history(&self, id: &str, request: &Request) {
-        if self.state.store.open_store().is_none() {
+        let Some(open) = self.state.store.open_store() else {
             let m = "this server keeps no chats (no store is configured), so there is no history";
             return self.error_reply(request, "not_found", m).await;
-        }
-        let turns = match self.find_stored(id).await {
+        };
+        let turns = match open.find(&self.owner, id).await {
             Some((_, turns)) => turns,
             // Open here, but nothing written yet.
             None => Vec::new(),

@@ -137,8 +137,6 @@ pub trait ConversationStore: Send + Sync + 'static {
 /// Records one turn as it streams. Every method is synchronous and non-blocking. Dropped
 /// before [`TurnLog::finish`], the turn is recorded as cancelled.
 pub trait TurnLog: Send + Sync {
-    /// The model that answers (a fallback may change it).
-    fn model(&self, model: &str);
     /// Appends answer text.
     fn chunk(&self, text: &str);
     /// Keeps an event of note (reasoning, usage, citations...).
