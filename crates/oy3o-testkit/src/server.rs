@@ -424,9 +424,19 @@ async fn serve(mut socket: TcpStream, state: Arc<Mutex<State>>) -> std::io::Resu
         s.requests.push(request);
         reply
     };
-    let outcome = write_reply(&mut socket, &reply).await;
+    // The request stops counting as in flight just before its last bytes go out: a client
+    // that starts its next request on reading them must never be counted twice.
+    let mut ended = false;
+    let outcome = write_reply_ending(&mut socket, &reply, || {
+        ended = true;
+        let mut s = state.lock().unwrap_or_else(|p| p.into_inner());
+        s.in_flight -= 1;
+    })
+    .await;
     let mut s = state.lock().unwrap_or_else(|p| p.into_inner());
-    s.in_flight -= 1;
+    if !ended {
+        s.in_flight -= 1;
+    }
     match outcome {
         Ok(true) => s.completed += 1,
         Ok(false) => {}
@@ -505,6 +515,23 @@ fn reason(status: u16) -> &'static str {
 /// Writes the reply; `Ok(true)` when it was sent to its end, `Ok(false)` when the script cut
 /// or stalled it, `Err` when the client went away.
 pub(crate) async fn write_reply(socket: &mut TcpStream, reply: &Scripted) -> std::io::Result<bool> {
+    write_reply_ending(socket, reply, || {}).await
+}
+
+/// Writes a scripted reply like [`write_reply`], calling `before_end` once just before the
+/// bytes that end it (the whole body, or the last chunk and the chunked terminator). A reply
+/// cut or stalled calls nothing.
+pub(crate) async fn write_reply_ending(
+    socket: &mut TcpStream,
+    reply: &Scripted,
+    before_end: impl FnOnce(),
+) -> std::io::Result<bool> {
+    let mut before_end = Some(before_end);
+    let mut end_now = || {
+        if let Some(f) = before_end.take() {
+            f();
+        }
+    };
     let mut parts = reply.parts.as_slice();
     while let Some(Part::Delay(d)) = parts.first() {
         tokio::time::sleep(*d).await;
@@ -517,6 +544,7 @@ pub(crate) async fn write_reply(socket: &mut TcpStream, reply: &Scripted) -> std
     head.push_str("connection: close\r\n");
     if let [Part::Bytes(body)] = parts {
         head.push_str(&format!("content-length: {}\r\n\r\n", body.len()));
+        end_now();
         socket.write_all(head.as_bytes()).await?;
         socket.write_all(body).await?;
         socket.flush().await?;
@@ -525,10 +553,14 @@ pub(crate) async fn write_reply(socket: &mut TcpStream, reply: &Scripted) -> std
     head.push_str("transfer-encoding: chunked\r\n\r\n");
     socket.write_all(head.as_bytes()).await?;
     socket.flush().await?;
-    for part in parts {
+    let ends_here = reply_end(parts);
+    for (at, part) in parts.iter().enumerate() {
         match part {
             Part::Bytes(b) if b.is_empty() => {}
             Part::Bytes(b) => {
+                if at == ends_here {
+                    end_now();
+                }
                 socket
                     .write_all(format!("{:x}\r\n", b.len()).as_bytes())
                     .await?;
@@ -546,7 +578,22 @@ pub(crate) async fn write_reply(socket: &mut TcpStream, reply: &Scripted) -> std
             }
         }
     }
+    end_now();
     socket.write_all(b"0\r\n\r\n").await?;
     socket.flush().await?;
     Ok(true)
+}
+
+/// Where a chunked reply's ending bytes start: its last non-empty chunk when nothing but
+/// delays follows it (a client may stop reading at its final event), else past the end.
+fn reply_end(parts: &[Part]) -> usize {
+    for (at, part) in parts.iter().enumerate().rev() {
+        match part {
+            Part::Bytes(b) if b.is_empty() => {}
+            Part::Bytes(_) => return at,
+            Part::Delay(_) => {}
+            Part::Cut | Part::Stall => return parts.len(),
+        }
+    }
+    parts.len()
 }
