@@ -9,7 +9,9 @@ upstream in this process that replays the recorded llama.cpp stream, or its whol
 for `"stream": false`), and prints the difference divided by 300: start-up and shutdown cancel
 out. BINARY defaults to target/release/oy3o (honours CARGO_TARGET_DIR). The third argument is
 the conversation store: `none` (default) or `sqlite` (a fresh file; every answer is then a
-stored turn, the SQLite writer thread's instructions included).
+stored turn, the SQLite writer thread's instructions included). With OY3O_CALLGRIND_OUT=PREFIX
+the two profiles are kept as PREFIX-300.out and PREFIX-600.out, for `callgrind_annotate
+--inclusive=yes` or for diffing two builds function by function.
 """
 
 import http.client
@@ -91,6 +93,9 @@ def instructions(binary, mode, n, upstream_port, store):
         finally:
             server.send_signal(2)
             server.wait(timeout=120)
+        keep = os.environ.get("OY3O_CALLGRIND_OUT")
+        if keep:
+            Path(f"{keep}-{n}.out").write_bytes((Path(tmp) / "cg.out").read_bytes())
         collected = re.search(r"Collected : (\d+)", log.read_text())
         return int(collected.group(1))
 
