@@ -258,28 +258,10 @@ impl Settings {
     /// Like [`Settings::from_config_file`], from text; `path` names it in errors and anchors
     /// relative chain paths.
     pub fn parse_file(text: &str, path: &Path) -> Result<Settings> {
-        let is_json =
-            path.extension().is_some_and(|e| e == "json") || text.trim_start().starts_with('{');
-        let file: File = if is_json {
-            let mut de = serde_json::Deserializer::from_str(text);
-            serde_path_to_error::deserialize(&mut de).map_err(|e| {
-                let key = e.path().to_string();
-                let inner = e.into_inner();
-                let message = inner.to_string();
-                let message = message.split(" at line ").next().unwrap_or_default();
-                Error::config(format!(
-                    "config error in {} line {}, key `{key}`: {message}",
-                    path.display(),
-                    inner.line()
-                ))
-            })?
-        } else {
-            let de = toml::Deserializer::parse(text).map_err(|e| toml_error(text, path, "", &e))?;
-            serde_path_to_error::deserialize(de).map_err(|e| {
-                let key = e.path().to_string();
-                toml_error(text, path, &key, e.inner())
-            })?
-        };
+        let syntax = oy3o::config::syntax_of(path, text);
+        let file: File =
+            oy3o::config::parse(text, path, syntax, "config error in", oy3o::config::key)
+                .map_err(|e| Error::config(e.message()))?;
         let base = path.parent().unwrap_or(Path::new("."));
         Settings::default().with_section(file.server.unwrap_or_default(), path, base)
     }
@@ -415,29 +397,6 @@ impl Settings {
         }
         Ok(self)
     }
-}
-
-fn toml_error(text: &str, path: &Path, key: &str, e: &toml::de::Error) -> Error {
-    let line = e
-        .span()
-        .map(|s| {
-            text.as_bytes()[..s.start.min(text.len())]
-                .iter()
-                .filter(|&&b| b == b'\n')
-                .count()
-                + 1
-        })
-        .unwrap_or(1);
-    let key = if key.is_empty() || key == "." {
-        String::new()
-    } else {
-        format!(", key `{key}`")
-    };
-    Error::config(format!(
-        "config error in {} line {line}{key}: {}",
-        path.display(),
-        e.message().trim()
-    ))
 }
 
 #[cfg(test)]

@@ -15,11 +15,14 @@ use crate::listen::BodyTimedOut;
 /// How much of a plain-text error body is kept as the message.
 const MESSAGE_BYTES: usize = 4 << 10;
 
-/// The middleware: error responses that are not JSON are rewritten, status and headers kept.
+/// Runs the request; an error response that is not JSON is rewritten, status and headers kept.
 pub(crate) async fn openai_shape(request: Request, next: Next) -> Response {
     let timed_out = request.extensions().get::<BodyTimedOut>().cloned();
     let response = next.run(request).await;
     let status = response.status();
+    if status.is_success() {
+        return response;
+    }
     if timed_out.is_some_and(|t| t.happened()) {
         return api_error(
             StatusCode::REQUEST_TIMEOUT,

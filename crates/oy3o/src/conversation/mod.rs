@@ -200,7 +200,9 @@ fn turn(inner: Arc<Inner>, mut ticket: Ticket, prompt: Message, options: Options
                 Ok(()) => {
                     let seq = s.next_seq;
                     s.next_seq += 1;
-                    s.record.model = Some(s.chat.model().to_owned());
+                    if s.record.model.as_deref() != Some(s.chat.model()) {
+                        s.record.model = Some(s.chat.model().to_owned());
+                    }
                     let log = inner
                         .store
                         .as_ref()

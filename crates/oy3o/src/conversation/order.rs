@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 
-use tokio::sync::watch;
+use tokio::sync::Notify;
 
 /// Hands out tickets in send order and says which one may run.
 #[derive(Clone)]
@@ -15,13 +15,18 @@ pub(crate) struct TurnOrder {
 
 struct Shared {
     state: Mutex<State>,
-    /// The ticket that may run now.
-    serving: watch::Sender<u64>,
+    /// Wakes the tickets waiting when the turn moves on. Only woken when one waits: most
+    /// conversations (every HTTP answer is one) never have a turn queued behind another.
+    moved_on: Notify,
 }
 
 #[derive(Default)]
 struct State {
     next: u64,
+    /// The ticket that may run now.
+    serving: u64,
+    /// Tickets waiting for their turn.
+    waiting: usize,
     /// Tickets given up before their turn came; skipped when it does.
     abandoned: BTreeSet<u64>,
 }
@@ -32,7 +37,7 @@ impl TurnOrder {
         Self {
             shared: Arc::new(Shared {
                 state: Mutex::new(State::default()),
-                serving: watch::Sender::new(0),
+                moved_on: Notify::new(),
             }),
         }
     }
@@ -65,9 +70,22 @@ impl Ticket {
     /// Waits until every earlier turn is done.
     pub(crate) async fn wait(&self) {
         let Some(shared) = &self.shared else { return };
-        let mut serving = shared.serving.subscribe();
-        // The sender lives in `shared`, which this ticket holds: the wait cannot fail.
-        let _ = serving.wait_for(|now| *now >= self.number).await;
+        loop {
+            let moved_on = shared.moved_on.notified();
+            let mut moved_on = std::pin::pin!(moved_on);
+            {
+                let mut s = lock(&shared.state);
+                if s.serving >= self.number {
+                    return;
+                }
+                // Registered before the lock is let go: a release after it wakes this one.
+                moved_on.as_mut().enable();
+                s.waiting += 1;
+            }
+            // Counted out again however the wait ends (woken, or dropped by a cancel).
+            let _counted = Waiting(shared);
+            moved_on.await;
+        }
     }
 
     /// Lets the next turn run now (also done on drop).
@@ -76,17 +94,28 @@ impl Ticket {
             return;
         };
         let mut s = lock(&shared.state);
-        let serving = *shared.serving.borrow();
-        if serving != self.number {
+        if s.serving != self.number {
             // Given up before its turn: skipped when the turn before it ends.
             s.abandoned.insert(self.number);
             return;
         }
-        let mut next = serving + 1;
+        let mut next = s.serving + 1;
         while s.abandoned.remove(&next) {
             next += 1;
         }
-        shared.serving.send_replace(next);
+        s.serving = next;
+        if s.waiting > 0 {
+            shared.moved_on.notify_waiters();
+        }
+    }
+}
+
+/// One ticket's place among the waiting, given back when its wait ends.
+struct Waiting<'a>(&'a Shared);
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        lock(&self.0.state).waiting -= 1;
     }
 }
 

@@ -1,0 +1,364 @@
+//! Reading a `POST /v1/chat/completions` request, in one pass over the body that builds no
+//! JSON tree: a JSON body (else 415), only fields the server carries out (anything else set is
+//! a 400 naming it, rather than an answer that silently ignores it), numbers in range
+//! (`temperature: 1e39` would go upstream as `null`), a model this server lets clients use
+//! (`models_allowed`, `model_dirs`), and the messages as the engine sees them.
+
+use std::fmt;
+
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::Response;
+use oy3o::{Message, Role};
+use serde::Deserialize;
+use serde::de::{self, IgnoredAny, MapAccess, Visitor};
+use serde_json::Value;
+
+use super::api_error;
+use crate::state::AppState;
+
+/// A completions request, as far as the server carries it out.
+#[derive(Default)]
+pub(super) struct CompletionRequest {
+    pub(super) model: Option<String>,
+    messages: Option<Vec<InMessage>>,
+    pub(super) stream: Option<bool>,
+    pub(super) include_usage: Option<bool>,
+    pub(super) temperature: Option<f64>,
+    pub(super) top_p: Option<f64>,
+    pub(super) max_tokens: Option<u32>,
+    pub(super) max_completion_tokens: Option<u32>,
+    pub(super) seed: Option<u32>,
+    n: Option<u32>,
+    /// The first field set that the server does not carry out.
+    unsupported: Option<String>,
+}
+
+/// The fields read; every other one must be unset (see [`is_unset`]).
+enum Field {
+    Model,
+    Messages,
+    Stream,
+    StreamOptions,
+    Temperature,
+    TopP,
+    MaxTokens,
+    MaxCompletionTokens,
+    Seed,
+    N,
+    /// Metadata about the caller: it changes nothing in the answer.
+    User,
+    Other(String),
+}
+
+impl<'de> Deserialize<'de> for Field {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_identifier(FieldVisitor)
+    }
+}
+
+struct FieldVisitor;
+
+impl Visitor<'_> for FieldVisitor {
+    type Value = Field;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a field name")
+    }
+
+    fn visit_str<E: de::Error>(self, key: &str) -> Result<Field, E> {
+        Ok(match key {
+            "model" => Field::Model,
+            "messages" => Field::Messages,
+            "stream" => Field::Stream,
+            "stream_options" => Field::StreamOptions,
+            "temperature" => Field::Temperature,
+            "top_p" => Field::TopP,
+            "max_tokens" => Field::MaxTokens,
+            "max_completion_tokens" => Field::MaxCompletionTokens,
+            "seed" => Field::Seed,
+            "n" => Field::N,
+            "user" => Field::User,
+            other => Field::Other(other.to_owned()),
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for CompletionRequest {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_map(RequestVisitor)
+    }
+}
+
+struct RequestVisitor;
+
+impl<'de> Visitor<'de> for RequestVisitor {
+    type Value = CompletionRequest;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<CompletionRequest, A::Error> {
+        let mut r = CompletionRequest::default();
+        while let Some(field) = map.next_key::<Field>()? {
+            match field {
+                Field::Model => r.model = map.next_value()?,
+                Field::Messages => r.messages = Some(map.next_value()?),
+                Field::Stream => r.stream = map.next_value()?,
+                Field::StreamOptions => {
+                    let options: Option<StreamOptions> = map.next_value()?;
+                    r.include_usage = options.and_then(|o| o.include_usage);
+                }
+                Field::Temperature => r.temperature = map.next_value()?,
+                Field::TopP => r.top_p = map.next_value()?,
+                Field::MaxTokens => r.max_tokens = map.next_value()?,
+                Field::MaxCompletionTokens => r.max_completion_tokens = map.next_value()?,
+                Field::Seed => r.seed = map.next_value()?,
+                Field::N => r.n = map.next_value()?,
+                Field::User => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+                Field::Other(name) => {
+                    let value: Value = map.next_value()?;
+                    if !is_unset(&value) && r.unsupported.is_none() {
+                        r.unsupported = Some(name);
+                    }
+                }
+            }
+        }
+        if r.messages.is_none() {
+            return Err(de::Error::missing_field("messages"));
+        }
+        Ok(r)
+    }
+}
+
+/// Unset in all but name (`null`, `false`, `[]`, `{}`): asks for nothing.
+fn is_unset(value: &Value) -> bool {
+    match value {
+        Value::Null | Value::Bool(false) => true,
+        Value::Array(a) => a.is_empty(),
+        Value::Object(o) => o.is_empty(),
+        _ => false,
+    }
+}
+
+#[derive(Deserialize)]
+struct StreamOptions {
+    #[serde(default)]
+    include_usage: Option<bool>,
+}
+
+#[derive(Deserialize)]
+pub(super) struct InMessage {
+    role: String,
+    #[serde(default)]
+    content: Option<Content>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Content {
+    Text(String),
+    Parts(Vec<ContentPart>),
+}
+
+#[derive(Deserialize)]
+struct ContentPart {
+    #[serde(rename = "type")]
+    kind: String,
+    #[serde(default)]
+    text: Option<String>,
+}
+
+/// A refusal: the error response, counted in the metrics under its code.
+fn refuse(state: &AppState, status: StatusCode, code: &str, message: &str) -> Response {
+    state.metrics.error(code);
+    api_error(status, code, message)
+}
+
+/// Reads and checks a completions request; `Err` is the response to send.
+#[allow(clippy::result_large_err)]
+pub(super) fn read(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<(CompletionRequest, Conversation), Response> {
+    let bad = |message: &str| refuse(state, StatusCode::BAD_REQUEST, "bad_request", message);
+    if !is_json(headers) {
+        return Err(refuse(
+            state,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "send the request as JSON with the header Content-Type: application/json",
+        ));
+    }
+    let mut request = parse(body).map_err(|m| bad(&m))?;
+    if let Some(name) = &request.unsupported {
+        return Err(bad(&format!(
+            "field `{name}` is not supported by this server: it would be ignored, so the answer \
+             would not follow it; send the request without it"
+        )));
+    }
+    for (name, value, max) in [
+        ("temperature", request.temperature, 2.0),
+        ("top_p", request.top_p, 1.0),
+    ] {
+        if value.is_some_and(|v| !(v.is_finite() && (0.0..=max).contains(&v))) {
+            return Err(bad(&format!(
+                "field `{name}`: must be a number from 0 to {max}"
+            )));
+        }
+    }
+    let model = request
+        .model
+        .as_deref()
+        .filter(|m| !m.starts_with("chain:"));
+    crate::policy::check_model(state, model)
+        .map_err(|r| refuse(state, StatusCode::FORBIDDEN, r.code, &r.message))?;
+    if request.n.is_some_and(|n| n != 1) {
+        return Err(bad("n must be 1: this server returns one choice"));
+    }
+    let messages = request.messages.take().unwrap_or_default();
+    let conversation = conversation(messages).map_err(|m| bad(&m))?;
+    Ok((request, conversation))
+}
+
+fn is_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(str::trim)
+        .is_some_and(|t| {
+            t.eq_ignore_ascii_case("application/json") || t.to_ascii_lowercase().ends_with("+json")
+        })
+}
+
+/// The request body, or what is wrong with it and where. The path is tracked only once a body
+/// has failed: tracking it on every request cloned each key (~7,000 instructions a request).
+fn parse(body: &[u8]) -> Result<CompletionRequest, String> {
+    if let Ok(request) = serde_json::from_slice(body) {
+        return Ok(request);
+    }
+    let mut de = serde_json::Deserializer::from_slice(body);
+    match serde_path_to_error::deserialize::<_, CompletionRequest>(&mut de) {
+        Ok(request) => Ok(request),
+        Err(e) => {
+            let path = e.path().to_string();
+            Err(format!(
+                "invalid request body at `{path}`: {}",
+                e.into_inner()
+            ))
+        }
+    }
+}
+
+/// A request's messages as the engine sees them: a context, the turns so far, the prompt.
+pub(super) struct Conversation {
+    pub(super) context: Option<String>,
+    pub(super) history: Vec<Message>,
+    pub(super) prompt: Message,
+}
+
+fn conversation(messages: Vec<InMessage>) -> Result<Conversation, String> {
+    let mut context: Vec<String> = Vec::new();
+    let mut turns: Vec<Message> = Vec::new();
+    for (i, m) in messages.into_iter().enumerate() {
+        let text = match m.content {
+            None => String::new(),
+            Some(Content::Text(t)) => t,
+            Some(Content::Parts(parts)) => {
+                let mut text = String::new();
+                for part in parts {
+                    match (part.kind.as_str(), part.text) {
+                        ("text", Some(t)) => text.push_str(&t),
+                        (kind, _) => {
+                            return Err(format!(
+                                "messages[{i}]: content parts of type {kind:?} are not supported; send text"
+                            ));
+                        }
+                    }
+                }
+                text
+            }
+        };
+        match m.role.as_str() {
+            "system" | "developer" => context.push(text),
+            "user" => turns.push(Message::user(text)),
+            "assistant" => turns.push(Message::assistant(text)),
+            other => {
+                return Err(format!(
+                    "messages[{i}]: role {other:?} is not supported; use system, user or assistant"
+                ));
+            }
+        }
+    }
+    match turns.pop() {
+        Some(prompt) if prompt.role == Role::User => Ok(Conversation {
+            context: (!context.is_empty()).then(|| context.join("\n\n")),
+            history: turns,
+            prompt,
+        }),
+        _ => Err("the last message must be from the user".into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn msgs(v: Value) -> Vec<InMessage> {
+        serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn system_messages_become_the_context_and_earlier_turns_the_history() {
+        let c = conversation(msgs(json!([
+            {"role": "system", "content": "Be brief."},
+            {"role": "user", "content": "hi"},
+            {"role": "assistant", "content": "hello"},
+            {"role": "user", "content": [{"type": "text", "text": "how "}, {"type": "text", "text": "are you"}]},
+        ])))
+        .unwrap();
+        assert_eq!(c.context.as_deref(), Some("Be brief."));
+        assert_eq!(c.history.len(), 2);
+        assert_eq!(c.prompt.text(), "how are you");
+    }
+
+    #[test]
+    fn a_conversation_must_end_with_the_user() {
+        assert!(conversation(msgs(json!([{"role": "assistant", "content": "x"}]))).is_err());
+        assert!(conversation(Vec::new()).is_err());
+        assert!(conversation(msgs(json!([{"role": "tool", "content": "x"}]))).is_err());
+        let image = json!([{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "x"}}]}]);
+        assert!(conversation(msgs(image)).is_err());
+    }
+
+    #[test]
+    fn one_pass_reads_what_is_carried_out_and_names_the_first_field_that_is_not() {
+        let body = br#"{"model":"m","messages":[{"role":"user","content":"hi"}],"user":"u",
+            "logprobs":false,"tools":[],"stream_options":{"include_usage":true},
+            "temperature":1e39,"response_format":{"type":"json_object"},"top_logprobs":3}"#;
+        let r = parse(body).unwrap();
+        assert_eq!(r.model.as_deref(), Some("m"));
+        assert_eq!(r.include_usage, Some(true));
+        assert_eq!(
+            r.temperature,
+            Some(1e39),
+            "kept wide, for the range check to refuse"
+        );
+        assert_eq!(r.unsupported.as_deref(), Some("response_format"));
+    }
+
+    #[test]
+    fn a_body_without_messages_or_with_a_wrong_type_says_where() {
+        let e = parse(br#"{"model":"m"}"#).err().unwrap();
+        assert!(e.contains("missing field `messages`"), "{e}");
+        let e = parse(br#"{"messages":[{"role":"user","content":"x"}],"stream":"yes"}"#)
+            .err()
+            .unwrap();
+        assert!(e.contains("at `stream`"), "{e}");
+    }
+}
