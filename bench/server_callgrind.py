@@ -1,13 +1,14 @@
 """Instructions per request of `oy3o serve` (valgrind's callgrind), for before/after comparisons
 that the machine's load does not blur.
 
-    python3 bench/server_callgrind.py [BINARY] [whole|stream] [none|sqlite]
+    python3 bench/server_callgrind.py [BINARY] [whole|stream|ws] [none|sqlite]
 
 Runs the server under callgrind twice, answering 300 then 600 sequential
 `/v1/chat/completions` requests over one keep-alive connection (from a keep-alive fake
 upstream in this process that replays the recorded llama.cpp stream, or its whole JSON answer
 for `"stream": false`), and prints the difference divided by 300: start-up and shutdown cancel
-out. BINARY defaults to target/release/oy3o (honours CARGO_TARGET_DIR). The third argument is
+out. `ws` sends the same one-shot prompt as WebSocket frames (`{"ref", "model", "prompt"}`, as
+the load bench does) over one connection and reads each answer to its `signal`. BINARY defaults to target/release/oy3o (honours CARGO_TARGET_DIR). The third argument is
 the conversation store: `none` (default) or `sqlite` (a fresh file; every answer is then a
 stored turn, the SQLite writer thread's instructions included). With OY3O_CALLGRIND_OUT=PREFIX
 the two profiles are kept as PREFIX-300.out and PREFIX-600.out, for `callgrind_annotate
@@ -83,13 +84,11 @@ def instructions(binary, mode, n, upstream_port, store):
                     break
                 except OSError:
                     time.sleep(0.1)
-            body = json.dumps({"model": "openai:bench", "stream": mode == "stream",
-                               "messages": [{"role": "user", "content": "What is 1+1?"}]})
-            for _ in range(n):
-                conn.request("POST", "/v1/chat/completions", body, {"Content-Type": "application/json"})
-                response = conn.getresponse()
-                answer = response.read()
-                assert response.status == 200, answer
+            if mode == "ws":
+                conn.close()
+                websocket_prompts(port, n)
+            else:
+                http_requests(conn, mode, n)
         finally:
             server.send_signal(2)
             server.wait(timeout=120)
@@ -98,6 +97,31 @@ def instructions(binary, mode, n, upstream_port, store):
             Path(f"{keep}-{n}.out").write_bytes((Path(tmp) / "cg.out").read_bytes())
         collected = re.search(r"Collected : (\d+)", log.read_text())
         return int(collected.group(1))
+
+
+def http_requests(conn, mode, n):
+    """`n` sequential completions over one keep-alive connection."""
+    body = json.dumps({"model": "openai:bench", "stream": mode == "stream",
+                       "messages": [{"role": "user", "content": "What is 1+1?"}]})
+    for _ in range(n):
+        conn.request("POST", "/v1/chat/completions", body, {"Content-Type": "application/json"})
+        response = conn.getresponse()
+        answer = response.read()
+        assert response.status == 200, answer
+
+
+def websocket_prompts(port, n):
+    """`n` one-shot prompts over one WebSocket, each read to its end (`signal`)."""
+    from websockets.sync.client import connect
+
+    with connect(f"ws://127.0.0.1:{port}/ws", max_size=None) as ws:
+        for i in range(n):
+            ws.send(json.dumps({"ref": str(i), "model": "openai:bench", "prompt": "What is 1+1?"}))
+            while True:
+                frame = json.loads(ws.recv())
+                assert frame["type"] != "error", frame
+                if frame["type"] == "signal":
+                    break
 
 
 def main():
