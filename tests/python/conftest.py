@@ -20,7 +20,9 @@ RECORDED = (ROOT / "tests/fixtures/llama-cpp-python-0.3-chat-stream.sse").read_b
 
 class FakeOpenAI:
     """``mode`` picks the reply: ``stream`` (the recording), ``slow`` (the recording, one event
-    every 50 ms), ``401``, ``500``, ``429``."""
+    every 50 ms), ``401``, ``500``, ``429``, ``tools`` (a streamed call of ``get_weather`` in
+    OpenAI's recorded fragment shape, TOOLS.md §1.2, unless the request ends with tool results:
+    then the recording)."""
 
     def __init__(self) -> None:
         self.mode = "stream"
@@ -54,6 +56,8 @@ class FakeOpenAI:
                 self.send_header("connection", "close")
                 self.end_headers()
                 events = RECORDED.split(b"\n\n")
+                if fake.mode == "tools" and body["messages"][-1]["role"] != "tool":
+                    events = tool_call_events("call_w1", "get_weather", '{"city": "Oslo"}')
                 if fake.mode == "slow":
                     events = events[:2] * 200 + events[2:]
                 try:
@@ -75,6 +79,22 @@ class FakeOpenAI:
 
     def close(self) -> None:
         self.server.shutdown()
+
+
+def tool_call_events(call_id: str, name: str, arguments: str) -> List[bytes]:
+    """A streamed tool call as OpenAI sends it: role chunk, first fragment with id and name,
+    argument pieces, ``finish_reason: "tool_calls"``, ``[DONE]``."""
+    def chunk(delta: Dict[str, Any], finish: Any = None) -> bytes:
+        return b"data: " + json.dumps({
+            "id": "chatcmpl-tools", "object": "chat.completion.chunk", "created": 1727346168,
+            "model": "gpt-4o-mini", "choices": [{"index": 0, "delta": delta, "logprobs": None,
+                                                  "finish_reason": finish}]}).encode()
+    out = [chunk({"role": "assistant", "content": None}),
+           chunk({"tool_calls": [{"index": 0, "id": call_id, "type": "function",
+                                  "function": {"name": name, "arguments": ""}}]})]
+    for i in range(0, len(arguments), 5):
+        out.append(chunk({"tool_calls": [{"index": 0, "function": {"arguments": arguments[i:i + 5]}}]}))
+    return out + [chunk({}, "tool_calls"), b"data: [DONE]"]
 
 
 #: The answer in the recording.

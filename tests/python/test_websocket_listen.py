@@ -208,6 +208,49 @@ def test_the_openai_sdk_streams_and_non_streams_through_our_server(fake):
         served.stop()
 
 
+def test_the_openai_sdks_tool_loop_runs_through_our_server(fake):
+    """The SDK's own tool-calling flow (tools, streamed tool_calls deltas, the assistant message
+    echoed, a ``tool`` message with the result) through ``oy3o serve`` to an OpenAI upstream."""
+    fake.mode = "tools"
+    served = Served(fake.base_url)
+    tools = [{"type": "function", "function": {
+        "name": "get_weather", "description": "Weather of a city",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}]
+    try:
+        client = openai_sdk.OpenAI(base_url=f"http://{served.address}/v1", api_key="not-needed", max_retries=0)
+        messages = [{"role": "user", "content": "Weather in Oslo?"}]
+        stream = client.chat.completions.create(
+            model="openai:gpt-4o-mini", messages=messages, tools=tools, stream=True)
+        calls, finish = {}, None
+        for chunk in stream:
+            if not chunk.choices:
+                continue
+            for d in chunk.choices[0].delta.tool_calls or []:
+                call = calls.setdefault(d.index, {"id": None, "name": "", "arguments": ""})
+                call["id"] = d.id or call["id"]
+                call["name"] += (d.function.name or "") if d.function else ""
+                call["arguments"] += (d.function.arguments or "") if d.function else ""
+            finish = chunk.choices[0].finish_reason or finish
+        assert finish == "tool_calls"
+        assert calls == {0: {"id": "call_w1", "name": "get_weather", "arguments": '{"city": "Oslo"}'}}
+        assert fake.requests[0]["body"]["tools"] == tools
+
+        city = json.loads(calls[0]["arguments"])["city"]
+        messages += [
+            {"role": "assistant", "content": None, "tool_calls": [
+                {"id": "call_w1", "type": "function",
+                 "function": {"name": "get_weather", "arguments": calls[0]["arguments"]}}]},
+            {"role": "tool", "tool_call_id": "call_w1", "content": json.dumps({"city": city, "temp_c": 3})},
+        ]
+        answer = client.chat.completions.create(model="openai:gpt-4o-mini", messages=messages, tools=tools)
+        assert answer.choices[0].message.content == RECORDED_ANSWER
+        sent = fake.requests[1]["body"]["messages"]
+        assert sent[1]["tool_calls"][0]["id"] == "call_w1"
+        assert sent[2] == {"role": "tool", "tool_call_id": "call_w1", "content": '{"city": "Oslo", "temp_c": 3}'}
+    finally:
+        served.stop()
+
+
 # A notebook's situation: nest_asyncio applied, listen() started inside an already running loop,
 # and a nested asyncio.run() while it serves.
 NESTED_SCRIPT = '''

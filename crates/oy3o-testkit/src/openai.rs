@@ -113,6 +113,56 @@ pub fn reply_to(request: &crate::RecordedRequest, pieces: &[&str]) -> Scripted {
     }
 }
 
+/// A streamed answer that calls tools, as OpenAI's recorded streams do (TOOLS.md §1.2): a role
+/// chunk with `content: null`, then per call a first fragment with `index`, `id`, `type` and
+/// the name (arguments `""`), then its arguments in `pieces` of at most 7 characters; a finish
+/// chunk with `finish_reason: "tool_calls"`, the usage chunk and `[DONE]`. `calls` are
+/// `(id, name, arguments JSON text)`.
+pub fn tool_calls(calls: &[(&str, &str, &str)]) -> SseScript {
+    let mut script = SseScript::default().data(&chunk(
+        r#"{"role":"assistant","content":null,"refusal":null}"#,
+        None,
+    ));
+    for (index, (id, name, arguments)) in calls.iter().enumerate() {
+        let first = serde_json::json!({"tool_calls": [{"index": index, "id": id, "type": "function",
+            "function": {"name": name, "arguments": ""}}]});
+        script = script.data(&chunk(&first.to_string(), None));
+        let chars: Vec<char> = arguments.chars().collect();
+        for piece in chars.chunks(7) {
+            let piece: String = piece.iter().collect();
+            let delta = serde_json::json!({"tool_calls": [{"index": index, "function": {"arguments": piece}}]});
+            script = script.data(&chunk(&delta.to_string(), None));
+        }
+    }
+    script
+        .data(&chunk("{}", Some("tool_calls")))
+        .data(&format!(
+            r#"{{"id":"{ID}","object":"chat.completion.chunk","created":1727346168,"model":"gpt-4o-mini-2024-07-18","choices":[],"usage":{},"obfuscation":"b2"}}"#,
+            usage(calls.len())
+        ))
+        .data("[DONE]")
+}
+
+/// The same calls as [`tool_calls`] for `"stream": false`: `message.tool_calls` with the
+/// arguments as JSON text, `content: null`, `finish_reason: "tool_calls"`.
+pub fn whole_tool_calls(calls: &[(&str, &str, &str)]) -> Scripted {
+    let calls: Vec<serde_json::Value> = calls
+        .iter()
+        .map(|(id, name, arguments)| {
+            serde_json::json!({"id": id, "type": "function", "function": {"name": name, "arguments": arguments}})
+        })
+        .collect();
+    let message = serde_json::json!({"role": "assistant", "content": null, "refusal": null,
+        "tool_calls": calls, "annotations": []});
+    Scripted::json(
+        200,
+        &format!(
+            r#"{{"id":"{ID}","object":"chat.completion","created":1727346168,"model":"gpt-4o-mini-2024-07-18","choices":[{{"index":0,"message":{message},"logprobs":null,"finish_reason":"tool_calls"}}],"usage":{},"service_tier":"default","system_fingerprint":"fp_5050236cbd"}}"#,
+            usage(calls.len())
+        ),
+    )
+}
+
 /// A text chunk carrying a reasoning delta under `key` (`reasoning_content` or `reasoning`).
 pub fn reasoning_chunk(key: &str, text: &str) -> String {
     let delta = serde_json::json!({ "content": null, key: text }).to_string();

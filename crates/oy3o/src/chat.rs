@@ -26,6 +26,8 @@ use crate::reply::Reply;
 /// ```
 pub struct Chat {
     model: String,
+    /// Whether every model of the chat takes tools ([`crate::Provider::takes_tools`]).
+    takes_tools: bool,
     session: Box<dyn Session>,
     listeners: Listeners,
     options: Options,
@@ -59,6 +61,8 @@ impl Chat {
         };
         let chat = Chat {
             model: target.reference.to_string(),
+            // With fallbacks, every model must take tools: a turn may land on any of them.
+            takes_tools: targets.iter().all(|t| t.provider.takes_tools(t)),
             session,
             listeners: target.listeners.clone(),
             options: target.options.clone(),
@@ -112,10 +116,30 @@ impl Chat {
         prompt: Message,
         options: &Options,
     ) -> crate::provider::DeltaStream {
-        if let Err(e) = crate::message::require_text(std::slice::from_ref(&prompt), &self.model) {
+        let options = self.options.overlay(options);
+        if let Err(e) = self.check(std::slice::from_ref(&prompt), &options) {
             return Box::pin(futures::stream::once(async move { Err(e) }));
         }
-        self.session.send(prompt, self.options.overlay(options))
+        self.session.send(prompt, options)
+    }
+
+    /// Whether this chat's model can take `messages` and `options` (tools): refused before
+    /// anything is sent, never silently dropped.
+    fn check(&self, messages: &[Message], options: &Options) -> Result<()> {
+        if let Some(tools) = options.tools.as_deref().filter(|t| !t.specs.is_empty()) {
+            if !self.takes_tools {
+                return Err(Error::new(
+                    crate::error::ErrorCode::BadRequest,
+                    format!(
+                        "{} cannot take tools here yet; send the request without tools or use \
+                         a model that takes them (openai: Chat Completions)",
+                        self.model
+                    ),
+                ));
+            }
+            tools.check()?;
+        }
+        crate::message::require_supported(messages, &self.model, self.takes_tools)
     }
 
     /// A reply over `upstream` that reports `send` with `prompt` first.
@@ -136,6 +160,7 @@ impl Chat {
     /// its messages so far ([`Session::resume`]).
     pub fn resume(&self, handle: Option<&serde_json::Value>, history: Vec<Message>) -> Result<()> {
         check_history(&history)?;
+        crate::message::require_supported(&history, &self.model, self.takes_tools)?;
         self.session.resume(handle, history)
     }
 
@@ -170,6 +195,7 @@ impl Chat {
     /// ```
     pub fn restore(&self, history: Vec<Message>) -> Result<()> {
         check_history(&history)?;
+        crate::message::require_supported(&history, &self.model, self.takes_tools)?;
         self.session.restore(history)
     }
 

@@ -100,6 +100,10 @@ pub enum Event {
         /// Why (`HTTP 429`, `connect error`, ...).
         reason: String,
     },
+    /// A fragment of a tool call as it streams (see [`crate::tool::ToolCallDelta`]).
+    ToolCallDelta(crate::tool::ToolCallDelta),
+    /// A whole tool call, once its answer ended (after its fragments).
+    ToolCall(crate::tool::ToolCall),
     /// The provider reports a limit (remaining requests or turns).
     Throttle(Value),
     /// A provider-specific event with its own name (e.g. bing's `revoke`).
@@ -128,6 +132,8 @@ impl Event {
             Self::Title(_) => "title",
             Self::Usage(_) => "usage",
             Self::Retry { .. } => "retry",
+            Self::ToolCallDelta(_) => "tool_call_delta",
+            Self::ToolCall(_) => "tool_call",
             Self::Throttle(_) => "throttle",
             Self::Other { name, .. } => name,
         }
@@ -154,6 +160,8 @@ impl Event {
                 delay_ms,
                 reason,
             } => json!({ "attempt": attempt, "delay_ms": delay_ms, "reason": reason }),
+            Self::ToolCallDelta(d) => json!(d),
+            Self::ToolCall(c) => json!(c),
             Self::Throttle(v) | Self::Other { message: v, .. } => v.clone(),
         }
     }

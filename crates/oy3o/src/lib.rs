@@ -38,6 +38,7 @@ pub mod provider;
 pub mod providers;
 mod reply;
 mod tasks;
+pub mod tool;
 pub mod transport;
 
 pub use chat::Chat;
@@ -56,6 +57,7 @@ pub use tasks::{
     Chain, DEFAULT_CONCURRENCY, Stage, StageResult, Task, TaskPlace, TaskResult, current_task,
     exec_tasks, exec_tasks_chain, exec_tasks_chain_once, exec_tasks_once,
 };
+pub use tool::{ToolCall, ToolCallDelta, ToolChoice, ToolSpec, Tools};
 
 /// The event names a model's provider can emit: the lifecycle ones plus its own, so that
 /// `events("bing")` can seed a listener map as in the original library.

@@ -181,6 +181,32 @@ impl Message {
         Self::new(Role::Assistant, text)
     }
 
+    /// An assistant's answer: its text (left out when empty and it called tools), then the
+    /// tools it called.
+    pub fn answer(text: String, calls: Vec<crate::tool::ToolCall>) -> Self {
+        let mut parts = Vec::with_capacity(1 + calls.len());
+        if !text.is_empty() || calls.is_empty() {
+            parts.push(Part::Text { text });
+        }
+        parts.extend(calls.into_iter().map(|c| Part::ToolCall {
+            id: c.id,
+            name: c.name,
+            arguments: c.arguments,
+        }));
+        Self {
+            role: Role::Assistant,
+            parts,
+        }
+    }
+
+    /// The results of tool calls, as one `tool` message.
+    pub fn tool_results(results: impl IntoIterator<Item = Part>) -> Self {
+        Self {
+            role: Role::Tool,
+            parts: results.into_iter().collect(),
+        }
+    }
+
     /// Its text parts, joined (borrowed when there is one).
     pub fn text(&self) -> Cow<'_, str> {
         let mut texts = self.parts.iter().filter_map(Part::as_text);
@@ -200,6 +226,37 @@ impl Message {
     pub fn is_text_only(&self) -> bool {
         self.parts.iter().all(|p| matches!(p, Part::Text { .. }))
     }
+}
+
+/// Checks that a model can take `messages`: text always; tool calls (from the assistant) and
+/// tool results (in `tool` messages) when it `takes_tools`; anything else is a `bad_request`
+/// naming the part and the model, before anything is sent.
+pub fn require_supported(messages: &[Message], provider: &str, takes_tools: bool) -> Result<()> {
+    if !takes_tools {
+        return require_text(messages, provider);
+    }
+    for m in messages {
+        for part in &m.parts {
+            let fits = match part {
+                Part::Text { .. } => m.role != Role::Tool,
+                Part::ToolCall { .. } => m.role == Role::Assistant,
+                Part::ToolResult { .. } => m.role == Role::Tool,
+                _ => false,
+            };
+            if !fits {
+                return Err(Error::new(
+                    crate::error::ErrorCode::BadRequest,
+                    format!(
+                        "{provider} cannot take {} parts in {} messages; tool calls belong to \
+                         the assistant, tool results to tool messages, other parts are text",
+                        part.kind(),
+                        m.role.as_str()
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Checks that a provider which takes text only can send `messages`: a part of another kind, or

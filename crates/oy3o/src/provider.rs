@@ -48,6 +48,12 @@ pub trait Provider: Send + Sync + 'static {
     fn info(&self) -> &'static ProviderInfo;
     /// Opens a session for a resolved target.
     fn open(&self, target: &Target) -> Result<Box<dyn Session>>;
+    /// Whether sessions for `target` take tools, tool calls and tool results
+    /// ([`crate::tool`]). One that does not is never sent them: the chat refuses first.
+    fn takes_tools(&self, target: &Target) -> bool {
+        let _ = target;
+        false
+    }
 }
 
 /// One piece of a provider's answer stream.
@@ -201,17 +207,20 @@ impl<C: Completions> Session for HistorySession<C> {
             let _turn = turn.lock_owned().await;
             let request = next_request(&state, &prompt, options)?;
             let mut answer = String::new();
+            let mut calls = Vec::new();
             let mut upstream = completions.complete(request);
             while let Some(delta) = upstream.next().await {
                 let delta = delta?;
-                if let Delta::Text(t) = &delta {
-                    answer.push_str(t);
+                match &delta {
+                    Delta::Text(t) => answer.push_str(t),
+                    Delta::Event(Event::ToolCall(call)) => calls.push(call.clone()),
+                    _ => {}
                 }
                 if matches!(delta, Delta::Done { .. }) {
                     {
                         let mut s = lock(&state);
                         s.messages.push(prompt.clone());
-                        s.messages.push(Message::assistant(std::mem::take(&mut answer)));
+                        s.messages.push(Message::answer(std::mem::take(&mut answer), std::mem::take(&mut calls)));
                     }
                     yield delta;
                     return;

@@ -11,6 +11,7 @@ use crate::error::{Error, Result};
 use crate::event::{Event, Usage};
 use crate::listener::Listeners;
 use crate::provider::{Delta, DeltaStream};
+use crate::tool::ToolCall;
 
 /// One item of a reply when events are wanted too ([`Reply::outputs`]).
 #[derive(Clone, Debug, PartialEq)]
@@ -40,6 +41,7 @@ pub struct Reply {
     text: String,
     usage: Option<Usage>,
     finish_reason: Option<String>,
+    tool_calls: Vec<ToolCall>,
 }
 
 impl Reply {
@@ -52,6 +54,7 @@ impl Reply {
             text: String::new(),
             usage: None,
             finish_reason: None,
+            tool_calls: Vec::new(),
         }
     }
 
@@ -93,6 +96,11 @@ impl Reply {
         self.finish_reason.as_deref()
     }
 
+    /// The tools the model called, once its answer ended (finish reason `tool_calls`).
+    pub fn tool_calls(&self) -> &[ToolCall] {
+        &self.tool_calls
+    }
+
     fn deliver(&mut self, item: Result<Output>) -> Result<Output> {
         match &item {
             Ok(Output::Event(event)) => self.listeners.emit(event),
@@ -130,8 +138,10 @@ impl Reply {
                     Ok(Output::Text(t))
                 }
                 Some(Ok(Delta::Event(e))) => {
-                    if let Event::Usage(u) = &e {
-                        self.usage = Some(u.clone());
+                    match &e {
+                        Event::Usage(u) => self.usage = Some(u.clone()),
+                        Event::ToolCall(call) => self.tool_calls.push(call.clone()),
+                        _ => {}
                     }
                     Ok(Output::Event(e))
                 }

@@ -41,6 +41,10 @@ pub struct Options {
     /// setting: it belongs to the call.
     #[serde(skip)]
     pub whole: bool,
+    /// Tools the model may call in this answer (shared: options are copied per turn). Not a
+    /// config setting yet: it belongs to the call.
+    #[serde(skip)]
+    pub tools: Option<std::sync::Arc<crate::tool::Tools>>,
 }
 
 impl Options {
@@ -52,6 +56,7 @@ impl Options {
             max_tokens: over.max_tokens.or(self.max_tokens),
             seed: over.seed.or(self.seed),
             whole: over.whole || self.whole,
+            tools: over.tools.clone().or_else(|| self.tools.clone()),
         }
     }
 }

@@ -96,6 +96,7 @@ pub(crate) async fn completions(
         // A whole reply is asked for whole upstream where the provider can (one JSON body
         // instead of a stream to decode: about half the engine's work per answer).
         whole: !streamed,
+        tools: request.tools_asked.clone(),
     };
     let model = request.model.filter(|m| !m.trim().is_empty());
     let reply = match model.as_deref().and_then(|m| m.strip_prefix("chain:")) {

@@ -8,7 +8,9 @@ use std::fmt;
 
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Response;
-use oy3o::{Message, Role};
+use std::sync::Arc;
+
+use oy3o::{Message, Part, Role, ToolCall, ToolChoice, ToolSpec, Tools};
 use serde::Deserialize;
 use serde::de::{self, IgnoredAny, MapAccess, Visitor};
 use serde_json::Value;
@@ -29,8 +31,13 @@ pub(super) struct CompletionRequest {
     pub(super) max_completion_tokens: Option<u32>,
     pub(super) seed: Option<u32>,
     n: Option<u32>,
+    tools: Vec<WireTool>,
+    tool_choice: Option<Value>,
+    parallel_tool_calls: Option<bool>,
     /// The first field set that the server does not carry out.
     unsupported: Option<String>,
+    /// The tools, their choice and the parallel switch, for the engine.
+    pub(super) tools_asked: Option<Arc<Tools>>,
 }
 
 /// The fields read; every other one must be unset (see [`is_unset`]).
@@ -45,6 +52,9 @@ enum Field {
     MaxCompletionTokens,
     Seed,
     N,
+    Tools,
+    ToolChoice,
+    ParallelToolCalls,
     /// Metadata about the caller: it changes nothing in the answer.
     User,
     Other(String),
@@ -77,6 +87,9 @@ impl Visitor<'_> for FieldVisitor {
             "max_completion_tokens" => Field::MaxCompletionTokens,
             "seed" => Field::Seed,
             "n" => Field::N,
+            "tools" => Field::Tools,
+            "tool_choice" => Field::ToolChoice,
+            "parallel_tool_calls" => Field::ParallelToolCalls,
             "user" => Field::User,
             other => Field::Other(other.to_owned()),
         })
@@ -115,6 +128,13 @@ impl<'de> Visitor<'de> for RequestVisitor {
                 Field::MaxCompletionTokens => r.max_completion_tokens = map.next_value()?,
                 Field::Seed => r.seed = map.next_value()?,
                 Field::N => r.n = map.next_value()?,
+                Field::Tools => {
+                    r.tools = map
+                        .next_value::<Option<Vec<WireTool>>>()?
+                        .unwrap_or_default();
+                }
+                Field::ToolChoice => r.tool_choice = map.next_value()?,
+                Field::ParallelToolCalls => r.parallel_tool_calls = map.next_value()?,
                 Field::User => {
                     map.next_value::<IgnoredAny>()?;
                 }
@@ -149,11 +169,39 @@ struct StreamOptions {
     include_usage: Option<bool>,
 }
 
+/// `{"type": "function", "function": {name, description?, parameters?, strict?}}`.
+#[derive(Deserialize)]
+struct WireTool {
+    r#type: String,
+    #[serde(default)]
+    function: Option<ToolSpec>,
+}
+
 #[derive(Deserialize)]
 pub(super) struct InMessage {
     role: String,
     #[serde(default)]
     content: Option<Content>,
+    /// An assistant's tool calls (history sent back).
+    #[serde(default)]
+    tool_calls: Option<Vec<InToolCall>>,
+    /// Which call a `tool` message answers.
+    #[serde(default)]
+    tool_call_id: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct InToolCall {
+    id: String,
+    function: InFunction,
+}
+
+#[derive(Deserialize)]
+struct InFunction {
+    name: String,
+    /// JSON text, as OpenAI sends it.
+    #[serde(default)]
+    arguments: String,
 }
 
 #[derive(Deserialize)]
@@ -219,9 +267,66 @@ pub(super) fn read(
     if request.n.is_some_and(|n| n != 1) {
         return Err(bad("n must be 1: this server returns one choice"));
     }
+    request.tools_asked = tools(&request).map_err(|m| bad(&m))?;
     let messages = request.messages.take().unwrap_or_default();
     let conversation = conversation(messages).map_err(|m| bad(&m))?;
     Ok((request, conversation))
+}
+
+/// The request's tools for the engine: function tools only; `tool_choice` as OpenAI writes it
+/// (TOOLS.md §1.1). No tools (and no choice but `none`) is `None`.
+fn tools(request: &CompletionRequest) -> Result<Option<Arc<Tools>>, String> {
+    let mut specs = Vec::with_capacity(request.tools.len());
+    for (i, tool) in request.tools.iter().enumerate() {
+        match (tool.r#type.as_str(), &tool.function) {
+            ("function", Some(spec)) => specs.push(spec.clone()),
+            ("function", None) => {
+                return Err(format!("tools[{i}]: a function tool needs `function`"));
+            }
+            (other, _) => {
+                return Err(format!(
+                    "tools[{i}]: tools of type {other:?} are not supported; send function tools"
+                ));
+            }
+        }
+    }
+    let choice = match &request.tool_choice {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(match s.as_str() {
+            "auto" => ToolChoice::Auto,
+            "none" => ToolChoice::None,
+            "required" => ToolChoice::Required,
+            other => {
+                return Err(format!(
+                    "tool_choice {other:?}: use \"auto\", \"none\", \"required\" or \
+                     {{\"type\": \"function\", \"function\": {{\"name\": …}}}}"
+                ));
+            }
+        }),
+        Some(named) => match named["function"]["name"].as_str() {
+            Some(name) if named["type"] == "function" => Some(ToolChoice::Named(name.to_owned())),
+            _ => {
+                return Err(
+                    "tool_choice: name a function as {\"type\": \"function\", \"function\": \
+                     {\"name\": …}}"
+                        .into(),
+                );
+            }
+        },
+    };
+    if specs.is_empty() {
+        return match choice {
+            None | Some(ToolChoice::None) => Ok(None),
+            Some(_) => Err("tool_choice asks for a tool call, but the request has no tools".into()),
+        };
+    }
+    let tools = Tools {
+        specs,
+        choice,
+        parallel: request.parallel_tool_calls,
+    };
+    tools.check().map_err(|e| e.message().to_owned())?;
+    Ok(Some(Arc::new(tools)))
 }
 
 fn is_json(headers: &HeaderMap) -> bool {
@@ -286,21 +391,50 @@ fn conversation(messages: Vec<InMessage>) -> Result<Conversation, String> {
         match m.role.as_str() {
             "system" | "developer" => context.push(text),
             "user" => turns.push(Message::user(text)),
-            "assistant" => turns.push(Message::assistant(text)),
+            "assistant" => {
+                let calls = m.tool_calls.unwrap_or_default();
+                let calls = calls
+                    .into_iter()
+                    .map(|c| ToolCall {
+                        id: c.id,
+                        name: c.function.name,
+                        arguments: oy3o::tool::parse_arguments(c.function.arguments),
+                    })
+                    .collect();
+                turns.push(Message::answer(text, calls));
+            }
+            "tool" => {
+                let Some(call_id) = m.tool_call_id else {
+                    return Err(format!(
+                        "messages[{i}]: a tool message needs the `tool_call_id` it answers"
+                    ));
+                };
+                let result = Part::ToolResult {
+                    call_id,
+                    content: text,
+                    is_error: false,
+                };
+                // The results of one answer's calls are one tool message to the engine.
+                match turns.last_mut() {
+                    Some(last) if last.role == Role::Tool => last.parts.push(result),
+                    _ => turns.push(Message::tool_results([result])),
+                }
+            }
             other => {
                 return Err(format!(
-                    "messages[{i}]: role {other:?} is not supported; use system, user or assistant"
+                    "messages[{i}]: role {other:?} is not supported; use system, user, assistant \
+                     or tool"
                 ));
             }
         }
     }
     match turns.pop() {
-        Some(prompt) if prompt.role == Role::User => Ok(Conversation {
+        Some(prompt) if matches!(prompt.role, Role::User | Role::Tool) => Ok(Conversation {
             context: (!context.is_empty()).then(|| context.join("\n\n")),
             history: turns,
             prompt,
         }),
-        _ => Err("the last message must be from the user".into()),
+        _ => Err("the last message must be from the user (or tool results)".into()),
     }
 }
 
@@ -331,6 +465,7 @@ mod tests {
     fn a_conversation_must_end_with_the_user() {
         assert!(conversation(msgs(json!([{"role": "assistant", "content": "x"}]))).is_err());
         assert!(conversation(Vec::new()).is_err());
+        // A tool message must say which call it answers.
         assert!(conversation(msgs(json!([{"role": "tool", "content": "x"}]))).is_err());
         let image = json!([{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "x"}}]}]);
         assert!(conversation(msgs(image)).is_err());

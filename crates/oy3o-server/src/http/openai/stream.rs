@@ -7,7 +7,7 @@ use axum::body::{Body, Bytes};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
-use oy3o::{Event, Output, Reply, Usage};
+use oy3o::{Event, Output, Reply, ToolCallDelta, Usage};
 use serde_json::json;
 
 use super::whole::usage_json;
@@ -62,6 +62,26 @@ impl ChunkWriter {
         Bytes::from(out)
     }
 
+    /// A chunk whose delta is one tool-call fragment, in OpenAI's shape (TOOLS.md §1.2): the
+    /// first of a call with its `id`, `type` and name, the next ones with argument pieces.
+    fn tool_call(&self, d: &ToolCallDelta) -> Bytes {
+        let mut call = json!({ "index": d.index });
+        if let Some(id) = &d.id {
+            call["id"] = json!(id);
+            call["type"] = json!("function");
+        }
+        let mut function = json!({ "arguments": d.arguments });
+        if let Some(name) = &d.name {
+            function["name"] = json!(name);
+        }
+        call["function"] = function;
+        let delta = json!({ "tool_calls": [call] }).to_string();
+        let mut out = self.buffer(delta.len());
+        out.extend_from_slice(delta.as_bytes());
+        out.extend_from_slice(GOING_ON);
+        Bytes::from(out)
+    }
+
     /// The last chunk of the choice: an empty delta and the finish reason.
     fn finish(&self, reason: &str) -> Bytes {
         let mut out = self.buffer(reason.len() + 48);
@@ -95,7 +115,8 @@ pub(super) async fn stream(
     let mut outputs = reply.outputs();
     let first = loop {
         match outputs.next().await {
-            Some(Ok(Output::Event(e))) if !matches!(e, Event::Reasoning(_)) => {}
+            Some(Ok(Output::Event(e)))
+                if !matches!(e, Event::Reasoning(_) | Event::ToolCallDelta(_)) => {}
             other => break other,
         }
     };
@@ -112,6 +133,7 @@ pub(super) async fn stream(
             match next {
                 Some(Ok(Output::Text(t))) => yield Ok(writer.text("content", &t)),
                 Some(Ok(Output::Event(Event::Reasoning(t)))) => yield Ok(writer.text("reasoning_content", &t)),
+                Some(Ok(Output::Event(Event::ToolCallDelta(d)))) => yield Ok(writer.tool_call(&d)),
                 Some(Ok(Output::Event(_))) => {}
                 Some(Err(e)) => {
                     state.metrics.error(e.code().as_str());

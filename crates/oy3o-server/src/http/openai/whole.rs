@@ -5,7 +5,7 @@ use std::sync::Arc;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
-use oy3o::{Event, Output, Reply, Usage};
+use oy3o::{Event, Output, Reply, ToolCall, Usage};
 use serde::Serialize;
 use serde_json::{Value, json};
 
@@ -60,8 +60,11 @@ pub(super) async fn whole(state: Arc<AppState>, reply: Reply, meta: Meta) -> Res
             index: 0,
             message: CompletionMessage {
                 role: "assistant",
-                content: reply.answer(),
+                // OpenAI writes `null` content beside tool calls when there is no text.
+                content: Some(reply.answer())
+                    .filter(|text| !text.is_empty() || reply.tool_calls().is_empty()),
                 reasoning_content: &reasoning,
+                tool_calls: WireCalls(reply.tool_calls()),
             },
             logprobs: None,
             finish_reason: reply.finish_reason().unwrap_or("stop"),
@@ -101,7 +104,34 @@ struct CompletionChoice<'a> {
 #[derive(Serialize)]
 struct CompletionMessage<'a> {
     role: &'static str,
-    content: &'a str,
+    content: Option<&'a str>,
     #[serde(skip_serializing_if = "str::is_empty")]
     reasoning_content: &'a str,
+    #[serde(skip_serializing_if = "WireCalls::is_empty")]
+    tool_calls: WireCalls<'a>,
+}
+
+/// `[{"id", "type": "function", "function": {"name", "arguments"}}]`, the arguments as JSON
+/// text (TOOLS.md §1.2).
+struct WireCalls<'a>(&'a [ToolCall]);
+
+impl WireCalls<'_> {
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl Serialize for WireCalls<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.0.iter().map(|call| {
+            json!({
+                "id": call.id,
+                "type": "function",
+                "function": {
+                    "name": call.name,
+                    "arguments": oy3o::tool::arguments_text(&call.arguments),
+                },
+            })
+        }))
+    }
 }

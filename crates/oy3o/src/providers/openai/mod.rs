@@ -57,6 +57,11 @@ impl Provider for OpenAi {
             ))),
         }
     }
+
+    /// Chat Completions takes tools (TOOLS.md §1); the Responses API does not here yet.
+    fn takes_tools(&self, target: &Target) -> bool {
+        matches!(target.settings.api.as_deref(), None | Some("chat"))
+    }
 }
 
 /// The base URL of a target: configured, from the environment, or OpenAI's own.

@@ -9,8 +9,9 @@ use serde_json::Value;
 
 use crate::config::Target;
 use crate::error::ErrorCode;
-use crate::message::Message;
+use crate::message::{Message, Part, Role};
 use crate::provider::CompletionRequest;
+use crate::tool::{ToolChoice, ToolSpec, arguments_text};
 use crate::transport::http::{ErrorDetail, request_headers};
 
 /// What stays the same for every request of a session.
@@ -93,7 +94,53 @@ impl Serialize for Body<'_> {
         if let Some(m) = o.max_tokens {
             map.serialize_entry(self.shape.max_tokens_field.as_str(), &m)?;
         }
+        if let Some(tools) = o.tools.as_deref().filter(|t| !t.specs.is_empty()) {
+            map.serialize_entry("tools", &WireTools(&tools.specs))?;
+            if let Some(choice) = &tools.choice {
+                map.serialize_entry("tool_choice", &WireChoice(choice))?;
+            }
+            if let Some(parallel) = tools.parallel {
+                map.serialize_entry("parallel_tool_calls", &parallel)?;
+            }
+        }
         map.end()
+    }
+}
+
+/// `[{"type": "function", "function": {name, description?, parameters?, strict?}}, …]`
+/// (TOOLS.md §1.1).
+struct WireTools<'a>(&'a [ToolSpec]);
+
+impl Serialize for WireTools<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct Entry<'a> {
+            r#type: &'static str,
+            function: &'a ToolSpec,
+        }
+        serializer.collect_seq(self.0.iter().map(|function| Entry {
+            r#type: "function",
+            function,
+        }))
+    }
+}
+
+/// `"auto"`, `"none"`, `"required"`, or `{"type": "function", "function": {"name"}}`.
+struct WireChoice<'a>(&'a ToolChoice);
+
+impl Serialize for WireChoice<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self.0 {
+            ToolChoice::Auto => serializer.serialize_str("auto"),
+            ToolChoice::None => serializer.serialize_str("none"),
+            ToolChoice::Required => serializer.serialize_str("required"),
+            ToolChoice::Named(name) => {
+                let mut map = serializer.serialize_map(Some(2))?;
+                map.serialize_entry("type", "function")?;
+                map.serialize_entry("function", &serde_json::json!({ "name": name }))?;
+                map.end()
+            }
+        }
     }
 }
 
@@ -102,17 +149,44 @@ struct StreamOptions {
     include_usage: bool,
 }
 
-/// The messages as `[{"role", "content"}, …]`.
+/// The messages as `[{"role", "content"}, …]`; an assistant's tool calls as its `tool_calls`
+/// (`content` null when it wrote nothing), and each tool result as a `tool` message of its
+/// own (TOOLS.md §1.3).
 struct Messages<'a>(&'a [Message]);
 
 impl Serialize for Messages<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let mut seq = serializer.serialize_seq(Some(self.0.len()))?;
         for m in self.0 {
-            seq.serialize_element(&WireMessage {
-                role: m.role.as_str(),
-                content: m.text(),
-            })?;
+            if m.role == Role::Tool {
+                for part in &m.parts {
+                    if let Part::ToolResult {
+                        call_id, content, ..
+                    } = part
+                    {
+                        seq.serialize_element(&ToolMessage {
+                            role: "tool",
+                            tool_call_id: call_id,
+                            content,
+                        })?;
+                    }
+                }
+                continue;
+            }
+            let calls = ToolCalls(&m.parts);
+            if calls.is_empty() {
+                seq.serialize_element(&WireMessage {
+                    role: m.role.as_str(),
+                    content: m.text(),
+                })?;
+            } else {
+                let text = m.text();
+                seq.serialize_element(&CallingMessage {
+                    role: m.role.as_str(),
+                    content: (!text.is_empty()).then_some(text),
+                    tool_calls: calls,
+                })?;
+            }
         }
         seq.end()
     }
@@ -122,6 +196,47 @@ impl Serialize for Messages<'_> {
 struct WireMessage<'a> {
     role: &'static str,
     content: std::borrow::Cow<'a, str>,
+}
+
+#[derive(Serialize)]
+struct CallingMessage<'a> {
+    role: &'static str,
+    content: Option<std::borrow::Cow<'a, str>>,
+    tool_calls: ToolCalls<'a>,
+}
+
+#[derive(Serialize)]
+struct ToolMessage<'a> {
+    role: &'static str,
+    tool_call_id: &'a str,
+    content: &'a str,
+}
+
+/// A message's tool-call parts as `[{"id", "type": "function", "function": {name, arguments}}]`,
+/// the arguments as JSON text.
+struct ToolCalls<'a>(&'a [Part]);
+
+impl ToolCalls<'_> {
+    fn is_empty(&self) -> bool {
+        !self.0.iter().any(|p| matches!(p, Part::ToolCall { .. }))
+    }
+}
+
+impl Serialize for ToolCalls<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.0.iter().filter_map(|p| match p {
+            Part::ToolCall {
+                id,
+                name,
+                arguments,
+            } => Some(serde_json::json!({
+                "id": id,
+                "type": "function",
+                "function": { "name": name, "arguments": arguments_text(arguments) },
+            })),
+            _ => None,
+        }))
+    }
 }
 
 /// The headers of every request: the key as a bearer token, then the configured extras.

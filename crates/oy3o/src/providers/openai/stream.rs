@@ -7,6 +7,7 @@ use serde::Deserialize;
 use crate::error::{Error, Result};
 use crate::event::{Citation, Event, Usage};
 use crate::provider::{Delta, DeltaStream};
+use crate::tool::{ToolCallAssembler, ToolCallDelta};
 use crate::transport::sse::SseEvent;
 
 #[derive(Deserialize)]
@@ -41,6 +42,29 @@ pub(super) struct WireDelta {
     reasoning: Option<String>,
     #[serde(default)]
     annotations: Option<Vec<Annotation>>,
+    #[serde(default)]
+    tool_calls: Option<Vec<WireToolCall>>,
+}
+
+/// A tool call of a whole `message`, or a fragment of one in a stream's `delta`
+/// (`ChatCompletionMessageToolCallChunk`: only `index` is required; TOOLS.md §1.2).
+#[derive(Deserialize)]
+struct WireToolCall {
+    #[serde(default)]
+    index: Option<u32>,
+    #[serde(default)]
+    id: Option<String>,
+    #[serde(default)]
+    function: Option<WireFunction>,
+}
+
+#[derive(Deserialize)]
+struct WireFunction {
+    #[serde(default)]
+    name: Option<String>,
+    /// JSON text (a piece of it in a stream); some servers send an object.
+    #[serde(default)]
+    arguments: Option<serde_json::Value>,
 }
 
 #[derive(Deserialize)]
@@ -92,9 +116,13 @@ pub(super) fn deltas(events: BoxStream<'static, Result<SseEvent>>) -> DeltaStrea
         let mut events = events;
         let mut finish: Option<String> = None;
         let mut out = Vec::with_capacity(4);
+        let mut calls = ToolCallAssembler::default();
         while let Some(event) = events.next().await {
             let event = event?;
             if event.data.starts_with("[DONE]") {
+                for call in std::mem::take(&mut calls).finish() {
+                    yield Delta::Event(Event::ToolCall(call));
+                }
                 yield Delta::Done { finish_reason: finish.unwrap_or_else(|| "stop".into()) };
                 return;
             }
@@ -104,8 +132,14 @@ pub(super) fn deltas(events: BoxStream<'static, Result<SseEvent>>) -> DeltaStrea
             let is_error_event = event.event.as_deref() == Some("error");
             map_chunk(&event.data, is_error_event, &mut finish, &mut out)?;
             for delta in out.drain(..) {
+                if let Delta::Event(Event::ToolCallDelta(d)) = &delta {
+                    calls.push(d);
+                }
                 yield delta;
             }
+        }
+        for call in calls.finish() {
+            yield Delta::Event(Event::ToolCall(call));
         }
         match finish {
             Some(finish_reason) => yield Delta::Done { finish_reason },
@@ -154,7 +188,7 @@ fn map_chunk(
 }
 
 /// The deltas of one `delta` (or whole `message`): reasoning first, then the text (a refusal
-/// is the answer's text), then the citations.
+/// is the answer's text), then tool-call fragments, then the citations.
 pub(super) fn push_text(delta: WireDelta, out: &mut Vec<Delta>) {
     for reasoning in [delta.reasoning_content, delta.reasoning]
         .into_iter()
@@ -168,6 +202,24 @@ pub(super) fn push_text(delta: WireDelta, out: &mut Vec<Delta>) {
         if !text.is_empty() {
             out.push(Delta::Text(text));
         }
+    }
+    for (position, call) in delta.tool_calls.into_iter().flatten().enumerate() {
+        let (name, arguments) = match call.function {
+            Some(f) => (f.name, f.arguments),
+            None => (None, None),
+        };
+        let arguments = match arguments {
+            None | Some(serde_json::Value::Null) => String::new(),
+            Some(serde_json::Value::String(text)) => text,
+            Some(object) => object.to_string(),
+        };
+        out.push(Delta::Event(Event::ToolCallDelta(ToolCallDelta {
+            // Servers that leave `index` out send whole calls, one per position.
+            index: call.index.unwrap_or(position as u32),
+            id: call.id,
+            name,
+            arguments,
+        })));
     }
     for annotation in delta.annotations.into_iter().flatten() {
         if let Some(c) = annotation.url_citation {

@@ -13,7 +13,9 @@ use serde::Deserialize;
 
 use super::stream::{WireDelta, WireUsage, push_text, usage_event};
 use crate::error::{Error, Result};
+use crate::event::Event;
 use crate::provider::{Delta, DeltaStream};
+use crate::tool::ToolCallAssembler;
 
 #[derive(Deserialize)]
 struct Completion {
@@ -74,6 +76,19 @@ pub(super) fn map(body: &[u8]) -> Result<Vec<Delta>> {
         }
         finish = finish.or(choice.finish_reason);
     }
+    // Whole calls come as one fragment each, then assembled, as a stream gives them.
+    let mut calls = ToolCallAssembler::default();
+    for delta in &out {
+        if let Delta::Event(Event::ToolCallDelta(d)) = delta {
+            calls.push(d);
+        }
+    }
+    out.extend(
+        calls
+            .finish()
+            .into_iter()
+            .map(|call| Delta::Event(Event::ToolCall(call))),
+    );
     if let Some(usage) = completion.usage {
         out.push(usage_event(usage));
     }
@@ -90,7 +105,7 @@ fn preview(body: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::{Citation, Event, Usage};
+    use crate::event::{Citation, Usage};
 
     #[test]
     fn the_api_references_example_answer_maps_to_text_usage_and_done() {

@@ -1,0 +1,195 @@
+//! Tool calling on OpenAI Chat Completions against a fake server on a real socket that replies
+//! in the API's recorded shapes (TOOLS.md §1.1–§1.3): tools and the choice go out with the
+//! request, streamed fragments come back assembled, the call joins the history, and the tool's
+//! result goes back as a `tool` message after the assistant's echoed call. Models that take no
+//! tools refuse them before anything is sent.
+
+mod common;
+
+use std::sync::Arc;
+
+use common::{Run, config_for};
+use oy3o::{Chat, ErrorCode, Event, Message, Options, Part, ToolChoice, ToolSpec, Tools};
+use oy3o_testkit::{FakeServer, openai};
+use serde_json::json;
+
+fn weather_tools(choice: Option<ToolChoice>) -> Options {
+    Options {
+        tools: Some(Arc::new(Tools {
+            specs: vec![ToolSpec {
+                name: "get_weather".into(),
+                description: Some("Get the weather of a city".into()),
+                parameters: Some(
+                    json!({"type": "object", "properties": {"city": {"type": "string"}},
+                    "required": ["city"]}),
+                ),
+                strict: None,
+            }],
+            choice,
+            parallel: Some(true),
+        })),
+        ..Options::default()
+    }
+}
+
+#[tokio::test]
+async fn streamed_tool_calls_are_assembled_kept_in_the_history_and_answered_with_results() {
+    let server = FakeServer::start().await;
+    server.push(
+        openai::tool_calls(&[
+            ("call_a", "get_weather", r#"{"city": "Edinburgh"}"#),
+            ("call_b", "get_weather", r#"{"city": "Paris"}"#),
+        ])
+        .build(),
+    );
+    server.push(openai::answer(&["Cold in Edinburgh, mild in Paris."]).build());
+    let config = config_for("openai", server.base_url());
+    let chat = Chat::open(Some("openai:gpt-4o-mini"), &config).unwrap();
+    let options = weather_tools(Some(ToolChoice::Required));
+
+    let mut outputs = chat
+        .send_with("Weather in Edinburgh and Paris?", &options)
+        .outputs();
+    let mut fragments = 0;
+    while let Some(item) = futures::StreamExt::next(&mut outputs).await {
+        if let oy3o::Output::Event(Event::ToolCallDelta(_)) = item.unwrap() {
+            fragments += 1;
+        }
+    }
+    let reply = outputs.reply();
+    assert!(fragments > 4, "the arguments stream in pieces: {fragments}");
+    assert_eq!(reply.finish_reason(), Some("tool_calls"));
+    let calls = reply.tool_calls();
+    assert_eq!(calls.len(), 2);
+    assert_eq!(
+        (calls[0].id.as_str(), calls[0].arguments.clone()),
+        ("call_a", json!({"city": "Edinburgh"}))
+    );
+    assert_eq!(calls[1].arguments, json!({"city": "Paris"}));
+
+    let first = server.requests()[0].json();
+    assert_eq!(first["tools"][0]["type"], "function");
+    assert_eq!(first["tools"][0]["function"]["name"], "get_weather");
+    assert_eq!(
+        first["tools"][0]["function"]["parameters"]["required"][0],
+        "city"
+    );
+    assert_eq!(first["tool_choice"], "required");
+    assert_eq!(first["parallel_tool_calls"], true);
+
+    // The results go back as one tool message; the request echoes the calls first.
+    let results = Message::tool_results([
+        Part::ToolResult {
+            call_id: "call_a".into(),
+            content: r#"{"temp_c": 4}"#.into(),
+            is_error: false,
+        },
+        Part::ToolResult {
+            call_id: "call_b".into(),
+            content: r#"{"temp_c": 12}"#.into(),
+            is_error: false,
+        },
+    ]);
+    let answer = Run::of(chat.send_message(results, &weather_tools(None))).await;
+    assert!(answer.error.is_none(), "{:?}", answer.error);
+    assert_eq!(answer.text, "Cold in Edinburgh, mild in Paris.");
+    let second = server.requests()[1].json();
+    let messages = second["messages"].as_array().unwrap();
+    assert_eq!(messages.len(), 4, "{messages:?}");
+    assert_eq!(messages[1]["role"], "assistant");
+    assert!(messages[1]["content"].is_null());
+    assert_eq!(messages[1]["tool_calls"][0]["id"], "call_a");
+    assert_eq!(
+        messages[1]["tool_calls"][1]["function"]["arguments"],
+        r#"{"city":"Paris"}"#
+    );
+    assert_eq!(
+        messages[2],
+        json!({"role": "tool", "tool_call_id": "call_a", "content": "{\"temp_c\": 4}"})
+    );
+    assert_eq!(messages[3]["tool_call_id"], "call_b");
+    assert!(second.get("tool_choice").is_none());
+}
+
+#[tokio::test]
+async fn a_whole_answer_with_tool_calls_reads_as_the_streamed_one() {
+    let server = FakeServer::start().await;
+    server.push(openai::whole_tool_calls(&[(
+        "call_x",
+        "get_weather",
+        r#"{"city":"Oslo"}"#,
+    )]));
+    let config = config_for("openai", server.base_url());
+    let chat = Chat::open(Some("openai:gpt-4o-mini"), &config).unwrap();
+    let options = Options {
+        whole: true,
+        ..weather_tools(Some(ToolChoice::Named("get_weather".into())))
+    };
+    let run = Run::of(chat.send_with("Oslo?", &options)).await;
+    assert!(run.error.is_none(), "{:?}", run.error);
+    let calls: Vec<_> = run
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            Event::ToolCall(c) => Some(c.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(calls.len(), 1);
+    assert_eq!(calls[0].arguments, json!({"city": "Oslo"}));
+    let sent = server.requests()[0].json();
+    assert_eq!(
+        sent["tool_choice"],
+        json!({"type": "function", "function": {"name": "get_weather"}})
+    );
+    assert_eq!(sent["stream"], false);
+    // The call is in the history, as an assistant message with no text.
+    let history = chat.history();
+    assert_eq!(history.len(), 2);
+    assert!(matches!(history[1].parts.as_slice(), [Part::ToolCall { id, .. }] if id == "call_x"));
+}
+
+#[tokio::test]
+async fn models_without_tools_and_bad_tool_definitions_are_refused_before_sending() {
+    let server = FakeServer::start().await;
+    let config = config_for("anthropic", server.base_url());
+    let chat = Chat::open(Some("anthropic:claude-x"), &config).unwrap();
+    let run = Run::of(chat.send_with("x", &weather_tools(None))).await;
+    assert_eq!(run.err().code(), ErrorCode::BadRequest);
+    assert!(
+        run.err().message().contains("tools"),
+        "{}",
+        run.err().message()
+    );
+    let results = Message::tool_results([Part::ToolResult {
+        call_id: "c".into(),
+        content: "1".into(),
+        is_error: false,
+    }]);
+    let run = Run::of(chat.send_message(results, &Options::default())).await;
+    assert_eq!(run.err().code(), ErrorCode::BadRequest);
+    assert!(server.requests().is_empty());
+
+    let openai_server = FakeServer::start().await;
+    let config = config_for("openai", openai_server.base_url());
+    let chat = Chat::open(Some("openai:gpt-4o-mini"), &config).unwrap();
+    let named_unknown = weather_tools(Some(ToolChoice::Named("nope".into())));
+    let run = Run::of(chat.send_with("x", &named_unknown)).await;
+    assert!(
+        run.err().message().contains("\"nope\""),
+        "{}",
+        run.err().message()
+    );
+    // A tool result in a user message is not where results go.
+    let misplaced = Message {
+        role: oy3o::Role::User,
+        parts: vec![Part::ToolResult {
+            call_id: "c".into(),
+            content: "1".into(),
+            is_error: false,
+        }],
+    };
+    let run = Run::of(chat.send_message(misplaced, &Options::default())).await;
+    assert_eq!(run.err().code(), ErrorCode::BadRequest);
+    assert!(openai_server.requests().is_empty());
+}
