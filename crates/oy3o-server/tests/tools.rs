@@ -136,10 +136,10 @@ async fn tools_a_model_cannot_take_or_that_are_malformed_are_400s_before_anythin
     let fake = FakeServer::start().await;
     let mut config = config_for(&fake);
     config.providers.insert(
-        "anthropic".into(),
+        "gemini".into(),
         oy3o::ProviderSettings {
             base_url: Some(fake.base_url()),
-            api_key: Some(oy3o::Credential::parse("sk-ant-test")),
+            api_key: Some(oy3o::Credential::parse("gemini-test-key")),
             ..oy3o::ProviderSettings::default()
         },
     );
@@ -148,7 +148,7 @@ async fn tools_a_model_cannot_take_or_that_are_malformed_are_400s_before_anythin
     let user = json!([{"role": "user", "content": "x"}]);
     for (body, says) in [
         (
-            json!({"model": "anthropic:claude-x", "tools": tools(), "messages": user}),
+            json!({"model": "gemini:gemini-x", "tools": tools(), "messages": user}),
             "tools",
         ),
         (

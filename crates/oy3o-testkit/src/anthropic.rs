@@ -82,6 +82,36 @@ pub fn answer(pieces: &[&str]) -> SseScript {
     finish(stop_block(script, 0), "end_turn", pieces.len() + 5)
 }
 
+/// An answer that says `text` and then calls tools, as the SDK's recorded `tool_use` stream
+/// does (TOOLS.md §3.2): a text block, then per call a `tool_use` block (`input: {}`, a
+/// `caller`) whose input streams as `input_json_delta` pieces of at most 6 characters (the
+/// first one empty), then `stop_reason: "tool_use"`. `calls` are `(id, name, input JSON text)`.
+pub fn tool_use(text: &str, calls: &[(&str, &str, &str)]) -> SseScript {
+    let mut script = start_text_block(opened(), 0)
+        .named("content_block_delta", &delta(0, "text_delta", "text", text));
+    script = stop_block(script, 0);
+    for (i, (id, name, input)) in calls.iter().enumerate() {
+        let index = i + 1;
+        script = script.named(
+            "content_block_start",
+            &format!(
+                r#"{{"type":"content_block_start","index":{index},"content_block":{{"type":"tool_use","id":"{id}","name":"{name}","caller":{{"type":"direct"}},"input":{{}}}}}}"#
+            ),
+        );
+        let chars: Vec<char> = input.chars().collect();
+        let pieces = std::iter::once(String::new())
+            .chain(chars.chunks(6).map(|c| c.iter().collect::<String>()));
+        for piece in pieces {
+            script = script.named(
+                "content_block_delta",
+                &delta(index, "input_json_delta", "partial_json", &piece),
+            );
+        }
+        script = stop_block(script, index);
+    }
+    finish(script, "tool_use", 65)
+}
+
 /// The start of an answer with these text pieces and no end, for scripts that add their own
 /// (an `error` event) or none.
 pub fn unfinished(pieces: &[&str]) -> SseScript {

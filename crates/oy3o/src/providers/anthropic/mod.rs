@@ -47,6 +47,11 @@ impl Provider for Anthropic {
             target.context.clone(),
         )))
     }
+
+    /// Client tools: `tool_use` blocks out, `tool_result` blocks back (TOOLS.md §3).
+    fn takes_tools(&self, _target: &Target) -> bool {
+        true
+    }
 }
 
 /// One configured Messages endpoint.

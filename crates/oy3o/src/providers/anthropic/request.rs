@@ -6,8 +6,9 @@ use serde_json::{Value, json};
 
 use crate::config::Target;
 use crate::error::ErrorCode;
-use crate::message::Role;
+use crate::message::{Message, Part, Role};
 use crate::provider::CompletionRequest;
+use crate::tool::ToolChoice;
 use crate::transport::http::{ErrorDetail, request_headers};
 
 /// The answer-length limit sent when the options set none: the API requires one.
@@ -39,8 +40,13 @@ impl RequestShape {
         for m in &request.messages {
             match m.role {
                 Role::System => system.push(m.text()),
-                // Other roles are refused before the request is built (`require_text`).
-                Role::User | Role::Assistant | Role::Tool => {
+                // Tool results go back in a user message (TOOLS.md §3.3).
+                Role::Tool => messages.push(json!({ "role": "user", "content": results(m) })),
+                Role::Assistant if has_calls(m) => {
+                    messages.push(json!({ "role": "assistant", "content": calling(m) }));
+                }
+                // Other parts are refused before the request is built (`require_supported`).
+                Role::User | Role::Assistant => {
                     messages.push(json!({ "role": m.role.as_str(), "content": m.text() }));
                 }
             }
@@ -61,8 +67,100 @@ impl RequestShape {
         if let Some(p) = o.top_p {
             body["top_p"] = json!(p);
         }
+        if let Some(tools) = o.tools.as_deref().filter(|t| !t.specs.is_empty()) {
+            body["tools"] = tools
+                .specs
+                .iter()
+                .map(|spec| {
+                    let mut tool = json!({
+                        "name": spec.name,
+                        "input_schema": spec.parameters.clone()
+                            .unwrap_or_else(|| json!({"type": "object", "properties": {}})),
+                    });
+                    if let Some(d) = &spec.description {
+                        tool["description"] = json!(d);
+                    }
+                    if let Some(strict) = spec.strict {
+                        tool["strict"] = json!(strict);
+                    }
+                    tool
+                })
+                .collect();
+            if let Some(choice) = choice(tools.choice.as_ref(), tools.parallel) {
+                body["tool_choice"] = choice;
+            }
+        }
         body
     }
+}
+
+/// `tool_choice` (TOOLS.md §3.1): `auto`, `any` (required), `tool` (named) or `none`; no
+/// parallel calls is `disable_parallel_tool_use` on it (so an unset choice becomes `auto`).
+fn choice(choice: Option<&ToolChoice>, parallel: Option<bool>) -> Option<Value> {
+    let mut wire = match choice {
+        None if parallel != Some(false) => return None,
+        None | Some(ToolChoice::Auto) => json!({"type": "auto"}),
+        Some(ToolChoice::None) => return Some(json!({"type": "none"})),
+        Some(ToolChoice::Required) => json!({"type": "any"}),
+        Some(ToolChoice::Named(name)) => json!({"type": "tool", "name": name}),
+    };
+    if parallel == Some(false) {
+        wire["disable_parallel_tool_use"] = json!(true);
+    }
+    Some(wire)
+}
+
+fn has_calls(m: &Message) -> bool {
+    m.parts.iter().any(|p| matches!(p, Part::ToolCall { .. }))
+}
+
+/// An assistant message with tool calls as blocks: its text, then a `tool_use` per call (the
+/// input must be an object: arguments the model wrote as invalid JSON go back as `{}`).
+fn calling(m: &Message) -> Value {
+    let mut blocks = Vec::with_capacity(m.parts.len());
+    for part in &m.parts {
+        match part {
+            Part::Text { text } if !text.is_empty() => {
+                blocks.push(json!({"type": "text", "text": text}));
+            }
+            Part::ToolCall {
+                id,
+                name,
+                arguments,
+            } => {
+                let input = if arguments.is_object() {
+                    arguments.clone()
+                } else {
+                    json!({})
+                };
+                blocks.push(json!({"type": "tool_use", "id": id, "name": name, "input": input}));
+            }
+            _ => {}
+        }
+    }
+    Value::Array(blocks)
+}
+
+/// A tool message's results as `tool_result` blocks.
+fn results(m: &Message) -> Value {
+    m.parts
+        .iter()
+        .filter_map(|p| match p {
+            Part::ToolResult {
+                call_id,
+                content,
+                is_error,
+            } => {
+                let mut block =
+                    json!({"type": "tool_result", "tool_use_id": call_id, "content": content});
+                if *is_error {
+                    block["is_error"] = json!(true);
+                }
+                Some(block)
+            }
+            _ => None,
+        })
+        .collect()
 }
 
 /// Reads `{"type":"error","error":{"type","message"},"request_id"}`.

@@ -12,6 +12,7 @@ use serde_json::Value;
 use crate::error::{Error, ErrorCode, Result};
 use crate::event::{Citation, Event, Usage};
 use crate::provider::{Delta, DeltaStream};
+use crate::tool::{ToolCallAssembler, ToolCallDelta};
 use crate::transport::sse::SseEvent;
 
 /// Every event type in one flat shape: each fills only its own fields.
@@ -19,6 +20,9 @@ use crate::transport::sse::SseEvent;
 struct WireEvent<'a> {
     #[serde(rename = "type", borrow, default)]
     kind: Option<Cow<'a, str>>,
+    /// The content block an event belongs to.
+    #[serde(default)]
+    index: Option<u32>,
     /// `message_start`.
     #[serde(default)]
     message: Option<StartMessage>,
@@ -46,6 +50,8 @@ struct StartMessage {
 struct Block {
     #[serde(rename = "type", default)]
     kind: String,
+    #[serde(default)]
+    id: Option<String>,
     #[serde(default)]
     name: Option<String>,
     #[serde(default)]
@@ -109,6 +115,9 @@ struct Answer {
     stop_reason: Option<String>,
     /// The JSON input of a `web_search` server tool call being streamed.
     search_input: Option<String>,
+    /// Content block index → tool call number, for `tool_use` blocks.
+    tool_blocks: Vec<(u32, u32)>,
+    calls: ToolCallAssembler,
 }
 
 impl Answer {
@@ -123,7 +132,24 @@ impl Answer {
         mine.output_tokens = u.output_tokens.or(mine.output_tokens);
     }
 
+    /// Our tool-call number of content block `index`, when it is a `tool_use` block.
+    fn call_of(&self, index: Option<u32>) -> Option<u32> {
+        let index = index?;
+        self.tool_blocks
+            .iter()
+            .find(|(block, _)| *block == index)
+            .map(|(_, call)| *call)
+    }
+
+    fn tool_fragment(&mut self, fragment: ToolCallDelta, out: &mut Vec<Delta>) {
+        self.calls.push(&fragment);
+        out.push(Delta::Event(Event::ToolCallDelta(fragment)));
+    }
+
     fn finish(&mut self, out: &mut Vec<Delta>) {
+        for call in std::mem::take(&mut self.calls).finish() {
+            out.push(Delta::Event(Event::ToolCall(call)));
+        }
         if let Some(u) = self.usage.take() {
             let cached = u.cache_read_input_tokens;
             out.push(Delta::Event(Event::Usage(Usage {
@@ -202,7 +228,14 @@ fn map_event(event: &SseEvent, answer: &mut Answer, out: &mut Vec<Delta>) -> Res
                     }
                 }
                 Some("input_json_delta") => {
-                    if let (Some(input), Some(part)) =
+                    if let Some(call) = answer.call_of(wire.index) {
+                        let fragment = ToolCallDelta {
+                            index: call,
+                            arguments: delta.partial_json.unwrap_or_default(),
+                            ..ToolCallDelta::default()
+                        };
+                        answer.tool_fragment(fragment, out);
+                    } else if let (Some(input), Some(part)) =
                         (&mut answer.search_input, delta.partial_json)
                     {
                         input.push_str(&part);
@@ -231,7 +264,7 @@ fn map_event(event: &SseEvent, answer: &mut Answer, out: &mut Vec<Delta>) -> Res
         }
         "content_block_start" => {
             if let Some(block) = wire.content_block {
-                start_block(block, answer, out);
+                start_block(block, wire.index, answer, out);
             }
         }
         "content_block_stop" => {
@@ -261,8 +294,26 @@ fn map_event(event: &SseEvent, answer: &mut Answer, out: &mut Vec<Delta>) -> Res
     Ok(false)
 }
 
-fn start_block(block: Block, answer: &mut Answer, out: &mut Vec<Delta>) {
+fn start_block(block: Block, index: Option<u32>, answer: &mut Answer, out: &mut Vec<Delta>) {
     match block.kind.as_str() {
+        "tool_use" => {
+            // Numbered in the order the calls come; the input streams as `input_json_delta`,
+            // or comes whole in the block.
+            let call = answer.tool_blocks.len() as u32;
+            answer.tool_blocks.push((index.unwrap_or(u32::MAX), call));
+            let given = block
+                .input
+                .filter(|i| i.as_object().is_some_and(|o| !o.is_empty()))
+                .map(|i| i.to_string())
+                .unwrap_or_default();
+            let fragment = ToolCallDelta {
+                index: call,
+                id: block.id,
+                name: block.name,
+                arguments: given,
+            };
+            answer.tool_fragment(fragment, out);
+        }
         "server_tool_use" if block.name.as_deref() == Some("web_search") => {
             // The query streams as `input_json_delta`; a complete input may come at once.
             let given = block

@@ -1,4 +1,4 @@
-//! Tool calling on OpenAI Chat Completions against a fake server on a real socket that replies
+//! Tool calling on OpenAI Chat Completions and Anthropic Messages against a fake server on a real socket that replies
 //! in the API's recorded shapes (TOOLS.md §1.1–§1.3): tools and the choice go out with the
 //! request, streamed fragments come back assembled, the call joins the history, and the tool's
 //! result goes back as a `tool` message after the assistant's echoed call. Models that take no
@@ -152,8 +152,8 @@ async fn a_whole_answer_with_tool_calls_reads_as_the_streamed_one() {
 #[tokio::test]
 async fn models_without_tools_and_bad_tool_definitions_are_refused_before_sending() {
     let server = FakeServer::start().await;
-    let config = config_for("anthropic", server.base_url());
-    let chat = Chat::open(Some("anthropic:claude-x"), &config).unwrap();
+    let config = config_for("gemini", server.base_url());
+    let chat = Chat::open(Some("gemini:gemini-x"), &config).unwrap();
     let run = Run::of(chat.send_with("x", &weather_tools(None))).await;
     assert_eq!(run.err().code(), ErrorCode::BadRequest);
     assert!(
@@ -192,4 +192,87 @@ async fn models_without_tools_and_bad_tool_definitions_are_refused_before_sendin
     let run = Run::of(chat.send_message(misplaced, &Options::default())).await;
     assert_eq!(run.err().code(), ErrorCode::BadRequest);
     assert!(openai_server.requests().is_empty());
+}
+
+#[tokio::test]
+async fn anthropic_tool_use_streams_as_calls_and_results_go_back_as_tool_result_blocks() {
+    let server = FakeServer::start().await;
+    server.push(
+        oy3o_testkit::anthropic::tool_use(
+            "Checking.",
+            &[
+                ("toolu_01", "get_weather", r#"{"city": "Paris"}"#),
+                ("toolu_02", "get_weather", r#"{"city": "Rome"}"#),
+            ],
+        )
+        .build(),
+    );
+    server.push(oy3o_testkit::anthropic::answer(&["Rome is warmer."]).build());
+    let config = config_for("anthropic", server.base_url());
+    let chat = Chat::open(Some("anthropic:claude-sonnet-4-5"), &config).unwrap();
+    let options = Options {
+        tools: weather_tools(Some(ToolChoice::Required)).tools.map(|t| {
+            Arc::new(Tools {
+                parallel: Some(false),
+                ..(*t).clone()
+            })
+        }),
+        ..Options::default()
+    };
+    let run = Run::of(chat.send_with("Paris or Rome?", &options)).await;
+    assert!(run.error.is_none(), "{:?}", run.error);
+    assert_eq!(run.text, "Checking.");
+    let calls: Vec<_> = run
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            Event::ToolCall(c) => Some(c.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(calls.len(), 2);
+    assert_eq!(
+        (calls[1].id.as_str(), calls[1].arguments.clone()),
+        ("toolu_02", json!({"city": "Rome"}))
+    );
+    assert!(
+        matches!(run.named("result")[0], Event::Result { finish_reason, .. } if finish_reason == "tool_calls")
+    );
+    let first = server.requests()[0].json();
+    assert_eq!(first["tools"][0]["name"], "get_weather");
+    assert_eq!(first["tools"][0]["input_schema"]["required"][0], "city");
+    assert_eq!(
+        first["tool_choice"],
+        json!({"type": "any", "disable_parallel_tool_use": true})
+    );
+
+    let results = Message::tool_results([
+        Part::ToolResult {
+            call_id: "toolu_01".into(),
+            content: "18°C".into(),
+            is_error: false,
+        },
+        Part::ToolResult {
+            call_id: "toolu_02".into(),
+            content: "lookup failed".into(),
+            is_error: true,
+        },
+    ]);
+    let answer = Run::of(chat.send_message(results, &weather_tools(None))).await;
+    assert_eq!(answer.text, "Rome is warmer.");
+    let second = server.requests()[1].json();
+    let messages = second["messages"].as_array().unwrap();
+    assert_eq!(messages.len(), 3, "{messages:?}");
+    assert_eq!(
+        messages[1]["content"],
+        json!([{"type": "text", "text": "Checking."},
+            {"type": "tool_use", "id": "toolu_01", "name": "get_weather", "input": {"city": "Paris"}},
+            {"type": "tool_use", "id": "toolu_02", "name": "get_weather", "input": {"city": "Rome"}}])
+    );
+    assert_eq!(messages[2]["role"], "user");
+    assert_eq!(
+        messages[2]["content"],
+        json!([{"type": "tool_result", "tool_use_id": "toolu_01", "content": "18°C"},
+            {"type": "tool_result", "tool_use_id": "toolu_02", "content": "lookup failed", "is_error": true}])
+    );
 }
