@@ -58,6 +58,23 @@ pub fn answer(pieces: &[&str]) -> NdjsonScript {
     ))
 }
 
+/// A line with whole tool calls as current Ollama builds send them (TOOLS.md §5.2): `id`
+/// `call_` + 8 characters, `function.index`, `arguments` an object. `calls` are
+/// `(id, name, arguments)`.
+pub fn tool_calls_line(calls: &[(&str, &str, serde_json::Value)]) -> String {
+    let calls: Vec<serde_json::Value> = calls
+        .iter()
+        .enumerate()
+        .map(|(index, (id, name, arguments))| {
+            serde_json::json!({"id": id, "function": {"index": index, "name": name, "arguments": arguments}})
+        })
+        .collect();
+    let message = serde_json::json!({"role": "assistant", "content": "", "tool_calls": calls});
+    format!(
+        r#"{{"model":"qwen3","created_at":"2025-07-07T20:22:19.184789Z","message":{message},"done":false}}"#
+    )
+}
+
 /// The mid-stream error line of §5.4 (no `done` field; the status stayed 200).
 pub const MID_STREAM_ERROR: &str =
     r#"{"error":"an error was encountered while running the model"}"#;

@@ -276,3 +276,70 @@ async fn anthropic_tool_use_streams_as_calls_and_results_go_back_as_tool_result_
             {"type": "tool_result", "tool_use_id": "toolu_02", "content": "lookup failed", "is_error": true}])
     );
 }
+
+#[tokio::test]
+async fn ollama_tool_calls_come_whole_and_results_go_back_with_the_tools_name() {
+    use oy3o_testkit::ollama;
+    let server = FakeServer::start().await;
+    server.push(
+        oy3o_testkit::NdjsonScript::default()
+            .line(&ollama::tool_calls_line(&[
+                ("call_k3x9q2ab", "get_weather", json!({"city": "Tokyo"})),
+                ("call_p7m1z0cd", "get_weather", json!({"city": "Paris"})),
+            ]))
+            .line(&ollama::done_line(Some(169), Some(15)))
+            .build(),
+    );
+    server.push(ollama::answer(&["Tokyo is warmer."]).build());
+    let config = config_for("ollama", server.base_url());
+    let chat = Chat::open(Some("ollama:qwen3"), &config).unwrap();
+    let run = Run::of(chat.send_with("Tokyo or Paris?", &weather_tools(None))).await;
+    assert!(run.error.is_none(), "{:?}", run.error);
+    let calls: Vec<_> = run
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            Event::ToolCall(c) => Some(c.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(calls.len(), 2);
+    assert_eq!(calls[1].id, "call_p7m1z0cd");
+    assert_eq!(calls[1].arguments, json!({"city": "Paris"}));
+    assert!(
+        matches!(run.named("result")[0], Event::Result { finish_reason, .. } if finish_reason == "tool_calls"),
+        "Ollama's `stop` after calls reads as tool_calls"
+    );
+    let first = server.requests()[0].json();
+    assert_eq!(first["tools"][0]["function"]["name"], "get_weather");
+    assert!(
+        first.get("tool_choice").is_none(),
+        "Ollama has no tool_choice"
+    );
+
+    let results = Message::tool_results([
+        Part::ToolResult {
+            call_id: "call_k3x9q2ab".into(),
+            content: "22°C".into(),
+            is_error: false,
+        },
+        Part::ToolResult {
+            call_id: "call_p7m1z0cd".into(),
+            content: "18°C".into(),
+            is_error: false,
+        },
+    ]);
+    let answer = Run::of(chat.send_message(results, &weather_tools(None))).await;
+    assert_eq!(answer.text, "Tokyo is warmer.");
+    let messages = server.requests()[1].json()["messages"].clone();
+    let messages = messages.as_array().unwrap();
+    assert_eq!(messages.len(), 4, "{messages:?}");
+    assert_eq!(
+        messages[1]["tool_calls"][1],
+        json!({"type": "function", "function": {"index": 1, "name": "get_weather", "arguments": {"city": "Paris"}}})
+    );
+    assert_eq!(
+        messages[3],
+        json!({"role": "tool", "tool_name": "get_weather", "tool_call_id": "call_p7m1z0cd", "content": "18°C"})
+    );
+}

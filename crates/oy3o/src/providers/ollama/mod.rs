@@ -41,6 +41,11 @@ impl Provider for Ollama {
             target.context.clone(),
         )))
     }
+
+    /// Tools go out with the request; calls come back whole (TOOLS.md §5).
+    fn takes_tools(&self, _target: &Target) -> bool {
+        true
+    }
 }
 
 /// One configured `/api/chat` endpoint.

@@ -6,6 +6,7 @@ use serde_json::{Map, Value, json};
 
 use crate::config::Target;
 use crate::error::ErrorCode;
+use crate::message::{Message, Part, Role};
 use crate::provider::CompletionRequest;
 use crate::transport::http::{ErrorDetail, request_headers};
 
@@ -26,12 +27,34 @@ impl RequestShape {
     }
 
     pub(super) fn body(&self, request: &CompletionRequest) -> Value {
-        let messages: Vec<Value> = request
-            .messages
-            .iter()
-            .map(|m| json!({ "role": m.role.as_str(), "content": m.text() }))
-            .collect();
+        let mut messages: Vec<Value> = Vec::with_capacity(request.messages.len());
+        for m in &request.messages {
+            match m.role {
+                Role::Tool => messages.extend(results(m, &request.messages)),
+                _ => {
+                    let mut wire = json!({ "role": m.role.as_str(), "content": m.text() });
+                    let calls = calls(m);
+                    if !calls.is_empty() {
+                        wire["tool_calls"] = Value::Array(calls);
+                    }
+                    messages.push(wire);
+                }
+            }
+        }
         let mut body = json!({ "model": self.model, "messages": messages, "stream": true });
+        // No tool_choice and no parallel switch in Ollama's request (TOOLS.md §5.1).
+        if let Some(tools) = request
+            .options
+            .tools
+            .as_deref()
+            .filter(|t| !t.specs.is_empty())
+        {
+            body["tools"] = tools
+                .specs
+                .iter()
+                .map(|spec| json!({ "type": "function", "function": spec }))
+                .collect();
+        }
         let o = &request.options;
         let mut options = Map::new();
         if let Some(t) = o.temperature {
@@ -51,6 +74,51 @@ impl RequestShape {
         }
         body
     }
+}
+
+/// An assistant's calls as `[{"type": "function", "function": {index, name, arguments}}]`,
+/// the arguments an object (TOOLS.md §5.3).
+fn calls(m: &Message) -> Vec<Value> {
+    m.parts
+        .iter()
+        .filter_map(|p| match p {
+            Part::ToolCall {
+                name, arguments, ..
+            } => Some((name, arguments)),
+            _ => None,
+        })
+        .enumerate()
+        .map(|(index, (name, arguments))| {
+            let arguments = if arguments.is_object() {
+                arguments.clone()
+            } else {
+                json!({})
+            };
+            json!({"type": "function", "function": {"index": index, "name": name, "arguments": arguments}})
+        })
+        .collect()
+}
+
+/// A tool message's results, one `tool` message each with the tool's name (found on the call
+/// it answers) and the call's id.
+fn results<'a>(m: &'a Message, all: &'a [Message]) -> impl Iterator<Item = Value> + 'a {
+    m.parts.iter().filter_map(move |p| match p {
+        Part::ToolResult {
+            call_id, content, ..
+        } => {
+            let name = all.iter().flat_map(|m| &m.parts).find_map(|p| match p {
+                Part::ToolCall { id, name, .. } if id == call_id => Some(name.as_str()),
+                _ => None,
+            });
+            Some(json!({
+                "role": "tool",
+                "tool_name": name.unwrap_or_default(),
+                "tool_call_id": call_id,
+                "content": content,
+            }))
+        }
+        _ => None,
+    })
 }
 
 /// Reads `{"error": "text"}`; a model that is not there says how to get it.

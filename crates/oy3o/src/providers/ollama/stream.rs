@@ -9,6 +9,7 @@ use serde::Deserialize;
 use crate::error::{Error, Result};
 use crate::event::{Event, Usage};
 use crate::provider::{Delta, DeltaStream};
+use crate::tool::{ToolCallAssembler, ToolCallDelta};
 
 #[derive(Deserialize)]
 struct Line {
@@ -33,6 +34,23 @@ struct WireMessage {
     content: Option<String>,
     #[serde(default)]
     thinking: Option<String>,
+    /// Whole calls, possibly spread over lines (TOOLS.md §5.2).
+    #[serde(default)]
+    tool_calls: Option<Vec<WireCall>>,
+}
+
+#[derive(Deserialize)]
+struct WireCall {
+    #[serde(default)]
+    id: Option<String>,
+    function: WireFunction,
+}
+
+#[derive(Deserialize)]
+struct WireFunction {
+    name: String,
+    #[serde(default)]
+    arguments: serde_json::Value,
 }
 
 /// Turns the lines of one answer into deltas, ending with [`Delta::Done`] at the `done: true`
@@ -40,6 +58,8 @@ struct WireMessage {
 pub(super) fn deltas(lines: BoxStream<'static, Result<String>>) -> DeltaStream {
     Box::pin(async_stream::try_stream! {
         let mut lines = lines;
+        let mut calls = ToolCallAssembler::default();
+        let mut next_call = 0;
         while let Some(line) = lines.next().await {
             let line = line?;
             let parsed: Line = serde_json::from_str(&line).map_err(|e| {
@@ -62,17 +82,41 @@ pub(super) fn deltas(lines: BoxStream<'static, Result<String>>) -> DeltaStream {
                 if let Some(text) = message.content.filter(|t| !t.is_empty()) {
                     yield Delta::Text(text);
                 }
+                for call in message.tool_calls.into_iter().flatten() {
+                    let arguments = match call.function.arguments {
+                        serde_json::Value::Null => String::new(),
+                        serde_json::Value::String(text) => text,
+                        object => object.to_string(),
+                    };
+                    let fragment = ToolCallDelta {
+                        index: next_call,
+                        id: call.id,
+                        name: Some(call.function.name),
+                        arguments,
+                    };
+                    next_call += 1;
+                    calls.push(&fragment);
+                    yield Delta::Event(Event::ToolCallDelta(fragment));
+                }
             }
             if parsed.done {
+                let called = !calls.is_empty();
+                for call in std::mem::take(&mut calls).finish() {
+                    yield Delta::Event(Event::ToolCall(call));
+                }
                 yield Delta::Event(Event::Usage(Usage {
                     input_tokens: parsed.prompt_eval_count.unwrap_or(0),
                     output_tokens: parsed.eval_count.unwrap_or(0),
                     cached_tokens: None,
                     reasoning_tokens: None,
                 }));
-                yield Delta::Done {
-                    finish_reason: parsed.done_reason.unwrap_or_else(|| "stop".into()),
+                // Ollama says `stop` after tool calls too; faces expect `tool_calls` then.
+                let finish_reason = match parsed.done_reason {
+                    Some(reason) if !(called && reason == "stop") => reason,
+                    _ if called => "tool_calls".into(),
+                    _ => "stop".into(),
                 };
+                yield Delta::Done { finish_reason };
                 return;
             }
         }
