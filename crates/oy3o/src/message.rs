@@ -95,6 +95,9 @@ pub enum Part {
         name: String,
         /// Its arguments (a JSON object).
         arguments: Value,
+        /// An opaque token the provider wants back with the call (Gemini's `thoughtSignature`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        signature: Option<String>,
     },
     /// What a tool returned.
     ToolResult {
@@ -192,6 +195,7 @@ impl Message {
             id: c.id,
             name: c.name,
             arguments: c.arguments,
+            signature: c.signature,
         }));
         Self {
             role: Role::Assistant,
@@ -337,6 +341,7 @@ mod tests {
                     id: "c1".into(),
                     name: "add".into(),
                     arguments: serde_json::json!({"a": 1}),
+                    signature: Some("sig".into()),
                 },
             ],
         };

@@ -124,6 +124,9 @@ pub struct ToolCallDelta {
     /// A piece of the arguments' JSON text.
     #[serde(default)]
     pub arguments: String,
+    /// An opaque token the provider wants back with the call (Gemini's `thoughtSignature`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<String>,
 }
 
 /// A whole tool call: which tool, with what arguments.
@@ -136,12 +139,23 @@ pub struct ToolCall {
     /// The arguments: a JSON object, or the model's text as a string when it was not valid JSON
     /// (kept as written, so it can be sent back as it came and the tool can say what is wrong).
     pub arguments: Value,
+    /// An opaque token the provider wants back with the call (Gemini's `thoughtSignature`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<String>,
 }
 
 /// Assembles streamed fragments into whole calls, in the order of their `index`.
 #[derive(Debug, Default)]
 pub struct ToolCallAssembler {
-    calls: BTreeMap<u32, (String, String, String)>,
+    calls: BTreeMap<u32, Assembling>,
+}
+
+#[derive(Debug, Default)]
+struct Assembling {
+    id: String,
+    name: String,
+    arguments: String,
+    signature: Option<String>,
 }
 
 impl ToolCallAssembler {
@@ -149,12 +163,15 @@ impl ToolCallAssembler {
     pub fn push(&mut self, delta: &ToolCallDelta) {
         let entry = self.calls.entry(delta.index).or_default();
         if let Some(id) = &delta.id {
-            entry.0.clone_from(id);
+            entry.id.clone_from(id);
         }
         if let Some(name) = &delta.name {
-            entry.1.push_str(name);
+            entry.name.push_str(name);
         }
-        entry.2.push_str(&delta.arguments);
+        entry.arguments.push_str(&delta.arguments);
+        if delta.signature.is_some() {
+            entry.signature.clone_from(&delta.signature);
+        }
     }
 
     /// Whether no fragment came.
@@ -167,14 +184,15 @@ impl ToolCallAssembler {
     pub fn finish(self) -> Vec<ToolCall> {
         self.calls
             .into_iter()
-            .map(|(index, (id, name, arguments))| ToolCall {
-                id: if id.is_empty() {
+            .map(|(index, call)| ToolCall {
+                id: if call.id.is_empty() {
                     format!("call_{index}")
                 } else {
-                    id
+                    call.id
                 },
-                name,
-                arguments: parse_arguments(arguments),
+                name: call.name,
+                arguments: parse_arguments(call.arguments),
+                signature: call.signature,
             })
             .collect()
     }
@@ -209,13 +227,14 @@ mod tests {
                 index: 1,
                 id: Some("call_b".into()),
                 name: Some("time".into()),
-                arguments: String::new(),
+                ..Default::default()
             },
             ToolCallDelta {
                 index: 0,
                 id: Some("call_a".into()),
                 name: Some("weather".into()),
                 arguments: "{\"ci".into(),
+                ..Default::default()
             },
             ToolCallDelta {
                 index: 0,

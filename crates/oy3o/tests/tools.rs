@@ -1,4 +1,4 @@
-//! Tool calling on OpenAI Chat Completions and Anthropic Messages against a fake server on a real socket that replies
+//! Tool calling on OpenAI Chat Completions, Anthropic, Gemini and Ollama against a fake server on a real socket that replies
 //! in the API's recorded shapes (TOOLS.md §1.1–§1.3): tools and the choice go out with the
 //! request, streamed fragments come back assembled, the call joins the history, and the tool's
 //! result goes back as a `tool` message after the assistant's echoed call. Models that take no
@@ -152,8 +152,10 @@ async fn a_whole_answer_with_tool_calls_reads_as_the_streamed_one() {
 #[tokio::test]
 async fn models_without_tools_and_bad_tool_definitions_are_refused_before_sending() {
     let server = FakeServer::start().await;
-    let config = config_for("gemini", server.base_url());
-    let chat = Chat::open(Some("gemini:gemini-x"), &config).unwrap();
+    // The Responses API takes no tools here yet.
+    let mut config = config_for("openai", server.base_url());
+    common::tune(&mut config, "openai", |s| s.api = Some("responses".into()));
+    let chat = Chat::open(Some("openai:gpt-4o-mini"), &config).unwrap();
     let run = Run::of(chat.send_with("x", &weather_tools(None))).await;
     assert_eq!(run.err().code(), ErrorCode::BadRequest);
     assert!(
@@ -341,5 +343,80 @@ async fn ollama_tool_calls_come_whole_and_results_go_back_with_the_tools_name() 
     assert_eq!(
         messages[3],
         json!({"role": "tool", "tool_name": "get_weather", "tool_call_id": "call_p7m1z0cd", "content": "18°C"})
+    );
+}
+
+#[tokio::test]
+async fn gemini_function_calls_keep_their_signature_and_results_go_back_as_function_responses() {
+    use oy3o_testkit::gemini;
+    let server = FakeServer::start().await;
+    // Two parallel calls in one chunk; only the first carries a thought signature (§4.2).
+    let parts = concat!(
+        r#"[{"functionCall": {"name": "get_weather", "args": {"city": "Paris"}}, "thoughtSignature": "CiQBsig"},"#,
+        r#"{"functionCall": {"name": "get_weather", "args": {"city": "Rome"}}}]"#
+    );
+    server.push(
+        oy3o_testkit::SseScript::default()
+            .crlf()
+            .data(&gemini::chunk(parts, r#""finishReason": "STOP","#, 12, 0))
+            .build(),
+    );
+    server.push(gemini::answer(&["Rome is warmer."]).build());
+    let config = config_for("gemini", server.base_url());
+    let chat = Chat::open(Some("gemini:gemini-2.5-flash"), &config).unwrap();
+    let options = weather_tools(Some(ToolChoice::Named("get_weather".into())));
+    let run = Run::of(chat.send_with("Paris or Rome?", &options)).await;
+    assert!(run.error.is_none(), "{:?}", run.error);
+    let calls: Vec<_> = run
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            Event::ToolCall(c) => Some(c.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(calls.len(), 2);
+    assert_eq!(calls[0].signature.as_deref(), Some("CiQBsig"));
+    assert_eq!(calls[1].arguments, json!({"city": "Rome"}));
+    assert!(
+        matches!(run.named("result")[0], Event::Result { finish_reason, .. } if finish_reason == "tool_calls")
+    );
+    let first = server.requests()[0].json();
+    assert_eq!(
+        first["tools"][0]["functionDeclarations"][0]["parametersJsonSchema"]["required"][0],
+        "city"
+    );
+    assert_eq!(
+        first["toolConfig"],
+        json!({"functionCallingConfig": {"mode": "ANY", "allowedFunctionNames": ["get_weather"]}})
+    );
+
+    let results = Message::tool_results([
+        Part::ToolResult {
+            call_id: calls[0].id.clone(),
+            content: "18".into(),
+            is_error: false,
+        },
+        Part::ToolResult {
+            call_id: calls[1].id.clone(),
+            content: "timeout".into(),
+            is_error: true,
+        },
+    ]);
+    let answer = Run::of(chat.send_message(results, &weather_tools(None))).await;
+    assert_eq!(answer.text, "Rome is warmer.");
+    let contents = server.requests()[1].json()["contents"].clone();
+    assert_eq!(
+        contents[1],
+        json!({"role": "model", "parts": [
+            {"functionCall": {"name": "get_weather", "args": {"city": "Paris"}}, "thoughtSignature": "CiQBsig"},
+            {"functionCall": {"name": "get_weather", "args": {"city": "Rome"}}}]}),
+        "the calls go back unchanged, signature in place, no made-up ids"
+    );
+    assert_eq!(
+        contents[2],
+        json!({"role": "user", "parts": [
+            {"functionResponse": {"name": "get_weather", "response": {"output": "18"}}},
+            {"functionResponse": {"name": "get_weather", "response": {"error": "timeout"}}}]})
     );
 }

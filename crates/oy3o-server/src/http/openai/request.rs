@@ -399,6 +399,7 @@ fn conversation(messages: Vec<InMessage>) -> Result<Conversation, String> {
                         id: c.id,
                         name: c.function.name,
                         arguments: oy3o::tool::parse_arguments(c.function.arguments),
+                        signature: None,
                     })
                     .collect();
                 turns.push(Message::answer(text, calls));

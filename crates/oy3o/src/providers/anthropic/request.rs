@@ -127,6 +127,7 @@ fn calling(m: &Message) -> Value {
                 id,
                 name,
                 arguments,
+                ..
             } => {
                 let input = if arguments.is_object() {
                     arguments.clone()

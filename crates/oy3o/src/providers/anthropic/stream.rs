@@ -311,6 +311,7 @@ fn start_block(block: Block, index: Option<u32>, answer: &mut Answer, out: &mut 
                 id: block.id,
                 name: block.name,
                 arguments: given,
+                signature: None,
             };
             answer.tool_fragment(fragment, out);
         }

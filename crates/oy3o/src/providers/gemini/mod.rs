@@ -48,6 +48,11 @@ impl Provider for Gemini {
             target.context.clone(),
         )))
     }
+
+    /// Function declarations out, `functionCall` parts in (TOOLS.md §4).
+    fn takes_tools(&self, _target: &Target) -> bool {
+        true
+    }
 }
 
 /// One configured `streamGenerateContent` endpoint.

@@ -9,8 +9,9 @@ use serde_json::{Map, Value, json};
 
 use crate::config::Target;
 use crate::error::ErrorCode;
-use crate::message::Role;
+use crate::message::{Message, Part, Role};
 use crate::provider::CompletionRequest;
+use crate::tool::ToolChoice;
 use crate::transport::http::{ErrorDetail, request_headers};
 
 /// What stays the same for every request of a session.
@@ -43,7 +44,7 @@ pub(super) fn body(request: &CompletionRequest) -> Value {
             Role::User | Role::Tool => "user",
             Role::Assistant => "model",
         };
-        contents.push(json!({ "role": role, "parts": [{ "text": m.text() }] }));
+        contents.push(json!({ "role": role, "parts": parts(m, &request.messages) }));
     }
     let mut body = json!({ "contents": contents });
     if !system.is_empty() {
@@ -66,8 +67,99 @@ pub(super) fn body(request: &CompletionRequest) -> Value {
     if !config.is_empty() {
         body["generationConfig"] = Value::Object(config);
     }
+    if let Some(tools) = o.tools.as_deref().filter(|t| !t.specs.is_empty()) {
+        // Plain JSON Schema goes in `parametersJsonSchema` (TOOLS.md §4.1).
+        let declarations: Vec<Value> = tools
+            .specs
+            .iter()
+            .map(|spec| {
+                let mut d = json!({ "name": spec.name });
+                if let Some(text) = &spec.description {
+                    d["description"] = json!(text);
+                }
+                if let Some(schema) = &spec.parameters {
+                    d["parametersJsonSchema"] = schema.clone();
+                }
+                d
+            })
+            .collect();
+        body["tools"] = json!([{ "functionDeclarations": declarations }]);
+        // No parallel switch on Gemini: several calls are several parts.
+        let config = match &tools.choice {
+            None => None,
+            Some(ToolChoice::Auto) => Some(json!({ "mode": "AUTO" })),
+            Some(ToolChoice::None) => Some(json!({ "mode": "NONE" })),
+            Some(ToolChoice::Required) => Some(json!({ "mode": "ANY" })),
+            Some(ToolChoice::Named(name)) => {
+                Some(json!({ "mode": "ANY", "allowedFunctionNames": [name] }))
+            }
+        };
+        if let Some(config) = config {
+            body["toolConfig"] = json!({ "functionCallingConfig": config });
+        }
+    }
     body
 }
+
+/// A message's parts: text, `functionCall` parts (with the `thoughtSignature` they came with,
+/// at the same place, TOOLS.md §4.2) and `functionResponse` parts named after the call they
+/// answer (§4.3); the call's id goes back only when the model gave one.
+fn parts(m: &Message, all: &[Message]) -> Vec<Value> {
+    let mut out = Vec::with_capacity(m.parts.len());
+    for part in &m.parts {
+        match part {
+            Part::ToolCall {
+                id,
+                name,
+                arguments,
+                signature,
+            } => {
+                let mut call = json!({ "name": name, "args": if arguments.is_object() { arguments.clone() } else { json!({}) } });
+                if !id.starts_with(SYNTHETIC_ID) {
+                    call["id"] = json!(id);
+                }
+                let mut wire = json!({ "functionCall": call });
+                if let Some(signature) = signature {
+                    wire["thoughtSignature"] = json!(signature);
+                }
+                out.push(wire);
+            }
+            Part::ToolResult {
+                call_id,
+                content,
+                is_error,
+            } => {
+                let name = all
+                    .iter()
+                    .flat_map(|m| &m.parts)
+                    .find_map(|p| match p {
+                        Part::ToolCall { id, name, .. } if id == call_id => Some(name.as_str()),
+                        _ => None,
+                    })
+                    .unwrap_or_default();
+                let key = if *is_error { "error" } else { "output" };
+                let mut response = json!({ "name": name, "response": { key: content } });
+                if !call_id.starts_with(SYNTHETIC_ID) {
+                    response["id"] = json!(call_id);
+                }
+                out.push(json!({ "functionResponse": response }));
+            }
+            other => {
+                if let Some(text) = other.as_text() {
+                    out.push(json!({ "text": text }));
+                }
+            }
+        }
+    }
+    if out.is_empty() {
+        out.push(json!({ "text": "" }));
+    }
+    out
+}
+
+/// The start of the ids this provider makes up for calls that came without one (the Gemini API
+/// usually sends none); such ids are not sent back.
+pub(super) const SYNTHETIC_ID: &str = "gemini-call-";
 
 /// Reads `{"error":{"code","message","status","details"}}`: a bad key (a 400, not a 401) is an
 /// auth error, `RetryInfo.retryDelay` is the wait a 429 asks for (there is no `Retry-After`),

@@ -12,6 +12,9 @@ use serde::Deserialize;
 use crate::error::{Error, ErrorCode, Result};
 use crate::event::{Citation, Event, Usage};
 use crate::provider::{Delta, DeltaStream};
+use crate::tool::{ToolCallAssembler, ToolCallDelta};
+
+use super::request::SYNTHETIC_ID;
 use crate::transport::sse::SseEvent;
 
 #[derive(Deserialize)]
@@ -45,11 +48,27 @@ struct Content {
 }
 
 #[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
 struct Part {
     #[serde(default)]
     text: Option<String>,
     #[serde(default)]
     thought: bool,
+    /// Whole, never in fragments on the Gemini API (TOOLS.md §4.2).
+    #[serde(default)]
+    function_call: Option<FunctionCall>,
+    /// A sibling of `functionCall` on the part, to be sent back with it.
+    #[serde(default)]
+    thought_signature: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct FunctionCall {
+    #[serde(default)]
+    id: Option<String>,
+    name: String,
+    #[serde(default)]
+    args: Option<serde_json::Value>,
 }
 
 /// Proto3 JSON omits zero counts: every field defaults.
@@ -137,6 +156,8 @@ struct Answer {
     sources: Vec<GroundingChunk>,
     /// Metadata may repeat over the last chunks: each search and citation is reported once.
     reported: HashSet<String>,
+    calls: ToolCallAssembler,
+    next_call: u32,
 }
 
 /// Turns the SSE events of one answer into deltas, ending with [`Delta::Done`] when the body
@@ -163,6 +184,10 @@ pub(super) fn deltas(events: BoxStream<'static, Result<SseEvent>>) -> DeltaStrea
             ))?;
             return;
         };
+        let called = !answer.calls.is_empty();
+        for call in std::mem::take(&mut answer.calls).finish() {
+            yield Delta::Event(Event::ToolCall(call));
+        }
         if let Some(u) = answer.usage.take() {
             yield Delta::Event(Event::Usage(Usage {
                 input_tokens: u.prompt_token_count,
@@ -173,6 +198,8 @@ pub(super) fn deltas(events: BoxStream<'static, Result<SseEvent>>) -> DeltaStrea
             }));
         }
         let finish_reason = match finish.as_str() {
+            // There is no tool finish reason: a turn that called tools ends in STOP.
+            "STOP" if called => "tool_calls".to_owned(),
             "STOP" => "stop".to_owned(),
             "MAX_TOKENS" => "length".to_owned(),
             other => other.to_ascii_lowercase(),
@@ -205,6 +232,20 @@ fn map_chunk(data: &str, answer: &mut Answer, out: &mut Vec<Delta>) -> Result<()
         return Ok(());
     };
     for part in candidate.content.into_iter().flat_map(|c| c.parts) {
+        if let Some(call) = part.function_call {
+            let index = answer.next_call;
+            answer.next_call += 1;
+            let fragment = ToolCallDelta {
+                index,
+                id: Some(call.id.unwrap_or_else(|| format!("{SYNTHETIC_ID}{index}"))),
+                name: Some(call.name),
+                arguments: call.args.map(|a| a.to_string()).unwrap_or_default(),
+                signature: part.thought_signature,
+            };
+            answer.calls.push(&fragment);
+            out.push(Delta::Event(Event::ToolCallDelta(fragment)));
+            continue;
+        }
         let Some(text) = part.text.filter(|t| !t.is_empty()) else {
             continue;
         };

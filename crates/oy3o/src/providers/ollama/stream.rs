@@ -93,6 +93,7 @@ pub(super) fn deltas(lines: BoxStream<'static, Result<String>>) -> DeltaStream {
                         id: call.id,
                         name: Some(call.function.name),
                         arguments,
+                        signature: None,
                     };
                     next_call += 1;
                     calls.push(&fragment);

@@ -229,6 +229,7 @@ impl Serialize for ToolCalls<'_> {
                 id,
                 name,
                 arguments,
+                ..
             } => Some(serde_json::json!({
                 "id": id,
                 "type": "function",

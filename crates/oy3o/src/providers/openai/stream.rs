@@ -219,6 +219,7 @@ pub(super) fn push_text(delta: WireDelta, out: &mut Vec<Delta>) {
             id: call.id,
             name,
             arguments,
+            signature: None,
         })));
     }
     for annotation in delta.annotations.into_iter().flatten() {
