@@ -202,11 +202,23 @@ pub(crate) fn glob_match(glob: &str, text: &str) -> bool {
     g[gi..].iter().all(|&c| c == '*')
 }
 
+/// The most tool steps a client may ask of one turn (each step is an upstream request on the
+/// server's key).
+pub(crate) const MAX_CLIENT_TOOL_STEPS: u32 = 32;
+
 /// Checks the numbers of a client's options: a temperature in 0–2, a `top_p` in 0–1 (finite:
-/// `1e39` reads as infinity and would go upstream as `null`).
+/// `1e39` reads as infinity and would go upstream as `null`), at most
+/// [`MAX_CLIENT_TOOL_STEPS`] tool steps.
 pub(crate) fn check_options(options: &Options, field: &str) -> Result<(), Refusal> {
     check_number(field, "temperature", options.temperature, 2.0)?;
-    check_number(field, "top_p", options.top_p, 1.0)
+    check_number(field, "top_p", options.top_p, 1.0)?;
+    match options.max_tool_steps {
+        Some(n) if n > MAX_CLIENT_TOOL_STEPS => Err(Refusal::new(
+            "bad_request",
+            format!("field `{field}max_tool_steps`: at most {MAX_CLIENT_TOOL_STEPS} steps a turn"),
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// `value` must be finite and in `0..=max`.
@@ -282,6 +294,12 @@ mod tests {
         };
         let e = check_options(&options, "options.").unwrap_err();
         assert!(e.message.contains("`options.temperature`"), "{}", e.message);
+        let steps = Options {
+            max_tool_steps: Some(MAX_CLIENT_TOOL_STEPS + 1),
+            ..Options::default()
+        };
+        let e = check_options(&steps, "options.").unwrap_err();
+        assert!(e.message.contains("max_tool_steps"), "{}", e.message);
         assert!(check_options(&Options::default(), "").is_ok());
     }
 }

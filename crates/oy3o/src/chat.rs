@@ -28,7 +28,7 @@ pub struct Chat {
     model: String,
     /// Whether every model of the chat takes tools ([`crate::Provider::takes_tools`]).
     takes_tools: bool,
-    session: Box<dyn Session>,
+    session: std::sync::Arc<dyn Session>,
     listeners: Listeners,
     options: Options,
 }
@@ -63,7 +63,7 @@ impl Chat {
             model: target.reference.to_string(),
             // With fallbacks, every model must take tools: a turn may land on any of them.
             takes_tools: targets.iter().all(|t| t.provider.takes_tools(t)),
-            session,
+            session: session.into(),
             listeners: target.listeners.clone(),
             options: target.options.clone(),
         };
@@ -120,22 +120,21 @@ impl Chat {
         if let Err(e) = self.check(std::slice::from_ref(&prompt), &options) {
             return Box::pin(futures::stream::once(async move { Err(e) }));
         }
-        self.session.send(prompt, options)
+        match options.toolbox.clone() {
+            Some(toolbox) => crate::tool_loop::run(self.session.clone(), prompt, options, toolbox),
+            None => self.session.send(prompt, options),
+        }
     }
 
     /// Whether this chat's model can take `messages` and `options` (tools): refused before
     /// anything is sent, never silently dropped.
     fn check(&self, messages: &[Message], options: &Options) -> Result<()> {
+        if options.toolbox.is_some() && !self.takes_tools {
+            return Err(crate::tool_loop::no_tools(&self.model));
+        }
         if let Some(tools) = options.tools.as_deref().filter(|t| !t.specs.is_empty()) {
             if !self.takes_tools {
-                return Err(Error::new(
-                    crate::error::ErrorCode::BadRequest,
-                    format!(
-                        "{} cannot take tools here yet; send the request without tools or use \
-                         a model that takes them (openai: Chat Completions)",
-                        self.model
-                    ),
-                ));
+                return Err(crate::tool_loop::no_tools(&self.model));
             }
             tools.check()?;
         }

@@ -104,6 +104,8 @@ pub enum Event {
     ToolCallDelta(crate::tool::ToolCallDelta),
     /// A whole tool call, once its answer ended (after its fragments).
     ToolCall(crate::tool::ToolCall),
+    /// What a tool the engine ran gave back ([`crate::tool_loop`]).
+    ToolResult(crate::tool_loop::ToolResult),
     /// The provider reports a limit (remaining requests or turns).
     Throttle(Value),
     /// A provider-specific event with its own name (e.g. bing's `revoke`).
@@ -134,6 +136,7 @@ impl Event {
             Self::Retry { .. } => "retry",
             Self::ToolCallDelta(_) => "tool_call_delta",
             Self::ToolCall(_) => "tool_call",
+            Self::ToolResult(_) => "tool_result",
             Self::Throttle(_) => "throttle",
             Self::Other { name, .. } => name,
         }
@@ -162,6 +165,7 @@ impl Event {
             } => json!({ "attempt": attempt, "delay_ms": delay_ms, "reason": reason }),
             Self::ToolCallDelta(d) => json!(d),
             Self::ToolCall(c) => json!(c),
+            Self::ToolResult(r) => json!(r),
             Self::Throttle(v) | Self::Other { message: v, .. } => v.clone(),
         }
     }

@@ -39,6 +39,7 @@ pub mod providers;
 mod reply;
 mod tasks;
 pub mod tool;
+pub mod tool_loop;
 pub mod transport;
 
 pub use chat::Chat;

@@ -420,3 +420,95 @@ async fn gemini_function_calls_keep_their_signature_and_results_go_back_as_funct
             {"functionResponse": {"name": "get_weather", "response": {"error": "timeout"}}}]})
     );
 }
+
+fn weather_toolbox(calls: Arc<std::sync::atomic::AtomicUsize>) -> Options {
+    use oy3o::tool_loop::{FnTool, Tool, Toolbox};
+    let spec = weather_tools(None).tools.unwrap().specs[0].clone();
+    let tool: Arc<dyn Tool> = Arc::new(FnTool::new(spec, move |args: serde_json::Value| {
+        let calls = calls.clone();
+        async move {
+            calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            match args["city"].as_str() {
+                Some("Atlantis") => Err("no such city".to_string()),
+                Some(city) => Ok(format!("{{\"city\": \"{city}\", \"temp_c\": 4}}")),
+                None => Err("city must be a string".to_string()),
+            }
+        }
+    }));
+    Options {
+        toolbox: Some(Arc::new(Toolbox::new(vec![tool]).unwrap())),
+        ..Options::default()
+    }
+}
+
+#[tokio::test]
+async fn the_engine_runs_its_tools_until_the_model_answers_in_one_reply() {
+    let server = FakeServer::start().await;
+    server.push(
+        openai::tool_calls(&[
+            ("call_a", "get_weather", r#"{"city": "Edinburgh"}"#),
+            ("call_b", "get_weather", r#"{"city": "Atlantis"}"#),
+        ])
+        .build(),
+    );
+    server.push(openai::answer(&["4 degrees in Edinburgh; Atlantis is not a city."]).build());
+    let config = config_for("openai", server.base_url());
+    let chat = Chat::open(Some("openai:gpt-4o-mini"), &config).unwrap();
+    let ran = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+
+    let run = Run::of(chat.send_with("Weather?", &weather_toolbox(ran.clone()))).await;
+    assert!(run.error.is_none(), "{:?}", run.error);
+    assert_eq!(run.text, "4 degrees in Edinburgh; Atlantis is not a city.");
+    assert_eq!(ran.load(std::sync::atomic::Ordering::SeqCst), 2);
+    let results: Vec<_> = run
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            Event::ToolResult(r) => Some(r.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(results.len(), 2);
+    assert!(!results[0].is_error && results[0].content.contains("Edinburgh"));
+    assert!(results[1].is_error && results[1].content == "no such city");
+    // One `result` at the very end, with the final answer's finish reason.
+    let ends = run.named("result");
+    assert_eq!(ends.len(), 1);
+    assert!(matches!(ends[0], Event::Result { finish_reason, .. } if finish_reason == "stop"));
+
+    let second = server.requests()[1].json();
+    let messages = second["messages"].as_array().unwrap();
+    assert_eq!(messages[2]["tool_call_id"], "call_a");
+    assert_eq!(messages[3]["content"], "no such city");
+    assert_eq!(second["tools"][0]["function"]["name"], "get_weather");
+    // The history holds every step: prompt, calls, results, answer.
+    assert_eq!(chat.history().len(), 4);
+}
+
+#[tokio::test]
+async fn the_last_tool_step_asks_for_an_answer_without_tools() {
+    let server = FakeServer::start().await;
+    server.respond(|r| {
+        if r.json()["tool_choice"] == "none" {
+            openai::answer(&["Giving up on the tool."]).build()
+        } else {
+            openai::tool_calls(&[("call_x", "get_weather", r#"{"city": "Oslo"}"#)]).build()
+        }
+    });
+    let config = config_for("openai", server.base_url());
+    let chat = Chat::open(Some("openai:gpt-4o-mini"), &config).unwrap();
+    let ran = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let options = Options {
+        max_tool_steps: Some(2),
+        ..weather_toolbox(ran.clone())
+    };
+    let run = Run::of(chat.send_with("Loop forever", &options)).await;
+    assert!(run.error.is_none(), "{:?}", run.error);
+    assert_eq!(run.text, "Giving up on the tool.");
+    assert_eq!(
+        ran.load(std::sync::atomic::Ordering::SeqCst),
+        2,
+        "two steps ran tools"
+    );
+    assert_eq!(server.requests().len(), 3);
+}

@@ -45,6 +45,13 @@ pub struct Options {
     /// config setting yet: it belongs to the call.
     #[serde(skip)]
     pub tools: Option<std::sync::Arc<crate::tool::Tools>>,
+    /// Tools the engine runs itself until the model answers ([`crate::tool_loop`]); they are
+    /// what the model is offered (over `tools`). It belongs to the call.
+    #[serde(skip)]
+    pub toolbox: Option<std::sync::Arc<crate::tool_loop::Toolbox>>,
+    /// The most tool steps (answers with calls, then their results) of one turn; the last
+    /// step asks for an answer without tools. Default 8.
+    pub max_tool_steps: Option<u32>,
 }
 
 impl Options {
@@ -57,6 +64,8 @@ impl Options {
             seed: over.seed.or(self.seed),
             whole: over.whole || self.whole,
             tools: over.tools.clone().or_else(|| self.tools.clone()),
+            toolbox: over.toolbox.clone().or_else(|| self.toolbox.clone()),
+            max_tool_steps: over.max_tool_steps.or(self.max_tool_steps),
         }
     }
 }

@@ -97,6 +97,8 @@ pub(crate) async fn completions(
         // instead of a stream to decode: about half the engine's work per answer).
         whole: !streamed,
         tools: request.tools_asked.clone(),
+        // A client of this route runs its own tools.
+        ..Options::default()
     };
     let model = request.model.filter(|m| !m.trim().is_empty());
     let reply = match model.as_deref().and_then(|m| m.strip_prefix("chain:")) {
