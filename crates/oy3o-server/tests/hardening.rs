@@ -90,6 +90,52 @@ async fn a_clients_proxy_never_carries_the_servers_key() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_clients_proxy_never_carries_the_operators_provider_headers() {
+    let fake = echo().await;
+    let proxy = oy3o_testkit::HttpProxy::start().await;
+    let listed = oy3o_testkit::HttpProxy::start().await;
+    let mut config = config_for(&fake);
+    if let Some(openai) = config.providers.get_mut("openai") {
+        openai
+            .headers
+            .insert("x-operator-secret".into(), "canary-header".into());
+    }
+    let server = start(
+        config,
+        Settings {
+            client_proxies: vec![listed.url()],
+            ..settings()
+        },
+    )
+    .await;
+    let mut ws = server.client().await;
+    let ask = |id: &str, proxy: Option<String>| {
+        json!({"id": id, "model": "openai:gpt-4o-mini", "key": "sk-client-own",
+               "proxy": proxy, "prompt": "x"})
+    };
+
+    // The client's own key through its own proxy: the operator's headers stay home.
+    ws.send(ask("1", Some(proxy.url()))).await;
+    assert_eq!(text_of(&ws.until_signals(1).await, "1"), "ANSWER(x)");
+    assert_eq!(proxy.seen().len(), 1);
+    // Direct, or through a proxy the operator lists, they go as configured.
+    ws.send(ask("2", None)).await;
+    assert_eq!(text_of(&ws.until_signals(1).await, "2"), "ANSWER(x)");
+    ws.send(ask("3", Some(listed.url()))).await;
+    assert_eq!(text_of(&ws.until_signals(1).await, "3"), "ANSWER(x)");
+    assert_eq!(listed.seen().len(), 1);
+
+    let sent: Vec<Option<String>> = fake
+        .requests()
+        .iter()
+        .map(|r| r.header("x-operator-secret").map(str::to_owned))
+        .collect();
+    let canary = Some("canary-header".to_owned());
+    assert_eq!(sent, [None, canary.clone(), canary]);
+    assert_eq!(proxy.seen().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_proxy_the_operator_lists_may_carry_the_servers_key() {
     let fake = echo().await;
     let proxy = oy3o_testkit::HttpProxy::start().await;
