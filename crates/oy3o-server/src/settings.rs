@@ -20,7 +20,8 @@
 //! max_id_bytes = 1024                  # a request's id, and its ref as JSON
 //! max_outbound_bytes = 8388608         # frames waiting for a slow WebSocket client
 //! idle_timeout_secs = 300
-//! header_timeout_secs = 10             # HTTP: request headers, and the wait between requests
+//! header_timeout_secs = 10             # HTTP: request headers, and a new connection's first request
+//! keepalive_timeout_secs = 60          # HTTP: the wait for the next request on a kept-alive connection
 //! body_timeout_secs = 60               # HTTP: a whole request body
 //! max_connections = 512                # TCP connections at once (HTTP and WebSocket)
 //! models = ["openai:gpt-4o"]           # listed by GET /v1/models besides the defaults
@@ -92,9 +93,13 @@ pub struct Limits {
     /// Bytes of frames waiting for one WebSocket client (default 8 MiB). Past it the replies
     /// are cancelled, the client gets an error if it still reads, and the connection closes.
     pub max_outbound_bytes: usize,
-    /// HTTP: time to send a request's headers, counted on a kept-alive connection from the
-    /// previous response, so it is also how long an idle connection stays open (default 10 s).
+    /// HTTP: time to send a request's headers, from its first byte, or on a new connection
+    /// from when it opened (default 10 s).
     pub header_timeout: Duration,
+    /// HTTP: how long a kept-alive connection may wait for its next request after a response
+    /// (default 60 s); then it is closed. A connection serving a request (a streamed answer
+    /// too) is never idle.
+    pub keepalive_timeout: Duration,
     /// HTTP: time to send a whole request body (default 60 s).
     pub body_timeout: Duration,
     /// TCP connections served at once, HTTP and WebSocket (default 512); more are closed as
@@ -116,6 +121,7 @@ impl Default for Limits {
             max_id_bytes: 1 << 10,
             max_outbound_bytes: 8 << 20,
             header_timeout: Duration::from_secs(10),
+            keepalive_timeout: Duration::from_secs(60),
             body_timeout: Duration::from_secs(60),
             max_connections: 512,
         }
@@ -222,6 +228,7 @@ struct Section {
     max_id_bytes: Option<usize>,
     max_outbound_bytes: Option<usize>,
     header_timeout_secs: Option<f64>,
+    keepalive_timeout_secs: Option<f64>,
     body_timeout_secs: Option<f64>,
     max_connections: Option<usize>,
     models: Option<Vec<String>>,
@@ -367,6 +374,11 @@ impl Settings {
             &mut l.header_timeout,
         )?;
         seconds(
+            "keepalive_timeout_secs",
+            s.keepalive_timeout_secs,
+            &mut l.keepalive_timeout,
+        )?;
+        seconds(
             "body_timeout_secs",
             s.body_timeout_secs,
             &mut l.body_timeout,
@@ -441,6 +453,7 @@ mod tests {
     fn the_hardening_limits_are_read_and_checked() {
         let s = parse(
             "[server]\nmax_stage_tasks = 3\nmax_outbound_bytes = 4096\nheader_timeout_secs = 0.5\n\
+             keepalive_timeout_secs = 2.5\n\
              client_proxies = [\"http://p.example:3128\"]\nmodels_allowed = [\"openai:*\"]\n\
              model_dirs = [\"models\"]\n",
         )
@@ -448,10 +461,12 @@ mod tests {
         assert_eq!(s.limits.max_stage_tasks, 3);
         assert_eq!(s.limits.max_outbound_bytes, 4096);
         assert_eq!(s.limits.header_timeout, Duration::from_millis(500));
+        assert_eq!(s.limits.keepalive_timeout, Duration::from_millis(2500));
         assert_eq!(s.model_dirs, [Path::new("/etc/oy3o/models")]);
         for bad in [
             "[server]\nbody_timeout_secs = 1e300\n",
             "[server]\nmax_id_bytes = 0\n",
+            "[server]\nkeepalive_timeout_secs = 0\n",
             "[server]\nclient_proxies = [\"ftp://p:21\"]\n",
         ] {
             assert!(parse(bad).is_err(), "{bad}");

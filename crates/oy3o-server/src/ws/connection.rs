@@ -375,10 +375,11 @@ impl Connection {
             self.error_reply(request, "limit", &m).await;
             return Err(());
         }
-        let client = ClientOverrides {
-            credential: request.credential.clone(),
-            proxy: request.proxy.clone(),
-        };
+        let client = ClientOverrides::new(
+            request.credential.clone(),
+            request.proxy.clone(),
+            &self.state.settings,
+        );
         let config = client.apply(&self.state.config, request.model.as_deref());
         let opening = Opening::named(&self.owner, id)
             .model(request.model.as_deref())
@@ -457,10 +458,11 @@ impl Connection {
             };
             return self.error(&request.tag, "bad_request", m).await;
         };
-        let client = ClientOverrides {
-            credential: request.credential.clone(),
-            proxy: request.proxy.clone(),
-        };
+        let client = ClientOverrides::new(
+            request.credential.clone(),
+            request.proxy.clone(),
+            &self.state.settings,
+        );
         let config = client.apply(&self.state.config, request.model.as_deref());
         let opening = Opening::one_shot(&self.owner)
             .model(request.model.as_deref())
@@ -501,10 +503,11 @@ impl Connection {
             },
             None => return,
         };
-        let client = ClientOverrides {
-            credential: request.credential.clone(),
-            proxy: request.proxy.clone(),
-        };
+        let client = ClientOverrides::new(
+            request.credential.clone(),
+            request.proxy.clone(),
+            &self.state.settings,
+        );
         let mut config = client
             .apply(&self.state.config, request.model.as_deref())
             .into_owned();
