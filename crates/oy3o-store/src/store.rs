@@ -106,6 +106,11 @@ pub struct OpenOptions {
     pub max_connections: Option<u32>,
     /// How long to wait for a connection (default 5 s).
     pub connect_timeout: Duration,
+    /// Whether a PostgreSQL server that refuses connections is taken for one still starting
+    /// up, and tried again until `connect_timeout` (default: yes, for a server started beside
+    /// its database). Off, a refusal fails the open at once: a command a person waits on says
+    /// at once that the store is down.
+    pub wait_while_refused: bool,
 }
 
 impl Default for OpenOptions {
@@ -114,6 +119,7 @@ impl Default for OpenOptions {
             grace: Duration::from_secs(30),
             max_connections: None,
             connect_timeout: Duration::from_secs(5),
+            wait_while_refused: true,
         }
     }
 }
