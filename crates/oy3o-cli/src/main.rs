@@ -139,17 +139,41 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    match runtime.block_on(run(args)) {
-        Ok(()) => ExitCode::SUCCESS,
+    let result = runtime.block_on(run(args));
+    // The tasks still running (answers a Ctrl+C or an exit left behind) end with the runtime.
+    drop(runtime);
+    let code = match result {
+        Ok(()) => 0,
         Err(Failure::Usage(message)) => {
             eprintln!("oy3o: {message}");
-            ExitCode::from(USAGE)
+            USAGE
         }
         Err(Failure::Engine(e)) => {
             eprintln!("oy3o: {e}");
-            ExitCode::from(exit_code(e.code()))
+            exit_code(e.code())
         }
+    };
+    exit(code)
+}
+
+/// How long the exit waits for a local model to stop: one decode step, or one chunk of a long
+/// prompt on a slow machine.
+const UNLOAD_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Ends the process with `code` once no local model is computing. llama.cpp's static data is
+/// destroyed when the process exits, and a model thread still decoding then crashes it (exit
+/// 139 instead of 130 after a Ctrl+C): the models are unloaded first. A model that does not
+/// stop in time is left behind by exiting without those destructors.
+fn exit(code: u8) -> ExitCode {
+    if oy3o::providers::unload_local_models(UNLOAD_WAIT) {
+        return ExitCode::from(code);
     }
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+    let _ = std::io::stderr().flush();
+    // SAFETY: `_exit` takes no pointers and ends the process at once; every write the process
+    // owes (output, the store's flush) is done by now.
+    unsafe { libc::_exit(i32::from(code)) }
 }
 
 /// The exit code of a command called the wrong way, the same as clap's for bad options.

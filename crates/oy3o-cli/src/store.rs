@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use oy3o::{Config, Conversations, Error};
 use oy3o_store::{
-    RecordedConversations, Recorder, RecorderOptions, Store, StoreError, StoreSetting,
+    OpenOptions, RecordedConversations, Recorder, RecorderOptions, Store, StoreError, StoreSetting,
 };
 
 /// The owner of every local row.
@@ -32,10 +32,19 @@ pub fn setting(given: Option<&str>, config: &Config) -> Result<StoreSetting, Err
     }
 }
 
+/// How the CLI opens its store: a database that refuses connections is down, said at once
+/// (a server would wait for one still starting).
+fn open_options() -> OpenOptions {
+    OpenOptions {
+        wait_while_refused: false,
+        ..OpenOptions::default()
+    }
+}
+
 /// Opens the store now, for commands that read it (`chats`, `log`). A database that cannot be
 /// reached is a network error, a wrong setting a config error.
 pub async fn open(setting: &StoreSetting) -> Result<Arc<dyn Store>, Error> {
-    match oy3o_store::open(setting).await {
+    match oy3o_store::open_with(setting, &open_options()).await {
         Ok(Some(store)) => Ok(store),
         Ok(None) => Err(Error::config(
             "no store is configured (store = \"none\"): set `store` in the config or OY3O_STORE",
@@ -52,7 +61,7 @@ pub fn recorder(setting: &StoreSetting) -> Option<Recorder> {
     let setting = setting.clone();
     Some(Recorder::opening(
         async move {
-            oy3o_store::open(&setting)
+            oy3o_store::open_with(&setting, &open_options())
                 .await?
                 .ok_or(StoreError::Disabled)
         },

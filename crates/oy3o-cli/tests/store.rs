@@ -1,6 +1,6 @@
 //! The store through the `oy3o` command: `--chat` continues a chat with its history, `chats`
 //! and `log` show what was kept, `log prune` removes it, a `kill -9` mid-answer leaves the turn
-//! `interrupted`, and PostgreSQL works through `OY3O_STORE`.
+//! `interrupted` at once, and PostgreSQL works through `OY3O_STORE`.
 
 #[path = "../../oy3o-store/tests/common/mod.rs"]
 mod pg;
@@ -260,7 +260,7 @@ async fn log_prune_removes_old_turns_and_explains_a_bad_age() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn kill_9_mid_answer_leaves_the_turn_interrupted_and_the_earlier_ones_intact() {
+async fn kill_9_mid_answer_leaves_the_turn_interrupted_at_once_and_the_earlier_ones_intact() {
     let server = FakeServer::start().await;
     server.push(openai::answer(&["First answer."]).build());
     let pieces = vec!["word "; 200];
@@ -306,7 +306,14 @@ async fn kill_9_mid_answer_leaves_the_turn_interrupted_and_the_earlier_ones_inta
         .status()
         .unwrap();
     assert!(killed.success());
-    let _ = child.wait().await;
+    // As after `kill -9` in a shell that has not reaped it yet: the process has ended (a
+    // zombie), and the next command already sees its turn interrupted, not streaming.
+    let stat = format!("/proc/{pid}/stat");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !std::fs::read_to_string(&stat).is_ok_and(|s| s.contains(") Z ")) {
+        assert!(std::time::Instant::now() < deadline, "never a zombie");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 
     let turns = log_json(&home, &env).await;
     assert_eq!(turns.len(), 2);
@@ -318,10 +325,11 @@ async fn kill_9_mid_answer_leaves_the_turn_interrupted_and_the_earlier_ones_inta
         !partial.is_empty() && "word ".repeat(200).starts_with(partial),
         "{partial:?}"
     );
+    let _ = child.wait().await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn an_unreachable_store_costs_one_warning_and_the_answer_goes_on() {
+async fn an_unreachable_store_costs_one_warning_at_once_and_the_answer_goes_on() {
     let server = FakeServer::start().await;
     server.push(openai::answer(&["Still here."]).build());
     let base = server.base_url();
@@ -329,11 +337,16 @@ async fn an_unreachable_store_costs_one_warning_and_the_answer_goes_on() {
         ("OPENAI_BASE_URL", base.as_str()),
         ("OY3O_STORE", "postgres://nobody:hunter2@127.0.0.1:1/none"),
     ];
+    let started = std::time::Instant::now();
     let run = oy3o(&home(), &["hello", "--model", "openai:x"], &env).await;
+    // A refused connection is an answer: no wait for the database to come up.
+    let took = started.elapsed();
+    assert!(took < Duration::from_millis(2500), "took {took:?}");
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(run.stdout, "Still here.\n");
     assert_eq!(run.stderr.lines().count(), 1, "{}", run.stderr);
     assert!(run.stderr.contains("warning"), "{}", run.stderr);
+    assert!(run.stderr.contains("refused"), "{}", run.stderr);
     assert!(!run.stderr.contains("hunter2"), "{}", run.stderr);
     assert!(run.stderr.contains("not saved"), "{}", run.stderr);
 }

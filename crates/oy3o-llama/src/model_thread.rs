@@ -6,9 +6,11 @@ use std::io::Read;
 use std::num::NonZeroU32;
 use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc as std_mpsc;
 use std::thread::JoinHandle;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use llama_cpp_2::context::LlamaContext;
 use llama_cpp_2::context::params::LlamaContextParams;
@@ -77,10 +79,13 @@ pub(crate) struct Settings {
 }
 
 /// The handle of a running model thread. Dropping it lets the thread finish its queued jobs and
-/// exit, which frees the model.
+/// exit, which frees the model; [`ModelThread::stop`] ends it sooner.
 pub(crate) struct ModelThread {
     jobs: std_mpsc::Sender<Job>,
     handle: JoinHandle<()>,
+    /// Set by [`ModelThread::stop`]: the job in progress ends before its next token and the
+    /// queued ones are dropped.
+    stopping: Arc<AtomicBool>,
 }
 
 impl ModelThread {
@@ -93,16 +98,22 @@ impl ModelThread {
     ) -> Result<Self, LlamaError> {
         let (jobs, rx) = std_mpsc::channel();
         let evicted = evicted.map(ModelThread::into_handle);
+        let stopping = Arc::new(AtomicBool::new(false));
+        let stop = stopping.clone();
         let handle = std::thread::Builder::new()
             .name("oy3o-llama".into())
             .spawn(move || {
                 if let Some(h) = evicted {
                     let _ = h.join();
                 }
-                run(&path, settings, &rx);
+                run(&path, settings, &rx, &stop);
             })
             .map_err(|e| LlamaError::Thread(e.to_string()))?;
-        Ok(Self { jobs, handle })
+        Ok(Self {
+            jobs,
+            handle,
+            stopping,
+        })
     }
 
     /// Queues a job; gives it back when the thread is gone.
@@ -115,13 +126,29 @@ impl ModelThread {
         drop(self.jobs);
         self.handle
     }
+
+    /// Ends the thread: the job in progress stops before its next token (or prompt chunk), the
+    /// queued ones are dropped unanswered (their receivers see the stream end), and the model
+    /// is freed. Waits until `deadline` at most; true when the thread has ended.
+    pub(crate) fn stop(self, deadline: Instant) -> bool {
+        self.stopping.store(true, Ordering::Relaxed);
+        let handle = self.into_handle();
+        while !handle.is_finished() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            std::thread::sleep(left.min(Duration::from_millis(5)));
+        }
+        handle.join().is_ok()
+    }
 }
 
 /// The thread body: load on the first job (a failed load fails that job; the next one tries
 /// again), then serve every job until the queue closes.
-fn run(path: &Path, settings: Settings, jobs: &std_mpsc::Receiver<Job>) {
+fn run(path: &Path, settings: Settings, jobs: &std_mpsc::Receiver<Job>, stopping: &AtomicBool) {
     while let Ok(job) = jobs.recv() {
-        if job.is_abandoned() {
+        if job.is_abandoned() || stopping.load(Ordering::Relaxed) {
             continue;
         }
         let started = Instant::now();
@@ -132,7 +159,7 @@ fn run(path: &Path, settings: Settings, jobs: &std_mpsc::Receiver<Job>) {
                 continue;
             }
         };
-        let mut session = match Session::new(&model, settings) {
+        let mut session = match Session::new(&model, settings, stopping) {
             Ok(s) => s,
             Err(e) => {
                 job.fail(e);
@@ -141,7 +168,9 @@ fn run(path: &Path, settings: Settings, jobs: &std_mpsc::Receiver<Job>) {
         };
         session.serve(job, millis(started));
         while let Ok(job) = jobs.recv() {
-            session.serve(job, 0);
+            if !stopping.load(Ordering::Relaxed) {
+                session.serve(job, 0);
+            }
         }
         return;
     }
@@ -188,6 +217,8 @@ fn load(path: &Path) -> Result<LlamaModel, LlamaError> {
 /// A loaded model with its context and the tokens currently held in the KV cache.
 struct Session<'m> {
     model: &'m LlamaModel,
+    /// The thread is being stopped: generation ends as if the caller had gone.
+    stopping: &'m AtomicBool,
     ctx: LlamaContext<'m>,
     template: ChatTemplate,
     bos_text: String,
@@ -199,7 +230,11 @@ struct Session<'m> {
 }
 
 impl<'m> Session<'m> {
-    fn new(model: &'m LlamaModel, settings: Settings) -> Result<Self, LlamaError> {
+    fn new(
+        model: &'m LlamaModel,
+        settings: Settings,
+        stopping: &'m AtomicBool,
+    ) -> Result<Self, LlamaError> {
         let backend = backend::backend()?;
         let n_ctx = settings
             .context_tokens
@@ -232,6 +267,7 @@ impl<'m> Session<'m> {
         let batch_size = usize::try_from(ctx.n_batch()).unwrap_or(512).max(1);
         Ok(Self {
             model,
+            stopping,
             template: ChatTemplate::new(&source)?,
             bos_text,
             eos_text,
@@ -340,7 +376,7 @@ impl<'m> Session<'m> {
             self.cached.truncate(keep);
         }
         for chunk in tokens[keep..].chunks(self.batch_size) {
-            if reply.is_closed() {
+            if self.abandoned(reply) {
                 return Ok(None);
             }
             let is_last_chunk = self.cached.len() + chunk.len() == tokens.len();
@@ -370,7 +406,7 @@ impl<'m> Session<'m> {
             if !piece.is_empty() && reply.blocking_send(Ok(Piece::Text(piece))).is_err() {
                 return Ok(None);
             }
-            if reply.is_closed() {
+            if self.abandoned(reply) {
                 return Ok(None);
             }
             if let Some(found) = guard.push(token.0) {
@@ -395,6 +431,11 @@ impl<'m> Session<'m> {
             generation_ms: millis(generation_started),
             finish,
         }))
+    }
+
+    /// Nobody will read more: the caller went away, or the thread is being stopped.
+    fn abandoned(&self, reply: &PieceSender) -> bool {
+        reply.is_closed() || self.stopping.load(Ordering::Relaxed)
     }
 
     /// Reads `tokens` at the end of the cache; `logits_for_last` asks for the logits of the last

@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot};
 
@@ -185,6 +186,29 @@ impl Runtime {
                 got: rendered.text,
             })
         }
+    }
+
+    /// Unloads every model, ending the work in progress: a generation stops before its next
+    /// token (its stream ends without [`Piece::Done`]), queued requests are dropped, and each
+    /// model thread frees its model and exits. Waits up to `within` for the threads; true when
+    /// all of them have ended. A later request loads its model again.
+    ///
+    /// Call it before the process exits while an answer may still be generated: llama.cpp's
+    /// static data is destroyed at exit, and a thread still decoding then would crash the
+    /// process.
+    pub fn stop(&self, within: Duration) -> bool {
+        let deadline = Instant::now() + within;
+        let threads: Vec<ModelThread> = self
+            .inner
+            .models
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .drain(..)
+            .map(|(_, thread)| thread)
+            .collect();
+        threads
+            .into_iter()
+            .fold(true, |all, thread| thread.stop(deadline) && all)
     }
 
     /// Queues `job` on its model's thread, starting (and evicting) threads as needed.

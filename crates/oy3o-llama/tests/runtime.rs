@@ -151,6 +151,37 @@ async fn dropping_the_receiver_stops_generation_and_frees_the_model() {
 }
 
 #[tokio::test]
+async fn stop_ends_the_answer_being_read_unloads_the_model_and_a_later_request_loads_it_again() {
+    let _serial = SERIAL.lock().await;
+    let rt = runtime();
+    let long = vec![ChatMessage::user("Write a very long story about a dragon.")];
+    let mut pieces = rt.generate(common::smollm2(), long, greedy(4000));
+    match pieces.recv().await {
+        Some(Ok(Piece::Text(_))) => {}
+        other => panic!("the answer did not start: {other:?}"),
+    }
+    assert!(rt.is_loaded(common::smollm2()));
+    // Still read, yet ended: the receiver sees the stream close without `Done`.
+    let stopping = rt.clone();
+    let stopped = tokio::task::spawn_blocking(move || stopping.stop(Duration::from_secs(30)))
+        .await
+        .unwrap();
+    assert!(stopped, "the model thread ended");
+    assert!(!rt.is_loaded(common::smollm2()));
+    let mut pieces_after = 0;
+    while let Some(piece) = pieces.recv().await {
+        assert!(matches!(piece, Ok(Piece::Text(_))), "{piece:?}");
+        pieces_after += 1;
+    }
+    assert!(pieces_after < 100, "{pieces_after} pieces after the stop");
+
+    let (text, _) = answer(&rt, vec![ChatMessage::user("What is 1+1?")], greedy(16))
+        .await
+        .unwrap();
+    assert!(text.contains('2'), "{text:?}");
+}
+
+#[tokio::test]
 async fn two_concurrent_requests_both_complete_in_arrival_order() {
     let _serial = SERIAL.lock().await;
     let rt = runtime();

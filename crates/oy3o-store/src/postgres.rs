@@ -4,7 +4,8 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::Connection;
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 
 use crate::error::{Result, StoreError};
 use crate::pg_text;
@@ -35,23 +36,53 @@ macro_rules! turn_select {
 }
 
 impl PostgresStore {
-    /// Connects to `url` and migrates the database.
+    /// Connects to `url` and migrates the database. A refused connection is retried until
+    /// [`OpenOptions::connect_timeout`] unless [`OpenOptions::wait_while_refused`] is off.
     pub async fn open(url: &str, options: &OpenOptions) -> Result<Self> {
         let target = redact(url);
-        let pool = PgPoolOptions::new()
+        let open_error = |source| StoreError::Open {
+            target: target.clone(),
+            source,
+        };
+        let pool_options = PgPoolOptions::new()
             .max_connections(options.max_connections.unwrap_or(8))
-            .acquire_timeout(options.connect_timeout)
-            .connect(url)
-            .await
-            .map_err(|source| StoreError::Open {
-                target: target.clone(),
-                source,
-            })?;
+            .acquire_timeout(options.connect_timeout);
         // Several instances may start at once: the migrator takes an advisory lock.
-        sqlx::migrate!("migrations/postgres")
-            .run(&pool)
-            .await
-            .map_err(|source| StoreError::Migrate { target, source })?;
+        let migrator = sqlx::migrate!("migrations/postgres");
+        let migrate_error = |source| StoreError::Migrate {
+            target: target.clone(),
+            source,
+        };
+        let pool = if options.wait_while_refused {
+            let pool = pool_options.connect(url).await.map_err(open_error)?;
+            migrator.run(&pool).await.map_err(migrate_error)?;
+            pool
+        } else {
+            // One attempt, not the pool's retries of a refused connection: the database is
+            // down, and the person waiting hears it now. That connection migrates; the pool
+            // connects when first used.
+            let connect: PgConnectOptions = url.parse().map_err(open_error)?;
+            let attempt = PgConnection::connect_with(&connect);
+            let mut first = match tokio::time::timeout(options.connect_timeout, attempt).await {
+                Ok(connected) => connected.map_err(open_error)?,
+                Err(_) => {
+                    let waited = options.connect_timeout.as_secs_f32();
+                    let timeout = std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        format!("no answer within {waited:.1}s"),
+                    );
+                    return Err(open_error(sqlx::Error::Io(timeout)));
+                }
+            };
+            // `run_direct`: `run(&mut connection)` is not `Send` (sqlx's "Acquire is not
+            // general enough"), and the recorder opens the store on a spawned task.
+            migrator
+                .run_direct(None, &mut first, false)
+                .await
+                .map_err(migrate_error)?;
+            let _ = first.close().await;
+            pool_options.connect_lazy_with(connect)
+        };
         Ok(Self {
             pool,
             instance: new_id(),

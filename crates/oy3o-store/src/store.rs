@@ -106,6 +106,11 @@ pub struct OpenOptions {
     pub max_connections: Option<u32>,
     /// How long to wait for a connection (default 5 s).
     pub connect_timeout: Duration,
+    /// Whether a PostgreSQL server that refuses connections is taken for one still starting
+    /// up, and tried again until `connect_timeout` (default: yes, for a server started beside
+    /// its database). Off, a refusal fails the open at once: a command a person waits on says
+    /// at once that the store is down.
+    pub wait_while_refused: bool,
 }
 
 impl Default for OpenOptions {
@@ -114,6 +119,7 @@ impl Default for OpenOptions {
             grace: Duration::from_secs(30),
             max_connections: None,
             connect_timeout: Duration::from_secs(5),
+            wait_while_refused: true,
         }
     }
 }
@@ -180,12 +186,65 @@ pub(crate) fn host_name() -> String {
         .unwrap_or_default()
 }
 
-/// Whether process `pid` of this host is gone. Only Linux can tell (through `/proc`); elsewhere
-/// a process is presumed alive and only the heartbeat grace applies.
+/// Whether process `pid` of this host is gone: no such process, or one that has ended and
+/// waits only for its parent to collect its exit status (a zombie, as a `kill -9`ed process
+/// is until its shell reaps it). Only Linux can tell (through `/proc`); elsewhere a process is
+/// presumed alive and only the heartbeat grace applies.
 pub(crate) fn process_gone(pid: i64) -> bool {
     if pid == i64::from(std::process::id()) {
         return false;
     }
-    let proc_root = std::path::Path::new("/proc/self");
-    proc_root.exists() && !std::path::Path::new(&format!("/proc/{pid}")).exists()
+    if !std::path::Path::new("/proc/self").exists() {
+        return false;
+    }
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => ended(&stat),
+        Err(_) => !std::path::Path::new(&format!("/proc/{pid}")).exists(),
+    }
+}
+
+/// Whether a `/proc/PID/stat` line is that of a process that has ended: state `Z` (zombie) or
+/// `X` (dead). The state follows the command name, which is in parentheses and may hold any
+/// character, so it is read after the last `)`.
+fn ended(stat: &str) -> bool {
+    let state = stat
+        .rfind(')')
+        .and_then(|end| stat[end + 1..].split_whitespace().next());
+    matches!(state, Some("Z" | "X"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_killed_process_is_gone_before_its_parent_reaps_it() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        let pid = i64::from(child.id());
+        assert!(!process_gone(pid));
+        child.kill().unwrap();
+        // Not reaped: a zombie until `wait`.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while !process_gone(pid) {
+            assert!(std::time::Instant::now() < deadline, "still alive");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+        assert!(stat.contains(") Z "), "{stat}");
+        child.wait().unwrap();
+        assert!(process_gone(pid));
+    }
+
+    #[test]
+    fn the_state_is_read_after_the_command_name_whatever_it_holds() {
+        assert!(ended("42 (oy3o) Z 1 42 42 0"));
+        assert!(ended("42 (a) b) X 1"));
+        assert!(!ended("42 (Z ) S 1"));
+        assert!(!ended("42 (oy3o) R 1"));
+        assert!(!ended("garbage"));
+    }
 }

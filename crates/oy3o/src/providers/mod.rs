@@ -49,6 +49,22 @@ pub fn is_local_catalog_model(model: &str) -> bool {
     }
 }
 
+/// Unloads the local models (ending the answers they generate) and waits up to `within` for
+/// their threads: faces call it before the process exits, since a model still decoding while
+/// the process tears llama.cpp down crashes it. True when no model thread is left running;
+/// always true in a build without the local provider.
+pub fn unload_local_models(within: std::time::Duration) -> bool {
+    #[cfg(feature = "local")]
+    {
+        local::unload(within)
+    }
+    #[cfg(not(feature = "local"))]
+    {
+        let _ = within;
+        true
+    }
+}
+
 /// The names of every known provider.
 pub fn names() -> Vec<&'static str> {
     PROVIDERS.iter().map(|p| p.info().name).collect()

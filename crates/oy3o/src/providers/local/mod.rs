@@ -64,9 +64,22 @@ pub fn is_catalog_model(model: &str) -> bool {
     oy3o_llama::find_model(model).is_some()
 }
 
+/// The one runtime of the process, started by the first `local` answer.
+static RUNTIME: OnceLock<std::result::Result<Runtime, String>> = OnceLock::new();
+
+/// Unloads the local models, ending the answers they are generating, and waits up to `within`
+/// for their threads; true when none is left running (also when none was ever loaded). A face
+/// calls it before its process exits: a model thread still decoding while the process tears
+/// llama.cpp's static data down crashes it (see [`Runtime::stop`]).
+pub fn unload(within: Duration) -> bool {
+    match RUNTIME.get() {
+        Some(Ok(runtime)) => runtime.stop(within),
+        _ => true,
+    }
+}
+
 /// The one runtime of the process: loaded models are shared by every chat.
 fn runtime() -> Result<Runtime> {
-    static RUNTIME: OnceLock<std::result::Result<Runtime, String>> = OnceLock::new();
     RUNTIME
         .get_or_init(|| Runtime::new(Default::default()).map_err(|e| e.to_string()))
         .clone()
