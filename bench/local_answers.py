@@ -2,17 +2,20 @@
 OpenAI-compatible API) against the same GGUF served by llama.cpp's own server
 (`llama-cpp-python[server]`, `--n_threads 2`, everything else its defaults), in one run.
 
-Each question is one line; an answer is correct when it contains one of the expected substrings
-(case-insensitive). Both sides get the same request: the question as the only message, no
-sampling options, so each side answers with its own defaults (ours: greedy with a repeat
-penalty, a 512-token cap and the loop guard; the peer: temperature 0.8, top-k 40, top-p 0.95,
-min-p 0.05, repeat penalty 1.1, no cap). Questions alternate between the sides, ours first.
-Measured per side: correct answers, the longest answer (characters), the slowest answer
-(seconds, whole request), and tokens/s = all answer tokens / all answer time.
+Each question is one line; an answer is correct when it contains one of the expected answers as
+a whole word or number ("lion" in "million" or "0°" in "18.0°C" does not count;
+case-insensitive). Both sides get the same request: the question as the only message, no
+sampling options, so each side answers with its own defaults (the peer: temperature 0.8, top-k
+40, top-p 0.95, min-p 0.05, repeat penalty 1.1 over the last 64 tokens, no cap). The peer
+samples, so one pass over the questions is noisy: every question is asked `ROUNDS` times of
+each side (`OY3O_BENCH_ROUNDS`, default 3), alternating between the sides, ours first.
+Measured per side: correct answers per round (mean, and the lowest and highest round), the
+longest answer (characters), the slowest answer (seconds, whole request), and tokens/s = all
+answer tokens / all answer time.
 
 Run: `python3 bench/local_answers.py [OY3O_BINARY]` (default `target/release/oy3o`; needs
 `llama-cpp-python[server]`, which `scripts/setup` installs; the model is pulled with
-`oy3o pull smollm2`). Prints a markdown table, then each answer.
+`oy3o pull smollm2`). Prints a markdown table, then each question's answers.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ import urllib.request
 from pathlib import Path
 
 THREADS = 2
+ROUNDS = int(os.environ.get("OY3O_BENCH_ROUNDS", "3"))
 TIMEOUT_S = 300
 
 #: (question, accepted substrings).
@@ -124,10 +128,14 @@ def main() -> None:
             wait_ready(base, proc, name)
         for name, (base, model, _) in sides.items():
             ask(base, model, "hi")  # load the model outside the measurement
-        answers: dict[str, list[dict]] = {name: [] for name in sides}
-        for question, _ in QUESTIONS:
-            for name, (base, model, _) in sides.items():
-                answers[name].append(ask(base, model, question))
+        # answers[side][round][question]
+        answers: dict[str, list[list[dict]]] = {name: [] for name in sides}
+        for _ in range(ROUNDS):
+            for got in answers.values():
+                got.append([])
+            for question, _ in QUESTIONS:
+                for name, (base, model, _) in sides.items():
+                    answers[name][-1].append(ask(base, model, question))
     finally:
         for _, _, proc in sides.values():
             proc.terminate()
@@ -135,37 +143,48 @@ def main() -> None:
 
     import llama_cpp
 
-    print(f"{len(QUESTIONS)} one-line questions, {path.name}, {THREADS} threads, each side's "
-          f"default sampling; llama-cpp-python {llama_cpp.__version__}; "
+    print(f"{len(QUESTIONS)} one-line questions × {ROUNDS} rounds, {path.name}, {THREADS} "
+          f"threads, each side's default sampling; llama-cpp-python {llama_cpp.__version__}; "
           f"load average {os.getloadavg()[0]:.1f}")
     print()
-    print("| side | correct | longest answer | slowest answer | tokens/s | finish reasons |")
+    print("| side | correct (mean, lowest–highest round) | longest answer | slowest answer "
+          "| tokens/s | finish reasons |")
     print("|---|---:|---:|---:|---:|---|")
-    for name, got in answers.items():
-        correct = sum(right(a["text"], expected) for a, (_, expected) in zip(got, QUESTIONS))
-        longest = max(len(a["text"]) for a in got)
-        slowest = max(a["seconds"] for a in got)
-        tps = sum(a["tokens"] for a in got) / sum(a["seconds"] for a in got)
+    for name, rounds in answers.items():
+        per_round = [sum(right(a["text"], expected) for a, (_, expected) in zip(got, QUESTIONS))
+                     for got in rounds]
+        every = [a for got in rounds for a in got]
+        longest = max(len(a["text"]) for a in every)
+        slowest = max(a["seconds"] for a in every)
+        tps = sum(a["tokens"] for a in every) / sum(a["seconds"] for a in every)
         finishes: dict[str, int] = {}
-        for a in got:
+        for a in every:
             finishes[a["finish"]] = finishes.get(a["finish"], 0) + 1
         reasons = ", ".join(f"{k} {v}" for k, v in sorted(finishes.items(), key=str))
-        print(f"| {name} | {correct}/{len(QUESTIONS)} | {longest:,} chars | {slowest:.1f} s "
-              f"| {tps:.0f} | {reasons} |")
+        mean = sum(per_round) / len(per_round)
+        print(f"| {name} | {mean:.1f}/{len(QUESTIONS)} ({min(per_round)}–{max(per_round)}) "
+              f"| {longest:,} chars | {slowest:.1f} s | {tps:.0f} | {reasons} |")
     print()
     for i, (question, expected) in enumerate(QUESTIONS):
         print(f"- {question}")
-        for name, got in answers.items():
-            a = got[i]
-            mark = "ok" if right(a["text"], expected) else "WRONG"
-            text = re.sub(r"\s+", " ", a["text"]).strip()
-            print(f"  - {name} ({mark}, {len(a['text'])} chars, {a['seconds']:.1f} s, "
-                  f"{a['finish']}): {text[:160]!r}")
+        for name, rounds in answers.items():
+            for a in (got[i] for got in rounds):
+                mark = "ok" if right(a["text"], expected) else "WRONG"
+                text = re.sub(r"\s+", " ", a["text"]).strip()
+                print(f"  - {name} ({mark}, {len(a['text'])} chars, {a['seconds']:.1f} s, "
+                      f"{a['finish']}): {text[:160]!r}")
 
 
 def right(text: str, expected: list[str]) -> bool:
+    """True when `text` holds one of `expected` as a whole word or number: not inside a longer
+    word ("lion" in "million") or number ("0°" in "18.0°C", "2" in "12" or "2.5")."""
     low = text.lower()
-    return any(e in low for e in expected)
+    for e in expected:
+        before = r"(?<![\w.])" if e[0].isalnum() else ""
+        after = r"(?!\w|\.\d)" if e[-1].isalnum() else ""
+        if re.search(before + re.escape(e) + after, low):
+            return True
+    return False
 
 
 if __name__ == "__main__":
