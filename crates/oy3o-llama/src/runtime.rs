@@ -206,9 +206,9 @@ impl Runtime {
             .drain(..)
             .map(|(_, thread)| thread)
             .collect();
-        threads
-            .into_iter()
-            .fold(true, |all, thread| thread.stop(deadline) && all)
+        // Every thread is stopped, also after one that did not stop in time.
+        let stopped: Vec<bool> = threads.into_iter().map(|t| t.stop(deadline)).collect();
+        stopped.into_iter().all(|ok| ok)
     }
 
     /// Queues `job` on its model's thread, starting (and evicting) threads as needed.
