@@ -17,6 +17,7 @@ from oy3opy.ai import (
     Config,
     ConfigError,
     Events,
+    NetworkError,
     NotFoundError,
     config,
     events,
@@ -375,3 +376,15 @@ def test_an_unsupported_proxy_scheme_is_a_config_error_before_anything_is_sent(f
         with pytest.raises(ConfigError):
             exec("x", None, MODEL, Config(fake_config, proxy=proxy))
     assert fake.requests == []
+
+
+def test_an_empty_proxy_turns_the_global_proxy_off_for_one_call(fake, fake_config):
+    # A global proxy nobody listens on: a request through it fails.
+    config.proxy = "http://127.0.0.1:1"
+    config.proxies["openai"] = "http://127.0.0.1:1"
+    assert "".join(exec("x", None, MODEL, Config(fake_config, proxy=""))) == RECORDED_ANSWER
+    assert asyncio.run(exec_once("x", None, MODEL, Config(fake_config, proxy=""))) == RECORDED_ANSWER
+    assert len(fake.requests) == 2
+    with pytest.raises(NetworkError):
+        "".join(exec("x", None, MODEL, fake_config))
+    assert len(fake.requests) == 2
