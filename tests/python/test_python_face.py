@@ -219,11 +219,20 @@ def test_exceptions_are_also_the_standard_ones_and_star_import_keeps_the_builtin
 
 def test_native_errors_are_the_package_classes_with_a_code():
     with pytest.raises(ConfigError) as bad:
-        Chat("open ai:gpt")
+        Chat("openai:x", proxy="htp://127.0.0.1:3128")
     assert bad.value.code == "config" and not str(bad.value).startswith("[")
     with pytest.raises(NotFoundError) as unknown:
         exec("hi", model="nosuch:m")  # raised at once, before iterating
     assert unknown.value.code == "not_found"
+
+
+@pytest.mark.parametrize("model", ["nosuch:m", "gtp-4o", "open ai:gpt", "openai:", ":gpt"])
+def test_a_model_name_that_names_no_model_is_a_not_found_error_whether_unknown_or_unreadable(model):
+    for attempt in (lambda: Chat(model), lambda: exec("hi", model=model), lambda: asyncio.run(exec_once("hi", None, model))):
+        with pytest.raises(NotFoundError) as raised:
+            attempt()
+        assert raised.value.code == "not_found"
+        assert isinstance(raised.value, LookupError)
 
 
 def test_the_original_config_keyword_is_accepted(fake, fake_config):

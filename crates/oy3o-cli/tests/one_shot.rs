@@ -124,6 +124,20 @@ async fn an_unknown_provider_exits_3_and_lists_the_known_ones() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_model_name_that_cannot_be_read_exits_3_as_an_unknown_one_and_says_what_is_wrong() {
+    for model in ["open ai:gpt", "openai:", ":gpt"] {
+        let run = oy3o(&["hi", "--model", model], &[], None).await;
+        assert_eq!(run.code, 3, "{model}: {}", run.stderr);
+        assert!(
+            run.stderr.contains("malformed model reference"),
+            "{}",
+            run.stderr
+        );
+        assert!(run.stdout.is_empty());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_key_from_the_environment_is_sent_but_never_printed() {
     let server = FakeServer::start().await;
     server.push(openai::invalid_key());

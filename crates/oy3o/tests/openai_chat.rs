@@ -513,8 +513,8 @@ async fn bad_model_references_fail_clearly_through_the_stream_and_listeners() {
     let seen = recorder(&mut config);
     for (model, code) in [
         ("nosuch:model", ErrorCode::NotFound),
-        ("open ai:gpt", ErrorCode::Config),
-        ("openai:", ErrorCode::Config),
+        ("open ai:gpt", ErrorCode::NotFound),
+        ("openai:", ErrorCode::NotFound),
     ] {
         let err = oy3o::exec_once("hi", None, Some(model), &config)
             .await
