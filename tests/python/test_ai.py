@@ -188,7 +188,7 @@ def test_each_failure_raises_its_exception_class_and_fires_error(fake, fake_conf
 
 
 def test_bad_models_missing_keys_and_unreachable_providers_raise_clear_errors():
-    with pytest.raises(ConfigError):
+    with pytest.raises(NotFoundError):
         Chat("open ai:gpt")
     with pytest.raises(AuthError, match="OPENAI_API_KEY"):
         Chat("openai:gpt-4o")

@@ -17,6 +17,7 @@ from oy3opy.ai import (
     Config,
     ConfigError,
     Events,
+    NetworkError,
     NotFoundError,
     config,
     events,
@@ -218,11 +219,20 @@ def test_exceptions_are_also_the_standard_ones_and_star_import_keeps_the_builtin
 
 def test_native_errors_are_the_package_classes_with_a_code():
     with pytest.raises(ConfigError) as bad:
-        Chat("open ai:gpt")
+        Chat("openai:x", proxy="htp://127.0.0.1:3128")
     assert bad.value.code == "config" and not str(bad.value).startswith("[")
     with pytest.raises(NotFoundError) as unknown:
         exec("hi", model="nosuch:m")  # raised at once, before iterating
     assert unknown.value.code == "not_found"
+
+
+@pytest.mark.parametrize("model", ["nosuch:m", "gtp-4o", "open ai:gpt", "openai:", ":gpt"])
+def test_a_model_name_that_names_no_model_is_a_not_found_error_whether_unknown_or_unreadable(model):
+    for attempt in (lambda: Chat(model), lambda: exec("hi", model=model), lambda: asyncio.run(exec_once("hi", None, model))):
+        with pytest.raises(NotFoundError) as raised:
+            attempt()
+        assert raised.value.code == "not_found"
+        assert isinstance(raised.value, LookupError)
 
 
 def test_the_original_config_keyword_is_accepted(fake, fake_config):
@@ -375,3 +385,15 @@ def test_an_unsupported_proxy_scheme_is_a_config_error_before_anything_is_sent(f
         with pytest.raises(ConfigError):
             exec("x", None, MODEL, Config(fake_config, proxy=proxy))
     assert fake.requests == []
+
+
+def test_an_empty_proxy_turns_the_global_proxy_off_for_one_call(fake, fake_config):
+    # A global proxy nobody listens on: a request through it fails.
+    config.proxy = "http://127.0.0.1:1"
+    config.proxies["openai"] = "http://127.0.0.1:1"
+    assert "".join(exec("x", None, MODEL, Config(fake_config, proxy=""))) == RECORDED_ANSWER
+    assert asyncio.run(exec_once("x", None, MODEL, Config(fake_config, proxy=""))) == RECORDED_ANSWER
+    assert len(fake.requests) == 2
+    with pytest.raises(NetworkError):
+        "".join(exec("x", None, MODEL, fake_config))
+    assert len(fake.requests) == 2

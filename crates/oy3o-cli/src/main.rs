@@ -30,6 +30,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use oy3o::transport::client::check_proxy_setting;
 use oy3o::{Config, Credential, Error, ErrorCode};
 
 /// Ask AI models from the terminal. With no configuration, a small local model answers.
@@ -75,8 +76,9 @@ pub struct Common {
     /// An API key for the model's provider.
     #[arg(long, env = "OY3O_API_KEY", hide_env_values = true, global = true)]
     pub key: Option<String>,
-    /// Proxy URL (http://, https://, socks5://, socks5h://).
-    #[arg(long, global = true)]
+    /// Proxy URL (http://, https://, socks5://, socks5h://); '' for none, over the config's
+    /// and HTTPS_PROXY.
+    #[arg(long, global = true, value_name = "URL")]
     pub proxy: Option<String>,
     /// Where conversations are kept: `none`, `sqlite:PATH` or `postgres://USER@HOST/DB`
     /// (default: SQLite in the data dir).
@@ -265,6 +267,9 @@ fn exit_code(code: ErrorCode) -> u8 {
 fn config_from(common: &Common) -> Result<Config, Error> {
     let mut config = load_config(common.config.as_deref())?;
     if let Some(proxy) = &common.proxy {
+        // Checked now, before anything is sent, even when the model asked needs no network.
+        check_proxy_setting(proxy)
+            .map_err(|e| Error::config(format!("--proxy: {}", e.message())))?;
         config.proxy = Some(proxy.clone());
     }
     if let Some(path) = &common.cookie {

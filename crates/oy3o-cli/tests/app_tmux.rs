@@ -114,7 +114,7 @@ async fn the_app_chats_views_edits_runs_a_task_saves_loads_and_exits_in_a_real_t
     assert!(start.contains("Tasks: none │ Chats: none"), "{start}");
 
     tmux.type_line("chat a");
-    tmux.wait_for("chat a (default model)");
+    tmux.wait_for("chat a (openai:gpt-test): each line is a prompt");
     tmux.type_line("What is 1+1?");
     let answered = tmux.wait_for("4| a: The answer is 2.");
     assert!(answered.contains("3| a> What is 1+1?"), "{answered}");
@@ -324,7 +324,7 @@ async fn chat_name_in_the_app_resumes_a_stored_chat_with_its_history_in_the_flow
     ));
     tmux.wait_for("enter \"view 0\" to show help");
     tmux.type_line("chat stored");
-    let screen = tmux.wait_for("chat stored resumed: 1 earlier turns above");
+    let screen = tmux.wait_for("chat stored resumed: 1 earlier turn above");
     assert!(screen.contains("stored> My name is Ada."), "{screen}");
     assert!(screen.contains("stored: Hello, Ada!"), "{screen}");
     tmux.type_line("What is my name?");
@@ -351,6 +351,16 @@ async fn chat_name_in_the_app_resumes_a_stored_chat_with_its_history_in_the_flow
     ));
     let screen = reopened.wait_for("chat stored resumed: 2 earlier turns above");
     assert!(screen.contains("stored: You are Ada."), "{screen}");
+    // The flow names the model the status bar shows.
+    assert!(
+        screen.contains("Chats: stored(openai:gpt-test)"),
+        "{screen}"
+    );
+    assert!(
+        screen.contains("chat stored (openai:gpt-test): each line"),
+        "{screen}"
+    );
+    assert!(!screen.contains("default model"), "{screen}");
     reopened.type_line("/exit");
     reopened.wait_for("exit=0");
     // The app's turn went into the store too.
@@ -423,7 +433,7 @@ async fn in_a_chat_a_model_the_config_refuses_is_said_at_once_and_slash_commands
     let tmux = Tmux::start(&oy3o_command(&server, ""));
     tmux.wait_for("enter \"view 0\" to show help");
     tmux.type_line("chat a");
-    tmux.wait_for("chat a (default model)");
+    tmux.wait_for("chat a (openai:gpt-test): each line is a prompt");
     tmux.type_line("/model nosuch:x");
     let refused = tmux.wait_for("/model nosuch:x:");
     assert!(refused.contains("a keeps"), "{refused}");
@@ -435,4 +445,45 @@ async fn in_a_chat_a_model_the_config_refuses_is_said_at_once_and_slash_commands
         server.requests().is_empty(),
         "nothing was sent to the model"
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_help_table_lines_up_and_a_long_answer_wraps_between_words() {
+    let server = FakeServer::start().await;
+    const LONG: &str = "The quick brown fox jumps over the lazy dog while the cautious cat \
+                        watches from the warm windowsill nearby, counting birds.";
+    server.respond(|_| openai::answer(&[LONG]).build());
+    let tmux = Tmux::start(&oy3o_command(&server, ""));
+    tmux.wait_for("enter \"view 0\" to show help");
+    tmux.type_line("view 0");
+    let view = tmux.wait_for("message 0");
+    let columns: Vec<usize> = view
+        .lines()
+        .filter(|l| l.contains("description") || l.contains('┼') || l.contains("Ctrl+"))
+        .filter_map(|l| l.chars().skip(1).position(|c| c == '│' || c == '┼'))
+        .collect();
+    assert!(columns.len() > 10, "{view}");
+    assert!(columns.iter().all(|&c| c == columns[0]), "{view}");
+    tmux.run(&["send-keys", "-t", "app", "Escape"]);
+
+    tmux.run(&["resize-window", "-t", "app", "-x", "50", "-y", "30"]);
+    tmux.type_line("chat a");
+    tmux.type_line("tell me");
+    let screen = tmux.wait_for("birds.");
+    for word in LONG.split_whitespace() {
+        assert!(screen.contains(word), "{word:?} is cut:\n{screen}");
+    }
+    let answer_rows: Vec<&str> = screen
+        .lines()
+        .skip_while(|l| !l.contains("a: The quick"))
+        .take_while(|l| !l.starts_with("Tasks:"))
+        .filter(|l| !l.trim().is_empty())
+        .collect();
+    assert!(answer_rows.len() >= 3, "{screen}");
+    assert!(
+        answer_rows[1..].iter().all(|l| !l.starts_with(' ')),
+        "{screen}"
+    );
+    tmux.type_line("/exit");
+    tmux.wait_for("exit=0");
 }

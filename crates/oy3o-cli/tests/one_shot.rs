@@ -124,6 +124,20 @@ async fn an_unknown_provider_exits_3_and_lists_the_known_ones() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_model_name_that_cannot_be_read_exits_3_as_an_unknown_one_and_says_what_is_wrong() {
+    for model in ["open ai:gpt", "openai:", ":gpt"] {
+        let run = oy3o(&["hi", "--model", model], &[], None).await;
+        assert_eq!(run.code, 3, "{model}: {}", run.stderr);
+        assert!(
+            run.stderr.contains("malformed model reference"),
+            "{}",
+            run.stderr
+        );
+        assert!(run.stdout.is_empty());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_key_from_the_environment_is_sent_but_never_printed() {
     let server = FakeServer::start().await;
     server.push(openai::invalid_key());
@@ -566,4 +580,68 @@ async fn help_never_shows_an_empty_model_variable() {
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert!(run.stdout.contains("OY3O_MODEL"), "{}", run.stdout);
     assert!(!run.stdout.contains("OY3O_MODEL="), "{}", run.stdout);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unusable_proxy_is_a_config_error_naming_it_before_anything_is_sent() {
+    let server = FakeServer::start().await;
+    server.fallback(openai::answer(&["direct"]).build());
+    let base = server.base_url();
+    let env = [("OPENAI_BASE_URL", base.as_str())];
+    for (proxy, shown) in [
+        ("ftp://proxy.example:21", "ftp://proxy.example:21"),
+        ("htp://127.0.0.1:3128", "htp://127.0.0.1:3128"),
+        ("garbage", "no scheme"),
+    ] {
+        let run = oy3o(&["hi", "--model", "openai:x", "--proxy", proxy], &env, None).await;
+        assert_eq!(run.code, 3, "{proxy}: {}", run.stderr);
+        assert!(run.stderr.contains("--proxy"), "{}", run.stderr);
+        assert!(run.stderr.contains(shown), "{}", run.stderr);
+        assert!(run.stderr.contains("socks5h://"), "{}", run.stderr);
+    }
+    // The local model needs no network, and is not loaded either.
+    let run = oy3o(&["hi", "--proxy", "ftp://x"], &[], None).await;
+    assert_eq!(run.code, 3, "{}", run.stderr);
+    assert!(server.requests().is_empty());
+
+    let dir = std::env::temp_dir().join(format!("oy3o-cli-proxy-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("proxy.toml");
+    std::fs::write(
+        &path,
+        "model = \"openai:x\"\nproxy = \"htp://127.0.0.1:3128\"\n",
+    )
+    .unwrap();
+    let run = oy3o(&["hi", "--config", path.to_str().unwrap()], &env, None).await;
+    assert_eq!(run.code, 3, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("proxy.toml line 2, key `proxy`"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("htp://"), "{}", run.stderr);
+    assert!(server.requests().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_empty_proxy_option_sends_directly_over_the_configs_proxy() {
+    let server = FakeServer::start().await;
+    server.fallback(openai::answer(&["direct"]).build());
+    let base = server.base_url();
+    let dir = std::env::temp_dir().join(format!("oy3o-cli-noproxy-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("proxy.toml");
+    // A proxy nobody listens on: a request through it would fail.
+    std::fs::write(
+        &path,
+        "model = \"openai:x\"\nproxy = \"http://127.0.0.1:1\"\n",
+    )
+    .unwrap();
+    let config = path.to_str().unwrap();
+    let env = [("OPENAI_BASE_URL", base.as_str())];
+    let run = oy3o(&["hi", "--config", config, "--proxy", ""], &env, None).await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.stdout, "direct\n");
+    let through = oy3o(&["hi", "--config", config], &env, None).await;
+    assert_eq!(through.code, 5, "{}", through.stderr);
 }

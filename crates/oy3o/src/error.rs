@@ -22,9 +22,10 @@ pub enum ErrorCode {
     Provider,
     /// The caller stopped the request.
     Cancelled,
-    /// The configuration (file, model reference, option) is invalid.
+    /// The configuration (a file, an option, a proxy, the store setting) is invalid.
     Config,
-    /// A model, chat or file does not exist.
+    /// A model name names no model (an unknown provider or alias, a name that cannot be read,
+    /// a model its provider does not have), or a chat or file does not exist.
     NotFound,
 }
 

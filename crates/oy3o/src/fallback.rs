@@ -145,7 +145,7 @@ impl Session for FallbackSession {
                 }
                 let from = targets[index].reference.to_string();
                 let to = targets[next].reference.to_string();
-                let said: String = error.message().chars().take(200).collect();
+                let said = shortened(error.message(), REASON_CHARS);
                 yield Delta::Event(Event::Retry {
                     attempt: next as u32,
                     delay_ms: 0,
@@ -202,5 +202,41 @@ impl Session for FallbackSession {
         for session in s.sessions.iter().flatten() {
             session.close();
         }
+    }
+}
+
+/// The most characters of a failure a fallback's reason quotes.
+const REASON_CHARS: usize = 200;
+
+/// `text` cut to at most `max` characters at the end of a word, with `…` when cut.
+fn shortened(text: &str, max: usize) -> String {
+    let Some((end, _)) = text.char_indices().nth(max) else {
+        return text.to_owned();
+    };
+    let cut = &text[..end];
+    // The last word is whole when the text goes on with white space right after it.
+    let whole = text[end..].starts_with(char::is_whitespace);
+    let kept = match cut.rfind(char::is_whitespace) {
+        Some(space) if !whole => &cut[..space],
+        _ => cut,
+    };
+    format!(
+        "{}…",
+        kept.trim_end_matches(|c: char| c.is_whitespace() || ",;:".contains(c))
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_long_text_is_shortened_at_the_end_of_a_word() {
+        assert_eq!(shortened("short enough", 200), "short enough");
+        assert_eq!(shortened("the network address", 13), "the network…");
+        assert_eq!(shortened("the network address", 11), "the network…");
+        assert_eq!(shortened("the network, address", 14), "the network…");
+        assert_eq!(shortened("overlongword", 4), "over…");
+        assert_eq!(shortened("ünïcödé wörds hère", 9), "ünïcödé…");
     }
 }

@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorCode, Result};
 
 /// A parsed model reference such as `openai:gpt-4o-mini` or `bing`.
 ///
@@ -25,12 +25,16 @@ pub struct ModelRef {
 }
 
 impl ModelRef {
-    /// Parses `provider:model` or `provider`. Rejects empty parts and white space.
+    /// Parses `provider:model` or `provider`. Rejects empty parts and white space with a
+    /// `not_found` error: a name that cannot be read names no model, as one with an unknown
+    /// provider does, so every face reports both alike (the CLI's exit code 3, Python's
+    /// `NotFoundError`, the server's 404).
     pub fn parse(text: &str) -> Result<Self> {
         let text = text.trim();
+        let not_found = |message: String| Error::new(ErrorCode::NotFound, message);
         if text.is_empty() {
-            return Err(Error::config(
-                "empty model reference: write it as provider:model, e.g. openai:gpt-4o-mini",
+            return Err(not_found(
+                "empty model reference: write it as provider:model, e.g. openai:gpt-4o-mini".into(),
             ));
         }
         let (provider, model) = match text.split_once(':') {
@@ -42,7 +46,7 @@ impl ModelRef {
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
         if !valid_provider {
-            return Err(Error::config(format!(
+            return Err(not_found(format!(
                 "malformed model reference {text:?}: the provider part must be a name such as openai, \
                  anthropic, gemini, ollama, local or bing (write provider:model)"
             )));
@@ -50,7 +54,7 @@ impl ModelRef {
         if let Some(m) = model
             && m.trim().is_empty()
         {
-            return Err(Error::config(format!(
+            return Err(not_found(format!(
                 "malformed model reference {text:?}: nothing after the colon; write {provider}:MODEL \
                  or just {provider} for its default model"
             )));
@@ -76,10 +80,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn rejects_empty_and_malformed_references() {
+    fn empty_and_malformed_references_name_no_model() {
         for bad in ["", "  ", ":gpt", "open ai:gpt", "openai:", "a/b:c"] {
             let err = ModelRef::parse(bad).unwrap_err();
-            assert_eq!(err.code(), crate::ErrorCode::Config, "{bad:?}");
+            assert_eq!(err.code(), ErrorCode::NotFound, "{bad:?}");
         }
     }
 

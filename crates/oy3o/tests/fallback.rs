@@ -90,6 +90,40 @@ async fn a_failing_first_model_hands_the_turn_to_the_second() {
 }
 
 #[tokio::test]
+async fn a_long_failure_is_quoted_in_the_fallback_reason_up_to_a_whole_word() {
+    let primary = FakeServer::start().await;
+    let secondary = FakeServer::start().await;
+    let explanation = "the upstream network answered with a long explanation ".repeat(8);
+    primary.fallback(anthropic::error(500, "api_error", explanation.trim()));
+    secondary.push(openai::answer(&["ok"]).build());
+    let run = Run::of(oy3o::exec(
+        "hi",
+        None,
+        Some("smart"),
+        &config(&primary, &secondary),
+    ))
+    .await;
+    assert_eq!(run.text, "ok");
+    let Event::Retry { reason, .. } = fallback_event(&run) else {
+        unreachable!()
+    };
+    let (said, rest) = reason.split_once("…").expect("shortened");
+    assert!(rest.starts_with("); falling back to"), "{reason}");
+    let last = said.split_whitespace().last().unwrap_or_default();
+    let words = [
+        "the",
+        "upstream",
+        "network",
+        "answered",
+        "with",
+        "a",
+        "long",
+        "explanation",
+    ];
+    assert!(words.contains(&last), "cut inside a word: {reason}");
+}
+
+#[tokio::test]
 async fn an_unreachable_first_model_hands_the_turn_to_the_second() {
     let secondary = FakeServer::start().await;
     secondary.push(openai::answer(&["reachable"]).build());

@@ -434,6 +434,35 @@ async fn the_configured_proxy_carries_the_request() {
 }
 
 #[tokio::test]
+async fn an_empty_proxy_with_the_call_turns_the_global_and_per_model_proxies_off() {
+    let server = FakeServer::start().await;
+    server.fallback(openai::answer(&["direct"]).build());
+    let proxy = HttpProxy::start().await;
+    let mut global = config_for(&server);
+    global.proxy = Some(proxy.url());
+    global.proxies.insert("openai".into(), proxy.url());
+    let call = Config {
+        proxy: Some(oy3o::transport::client::NO_PROXY.into()),
+        ..Config::default()
+    };
+    let answer = oy3o::exec_once("hi", None, Some("openai:x"), &global.overlay(&call))
+        .await
+        .unwrap();
+    assert_eq!(answer, "direct");
+    assert!(proxy.seen().is_empty(), "{:?}", proxy.seen());
+    // Per model too: `proxies.openai = ""` beats the global proxy.
+    let mut per_model = config_for(&server);
+    per_model.proxy = Some(proxy.url());
+    per_model.proxies.insert("openai".into(), String::new());
+    let answer = oy3o::exec_once("hi", None, Some("openai:x"), &per_model)
+        .await
+        .unwrap();
+    assert_eq!(answer, "direct");
+    assert!(proxy.seen().is_empty(), "{:?}", proxy.seen());
+    assert_eq!(server.requests().len(), 2);
+}
+
+#[tokio::test]
 async fn exec_sends_the_context_and_keeps_no_history() {
     let server = FakeServer::start().await;
     server.fallback(openai::answer(&["x"]).build());
@@ -484,8 +513,8 @@ async fn bad_model_references_fail_clearly_through_the_stream_and_listeners() {
     let seen = recorder(&mut config);
     for (model, code) in [
         ("nosuch:model", ErrorCode::NotFound),
-        ("open ai:gpt", ErrorCode::Config),
-        ("openai:", ErrorCode::Config),
+        ("open ai:gpt", ErrorCode::NotFound),
+        ("openai:", ErrorCode::NotFound),
     ] {
         let err = oy3o::exec_once("hi", None, Some(model), &config)
             .await

@@ -120,8 +120,8 @@ class Chat:
     """A conversation with one model, with context and history.
 
     ``Chat(model, cookie=None, listeners=None, proxy=None)``: ``cookie`` is a key or a browser
-    cookie export, ``listeners`` a ``{event: callable or [callables]}`` map, ``proxy`` a URL or
-    an httpx-style map. Use ``await chat.update(context)``, ``chat.send(prompt)`` (a stream),
+    cookie export, ``listeners`` a ``{event: callable or [callables]}`` map, ``proxy`` a URL,
+    an httpx-style map, or ``''`` for none (over the global config's proxies). Use ``await chat.update(context)``, ``chat.send(prompt)`` (a stream),
     ``await chat.send_once(prompt)``, ``await chat.close()``. ``context=`` sets the context
     from the start; it beats any context of the config.
 

@@ -46,6 +46,8 @@ class Config(dict):
     A per-call ``Config`` overrides the global :data:`config` field by field (maps key by key,
     ``options`` and provider sections field by field); the most specific setting wins: a
     ``context``, ``cookie`` or ``proxy`` given with the call beats the global per-model maps.
+    ``proxy=''`` means no proxy (requests go direct, even over ``HTTPS_PROXY``), so a call can
+    turn a global proxy off; ``None`` leaves the key unset.
     Listeners add up. A misspelled key is an ``AttributeError``; ``repr`` hides credentials.
     """
 

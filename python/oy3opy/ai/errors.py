@@ -91,13 +91,14 @@ class CancelledError(Error, asyncio.CancelledError):
 
 
 class ConfigError(Error, ValueError):
-    """The configuration or a model reference is invalid."""
+    """The configuration is invalid (a key, an option, a proxy, the store setting)."""
 
     code = "config"
 
 
 class NotFoundError(Error, LookupError):
-    """A model, chat or file does not exist."""
+    """A model name names no model (an unknown provider or alias, a name that cannot be read,
+    a model its provider does not have), or a chat or file does not exist."""
 
     code = "not_found"
 

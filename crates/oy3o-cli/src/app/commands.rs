@@ -7,7 +7,7 @@ use std::path::Path;
 use serde_json::json;
 
 use super::session_config::SessionConfig;
-use super::state::{App, ChatInfo, Kind, Message, Screen, TaskInfo, first_line};
+use super::state::{App, ChatInfo, Kind, Message, Screen, TaskInfo, first_line, open_note};
 use super::task::{Next, TaskBuilder, TaskDraft};
 
 /// Work for the runtime.
@@ -187,10 +187,9 @@ fn open_chat(app: &mut App, args: &str) -> Vec<Effect> {
                 context: None,
                 running: 0,
             });
-            format!(
-                "chat {name} ({}): each line is a prompt; /back leaves",
-                model.as_deref().unwrap_or("default model")
-            )
+            // Without a model given, the store says which one the chat goes on with, and
+            // `App::resume` names it in this note.
+            open_note(name, model.as_deref())
         }
     };
     app.current = Some(name.to_owned());
@@ -532,6 +531,20 @@ mod tests {
         assert_eq!(
             app.conversation("work"),
             [("My name is Ada.".to_string(), "Hello, Ada!".to_string())]
+        );
+        // The flow names the model the status bar shows, and no "default model".
+        let notes: Vec<&str> = app.messages.iter().map(|m| m.body.as_str()).collect();
+        assert!(
+            !notes.iter().any(|n| n.contains("default model")),
+            "{notes:?}"
+        );
+        assert!(
+            notes.contains(&"chat work (openai:stored): each line is a prompt; /back leaves"),
+            "{notes:?}"
+        );
+        assert!(
+            notes.contains(&"chat work resumed: 1 earlier turn above"),
+            "{notes:?}"
         );
         let effects = enter(&mut app, "What is my name?");
         let Effect::Send { model, context, .. } = &effects[0] else {

@@ -5,7 +5,7 @@ use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Position, Rect};
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Borders, Paragraph, Wrap};
+use ratatui::widgets::{Block, Borders, Paragraph};
 use unicode_width::UnicodeWidthChar;
 
 use super::state::{App, Kind, Message, Screen};
@@ -100,23 +100,60 @@ fn message_lines(number: usize, m: &Message) -> Vec<(String, Style)> {
     lines
 }
 
-/// Splits `text` into pieces at most `width` columns wide.
+/// Splits one line of `text` into rows at most `width` columns wide, breaking at white space:
+/// a row never starts with the space it was broken at (the line's own indent stays on its
+/// first row), and only a word longer than a whole row is broken inside.
 fn wrap(text: &str, width: usize) -> Vec<String> {
     let width = width.max(1);
-    let mut out = Vec::new();
-    let mut current = String::new();
+    let columns = |s: &str| s.chars().map(|c| c.width().unwrap_or(0)).sum::<usize>();
+    let mut rows = Vec::new();
+    let mut row = String::new();
     let mut used = 0;
-    for c in text.chars() {
-        let w = c.width().unwrap_or(0);
-        if used + w > width && !current.is_empty() {
-            out.push(std::mem::take(&mut current));
+    let body = text.trim_start();
+    for c in text[..text.len() - body.len()].chars() {
+        push_char(&mut rows, &mut row, &mut used, c, width);
+    }
+    let mut rest = body;
+    while !rest.is_empty() {
+        let word_end = rest.find(char::is_whitespace).unwrap_or(rest.len());
+        let word = &rest[..word_end];
+        let after = &rest[word_end..];
+        let space_end = after
+            .find(|c: char| !c.is_whitespace())
+            .unwrap_or(after.len());
+        let space = &after[..space_end];
+        rest = &after[space_end..];
+        let needed = columns(word);
+        if used > 0 && used + needed > width && needed <= width {
+            rows.push(std::mem::take(&mut row));
             used = 0;
         }
-        current.push(c);
-        used += w;
+        for c in word.chars() {
+            push_char(&mut rows, &mut row, &mut used, c, width);
+        }
+        // The space after a word: kept inside a row, dropped where the row breaks.
+        if used + columns(space) <= width {
+            row.push_str(space);
+            used += columns(space);
+        } else if !rest.is_empty() {
+            rows.push(std::mem::take(&mut row));
+            used = 0;
+        }
     }
-    out.push(current);
-    out
+    rows.push(row);
+    // Spaces at a row's end show nothing and would count in the terminal's copy of it.
+    rows.into_iter().map(|r| r.trim_end().to_owned()).collect()
+}
+
+/// Adds `c` to the row, starting a new row when it would not fit.
+fn push_char(rows: &mut Vec<String>, row: &mut String, used: &mut usize, c: char, width: usize) {
+    let w = c.width().unwrap_or(0);
+    if *used + w > width && !row.is_empty() {
+        rows.push(std::mem::take(row));
+        *used = 0;
+    }
+    row.push(c);
+    *used += w;
 }
 
 fn draw_flow(frame: &mut Frame, app: &App, area: Rect) {
@@ -144,23 +181,24 @@ fn draw_view(frame: &mut Frame, app: &App, index: usize, scroll: u16, area: Rect
         return;
     };
     let title = format!(" message {index}: Up/Down scroll, Esc back ");
+    let block = Block::default().borders(Borders::ALL).title(title);
+    let width = block.inner(area).width as usize;
     let mut text = ratatui::text::Text::default();
+    let dim = Style::default().add_modifier(Modifier::DIM);
     for line in m.reasoning.lines() {
-        text.push_line(Line::styled(
-            line.to_owned(),
-            Style::default().add_modifier(Modifier::DIM),
-        ));
+        for row in wrap(line, width) {
+            text.push_line(Line::styled(row, dim));
+        }
     }
     if !m.reasoning.is_empty() {
         text.push_line(Line::raw(""));
     }
     for line in m.body.split('\n') {
-        text.push_line(Line::styled(line.to_owned(), style_of(m.kind)));
+        for row in wrap(line, width) {
+            text.push_line(Line::styled(row, style_of(m.kind)));
+        }
     }
-    let paragraph = Paragraph::new(text)
-        .block(Block::default().borders(Borders::ALL).title(title))
-        .wrap(Wrap { trim: false })
-        .scroll((scroll, 0));
+    let paragraph = Paragraph::new(text).block(block).scroll((scroll, 0));
     frame.render_widget(paragraph, area);
 }
 
@@ -372,6 +410,43 @@ mod tests {
         let s = screen(&app, 40, 8);
         assert!(s.contains("unknown command: xyyy"), "{s}");
         assert!(!s.contains("0| help"), "{s}");
+    }
+
+    #[test]
+    fn long_lines_wrap_between_words_and_no_row_starts_with_the_space_it_broke_at() {
+        assert_eq!(wrap("the quick brown fox", 10), ["the quick", "brown fox"]);
+        assert_eq!(
+            wrap("  indented text here", 10),
+            ["  indented", "text here"]
+        );
+        assert_eq!(wrap("abcdefghijkl", 5), ["abcde", "fghij", "kl"]);
+        assert_eq!(
+            wrap("a verylongwordhere", 6),
+            ["a very", "longwo", "rdhere"]
+        );
+        assert_eq!(wrap("日本語 テキスト", 7), ["日本語", "テキス", "ト"]);
+        assert_eq!(wrap("", 5), [""]);
+        assert_eq!(wrap("fits", 0), ["f", "i", "t", "s"]);
+    }
+
+    #[test]
+    fn a_viewed_message_wraps_between_words() {
+        let mut app = App::new();
+        let text = "The quick brown fox jumps over the lazy dog while the cat watches.";
+        app.push(Message::note(Kind::Answer, text));
+        app.screen = Screen::View {
+            index: 2,
+            scroll: 0,
+        };
+        let s = screen(&app, 24, 12);
+        let shown: Vec<&str> = s
+            .lines()
+            .filter_map(|l| l.strip_prefix('│').and_then(|l| l.strip_suffix('│')))
+            .map(str::trim_end)
+            .filter(|l| !l.is_empty())
+            .collect();
+        assert_eq!(shown.join(" "), text, "{s}");
+        assert!(shown.iter().all(|l| !l.starts_with(' ')), "{s}");
     }
 
     #[test]

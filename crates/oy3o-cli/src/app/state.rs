@@ -150,37 +150,89 @@ pub struct App {
     pub config: SessionConfig,
 }
 
+/// The note a chat opens with: each line is a prompt to `model` (named once known).
+pub fn open_note(name: &str, model: Option<&str>) -> String {
+    match model {
+        Some(model) => format!("chat {name} ({model}): each line is a prompt; /back leaves"),
+        None => format!("chat {name}: each line is a prompt; /back leaves"),
+    }
+}
+
 /// How an answer the person stopped ends.
 const STOPPED_WITH_ESC: &str = "stopped with Esc";
 
-/// Message 0: commands and keys.
-pub const HELP: &str = "\
-    command          │ description
-─────────────────────┼────────────────────────────────────────
-    exit             │ exit the app
-    chat NAME [MODEL]│ start or resume a chat; then each line is a prompt
-      /context TEXT  │ set the chat's context (system prompt)
-      /model MODEL   │ switch the chat's model
-      /back          │ leave the chat (/exit exits the app)
-    view NUM         │ show a message in full (Up/Down/PgUp/PgDn scroll, Esc back)
-    edit NUM         │ edit a message's JSON (Ctrl+D keeps, Esc drops)
-    task NAME        │ build a task chain step by step, then run it in the background
-    save PATH        │ save chats and messages as JSON (no secrets)
-─────────────────────┼────────────────────────────────────────
-    shortcut         │ description
-─────────────────────┼────────────────────────────────────────
-    Ctrl+A / Ctrl+E  │ cursor to start / end
-    Ctrl+X           │ clear all content
-    Ctrl+Z           │ undo the last change
-    Ctrl+C           │ copy all content to the clipboard (system and OSC 52)
-    Ctrl+V           │ paste from the system clipboard (or use your terminal's paste)
-    Esc              │ leave without change; on an empty line, stop the chat's answer
-    Ctrl+D           │ leave with change
-    Alt+Enter/Ctrl+J │ a new line in the input
-    Up / Down        │ lines of the input, then its history
-    PgUp / PgDn      │ scroll the flow
+/// The app's commands, for message 0 (an indented name is taken inside a chat).
+const COMMAND_ROWS: &[(&str, &str)] = &[
+    ("exit", "exit the app"),
+    (
+        "chat NAME [MODEL]",
+        "start or resume a chat; then each line is a prompt",
+    ),
+    ("  /context TEXT", "set the chat's context (system prompt)"),
+    ("  /model MODEL", "switch the chat's model"),
+    ("  /back", "leave the chat (/exit exits the app)"),
+    (
+        "view NUM",
+        "show a message in full (Up/Down/PgUp/PgDn scroll, Esc back)",
+    ),
+    (
+        "edit NUM",
+        "edit a message's JSON (Ctrl+D keeps, Esc drops)",
+    ),
+    (
+        "task NAME",
+        "build a task chain step by step, then run it in the background",
+    ),
+    ("save PATH", "save chats and messages as JSON (no secrets)"),
+];
 
-let's try a first chat: enter 'chat a', then your question";
+/// The app's keys, for message 0.
+const KEY_ROWS: &[(&str, &str)] = &[
+    ("Ctrl+A / Ctrl+E", "cursor to start / end"),
+    ("Ctrl+X", "clear all content"),
+    ("Ctrl+Z", "undo the last change"),
+    (
+        "Ctrl+C",
+        "copy all content to the clipboard (system and OSC 52)",
+    ),
+    (
+        "Ctrl+V",
+        "paste from the system clipboard (or use your terminal's paste)",
+    ),
+    (
+        "Esc",
+        "leave without change; on an empty line, stop the chat's answer",
+    ),
+    ("Ctrl+D", "leave with change"),
+    ("Alt+Enter/Ctrl+J", "a new line in the input"),
+    ("Up / Down", "lines of the input, then its history"),
+    ("PgUp / PgDn", "scroll the flow"),
+];
+
+/// Message 0: the commands and keys in one table whose columns line up, then a first step.
+pub fn help() -> String {
+    let name_width = COMMAND_ROWS
+        .iter()
+        .chain(KEY_ROWS)
+        .map(|(name, _)| name.chars().count())
+        .max()
+        .unwrap_or(0);
+    let rule = format!("{}┼{}\n", "─".repeat(name_width + 1), "─".repeat(40));
+    let row = |name: &str, what: &str| format!("{name:<name_width$} │ {what}\n");
+    let mut text = row("command", "description");
+    text.push_str(&rule);
+    for (name, what) in COMMAND_ROWS {
+        text.push_str(&row(name, what));
+    }
+    text.push_str(&rule);
+    text.push_str(&row("shortcut", "description"));
+    text.push_str(&rule);
+    for (name, what) in KEY_ROWS {
+        text.push_str(&row(name, what));
+    }
+    text.push_str("\nlet's try a first chat: enter 'chat a', then your question");
+    text
+}
 
 impl Default for App {
     fn default() -> Self {
@@ -191,7 +243,7 @@ impl Default for App {
 impl App {
     /// A fresh app: the help as message 0 and the start-up hint.
     pub fn new() -> Self {
-        let mut help = Message::note(Kind::Help, HELP);
+        let mut help = Message::note(Kind::Help, help());
         help.title = "help: commands and keys".into();
         Self {
             messages: vec![
@@ -241,9 +293,27 @@ impl App {
         context: Option<String>,
         turns: &[(String, String)],
     ) {
+        let mut named = None;
         if let Some(chat) = self.chat_mut(name) {
+            if chat.model.is_none() {
+                named = model.clone();
+            }
             chat.model = chat.model.take().or(model);
             chat.context = chat.context.take().or(context);
+        }
+        // The chat's note named no model while the store was asked: now it names the one the
+        // chat goes on with (stored, or the default), as the status bar does.
+        if let Some(model) = named {
+            let provisional = open_note(name, None);
+            if let Some(note) = self
+                .messages
+                .iter_mut()
+                .rev()
+                .find(|m| m.kind == Kind::Info && m.body == provisional)
+            {
+                note.body = open_note(name, Some(&model));
+                note.title = first_line(&note.body);
+            }
         }
         if turns.is_empty() {
             return;
@@ -262,9 +332,13 @@ impl App {
                 });
             }
         }
+        let earlier = match turns.len() {
+            1 => "1 earlier turn".to_owned(),
+            n => format!("{n} earlier turns"),
+        };
         self.push(Message::note(
             Kind::Info,
-            format!("chat {name} resumed: {} earlier turns above", turns.len()),
+            format!("chat {name} resumed: {earlier} above"),
         ));
     }
 
@@ -375,6 +449,22 @@ pub fn first_line(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_help_tables_header_rules_and_rows_line_up() {
+        let help = help();
+        let columns: Vec<usize> = help
+            .lines()
+            .filter_map(|line| line.chars().position(|c| c == '│' || c == '┼'))
+            .collect();
+        assert!(columns.len() > 20, "{help}");
+        assert!(
+            columns.iter().all(|&c| c == columns[0]),
+            "{columns:?}\n{help}"
+        );
+        assert!(help.starts_with("command "), "{help}");
+        assert!(help.contains("  /context TEXT"), "{help}");
+    }
 
     #[test]
     fn a_chats_conversation_is_its_prompts_with_their_finished_answers() {

@@ -265,7 +265,8 @@ impl ConfigFile {
             .iter()
             .map(|(m, p)| (format!("proxies.{m}"), p));
         for (key, url) in proxies.chain(per_model) {
-            crate::transport::client::check_proxy(url).map_err(|e| ctx.error(&key, e.message()))?;
+            crate::transport::client::check_proxy_setting(url)
+                .map_err(|e| ctx.error(&key, e.message()))?;
         }
         Ok(Config {
             model: self.model,
@@ -460,6 +461,13 @@ headers = { "X-Title" = "oy3o" }
             .unwrap_err()
             .to_string();
         assert!(msg.contains("proxies.openai:x"), "{msg}");
+    }
+
+    #[test]
+    fn an_empty_proxy_means_no_proxy_and_loads() {
+        let c = load("proxy = \"\"\n[proxies]\nopenai = \"\"\n", "p.toml").unwrap();
+        assert_eq!(c.proxy.as_deref(), Some(crate::transport::client::NO_PROXY));
+        assert_eq!(c.proxies["openai"], "");
     }
 
     #[test]

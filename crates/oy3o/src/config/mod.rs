@@ -186,7 +186,10 @@ pub struct Config {
     pub context: Option<String>,
     /// The default credential (key or cookie jar).
     pub cookie: Option<Credential>,
-    /// The default proxy URL (`http://`, `https://`, `socks5://`, `socks5h://`).
+    /// The default proxy URL (`http://`, `https://`, `socks5://`, `socks5h://`), or
+    /// [`NO_PROXY`](crate::transport::client::NO_PROXY) (`""`) for none, even over
+    /// `HTTPS_PROXY`; `None` follows the environment. In an [`overlay`](Config::overlay)'s call
+    /// layer, `""` turns the base's proxies off for that call.
     pub proxy: Option<String>,
     /// Listeners called for every model.
     pub listeners: Listeners,
@@ -194,7 +197,7 @@ pub struct Config {
     pub contexts: BTreeMap<String, String>,
     /// Credentials by model reference or provider name.
     pub cookies: BTreeMap<String, Credential>,
-    /// Proxies by model reference or provider name.
+    /// Proxies by model reference or provider name (`""`: none for that model).
     pub proxies: BTreeMap<String, String>,
     /// Listeners by model reference or provider name (the original's `listeners` map).
     pub model_listeners: BTreeMap<String, Listeners>,

@@ -30,6 +30,33 @@ pub struct ProxyAddr {
     pub port: u16,
 }
 
+/// The proxy setting that means no proxy: requests go out directly, even when `HTTPS_PROXY`
+/// or `HTTP_PROXY` is set (as curl's `--proxy ""`). Given with a call it turns a global proxy
+/// off for that call; as `proxies.openai = ""` it does so for one model. (An unset proxy,
+/// `None`, follows the environment.)
+pub const NO_PROXY: &str = "";
+
+/// Whether a proxy setting is [`NO_PROXY`] (white space around it aside).
+pub fn is_no_proxy(setting: &str) -> bool {
+    setting.trim().is_empty()
+}
+
+/// Checks a proxy setting: [`NO_PROXY`] (`Ok(None)`: go direct), or a URL [`check_proxy`]
+/// accepts. Config layers, files and faces check their `proxy` values with it.
+///
+/// ```
+/// use oy3o::transport::client::{NO_PROXY, check_proxy_setting};
+/// assert_eq!(check_proxy_setting(NO_PROXY).unwrap(), None);
+/// assert_eq!(check_proxy_setting("http://127.0.0.1:3128").unwrap().unwrap().port, 3128);
+/// assert!(check_proxy_setting("htp://127.0.0.1:3128").is_err());
+/// ```
+pub fn check_proxy_setting(setting: &str) -> Result<Option<ProxyAddr>> {
+    if is_no_proxy(setting) {
+        return Ok(None);
+    }
+    check_proxy(setting).map(Some)
+}
+
 /// Checks a proxy URL: one of [`PROXY_SCHEMES`] written out, and a host. Anything else (an
 /// `ftp://` proxy, a typo such as `htp://`, text without a scheme) is a config error, so a
 /// request is never sent directly when a proxy was meant. The password is never shown.
@@ -126,9 +153,10 @@ fn cache() -> std::sync::MutexGuard<'static, Cache> {
         .unwrap_or_else(|p| p.into_inner())
 }
 
-/// The client for `proxy` (`http://`, `https://`, `socks5://`, `socks5h://`; `None` follows
-/// the `HTTPS_PROXY`/`HTTP_PROXY`/`NO_PROXY` environment), with `TCP_NODELAY` and the given
-/// connect timeout. Clients are built once and shared; at most [`CACHED_CLIENTS`] are kept.
+/// The client for `proxy` (`http://`, `https://`, `socks5://`, `socks5h://`; [`NO_PROXY`]
+/// goes direct; `None` follows the `HTTPS_PROXY`/`HTTP_PROXY`/`NO_PROXY` environment), with
+/// `TCP_NODELAY` and the given connect timeout. Clients are built once and shared; at most
+/// [`CACHED_CLIENTS`] are kept.
 pub fn shared(proxy: Option<&str>, connect_timeout: Duration) -> Result<reqwest::Client> {
     let key = (proxy.map(str::to_owned), connect_timeout);
     if let Some(c) = cache().get(&key) {
@@ -151,15 +179,19 @@ fn build(proxy: Option<&str>, connect_timeout: Duration) -> Result<reqwest::Clie
         .connect_timeout(connect_timeout)
         .pool_idle_timeout(Duration::from_secs(90))
         .user_agent(concat!("oy3o/", env!("CARGO_PKG_VERSION")));
-    if let Some(url) = proxy {
-        check_proxy(url)?;
-        let shown = crate::config::redact_url(url);
-        let parsed = reqwest::Proxy::all(url).map_err(|e| {
-            Error::config(format!(
-                "invalid proxy {shown}: {e}; use http://, https://, socks5:// or socks5h:// URLs"
-            ))
-        })?;
-        builder = builder.proxy(parsed);
+    match proxy {
+        Some(url) if is_no_proxy(url) => builder = builder.no_proxy(),
+        Some(url) => {
+            check_proxy(url)?;
+            let shown = crate::config::redact_url(url);
+            let parsed = reqwest::Proxy::all(url).map_err(|e| {
+                Error::config(format!(
+                    "invalid proxy {shown}: {e}; use http://, https://, socks5:// or socks5h:// URLs"
+                ))
+            })?;
+            builder = builder.proxy(parsed);
+        }
+        None => {}
     }
     builder
         .build()

@@ -19,6 +19,7 @@ use tokio_tungstenite::tungstenite::http::{HeaderName, HeaderValue};
 
 use crate::config::redact_url;
 use crate::error::{Error, ErrorCode, Result};
+use crate::transport::client;
 
 /// A byte stream a WebSocket runs over: plain TCP or TLS, tunnelled or not.
 pub trait Io: AsyncRead + AsyncWrite + Send + Unpin {}
@@ -48,8 +49,9 @@ pub struct Dial<'a> {
     pub url: &'a str,
     /// Headers sent with the upgrade request: `(name, value, sensitive)`.
     pub headers: Vec<(String, String, bool)>,
-    /// `http://`, `socks5://` or `socks5h://` proxy; `None` follows `HTTPS_PROXY` / `HTTP_PROXY`
-    /// / `ALL_PROXY` and `NO_PROXY`, as the HTTP client does.
+    /// `http://`, `socks5://` or `socks5h://` proxy, or [`client::NO_PROXY`] to go direct;
+    /// `None` follows `HTTPS_PROXY` / `HTTP_PROXY` / `ALL_PROXY` and `NO_PROXY`, as the HTTP
+    /// client does.
     pub proxy: Option<&'a str>,
     /// Time limit for TCP, proxy, TLS and the handshake together.
     pub connect_timeout: Duration,
@@ -90,6 +92,7 @@ async fn open(dial: Dial<'_>) -> std::result::Result<Socket, DialError> {
         .port_or_known_default()
         .unwrap_or(if secure { 443 } else { 80 });
     let proxy = match dial.proxy {
+        Some(p) if client::is_no_proxy(p) => None,
         Some(p) => Some(p.to_owned()),
         None => env_proxy(&host, secure),
     };
