@@ -206,9 +206,12 @@ impl Runtime {
             .drain(..)
             .map(|(_, thread)| thread)
             .collect();
-        threads
-            .into_iter()
-            .fold(true, |all, thread| thread.stop(deadline) && all)
+        // Every thread is stopped, even after one that did not end in time.
+        let mut all_ended = true;
+        for thread in threads {
+            all_ended &= thread.stop(deadline);
+        }
+        all_ended
     }
 
     /// Queues `job` on its model's thread, starting (and evicting) threads as needed.
