@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import subprocess
 import sys
 import warnings
@@ -244,6 +245,25 @@ def test_the_embedded_local_model_answers_and_follows_its_context():
         return await chat.send_once("What is your name?")
 
     assert "Zorblax" in asyncio.run(named())
+
+
+EXIT_MID_ANSWER = """
+import sys
+from oy3opy.ai import exec
+stream = exec("Write a long story about a dragon.", model="local:smollm2")
+for n, _ in enumerate(stream, 1):
+    if n == int(sys.argv[1]):
+        break
+"""
+
+
+def test_the_interpreter_exits_cleanly_while_the_local_model_is_still_answering():
+    asyncio.run(exec_once("hi", None, "local:smollm2", Config({"options": {"max_tokens": 1}})))  # pulled once
+    env = dict(os.environ, OY3O_STORE="none")
+    for run in range(20):
+        # The stream is still referenced as the script ends: the model decodes on.
+        out = subprocess.run([sys.executable, "-c", EXIT_MID_ANSWER, str(run % 5 + 1)], env=env, capture_output=True, text=True, timeout=120)
+        assert out.returncode == 0, (run, out.returncode, out.stderr)
 
 
 def test_utils_io_creates_folders_and_tojson_keeps_non_ascii(tmp_path):

@@ -5,7 +5,8 @@
 //! A word that names a subcommand is that subcommand wherever it comes, so the prompt and the
 //! options of a one-shot answer or the app (`--chat`, `--no-stream`, …) cannot go with one: that
 //! is a usage error rather than a silently ignored option. A prompt that is a subcommand's name
-//! goes after `--` (`oy3o -- log`).
+//! goes after `--` (`oy3o -- log`). Likewise an option every command takes is refused with a
+//! subcommand that has no use for it (`oy3o models --model x`), and left out of its help.
 
 use std::ffi::OsString;
 
@@ -13,20 +14,44 @@ use clap::error::ErrorKind;
 use clap::parser::ValueSource;
 use clap::{CommandFactory, FromArgMatches};
 
+/// Which global options (by id) each subcommand has no use for: `(subcommand, ids)`.
+pub type Unused<'a> = &'a [(&'a str, &'a [&'a str])];
+
 /// Parses `argv` (program name first) into `P`, refusing top-level-only arguments given with a
-/// subcommand.
+/// subcommand, and the global options `unused` names for the subcommand given (which its
+/// `--help` does not list).
 ///
 /// # Errors
 /// A clap error (usage, or `--help` / `--version` output) that `exit()` prints with its exit code.
-pub fn parse<P, I, T>(argv: I) -> Result<P, clap::Error>
+pub fn parse<P, I, T>(argv: I, unused: Unused<'_>) -> Result<P, clap::Error>
 where
     P: CommandFactory + FromArgMatches,
     I: IntoIterator<Item = T>,
     T: Into<OsString> + Clone,
 {
     let mut command = P::command();
+    // Built first, so the global options are in every subcommand and can be hidden there.
+    command.build();
+    for (name, ids) in unused {
+        command = command.mut_subcommand(name, |sub| hide(sub, ids));
+    }
     let matches = command.try_get_matches_from_mut(argv)?;
     if let Some((name, _)) = matches.subcommand() {
+        let ids = unused
+            .iter()
+            .find(|(sub, _)| *sub == name)
+            .map_or(&[][..], |(_, ids)| *ids);
+        let given = command.get_arguments().find(|arg| {
+            ids.contains(&arg.get_id().as_str())
+                && matches.value_source(arg.get_id().as_str()) == Some(ValueSource::CommandLine)
+        });
+        if let Some(arg) = given {
+            let long = arg.get_long().unwrap_or_default();
+            return Err(command.error(
+                ErrorKind::ArgumentConflict,
+                format!("--{long} does nothing with `{name}`: leave it out"),
+            ));
+        }
         let stray = command.get_arguments().find(|arg| {
             !arg.is_global_set()
                 && matches.value_source(arg.get_id().as_str()) == Some(ValueSource::CommandLine)
@@ -48,6 +73,24 @@ where
     P::from_arg_matches(&matches).map_err(|e| e.format(&mut command))
 }
 
+/// `command` (and its own subcommands) with the options `ids` left out of the help.
+fn hide(command: clap::Command, ids: &[&str]) -> clap::Command {
+    let command = command.mut_args(|arg| {
+        if ids.contains(&arg.get_id().as_str()) {
+            arg.hide(true)
+        } else {
+            arg
+        }
+    });
+    let names: Vec<String> = command
+        .get_subcommands()
+        .map(|sub| sub.get_name().to_owned())
+        .collect();
+    names.iter().fold(command, |command, name| {
+        command.mut_subcommand(name, |sub| hide(sub, ids))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -57,7 +100,7 @@ mod tests {
         let argv: Vec<&str> = std::iter::once("oy3o")
             .chain(argv.iter().copied())
             .collect();
-        match parse::<Args, _, _>(argv.clone()) {
+        match parse::<Args, _, _>(argv.clone(), crate::UNUSED_OPTIONS) {
             Ok(args) => args,
             Err(e) => panic!("{argv:?} did not parse: {e}"),
         }
@@ -67,7 +110,7 @@ mod tests {
         let argv: Vec<&str> = std::iter::once("oy3o")
             .chain(argv.iter().copied())
             .collect();
-        match parse::<Args, _, _>(argv.clone()) {
+        match parse::<Args, _, _>(argv.clone(), crate::UNUSED_OPTIONS) {
             Ok(args) => panic!("{argv:?} parsed as {args:?}"),
             Err(e) => e,
         }
@@ -122,9 +165,61 @@ mod tests {
 
     #[test]
     fn options_before_models_apply_to_models() {
-        let a = same_before_and_after(&["-m", "openai", "--config", "c.toml"], &["models"]);
+        let a = same_before_and_after(&["--key", "sk-x", "--config", "c.toml"], &["models"]);
         assert!(matches!(a.command, Some(Command::Models)));
-        assert_eq!(a.common.model.as_deref(), Some("openai"));
+        assert_eq!(a.common.key.as_deref(), Some("sk-x"));
+    }
+
+    #[test]
+    fn an_option_a_subcommand_has_no_use_for_is_refused_before_or_after_it() {
+        for argv in [
+            &["models", "--model", "foo"][..],
+            &["--model", "foo", "models"],
+            &["log", "--proxy", "http://p:1"],
+            &["pull", "--store", "none"],
+            &["config", "path", "--model", "x"],
+        ] {
+            let e = refused(argv);
+            assert_eq!(e.kind(), ErrorKind::ArgumentConflict, "{argv:?}");
+            assert!(e.to_string().contains("does nothing with"), "{e}");
+            assert_eq!(e.exit_code(), 2);
+        }
+    }
+
+    #[test]
+    fn a_subcommands_help_lists_only_the_options_it_uses() {
+        let help = |argv: &[&str]| {
+            let argv: Vec<&str> = std::iter::once("oy3o")
+                .chain(argv.iter().copied())
+                .collect();
+            match parse::<Args, _, _>(argv, crate::UNUSED_OPTIONS) {
+                Err(e) if e.kind() == ErrorKind::DisplayHelp => e.to_string(),
+                other => panic!("no help: {other:?}"),
+            }
+        };
+        let models = help(&["models", "--help"]);
+        assert!(
+            !models.contains("--model") && !models.contains("--proxy"),
+            "{models}"
+        );
+        assert!(
+            models.contains("--config") && models.contains("--key"),
+            "{models}"
+        );
+        let log = help(&["log", "--help"]);
+        assert!(
+            log.contains("--store") && !log.contains("--context"),
+            "{log}"
+        );
+        let path = help(&["config", "path", "--help"]);
+        assert!(
+            !path.contains("--store") && path.contains("--config"),
+            "{path}"
+        );
+        let chain = help(&["chain", "--help"]);
+        for option in ["--model", "--context", "--key", "--proxy", "--store"] {
+            assert!(chain.contains(option), "{chain}");
+        }
     }
 
     #[test]

@@ -68,7 +68,7 @@ pub struct Common {
     #[arg(long, global = true)]
     pub context: Option<String>,
     /// A config file (TOML or JSON).
-    #[arg(long, env = "OY3O_CONFIG", global = true)]
+    #[arg(long, env = "OY3O_CONFIG", hide_env_values = true, global = true)]
     pub config: Option<PathBuf>,
     /// A file with the credential: a browser cookie export, or a key.
     #[arg(long, global = true)]
@@ -118,6 +118,23 @@ enum Command {
         action: ConfigAction,
     },
 }
+
+/// The options every command takes that a subcommand has no use for (by field name): refused
+/// on its command line and left out of its help. `--config` is taken everywhere, so an alias
+/// such as `oy3o --config ~/work.toml` works with every subcommand.
+pub const UNUSED_OPTIONS: command_line::Unused<'static> = &[
+    (
+        "pull",
+        &["model", "context", "cookie", "key", "proxy", "store"],
+    ),
+    ("models", &["model", "context", "proxy", "store"]),
+    ("chats", &["model", "context", "cookie", "key", "proxy"]),
+    ("log", &["model", "context", "cookie", "key", "proxy"]),
+    (
+        "config",
+        &["model", "context", "cookie", "key", "proxy", "store"],
+    ),
+];
 
 #[derive(Subcommand, Debug)]
 enum ConfigAction {

@@ -17,7 +17,7 @@ pub fn parse<P: CommandFactory + FromArgMatches>() -> P {
     let raw: Vec<String> = std::env::args_os()
         .map(|a| a.to_string_lossy().into_owned())
         .collect();
-    match crate::command_line::parse::<P, _, _>(std::env::args_os()) {
+    match crate::command_line::parse::<P, _, _>(std::env::args_os(), crate::UNUSED_OPTIONS) {
         Ok(args) => {
             let command = P::command();
             if let Ok(matches) = command.clone().try_get_matches_from(&raw) {

@@ -580,6 +580,28 @@ async fn help_never_shows_an_empty_model_variable() {
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert!(run.stdout.contains("OY3O_MODEL"), "{}", run.stdout);
     assert!(!run.stdout.contains("OY3O_MODEL="), "{}", run.stdout);
+    let empty = [("OY3O_MODEL", ""), ("OY3O_CONFIG", "")];
+    for args in [&["--help"][..], &["models", "--help"]] {
+        let run = oy3o(args, &empty, None).await;
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        assert!(!run.stdout.contains("=]"), "{}", run.stdout);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_option_a_subcommand_has_no_use_for_is_a_usage_error_and_not_in_its_help() {
+    let run = oy3o(&["models", "--model", "foo"], &[], None).await;
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("--model does nothing with `models`"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stdout.is_empty());
+    let help = oy3o(&["models", "--help"], &[], None).await;
+    assert_eq!(help.code, 0, "{}", help.stderr);
+    assert!(!help.stdout.contains("--model"), "{}", help.stdout);
+    assert!(help.stdout.contains("--config"), "{}", help.stdout);
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -206,9 +206,12 @@ impl Runtime {
             .drain(..)
             .map(|(_, thread)| thread)
             .collect();
-        // Every thread is stopped, also after one that did not stop in time.
-        let stopped: Vec<bool> = threads.into_iter().map(|t| t.stop(deadline)).collect();
-        stopped.into_iter().all(|ok| ok)
+        // Every thread is stopped, even after one that did not end in time.
+        let mut all_ended = true;
+        for thread in threads {
+            all_ended &= thread.stop(deadline);
+        }
+        all_ended
     }
 
     /// Queues `job` on its model's thread, starting (and evicting) threads as needed.

@@ -31,7 +31,17 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(stream::lookup_keys, m)?)?;
     m.add_function(wrap_pyfunction!(events, m)?)?;
     m.add_function(wrap_pyfunction!(event_names, m)?)?;
+    m.add_function(wrap_pyfunction!(unload_local_models, m)?)?;
     Ok(())
+}
+
+/// Unloads the local models, ending the answers they are still generating, and waits up to
+/// 5 s for their threads (the GIL released); true when none is left running. The package calls
+/// it at interpreter exit (`atexit`): a model thread still decoding while the process tears
+/// llama.cpp down crashes the interpreter.
+#[pyfunction]
+fn unload_local_models(py: Python<'_>) -> bool {
+    py.detach(|| oy3o::providers::unload_local_models(std::time::Duration::from_secs(5)))
 }
 
 /// The event names a model's provider can emit.

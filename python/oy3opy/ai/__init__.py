@@ -11,6 +11,7 @@ True
 
 from __future__ import annotations
 
+import atexit
 import json
 import warnings
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
@@ -31,6 +32,10 @@ from .errors import (
     RateLimitError,
     TimeoutError,
 )
+
+# A local model still answering when the interpreter exits would crash it as the process tears
+# llama.cpp down: stop it first.
+atexit.register(_native.unload_local_models)
 
 # `TimeoutError` is importable by name but left out of `*`: it would shadow the builtin (it
 # is a subclass of it, so `except TimeoutError` catches both either way).
