@@ -13,6 +13,17 @@ use oy3o::{Chat, ErrorCode, Event, Message, Options, Part, ToolChoice, ToolSpec,
 use oy3o_testkit::{FakeServer, openai};
 use serde_json::json;
 
+/// The whole tool calls a run reported.
+fn calls_of(run: &Run) -> Vec<oy3o::ToolCall> {
+    run.events
+        .iter()
+        .filter_map(|e| match e {
+            Event::ToolCall(c) => Some(c.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
 fn weather_tools(choice: Option<ToolChoice>) -> Options {
     Options {
         tools: Some(Arc::new(Tools {
@@ -127,14 +138,7 @@ async fn a_whole_answer_with_tool_calls_reads_as_the_streamed_one() {
     };
     let run = Run::of(chat.send_with("Oslo?", &options)).await;
     assert!(run.error.is_none(), "{:?}", run.error);
-    let calls: Vec<_> = run
-        .events
-        .iter()
-        .filter_map(|e| match e {
-            Event::ToolCall(c) => Some(c.clone()),
-            _ => None,
-        })
-        .collect();
+    let calls = calls_of(&run);
     assert_eq!(calls.len(), 1);
     assert_eq!(calls[0].arguments, json!({"city": "Oslo"}));
     let sent = server.requests()[0].json();
@@ -224,14 +228,7 @@ async fn anthropic_tool_use_streams_as_calls_and_results_go_back_as_tool_result_
     let run = Run::of(chat.send_with("Paris or Rome?", &options)).await;
     assert!(run.error.is_none(), "{:?}", run.error);
     assert_eq!(run.text, "Checking.");
-    let calls: Vec<_> = run
-        .events
-        .iter()
-        .filter_map(|e| match e {
-            Event::ToolCall(c) => Some(c.clone()),
-            _ => None,
-        })
-        .collect();
+    let calls = calls_of(&run);
     assert_eq!(calls.len(), 2);
     assert_eq!(
         (calls[1].id.as_str(), calls[1].arguments.clone()),
@@ -297,14 +294,7 @@ async fn ollama_tool_calls_come_whole_and_results_go_back_with_the_tools_name() 
     let chat = Chat::open(Some("ollama:qwen3"), &config).unwrap();
     let run = Run::of(chat.send_with("Tokyo or Paris?", &weather_tools(None))).await;
     assert!(run.error.is_none(), "{:?}", run.error);
-    let calls: Vec<_> = run
-        .events
-        .iter()
-        .filter_map(|e| match e {
-            Event::ToolCall(c) => Some(c.clone()),
-            _ => None,
-        })
-        .collect();
+    let calls = calls_of(&run);
     assert_eq!(calls.len(), 2);
     assert_eq!(calls[1].id, "call_p7m1z0cd");
     assert_eq!(calls[1].arguments, json!({"city": "Paris"}));
@@ -367,14 +357,7 @@ async fn gemini_function_calls_keep_their_signature_and_results_go_back_as_funct
     let options = weather_tools(Some(ToolChoice::Named("get_weather".into())));
     let run = Run::of(chat.send_with("Paris or Rome?", &options)).await;
     assert!(run.error.is_none(), "{:?}", run.error);
-    let calls: Vec<_> = run
-        .events
-        .iter()
-        .filter_map(|e| match e {
-            Event::ToolCall(c) => Some(c.clone()),
-            _ => None,
-        })
-        .collect();
+    let calls = calls_of(&run);
     assert_eq!(calls.len(), 2);
     assert_eq!(calls[0].signature.as_deref(), Some("CiQBsig"));
     assert_eq!(calls[1].arguments, json!({"city": "Rome"}));
