@@ -3,7 +3,14 @@
 //! streamed WebSocket answers, cancels mid-answer, reconnects, HTTP whole and streamed answers,
 //! and a client that stops reading; every 30 s the SQLite store is locked for 10 s by another
 //! connection (an outage: the server's writes fail and are retried). Every 10 s it prints the
-//! server's RSS and open descriptors; at the end, whether both came back flat.
+//! server's RSS (and its anonymous part: the heap, apart from mapped files such as SQLite's
+//! shared WAL index), open descriptors and, with the store, the longest chat's turn count;
+//! at the end, whether they came back flat.
+//!
+//! The WebSocket clients reuse their chat names (8 each, 10 for the slow readers), so with a
+//! store every reconnect resumes chats whose history grows for the whole run;
+//! `OY3O_SOAK_CHATS=fresh` gives each connection names of its own (chats of a few turns), to
+//! tell the chats' own history from the rest.
 //!
 //! `cargo build --release -p oy3o-cli && cargo bench -p oy3o-server --bench soak`
 
@@ -29,6 +36,33 @@ fn main() {
 
 fn open_fds(pid: u32) -> usize {
     std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, Iterator::count)
+}
+
+/// The anonymous part of a process's resident memory (its heap and stacks), in KiB.
+fn rss_anon_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("RssAnon:"))
+                .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// The most turns any stored chat holds (0 without a store or when it cannot be read).
+async fn longest_chat(db: &std::path::Path) -> i64 {
+    use sqlx::Connection as _;
+    let url = format!("sqlite://{}?mode=ro", db.display());
+    let Ok(mut conn) = sqlx::SqliteConnection::connect(&url).await else {
+        return 0;
+    };
+    let longest: Option<i64> = sqlx::query_scalar("SELECT MAX(seq) + 1 FROM turns")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap_or(None);
+    let _ = conn.close().await;
+    longest.unwrap_or(0)
 }
 
 #[derive(Default)]
@@ -62,6 +96,7 @@ async fn run() {
     let _children = Children(vec![child]);
     wait_until_up(addr).await;
 
+    let fresh_chats = std::env::var("OY3O_SOAK_CHATS").is_ok_and(|c| c == "fresh");
     let stop = Arc::new(AtomicBool::new(false));
     let counts = Arc::new(Counts::default());
     let mut workers = Vec::new();
@@ -69,9 +104,9 @@ async fn run() {
         let (stop, counts) = (stop.clone(), counts.clone());
         workers.push(tokio::spawn(async move {
             match i % 4 {
-                0 | 1 => websocket_client(addr, i, &stop, &counts).await,
+                0 | 1 => websocket_client(addr, i, fresh_chats, &stop, &counts).await,
                 2 => http_client(addr, &stop, &counts).await,
-                _ => slow_reader(addr, &stop, &counts).await,
+                _ => slow_reader(addr, i, fresh_chats, &stop, &counts).await,
             }
         }));
     }
@@ -79,21 +114,30 @@ async fn run() {
 
     let started = Instant::now();
     let mut samples = Vec::new();
-    println!("   t(s)   RSS(MiB)  fds  answers cancels reconnects http errors");
+    println!(
+        "   t(s)   RSS(MiB)  anon(MiB)  fds  answers cancels reconnects   http errors longest"
+    );
     while started.elapsed() < Duration::from_secs(secs) {
         tokio::time::sleep(Duration::from_secs(10)).await;
         let (rss, fds) = (rss_kib(pid), open_fds(pid));
+        let longest = if with_store {
+            longest_chat(&db).await
+        } else {
+            0
+        };
         samples.push((rss, fds));
         println!(
-            "{:7.0} {:10.1} {:4} {:8} {:7} {:10} {:4} {:6}",
+            "{:7.0} {:10.1} {:10.1} {:4} {:8} {:7} {:10} {:6} {:6} {:7}",
             started.elapsed().as_secs_f64(),
             rss as f64 / 1024.0,
+            rss_anon_kib(pid) as f64 / 1024.0,
             fds,
             counts.answers.load(Ordering::Relaxed),
             counts.cancels.load(Ordering::Relaxed),
             counts.reconnects.load(Ordering::Relaxed),
             counts.http.load(Ordering::Relaxed),
             counts.errors.load(Ordering::Relaxed),
+            longest,
         );
     }
     stop.store(true, Ordering::Relaxed);
@@ -107,8 +151,9 @@ async fn run() {
     tokio::time::sleep(Duration::from_secs(5)).await;
     let (rss, fds) = (rss_kib(pid), open_fds(pid));
     println!(
-        "after the clients left: RSS {:.1} MiB, {fds} descriptors",
-        rss as f64 / 1024.0
+        "after the clients left: RSS {:.1} MiB ({:.1} MiB anonymous), {fds} descriptors",
+        rss as f64 / 1024.0,
+        rss_anon_kib(pid) as f64 / 1024.0
     );
     if samples.len() >= 4 {
         let half = samples.len() / 2;
@@ -135,11 +180,25 @@ async fn wait_until_up(addr: SocketAddr) {
 }
 
 /// Chats on one connection: answers read to the end, every fifth cancelled mid-answer, and a
-/// reconnect every 20 answers.
-async fn websocket_client(addr: SocketAddr, i: usize, stop: &AtomicBool, counts: &Counts) {
+/// reconnect every 20 answers; the same 8 chat names on every connection, or (`fresh`) names
+/// of the connection's own.
+async fn websocket_client(
+    addr: SocketAddr,
+    i: usize,
+    fresh: bool,
+    stop: &AtomicBool,
+    counts: &Counts,
+) {
     let url = format!("ws://{addr}/");
     let mut n = 0u64;
+    let mut connection = 0u64;
     while !stop.load(Ordering::Relaxed) {
+        connection += 1;
+        let prefix = if fresh {
+            format!("c{i}-{connection}")
+        } else {
+            format!("c{i}")
+        };
         let Ok((mut ws, _)) = tokio_tungstenite::connect_async(&url).await else {
             counts.errors.fetch_add(1, Ordering::Relaxed);
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -151,7 +210,7 @@ async fn websocket_client(addr: SocketAddr, i: usize, stop: &AtomicBool, counts:
                 break;
             }
             n += 1;
-            let id = format!("c{i}-{}", n % 8);
+            let id = format!("{prefix}-{}", n % 8);
             let create = serde_json::json!({"id": id, "model": "", "prompt": format!("soak {n}")});
             if ws
                 .send(Message::Text(create.to_string().into()))
@@ -210,17 +269,25 @@ async fn http_client(addr: SocketAddr, stop: &AtomicBool, counts: &Counts) {
     }
 }
 
-/// A client that asks and then reads nothing for a while before hanging up.
-async fn slow_reader(addr: SocketAddr, stop: &AtomicBool, counts: &Counts) {
+/// A client that asks and then reads nothing for a while before hanging up; the same 10 chat
+/// names on every connection, or (`fresh`) names of the connection's own.
+async fn slow_reader(addr: SocketAddr, i: usize, fresh: bool, stop: &AtomicBool, counts: &Counts) {
     let url = format!("ws://{addr}/");
+    let mut connection = 0u64;
     while !stop.load(Ordering::Relaxed) {
         let Ok((mut ws, _)) = tokio_tungstenite::connect_async(&url).await else {
             counts.errors.fetch_add(1, Ordering::Relaxed);
             tokio::time::sleep(Duration::from_millis(100)).await;
             continue;
         };
+        connection += 1;
         for k in 0..10 {
-            let frame = serde_json::json!({"id": format!("s{k}"), "model": "", "prompt": "slow"});
+            let id = if fresh {
+                format!("s{i}-{connection}-{k}")
+            } else {
+                format!("s{k}")
+            };
+            let frame = serde_json::json!({"id": id, "model": "", "prompt": "slow"});
             let _ = ws.send(Message::Text(frame.to_string().into())).await;
         }
         tokio::time::sleep(Duration::from_secs(3)).await;
