@@ -232,6 +232,19 @@ impl Message {
     }
 }
 
+/// The name of the tool the call `call_id` among `messages` asked for (providers that name a
+/// result by its tool, not only by its call id, need it), or `""` when no call has that id.
+pub fn tool_name_of<'a>(messages: &'a [Message], call_id: &str) -> &'a str {
+    messages
+        .iter()
+        .flat_map(|m| &m.parts)
+        .find_map(|p| match p {
+            Part::ToolCall { id, name, .. } if id == call_id => Some(name.as_str()),
+            _ => None,
+        })
+        .unwrap_or_default()
+}
+
 /// Checks that a model can take `messages`: text always; tool calls (from the assistant) and
 /// tool results (in `tool` messages) when it `takes_tools`; anything else is a `bad_request`
 /// naming the part and the model, before anything is sent.

@@ -129,14 +129,7 @@ fn parts(m: &Message, all: &[Message]) -> Vec<Value> {
                 content,
                 is_error,
             } => {
-                let name = all
-                    .iter()
-                    .flat_map(|m| &m.parts)
-                    .find_map(|p| match p {
-                        Part::ToolCall { id, name, .. } if id == call_id => Some(name.as_str()),
-                        _ => None,
-                    })
-                    .unwrap_or_default();
+                let name = crate::message::tool_name_of(all, call_id);
                 let key = if *is_error { "error" } else { "output" };
                 let mut response = json!({ "name": name, "response": { key: content } });
                 if !call_id.starts_with(SYNTHETIC_ID) {

@@ -105,18 +105,12 @@ fn results<'a>(m: &'a Message, all: &'a [Message]) -> impl Iterator<Item = Value
     m.parts.iter().filter_map(move |p| match p {
         Part::ToolResult {
             call_id, content, ..
-        } => {
-            let name = all.iter().flat_map(|m| &m.parts).find_map(|p| match p {
-                Part::ToolCall { id, name, .. } if id == call_id => Some(name.as_str()),
-                _ => None,
-            });
-            Some(json!({
-                "role": "tool",
-                "tool_name": name.unwrap_or_default(),
-                "tool_call_id": call_id,
-                "content": content,
-            }))
-        }
+        } => Some(json!({
+            "role": "tool",
+            "tool_name": crate::message::tool_name_of(all, call_id),
+            "tool_call_id": call_id,
+            "content": content,
+        })),
         _ => None,
     })
 }
