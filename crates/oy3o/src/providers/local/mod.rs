@@ -4,10 +4,10 @@
 //! requests queue in arrival order, and a chat's next turn reuses the KV cache.
 //!
 //! A `load` event comes before an answer that has to load its model first.
-//! Answers are greedy (sampling, with a `temperature` above 0, adds a repeat penalty; see
-//! [`oy3o_llama::GenerateOptions`]), end after
-//! [`DEFAULT_MAX_TOKENS`] new tokens unless `max_tokens` says otherwise, and end early when their
-//! tail repeats itself: then a `repetition` event says so and the finish reason is `repetition`.
+//! Answers are greedy after a repeat penalty (a `temperature` above 0 samples instead; see
+//! [`oy3o_llama::GenerateOptions`]), end after [`DEFAULT_MAX_TOKENS`] new tokens unless
+//! `max_tokens` says otherwise, and end early when their tail repeats itself: then a
+//! `repetition` event says so and the finish reason is `repetition`.
 
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -167,7 +167,7 @@ fn generate_options(options: &crate::Options) -> GenerateOptions {
         top_p: options.top_p,
         seed: options.seed,
         max_tokens: Some(options.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS)),
-        repeat_penalty: None,
+        ..GenerateOptions::default()
     }
 }
 
