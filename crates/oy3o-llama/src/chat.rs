@@ -82,6 +82,11 @@ pub struct GenerateOptions {
     /// Stop after this many new tokens; by default generation runs until the model ends its
     /// answer, loops, or the context window is full.
     pub max_tokens: Option<u32>,
+    /// After this many new tokens, end the answer where its current sentence or line ends
+    /// (with [`Finish::Length`]) instead of letting it run on to `max_tokens`: a short answer
+    /// that still reads whole.
+    #[serde(default)]
+    pub soft_max_tokens: Option<u32>,
     /// Divides (or for negative logits, multiplies) the logit of every token seen in the
     /// answer's last [`REPEAT_WINDOW`] tokens; `None` means [`DEFAULT_REPEAT_PENALTY`]; `1.0`
     /// turns it off.
@@ -103,7 +108,8 @@ pub enum Piece {
 pub enum Finish {
     /// The model ended its answer.
     Stop,
-    /// `max_tokens` was reached or the context window filled up.
+    /// `max_tokens` was reached, the context window filled up, or the answer ended at a
+    /// sentence's end after `soft_max_tokens`.
     Length,
     /// The answer's tail repeated itself (see [`Loop`]), so it was ended there.
     Repetition(Loop),

@@ -29,7 +29,7 @@ use crate::chat::{
 use crate::error::LlamaError;
 use crate::repetition::RepetitionGuard;
 use crate::template::{CHATML_TEMPLATE, ChatTemplate};
-use crate::text::Utf8Pieces;
+use crate::text::{Utf8Pieces, starts_new_sentence};
 
 /// Where generated pieces go.
 pub(crate) type PieceSender = mpsc::Sender<Result<Piece, LlamaError>>;
@@ -389,6 +389,9 @@ impl<'m> Session<'m> {
         let mut guard = RepetitionGuard::default();
         let room = n_ctx - tokens.len();
         let max_new = options.max_tokens.map_or(room, |m| (m as usize).min(room));
+        let soft_max = options.soft_max_tokens.map_or(usize::MAX, |m| m as usize);
+        // The answer's bytes, to see where its sentences end.
+        let mut answer: Vec<u8> = Vec::new();
         let vocab = self.model.vocab();
         let mut text = Utf8Pieces::default();
         let mut completion = 0usize;
@@ -401,8 +404,13 @@ impl<'m> Session<'m> {
             if vocab.is_eog(token) {
                 break Finish::Stop;
             }
+            let bytes = vocab.token_to_piece(token, false, None);
+            if completion >= soft_max && starts_new_sentence(&answer, &bytes) {
+                break Finish::Length;
+            }
             completion += 1;
-            let piece = text.push(&vocab.token_to_piece(token, false, None));
+            answer.extend_from_slice(&bytes);
+            let piece = text.push(&bytes);
             if !piece.is_empty() && reply.blocking_send(Ok(Piece::Text(piece))).is_err() {
                 return Ok(None);
             }

@@ -347,6 +347,27 @@ async fn the_default_repeat_penalty_keeps_a_greedy_answer_out_of_its_loop() {
 }
 
 #[tokio::test]
+async fn after_soft_max_tokens_the_answer_ends_where_its_sentence_ends() {
+    let _serial = SERIAL.lock().await;
+    let options = GenerateOptions {
+        soft_max_tokens: Some(24),
+        ..greedy(400)
+    };
+    let question = vec![ChatMessage::user(
+        "Tell me a very long story about a dragon and a knight.",
+    )];
+    let (text, stats) = answer(&runtime(), question, options).await.unwrap();
+    eprintln!("answer: {text:?} {stats:?}");
+    assert_eq!(stats.finish, Finish::Length, "{text:?}");
+    assert!(
+        (24..200).contains(&stats.completion_tokens),
+        "{stats:?} {text:?}"
+    );
+    let end = text.trim_end().trim_end_matches(['"', '\'', ')', '*']);
+    assert!(end.ends_with(['.', '!', '?']), "{text:?}");
+}
+
+#[tokio::test]
 async fn the_default_models_chat_template_renders_the_prompt_its_catalog_entry_expects() {
     let _serial = SERIAL.lock().await;
     runtime()
