@@ -82,7 +82,7 @@ pub struct GenerateOptions {
     /// Stop after this many new tokens; by default generation runs until the model ends its
     /// answer, loops, or the context window is full.
     pub max_tokens: Option<u32>,
-    /// After this many new tokens, end the answer where its current sentence or line ends
+    /// After this many new tokens, end the answer where its current sentence or paragraph ends
     /// (with [`Finish::Length`]) instead of letting it run on to `max_tokens`: a short answer
     /// that still reads whole.
     #[serde(default)]
