@@ -43,33 +43,53 @@ impl ChatMessage {
     }
 }
 
-/// The repeat penalty used when sampling and [`GenerateOptions::repeat_penalty`] is `None`:
-/// llama.cpp's server (llama-cpp-python) and Ollama apply 1.1 by default. Greedy decoding uses
-/// none by default (it answered worse with it).
+/// The repeat penalty used when [`GenerateOptions::repeat_penalty`] is `None`, greedy or
+/// sampling: llama.cpp's server (llama-cpp-python) and Ollama apply 1.1 by default.
 pub const DEFAULT_REPEAT_PENALTY: f32 = 1.1;
 
 /// How many of the answer's last tokens the repeat penalty looks at, as llama.cpp's
 /// `repeat_last_n` and Ollama's default.
 pub const REPEAT_WINDOW: usize = 64;
 
-/// How to pick tokens. The default is greedy decoding, which small models need to stay on topic;
-/// sampling adds a repeat penalty over a recent window. Either way an answer whose tail loops
-/// ends with [`Finish::Repetition`].
+/// When sampling and [`GenerateOptions::top_k`] is `None`: llama.cpp's default.
+pub const DEFAULT_TOP_K: u32 = 40;
+/// When sampling and [`GenerateOptions::top_p`] is `None`: llama.cpp's default.
+pub const DEFAULT_TOP_P: f32 = 0.95;
+/// When sampling and [`GenerateOptions::min_p`] is `None`: llama.cpp's default.
+pub const DEFAULT_MIN_P: f32 = 0.05;
+
+/// How to pick tokens. The default is greedy decoding after a repeat penalty over the answer's
+/// last tokens; a temperature above 0 samples instead, with llama.cpp's server's defaults for
+/// what is not set. Either way an answer whose tail loops ends with [`Finish::Repetition`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct GenerateOptions {
     /// Sampling temperature; `None` or `0` means greedy (always the most likely token).
     pub temperature: Option<f32>,
-    /// Nucleus sampling: keep the smallest set of tokens whose probability adds up to this.
-    /// Only used when sampling (temperature above 0).
+    /// Nucleus sampling: keep the smallest set of tokens whose probability adds up to this
+    /// ([`DEFAULT_TOP_P`] when `None`, `1.0` for all). Only used when sampling (temperature
+    /// above 0).
     pub top_p: Option<f32>,
+    /// Keep only this many of the most likely tokens ([`DEFAULT_TOP_K`] when `None`, `0` for
+    /// all). Only used when sampling.
+    #[serde(default)]
+    pub top_k: Option<u32>,
+    /// Drop the tokens less likely than this fraction of the most likely one
+    /// ([`DEFAULT_MIN_P`] when `None`, `0` for none). Only used when sampling.
+    #[serde(default)]
+    pub min_p: Option<f32>,
     /// Seed for sampling, for repeatable answers; random when `None`.
     pub seed: Option<u32>,
     /// Stop after this many new tokens; by default generation runs until the model ends its
     /// answer, loops, or the context window is full.
     pub max_tokens: Option<u32>,
+    /// After this many new tokens, end the answer where its current sentence or paragraph ends
+    /// (with [`Finish::Length`]) instead of letting it run on to `max_tokens`: a short answer
+    /// that still reads whole.
+    #[serde(default)]
+    pub soft_max_tokens: Option<u32>,
     /// Divides (or for negative logits, multiplies) the logit of every token seen in the
-    /// answer's last [`REPEAT_WINDOW`] tokens; `None` means [`DEFAULT_REPEAT_PENALTY`] when
-    /// sampling and none when greedy; `1.0` turns it off.
+    /// answer's last [`REPEAT_WINDOW`] tokens; `None` means [`DEFAULT_REPEAT_PENALTY`]; `1.0`
+    /// turns it off.
     #[serde(default)]
     pub repeat_penalty: Option<f32>,
 }
@@ -88,7 +108,8 @@ pub enum Piece {
 pub enum Finish {
     /// The model ended its answer.
     Stop,
-    /// `max_tokens` was reached or the context window filled up.
+    /// `max_tokens` was reached, the context window filled up, or the answer ended at a
+    /// sentence's end after `soft_max_tokens`.
     Length,
     /// The answer's tail repeated itself (see [`Loop`]), so it was ended there.
     Repetition(Loop),

@@ -26,8 +26,8 @@ mod text;
 
 pub use catalog::{CATALOG, CatalogModel, TEMPLATE_CHECK_QUESTION, find_model};
 pub use chat::{
-    ChatMessage, DEFAULT_REPEAT_PENALTY, Finish, GenerateOptions, Loop, Piece, REPEAT_WINDOW,
-    RenderedPrompt, Stats,
+    ChatMessage, DEFAULT_MIN_P, DEFAULT_REPEAT_PENALTY, DEFAULT_TOP_K, DEFAULT_TOP_P, Finish,
+    GenerateOptions, Loop, Piece, REPEAT_WINDOW, RenderedPrompt, Stats,
 };
 pub use error::{LlamaError, PullError, SourceFailure};
 pub use pull::{

@@ -23,13 +23,13 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::backend;
 use crate::chat::{
-    ChatMessage, DEFAULT_REPEAT_PENALTY, Finish, GenerateOptions, Piece, REPEAT_WINDOW,
-    RenderedPrompt, Stats,
+    ChatMessage, DEFAULT_MIN_P, DEFAULT_REPEAT_PENALTY, DEFAULT_TOP_K, DEFAULT_TOP_P, Finish,
+    GenerateOptions, Piece, REPEAT_WINDOW, RenderedPrompt, Stats,
 };
 use crate::error::LlamaError;
 use crate::repetition::RepetitionGuard;
 use crate::template::{CHATML_TEMPLATE, ChatTemplate};
-use crate::text::Utf8Pieces;
+use crate::text::{Utf8Pieces, starts_new_sentence};
 
 /// Where generated pieces go.
 pub(crate) type PieceSender = mpsc::Sender<Result<Piece, LlamaError>>;
@@ -389,6 +389,9 @@ impl<'m> Session<'m> {
         let mut guard = RepetitionGuard::default();
         let room = n_ctx - tokens.len();
         let max_new = options.max_tokens.map_or(room, |m| (m as usize).min(room));
+        let soft_max = options.soft_max_tokens.map_or(usize::MAX, |m| m as usize);
+        // The answer's bytes, to see where its sentences end.
+        let mut answer: Vec<u8> = Vec::new();
         let vocab = self.model.vocab();
         let mut text = Utf8Pieces::default();
         let mut completion = 0usize;
@@ -401,8 +404,13 @@ impl<'m> Session<'m> {
             if vocab.is_eog(token) {
                 break Finish::Stop;
             }
+            let bytes = vocab.token_to_piece(token, false, None);
+            if completion >= soft_max && starts_new_sentence(&answer, &bytes) {
+                break Finish::Length;
+            }
             completion += 1;
-            let piece = text.push(&vocab.token_to_piece(token, false, None));
+            answer.extend_from_slice(&bytes);
+            let piece = text.push(&bytes);
             if !piece.is_empty() && reply.blocking_send(Ok(Piece::Text(piece))).is_err() {
                 return Ok(None);
             }
@@ -465,29 +473,36 @@ impl<'m> Session<'m> {
     }
 }
 
-/// Greedy unless a temperature above zero is asked for. Sampling goes after a repeat penalty
-/// over the answer's last [`REPEAT_WINDOW`] tokens, as llama.cpp's server and Ollama do; greedy
-/// decoding has none unless one is asked for, because on SmolLM2 it measurably answered worse
-/// (a second turn lost the dog's name it was told and looped on "a mix of"), and the prompt in
-/// the window was worse still ("Zorblax" became "Zorba", "1+1" drifted into calculus). Loops
-/// are ended by the repetition guard instead.
+/// A repeat penalty over the answer's last [`REPEAT_WINDOW`] tokens, as llama.cpp's server and
+/// Ollama apply, then greedy unless a temperature above zero is asked for; sampling goes
+/// through llama.cpp's chain (top-k, top-p, min-p, temperature) with its defaults for what is
+/// not set. Measured on SmolLM2-135M (`bench/local_answers.py`'s 24 one-line questions and 12
+/// two-turn "remember what I told you" conversations): greedy with the penalty answered 16
+/// questions right and 8 conversations, greedy without it 13 and 8, llama.cpp's sampling
+/// (temperature 0.8) 15.7 and 8.5 on average over three seeds, at 0.3 16.7 questions. The penalty
+/// looks at the answer only: with the prompt in its window SmolLM2 could not repeat a name it
+/// was given ("Zorblax" became "Zorba").
 fn sampler(options: GenerateOptions, n_vocab: i32) -> LlamaSampler {
     let mut chain = Vec::new();
-    let sampling = options.temperature.is_some_and(|t| t > 0.0);
-    let default = if sampling {
-        DEFAULT_REPEAT_PENALTY
-    } else {
-        1.0
-    };
-    let penalty = options.repeat_penalty.unwrap_or(default);
+    let penalty = options.repeat_penalty.unwrap_or(DEFAULT_REPEAT_PENALTY);
     if penalty > 0.0 && (penalty - 1.0).abs() > f32::EPSILON {
         let window = i32::try_from(REPEAT_WINDOW).unwrap_or(i32::MAX);
         chain.push(LlamaSampler::penalties(n_vocab, window, penalty, 0.0, 0.0));
     }
     match options.temperature {
         Some(t) if t > 0.0 => {
-            if let Some(p) = options.top_p.filter(|p| *p > 0.0 && *p < 1.0) {
+            // llama.cpp's order: top-k, top-p, min-p, then the temperature.
+            let k = options.top_k.unwrap_or(DEFAULT_TOP_K);
+            if k > 0 {
+                chain.push(LlamaSampler::top_k(i32::try_from(k).unwrap_or(i32::MAX)));
+            }
+            let p = options.top_p.unwrap_or(DEFAULT_TOP_P);
+            if p > 0.0 && p < 1.0 {
                 chain.push(LlamaSampler::top_p(p, 1));
+            }
+            let p = options.min_p.unwrap_or(DEFAULT_MIN_P);
+            if p > 0.0 && p <= 1.0 {
+                chain.push(LlamaSampler::min_p(p, 1));
             }
             chain.push(LlamaSampler::temp(t));
             // llama.cpp picks a random seed for this value.

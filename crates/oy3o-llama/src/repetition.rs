@@ -1,7 +1,7 @@
 //! Ends an answer whose tail repeats itself: a small model decoding greedily can fall into a
 //! loop ("la femme au martyre, la femme au martyre, …") and would otherwise run until the cap or
-//! the end of the context window. Greedy decoding has no repeat penalty by default (it answered
-//! worse with one), so this is what ends its loops; sampling has one and rarely needs this.
+//! the end of the context window. The repeat penalty makes loops rarer (its window is 64 tokens,
+//! so a longer block can still come round again); this ends the rest.
 //!
 //! A loop is a block of 1 to [`MAX_PERIOD`] tokens that the last tokens repeat back to back,
 //! covering at least [`MIN_SPAN`] tokens and at least [`MIN_REPEATS`] copies of the block. So a

@@ -44,6 +44,14 @@ fn greedy(max_tokens: u32) -> GenerateOptions {
     }
 }
 
+/// Greedy decoding with the repeat penalty turned off: the way small models fall into loops.
+fn plain_greedy(max_tokens: u32) -> GenerateOptions {
+    GenerateOptions {
+        repeat_penalty: Some(1.0),
+        ..greedy(max_tokens)
+    }
+}
+
 /// The ChatML prompt SmolLM2's template produces for one question (with its default system
 /// prompt), and its token ids as llama.cpp's tokenizer gives them for that exact string.
 const ONE_PLUS_ONE_PROMPT: &str = "<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n<|im_start|>user\nWhat is 1+1?<|im_end|>\n<|im_start|>assistant\n";
@@ -84,14 +92,17 @@ async fn the_model_answers_what_is_one_plus_one_with_two() {
 async fn a_second_turn_keeps_the_history_and_reuses_the_kv_cache() {
     let _serial = SERIAL.lock().await;
     let rt = runtime();
+    // Without the repeat penalty: with it SmolLM2 answers this one turn with "Ladle, I am a
+    // LADLE" and then forgets the name, although over twelve such two-turn conversations it
+    // remembered as many with the penalty as without (8).
     let mut chat = vec![ChatMessage::user("I have a dog called Rex.")];
-    let (first, s1) = answer(&rt, chat.clone(), greedy(64)).await.unwrap();
+    let (first, s1) = answer(&rt, chat.clone(), plain_greedy(64)).await.unwrap();
     eprintln!("turn 1: {first:?} {s1:?}");
     assert_eq!(s1.cached_tokens, 0);
 
     chat.push(ChatMessage::assistant(first));
     chat.push(ChatMessage::user("What is my dog called?"));
-    let (second, s2) = answer(&rt, chat, greedy(32)).await.unwrap();
+    let (second, s2) = answer(&rt, chat, plain_greedy(32)).await.unwrap();
     eprintln!("turn 2: {second:?} {s2:?}");
     // The name is only in the first turn.
     assert!(second.contains("Rex"), "{second:?}");
@@ -288,17 +299,21 @@ async fn a_conversation_longer_than_the_context_is_a_clear_error() {
     assert!(matches!(err, LlamaError::PromptTooLong { .. }), "{err}");
 }
 
-/// A prompt SmolLM2-135M answers greedily with a loop that runs to the cap when nothing
-/// stops it.
+/// A prompt SmolLM2-135M answers greedily, without the repeat penalty, with a loop that runs to
+/// the cap when nothing stops it.
 const LOOPING_PROMPT: &str = "Repeat after me forever: la la la";
 
 #[tokio::test]
 async fn an_answer_whose_tail_repeats_itself_ends_with_repetition() {
     let _serial = SERIAL.lock().await;
     let rt = runtime();
-    let (text, stats) = answer(&rt, vec![ChatMessage::user(LOOPING_PROMPT)], greedy(1000))
-        .await
-        .unwrap();
+    let (text, stats) = answer(
+        &rt,
+        vec![ChatMessage::user(LOOPING_PROMPT)],
+        plain_greedy(1000),
+    )
+    .await
+    .unwrap();
     eprintln!("answer: {text:?} {stats:?}");
     let Finish::Repetition(found) = stats.finish else {
         panic!("no loop found: {stats:?} {text:?}");
@@ -306,6 +321,50 @@ async fn an_answer_whose_tail_repeats_itself_ends_with_repetition() {
     assert!(found.repeats >= 3, "{found:?}");
     // It stops soon after the loop starts, far from the cap.
     assert!(stats.completion_tokens < 300, "{stats:?}");
+}
+
+/// A question SmolLM2-135M answers greedily, without a repeat penalty, by looping on a French
+/// phrase ("la femme au martyre, la femme au martyre, …") instead of naming Paris.
+const FRANCE: &str = "What is the capital of France?";
+
+#[tokio::test]
+async fn the_default_repeat_penalty_keeps_a_greedy_answer_out_of_its_loop() {
+    let _serial = SERIAL.lock().await;
+    let rt = runtime();
+    let question = vec![ChatMessage::user(FRANCE)];
+    let (looped, stats) = answer(&rt, question.clone(), plain_greedy(256))
+        .await
+        .unwrap();
+    eprintln!("without: {looped:?} {stats:?}");
+    assert!(
+        matches!(stats.finish, Finish::Repetition(_)),
+        "{stats:?} {looped:?}"
+    );
+    let (text, stats) = answer(&rt, question, greedy(256)).await.unwrap();
+    eprintln!("with: {text:?} {stats:?}");
+    assert_eq!(stats.finish, Finish::Stop, "{text:?}");
+    assert!(text.contains("Paris"), "{text:?}");
+}
+
+#[tokio::test]
+async fn after_soft_max_tokens_the_answer_ends_where_its_sentence_ends() {
+    let _serial = SERIAL.lock().await;
+    let options = GenerateOptions {
+        soft_max_tokens: Some(24),
+        ..greedy(400)
+    };
+    let question = vec![ChatMessage::user(
+        "Tell me a very long story about a dragon and a knight.",
+    )];
+    let (text, stats) = answer(&runtime(), question, options).await.unwrap();
+    eprintln!("answer: {text:?} {stats:?}");
+    assert_eq!(stats.finish, Finish::Length, "{text:?}");
+    assert!(
+        (24..200).contains(&stats.completion_tokens),
+        "{stats:?} {text:?}"
+    );
+    let end = text.trim_end().trim_end_matches(['"', '\'', ')', '*']);
+    assert!(end.ends_with(['.', '!', '?']), "{text:?}");
 }
 
 #[tokio::test]

@@ -4,10 +4,12 @@
 //! requests queue in arrival order, and a chat's next turn reuses the KV cache.
 //!
 //! A `load` event comes before an answer that has to load its model first.
-//! Answers are greedy (sampling, with a `temperature` above 0, adds a repeat penalty; see
-//! [`oy3o_llama::GenerateOptions`]), end after
-//! [`DEFAULT_MAX_TOKENS`] new tokens unless `max_tokens` says otherwise, and end early when their
-//! tail repeats itself: then a `repetition` event says so and the finish reason is `repetition`.
+//! Answers are greedy after a repeat penalty (a `temperature` above 0 samples instead; see
+//! [`oy3o_llama::GenerateOptions`]), end after [`DEFAULT_MAX_TOKENS`] new tokens unless
+//! `max_tokens` says otherwise, and end early when their tail repeats itself: then a
+//! `repetition` event says so and the finish reason is `repetition`. Unless `max_tokens` is set,
+//! the answer to a one-line question ends with the sentence or paragraph it is in once it has
+//! [`SHORT_ANSWER_TOKENS`] tokens (finish reason `length`).
 
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -40,6 +42,15 @@ static INFO: ProviderInfo = ProviderInfo {
 /// New tokens a `local` answer may have when neither the config nor the call sets `max_tokens`:
 /// a small model that rambles stops in seconds instead of filling its context window.
 pub const DEFAULT_MAX_TOKENS: u32 = 512;
+
+/// Tokens (about a hundred words, a paragraph) after which the answer to a one-line question
+/// ends where its sentence or paragraph ends, when `max_tokens` is not set: a small model goes
+/// on past the answer (SmolLM2 from "the sky is blue" to Greek myths and the Olympic flag).
+pub const SHORT_ANSWER_TOKENS: u32 = 128;
+
+/// The longest message that counts as a one-line question, in characters; a longer line is
+/// more likely text to work on (translate, rewrite) than a question.
+const ONE_LINE_QUESTION_CHARS: usize = 200;
 
 impl Provider for Local {
     fn info(&self) -> &'static ProviderInfo {
@@ -118,12 +129,12 @@ impl Completions for LocalModel {
                 }
             };
             let path = joined.map_err(|e| Error::provider(format!("model pull stopped: {e}")))??;
-            let messages = request
+            let messages: Vec<ChatMessage> = request
                 .messages
                 .iter()
                 .map(|m| ChatMessage::new(role(m.role), m.text().into_owned()))
                 .collect();
-            let options = generate_options(&request.options);
+            let options = generate_options(&request.options, &messages);
             if !runtime.is_loaded(&path) {
                 // The first answer of a process waits for the load: say so.
                 yield Delta::Event(Event::Other {
@@ -160,15 +171,28 @@ fn role(role: Role) -> &'static str {
     role.as_str()
 }
 
-/// The engine's options as llama.cpp's: `max_tokens` (config, then call) or the default cap.
-fn generate_options(options: &crate::Options) -> GenerateOptions {
+/// The engine's options as llama.cpp's: `max_tokens` (config, then call) or the default cap,
+/// and when it is the default, a short answer to a one-line question.
+fn generate_options(options: &crate::Options, messages: &[ChatMessage]) -> GenerateOptions {
     GenerateOptions {
         temperature: options.temperature,
         top_p: options.top_p,
         seed: options.seed,
         max_tokens: Some(options.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS)),
-        repeat_penalty: None,
+        soft_max_tokens: (options.max_tokens.is_none() && ends_with_one_line_question(messages))
+            .then_some(SHORT_ANSWER_TOKENS),
+        ..GenerateOptions::default()
     }
+}
+
+/// True when the conversation ends with a user message of one short line.
+fn ends_with_one_line_question(messages: &[ChatMessage]) -> bool {
+    messages.last().is_some_and(|m| {
+        let text = m.content.trim();
+        m.role == Role::User.as_str()
+            && !text.contains('\n')
+            && text.chars().count() <= ONE_LINE_QUESTION_CHARS
+    })
 }
 
 /// The finish reason of an answer, and the event that explains an early end: `repetition`
@@ -240,9 +264,10 @@ mod tests {
 
     #[test]
     fn an_answer_is_capped_at_the_default_unless_max_tokens_is_set() {
+        let question = [ChatMessage::user("Why is the sky blue?")];
         let unset = crate::Options::default();
         assert_eq!(
-            generate_options(&unset).max_tokens,
+            generate_options(&unset, &question).max_tokens,
             Some(DEFAULT_MAX_TOKENS)
         );
         let set = crate::Options {
@@ -250,9 +275,36 @@ mod tests {
             temperature: Some(0.5),
             ..crate::Options::default()
         };
-        let mapped = generate_options(&set);
+        let mapped = generate_options(&set, &question);
         assert_eq!(mapped.max_tokens, Some(2000));
         assert_eq!(mapped.temperature, Some(0.5));
+    }
+
+    #[test]
+    fn only_a_one_line_question_without_max_tokens_gets_a_short_answer() {
+        let unset = crate::Options::default();
+        let short = |messages: &[ChatMessage]| generate_options(&unset, messages).soft_max_tokens;
+        assert_eq!(
+            short(&[ChatMessage::user(" Why is the sky blue?\n")]),
+            Some(SHORT_ANSWER_TOKENS)
+        );
+        // Several lines, a long line, or a conversation that does not end with the user.
+        assert_eq!(short(&[ChatMessage::user("Translate:\nBonjour")]), None);
+        assert_eq!(short(&[ChatMessage::user("word ".repeat(50))]), None);
+        assert_eq!(
+            short(&[
+                ChatMessage::user("Hi"),
+                ChatMessage::assistant("Hello! How can I help?")
+            ]),
+            None
+        );
+        assert_eq!(short(&[]), None);
+        let capped = crate::Options {
+            max_tokens: Some(512),
+            ..crate::Options::default()
+        };
+        let question = [ChatMessage::user("Why is the sky blue?")];
+        assert_eq!(generate_options(&capped, &question).soft_max_tokens, None);
     }
 
     #[test]
