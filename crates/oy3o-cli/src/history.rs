@@ -150,11 +150,44 @@ fn write_turn(out: &mut impl Write, logged: &LoggedTurn) -> std::io::Result<()> 
         writeln!(out, "> {line}")?;
     }
     writeln!(out)?;
+    for event in &t.events {
+        if let Some(line) = tool_step_line(event) {
+            writeln!(out, "{line}")?;
+        }
+    }
     writeln!(out, "{}", t.answer.trim_end())?;
     if let Some(error) = &t.error {
         writeln!(out, "(error: {error})")?;
     }
     writeln!(out)
+}
+
+/// A stored `tool_call` or `tool_result` event as one line of the log: `→ name {arguments}`,
+/// `← name (12 ms): output` (`✗` for an error), cut at 200 characters; `None` for other events.
+fn tool_step_line(event: &serde_json::Value) -> Option<String> {
+    let message = &event["message"];
+    let name = message["name"].as_str().unwrap_or("?");
+    let line = match event["event"].as_str()? {
+        "tool_call" => format!("→ {name} {}", message["arguments"]),
+        "tool_result" => {
+            let mark = if message["is_error"] == true {
+                '✗'
+            } else {
+                '←'
+            };
+            let content = message["content"].as_str().unwrap_or_default();
+            format!(
+                "{mark} {name} ({} ms): {}",
+                message["elapsed_ms"],
+                content.split_whitespace().collect::<Vec<_>>().join(" ")
+            )
+        }
+        _ => return None,
+    };
+    Some(match line.char_indices().nth(200) {
+        Some((cut, _)) => format!("{}…", &line[..cut]),
+        None => line,
+    })
 }
 
 /// One turn as `--json` prints it.
@@ -170,6 +203,7 @@ fn turn_json(logged: &LoggedTurn) -> serde_json::Value {
         "answer": t.answer,
         "reasoning": t.reasoning,
         "events": t.events,
+        "steps": t.steps(),
         "usage": t.usage,
         "state": t.state,
         "error": t.error,
@@ -177,4 +211,34 @@ fn turn_json(logged: &LoggedTurn) -> serde_json::Value {
         "elapsed_ms": t.elapsed_ms,
         "created_at": t.created_at,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tool_steps_read_as_one_line_each_and_long_output_is_cut() {
+        let call = json!({"event": "tool_call", "message":
+            {"id": "c1", "name": "time__now", "arguments": {"tz": "UTC"}}});
+        assert_eq!(
+            tool_step_line(&call).as_deref(),
+            Some(r#"→ time__now {"tz":"UTC"}"#)
+        );
+        let failed = json!({"event": "tool_result", "message": {"call_id": "c1",
+            "name": "time__now", "content": "no\nsuch zone", "is_error": true, "elapsed_ms": 7}});
+        assert_eq!(
+            tool_step_line(&failed).as_deref(),
+            Some("✗ time__now (7 ms): no such zone")
+        );
+        let long = json!({"event": "tool_result", "message": {"call_id": "c1",
+            "name": "t", "content": "é".repeat(500), "is_error": false, "elapsed_ms": 1}});
+        let line = tool_step_line(&long).unwrap();
+        assert_eq!(line.chars().count(), 201);
+        assert!(line.starts_with("← t (1 ms): éé") && line.ends_with('…'));
+        assert_eq!(
+            tool_step_line(&json!({"event": "title", "message": {}})),
+            None
+        );
+    }
 }

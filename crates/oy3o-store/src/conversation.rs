@@ -81,6 +81,7 @@ fn stored_turn(turn: &TurnRecord) -> StoredTurn {
     StoredTurn {
         seq: turn.seq,
         prompt: turn.prompt_message(),
+        steps: turn.steps(),
         answer: turn.answer_message(),
         outcome: outcome(turn.state),
     }

@@ -201,8 +201,10 @@ pub struct TurnRecord {
     /// Token counts, when reported.
     pub usage: Option<Usage>,
     /// The parts of the prompt and answer that are not plain text, as
-    /// `{"prompt": [parts], "answer": [parts]}` (`oy3o::Part` in JSON); `None` when both are text
-    /// only. `prompt` and `answer` always hold their text.
+    /// `{"prompt": [parts], "answer": [parts], "steps": [messages]}` (`oy3o::Part` and
+    /// `oy3o::Message` in JSON); `None` when both are text only and no tool ran. `steps` are the
+    /// tool steps between the prompt and the last answer (see `oy3o::StoredTurn::steps`).
+    /// `prompt` and `answer` always hold their text (`answer`: every step's text, in order).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parts: Option<Value>,
     /// The model reference that answered.
@@ -271,9 +273,22 @@ impl TurnRecord {
         }
     }
 
-    /// The chat history this turn adds: the prompt and the answer.
+    /// The tool steps between the prompt and the last answer: assistant messages with tool
+    /// calls, each followed by a `tool` message with their results.
+    pub fn steps(&self) -> Vec<oy3o::Message> {
+        self.parts
+            .as_ref()
+            .and_then(|p| p.get("steps"))
+            .and_then(|s| serde_json::from_value(s.clone()).ok())
+            .unwrap_or_default()
+    }
+
+    /// The chat history this turn adds: the prompt, its tool steps and the answer.
     pub fn messages(&self) -> Vec<oy3o::Message> {
-        vec![self.prompt_message(), self.answer_message()]
+        let mut messages = vec![self.prompt_message()];
+        messages.extend(self.steps());
+        messages.push(self.answer_message());
+        messages
     }
 }
 

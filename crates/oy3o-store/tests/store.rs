@@ -1267,3 +1267,102 @@ async fn a_database_of_migration_0001_migrates_and_searches_old_and_new_turns(db
     store.close().await;
 }
 on_both!(a_database_of_migration_0001_migrates_and_searches_old_and_new_turns);
+
+/// A turn in which the engine ran a tool is stored with its steps: a conversation reopened by
+/// another process (a fresh registry over the same store) sends the model the prompt, the call,
+/// the result and the answer before the next prompt, exactly as the live chat did; the log
+/// keeps each call and result with its time.
+async fn tool_steps_are_stored_and_a_resumed_conversation_sends_them(db: Db) {
+    use oy3o::tool_loop::{FnTool, Tool, Toolbox};
+    use oy3o::{Config, Conversations, Credential, Opening, Options, ProviderSettings, ToolSpec};
+    use oy3o_testkit::{FakeServer, openai};
+
+    let server = FakeServer::start().await;
+    server.push(openai::tool_calls(&[("call_a", "get_weather", r#"{"city": "Oslo"}"#)]).build());
+    server.push(openai::answer(&["It is 4 degrees in Oslo."]).build());
+    server.push(openai::answer(&["Yes."]).build());
+    let mut config = Config::default();
+    config.providers.insert(
+        "openai".into(),
+        ProviderSettings {
+            base_url: Some(server.base_url()),
+            api_key: Some(Credential::parse("sk-test")),
+            ..ProviderSettings::default()
+        },
+    );
+    let spec = ToolSpec {
+        name: "get_weather".into(),
+        description: None,
+        parameters: Some(serde_json::json!({"type": "object", "required": ["city"]})),
+        strict: None,
+    };
+    let tool: Arc<dyn Tool> = Arc::new(FnTool::new(spec, |args: serde_json::Value| async move {
+        Ok(format!("{} 4C", args["city"].as_str().unwrap_or_default()))
+    }));
+    let options = Options {
+        toolbox: Some(Arc::new(Toolbox::new(vec![tool]).unwrap())),
+        ..Options::default()
+    };
+
+    let store = open_store(&db).await;
+    let open = |store: Arc<dyn Store>| {
+        let recorded = oy3o_store::RecordedConversations::new(Recorder::new(store));
+        Conversations::new(Some(Arc::new(recorded)))
+    };
+    let first = open(store.clone());
+    let chat = first
+        .open(
+            Opening::named("", "weather").model(Some("openai:gpt-4o-mini")),
+            &config,
+        )
+        .await
+        .unwrap();
+    let answer = chat
+        .send(oy3o::Message::user("Weather in Oslo?"), &options)
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(answer, "It is 4 degrees in Oslo.");
+    let live = chat.history();
+    assert_eq!(live.len(), 4, "{live:?}");
+
+    // Another process: a registry of its own over the same store.
+    let second = open(store.clone());
+    let resumed = second
+        .open(
+            Opening::named("", "weather").model(Some("openai:gpt-4o-mini")),
+            &config,
+        )
+        .await
+        .unwrap();
+    assert_eq!(resumed.history(), live);
+    resumed
+        .send(oy3o::Message::user("Cold?"), &Options::default())
+        .text()
+        .await
+        .unwrap();
+    let sent = server.requests()[2].json();
+    let messages = sent["messages"].as_array().unwrap();
+    assert_eq!(messages.len(), 5, "{messages:#?}");
+    assert_eq!(messages[1]["tool_calls"][0]["id"], "call_a");
+    assert_eq!(messages[2]["role"], "tool");
+    assert_eq!(messages[2]["tool_call_id"], "call_a");
+    assert_eq!(messages[2]["content"], "Oslo 4C");
+    assert_eq!(messages[3]["content"], "It is 4 degrees in Oslo.");
+    assert_eq!(messages[4]["content"], "Cold?");
+
+    let turns = store.turns("", &resumed.record().id).await.unwrap();
+    let names: Vec<&str> = turns[0]
+        .events
+        .iter()
+        .filter_map(|e| e["event"].as_str())
+        .collect();
+    assert_eq!(
+        names,
+        ["tool_call", "tool_result"],
+        "no call fragments kept"
+    );
+    assert!(turns[0].events[1]["message"]["elapsed_ms"].is_u64());
+    store.close().await;
+}
+on_both!(tool_steps_are_stored_and_a_resumed_conversation_sends_them);

@@ -157,6 +157,7 @@ impl MemoryTurn {
         chat.turns.push(StoredTurn {
             seq: self.seq,
             prompt: self.prompt.clone(),
+            steps: Vec::new(),
             answer: Message::assistant(self.answer.lock().unwrap().clone()),
             outcome,
         });

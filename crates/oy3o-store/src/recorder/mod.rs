@@ -24,6 +24,7 @@ use tokio::sync::Notify;
 use crate::error::{Result, StoreError};
 use crate::record::{ChainRunRecord, ChatRecord, TurnRecord, TurnState, new_id, now_ms};
 
+mod steps;
 mod writer;
 use crate::store::Store;
 
@@ -193,12 +194,14 @@ struct TurnData {
     chat: ChatRecord,
     turn: TurnRecord,
     started: Instant,
+    /// Its tool steps, written into `turn.parts` when it ends.
+    steps: steps::ToolSteps,
 }
 
 impl TurnData {
     /// What the turn holds in memory, as the byte budget counts it.
     fn size(&self) -> usize {
-        turn_size(&self.turn)
+        turn_size(&self.turn) + self.steps.bytes
     }
 }
 
@@ -336,6 +339,7 @@ impl Recorder {
                 chat: chat.clone(),
                 turn,
                 started: Instant::now(),
+                steps: steps::ToolSteps::default(),
             }),
             dirty: AtomicBool::new(false),
             finished: AtomicBool::new(false),
@@ -516,17 +520,28 @@ impl TurnRecorder {
 
     /// Keeps an event of note: citations, search queries and results, a title, reply
     /// suggestions, throttling, provider-specific events; reasoning is appended and usage kept.
-    /// `create` notes the model. Other lifecycle events (`send`, `result`, `retry`, `error`) are
-    /// not stored: the turn's own fields hold them.
+    /// `create` notes the model. Tool calls and results are kept as events (for the log, with
+    /// their times) and as the turn's tool steps (for the history, see [`TurnRecord::steps`]);
+    /// the fragments of a call as it streams are not. Other lifecycle events (`send`,
+    /// `result`, `retry`, `error`) are not stored: the turn's own fields hold them.
     pub fn event(&self, event: &Event) {
         match event {
             Event::Reasoning(text) => self.reasoning(text),
             Event::Usage(usage) => self.change(|d| d.turn.usage = Some(usage.clone())),
             Event::Create { model } => self.model(model),
+            Event::ToolCall(call) => self.change(|d| {
+                d.steps.call(call);
+                d.turn.events.push(event.to_json());
+            }),
+            Event::ToolResult(result) => self.change(|d| {
+                d.steps.result(&d.turn.answer, result);
+                d.turn.events.push(event.to_json());
+            }),
             Event::Update { .. }
             | Event::Send { .. }
             | Event::Result { .. }
             | Event::Error { .. }
+            | Event::ToolCallDelta(_)
             | Event::Retry { .. } => {}
             other => self.change(|d| d.turn.events.push(other.to_json())),
         }
@@ -554,6 +569,8 @@ impl TurnRecorder {
             }
             d.turn.error = error.map(str::to_owned);
             d.turn.elapsed_ms = Some(d.started.elapsed().as_millis() as i64);
+            let TurnData { turn, steps, .. } = &mut *d;
+            steps.write(&turn.answer, &mut turn.parts);
             d.size()
         };
         // Once per turn, so the queue lock is taken whether or not the turn is queued: its

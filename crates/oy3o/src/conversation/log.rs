@@ -50,7 +50,12 @@ pub struct StoredTurn {
     pub seq: i64,
     /// What was asked.
     pub prompt: Message,
-    /// What was answered (possibly partial).
+    /// The tool steps between the prompt and the answer, in order: each an assistant message
+    /// holding the model's tool calls (and any text before them), then a `tool` message with
+    /// their results. Empty for a turn without tools.
+    pub steps: Vec<Message>,
+    /// What was answered last (possibly partial; it holds tool calls when the client runs the
+    /// tools itself).
     pub answer: Message,
     /// How it ended.
     pub outcome: TurnOutcome,
@@ -66,14 +71,18 @@ pub struct StoredConversation {
 }
 
 impl StoredConversation {
-    /// The history a resumed conversation continues: every turn answered completely, prompt and
-    /// answer. Failed, cancelled and interrupted turns stay in the store (and the log) but the
+    /// The history a resumed conversation continues: every turn answered completely, prompt,
+    /// tool steps and answer. Failed, cancelled and interrupted turns stay in the store (and the log) but the
     /// model never sees them, exactly as a live conversation never keeps them.
     pub fn history(&self) -> Vec<Message> {
         self.turns
             .iter()
             .filter(|t| t.outcome == TurnOutcome::Done)
-            .flat_map(|t| [t.prompt.clone(), t.answer.clone()])
+            .flat_map(|t| {
+                std::iter::once(t.prompt.clone())
+                    .chain(t.steps.iter().cloned())
+                    .chain(std::iter::once(t.answer.clone()))
+            })
             .collect()
     }
 
