@@ -423,3 +423,31 @@ def test_tool_events_are_among_the_events_a_listener_may_name():
     assert {"tool_call", "tool_result", "tool_call_delta"} <= set(Events("openai"))
     Chat(MODEL, listeners={"tool_call": print, "tool_result": print}, config=Config(
         {"providers": {"openai": {"base_url": "http://127.0.0.1:9/v1"}}})).__exit__()
+
+
+def test_the_config_bounds_the_tool_steps(fake, fake_config):
+    fake.mode = "tools"
+    limited = Config(fake_config, options={"max_tool_steps": 1})
+    assert exec("Weather?", None, MODEL, limited, tools=[get_weather]).text() == RECORDED_ANSWER
+    assert "tool_choice" not in fake.requests[0]["body"]
+    assert fake.requests[1]["body"]["tool_choice"] == "none", "the last step asks for an answer"
+
+
+def test_the_readmes_tool_example_runs(fake, capsys):
+    from pathlib import Path
+
+    from oy3opy.ai import config
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    start = readme.index("```python\n", readme.index("Python functions are tools")) + len("```python\n")
+    example = readme[start:readme.index("```", start)]
+    fake.mode = "tools"
+    config.providers["openai"] = {"base_url": fake.base_url, "max_retries": 0}
+    import builtins
+
+    builtins.exec(compile(example, "README.md", "exec"), {"__name__": "readme"})
+    printed = capsys.readouterr().out
+    assert RECORDED_ANSWER in printed
+    assert "'event': 'tool_call'" in printed and "'event': 'tool_result'" in printed
+    assert '"unit": "celsius"' in sent_tool_messages(fake)[2]["content"]
+    assert [t["function"]["name"] for t in fake.requests[0]["body"]["tools"]] == ["get_weather", "search"]
