@@ -20,12 +20,13 @@ RECORDED = (ROOT / "tests/fixtures/llama-cpp-python-0.3-chat-stream.sse").read_b
 
 class FakeOpenAI:
     """``mode`` picks the reply: ``stream`` (the recording), ``slow`` (the recording, one event
-    every 50 ms), ``401``, ``500``, ``429``, ``tools`` (a streamed call of ``get_weather`` in
-    OpenAI's recorded fragment shape, TOOLS.md §1.2, unless the request ends with tool results:
-    then the recording)."""
+    every 50 ms), ``401``, ``500``, ``429``, ``tools`` (a streamed call of ``tool_call``, by
+    default ``get_weather`` on Oslo, in OpenAI's recorded fragment shape, TOOLS.md §1.2, unless
+    the request ends with tool results: then the recording)."""
 
     def __init__(self) -> None:
         self.mode = "stream"
+        self.tool_call = ("call_w1", "get_weather", '{"city": "Oslo"}')
         self.requests: List[Dict[str, Any]] = []
         self.aborted = 0
         fake = self
@@ -57,7 +58,7 @@ class FakeOpenAI:
                 self.end_headers()
                 events = RECORDED.split(b"\n\n")
                 if fake.mode == "tools" and body["messages"][-1]["role"] != "tool":
-                    events = tool_call_events("call_w1", "get_weather", '{"city": "Oslo"}')
+                    events = tool_call_events(*fake.tool_call)
                 if fake.mode == "slow":
                     events = events[:2] * 200 + events[2:]
                 try:

@@ -5,7 +5,7 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use oy3o::{Conversation, Message, Opening, Options};
+use oy3o::{Conversation, Message, Opening};
 use pyo3::prelude::*;
 
 use crate::conversations;
@@ -109,15 +109,17 @@ impl NativeChat {
     }
 
     /// Sends a prompt; the answer streams through the returned `Stream`. The turn takes its
-    /// place in the conversation now, before the stream is first read.
-    fn send(&self, prompt: String) -> PyResult<Stream> {
+    /// place in the conversation now, before the stream is first read. `tools`: the Python
+    /// functions' definitions as JSON; the engine runs the tool loop and the stream's reader
+    /// runs the functions.
+    #[pyo3(signature = (prompt, tools=None))]
+    fn send(&self, prompt: String, tools: Option<String>) -> PyResult<Stream> {
         self.check_open()?;
         let rt = runtime()?;
         let _entered = rt.enter();
-        let reply = self
-            .conversation
-            .send(Message::user(prompt), &Options::default());
-        Stream::start(move |queue| Stream::feed_reply(queue, reply))
+        Stream::reply(tools.as_deref(), |options| {
+            self.conversation.send(Message::user(prompt), options)
+        })
     }
 
     /// The history (turns answered completely) as `[(role, content), ...]`.

@@ -5,7 +5,8 @@
 //! [`queue::Queue`]; the Python side takes them on its own thread — blocking with the GIL
 //! released for `for` loops, or woken through a socket registered with the asyncio loop
 //! (`loop.add_reader`) for `async for`. Listeners therefore run in Python, on the consumer's
-//! thread, in stream order. The Python package (`python/oy3opy`) holds the public names.
+//! thread, in stream order, and so do the Python functions given as tools ([`tools`]: the
+//! engine's tool call waits for the consumer to run them). The Python package (`python/oy3opy`) holds the public names.
 
 mod chat;
 mod conversations;
@@ -14,6 +15,7 @@ mod queue;
 mod runtime;
 mod server;
 mod stream;
+mod tools;
 
 use pyo3::prelude::*;
 

@@ -12,13 +12,17 @@ use crate::conversations;
 use crate::convert;
 use crate::queue::{Item, Queue};
 use crate::runtime::runtime;
+use crate::tools::{self, Handoff};
 
 /// A running engine stream. Python takes its items with `take()` (after the socket from
 /// `fileno()` turned readable) or `wait(ms)` (blocking, GIL released). `close()` or dropping it
-/// cancels the work and the upstream request.
+/// cancels the work and the upstream request. An answer with Python tools also yields
+/// `("tool", ticket, {"name", "arguments"})` items: Python runs the function and gives the
+/// outcome back with `answer(ticket, content, is_error)`.
 #[pyclass(module = "oy3opy._native")]
 pub struct Stream {
     queue: Arc<Queue>,
+    handoff: Option<Arc<Handoff>>,
     task: Option<tokio::task::JoinHandle<()>>,
 }
 
@@ -29,9 +33,39 @@ impl Stream {
         F: FnOnce(Arc<Queue>) -> Fut,
         Fut: std::future::Future<Output = ()> + Send + 'static,
     {
-        let queue = Queue::new().map_err(|e| PyOSError::new_err(e.to_string()))?;
-        let rt = runtime()?;
+        let queue = new_queue()?;
         let work = produce(queue.clone());
+        Self::run(queue, None, work)
+    }
+
+    /// Sends a turn with `send` and streams its reply. With `tools` (the Python package's tool
+    /// definitions as JSON) the turn's options carry a toolbox whose calls the consumer runs.
+    pub fn reply(
+        tools: Option<&str>,
+        send: impl FnOnce(&oy3o::Options) -> oy3o::Reply,
+    ) -> PyResult<Stream> {
+        let queue = new_queue()?;
+        let (options, handoff) = match tools {
+            None => (oy3o::Options::default(), None),
+            Some(text) => {
+                let handoff = Handoff::new(queue.clone());
+                let options = tools::specs(text)
+                    .and_then(|specs| tools::options(&specs, &handoff))
+                    .map_err(convert::to_py_err)?;
+                (options, Some(handoff))
+            }
+        };
+        let reply = send(&options);
+        let work = Self::feed_reply(queue.clone(), reply);
+        Self::run(queue, handoff, work)
+    }
+
+    fn run(
+        queue: Arc<Queue>,
+        handoff: Option<Arc<Handoff>>,
+        work: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> PyResult<Stream> {
+        let rt = runtime()?;
         let q = queue.clone();
         let task = rt.spawn(async move {
             work.await;
@@ -39,6 +73,7 @@ impl Stream {
         });
         Ok(Stream {
             queue,
+            handoff,
             task: Some(task),
         })
     }
@@ -76,6 +111,15 @@ impl Stream {
         self.queue.take()
     }
 
+    /// Gives the outcome of the tool call `ticket` (a `"tool"` item): its output, or with
+    /// `is_error` what went wrong. False when no call waits for it any more (it timed out).
+    fn answer(&self, ticket: u64, content: String, is_error: bool) -> bool {
+        let outcome = if is_error { Err(content) } else { Ok(content) };
+        self.handoff
+            .as_ref()
+            .is_some_and(|h| h.answer(ticket, outcome))
+    }
+
     /// Stops the work and the upstream request.
     fn close(&mut self) {
         if let Some(task) = self.task.take() {
@@ -90,18 +134,24 @@ impl Drop for Stream {
     }
 }
 
+fn new_queue() -> PyResult<Arc<Queue>> {
+    Queue::new().map_err(|e| PyOSError::new_err(e.to_string()))
+}
+
 /// Whose one-shot prompts these are: the local user.
 const LOCAL: &str = "";
 
-/// One-shot prompt: `exec(prompt, context, model, layers)` gives the stream and the model
-/// reference it resolved to. A model that does not resolve (unknown, no key) is raised now.
+/// One-shot prompt: `exec(prompt, context, model, layers, tools)` gives the stream and the
+/// model reference it resolved to. A model that does not resolve (unknown, no key) is raised
+/// now. `tools`: the Python functions' definitions as JSON, run through the stream.
 #[pyfunction]
-#[pyo3(signature = (prompt, context, model, layers))]
+#[pyo3(signature = (prompt, context, model, layers, tools=None))]
 pub fn exec(
     prompt: String,
     context: Option<String>,
     model: Option<String>,
     layers: Vec<String>,
+    tools: Option<String>,
 ) -> PyResult<(Stream, String)> {
     let config = convert::config(&layers).map_err(convert::to_py_err)?;
     let rt = runtime()?;
@@ -112,8 +162,9 @@ pub fn exec(
     let conversation = conversations::unstored()
         .one_shot(&opening, &config)
         .map_err(convert::to_py_err)?;
-    let reply = conversation.send(oy3o::Message::user(prompt), &oy3o::Options::default());
-    let stream = Stream::start(move |queue| Stream::feed_reply(queue, reply))?;
+    let stream = Stream::reply(tools.as_deref(), |options| {
+        conversation.send(oy3o::Message::user(prompt), options)
+    })?;
     Ok((stream, conversation.model()))
 }
 

@@ -230,8 +230,41 @@ fn bounded(mut text: String, max: usize) -> String {
     text
 }
 
+/// Puts a session's history back as it was before a turn, unless the turn ends with an answer
+/// ([`Rollback::keep`]): a turn cancelled or failed between steps would leave calls without
+/// results in it, which the providers refuse on every later turn.
+struct Rollback {
+    session: Arc<dyn Session>,
+    before: Option<Vec<Message>>,
+}
+
+impl Rollback {
+    fn new(session: &Arc<dyn Session>) -> Self {
+        Self {
+            session: session.clone(),
+            before: Some(session.history()),
+        }
+    }
+
+    fn keep(&mut self) {
+        self.before = None;
+    }
+}
+
+impl Drop for Rollback {
+    fn drop(&mut self) {
+        if let Some(before) = self.before.take()
+            && self.session.history().len() != before.len()
+        {
+            // A session that cannot restore (a stateful service) takes no tools either.
+            let _ = self.session.restore(before);
+        }
+    }
+}
+
 /// One turn with engine-run tools: answer, run the calls, send the results, until the model
 /// answers without calls or the steps run out (the last step asks it to answer without tools).
+/// A turn that does not get to its answer leaves the history as it found it.
 pub(crate) fn run(
     session: Arc<dyn Session>,
     prompt: Message,
@@ -239,6 +272,7 @@ pub(crate) fn run(
     toolbox: Arc<Toolbox>,
 ) -> DeltaStream {
     Box::pin(async_stream::try_stream! {
+        let mut rollback = Rollback::new(&session);
         let max_steps = options.max_tool_steps.unwrap_or(DEFAULT_MAX_TOOL_STEPS);
         let mut prompt = prompt;
         let mut step = 0;
@@ -271,6 +305,7 @@ pub(crate) fn run(
                 return;
             };
             if calls.is_empty() || step >= max_steps {
+                rollback.keep();
                 yield Delta::Done { finish_reason };
                 return;
             }

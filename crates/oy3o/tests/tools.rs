@@ -495,3 +495,32 @@ async fn the_last_tool_step_asks_for_an_answer_without_tools() {
     );
     assert_eq!(server.requests().len(), 3);
 }
+
+#[tokio::test]
+async fn a_turn_dropped_while_its_tool_runs_leaves_no_call_without_result_in_the_history() {
+    use oy3o::tool_loop::{FnTool, Tool, Toolbox};
+    let server = FakeServer::start().await;
+    server.push(openai::tool_calls(&[("call_a", "get_weather", r#"{"city": "Oslo"}"#)]).build());
+    let config = config_for("openai", server.base_url());
+    let chat = Chat::open(Some("openai:gpt-4o-mini"), &config).unwrap();
+    let (started_tx, started) = tokio::sync::mpsc::unbounded_channel::<()>();
+    let spec = weather_tools(None).tools.unwrap().specs[0].clone();
+    let tool: Arc<dyn Tool> = Arc::new(FnTool::new(spec, move |_| {
+        let _ = started_tx.send(());
+        futures::future::pending()
+    }));
+    let options = Options {
+        toolbox: Some(Arc::new(Toolbox::new(vec![tool]).unwrap())),
+        ..Options::default()
+    };
+    let reading = tokio::spawn(Run::of(chat.send_with("Weather?", &options)));
+    let mut started = started;
+    started.recv().await.expect("the tool ran");
+    reading.abort();
+    let _ = reading.await;
+    assert!(
+        chat.history().is_empty(),
+        "a dropped turn is not in the history: {:?}",
+        chat.history()
+    );
+}

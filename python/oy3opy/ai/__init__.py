@@ -18,8 +18,9 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from .. import _native
 from ._config import Config, Listener, Listeners, config, engine_layers, listener_layers, validate_listeners
-from ._events import FACE_EVENTS, TASK_EVENTS, Event
+from ._events import FACE_EVENTS, TASK_EVENTS, TOOL_EVENTS, Event
 from ._stream import Dispatcher, ItemStream, TextStream
+from .tools import Tool, resolve as _resolve_tools
 from .errors import (
     AuthError,
     BadRequestError,
@@ -44,6 +45,7 @@ __all__ = [
     "Config",
     "Event",
     "Events",
+    "Tool",
     "events",
     "config",
     "exec",
@@ -80,7 +82,7 @@ def Events(model: str) -> List[str]:  # noqa: N802 - the original name
     """The event names ``model``'s provider can emit, with those of task lists and chains,
     e.g. to build ``dict.fromkeys(Events('openai'), [print])``."""
     names = list(_native.events(model))
-    return names + [n for n in TASK_EVENTS + FACE_EVENTS if n not in names]
+    return names + [n for n in TASK_EVENTS + FACE_EVENTS + TOOL_EVENTS if n not in names]
 
 
 #: The same as :func:`Events`.
@@ -88,7 +90,7 @@ events = Events
 
 
 def _known_events() -> List[str]:
-    return list(_native.event_names()) + list(TASK_EVENTS + FACE_EVENTS)
+    return list(_native.event_names()) + list(TASK_EVENTS + FACE_EVENTS + TOOL_EVENTS)
 
 
 def _pick(config: Optional[Mapping[str, Any]], _config: Optional[Mapping[str, Any]]) -> Optional[Mapping[str, Any]]:
@@ -135,6 +137,20 @@ class Chat:
     ``model`` is given), context, history (see :attr:`history`) and the provider's own
     conversation (``bing``), so a chat begun with ``oy3o --chat x`` continues here and the other
     way round. Two ``Chat`` objects on one name in a process share one conversation.
+
+    ``tools=[fn, ...]`` gives the model Python functions to call (see :mod:`oy3opy.ai.tools`
+    for how hints and docstrings become the tool's definition): the engine runs the loop, each
+    function runs on the thread reading the answer (an ``async`` one is awaited there when the
+    answer is read with ``async for``/``await``) and the model reads what it returns (an
+    exception as an error result). The ``tool_call`` and ``tool_result`` events say what ran.
+    A function that cannot be described is a ``TypeError``/``ValueError`` here.
+
+    >>> def add(a: int, b: int) -> int:
+    ...     "Adds two numbers."
+    ...     return a + b
+    >>> chat = Chat('openai:gpt-4o-mini', tools=[add])  # doctest: +SKIP
+    >>> await chat.send_once('What is 2 + 3?')  # doctest: +SKIP
+    'It is 5.'
     """
 
     def __init__(
@@ -147,8 +163,10 @@ class Chat:
         context: Optional[str] = None,
         config: Optional[Mapping[str, Any]] = None,
         name: Optional[str] = None,
+        tools: Optional[Sequence[Any]] = None,
         _config: Optional[Mapping[str, Any]] = None,
     ) -> None:
+        self._tools = _resolve_tools(tools)
         call = Config(cookie=cookie, proxy=proxy, listener=listeners)
         layers = _Call(globals()["config"], _pick(config, _config), call)
         self._native = _native.open_chat(model, layers.engine, name, context)
@@ -171,15 +189,18 @@ class Chat:
         self._native.update(context)
         await self._dispatcher.emit("update", {"context": context})
 
-    def send(self, prompt: str) -> TextStream:
+    def send(self, prompt: str, *, tools: Optional[Sequence[Any]] = None) -> TextStream:
         """Sends a prompt; iterate the result for the answer's chunks. The turn takes its place
         now: turns run in the order they were sent. Breaking out of the loop (or ``close()``)
-        ends the turn as cancelled; it is not in the history."""
-        return TextStream(self._native.send(prompt), self._dispatcher)
+        ends the turn as cancelled; it is not in the history. ``tools`` replaces the chat's
+        tools for this turn (``[]``: none)."""
+        turn_tools = self._tools if tools is None else _resolve_tools(tools)
+        native = self._native.send(prompt, _tools_json(turn_tools))
+        return TextStream(native, self._dispatcher, turn_tools)
 
-    async def send_once(self, prompt: str) -> str:
+    async def send_once(self, prompt: str, *, tools: Optional[Sequence[Any]] = None) -> str:
         """Sends a prompt and returns the whole answer."""
-        return await self.send(prompt).atext()
+        return await self.send(prompt, tools=tools).atext()
 
     @property
     def history(self) -> List[Dict[str, str]]:
@@ -204,19 +225,26 @@ class Chat:
         self._native.close()
 
 
+def _tools_json(tools: Optional[List[Tool]]) -> Optional[str]:
+    """The tools' definitions for the engine; ``None`` (no tool loop) when there are none."""
+    return json.dumps([t.spec() for t in tools], ensure_ascii=False) if tools else None
+
+
 def exec(  # noqa: A001 - the original name
     prompt: str,
     context: Optional[str] = None,
     model: Optional[str] = None,
     config: Optional[Mapping[str, Any]] = None,
     *,
+    tools: Optional[Sequence[Any]] = None,
     _config: Optional[Mapping[str, Any]] = None,
 ) -> TextStream:
     """One prompt, no history: a stream of the answer's chunks. A model that cannot be used
-    (unknown, no key) raises here, before iterating."""
+    (unknown, no key) raises here, before iterating. ``tools`` as for :class:`Chat`."""
+    resolved_tools = _resolve_tools(tools)
     layers = _Call(globals()["config"], _pick(config, _config))
-    native, resolved = _native.exec(prompt, context, model, layers.engine)
-    return TextStream(native, Dispatcher(layers.listeners_for(model), resolved))
+    native, resolved = _native.exec(prompt, context, model, layers.engine, _tools_json(resolved_tools))
+    return TextStream(native, Dispatcher(layers.listeners_for(model), resolved), resolved_tools)
 
 
 async def exec_once(
@@ -225,10 +253,11 @@ async def exec_once(
     model: Optional[str] = None,
     config: Optional[Mapping[str, Any]] = None,
     *,
+    tools: Optional[Sequence[Any]] = None,
     _config: Optional[Mapping[str, Any]] = None,
 ) -> str:
     """One prompt, no history: the whole answer."""
-    return await exec(prompt, context, model, config, _config=_config).atext()
+    return await exec(prompt, context, model, config, tools=tools, _config=_config).atext()
 
 
 def _engine_tasks(tasks: Sequence[Any], where: str = "task") -> List[Dict[str, Any]]:

@@ -12,6 +12,7 @@ from typing import Any, AsyncIterator, Callable, Deque, Dict, Generic, Iterator,
 
 from ._events import Event
 from .errors import error_for
+from .tools import Tool, failure, output
 
 __all__ = ["Dispatcher", "TextStream", "ItemStream"]
 
@@ -92,32 +93,39 @@ class Dispatcher:
         await self._call(event, self._targets(name, listeners))
 
 
-def _run_now(awaitable: Any) -> None:
-    """Runs a coroutine listener to completion from synchronous code: on a private loop, or,
-    when this thread already runs a loop (sync iteration inside ``async def``), on a private
-    loop in a helper thread, so its effects are there when the listener call returns."""
+def _run_now(awaitable: Any) -> Any:
+    """Runs a coroutine (a listener, an ``async`` tool) to completion from synchronous code and
+    gives its value: on a private loop, or, when this thread already runs a loop (sync
+    iteration inside ``async def``), on a private loop in a helper thread, so its effects are
+    there when the call returns."""
     try:
         asyncio.get_running_loop()
     except RuntimeError:
-        asyncio.run(_await(awaitable))
-        return
-    failure: List[BaseException] = []
+        return asyncio.run(_await(awaitable))
+    value: List[Any] = []
+    failed: List[BaseException] = []
 
     def run() -> None:
         try:
-            asyncio.run(_await(awaitable))
+            value.append(asyncio.run(_await(awaitable)))
         except BaseException as exc:  # noqa: BLE001 - re-raised on the caller's thread
-            failure.append(exc)
+            failed.append(exc)
 
-    helper = threading.Thread(target=run, name="oy3opy-listener")
+    helper = threading.Thread(target=run, name="oy3opy-coroutine")
     helper.start()
     helper.join()
-    if failure:
-        raise failure[0]
+    if failed:
+        raise failed[0]
+    return value[0]
 
 
 async def _await(awaitable: Any) -> Any:
     return await awaitable
+
+
+def _finished(value: Any) -> Any:
+    """A sync caller's value of a call: an ``async`` function's coroutine run to its end."""
+    return _run_now(value) if inspect.isawaitable(value) else value
 
 
 async def _readable(fd: int) -> None:
@@ -169,11 +177,12 @@ class _Loop(Generic[T]):
 
 
 class _Base(Generic[T]):
-    """Takes native items, dispatches events, queues what the iterator yields."""
+    """Takes native items, dispatches events, runs tool calls, queues what the iterator yields."""
 
-    def __init__(self, native: Any, dispatcher: Dispatcher) -> None:
+    def __init__(self, native: Any, dispatcher: Dispatcher, tools: Optional[List[Tool]] = None) -> None:
         self._native = native
         self._dispatcher = dispatcher
+        self._tools: Dict[str, Tool] = {t.name: t for t in tools or []}
         self._ready: Deque[Any] = deque()
         self._pending: Deque[Tuple[str, str, str]] = deque()
         self._ended = False
@@ -191,11 +200,52 @@ class _Base(Generic[T]):
                 self._dispatcher.emit_sync(a, json.loads(b))
             elif kind == "task_event":
                 self._dispatcher.emit_task_sync(a, json.loads(b))
+            elif kind == "tool":
+                tool, arguments = self._tool_call(a, b)
+                if tool is not None:
+                    self._run_tool(a, tool, arguments)
             elif kind == "error":
                 self._dispatcher.emit_sync("error", {"code": a, "message": b})
                 raise error_for(a, b)
             else:
                 self._ready.append(self._value(kind, a, b))
+
+    # -- tools -----------------------------------------------------------------------------
+    # The engine waits while a tool runs here, on the consumer's thread: every outcome, an
+    # exception included, is answered, so its turn goes on (and a KeyboardInterrupt or a
+    # cancellation still propagates after answering).
+    def _tool_call(self, ticket: str, body: str) -> Tuple[Optional[Tool], Dict[str, Any]]:
+        call = json.loads(body)
+        tool = self._tools.get(call["name"])
+        if tool is None:
+            self._native.answer(int(ticket), f"no Python function is named {call['name']!r}", True)
+            return None, {}
+        try:
+            return tool, tool.arguments(call["arguments"])
+        except Exception as exc:  # noqa: BLE001 - the model reads it
+            self._native.answer(int(ticket), failure(exc), True)
+            return None, {}
+
+    def _run_tool(self, ticket: str, tool: Tool, arguments: Dict[str, Any]) -> None:
+        try:
+            content, is_error = output(_finished(tool.function(**arguments))), False
+        except Exception as exc:  # noqa: BLE001 - the model reads it
+            content, is_error = failure(exc), True
+        except BaseException as exc:
+            self._native.answer(int(ticket), failure(exc), True)
+            raise
+        self._native.answer(int(ticket), content, is_error)
+
+    async def _run_tool_async(self, ticket: str, tool: Tool, arguments: Dict[str, Any]) -> None:
+        try:
+            value = tool.function(**arguments)
+            content, is_error = output(await value if inspect.isawaitable(value) else value), False
+        except Exception as exc:  # noqa: BLE001 - the model reads it
+            content, is_error = failure(exc), True
+        except BaseException as exc:
+            self._native.answer(int(ticket), failure(exc), True)
+            raise
+        self._native.answer(int(ticket), content, is_error)
 
     async def _step_async(self) -> None:
         while self._pending and not self._ready:
@@ -204,6 +254,10 @@ class _Base(Generic[T]):
                 await self._dispatcher.emit(a, json.loads(b))
             elif kind == "task_event":
                 await self._dispatcher.emit_task(a, json.loads(b))
+            elif kind == "tool":
+                tool, arguments = self._tool_call(a, b)
+                if tool is not None:
+                    await self._run_tool_async(a, tool, arguments)
             elif kind == "error":
                 await self._dispatcher.emit("error", {"code": a, "message": b})
                 raise error_for(a, b)
