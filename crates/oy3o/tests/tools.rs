@@ -156,10 +156,12 @@ async fn a_whole_answer_with_tool_calls_reads_as_the_streamed_one() {
 #[tokio::test]
 async fn models_without_tools_and_bad_tool_definitions_are_refused_before_sending() {
     // Copilot's web chat takes no tools; a request would fail to connect, not be refused.
-    let mut config = oy3o::Config::default();
-    config.cookie = Some(oy3o::Credential::parse(
-        &oy3o_testkit::copilot::cookie_export(),
-    ));
+    let mut config = oy3o::Config {
+        cookie: Some(oy3o::Credential::parse(
+            &oy3o_testkit::copilot::cookie_export(),
+        )),
+        ..oy3o::Config::default()
+    };
     common::tune(&mut config, "bing", |s| {
         s.base_url = Some(common::unreachable_url());
         s.max_retries = Some(0);
