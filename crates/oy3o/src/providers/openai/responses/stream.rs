@@ -314,8 +314,8 @@ impl Calls {
         let at = self.calls.len();
         out.push(Delta::Event(Event::ToolCallDelta(ToolCallDelta {
             index: at as u32,
-            id: Some(call.id.clone()),
-            name: Some(call.name.clone()),
+            id: Some(call.id.clone()).filter(|id| !id.is_empty()),
+            name: Some(call.name.clone()).filter(|name| !name.is_empty()),
             arguments: call.arguments.clone(),
             signature: None,
         })));
@@ -356,11 +356,22 @@ impl Calls {
             return;
         };
         let call = &mut self.calls[at];
-        if call.id.is_empty() {
-            call.id = item.call_id.unwrap_or_default();
+        // A call whose arguments came first learns its id and name here.
+        let id = item.call_id.filter(|_| call.id.is_empty());
+        let name = item.name.filter(|_| call.name.is_empty());
+        if let Some(id) = &id {
+            call.id.clone_from(id);
         }
-        if call.name.is_empty() {
-            call.name = item.name.unwrap_or_default();
+        if let Some(name) = &name {
+            call.name.clone_from(name);
+        }
+        if id.is_some() || name.is_some() {
+            out.push(Delta::Event(Event::ToolCallDelta(ToolCallDelta {
+                index: at as u32,
+                id,
+                name,
+                ..ToolCallDelta::default()
+            })));
         }
         if let Some(arguments) = item.arguments {
             self.finalize(at, arguments, out);
@@ -615,6 +626,29 @@ mod tests {
         assert_eq!(fragments_of(&out)[0].index, 0);
         assert!(
             matches!(out.last(), Some(Delta::Done { finish_reason }) if finish_reason == "tool_calls")
+        );
+    }
+
+    #[test]
+    fn arguments_before_their_item_get_the_call_id_and_name_when_the_item_comes() {
+        let (out, err) = run(concat!(
+            "event: response.function_call_arguments.delta\ndata: {\"type\":\"response.function_call_arguments.delta\",\"item_id\":\"fc_1\",\"output_index\":0,\"delta\":\"{}\"}\n\n",
+            "event: response.output_item.done\ndata: {\"type\":\"response.output_item.done\",\"output_index\":0,\"item\":{\"id\":\"fc_1\",\"type\":\"function_call\",\"arguments\":\"{}\",\"call_id\":\"call_T\",\"name\":\"now\"}}\n\n",
+            "event: response.completed\ndata: {\"type\":\"response.completed\",\"response\":{\"status\":\"completed\",\"output\":null}}\n\n",
+        ));
+        assert!(err.is_none(), "{err:?}");
+        let fragments = fragments_of(&out);
+        assert!(fragments[0].id.is_none() && fragments[0].name.is_none());
+        assert!(
+            fragments
+                .iter()
+                .any(|f| f.id.as_deref() == Some("call_T") && f.name.as_deref() == Some("now"))
+        );
+        let calls = calls_of(&out);
+        assert_eq!(calls.len(), 1);
+        assert_eq!(
+            (calls[0].id.as_str(), calls[0].name.as_str()),
+            ("call_T", "now")
         );
     }
 
