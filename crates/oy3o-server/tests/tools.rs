@@ -134,17 +134,25 @@ async fn a_whole_tool_call_and_the_results_round_trip() {
 #[tokio::test(flavor = "multi_thread")]
 async fn tools_a_model_cannot_take_or_that_are_malformed_are_400s_before_anything_is_sent() {
     let fake = FakeServer::start().await;
-    // The Responses API takes no tools here yet: the model refuses them.
+    // Copilot's web chat takes no tools: the model refuses them before connecting.
     let mut config = config_for(&fake);
-    if let Some(openai) = config.providers.get_mut("openai") {
-        openai.api = Some("responses".into());
-    }
+    config.cookie = Some(oy3o::Credential::parse(
+        &oy3o_testkit::copilot::cookie_export(),
+    ));
+    config.providers.insert(
+        "bing".into(),
+        oy3o::ProviderSettings {
+            base_url: Some("http://127.0.0.1:9".into()),
+            max_retries: Some(0),
+            ..oy3o::ProviderSettings::default()
+        },
+    );
     let server = start(config, settings()).await;
     let url = server.http("/v1/chat/completions");
     let user = json!([{"role": "user", "content": "x"}]);
     for (body, says) in [
         (
-            json!({"model": "openai:gpt-4o-mini", "tools": tools(), "messages": user}),
+            json!({"model": "bing", "tools": tools(), "messages": user}),
             "tools",
         ),
         (

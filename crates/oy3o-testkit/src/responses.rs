@@ -1,6 +1,7 @@
 //! OpenAI Responses API streams as the real API sends them (PROVIDERS.md §2.2–§2.7): named
 //! events with increasing `sequence_number`s, the whole output-item lifecycle, reasoning
-//! summaries, web searches with `url_citation` annotations, and the terminal events. Errors
+//! summaries, web searches with `url_citation` annotations, function calls (TOOLS.md §2.2,
+//! §7.2), and the terminal events. Errors
 //! before the stream have the Chat Completions shape: use [`crate::openai`]'s replies.
 
 use crate::server::{RecordedRequest, SseScript};
@@ -36,14 +37,14 @@ impl Events {
         self
     }
 
-    fn response(status: &str, extra: &str, usage: &str) -> String {
+    fn response(status: &str, extra: &str, output: &str, usage: &str) -> String {
         format!(
-            r#""response":{{"id":"{RESPONSE_ID}","object":"response","created_at":1756427202,"status":"{status}",{extra}"error":null,"instructions":"You are terse.","max_output_tokens":null,"model":"gpt-4.1-mini-2025-04-14","output":[],"parallel_tool_calls":true,"previous_response_id":null,"reasoning":{{"effort":null,"summary":null}},"store":true,"temperature":1.0,"text":{{"format":{{"type":"text"}}}},"tool_choice":"auto","tools":[],"top_p":1.0,"truncation":"disabled","usage":{usage},"user":null,"metadata":{{}}}}"#
+            r#""response":{{"id":"{RESPONSE_ID}","object":"response","created_at":1756427202,"status":"{status}",{extra}"error":null,"instructions":"You are terse.","max_output_tokens":null,"model":"gpt-4.1-mini-2025-04-14","output":{output},"parallel_tool_calls":true,"previous_response_id":null,"reasoning":{{"effort":null,"summary":null}},"store":true,"temperature":1.0,"text":{{"format":{{"type":"text"}}}},"tool_choice":"auto","tools":[],"top_p":1.0,"truncation":"disabled","usage":{usage},"user":null,"metadata":{{}}}}"#
         )
     }
 
     fn opened() -> Self {
-        let in_progress = Self::response("in_progress", "", "null");
+        let in_progress = Self::response("in_progress", "", "[]", "null");
         Self::new()
             .add("response.created", &in_progress)
             .add("response.in_progress", &in_progress)
@@ -99,6 +100,11 @@ impl Events {
     }
 
     fn completed(self, output_tokens: usize) -> SseScript {
+        self.completed_with(output_tokens, "[]")
+    }
+
+    /// `response.completed` with these `output` items (a JSON array).
+    fn completed_with(self, output_tokens: usize, output: &str) -> SseScript {
         let usage = format!(
             r#"{{"input_tokens":{INPUT_TOKENS},"input_tokens_details":{{"cached_tokens":0}},"output_tokens":{output_tokens},"output_tokens_details":{{"reasoning_tokens":0}},"total_tokens":{}}}"#,
             INPUT_TOKENS as usize + output_tokens
@@ -106,6 +112,7 @@ impl Events {
         let done = Self::response(
             "completed",
             r#""completed_at":1756427203,"incomplete_details":null,"#,
+            output,
             &usage,
         );
         self.add("response.completed", &done).script
@@ -192,6 +199,78 @@ pub fn web_search_answer(pieces: &[&str]) -> SseScript {
         .completed(pieces.len() + 20)
 }
 
+/// An answer that calls functions (TOOLS.md §2.2, §7.2 (a) and (b)): per call, at
+/// `output_index` 0, 1, …, the `function_call` item added with empty arguments, the
+/// arguments in `function_call_arguments.delta` pieces of at most 7 characters (with
+/// `obfuscation`), `.done` with the whole arguments, and `output_item.done`; then
+/// `response.completed` with every item in its `output`. `calls` are
+/// `(call_id, name, arguments JSON text)`. Each call's first delta event is split in the
+/// middle of its argument text, and every `°` in the middle of its two bytes (§7.0).
+///
+/// ```no_run
+/// # async fn demo() {
+/// let server = oy3o_testkit::FakeServer::start().await;
+/// server.push(
+///     oy3o_testkit::responses::function_calls(&[("call_A1", "get_weather", r#"{"city":"Paris"}"#)])
+///         .build(),
+/// );
+/// # }
+/// ```
+pub fn function_calls(calls: &[(&str, &str, &str)]) -> SseScript {
+    let mut events = Events::opened();
+    let mut items = Vec::with_capacity(calls.len());
+    let mut split_deltas = Vec::with_capacity(calls.len());
+    for (output_index, (call_id, name, arguments)) in calls.iter().enumerate() {
+        let item_id = format!("fc_68b0f4a1c2d{output_index}");
+        let item = |status: &str, arguments: &str| {
+            serde_json::json!({"id": item_id, "type": "function_call", "status": status,
+                "arguments": arguments, "call_id": call_id, "name": name})
+            .to_string()
+        };
+        let ids = format!(r#""item_id":"{item_id}","output_index":{output_index}"#);
+        events = events.add(
+            "response.output_item.added",
+            &format!(
+                r#""output_index":{output_index},"item":{}"#,
+                item("in_progress", "")
+            ),
+        );
+        let chars: Vec<char> = arguments.chars().collect();
+        for (n, piece) in chars.chunks(7).enumerate() {
+            let piece: String = piece.iter().collect();
+            let value = serde_json::Value::from(piece).to_string();
+            let delta = format!(r#""delta":{value}"#);
+            if n == 0 {
+                // Inside the argument text, past `"delta":"`.
+                split_deltas.push((delta.clone(), delta.len() - value.len() / 2));
+            }
+            events = events.add(
+                "response.function_call_arguments.delta",
+                &format!(r#"{ids},{delta},"obfuscation":"k1""#),
+            );
+        }
+        let whole = serde_json::Value::from(*arguments).to_string();
+        let done = item("completed", arguments);
+        events = events
+            .add(
+                "response.function_call_arguments.done",
+                &format!(r#"{ids},"name":"{name}","arguments":{whole}"#),
+            )
+            .add(
+                "response.output_item.done",
+                &format!(r#""output_index":{output_index},"item":{done}"#),
+            );
+        items.push(done);
+    }
+    let mut script = events
+        .completed_with(calls.len() * 12, &format!("[{}]", items.join(",")))
+        .split_inside("°", 1);
+    for (delta, middle) in split_deltas {
+        script = script.split_inside(&delta, middle);
+    }
+    script
+}
+
 /// An answer cut by `max_output_tokens`: it ends with `response.incomplete`.
 pub fn incomplete(pieces: &[&str]) -> SseScript {
     let events = Events::opened().message(0, pieces, &[]);
@@ -203,6 +282,7 @@ pub fn incomplete(pieces: &[&str]) -> SseScript {
     let response = Events::response(
         "incomplete",
         r#""incomplete_details":{"reason":"max_output_tokens"},"#,
+        "[]",
         &usage,
     );
     events.add("response.incomplete", &response).script

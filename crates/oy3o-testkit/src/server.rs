@@ -90,6 +90,8 @@ impl Scripted {
 #[derive(Clone, Debug, Default)]
 struct Faults {
     split_at: Option<usize>,
+    /// Extra read boundaries: this many bytes into each occurrence of this text.
+    splits_inside: Vec<(String, usize)>,
     delay: Duration,
     /// How the body ends after `end_after` units: cut, stalled, or (`None`) properly.
     end: Option<Part>,
@@ -106,9 +108,11 @@ impl Faults {
             if !self.delay.is_zero() {
                 parts.push(Part::Delay(self.delay));
             }
-            match self.split_at {
-                Some(n) => parts.extend(unit.chunks(n).map(|c| Part::Bytes(c.to_vec()))),
-                None => parts.push(Part::Bytes(unit.clone())),
+            for piece in self.pieces(unit) {
+                match self.split_at {
+                    Some(n) => parts.extend(piece.chunks(n).map(|c| Part::Bytes(c.to_vec()))),
+                    None => parts.push(Part::Bytes(piece.to_vec())),
+                }
             }
         }
         if let Some(end) = self.end {
@@ -129,6 +133,33 @@ impl Faults {
             parts,
         }
     }
+
+    /// A unit cut at every boundary `splits_inside` asks for.
+    fn pieces<'a>(&self, unit: &'a [u8]) -> Vec<&'a [u8]> {
+        let mut cuts: Vec<usize> = self
+            .splits_inside
+            .iter()
+            .filter(|(text, _)| !text.is_empty())
+            .flat_map(|(text, at)| {
+                let text = text.as_bytes();
+                unit.windows(text.len())
+                    .enumerate()
+                    .filter(move |(_, w)| *w == text)
+                    .map(move |(start, _)| start + at)
+            })
+            .filter(|&cut| 0 < cut && cut < unit.len())
+            .collect();
+        cuts.sort_unstable();
+        cuts.dedup();
+        let mut pieces = Vec::with_capacity(cuts.len() + 1);
+        let mut from = 0;
+        for cut in cuts {
+            pieces.push(&unit[from..cut]);
+            from = cut;
+        }
+        pieces.push(&unit[from..]);
+        pieces
+    }
 }
 
 /// The fault builders of a streamed body script.
@@ -137,6 +168,12 @@ macro_rules! fault_builders {
         #[doc = concat!("Writes the body in pieces of `n` bytes, splitting ", $unit, "s and UTF-8 characters.")]
         pub fn split_every(mut self, n: usize) -> Self {
             self.faults.split_at = Some(n.max(1));
+            self
+        }
+
+        #[doc = concat!("Also ends a read `at` bytes into each occurrence of `text` (which may fall inside a UTF-8 character), splitting the ", $unit, " that holds it.")]
+        pub fn split_inside(mut self, text: &str, at: usize) -> Self {
+            self.faults.splits_inside.push((text.to_owned(), at));
             self
         }
 

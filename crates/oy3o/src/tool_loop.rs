@@ -331,7 +331,7 @@ pub(crate) fn no_tools(model: &str) -> Error {
         ErrorCode::BadRequest,
         format!(
             "{model} cannot take tools here yet; send the request without tools or use a model \
-             that takes them (openai Chat Completions, anthropic, gemini, ollama)"
+             that takes them (openai, anthropic, gemini, ollama)"
         ),
     )
 }

@@ -3,10 +3,18 @@
 
 mod common;
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use common::{KEY, Run, config_for, recorder, tune};
 use futures::StreamExt;
-use oy3o::{Chat, Citation, Config, ErrorCode, Event, Role, Usage};
+use oy3o::tool_loop::{FnTool, Tool, Toolbox};
+use oy3o::{
+    Chat, Citation, Config, ErrorCode, Event, Message, Options, Part, Role, ToolChoice, ToolSpec,
+    Tools, Usage,
+};
 use oy3o_testkit::{FakeServer, openai, responses};
+use serde_json::json;
 
 const MODEL: &str = "openai:gpt-4.1-mini";
 
@@ -280,4 +288,199 @@ async fn an_unknown_api_set_in_code_is_a_config_error_when_the_chat_opens() {
     let err = Chat::open(Some(MODEL), &config).unwrap_err();
     assert_eq!(err.code(), ErrorCode::Config);
     assert!(err.message().contains("responses"), "{err}");
+}
+
+fn weather_spec() -> ToolSpec {
+    ToolSpec {
+        name: "get_weather".into(),
+        description: Some("Get the weather of a city".into()),
+        parameters: Some(
+            json!({"type": "object", "properties": {"city": {"type": "string"}},
+            "required": ["city"]}),
+        ),
+        strict: None,
+    }
+}
+
+fn weather_tools(choice: Option<ToolChoice>) -> Options {
+    Options {
+        tools: Some(Arc::new(Tools {
+            specs: vec![weather_spec()],
+            choice,
+            parallel: Some(true),
+        })),
+        ..Options::default()
+    }
+}
+
+/// Two parallel calls as TOOLS.md §7.2 (b) streams them; the first's arguments hold a `°`.
+fn two_calls() -> oy3o_testkit::SseScript {
+    responses::function_calls(&[
+        ("call_A1", "get_weather", r#"{"city":"Paris","unit":"°C"}"#),
+        ("call_B2", "get_weather", r#"{"city":"Rome"}"#),
+    ])
+}
+
+#[tokio::test]
+async fn streamed_function_calls_are_assembled_and_results_follow_the_echoed_calls() {
+    // The kit splits reads inside an argument string and inside the `°` (TOOLS.md §7.0).
+    let script = two_calls().build();
+    assert!(
+        script
+            .parts
+            .iter()
+            .any(|p| matches!(p, oy3o_testkit::Part::Bytes(b) if b.ends_with(&[0xC2]))),
+        "a read ends inside the `°`"
+    );
+    assert!(
+        script.parts.iter().any(
+            |p| matches!(p, oy3o_testkit::Part::Bytes(b) if b.ends_with(br#""delta":"{\"ci"#))
+        ),
+        "a read ends inside an argument string"
+    );
+    let server = FakeServer::start().await;
+    server.push(script);
+    server.push(responses::answer(&["Paris 18°C, Rome 21°C."]).build());
+    let chat = Chat::open(Some(MODEL), &config(&server)).unwrap();
+
+    let mut outputs = chat
+        .send_with(
+            "Weather in Paris and Rome?",
+            &weather_tools(Some(ToolChoice::Required)),
+        )
+        .outputs();
+    let mut fragments = Vec::new();
+    while let Some(item) = outputs.next().await {
+        if let oy3o::Output::Event(Event::ToolCallDelta(d)) = item.unwrap() {
+            fragments.push(d);
+        }
+    }
+    let reply = outputs.reply();
+    assert_eq!(reply.finish_reason(), Some("tool_calls"));
+    assert!(
+        fragments.len() > 4,
+        "arguments stream in pieces: {fragments:?}"
+    );
+    assert_eq!(
+        (fragments[0].index, fragments[0].id.as_deref()),
+        (0, Some("call_A1")),
+        "a call is named by its call_id, not its fc_ item id"
+    );
+    let calls = reply.tool_calls();
+    assert_eq!(calls.len(), 2);
+    assert_eq!(
+        (calls[0].id.as_str(), calls[0].arguments.clone()),
+        ("call_A1", json!({"city": "Paris", "unit": "°C"}))
+    );
+    assert_eq!(
+        (calls[1].id.as_str(), calls[1].arguments.clone()),
+        ("call_B2", json!({"city": "Rome"}))
+    );
+
+    // Tools go out flat (no `function` wrapper), `strict` explicit (TOOLS.md §2.1).
+    let first = server.requests()[0].json();
+    assert_eq!(
+        first["tools"],
+        json!([{"type": "function", "name": "get_weather",
+            "description": "Get the weather of a city",
+            "parameters": {"type": "object", "properties": {"city": {"type": "string"}},
+                "required": ["city"]},
+            "strict": false}])
+    );
+    assert_eq!(first["tool_choice"], "required");
+    assert_eq!(first["parallel_tool_calls"], true);
+
+    let results = Message::tool_results([
+        Part::ToolResult {
+            call_id: "call_A1".into(),
+            content: r#"{"temp_c": 18}"#.into(),
+            is_error: false,
+        },
+        Part::ToolResult {
+            call_id: "call_B2".into(),
+            content: "lookup failed".into(),
+            is_error: true,
+        },
+    ]);
+    let named = weather_tools(Some(ToolChoice::Named("get_weather".into())));
+    let answer = Run::of(chat.send_message(results, &named)).await;
+    assert!(answer.error.is_none(), "{:?}", answer.error);
+    assert_eq!(answer.text, "Paris 18°C, Rome 21°C.");
+    let second = server.requests()[1].json();
+    assert_eq!(
+        second["input"],
+        json!([
+            {"role": "user", "content": "Weather in Paris and Rome?"},
+            {"type": "function_call", "call_id": "call_A1", "name": "get_weather",
+             "arguments": r#"{"city":"Paris","unit":"°C"}"#},
+            {"type": "function_call", "call_id": "call_B2", "name": "get_weather",
+             "arguments": r#"{"city":"Rome"}"#},
+            {"type": "function_call_output", "call_id": "call_A1", "output": r#"{"temp_c": 18}"#},
+            {"type": "function_call_output", "call_id": "call_B2", "output": "ERROR: lookup failed"},
+        ])
+    );
+    assert_eq!(
+        second["tool_choice"],
+        json!({"type": "function", "name": "get_weather"})
+    );
+}
+
+#[tokio::test]
+async fn the_engine_runs_its_tools_against_the_responses_api_until_it_answers() {
+    let server = FakeServer::start().await;
+    server.push(
+        responses::function_calls(&[
+            ("call_A1", "get_weather", r#"{"city": "Edinburgh"}"#),
+            ("call_B2", "get_weather", r#"{"city": "Atlantis"}"#),
+        ])
+        .build(),
+    );
+    server.push(responses::answer(&["4°C in Edinburgh; Atlantis is not a city."]).build());
+    let chat = Chat::open(Some(MODEL), &config(&server)).unwrap();
+    let ran = Arc::new(AtomicUsize::new(0));
+    let counter = ran.clone();
+    let tool: Arc<dyn Tool> = Arc::new(FnTool::new(
+        weather_spec(),
+        move |args: serde_json::Value| {
+            let counter = counter.clone();
+            async move {
+                counter.fetch_add(1, Ordering::SeqCst);
+                match args["city"].as_str() {
+                    Some("Atlantis") => Err("no such city".to_string()),
+                    Some(city) => Ok(format!("{{\"city\": \"{city}\", \"temp_c\": 4}}")),
+                    None => Err("city must be a string".to_string()),
+                }
+            }
+        },
+    ));
+    let options = Options {
+        toolbox: Some(Arc::new(Toolbox::new(vec![tool]).unwrap())),
+        ..Options::default()
+    };
+
+    let run = Run::of(chat.send_with("Weather?", &options)).await;
+    assert!(run.error.is_none(), "{:?}", run.error);
+    assert_eq!(run.text, "4°C in Edinburgh; Atlantis is not a city.");
+    assert_eq!(ran.load(Ordering::SeqCst), 2);
+    let ends = run.named("result");
+    assert_eq!(ends.len(), 1, "one reply for both steps");
+    assert!(matches!(ends[0], Event::Result { finish_reason, .. } if finish_reason == "stop"));
+
+    assert_eq!(server.requests().len(), 2);
+    let second = server.requests()[1].json();
+    let input = second["input"].as_array().unwrap();
+    assert_eq!(input.len(), 5, "{input:?}");
+    assert_eq!(
+        (&input[1]["type"], &input[1]["call_id"]),
+        (&json!("function_call"), &json!("call_A1"))
+    );
+    assert_eq!(input[3]["call_id"], "call_A1");
+    assert_eq!(
+        input[4],
+        json!({"type": "function_call_output", "call_id": "call_B2", "output": "ERROR: no such city"})
+    );
+    assert_eq!(second["tools"][0]["name"], "get_weather");
+    assert!(second["tools"][0].get("function").is_none());
+    // The history holds every step: prompt, calls, results, answer.
+    assert_eq!(chat.history().len(), 4);
 }

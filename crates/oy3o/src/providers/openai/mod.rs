@@ -58,9 +58,13 @@ impl Provider for OpenAi {
         }
     }
 
-    /// Chat Completions takes tools (TOOLS.md §1); the Responses API does not here yet.
+    /// Chat Completions (TOOLS.md §1) and the Responses API (§2) both take tools; an unknown
+    /// `api` opens no session at all.
     fn takes_tools(&self, target: &Target) -> bool {
-        matches!(target.settings.api.as_deref(), None | Some("chat"))
+        matches!(
+            target.settings.api.as_deref(),
+            None | Some("chat") | Some("responses")
+        )
     }
 }
 

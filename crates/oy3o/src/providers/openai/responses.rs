@@ -1,17 +1,16 @@
 //! The OpenAI Responses API (`api = "responses"`): `POST {base}/responses` with the context as
-//! `instructions` and the conversation as `input` (PROVIDERS.md §2.1). Errors before the
+//! `instructions` and the conversation as `input` (PROVIDERS.md §2.1), tools as flat function
+//! tools and their calls as `function_call` items (TOOLS.md §2.1–§2.3). Errors before the
 //! stream have the Chat Completions shape (§2.7), so [`super::request::read_error`] reads them.
 
+mod request;
 mod stream;
-
-use reqwest::header::HeaderMap;
-use serde_json::{Value, json};
 
 use crate::config::Target;
 use crate::error::Result;
-use crate::message::Role;
 use crate::provider::{CompletionRequest, Completions, DeltaStream};
 use crate::transport::http::{RequestUrl, Upstream};
+use reqwest::header::HeaderMap;
 
 pub(super) use stream::deltas;
 
@@ -33,40 +32,12 @@ impl Responses {
             headers: super::request::headers(target),
         })
     }
-
-    fn body(&self, request: &CompletionRequest) -> Value {
-        let mut instructions = Vec::new();
-        let mut input = Vec::with_capacity(request.messages.len());
-        for m in &request.messages {
-            match m.role {
-                Role::System => instructions.push(m.text()),
-                Role::User | Role::Assistant | Role::Tool => {
-                    input.push(json!({ "role": m.role.as_str(), "content": m.text() }));
-                }
-            }
-        }
-        let mut body = json!({ "model": self.model, "input": input, "stream": true });
-        if !instructions.is_empty() {
-            body["instructions"] = json!(instructions.join("\n\n"));
-        }
-        let o = &request.options;
-        if let Some(t) = o.temperature {
-            body["temperature"] = json!(t);
-        }
-        if let Some(p) = o.top_p {
-            body["top_p"] = json!(p);
-        }
-        if let Some(m) = o.max_tokens {
-            body["max_output_tokens"] = json!(m);
-        }
-        body
-    }
 }
 
 impl Completions for Responses {
     fn complete(&self, request: CompletionRequest) -> DeltaStream {
         let url = self.url.clone();
-        let body = self.body(&request);
+        let body = request::body(&self.model, &request);
         let headers = self.headers.clone();
         let upstream = self.upstream.clone();
         self.upstream.answer(

@@ -1,6 +1,6 @@
 //! Mapping Responses API stream events to deltas (PROVIDERS.md §2.2–§2.7): text and reasoning
-//! summary deltas, `url_citation` annotations, web searches, usage from the terminal event, and
-//! both shapes of the `error` event.
+//! summary deltas, `url_citation` annotations, web searches, function calls (TOOLS.md §2.2),
+//! usage from the terminal event, and both shapes of the `error` event.
 
 use std::borrow::Cow;
 
@@ -11,6 +11,7 @@ use serde::Deserialize;
 use crate::error::{Error, ErrorCode, Result};
 use crate::event::{Citation, Event, Usage};
 use crate::provider::{Delta, DeltaStream};
+use crate::tool::{ToolCall, ToolCallDelta, parse_arguments};
 use crate::transport::sse::SseEvent;
 
 #[derive(Deserialize)]
@@ -19,6 +20,14 @@ struct WireEvent<'a> {
     kind: Option<Cow<'a, str>>,
     #[serde(default)]
     delta: Option<String>,
+    /// Which output item an event is about, by position and by id.
+    #[serde(default)]
+    output_index: Option<u32>,
+    #[serde(default)]
+    item_id: Option<String>,
+    /// The whole arguments of `response.function_call_arguments.done`.
+    #[serde(default)]
+    arguments: Option<String>,
     #[serde(default)]
     annotation: Option<Annotation>,
     #[serde(default)]
@@ -49,12 +58,22 @@ struct Annotation {
     end_index: Option<u64>,
 }
 
+/// An output item: a message, a reasoning or web search step, or a function call
+/// (`FunctionToolCall`: `id` is the item's `fc_…`, `call_id` what its result quotes).
 #[derive(Deserialize)]
 struct Item {
     #[serde(rename = "type", default)]
     kind: String,
     #[serde(default)]
     action: Option<Action>,
+    #[serde(default)]
+    id: Option<String>,
+    #[serde(default)]
+    call_id: Option<String>,
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    arguments: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -65,6 +84,9 @@ struct Action {
 
 #[derive(Deserialize)]
 struct WireResponse {
+    /// `null` in some servers' early events.
+    #[serde(default)]
+    output: Option<Vec<Item>>,
     #[serde(default)]
     usage: Option<WireUsage>,
     #[serde(default)]
@@ -120,12 +142,13 @@ pub(crate) fn deltas(events: BoxStream<'static, Result<SseEvent>>) -> DeltaStrea
     Box::pin(async_stream::try_stream! {
         let mut events = events;
         let mut out = Vec::with_capacity(2);
+        let mut calls = Calls::default();
         while let Some(event) = events.next().await {
             let event = event?;
             if event.data.is_empty() {
                 continue;
             }
-            let done = map_event(&event, &mut out)?;
+            let done = map_event(&event, &mut calls, &mut out)?;
             for delta in out.drain(..) {
                 yield delta;
             }
@@ -141,7 +164,7 @@ pub(crate) fn deltas(events: BoxStream<'static, Result<SseEvent>>) -> DeltaStrea
 }
 
 /// Maps one event; true when it was the terminal one.
-fn map_event(event: &SseEvent, out: &mut Vec<Delta>) -> Result<bool> {
+fn map_event(event: &SseEvent, calls: &mut Calls, out: &mut Vec<Delta>) -> Result<bool> {
     let wire: WireEvent<'_> = serde_json::from_str(&event.data).map_err(|e| {
         Error::provider(format!(
             "openai sent a Responses event that is not valid JSON ({e}): {}",
@@ -177,21 +200,46 @@ fn map_event(event: &SseEvent, out: &mut Vec<Delta>) -> Result<bool> {
                 })));
             }
         }
-        "response.output_item.done" => {
+        "response.output_item.added" => {
             if let Some(item) = wire.item
-                && item.kind == "web_search_call"
-                && let Some(query) = item.action.and_then(|a| a.query)
+                && item.kind == "function_call"
             {
-                out.push(Delta::Event(Event::Search(query)));
+                calls.item(wire.output_index, item, out);
             }
         }
+        "response.function_call_arguments.delta" => {
+            if let Some(text) = wire.delta.filter(|t| !t.is_empty()) {
+                calls.delta(wire.output_index, wire.item_id.as_deref(), text, out);
+            }
+        }
+        "response.function_call_arguments.done" => {
+            if let Some(arguments) = wire.arguments {
+                calls.done(wire.output_index, wire.item_id.as_deref(), arguments, out);
+            }
+        }
+        "response.output_item.done" => match wire.item {
+            Some(item) if item.kind == "web_search_call" => {
+                if let Some(query) = item.action.and_then(|a| a.query) {
+                    out.push(Delta::Event(Event::Search(query)));
+                }
+            }
+            Some(item) if item.kind == "function_call" => {
+                calls.item(wire.output_index, item, out);
+            }
+            _ => {}
+        },
         "response.completed" | "response.incomplete" => {
-            let response = wire.response;
+            let mut response = wire.response;
+            let output = response.as_mut().and_then(|r| r.output.take());
+            let called = calls.finish(output.unwrap_or_default(), out);
             let reason = response
                 .as_ref()
                 .and_then(|r| r.incomplete_details.as_ref())
                 .and_then(|d| d.reason.as_deref());
+            // Responses has no finish reason for calls: an output with function calls is one
+            // (TOOLS.md §2.2).
             let finish_reason = match (kind, reason) {
+                ("response.completed", _) if called => "tool_calls",
                 ("response.completed", _) => "stop",
                 (_, Some("max_output_tokens")) => "length",
                 (_, Some(other)) => other,
@@ -225,6 +273,189 @@ fn map_event(event: &SseEvent, out: &mut Vec<Delta>) -> Result<bool> {
         _ => {}
     }
     Ok(false)
+}
+
+/// The function calls of one answer as they stream (TOOLS.md §2.2), in the order they began.
+/// Events name a call by `output_index` and `item_id` (the `fc_…` id), never by `call_id`; the
+/// final arguments come from `.done` or `output_item.done`, not only from the deltas.
+#[derive(Default)]
+struct Calls {
+    calls: Vec<Call>,
+}
+
+struct Call {
+    output_index: Option<u32>,
+    item_id: Option<String>,
+    /// The `call_id` its result quotes.
+    id: String,
+    name: String,
+    /// The arguments' JSON text as far as it came.
+    arguments: String,
+}
+
+impl Calls {
+    /// The position of the call an event names by `output_index` or `item_id`.
+    fn position(&self, output_index: Option<u32>, item_id: Option<&str>) -> Option<usize> {
+        self.calls.iter().position(|c| {
+            (output_index.is_some() && c.output_index == output_index)
+                || (item_id.is_some() && c.item_id.as_deref() == item_id)
+        })
+    }
+
+    /// A new call, announced with its first fragment (id, name, arguments so far).
+    fn start(&mut self, output_index: Option<u32>, item: Item, out: &mut Vec<Delta>) -> usize {
+        let call = Call {
+            output_index,
+            item_id: item.id,
+            id: item.call_id.unwrap_or_default(),
+            name: item.name.unwrap_or_default(),
+            arguments: item.arguments.unwrap_or_default(),
+        };
+        let at = self.calls.len();
+        out.push(Delta::Event(Event::ToolCallDelta(ToolCallDelta {
+            index: at as u32,
+            id: Some(call.id.clone()).filter(|id| !id.is_empty()),
+            name: Some(call.name.clone()).filter(|name| !name.is_empty()),
+            arguments: call.arguments.clone(),
+            signature: None,
+        })));
+        self.calls.push(call);
+        at
+    }
+
+    /// The position of the call an argument event names, starting one (without id or name)
+    /// for a call whose `output_item.added` never came.
+    fn named_by(
+        &mut self,
+        output_index: Option<u32>,
+        item_id: Option<&str>,
+        out: &mut Vec<Delta>,
+    ) -> Option<usize> {
+        if output_index.is_none() && item_id.is_none() {
+            return None;
+        }
+        let found = self.position(output_index, item_id);
+        found.or_else(|| {
+            let item = Item {
+                kind: "function_call".into(),
+                action: None,
+                id: item_id.map(str::to_owned),
+                call_id: None,
+                name: None,
+                arguments: None,
+            };
+            Some(self.start(output_index, item, out))
+        })
+    }
+
+    /// A `function_call` item from `output_item.added` or `output_item.done`: a new call, or
+    /// the final state of a known one.
+    fn item(&mut self, output_index: Option<u32>, item: Item, out: &mut Vec<Delta>) {
+        let Some(at) = self.position(output_index, item.id.as_deref()) else {
+            self.start(output_index, item, out);
+            return;
+        };
+        let call = &mut self.calls[at];
+        // A call whose arguments came first learns its id and name here.
+        let id = item.call_id.filter(|_| call.id.is_empty());
+        let name = item.name.filter(|_| call.name.is_empty());
+        if let Some(id) = &id {
+            call.id.clone_from(id);
+        }
+        if let Some(name) = &name {
+            call.name.clone_from(name);
+        }
+        if id.is_some() || name.is_some() {
+            out.push(Delta::Event(Event::ToolCallDelta(ToolCallDelta {
+                index: at as u32,
+                id,
+                name,
+                ..ToolCallDelta::default()
+            })));
+        }
+        if let Some(arguments) = item.arguments {
+            self.finalize(at, arguments, out);
+        }
+    }
+
+    fn delta(
+        &mut self,
+        output_index: Option<u32>,
+        item_id: Option<&str>,
+        text: String,
+        out: &mut Vec<Delta>,
+    ) {
+        if let Some(at) = self.named_by(output_index, item_id, out) {
+            self.calls[at].arguments.push_str(&text);
+            out.push(fragment(at, text));
+        }
+    }
+
+    /// `response.function_call_arguments.done`.
+    fn done(
+        &mut self,
+        output_index: Option<u32>,
+        item_id: Option<&str>,
+        arguments: String,
+        out: &mut Vec<Delta>,
+    ) {
+        if let Some(at) = self.named_by(output_index, item_id, out) {
+            self.finalize(at, arguments, out);
+        }
+    }
+
+    /// The whole arguments of a call. What the deltas missed goes out as one more fragment;
+    /// arguments that differ from the streamed ones replace them in the assembled call.
+    fn finalize(&mut self, at: usize, arguments: String, out: &mut Vec<Delta>) {
+        let call = &mut self.calls[at];
+        if let Some(rest) = arguments.strip_prefix(call.arguments.as_str())
+            && !rest.is_empty()
+        {
+            out.push(fragment(at, rest.to_owned()));
+        }
+        call.arguments = arguments;
+    }
+
+    /// At the end of the answer: the function calls of the response's `output` that no event
+    /// announced (an item's position in `output` is its `output_index`), then one
+    /// [`ToolCall`] per call. True when there were any.
+    fn finish(&mut self, output: Vec<Item>, out: &mut Vec<Delta>) -> bool {
+        for (index, item) in output.into_iter().enumerate() {
+            let index = u32::try_from(index).ok();
+            let known = self.position(index, item.id.as_deref()).is_some()
+                || self
+                    .calls
+                    .iter()
+                    .any(|c| !c.id.is_empty() && item.call_id.as_ref() == Some(&c.id));
+            if item.kind == "function_call" && !known {
+                self.start(index, item, out);
+            }
+        }
+        let calls = std::mem::take(&mut self.calls);
+        let called = !calls.is_empty();
+        for (at, call) in calls.into_iter().enumerate() {
+            out.push(Delta::Event(Event::ToolCall(ToolCall {
+                id: if call.id.is_empty() {
+                    format!("call_{at}")
+                } else {
+                    call.id
+                },
+                name: call.name,
+                arguments: parse_arguments(call.arguments),
+                signature: None,
+            })));
+        }
+        called
+    }
+}
+
+/// A fragment of the arguments of the `at`th call.
+fn fragment(at: usize, arguments: String) -> Delta {
+    Delta::Event(Event::ToolCallDelta(ToolCallDelta {
+        index: at as u32,
+        arguments,
+        ..ToolCallDelta::default()
+    }))
 }
 
 fn in_stream_error(error: &ErrorBody) -> Error {
@@ -309,6 +540,116 @@ mod tests {
         let nested = nested.unwrap();
         assert_eq!(nested.code(), ErrorCode::RateLimit);
         assert!(nested.message().contains("Too Many Requests"), "{nested}");
+    }
+
+    fn calls_of(out: &[Delta]) -> Vec<ToolCall> {
+        out.iter()
+            .filter_map(|d| match d {
+                Delta::Event(Event::ToolCall(c)) => Some(c.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn fragments_of(out: &[Delta]) -> Vec<ToolCallDelta> {
+        out.iter()
+            .filter_map(|d| match d {
+                Delta::Event(Event::ToolCallDelta(c)) => Some(c.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn function_calls_after_a_reasoning_item_stream_as_calls_numbered_from_zero() {
+        // The guide's older events: no `sequence_number`; deltas with `obfuscation`.
+        let (out, err) = run(concat!(
+            "event: response.output_item.added\ndata: {\"type\":\"response.output_item.added\",\"output_index\":0,\"item\":{\"id\":\"rs_1\",\"type\":\"reasoning\",\"summary\":[]}}\n\n",
+            "event: response.output_item.added\ndata: {\"type\":\"response.output_item.added\",\"response_id\":\"resp_1\",\"output_index\":1,\"item\":{\"id\":\"fc_1\",\"type\":\"function_call\",\"status\":\"in_progress\",\"arguments\":\"\",\"call_id\":\"call_A1\",\"name\":\"get_weather\"}}\n\n",
+            "event: response.output_item.added\ndata: {\"type\":\"response.output_item.added\",\"output_index\":2,\"item\":{\"id\":\"fc_2\",\"type\":\"function_call\",\"status\":\"in_progress\",\"arguments\":\"\",\"call_id\":\"call_B2\",\"name\":\"get_weather\"}}\n\n",
+            "event: response.function_call_arguments.delta\ndata: {\"type\":\"response.function_call_arguments.delta\",\"item_id\":\"fc_1\",\"output_index\":1,\"delta\":\"{\\\"city\\\":\\\"Pa\",\"obfuscation\":\"k1\"}\n\n",
+            "event: response.function_call_arguments.delta\ndata: {\"type\":\"response.function_call_arguments.delta\",\"item_id\":\"fc_2\",\"delta\":\"{\\\"city\\\":\\\"Rome\\\"}\"}\n\n",
+            "event: response.function_call_arguments.delta\ndata: {\"type\":\"response.function_call_arguments.delta\",\"item_id\":\"fc_1\",\"output_index\":1,\"delta\":\"ris\\\"\"}\n\n",
+            "event: response.function_call_arguments.done\ndata: {\"type\":\"response.function_call_arguments.done\",\"item_id\":\"fc_1\",\"output_index\":1,\"name\":\"get_weather\",\"arguments\":\"{\\\"city\\\":\\\"Paris\\\"}\"}\n\n",
+            "event: response.output_item.done\ndata: {\"type\":\"response.output_item.done\",\"output_index\":2,\"item\":{\"id\":\"fc_2\",\"type\":\"function_call\",\"status\":\"completed\",\"arguments\":\"{\\\"city\\\":\\\"Roma\\\"}\",\"call_id\":\"call_B2\",\"name\":\"get_weather\"}}\n\n",
+            "event: response.completed\ndata: {\"type\":\"response.completed\",\"response\":{\"status\":\"completed\",\"output\":[],\"usage\":null}}\n\n",
+        ));
+        assert!(err.is_none(), "{err:?}");
+        let fragments = fragments_of(&out);
+        assert_eq!(
+            fragments[0].index, 0,
+            "the first call, whatever its output_index"
+        );
+        assert_eq!(fragments[0].id.as_deref(), Some("call_A1"));
+        assert_eq!(fragments[1].index, 1);
+        let first: String = fragments
+            .iter()
+            .filter(|f| f.index == 0)
+            .map(|f| f.arguments.as_str())
+            .collect();
+        assert_eq!(
+            first, "{\"city\":\"Paris\"}",
+            "the missing `}}` came from .done"
+        );
+        let calls = calls_of(&out);
+        assert_eq!(calls.len(), 2);
+        assert_eq!(
+            (calls[0].id.as_str(), &calls[0].arguments),
+            ("call_A1", &serde_json::json!({"city": "Paris"}))
+        );
+        assert_eq!(
+            calls[1].arguments,
+            serde_json::json!({"city": "Roma"}),
+            "output_item.done's arguments win over the deltas"
+        );
+        assert_eq!(
+            out.last(),
+            Some(&Delta::Done {
+                finish_reason: "tool_calls".into()
+            })
+        );
+    }
+
+    #[test]
+    fn calls_only_in_the_completed_output_are_still_calls() {
+        let (out, err) = run(concat!(
+            "event: response.completed\ndata: {\"type\":\"response.completed\",\"sequence_number\":1,\"response\":{\"status\":\"completed\",\"output\":[",
+            "{\"id\":\"rs_1\",\"type\":\"reasoning\",\"summary\":[]},",
+            "{\"id\":\"fc_1\",\"type\":\"function_call\",\"status\":\"completed\",\"arguments\":\"{\\\"city\\\":\\\"Oslo\\\"}\",\"call_id\":\"call_O\",\"name\":\"get_weather\"}",
+            "],\"usage\":null}}\n\n",
+        ));
+        assert!(err.is_none(), "{err:?}");
+        let calls = calls_of(&out);
+        assert_eq!(calls.len(), 1);
+        assert_eq!(calls[0].id, "call_O");
+        assert_eq!(calls[0].arguments, serde_json::json!({"city": "Oslo"}));
+        assert_eq!(fragments_of(&out)[0].index, 0);
+        assert!(
+            matches!(out.last(), Some(Delta::Done { finish_reason }) if finish_reason == "tool_calls")
+        );
+    }
+
+    #[test]
+    fn arguments_before_their_item_get_the_call_id_and_name_when_the_item_comes() {
+        let (out, err) = run(concat!(
+            "event: response.function_call_arguments.delta\ndata: {\"type\":\"response.function_call_arguments.delta\",\"item_id\":\"fc_1\",\"output_index\":0,\"delta\":\"{}\"}\n\n",
+            "event: response.output_item.done\ndata: {\"type\":\"response.output_item.done\",\"output_index\":0,\"item\":{\"id\":\"fc_1\",\"type\":\"function_call\",\"arguments\":\"{}\",\"call_id\":\"call_T\",\"name\":\"now\"}}\n\n",
+            "event: response.completed\ndata: {\"type\":\"response.completed\",\"response\":{\"status\":\"completed\",\"output\":null}}\n\n",
+        ));
+        assert!(err.is_none(), "{err:?}");
+        let fragments = fragments_of(&out);
+        assert!(fragments[0].id.is_none() && fragments[0].name.is_none());
+        assert!(
+            fragments
+                .iter()
+                .any(|f| f.id.as_deref() == Some("call_T") && f.name.as_deref() == Some("now"))
+        );
+        let calls = calls_of(&out);
+        assert_eq!(calls.len(), 1);
+        assert_eq!(
+            (calls[0].id.as_str(), calls[0].name.as_str()),
+            ("call_T", "now")
+        );
     }
 
     #[test]
