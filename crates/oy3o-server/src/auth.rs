@@ -115,11 +115,15 @@ pub(crate) fn authorized_any(
 /// Whose chats a client may see: the SHA-256 (hex) of its token when the server has tokens,
 /// `""` when it has none. The token itself is never kept.
 pub(crate) fn owner(settings: &Settings, headers: &HeaderMap, query: Option<&str>) -> String {
-    use sha2::Digest as _;
     if !settings.has_token() {
         return String::new();
     }
-    let token = presented_token(headers, query).unwrap_or_default();
+    owner_of(&presented_token(headers, query).unwrap_or_default())
+}
+
+/// The owner a token stands for: the SHA-256 (hex) of it.
+pub(crate) fn owner_of(token: &str) -> String {
+    use sha2::Digest as _;
     sha2::Sha256::digest(token.as_bytes())
         .iter()
         .map(|b| format!("{b:02x}"))

@@ -202,6 +202,61 @@ pub(crate) fn glob_match(glob: &str, text: &str) -> bool {
     g[gi..].iter().all(|&c| c == '*')
 }
 
+/// Whether `name` (a server `time` or a tool `time.now`) is among `granted`: named itself, or
+/// a tool of a granted server.
+pub(crate) fn tool_granted(granted: &[String], name: &str) -> bool {
+    granted.iter().any(|g| {
+        name == g
+            || (!g.contains('.')
+                && name.len() > g.len()
+                && name.starts_with(g.as_str())
+                && name.as_bytes()[g.len()] == b'.')
+    })
+}
+
+/// The tools the client whose chats belong to `owner` ([`crate::auth::owner`]) may name: its
+/// token's own list, else `server.tools`.
+pub(crate) fn granted_tools<'a>(settings: &'a Settings, owner: &str) -> &'a [String] {
+    settings
+        .tokens
+        .iter()
+        .filter(|t| t.tools.is_some())
+        .find(|t| crate::auth::owner_of(t.expose()) == owner)
+        .and_then(|t| t.tools.as_deref())
+        .unwrap_or(&settings.tools)
+}
+
+/// Checks the tools a client names against what it was granted; at most
+/// [`MAX_CLIENT_TOOLS`] names. The refusal names the setting that decides.
+pub(crate) fn check_tools(granted: &[String], asked: &[String]) -> Result<(), Refusal> {
+    if asked.len() > MAX_CLIENT_TOOLS {
+        return Err(Refusal::new(
+            "bad_request",
+            format!("at most {MAX_CLIENT_TOOLS} tools a request"),
+        ));
+    }
+    match asked.iter().find(|name| !tool_granted(granted, name)) {
+        None => Ok(()),
+        Some(name) if granted.is_empty() => Err(Refusal::new(
+            "forbidden",
+            format!(
+                "tool `{name}` is not offered: this server offers clients no tools (its \
+                 operator lists them in server.tools)"
+            ),
+        )),
+        Some(name) => Err(Refusal::new(
+            "forbidden",
+            format!(
+                "tool `{name}` is not offered to this client; it may name: {}",
+                granted.join(", ")
+            ),
+        )),
+    }
+}
+
+/// The most tool names one request may carry.
+pub(crate) const MAX_CLIENT_TOOLS: usize = 64;
+
 /// The most tool steps a client may ask of one turn (each step is an upstream request on the
 /// server's key).
 pub(crate) const MAX_CLIENT_TOOL_STEPS: u32 = 32;
@@ -301,5 +356,47 @@ mod tests {
         let e = check_options(&steps, "options.").unwrap_err();
         assert!(e.message.contains("max_tool_steps"), "{}", e.message);
         assert!(check_options(&Options::default(), "").is_ok());
+    }
+
+    #[test]
+    fn a_granted_server_covers_its_tools_and_nothing_else() {
+        let granted = vec!["time".to_string(), "git.git_status".to_string()];
+        for ok in ["time", "time.now", "git.git_status"] {
+            assert!(tool_granted(&granted, ok), "{ok}");
+        }
+        for refused in ["timex", "timex.now", "git", "git.git_log", "tim", ""] {
+            assert!(!tool_granted(&granted, refused), "{refused}");
+        }
+        let e = check_tools(&granted, &["git.git_log".into()]).unwrap_err();
+        assert_eq!(e.code, "forbidden");
+        assert!(e.message.contains("time, git.git_status"), "{}", e.message);
+        let e = check_tools(&[], &["time".into()]).unwrap_err();
+        assert!(e.message.contains("server.tools"), "{}", e.message);
+        let many: Vec<String> = (0..=MAX_CLIENT_TOOLS).map(|_| "time".into()).collect();
+        assert_eq!(
+            check_tools(&granted, &many).unwrap_err().code,
+            "bad_request"
+        );
+    }
+
+    #[test]
+    fn a_token_with_tools_narrows_the_servers_list() {
+        let settings = Settings::parse_file(
+            "[server]\ntools = [\"time\", \"git\"]\ntokens = [\"t-a\", { token = \"t-b\", tools = [\"time\"] }]\n",
+            Path::new("/etc/c.toml"),
+        )
+        .unwrap();
+        let owner = crate::auth::owner_of;
+        assert_eq!(granted_tools(&settings, &owner("t-a")), ["time", "git"]);
+        assert_eq!(granted_tools(&settings, &owner("t-b")), ["time"]);
+        assert_eq!(granted_tools(&settings, ""), ["time", "git"]);
+        let beyond = Settings::parse_file(
+            "[server]\ntools = [\"time\"]\ntokens = [{ token = \"t\", tools = [\"git\"] }]\n",
+            Path::new("/etc/c.toml"),
+        )
+        .unwrap_err();
+        assert!(beyond.to_string().contains("server.tokens[0]"), "{beyond}");
+        assert!(format!("{:?}", settings.tokens).contains("<redacted>"));
+        assert!(!format!("{:?}", settings.tokens).contains("t-b"));
     }
 }

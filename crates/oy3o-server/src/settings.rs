@@ -27,6 +27,9 @@
 //! models = ["openai:gpt-4o"]           # listed by GET /v1/models besides the defaults
 //! chains = { moa = "moa.toml" }        # served as the model chain:moa (paths relative to the file)
 //! tokens = ["t-alice", "t-bob"]        # more accepted tokens; each client's chats are its own
+//! tools = ["time", "git.git_status"]   # tools clients may name: MCP servers or server.tool
+//! # a token may be a table narrowing the tools its clients may name:
+//! # tokens = ["t-alice", { token_env = "BOB_TOKEN", tools = ["time"] }]
 //! ```
 
 use std::collections::BTreeMap;
@@ -41,26 +44,38 @@ use crate::error::{Error, Result};
 /// The default port, as in the original library's examples.
 pub const DEFAULT_PORT: u16 = 8443;
 
-/// A secret that never shows in `Debug` output or logs.
+/// A secret that never shows in `Debug` output or logs, with the tools its clients may name
+/// when it narrows [`Settings::tools`].
 #[derive(Clone, PartialEq, Eq)]
-pub struct Token(String);
+pub struct Token {
+    secret: String,
+    /// The tools a client presenting this token may name; `None`: every one of
+    /// [`Settings::tools`].
+    pub tools: Option<Vec<String>>,
+}
 
 impl Token {
     /// Wraps a token; `None` when it is empty.
     pub fn new(value: impl Into<String>) -> Option<Self> {
         let value = value.into();
-        (!value.trim().is_empty()).then(|| Self(value.trim().to_owned()))
+        (!value.trim().is_empty()).then(|| Self {
+            secret: value.trim().to_owned(),
+            tools: None,
+        })
     }
 
     /// The secret itself, for comparison.
     pub(crate) fn expose(&self) -> &str {
-        &self.0
+        &self.secret
     }
 }
 
 impl fmt::Debug for Token {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Token(<redacted>)")
+        match &self.tools {
+            None => f.write_str("Token(<redacted>)"),
+            Some(tools) => write!(f, "Token(<redacted>, tools: {tools:?})"),
+        }
     }
 }
 
@@ -170,6 +185,11 @@ pub struct Settings {
     /// More tokens accepted besides [`Settings::token`]. Chats are scoped to the token that
     /// created them, so each token is one owner of its own chats.
     pub tokens: Vec<Token>,
+    /// The tools clients may name (`tools` in a WebSocket request, `server_tools` over HTTP),
+    /// which the server runs: MCP servers (`time`: all its tools) or single tools
+    /// (`time.get_current_time`) of the engine config's `[mcp.NAME]` sections. Empty (the
+    /// default): clients can name none. A [`Token::tools`] list narrows it per token.
+    pub tools: Vec<String>,
     /// Where chats are kept (issue #10): `None` or [`oy3o_store::StoreSetting::None`] keeps
     /// nothing. Not read from `[server]`: `oy3o serve` passes the engine config's `store`. A store that cannot be opened leaves the server serving without it (a warning
     /// and `"store": {"status": "unavailable"}` in `GET /health`).
@@ -199,6 +219,7 @@ impl Default for Settings {
             models: Vec::new(),
             chains: BTreeMap::new(),
             tokens: Vec::new(),
+            tools: Vec::new(),
             store: None,
         }
     }
@@ -233,7 +254,25 @@ struct Section {
     max_connections: Option<usize>,
     models: Option<Vec<String>>,
     chains: Option<BTreeMap<String, PathBuf>>,
-    tokens: Option<Vec<String>>,
+    tokens: Option<Vec<TokenEntry>>,
+    tools: Option<Vec<String>>,
+}
+
+/// One entry of `tokens`: the secret, or a table with the secret (or the variable holding it)
+/// and the tools its clients may name.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum TokenEntry {
+    Secret(String),
+    Table(TokenTable),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TokenTable {
+    token: Option<String>,
+    token_env: Option<String>,
+    tools: Option<Vec<String>>,
 }
 
 /// The part of a config file the server reads; every other key belongs to the engine.
@@ -404,8 +443,46 @@ impl Settings {
                 .map(|(name, p)| (name, base.join(p)))
                 .collect();
         }
+        if let Some(tools) = s.tools {
+            self.tools = tools;
+        }
         if let Some(tokens) = s.tokens {
-            self.tokens = tokens.into_iter().filter_map(Token::new).collect();
+            self.tokens = Vec::with_capacity(tokens.len());
+            for (i, entry) in tokens.into_iter().enumerate() {
+                let at = format!("tokens[{i}]");
+                let table = match entry {
+                    TokenEntry::Secret(secret) => {
+                        self.tokens.extend(Token::new(secret));
+                        continue;
+                    }
+                    TokenEntry::Table(table) => table,
+                };
+                let secret = match (table.token, table.token_env) {
+                    (Some(secret), None) => secret,
+                    (None, Some(var)) => std::env::var(&var)
+                        .map_err(|_| bad(&at, &format!("environment variable {var} is not set")))?,
+                    _ => return Err(bad(&at, "give either `token` or `token_env`")),
+                };
+                let Some(mut token) = Token::new(secret) else {
+                    return Err(bad(&at, "the token is empty"));
+                };
+                if let Some(tools) = table.tools {
+                    if let Some(beyond) = tools
+                        .iter()
+                        .find(|t| !crate::policy::tool_granted(&self.tools, t))
+                    {
+                        return Err(bad(
+                            &at,
+                            &format!(
+                                "tool `{beyond}` is not among server.tools; a token's tools \
+                                 narrow server.tools"
+                            ),
+                        ));
+                    }
+                    token.tools = Some(tools);
+                }
+                self.tokens.push(token);
+            }
         }
         Ok(self)
     }
