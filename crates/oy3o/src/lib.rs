@@ -13,6 +13,8 @@
 //! - [`Event`] and [`Listeners`]: everything a model reports besides text.
 //! - [`provider`]: the [`Provider`]/[`Session`] model; [`providers`]: the registry.
 //! - [`transport`]: HTTP with proxies, SSE/NDJSON decoding, retries, timeouts.
+//! - [`tool_loop`]: tools the engine runs until the model answers; `mcp` (feature `mcp`):
+//!   MCP servers' tools for it.
 //!
 //! What it is not: a UI, a server or a store; those live in their own crates.
 //!
@@ -32,6 +34,8 @@ mod event;
 mod exec;
 mod fallback;
 mod listener;
+#[cfg(feature = "mcp")]
+pub mod mcp;
 mod message;
 mod model_ref;
 pub mod provider;
@@ -43,7 +47,9 @@ pub mod tool_loop;
 pub mod transport;
 
 pub use chat::Chat;
-pub use config::{Alias, Config, DEFAULT_MODEL, Options, ProviderSettings, Target, Timeouts};
+pub use config::{
+    Alias, Config, DEFAULT_MODEL, McpServerConfig, Options, ProviderSettings, Target, Timeouts,
+};
 pub use conversation::{Conversation, Conversations, Opening};
 pub use credential::Credential;
 pub use error::{Error, ErrorCode, Result};

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use super::mcp::McpSection;
 use super::{Alias, Config, Options, ProviderSettings};
 use crate::credential::Credential;
 use crate::error::{Error, Result};
@@ -86,6 +87,8 @@ struct ConfigFile {
     store: Option<String>,
     #[serde(default)]
     providers: BTreeMap<String, ProviderSection>,
+    #[serde(default)]
+    mcp: BTreeMap<String, McpSection>,
     /// Read by the server face; kept opaque here so the engine does not depend on it.
     #[serde(default)]
     server: Option<serde_json::Value>,
@@ -131,15 +134,35 @@ impl Config {
     }
 }
 
-/// The 1-based line where `key` is assigned, for errors found after parsing.
+/// The 1-based line of a dotted `key` (`providers.openai.api`), for errors found after
+/// parsing: each part is looked for after the line of the one before it, as a key assigned
+/// (`api =`, `"api":`) or a part of a table header (`[providers.openai]`).
 fn line_of_key(text: &str, key: &str) -> usize {
-    text.lines()
-        .position(|l| {
-            let l = l.trim_start().trim_start_matches('"');
-            l.starts_with(key) && l[key.len()..].trim_start().starts_with(['=', ':', '"'])
-        })
-        .map(|i| i + 1)
-        .unwrap_or(1)
+    let lines: Vec<&str> = text.lines().collect();
+    let mut at = None;
+    for part in key.split('.') {
+        let from = at.unwrap_or(0);
+        if let Some(i) = lines[from.min(lines.len())..]
+            .iter()
+            .position(|l| mentions(l, part))
+        {
+            at = Some(from + i);
+        }
+    }
+    at.map_or(1, |i| i + 1)
+}
+
+/// Whether `line` assigns `part` or names it in a table header.
+fn mentions(line: &str, part: &str) -> bool {
+    let l = line.trim();
+    if let Some(header) = l.strip_prefix('[') {
+        let header = header.trim_start_matches('[').trim_end_matches(']');
+        return header
+            .split('.')
+            .any(|p| p.trim().trim_matches('"') == part);
+    }
+    let l = l.trim_start_matches('"');
+    l.starts_with(part) && l[part.len()..].trim_start().starts_with(['=', ':', '"'])
 }
 
 fn seconds(value: Option<f64>, key: &str, ctx: &Ctx) -> Result<Option<Duration>> {
@@ -158,11 +181,10 @@ struct Ctx<'a> {
 
 impl Ctx<'_> {
     fn error(&self, key: &str, message: &str) -> Error {
-        let leaf = key.rsplit('.').next().unwrap_or(key);
         Error::config(format!(
             "config error in {} line {}, key `{key}`: {message}",
             self.path.display(),
-            line_of_key(self.text, leaf)
+            line_of_key(self.text, key)
         ))
     }
 
@@ -251,6 +273,17 @@ impl ConfigFile {
             };
             providers.insert(name, settings);
         }
+        let mut mcp = BTreeMap::new();
+        for (name, section) in self.mcp {
+            let server = section.into_config(&name).map_err(|(at, message)| {
+                let key = match at {
+                    "" => format!("mcp.{name}"),
+                    at => format!("mcp.{name}.{at}"),
+                };
+                ctx.error(&key, &message)
+            })?;
+            mcp.insert(name, server);
+        }
         let cookie = match self.cookie {
             Some(source) => Some(ctx.credential(source, "cookie")?),
             None => None,
@@ -285,6 +318,7 @@ impl ConfigFile {
             options: self.options,
             task_concurrency: self.task_concurrency,
             store: self.store,
+            mcp,
             ..Config::default()
         })
     }

@@ -7,6 +7,7 @@
 
 mod alias;
 mod file;
+mod mcp;
 mod parse;
 mod resolve;
 
@@ -17,6 +18,7 @@ use crate::credential::Credential;
 use crate::listener::Listeners;
 
 pub use alias::Alias;
+pub use mcp::{DEFAULT_MCP_TIMEOUT, McpServerConfig, McpTransport};
 pub use parse::{Syntax, key, parse, syntax_of};
 pub(crate) use resolve::redact_url;
 pub use resolve::{DEFAULT_MODEL, Target};
@@ -217,6 +219,9 @@ pub struct Config {
     /// Where faces keep conversations: `none`, `sqlite:PATH` or `postgres://…` (read by the
     /// `oy3o-store` crate; the engine itself never writes there). `None`: the face's default.
     pub store: Option<String>,
+    /// MCP servers by name (`[mcp.NAME]` in a file): their tools are offered as `NAME.tool`
+    /// (see `oy3o::mcp`, behind the engine's `mcp` feature).
+    pub mcp: BTreeMap<String, McpServerConfig>,
 }
 
 impl Config {
@@ -272,6 +277,7 @@ impl Config {
             task_concurrency: call.task_concurrency.or(self.task_concurrency),
             max_prompt_bytes: call.max_prompt_bytes.or(self.max_prompt_bytes),
             store: call.store.clone().or_else(|| self.store.clone()),
+            mcp: merged(&self.mcp, &call.mcp),
         }
     }
 }
