@@ -32,6 +32,9 @@ pub(crate) struct AppState {
     /// there is one. Without a store each WebSocket connection keeps its chats to itself (as
     /// the original library did), so this one serves one-shot answers only.
     pub conversations: Arc<Conversations>,
+    /// The MCP servers of the engine config, whose tools clients may name as
+    /// [`Settings::tools`] allows; started on first use and shared by every connection.
+    pub mcp: oy3o::mcp::McpTools,
 }
 
 /// How many model names [`AppState::targets`] remembers; names past it resolve per request, so
@@ -55,7 +58,16 @@ impl AppState {
                 Chain::load(path).map_err(|e| Error::config(format!("chain {name:?}: {e}")))?;
             chains.insert(name.clone(), chain);
         }
+        for name in &settings.tools {
+            let server = name.split('.').next().unwrap_or_default();
+            if !config.mcp.contains_key(server) {
+                return Err(Error::config(format!(
+                    "server.tools names `{name}`, but no [mcp.{server}] section is configured"
+                )));
+            }
+        }
         Ok(Arc::new(Self {
+            mcp: oy3o::mcp::McpTools::new(&config),
             config: Arc::new(config),
             settings,
             metrics: Metrics::default(),
@@ -67,6 +79,27 @@ impl AppState {
             }))),
             store,
         }))
+    }
+
+    /// A toolbox of the tools a client of `owner` names, checked against what it was granted
+    /// ([`Settings::tools`], narrowed per token); `None` when it names none.
+    pub(crate) async fn toolbox(
+        &self,
+        owner: &str,
+        names: Option<&[String]>,
+    ) -> std::result::Result<Option<Arc<oy3o::tool_loop::Toolbox>>, crate::policy::Refusal> {
+        let Some(names) = names.filter(|n| !n.is_empty()) else {
+            return Ok(None);
+        };
+        crate::policy::check_tools(crate::policy::granted_tools(&self.settings, owner), names)?;
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        match self.mcp.toolbox(&names).await {
+            Ok(toolbox) => Ok(Some(Arc::new(toolbox))),
+            Err(e) => Err(crate::policy::Refusal::new(
+                e.code().as_str(),
+                e.message().to_owned(),
+            )),
+        }
     }
 
     /// The targets of `model` (or the default) against the server's own config, resolved once

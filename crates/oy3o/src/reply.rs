@@ -96,7 +96,11 @@ impl Reply {
         self.finish_reason.as_deref()
     }
 
-    /// The tools the model called, once its answer ended (finish reason `tool_calls`).
+    /// The tools the model called and left for the caller to run, once its answer ended
+    /// (finish reason `tool_calls`); calls the engine ran itself ([`Options::toolbox`]) are
+    /// not among them.
+    ///
+    /// [`Options::toolbox`]: crate::Options::toolbox
     pub fn tool_calls(&self) -> &[ToolCall] {
         &self.tool_calls
     }
@@ -141,6 +145,8 @@ impl Reply {
                     match &e {
                         Event::Usage(u) => self.usage = Some(u.clone()),
                         Event::ToolCall(call) => self.tool_calls.push(call.clone()),
+                        // The engine ran them (a tool loop): not the caller's to run.
+                        Event::ToolResult(_) => self.tool_calls.clear(),
                         _ => {}
                     }
                     Ok(Output::Event(e))

@@ -244,7 +244,7 @@ impl Connection {
             let m = "this server does not accept a proxy from clients (allow_client_proxy = false)";
             return self.error_reply(&request, "forbidden", m).await;
         }
-        if let Err(refusal) = limits::check_request(&self.state, &request) {
+        if let Err(refusal) = limits::check_request(&self.state, &request, &self.owner) {
             return self
                 .error_reply(&request, refusal.code, &refusal.message)
                 .await;
@@ -353,7 +353,9 @@ impl Connection {
         };
         let conversation = slot.conversation.clone();
         let (cancel, client) = (slot.cancel.clone(), slot.client.clone());
-        let options = request.options.clone().unwrap_or_default();
+        let Some(options) = self.options(&request).await else {
+            return;
+        };
         let Some(job) = self.job(&request, cancel, client).await else {
             return;
         };
@@ -475,12 +477,35 @@ impl Connection {
                 return self.error_reply(&request, e.code().as_str(), &m).await;
             }
         };
-        let options: Options = request.options.clone().unwrap_or_default();
+        let Some(options) = self.options(&request).await else {
+            return;
+        };
         let Some(job) = self.job(&request, self.alive.child_token(), client).await else {
             return;
         };
         let reply = conversation.send(oy3o::Message::user(prompt), &options);
         panics::spawn_reply(job, |job| reply::stream_reply(reply, job));
+    }
+
+    /// A turn's options: the request's, with the tools it names (as granted to this owner);
+    /// `None` when they are refused (answered here).
+    async fn options(&self, request: &Request) -> Option<Options> {
+        let mut options = request.options.clone().unwrap_or_default();
+        match self
+            .state
+            .toolbox(&self.owner, request.tools.as_deref())
+            .await
+        {
+            Ok(toolbox) => {
+                options.toolbox = toolbox;
+                Some(options)
+            }
+            Err(refusal) => {
+                self.error_reply(request, refusal.code, &refusal.message)
+                    .await;
+                None
+            }
+        }
     }
 
     async fn start_chain(&mut self, request: Request) {

@@ -10,11 +10,18 @@ use super::protocol::{ChainSpec, Request};
 use crate::policy::{self, Refusal};
 use crate::state::AppState;
 
-/// Checks everything a request asks for before anything is opened or sent: its proxy, its
-/// models (the chain's tasks' too), its numbers, and the size of an inline chain. Each refusal
-/// names the setting or field that decides it.
-pub(crate) fn check_request(state: &AppState, request: &Request) -> Result<(), Refusal> {
+/// Checks everything a request of `owner` asks for before anything is opened or sent: its
+/// proxy, its models (the chain's tasks' too), its tools, its numbers, and the size of an
+/// inline chain. Each refusal names the setting or field that decides it.
+pub(crate) fn check_request(
+    state: &AppState,
+    request: &Request,
+    owner: &str,
+) -> Result<(), Refusal> {
     let settings = &state.settings;
+    if let Some(tools) = &request.tools {
+        policy::check_tools(policy::granted_tools(settings, owner), tools)?;
+    }
     let limits = &settings.limits;
     if let Some(proxy) = &request.proxy
         && settings.allow_client_proxy == Some(true)

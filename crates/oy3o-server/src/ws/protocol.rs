@@ -64,6 +64,9 @@ pub(crate) struct Request {
     pub chain: Option<ChainSpec>,
     /// `history: true`: send the chat's stored turns as `history` events.
     pub history: bool,
+    /// `tools: ["time", "git.git_status"]`: tools the server runs for this turn (as
+    /// `server.tools` grants), their calls and results sent as `tool_call` / `tool_result`.
+    pub tools: Option<Vec<String>>,
 }
 
 impl Request {
@@ -173,6 +176,8 @@ struct Raw {
     chain: Option<Value>,
     #[serde(default)]
     history: Option<bool>,
+    #[serde(default)]
+    tools: Option<Vec<String>>,
 }
 
 /// Parses one text frame with no bound on the `id` and `ref` (tests).
@@ -273,6 +278,7 @@ pub(crate) fn parse_limited(text: &str, max_id_bytes: usize) -> Result<Request, 
         close: raw.close.unwrap_or(false),
         chain,
         history: raw.history.unwrap_or(false),
+        tools: raw.tools,
     })
 }
 

@@ -87,6 +87,10 @@ pub(crate) async fn completions(
         String::new()
     };
     let streamed = request.stream.unwrap_or(false);
+    let toolbox = match server_tools(&state, &request, &headers, &uri, &owner).await {
+        Ok(toolbox) => toolbox,
+        Err(refused) => return refused,
+    };
     let options = Options {
         // In range (checked when read): narrowing cannot overflow.
         temperature: request.temperature.map(|t| t as f32),
@@ -97,7 +101,9 @@ pub(crate) async fn completions(
         // instead of a stream to decode: about half the engine's work per answer).
         whole: !streamed,
         tools: request.tools_asked.clone(),
-        // A client of this route runs its own tools.
+        // Tools the client names in `server_tools` the server runs; those it defines in
+        // `tools`, the client runs.
+        toolbox: toolbox.clone(),
         ..Options::default()
     };
     let model = request.model.filter(|m| !m.trim().is_empty());
@@ -132,6 +138,7 @@ pub(crate) async fn completions(
         created: now(),
         model: shown_model,
         started,
+        server_tools: toolbox.is_some(),
     };
     if streamed {
         let usage = request.include_usage.unwrap_or(false);
@@ -139,6 +146,48 @@ pub(crate) async fn completions(
     } else {
         whole::whole(state, reply, meta).await
     }
+}
+
+/// The toolbox of the tools a request names in `server_tools`, as granted to its client; a
+/// refusal is the response to send. Mixing them with tools the client runs is refused: a call
+/// could not say who runs it.
+async fn server_tools(
+    state: &AppState,
+    request: &request::CompletionRequest,
+    headers: &HeaderMap,
+    uri: &Uri,
+    owner: &str,
+) -> Result<Option<Arc<oy3o::tool_loop::Toolbox>>, Response> {
+    let Some(names) = request.server_tools.as_deref().filter(|n| !n.is_empty()) else {
+        return Ok(None);
+    };
+    let refuse = |code: &str, message: &str| {
+        state.metrics.error(code);
+        let status = if code == "forbidden" {
+            StatusCode::FORBIDDEN
+        } else if code == "not_found" {
+            StatusCode::NOT_FOUND
+        } else {
+            StatusCode::BAD_REQUEST
+        };
+        api_error(status, code, message)
+    };
+    if request.tools_asked.is_some() {
+        return Err(refuse(
+            "bad_request",
+            "a request names tools the server runs (server_tools) or defines tools the client \
+             runs (tools), not both",
+        ));
+    }
+    // Without a store the owner was not worked out: the grant needs it.
+    let owner = match owner {
+        "" => crate::auth::owner(&state.settings, headers, uri.query()),
+        known => known.to_owned(),
+    };
+    state
+        .toolbox(&owner, Some(names))
+        .await
+        .map_err(|r| refuse(r.code, &r.message))
 }
 
 /// Starts the answer as a one-turn conversation of `owner` (recorded when the server has a
@@ -207,6 +256,9 @@ struct Meta {
     created: u64,
     model: String,
     started: Instant,
+    /// The server runs the answer's tools: their calls are not the client's to see as
+    /// `tool_calls`.
+    server_tools: bool,
 }
 
 /// An answer being written, counted in the metrics until it is dropped: at its end, or when

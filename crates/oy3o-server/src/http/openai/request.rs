@@ -38,6 +38,8 @@ pub(super) struct CompletionRequest {
     unsupported: Option<String>,
     /// The tools, their choice and the parallel switch, for the engine.
     pub(super) tools_asked: Option<Arc<Tools>>,
+    /// `server_tools: ["time"]`: tools the server runs itself (as `server.tools` grants).
+    pub(super) server_tools: Option<Vec<String>>,
 }
 
 /// The fields read; every other one must be unset (see [`is_unset`]).
@@ -55,6 +57,7 @@ enum Field {
     Tools,
     ToolChoice,
     ParallelToolCalls,
+    ServerTools,
     /// Metadata about the caller: it changes nothing in the answer.
     User,
     Other(String),
@@ -90,6 +93,7 @@ impl Visitor<'_> for FieldVisitor {
             "tools" => Field::Tools,
             "tool_choice" => Field::ToolChoice,
             "parallel_tool_calls" => Field::ParallelToolCalls,
+            "server_tools" => Field::ServerTools,
             "user" => Field::User,
             other => Field::Other(other.to_owned()),
         })
@@ -135,6 +139,7 @@ impl<'de> Visitor<'de> for RequestVisitor {
                 }
                 Field::ToolChoice => r.tool_choice = map.next_value()?,
                 Field::ParallelToolCalls => r.parallel_tool_calls = map.next_value()?,
+                Field::ServerTools => r.server_tools = map.next_value()?,
                 Field::User => {
                     map.next_value::<IgnoredAny>()?;
                 }

@@ -116,7 +116,8 @@ pub(super) async fn stream(
     let first = loop {
         match outputs.next().await {
             Some(Ok(Output::Event(e)))
-                if !matches!(e, Event::Reasoning(_) | Event::ToolCallDelta(_)) => {}
+                if !(matches!(e, Event::Reasoning(_))
+                    || matches!(e, Event::ToolCallDelta(_)) && !meta.server_tools) => {}
             other => break other,
         }
     };
@@ -126,6 +127,7 @@ pub(super) async fn stream(
     state.metrics.first_chunk(meta.started.elapsed());
     let answering = Answering::start(&state, meta.started);
     let writer = ChunkWriter::new(&meta);
+    let server_tools = meta.server_tools;
     let body = async_stream::stream! {
         yield Ok::<_, Infallible>(writer.role());
         let mut next = first;
@@ -133,7 +135,7 @@ pub(super) async fn stream(
             match next {
                 Some(Ok(Output::Text(t))) => yield Ok(writer.text("content", &t)),
                 Some(Ok(Output::Event(Event::Reasoning(t)))) => yield Ok(writer.text("reasoning_content", &t)),
-                Some(Ok(Output::Event(Event::ToolCallDelta(d)))) => yield Ok(writer.tool_call(&d)),
+                Some(Ok(Output::Event(Event::ToolCallDelta(d)))) if !server_tools => yield Ok(writer.tool_call(&d)),
                 Some(Ok(Output::Event(_))) => {}
                 Some(Err(e)) => {
                     state.metrics.error(e.code().as_str());
