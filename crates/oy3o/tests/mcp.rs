@@ -418,3 +418,113 @@ async fn dropping_the_registry_stops_its_child_servers() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// A chain's task may use tools: `equip` resolves its names (tasks naming the same tools share
+/// one toolbox), the task's answer comes after the real time server's result went back, and a
+/// task whose names were never resolved fails saying so while its stage's other tasks answer.
+#[tokio::test]
+async fn a_chain_task_uses_the_time_servers_tools_once_equipped() {
+    let server = FakeServer::start().await;
+    server.respond(|r| {
+        let body = r.json();
+        let messages = body["messages"].as_array().cloned().unwrap_or_default();
+        if messages.iter().any(|m| m["role"] == "tool") {
+            openai::answer(&["Tokyo time, from the tool."]).build()
+        } else if body["tools"].is_array() {
+            openai::tool_calls(&[(
+                "call_c",
+                "time__get_current_time",
+                r#"{"timezone": "Asia/Tokyo"}"#,
+            )])
+            .build()
+        } else {
+            openai::answer(&["no tools here"]).build()
+        }
+    });
+    let config = config_for("openai", server.base_url());
+    let mcp = registry(&[("time", time_server())]);
+    let task = |tools: Option<&[&str]>| {
+        let mut task = oy3o::Task::new(Some("openai:gpt-4o-mini"), "Time in Tokyo?");
+        task.tools = tools.map(|t| t.iter().map(|n| n.to_string()).collect());
+        task
+    };
+    let mut chain = oy3o::Chain::from(vec![vec![
+        task(Some(&["time"])),
+        task(Some(&["time"])),
+        task(None),
+    ]]);
+    mcp.equip(chain.tasks_mut()).await.unwrap();
+    let toolboxes: Vec<_> = chain.stages[0]
+        .tasks
+        .iter()
+        .map(|t| t.toolbox.clone())
+        .collect();
+    assert!(Arc::ptr_eq(
+        toolboxes[0].as_ref().unwrap(),
+        toolboxes[1].as_ref().unwrap()
+    ));
+    assert!(toolboxes[2].is_none());
+    let mut stages = oy3o::exec_tasks_chain_once(chain.clone(), &config)
+        .await
+        .unwrap();
+    stages[0].results.sort_by_key(|r| r.index);
+    let answers: Vec<&str> = stages[0]
+        .results
+        .iter()
+        .map(|r| r.response.as_deref().unwrap_or_default())
+        .collect();
+    assert_eq!(
+        answers,
+        [
+            "Tokyo time, from the tool.",
+            "Tokyo time, from the tool.",
+            "no tools here"
+        ]
+    );
+    let results_sent = server
+        .requests()
+        .iter()
+        .filter(|r| {
+            r.json()["messages"].as_array().unwrap().iter().any(|m| {
+                m["role"] == "tool"
+                    && m["content"]
+                        .as_str()
+                        .is_some_and(|c| c.contains("Asia/Tokyo"))
+            })
+        })
+        .count();
+    assert_eq!(results_sent, 2);
+
+    let mut unresolved = oy3o::Chain::from(vec![vec![task(Some(&["time"])), task(None)]]);
+    let before = server.requests().len();
+    let stages = oy3o::exec_tasks_chain_once(unresolved.clone(), &config).await;
+    let mut stages = stages.unwrap();
+    stages[0].results.sort_by_key(|r| r.index);
+    let error = stages[0].results[0].error.as_ref().expect("an error");
+    assert!(
+        error.message().contains("not resolved"),
+        "{}",
+        error.message()
+    );
+    assert_eq!(
+        stages[0].results[1].response.as_deref(),
+        Some("no tools here")
+    );
+    assert_eq!(
+        server.requests().len(),
+        before + 1,
+        "the unresolved task sent nothing"
+    );
+    let e = registry(&[("time", time_server())])
+        .equip(unresolved.tasks_mut().map(|t| {
+            t.tools = Some(vec!["time.nope".into()]);
+            t
+        }))
+        .await
+        .unwrap_err();
+    assert!(
+        e.message().starts_with("task openai:gpt-4o-mini:"),
+        "{}",
+        e.message()
+    );
+}

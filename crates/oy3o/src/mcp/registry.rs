@@ -169,6 +169,34 @@ impl McpTools {
         Ok(toolbox)
     }
 
+    /// Gives each task that names [`Task::tools`](crate::Task::tools) its toolbox, one per
+    /// distinct list of names (tasks naming the same tools share it). An unknown name is an
+    /// error naming the task.
+    pub async fn equip<'a>(
+        &self,
+        tasks: impl IntoIterator<Item = &'a mut crate::Task>,
+    ) -> Result<()> {
+        let mut made: Vec<(Vec<String>, Arc<Toolbox>)> = Vec::new();
+        for task in tasks {
+            let Some(names) = task.tools.as_ref().filter(|n| !n.is_empty()) else {
+                continue;
+            };
+            let toolbox = match made.iter().find(|(n, _)| n == names) {
+                Some((_, toolbox)) => toolbox.clone(),
+                None => {
+                    let asked: Vec<&str> = names.iter().map(String::as_str).collect();
+                    let toolbox = Arc::new(self.toolbox(&asked).await.map_err(|e| {
+                        Error::new(e.code(), format!("task {}: {}", task.label(), e.message()))
+                    })?);
+                    made.push((names.clone(), toolbox.clone()));
+                    toolbox
+                }
+            };
+            task.toolbox = Some(toolbox);
+        }
+        Ok(())
+    }
+
     /// Every server with its tools or its error, starting them all (at once).
     pub async fn list(&self) -> Vec<McpServerTools> {
         let listed = futures::future::join_all(self.servers.values().map(|s| s.tools())).await;

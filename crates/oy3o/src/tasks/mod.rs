@@ -53,6 +53,15 @@ pub struct Task {
     /// Give up on this task after this many seconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout: Option<f64>,
+    /// Tools the model may call while answering, by name (`time`: every tool of the MCP server
+    /// `time`; `time.get_current_time`: one), run by the engine. A face gives the task its
+    /// [`Task::toolbox`] from these names (`oy3o::mcp::McpTools::equip`) before the chain runs;
+    /// a task whose names were not resolved fails saying so.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tools: Option<Vec<String>>,
+    /// The tools of [`Task::tools`], resolved.
+    #[serde(skip)]
+    pub toolbox: Option<std::sync::Arc<crate::tool_loop::Toolbox>>,
 }
 
 impl Task {
@@ -145,6 +154,14 @@ pub struct Chain {
     /// The stages.
     #[serde(rename = "stage", default)]
     pub stages: Vec<Stage>,
+}
+
+impl Chain {
+    /// Every task of every stage, to change in place (for example to give them their
+    /// toolboxes: `oy3o::mcp::McpTools::equip`).
+    pub fn tasks_mut(&mut self) -> impl Iterator<Item = &mut Task> {
+        self.stages.iter_mut().flat_map(|s| s.tasks.iter_mut())
+    }
 }
 
 impl From<Vec<Vec<Task>>> for Chain {

@@ -263,6 +263,10 @@ pub(super) async fn run_task(
             task.context.as_deref().map(Cow::Borrowed),
         )),
     };
+    let rendered = rendered.and_then(|r| match (&task.tools, &task.toolbox) {
+        (Some(names), None) if !names.is_empty() => Err(unresolved_tools(names)),
+        _ => Ok(r),
+    });
     match rendered {
         Err(e) => {
             config.listeners.emit(&Event::Error {
@@ -278,6 +282,7 @@ pub(super) async fn run_task(
                 temperature: task.temperature,
                 max_tokens: task.max_tokens,
                 whole: true,
+                toolbox: task.toolbox.clone(),
                 ..Options::default()
             };
             let model = task.model.as_deref();
@@ -339,4 +344,13 @@ pub(super) async fn run_task(
         message: done,
     });
     outcome
+}
+
+/// The error of a task that names tools no face resolved into its toolbox.
+fn unresolved_tools(names: &[String]) -> crate::error::Error {
+    crate::error::Error::config(format!(
+        "the task names tools ({}) that were not resolved: run the chain from a face that has \
+         the config's MCP servers (oy3o chain, the server, oy3opy), or give the task a toolbox",
+        names.join(", ")
+    ))
 }
