@@ -10,6 +10,8 @@
 //! - [`exec`] / [`exec_once`]: one prompt, no history.
 //! - [`exec_tasks`] / [`exec_tasks_chain`]: parallel tasks and staged chains across models.
 //! - [`Config`]: the original library's shape, loaded from TOML or JSON.
+//! - [`attachment`]: images, PDFs, documents and sounds from files, bytes or URLs, checked,
+//!   and what each model can take ([`Capabilities`]).
 //! - [`Event`] and [`Listeners`]: everything a model reports besides text.
 //! - [`provider`]: the [`Provider`]/[`Session`] model; [`providers`]: the registry.
 //! - [`transport`]: HTTP with proxies, SSE/NDJSON decoding, retries, timeouts.
@@ -23,6 +25,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod attachment;
 mod chat;
 pub mod config;
 pub mod conversation;
@@ -42,6 +45,7 @@ pub mod tool;
 pub mod tool_loop;
 pub mod transport;
 
+pub use attachment::Capabilities;
 pub use chat::Chat;
 pub use config::{Alias, Config, DEFAULT_MODEL, Options, ProviderSettings, Target, Timeouts};
 pub use conversation::{Conversation, Conversations, Opening};

@@ -86,6 +86,7 @@ struct ConfigFile {
     store: Option<String>,
     #[serde(default)]
     providers: BTreeMap<String, ProviderSection>,
+    attachments: Option<crate::attachment::Limits>,
     /// Read by the server face; kept opaque here so the engine does not depend on it.
     #[serde(default)]
     server: Option<serde_json::Value>,
@@ -285,6 +286,7 @@ impl ConfigFile {
             options: self.options,
             task_concurrency: self.task_concurrency,
             store: self.store,
+            attachments: self.attachments,
             ..Config::default()
         })
     }

@@ -217,6 +217,8 @@ pub struct Config {
     /// Where faces keep conversations: `none`, `sqlite:PATH` or `postgres://…` (read by the
     /// `oy3o-store` crate; the engine itself never writes there). `None`: the face's default.
     pub store: Option<String>,
+    /// Size limits of attachments (`[attachments]` in a file); `None`: the defaults.
+    pub attachments: Option<crate::attachment::Limits>,
 }
 
 impl Config {
@@ -272,6 +274,7 @@ impl Config {
             task_concurrency: call.task_concurrency.or(self.task_concurrency),
             max_prompt_bytes: call.max_prompt_bytes.or(self.max_prompt_bytes),
             store: call.store.clone().or_else(|| self.store.clone()),
+            attachments: call.attachments.or(self.attachments),
         }
     }
 }
