@@ -321,7 +321,10 @@ fn fits(can: &[(String, Capabilities)], messages: &[Message]) -> Result<()> {
             e.code(),
             format!(
                 "none of the models ({}) can take this: {}",
-                can.iter().map(|(r, _)| r.as_str()).collect::<Vec<_>>().join(", "),
+                can.iter()
+                    .map(|(r, _)| r.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
                 e.message()
             ),
         )),

@@ -112,7 +112,9 @@ fn fits(state: &Mutex<State>, prompt: &Message, reference: &str, can: &Capabilit
     crate::message::require_supported(std::slice::from_ref(prompt), reference, can)?;
     let history = {
         let s = lock(state);
-        s.sessions[s.current].as_ref().map(|holder| holder.history())
+        s.sessions[s.current]
+            .as_ref()
+            .map(|holder| holder.history())
     };
     match history {
         Some(history) => crate::message::require_supported(&history, reference, can),

@@ -54,7 +54,7 @@ pub use error::{Error, ErrorCode, Result};
 pub use event::{Citation, Event, LIFECYCLE_EVENTS, Usage};
 pub use exec::{exec, exec_once};
 pub use listener::{Listener, Listeners};
-pub use message::{Message, Part, Role, Source};
+pub use message::{Message, Part, Role, Source, require_supported};
 pub use model_ref::ModelRef;
 pub use provider::{Provider, Session};
 pub use reply::{Output, Outputs, Reply};

@@ -25,7 +25,6 @@ impl Urls {
             Self::Under(prefix) => url.starts_with(prefix),
         }
     }
-
 }
 
 /// What a model can take besides text.

@@ -96,8 +96,7 @@ pub fn sniff(bytes: &[u8]) -> Option<&'static str> {
         Some("application/pdf")
     } else if riff(b"WAVE") {
         Some("audio/wav")
-    } else if starts(b"ID3") || (bytes.len() > 1 && bytes[0] == 0xFF && bytes[1] & 0xE0 == 0xE0)
-    {
+    } else if starts(b"ID3") || (bytes.len() > 1 && bytes[0] == 0xFF && bytes[1] & 0xE0 == 0xE0) {
         Some("audio/mpeg")
     } else if starts(b"OggS") {
         Some("audio/ogg")

@@ -187,7 +187,12 @@ fn part_of(
     let mime = settle(label, bytes, declared)?;
     let kind = mime::kind_of(mime).unwrap_or(Kind::Text);
     too_big(label, kind, bytes.len() as u64, limits)?;
-    Ok(build(kind, mime, Source::Base64(STANDARD.encode(bytes)), name))
+    Ok(build(
+        kind,
+        mime,
+        Source::Base64(STANDARD.encode(bytes)),
+        name,
+    ))
 }
 
 fn build(kind: Kind, mime: &str, source: Source, name: Option<String>) -> Part {

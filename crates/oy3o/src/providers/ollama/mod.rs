@@ -86,7 +86,9 @@ fn sees(model: &str) -> bool {
     if family == "gemma3" && matches!(size, "1b" | "270m") {
         return false;
     }
-    VISION.iter().any(|v| family == *v || family.starts_with(&format!("{v}-")))
+    VISION
+        .iter()
+        .any(|v| family == *v || family.starts_with(&format!("{v}-")))
 }
 
 /// One configured `/api/chat` endpoint.

@@ -76,7 +76,13 @@ impl Provider for OpenAi {
 /// OpenAI's own models that read text only (by name prefix); the others take images and
 /// PDFs (TOOLS.md §1.4: PDFs "only on models that take both text and images").
 const TEXT_ONLY: &[&str] = &[
-    "gpt-3.5", "gpt-4-0", "gpt-4-32k", "o1-mini", "o3-mini", "davinci", "babbage",
+    "gpt-3.5",
+    "gpt-4-0",
+    "gpt-4-32k",
+    "o1-mini",
+    "o3-mini",
+    "davinci",
+    "babbage",
 ];
 
 /// The sounds Chat Completions' `input_audio` takes: `wav` and `mp3` (TOOLS.md §1.4).

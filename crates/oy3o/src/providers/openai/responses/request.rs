@@ -66,11 +66,7 @@ fn user_content(parts: &[Part]) -> Value {
             Part::Document { .. } if document_text(part).is_some() => {
                 json!({"type": "input_text", "text": document_text(part)})
             }
-            Part::Document {
-                mime,
-                source,
-                name,
-            } => match source {
+            Part::Document { mime, source, name } => match source {
                 Source::Base64(data) => json!({"type": "input_file",
                     "filename": name.as_deref().unwrap_or("document.pdf"),
                     "file_data": data_url(mime, data)}),
