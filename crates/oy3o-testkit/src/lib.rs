@@ -11,7 +11,8 @@
 //! (Chat Completions), [`responses`] (OpenAI Responses), [`anthropic`] (Messages), [`gemini`]
 //! (`streamGenerateContent?alt=sse`) and [`ollama`] (native `/api/chat` NDJSON); [`copilot`]
 //! simulates Copilot's web chat (HTTP start plus its WebSocket) for the `bing` provider. The
-//! `oy3o-fake` binary runs a simulator for tests in other processes. [`postgres`] starts a
+//! [`image`] holds the shared test image and the "image echo" replies each fake gives to a
+//! request that carries one (`shared/wire/TOOLS.md` §7.0). The `oy3o-fake` binary runs a simulator for tests in other processes. [`postgres`] starts a
 //! throwaway real PostgreSQL server for the store's tests.
 //!
 //! Not for production use; nothing here is tuned for speed or safety.
@@ -19,6 +20,7 @@
 pub mod anthropic;
 pub mod copilot;
 pub mod gemini;
+pub mod image;
 mod listen;
 pub mod ollama;
 pub mod openai;

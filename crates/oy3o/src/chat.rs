@@ -1,11 +1,14 @@
 //! [`Chat`]: a conversation with one model (or an alias's fallbacks), with context and history.
 
+use futures::StreamExt;
+
+use crate::attachment::{self, Capabilities, Limits};
 use crate::config::{Config, Options, Target};
 use crate::error::{Error, Result};
 use crate::event::Event;
 use crate::fallback::FallbackSession;
 use crate::listener::Listeners;
-use crate::message::Message;
+use crate::message::{Message, Part, Source};
 use crate::provider::Session;
 use crate::reply::Reply;
 
@@ -26,8 +29,13 @@ use crate::reply::Reply;
 /// ```
 pub struct Chat {
     model: String,
-    /// Whether every model of the chat takes tools ([`crate::Provider::takes_tools`]).
-    takes_tools: bool,
+    /// What each model of the chat can take, in order, named by its reference; tools only
+    /// when every model takes them (a turn may land on any).
+    can: Vec<(String, Capabilities)>,
+    /// Attachment size limits, and how to fetch a URL a model cannot fetch itself.
+    attachments: Limits,
+    proxy: Option<String>,
+    connect_timeout: std::time::Duration,
     session: std::sync::Arc<dyn Session>,
     listeners: Listeners,
     options: Options,
@@ -54,15 +62,33 @@ impl Chat {
     /// conversation so far, to the next, and a `retry` event names both. A failure after the
     /// answer started is the turn's error. The first target's listeners and options apply.
     pub fn open_targets(targets: &[Target]) -> Result<Chat> {
+        // With fallbacks, every model must take tools: a turn may land on any of them.
+        let tools = targets.iter().all(|t| t.provider.takes_tools(t));
+        let can: Vec<Capabilities> = targets
+            .iter()
+            .map(|t| Capabilities {
+                tools,
+                ..t.provider.capabilities(t)
+            })
+            .collect();
         let (target, session): (&Target, Box<dyn Session>) = match targets {
             [] => return Err(Error::config("no model to open a chat with")),
             [only] => (only, only.provider.open(only)?),
-            [first, ..] => (first, Box::new(FallbackSession::open(targets.to_vec())?)),
+            [first, ..] => (
+                first,
+                Box::new(FallbackSession::open(targets.to_vec(), can.clone())?),
+            ),
         };
         let chat = Chat {
             model: target.reference.to_string(),
-            // With fallbacks, every model must take tools: a turn may land on any of them.
-            takes_tools: targets.iter().all(|t| t.provider.takes_tools(t)),
+            can: targets
+                .iter()
+                .map(|t| t.reference.to_string())
+                .zip(can)
+                .collect(),
+            attachments: target.attachments,
+            proxy: target.proxy.clone(),
+            connect_timeout: target.settings.timeouts().connect,
             session: session.into(),
             listeners: target.listeners.clone(),
             options: target.options.clone(),
@@ -117,28 +143,65 @@ impl Chat {
         options: &Options,
     ) -> crate::provider::DeltaStream {
         let options = self.options.overlay(options);
-        if let Err(e) = self.check(std::slice::from_ref(&prompt), &options) {
+        let checked = self
+            .check_tools(&options)
+            .and_then(|()| attachment::check_parts(&prompt.parts, &self.attachments));
+        if let Err(e) = checked {
             return Box::pin(futures::stream::once(async move { Err(e) }));
         }
-        match options.toolbox.clone() {
-            Some(toolbox) => crate::tool_loop::run(self.session.clone(), prompt, options, toolbox),
-            None => self.session.send(prompt, options),
+        let to_fetch = |part: &Part| self.must_fetch(part);
+        if !prompt.parts.iter().any(to_fetch) {
+            if let Err(e) = self.fits(std::slice::from_ref(&prompt)) {
+                return Box::pin(futures::stream::once(async move { Err(e) }));
+            }
+            return send(self.session.clone(), prompt, options);
         }
+        // Attachment URLs no model of the chat fetches itself are fetched first (and
+        // checked like any attachment), then the prompt is checked as always.
+        let can = self.can.clone();
+        let limits = self.attachments;
+        let client = crate::transport::client::shared(self.proxy.as_deref(), self.connect_timeout);
+        let session = self.session.clone();
+        Box::pin(async_stream::try_stream! {
+            let client = client?;
+            let fetch_it = |part: &Part| must_fetch(&can, part);
+            let prompt = attachment::inline_urls(prompt, fetch_it, &client, &limits).await?;
+            fits(&can, std::slice::from_ref(&prompt))?;
+            let mut answer = send(session, prompt, options);
+            while let Some(delta) = answer.next().await {
+                yield delta?;
+            }
+        })
     }
 
-    /// Whether this chat's model can take `messages` and `options` (tools): refused before
-    /// anything is sent, never silently dropped.
-    fn check(&self, messages: &[Message], options: &Options) -> Result<()> {
-        if options.toolbox.is_some() && !self.takes_tools {
+    /// Whether the chat fetches this attachment URL before sending ([`must_fetch`]).
+    fn must_fetch(&self, part: &Part) -> bool {
+        must_fetch(&self.can, part)
+    }
+
+    /// Whether every model of the chat takes tools.
+    fn takes_tools(&self) -> bool {
+        self.can.iter().all(|(_, can)| can.tools)
+    }
+
+    /// Whether this chat's models can take `options` (tools): refused before anything is
+    /// sent, never silently dropped.
+    fn check_tools(&self, options: &Options) -> Result<()> {
+        if options.toolbox.is_some() && !self.takes_tools() {
             return Err(crate::tool_loop::no_tools(&self.model));
         }
         if let Some(tools) = options.tools.as_deref().filter(|t| !t.specs.is_empty()) {
-            if !self.takes_tools {
+            if !self.takes_tools() {
                 return Err(crate::tool_loop::no_tools(&self.model));
             }
             tools.check()?;
         }
-        crate::message::require_supported(messages, &self.model, self.takes_tools)
+        Ok(())
+    }
+
+    /// Whether one of this chat's models can take `messages` ([`fits`]).
+    fn fits(&self, messages: &[Message]) -> Result<()> {
+        fits(&self.can, messages)
     }
 
     /// A reply over `upstream` that reports `send` with `prompt` first.
@@ -159,7 +222,7 @@ impl Chat {
     /// its messages so far ([`Session::resume`]).
     pub fn resume(&self, handle: Option<&serde_json::Value>, history: Vec<Message>) -> Result<()> {
         check_history(&history)?;
-        crate::message::require_supported(&history, &self.model, self.takes_tools)?;
+        self.fits(&history)?;
         self.session.resume(handle, history)
     }
 
@@ -194,13 +257,79 @@ impl Chat {
     /// ```
     pub fn restore(&self, history: Vec<Message>) -> Result<()> {
         check_history(&history)?;
-        crate::message::require_supported(&history, &self.model, self.takes_tools)?;
+        self.fits(&history)?;
         self.session.restore(history)
     }
 
     /// Ends the chat; later sends fail with a clear error.
     pub fn close(&self) {
         self.session.close();
+    }
+}
+
+/// The answer stream of a checked prompt: the tool loop when the options carry a toolbox.
+fn send(
+    session: std::sync::Arc<dyn Session>,
+    prompt: Message,
+    options: Options,
+) -> crate::provider::DeltaStream {
+    match options.toolbox.clone() {
+        Some(toolbox) => crate::tool_loop::run(session, prompt, options, toolbox),
+        None => session.send(prompt, options),
+    }
+}
+
+/// Whether an attachment URL is fetched by the engine: some model of the chat takes its kind
+/// but does not fetch that URL itself (Ollama fetches none, TOOLS.md §5.4). URLs of a kind no
+/// model takes are left for [`fits`] to refuse, so nothing is fetched in vain.
+fn must_fetch(can: &[(String, Capabilities)], part: &Part) -> bool {
+    let mime = match part {
+        Part::Image {
+            mime,
+            source: Source::Url(_),
+        }
+        | Part::Document {
+            mime,
+            source: Source::Url(_),
+            ..
+        }
+        | Part::Audio {
+            mime,
+            source: Source::Url(_),
+        } => mime,
+        _ => return false,
+    };
+    let takes_kind = can.iter().any(|(_, c)| c.takes_kind(mime));
+    takes_kind && can.iter().any(|(_, c)| c.takes(part).is_err())
+}
+
+/// Checks `messages` against the chat's models ([`crate::message::require_supported`]): one
+/// that can take them is enough, since a fallback skips the others for the turn. When none
+/// can, the error names the first model's reason, and with fallbacks says that none could.
+fn fits(can: &[(String, Capabilities)], messages: &[Message]) -> Result<()> {
+    let mut first = None;
+    for (reference, c) in can {
+        match crate::message::require_supported(messages, reference, c) {
+            Ok(()) => return Ok(()),
+            Err(e) => {
+                first.get_or_insert(e);
+            }
+        }
+    }
+    match first {
+        Some(e) if can.len() > 1 => Err(Error::new(
+            e.code(),
+            format!(
+                "none of the models ({}) can take this: {}",
+                can.iter()
+                    .map(|(r, _)| r.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                e.message()
+            ),
+        )),
+        Some(e) => Err(e),
+        None => Ok(()),
     }
 }
 

@@ -4,6 +4,9 @@
 //! the turn to the next one, with a `retry` event naming both. Once output has started, a
 //! failure is the turn's error: the partial answer is kept, never replayed elsewhere.
 //!
+//! A model that cannot take the turn's conversation (an image for a model without vision) is
+//! skipped before anything is sent to it, with a `retry` event saying why.
+//!
 //! The conversation is one: the session that completed the last turn holds the history, and a
 //! model that takes a turn over is given that history first. Sessions open on first use.
 
@@ -11,6 +14,7 @@ use std::sync::{Arc, Mutex};
 
 use futures::StreamExt;
 
+use crate::attachment::Capabilities;
 use crate::config::{Options, Target};
 use crate::error::{Error, ErrorCode, Result};
 use crate::event::Event;
@@ -39,14 +43,17 @@ struct State {
 /// A [`Session`] over several models tried in order (see the module docs).
 pub(crate) struct FallbackSession {
     targets: Arc<Vec<Target>>,
+    /// What each target can take: a model that cannot take the conversation is skipped.
+    can: Arc<Vec<Capabilities>>,
     state: Arc<Mutex<State>>,
     /// Held for a whole turn, across the models it visits.
     turn: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl FallbackSession {
-    /// Opens the first model's session now and the others when they are needed.
-    pub(crate) fn open(targets: Vec<Target>) -> Result<Self> {
+    /// Opens the first model's session now and the others when they are needed. `can` holds
+    /// what each target can take, in order.
+    pub(crate) fn open(targets: Vec<Target>, can: Vec<Capabilities>) -> Result<Self> {
         let first = match targets.first() {
             Some(t) => Arc::from(t.provider.open(t)?),
             None => return Err(Error::config("no model to open a chat with")),
@@ -55,6 +62,7 @@ impl FallbackSession {
         sessions[0] = Some(first);
         Ok(Self {
             targets: Arc::new(targets),
+            can: Arc::new(can),
             state: Arc::new(Mutex::new(State {
                 sessions,
                 context: None,
@@ -98,6 +106,22 @@ fn session_for(targets: &[Target], state: &Mutex<State>, index: usize) -> Result
     Ok(session)
 }
 
+/// Whether the model `reference` can take the conversation so far and `prompt`
+/// ([`crate::message::require_supported`]).
+fn fits(state: &Mutex<State>, prompt: &Message, reference: &str, can: &Capabilities) -> Result<()> {
+    crate::message::require_supported(std::slice::from_ref(prompt), reference, can)?;
+    let history = {
+        let s = lock(state);
+        s.sessions[s.current]
+            .as_ref()
+            .map(|holder| holder.history())
+    };
+    match history {
+        Some(history) => crate::message::require_supported(&history, reference, can),
+        None => Ok(()),
+    }
+}
+
 impl Session for FallbackSession {
     fn update(&self, context: Option<String>) {
         let mut s = lock(&self.state);
@@ -109,12 +133,34 @@ impl Session for FallbackSession {
 
     fn send(&self, prompt: Message, options: Options) -> DeltaStream {
         let targets = self.targets.clone();
+        let can = self.can.clone();
         let state = self.state.clone();
         let turn = self.turn.clone();
         Box::pin(async_stream::try_stream! {
             let _turn = turn.lock_owned().await;
             let mut index = 0;
+            // Why the last model tried did not answer, if one was tried.
+            let mut last_failure: Option<Error> = None;
             loop {
+                let from = targets[index].reference.to_string();
+                if let Err(cannot) = fits(&state, &prompt, &from, &can[index]) {
+                    let next = index + 1;
+                    if next >= targets.len() {
+                        Err(last_failure.unwrap_or_else(|| Error::new(
+                            cannot.code(),
+                            format!("none of the fallback models can take this: {}", cannot.message()),
+                        )))?;
+                        return;
+                    }
+                    let to = targets[next].reference.to_string();
+                    yield Delta::Event(Event::Retry {
+                        attempt: next as u32,
+                        delay_ms: 0,
+                        reason: format!("{}; falling back to {to}", cannot.message()),
+                    });
+                    index = next;
+                    continue;
+                }
                 let session = session_for(&targets, &state, index)?;
                 let mut answer = session.send(prompt.clone(), options.clone());
                 let mut started = false;
@@ -143,7 +189,6 @@ impl Session for FallbackSession {
                     Err(error)?;
                     return;
                 }
-                let from = targets[index].reference.to_string();
                 let to = targets[next].reference.to_string();
                 let said = shortened(error.message(), REASON_CHARS);
                 yield Delta::Event(Event::Retry {
@@ -154,6 +199,7 @@ impl Session for FallbackSession {
                         error.code()
                     ),
                 });
+                last_failure = Some(error);
                 index = next;
             }
         })

@@ -10,6 +10,8 @@
 //! - [`exec`] / [`exec_once`]: one prompt, no history.
 //! - [`exec_tasks`] / [`exec_tasks_chain`]: parallel tasks and staged chains across models.
 //! - [`Config`]: the original library's shape, loaded from TOML or JSON.
+//! - [`attachment`]: images, PDFs, documents and sounds from files, bytes or URLs, checked,
+//!   and what each model can take ([`Capabilities`]).
 //! - [`Event`] and [`Listeners`]: everything a model reports besides text.
 //! - [`provider`]: the [`Provider`]/[`Session`] model; [`providers`]: the registry.
 //! - [`transport`]: HTTP with proxies, SSE/NDJSON decoding, retries, timeouts.
@@ -25,6 +27,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod attachment;
 mod chat;
 pub mod config;
 pub mod conversation;
@@ -46,6 +49,7 @@ pub mod tool;
 pub mod tool_loop;
 pub mod transport;
 
+pub use attachment::Capabilities;
 pub use chat::Chat;
 pub use config::{
     Alias, Config, DEFAULT_MODEL, McpServerConfig, Options, ProviderSettings, Target, Timeouts,
@@ -56,7 +60,7 @@ pub use error::{Error, ErrorCode, Result};
 pub use event::{Citation, Event, LIFECYCLE_EVENTS, Usage};
 pub use exec::{exec, exec_once};
 pub use listener::{Listener, Listeners};
-pub use message::{Message, Part, Role, Source};
+pub use message::{Message, Part, Role, Source, require_supported};
 pub use model_ref::ModelRef;
 pub use provider::{Provider, Session};
 pub use reply::{Output, Outputs, Reply};

@@ -1,14 +1,16 @@
 //! Messages of a conversation, made of parts: text, and the parts that tools, attachments and
 //! reasoning need (see `docs/DESIGN.md`, "Messages made of parts").
 //!
-//! Every provider takes text parts today; a part a provider cannot send is refused before
-//! anything is sent ([`require_text`]), never silently dropped.
+//! Every provider takes text parts; a part a model cannot take (a tool call to a model without
+//! tools, an image to a model without vision) is refused before anything is sent
+//! ([`require_supported`]), never silently dropped.
 
 use std::borrow::Cow;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::attachment::Capabilities;
 use crate::error::{Error, Result};
 
 /// Who wrote a message.
@@ -130,6 +132,34 @@ impl Part {
         }
     }
 
+    /// The SHA-256 of an attachment's bytes in lower-case hex ([`crate::attachment::digest`]),
+    /// the address the store keeps it under. `None` for parts that are not attachments, for
+    /// attachments at a URL, and for base64 that does not decode.
+    ///
+    /// ```
+    /// use oy3o::{Part, Source};
+    /// let part = Part::Audio { mime: "audio/wav".into(), source: Source::Base64("YWJj".into()) };
+    /// assert_eq!(part.digest().unwrap(), oy3o::attachment::digest(b"abc"));
+    /// assert_eq!(Part::text("abc").digest(), None);
+    /// ```
+    pub fn digest(&self) -> Option<String> {
+        match self {
+            Self::Image {
+                source: Source::Base64(data),
+                ..
+            }
+            | Self::Document {
+                source: Source::Base64(data),
+                ..
+            }
+            | Self::Audio {
+                source: Source::Base64(data),
+                ..
+            } => crate::attachment::decoded(data).map(|b| crate::attachment::digest(&b)),
+            _ => None,
+        }
+    }
+
     /// What kind of part this is, in the words errors use (`text`, `image`, `tool_call`...).
     pub fn kind(&self) -> &'static str {
         match self {
@@ -245,12 +275,13 @@ pub fn tool_name_of<'a>(messages: &'a [Message], call_id: &str) -> &'a str {
         .unwrap_or_default()
 }
 
-/// Checks that a model can take `messages`: text always; tool calls (from the assistant) and
-/// tool results (in `tool` messages) when it `takes_tools`; anything else is a `bad_request`
-/// naming the part and the model, before anything is sent.
-pub fn require_supported(messages: &[Message], provider: &str, takes_tools: bool) -> Result<()> {
-    if !takes_tools {
-        return require_text(messages, provider);
+/// Checks that a model can take `messages`, before anything is sent: text always; tool calls
+/// (from the assistant) and tool results (in `tool` messages) when it takes tools;
+/// attachments (in user messages) of the kinds, and from the sources, its [`Capabilities`]
+/// allow. Anything else is a `bad_request` naming the part and the model.
+pub fn require_supported(messages: &[Message], model: &str, can: &Capabilities) -> Result<()> {
+    if !can.tools {
+        require_text_or_attachments(messages, model)?;
     }
     for m in messages {
         for part in &m.parts {
@@ -258,19 +289,61 @@ pub fn require_supported(messages: &[Message], provider: &str, takes_tools: bool
                 Part::Text { .. } => m.role != Role::Tool,
                 Part::ToolCall { .. } => m.role == Role::Assistant,
                 Part::ToolResult { .. } => m.role == Role::Tool,
-                _ => false,
+                Part::Image { .. } | Part::Document { .. } | Part::Audio { .. } => {
+                    if m.role != Role::User {
+                        false
+                    } else if let Err(what) = can.takes(part) {
+                        return Err(Error::new(
+                            crate::error::ErrorCode::BadRequest,
+                            format!(
+                                "{model} cannot take {what}; send it to a model that can, or \
+                                 leave it out"
+                            ),
+                        ));
+                    } else {
+                        true
+                    }
+                }
+                Part::Reasoning { .. } => false,
             };
             if !fits {
                 return Err(Error::new(
                     crate::error::ErrorCode::BadRequest,
                     format!(
-                        "{provider} cannot take {} parts in {} messages; tool calls belong to \
-                         the assistant, tool results to tool messages, other parts are text",
+                        "{model} cannot take {} parts in {} messages; tool calls belong to \
+                         the assistant, tool results to tool messages, attachments to user \
+                         messages, other parts are text",
                         part.kind(),
                         m.role.as_str()
                     ),
                 ));
             }
+        }
+    }
+    Ok(())
+}
+
+/// [`require_text`], letting attachments through to be checked on their own.
+fn require_text_or_attachments(messages: &[Message], model: &str) -> Result<()> {
+    for m in messages {
+        if m.role == Role::Tool {
+            return Err(Error::new(
+                crate::error::ErrorCode::BadRequest,
+                format!("{model} cannot take tool messages; send text only to this model"),
+            ));
+        }
+        if let Some(part) = m
+            .parts
+            .iter()
+            .find(|p| matches!(p, Part::ToolCall { .. } | Part::ToolResult { .. }))
+        {
+            return Err(Error::new(
+                crate::error::ErrorCode::BadRequest,
+                format!(
+                    "{model} cannot take {} parts; it takes no tools",
+                    part.kind()
+                ),
+            ));
         }
     }
     Ok(())

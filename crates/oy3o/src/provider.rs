@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 use futures::StreamExt;
 use futures::stream::BoxStream;
 
+use crate::attachment::Capabilities;
 use crate::config::{Options, Target};
 use crate::error::{Error, Result};
 use crate::event::Event;
@@ -53,6 +54,16 @@ pub trait Provider: Send + Sync + 'static {
     fn takes_tools(&self, target: &Target) -> bool {
         let _ = target;
         false
+    }
+    /// What sessions for `target` can take besides text: tools ([`Provider::takes_tools`])
+    /// and attachments. A part a model cannot take is refused before anything is sent
+    /// ([`crate::message::require_supported`]); a fallback skips that model for the turn.
+    /// Text only unless the provider says more.
+    fn capabilities(&self, target: &Target) -> Capabilities {
+        Capabilities {
+            tools: self.takes_tools(target),
+            ..Capabilities::TEXT
+        }
     }
 }
 

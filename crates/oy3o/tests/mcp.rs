@@ -516,10 +516,12 @@ async fn a_chain_task_uses_the_time_servers_tools_once_equipped() {
         "the unresolved task sent nothing"
     );
     let e = registry(&[("time", time_server())])
-        .equip(unresolved.tasks_mut().map(|t| {
-            t.tools = Some(vec!["time.nope".into()]);
-            t
-        }))
+        .equip({
+            for t in unresolved.tasks_mut() {
+                t.tools = Some(vec!["time.nope".into()]);
+            }
+            unresolved.tasks_mut()
+        })
         .await
         .unwrap_err();
     assert!(

@@ -89,6 +89,7 @@ struct ConfigFile {
     providers: BTreeMap<String, ProviderSection>,
     #[serde(default)]
     mcp: BTreeMap<String, McpSection>,
+    attachments: Option<crate::attachment::Limits>,
     /// Read by the server face; kept opaque here so the engine does not depend on it.
     #[serde(default)]
     server: Option<serde_json::Value>,
@@ -319,6 +320,7 @@ impl ConfigFile {
             task_concurrency: self.task_concurrency,
             store: self.store,
             mcp,
+            attachments: self.attachments,
             ..Config::default()
         })
     }

@@ -222,6 +222,8 @@ pub struct Config {
     /// MCP servers by name (`[mcp.NAME]` in a file): their tools are offered as `NAME.tool`
     /// (see `oy3o::mcp`, behind the engine's `mcp` feature).
     pub mcp: BTreeMap<String, McpServerConfig>,
+    /// Size limits of attachments (`[attachments]` in a file); `None`: the defaults.
+    pub attachments: Option<crate::attachment::Limits>,
 }
 
 impl Config {
@@ -278,6 +280,7 @@ impl Config {
             max_prompt_bytes: call.max_prompt_bytes.or(self.max_prompt_bytes),
             store: call.store.clone().or_else(|| self.store.clone()),
             mcp: merged(&self.mcp, &call.mcp),
+            attachments: call.attachments.or(self.attachments),
         }
     }
 }

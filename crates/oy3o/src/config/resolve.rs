@@ -36,6 +36,8 @@ pub struct Target {
     pub settings: ProviderSettings,
     /// Generation options.
     pub options: Options,
+    /// Size limits of attachments.
+    pub attachments: crate::attachment::Limits,
 }
 
 impl std::fmt::Debug for Target {
@@ -252,6 +254,7 @@ impl Config {
             listeners,
             settings: section,
             options: self.options.clone(),
+            attachments: self.attachments.unwrap_or_default(),
         })
     }
 

@@ -7,6 +7,7 @@ mod stream;
 
 use bytes::Bytes;
 
+use crate::attachment::{Capabilities, Urls};
 use crate::config::Target;
 use crate::error::Result;
 use crate::provider::{
@@ -51,6 +52,28 @@ impl Provider for Anthropic {
     /// Client tools: `tool_use` blocks out, `tool_result` blocks back (TOOLS.md §3).
     fn takes_tools(&self, _target: &Target) -> bool {
         true
+    }
+
+    /// Images and PDFs, as bytes or URLs (TOOLS.md §3.4); no audio. The Claude 2 and instant
+    /// models read text only.
+    fn capabilities(&self, target: &Target) -> Capabilities {
+        let model = target.model.to_ascii_lowercase();
+        if model.starts_with("claude-2") || model.starts_with("claude-instant") {
+            return Capabilities {
+                tools: true,
+                text_documents: true,
+                ..Capabilities::TEXT
+            };
+        }
+        Capabilities {
+            tools: true,
+            images: true,
+            image_urls: Urls::Any,
+            pdfs: true,
+            text_documents: true,
+            file_urls: Urls::Any,
+            audio: &[],
+        }
     }
 }
 

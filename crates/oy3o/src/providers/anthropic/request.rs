@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 
 use crate::config::Target;
 use crate::error::ErrorCode;
-use crate::message::{Message, Part, Role};
+use crate::message::{Message, Part, Role, Source};
 use crate::provider::CompletionRequest;
 use crate::tool::ToolChoice;
 use crate::transport::http::{ErrorDetail, request_headers};
@@ -44,6 +44,9 @@ impl RequestShape {
                 Role::Tool => messages.push(json!({ "role": "user", "content": results(m) })),
                 Role::Assistant if has_calls(m) => {
                     messages.push(json!({ "role": "assistant", "content": calling(m) }));
+                }
+                Role::User if !m.is_text_only() => {
+                    messages.push(json!({ "role": "user", "content": blocks(m) }));
                 }
                 // Other parts are refused before the request is built (`require_supported`).
                 Role::User | Role::Assistant => {
@@ -108,6 +111,45 @@ fn choice(choice: Option<&ToolChoice>, parallel: Option<bool>) -> Option<Value> 
         wire["disable_parallel_tool_use"] = json!(true);
     }
     Some(wire)
+}
+
+/// A user message with attachments as content blocks, in order (TOOLS.md §3.4): `image` and
+/// `document` blocks with a `base64` source (raw base64, not a data URL) or a `url` source; a
+/// text document as a `document` with a `text` source, its name as the `title`.
+fn blocks(m: &Message) -> Value {
+    let source = |mime: &str, source: &Source| match source {
+        Source::Base64(data) => json!({"type": "base64", "media_type": mime, "data": data}),
+        Source::Url(url) => json!({"type": "url", "url": url}),
+    };
+    let mut out = Vec::with_capacity(m.parts.len());
+    for part in &m.parts {
+        let block = match part {
+            Part::Text { text } => json!({"type": "text", "text": text}),
+            Part::Image { mime, source: s } => json!({"type": "image", "source": source(mime, s)}),
+            Part::Document {
+                mime,
+                source: s,
+                name,
+            } => {
+                let mut block = if crate::attachment::is_text(mime) {
+                    let Source::Base64(data) = s else { continue };
+                    let bytes = crate::attachment::decoded(data).unwrap_or_default();
+                    json!({"type": "document", "source": {"type": "text",
+                        "media_type": "text/plain", "data": String::from_utf8_lossy(&bytes)}})
+                } else {
+                    json!({"type": "document", "source": source(mime, s)})
+                };
+                if let Some(name) = name {
+                    block["title"] = json!(name);
+                }
+                block
+            }
+            // Refused before the request is built (`require_supported`).
+            _ => continue,
+        };
+        out.push(block);
+    }
+    Value::Array(out)
 }
 
 fn has_calls(m: &Message) -> bool {

@@ -8,6 +8,7 @@ mod stream;
 
 use bytes::Bytes;
 
+use crate::attachment::{Capabilities, Urls};
 use crate::config::Target;
 use crate::error::Result;
 use crate::provider::{
@@ -53,7 +54,34 @@ impl Provider for Gemini {
     fn takes_tools(&self, _target: &Target) -> bool {
         true
     }
+
+    /// Images, PDFs and sounds as inline bytes; URLs only from Gemini's own File API, as
+    /// `fileData` (TOOLS.md §4.4): other URLs are fetched and sent inline.
+    fn capabilities(&self, _target: &Target) -> Capabilities {
+        Capabilities {
+            tools: true,
+            images: true,
+            image_urls: Urls::Under(FILE_API),
+            pdfs: true,
+            text_documents: true,
+            file_urls: Urls::Under(FILE_API),
+            audio: AUDIO,
+        }
+    }
 }
+
+/// Where the Gemini File API's file URIs live (TOOLS.md §4.4).
+const FILE_API: &str = "https://generativelanguage.googleapis.com/";
+
+/// The sounds the Gemini API takes inline.
+const AUDIO: &[&str] = &[
+    "audio/wav",
+    "audio/mpeg",
+    "audio/aiff",
+    "audio/aac",
+    "audio/ogg",
+    "audio/flac",
+];
 
 /// One configured `streamGenerateContent` endpoint.
 struct GenerateContent {

@@ -9,7 +9,7 @@ use serde_json::{Map, Value, json};
 
 use crate::config::Target;
 use crate::error::ErrorCode;
-use crate::message::{Message, Part, Role};
+use crate::message::{Message, Part, Role, Source};
 use crate::provider::CompletionRequest;
 use crate::tool::ToolChoice;
 use crate::transport::http::{ErrorDetail, request_headers};
@@ -136,6 +136,23 @@ fn parts(m: &Message, all: &[Message]) -> Vec<Value> {
                     response["id"] = json!(call_id);
                 }
                 out.push(json!({ "functionResponse": response }));
+            }
+            // Attachments (TOOLS.md §4.4), in camelCase as every other field here: inline bytes
+            // as `inlineData` (raw base64, not a data URL), File API URIs as `fileData`, a
+            // text document as text.
+            Part::Image { mime, source }
+            | Part::Audio { mime, source }
+            | Part::Document { mime, source, .. } => {
+                if let Some(text) = crate::attachment::document_text(part) {
+                    out.push(json!({ "text": text }));
+                    continue;
+                }
+                out.push(match source {
+                    Source::Base64(data) => {
+                        json!({ "inlineData": { "mimeType": mime, "data": data } })
+                    }
+                    Source::Url(uri) => json!({ "fileData": { "mimeType": mime, "fileUri": uri } }),
+                });
             }
             other => {
                 if let Some(text) = other.as_text() {

@@ -8,6 +8,7 @@ mod stream;
 
 use bytes::Bytes;
 
+use crate::attachment::Capabilities;
 use crate::config::Target;
 use crate::error::Result;
 use crate::provider::{
@@ -46,6 +47,48 @@ impl Provider for Ollama {
     fn takes_tools(&self, _target: &Target) -> bool {
         true
     }
+
+    /// Images as base64 for vision models (TOOLS.md §5.4), known by name; no PDFs, no audio,
+    /// no URLs: an image URL is fetched by the engine and sent as bytes.
+    fn capabilities(&self, target: &Target) -> Capabilities {
+        Capabilities {
+            tools: true,
+            images: sees(&target.model),
+            text_documents: true,
+            ..Capabilities::TEXT
+        }
+    }
+}
+
+/// The Ollama model families that read images (the library's "vision" models).
+const VISION: &[&str] = &[
+    "llava",
+    "bakllava",
+    "llama3.2-vision",
+    "llama4",
+    "gemma3",
+    "qwen2.5vl",
+    "qwen2.5-vl",
+    "qwen3-vl",
+    "minicpm-v",
+    "moondream",
+    "granite3.2-vision",
+    "mistral-small3.1",
+    "mistral-small3.2",
+];
+
+/// Whether an Ollama model reads images: one of the [`VISION`] families (`llava:13b`,
+/// `library/gemma3`), except the text-only small Gemma 3 sizes.
+fn sees(model: &str) -> bool {
+    let model = model.to_ascii_lowercase();
+    let name = model.rsplit('/').next().unwrap_or_default();
+    let (family, size) = name.split_once(':').unwrap_or((name, ""));
+    if family == "gemma3" && matches!(size, "1b" | "270m") {
+        return false;
+    }
+    VISION
+        .iter()
+        .any(|v| family == *v || family.starts_with(&format!("{v}-")))
 }
 
 /// One configured `/api/chat` endpoint.

@@ -6,7 +6,7 @@ use serde_json::{Map, Value, json};
 
 use crate::config::Target;
 use crate::error::ErrorCode;
-use crate::message::{Message, Part, Role};
+use crate::message::{Message, Part, Role, Source};
 use crate::provider::CompletionRequest;
 use crate::transport::http::{ErrorDetail, request_headers};
 
@@ -31,6 +31,7 @@ impl RequestShape {
         for m in &request.messages {
             match m.role {
                 Role::Tool => messages.extend(results(m, &request.messages)),
+                Role::User if !m.is_text_only() => messages.push(with_images(m)),
                 _ => {
                     let mut wire = json!({ "role": m.role.as_str(), "content": m.text() });
                     let calls = calls(m);
@@ -74,6 +75,36 @@ impl RequestShape {
         }
         body
     }
+}
+
+/// A user message with attachments (TOOLS.md §5.4): images as raw base64 in `images`, text
+/// documents after the text in `content` (Ollama has one text field, no document type). URL
+/// images never get here: the chat fetches them first, as Ollama takes bytes only.
+fn with_images(m: &Message) -> Value {
+    let mut content = String::new();
+    let mut images = Vec::new();
+    for part in &m.parts {
+        match part {
+            Part::Text { text } => content.push_str(text),
+            Part::Image {
+                source: Source::Base64(data),
+                ..
+            } => images.push(json!(data)),
+            other => {
+                if let Some(text) = crate::attachment::document_text(other) {
+                    if !content.is_empty() {
+                        content.push_str("\n\n");
+                    }
+                    content.push_str(&text);
+                }
+            }
+        }
+    }
+    let mut wire = json!({ "role": "user", "content": content });
+    if !images.is_empty() {
+        wire["images"] = Value::Array(images);
+    }
+    wire
 }
 
 /// An assistant's calls as `[{"type": "function", "function": {index, name, arguments}}]`,

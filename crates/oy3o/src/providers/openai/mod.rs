@@ -13,6 +13,7 @@ mod whole;
 
 use bytes::Bytes;
 
+use crate::attachment::{Capabilities, Urls};
 use crate::config::Target;
 use crate::error::{Error, Result};
 use crate::provider::{
@@ -65,6 +66,66 @@ impl Provider for OpenAi {
             target.settings.api.as_deref(),
             None | Some("chat") | Some("responses")
         )
+    }
+
+    fn capabilities(&self, target: &Target) -> Capabilities {
+        capabilities(target, self.takes_tools(target))
+    }
+}
+
+/// OpenAI's own models that read text only (by name prefix); the others take images and
+/// PDFs (TOOLS.md §1.4: PDFs "only on models that take both text and images").
+const TEXT_ONLY: &[&str] = &[
+    "gpt-3.5",
+    "gpt-4-0",
+    "gpt-4-32k",
+    "o1-mini",
+    "o3-mini",
+    "davinci",
+    "babbage",
+];
+
+/// The sounds Chat Completions' `input_audio` takes: `wav` and `mp3` (TOOLS.md §1.4).
+const WAV_MP3: &[&str] = &["audio/wav", "audio/mpeg"];
+
+/// The name prefixes of OpenAI's own models (after a router's `openai/`).
+const OPENAI_MODELS: &[&str] = &["gpt-", "chatgpt-", "o1", "o3", "o4", "davinci", "babbage"];
+
+/// What a target can take (TOOLS.md §1.4, §2.4). OpenAI's own models (known by name, on any
+/// base URL, routers included): images and PDFs unless the model reads text only, audio only
+/// on the `*audio*` models (Chat Completions only: Responses has no `input_audio`), image URLs
+/// (and PDF URLs on Responses, `file_url`). Other models on compatible servers (llama.cpp,
+/// vLLM...), which cannot be known from here: images and sounds as bytes, which a server
+/// without them refuses itself; no PDFs (the `file` part is OpenAI's own).
+fn capabilities(target: &Target, tools: bool) -> Capabilities {
+    let responses = target.settings.api.as_deref() == Some("responses");
+    let audio = if responses { &[][..] } else { WAV_MP3 };
+    let text = Capabilities {
+        tools,
+        text_documents: true,
+        ..Capabilities::TEXT
+    };
+    let lower = target.model.to_ascii_lowercase();
+    let model = lower.strip_prefix("openai/").unwrap_or(&lower);
+    if !OPENAI_MODELS.iter().any(|p| model.starts_with(p)) {
+        return Capabilities {
+            images: true,
+            audio,
+            ..text
+        };
+    }
+    if model.contains("audio") {
+        return Capabilities { audio, ..text };
+    }
+    if model == "gpt-4" || TEXT_ONLY.iter().any(|p| model.starts_with(p)) {
+        return text;
+    }
+    Capabilities {
+        images: true,
+        image_urls: Urls::Any,
+        pdfs: true,
+        file_urls: if responses { Urls::Any } else { Urls::None },
+        ..text
     }
 }
 

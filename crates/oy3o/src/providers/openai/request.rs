@@ -174,7 +174,12 @@ impl Serialize for Messages<'_> {
                 continue;
             }
             let calls = ToolCalls(&m.parts);
-            if calls.is_empty() {
+            if m.role == Role::User && !m.is_text_only() {
+                seq.serialize_element(&serde_json::json!({
+                    "role": "user",
+                    "content": user_content(&m.parts),
+                }))?;
+            } else if calls.is_empty() {
                 seq.serialize_element(&WireMessage {
                     role: m.role.as_str(),
                     content: m.text(),
@@ -190,6 +195,48 @@ impl Serialize for Messages<'_> {
         }
         seq.end()
     }
+}
+
+/// A user message with attachments as content parts (TOOLS.md §1.4): `text`, `image_url` (a
+/// data URL or the URL), `file` for a PDF (`file_data` as a data URL), `input_audio` (`wav`
+/// or `mp3`); a text document as a `text` part, since Chat Completions has no text document.
+fn user_content(parts: &[Part]) -> Value {
+    use crate::attachment::{data_url, document_text};
+    use crate::message::Source;
+    let wire = |part: &Part| -> Option<Value> {
+        let json = match part {
+            Part::Text { text } => serde_json::json!({"type": "text", "text": text}),
+            Part::Image { mime, source } => {
+                let url = match source {
+                    Source::Base64(data) => data_url(mime, data),
+                    Source::Url(url) => url.clone(),
+                };
+                serde_json::json!({"type": "image_url", "image_url": {"url": url}})
+            }
+            Part::Document { .. } if document_text(part).is_some() => {
+                serde_json::json!({"type": "text", "text": document_text(part)})
+            }
+            Part::Document {
+                mime,
+                source: Source::Base64(data),
+                name,
+            } => serde_json::json!({"type": "file", "file": {
+                "filename": name.as_deref().unwrap_or("document.pdf"),
+                "file_data": data_url(mime, data),
+            }}),
+            Part::Audio {
+                mime,
+                source: Source::Base64(data),
+            } => serde_json::json!({"type": "input_audio", "input_audio": {
+                "data": data,
+                "format": if mime == "audio/mpeg" { "mp3" } else { "wav" },
+            }}),
+            // Refused before the request is built (`require_supported`).
+            _ => return None,
+        };
+        Some(json)
+    };
+    parts.iter().filter_map(wire).collect()
 }
 
 #[derive(Serialize)]

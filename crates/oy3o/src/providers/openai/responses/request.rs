@@ -19,6 +19,9 @@ pub(super) fn body(model: &str, request: &CompletionRequest) -> Value {
     for m in &request.messages {
         match m.role {
             Role::System => instructions.push(m.text()),
+            Role::User if !m.is_text_only() => {
+                input.push(json!({ "role": "user", "content": user_content(&m.parts) }));
+            }
             Role::User => input.push(json!({ "role": "user", "content": m.text() })),
             Role::Assistant => push_answer(m, &mut input),
             Role::Tool => push_results(m, &mut input),
@@ -42,6 +45,39 @@ pub(super) fn body(model: &str, request: &CompletionRequest) -> Value {
         add_tools(tools, &mut body);
     }
     body
+}
+
+/// A user message with attachments as input parts (TOOLS.md §2.4): `input_text`,
+/// `input_image` (a data URL or the URL), `input_file` for a PDF (`file_data` as a data URL,
+/// or `file_url`); a text document as `input_text`. Responses takes no audio in messages.
+fn user_content(parts: &[Part]) -> Value {
+    use crate::attachment::{data_url, document_text};
+    use crate::message::Source;
+    let wire = |part: &Part| -> Option<Value> {
+        let json = match part {
+            Part::Text { text } => json!({"type": "input_text", "text": text}),
+            Part::Image { mime, source } => {
+                let url = match source {
+                    Source::Base64(data) => data_url(mime, data),
+                    Source::Url(url) => url.clone(),
+                };
+                json!({"type": "input_image", "image_url": url})
+            }
+            Part::Document { .. } if document_text(part).is_some() => {
+                json!({"type": "input_text", "text": document_text(part)})
+            }
+            Part::Document { mime, source, name } => match source {
+                Source::Base64(data) => json!({"type": "input_file",
+                    "filename": name.as_deref().unwrap_or("document.pdf"),
+                    "file_data": data_url(mime, data)}),
+                Source::Url(url) => json!({"type": "input_file", "file_url": url}),
+            },
+            // Refused before the request is built (`require_supported`).
+            _ => return None,
+        };
+        Some(json)
+    };
+    parts.iter().filter_map(wire).collect()
 }
 
 /// An assistant message: its text as a message item (when it wrote any, or called nothing),
