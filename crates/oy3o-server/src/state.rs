@@ -102,6 +102,13 @@ impl AppState {
         }
     }
 
+    /// Gives the tasks of `chain` that name tools their toolboxes (see
+    /// [`oy3o::mcp::McpTools::equip`]); the names were checked against the client's grant
+    /// with the request (a served chain's are the operator's own).
+    pub(crate) async fn equip(&self, chain: &mut Chain) -> oy3o::Result<()> {
+        self.mcp.equip(chain.tasks_mut()).await
+    }
+
     /// The targets of `model` (or the default) against the server's own config, resolved once
     /// per name and then shared: the config does not change while the server runs, and
     /// resolving (aliases, provider section, environment, credential) cost ~7,000 instructions

@@ -198,3 +198,51 @@ async fn tools_beyond_a_clients_grant_are_refused_before_anything_is_sent() {
     assert_eq!(mixed.status(), 400);
     assert!(fake.requests().is_empty(), "nothing reached the model");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_chain_task_names_granted_tools_and_the_server_runs_them() {
+    let fake = FakeServer::start().await;
+    fake.respond(|r| {
+        let body = r.json();
+        let answered = body["messages"]
+            .as_array()
+            .is_some_and(|m| m.iter().any(|m| m["role"] == "tool"));
+        if answered {
+            openai::answer(&["Tokyo, per the tool."]).build()
+        } else {
+            openai::tool_calls(&[(
+                "call_t",
+                "time__get_current_time",
+                r#"{"timezone": "Asia/Tokyo"}"#,
+            )])
+            .build()
+        }
+    });
+    let mut config = config_for(&fake);
+    config.mcp.insert("time".into(), time_server());
+    let server = start(config, with_tools(Vec::new())).await;
+    let mut ws = server.client().await;
+    ws.send(json!({"id": "k", "chain": [[{"model": "openai:gpt-4o-mini",
+        "prompt": "Time in Tokyo?", "tools": ["time"]}]]}))
+        .await;
+    let frames = ws.until_signals(1).await;
+    let done = frames
+        .iter()
+        .find(|f| f["event"] == "stage_done")
+        .unwrap_or_else(|| panic!("a stage_done event: {frames:#?}"));
+    assert!(done.to_string().contains("Tokyo, per the tool."), "{done}");
+    assert_eq!(fake.requests().len(), 2);
+
+    ws.send(
+        json!({"id": "k2", "chain": [[{"model": "openai:gpt-4o-mini",
+        "prompt": "hi", "tools": ["git"]}]]}),
+    )
+    .await;
+    let refused = ws.frame().await;
+    assert_eq!(refused["code"], "forbidden", "{refused}");
+    assert_eq!(
+        fake.requests().len(),
+        2,
+        "nothing sent for the refused chain"
+    );
+}

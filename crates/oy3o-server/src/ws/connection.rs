@@ -513,7 +513,7 @@ impl Connection {
             let m = "a request carries a prompt or a chain, not both";
             return self.error_reply(&request, "bad_request", m).await;
         }
-        let chain = match &request.chain {
+        let mut chain = match &request.chain {
             Some(ChainSpec::Inline(chain)) => chain.clone(),
             Some(ChainSpec::Named(name)) => match self.state.chains.get(name) {
                 Some(chain) => chain.clone(),
@@ -528,6 +528,11 @@ impl Connection {
             },
             None => return,
         };
+        if let Err(e) = self.state.equip(&mut chain).await {
+            return self
+                .error_reply(&request, e.code().as_str(), e.message())
+                .await;
+        }
         let client = ClientOverrides::new(
             request.credential.clone(),
             request.proxy.clone(),

@@ -61,6 +61,9 @@ pub(crate) fn check_request(
         for (t, task) in stage.tasks.iter().enumerate() {
             let at = format!("chain[{s}][{t}].");
             policy::check_model(state, task.model.as_deref())?;
+            if let Some(tools) = &task.tools {
+                policy::check_tools(policy::granted_tools(settings, owner), tools)?;
+            }
             policy::check_number(&at, "temperature", task.temperature, 2.0)?;
             if task.timeout.is_some_and(|v| !(v.is_finite() && v >= 0.0)) {
                 return Err(Refusal::new(

@@ -109,7 +109,13 @@ pub(crate) async fn completions(
     let model = request.model.filter(|m| !m.trim().is_empty());
     let reply = match model.as_deref().and_then(|m| m.strip_prefix("chain:")) {
         Some(name) => match state.chains.get(name) {
-            Some(chain) => chain_reply(chain.clone(), conversation, state.config.clone()),
+            Some(chain) => {
+                let mut chain = chain.clone();
+                if let Err(e) = state.equip(&mut chain).await {
+                    return engine_error(&state, &e);
+                }
+                chain_reply(chain, conversation, state.config.clone())
+            }
             None => {
                 state.metrics.error("not_found");
                 let known: Vec<String> =
