@@ -171,6 +171,15 @@ mod tests {
     }
 
     #[test]
+    fn options_before_mcp_apply_to_mcp() {
+        let a = same_before_and_after(&["--config", "c.toml"], &["mcp", "--json"]);
+        assert!(matches!(a.command, Some(Command::Mcp { json: true })));
+        assert_eq!(a.common.config.as_deref(), Some("c.toml".as_ref()));
+        let e = refused(&["--model", "x", "mcp"]);
+        assert_eq!(e.kind(), ErrorKind::ArgumentConflict);
+    }
+
+    #[test]
     fn an_option_a_subcommand_has_no_use_for_is_refused_before_or_after_it() {
         for argv in [
             &["models", "--model", "foo"][..],

@@ -5,6 +5,7 @@
 //! - `oy3o config path|init` shows or creates the config file (see [`config_file`]).
 //! - `oy3o chain FILE` runs a task chain (see [`chain`]).
 //! - `oy3o pull [NAME]` fetches a local model; `oy3o models` lists providers and aliases.
+//! - `oy3o mcp` lists the configured MCP servers and their tools (see [`mcp`]).
 //! - `oy3o serve` runs the WebSocket + HTTP server (see [`serve`]).
 //! - `oy3o --chat NAME 'prompt'` continues a stored chat; `oy3o chats` and `oy3o log` show what
 //!   the store kept (see [`store`] and [`history`]).
@@ -20,6 +21,7 @@ mod config_file;
 mod highlight;
 mod history;
 mod markdown;
+mod mcp;
 mod models;
 mod progress;
 mod serve;
@@ -105,6 +107,12 @@ enum Command {
     },
     /// List providers, their default models, aliases and whether a credential is configured.
     Models,
+    /// List the MCP servers of the config (`[mcp.NAME]`) and their tools, starting each.
+    Mcp {
+        /// Print one JSON line per server instead of text.
+        #[arg(long)]
+        json: bool,
+    },
     /// Serve every model over WebSocket (the original protocol) and an OpenAI-compatible HTTP API.
     Serve(serve::ServeArgs),
     /// List the stored chats (name, model, turns, last used).
@@ -128,6 +136,10 @@ pub const UNUSED_OPTIONS: command_line::Unused<'static> = &[
         &["model", "context", "cookie", "key", "proxy", "store"],
     ),
     ("models", &["model", "context", "proxy", "store"]),
+    (
+        "mcp",
+        &["model", "context", "cookie", "key", "proxy", "store"],
+    ),
     ("chats", &["model", "context", "cookie", "key", "proxy"]),
     ("log", &["model", "context", "cookie", "key", "proxy"]),
     (
@@ -255,6 +267,7 @@ async fn run(args: Args) -> Result<(), Failure> {
         }
         Some(Command::Pull { name }) => Ok(pull(&name).await?),
         Some(Command::Models) => Ok(models::run(&config)?),
+        Some(Command::Mcp { json }) => Ok(mcp::run(&config, json).await?),
         Some(Command::Serve(serve)) => {
             let store = store::setting(args.common.store.as_deref(), &config)?;
             Ok(serve::run(&serve, args.common.config.as_deref(), config, store).await?)

@@ -530,3 +530,18 @@ async fn a_chain_task_uses_the_time_servers_tools_once_equipped() {
         e.message()
     );
 }
+
+#[tokio::test]
+async fn an_unreachable_http_server_is_an_error_naming_the_server_and_the_cause() {
+    let url = format!("{}/mcp", common::unreachable_url());
+    let mcp = registry(&[("web", McpServerConfig::http(&url))]);
+    let err = mcp.toolbox(&["web"]).await.unwrap_err();
+    assert_eq!(err.code(), ErrorCode::Network);
+    let message = err.message();
+    assert!(
+        message.contains(&format!("MCP server `web` at {url} did not answer: ")),
+        "{message}"
+    );
+    assert!(message.contains("refused"), "{message}");
+    assert!(!message.contains("rmcp::"), "no SDK type names: {message}");
+}

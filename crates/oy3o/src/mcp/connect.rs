@@ -12,10 +12,12 @@ use std::time::Duration;
 
 use process_wrap::tokio::{CommandWrap, ProcessGroup};
 use rmcp::model::{ClientCapabilities, ClientConfig, Implementation, ProtocolVersion, Tool};
-use rmcp::service::{RoleClient, RunningService};
-use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+use rmcp::service::{ClientInitializeError, RoleClient, RunningService};
+use rmcp::transport::streamable_http_client::{
+    StreamableHttpClientTransportConfig, StreamableHttpError,
+};
 use rmcp::transport::{StreamableHttpClientTransport, TokioChildProcess};
-use rmcp::{Peer, ServiceExt};
+use rmcp::{Peer, ServiceError, ServiceExt};
 
 use super::stderr::{self, StderrTail};
 use crate::config::{McpServerConfig, McpTransport, redact_url};
@@ -124,12 +126,12 @@ async fn connect_child(
         let service = identity()
             .serve(transport)
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| start_error(&e))?;
         let tools = service
             .peer()
             .list_all_tools()
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| service_error(&e))?;
         Ok::<_, String>((service, tools))
     };
     match tokio::time::timeout(start_timeout(config), started).await {
@@ -183,12 +185,12 @@ async fn connect_http(name: &str, url: &str, config: &McpServerConfig) -> Result
         let service = identity()
             .serve(transport)
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| start_error(&e))?;
         let tools = service
             .peer()
             .list_all_tools()
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| service_error(&e))?;
         Ok::<_, String>((service, tools))
     };
     let shown = redact_url(url);
@@ -215,6 +217,40 @@ async fn connect_http(name: &str, url: &str, config: &McpServerConfig) -> Result
                 start_timeout(config).as_secs_f32()
             ),
         )),
+    }
+}
+
+/// Why starting failed: for a transport error its deepest cause (`Connection refused`), not
+/// the SDK's type names around it.
+fn start_error(e: &ClientInitializeError) -> String {
+    match e {
+        ClientInitializeError::TransportError { error, .. } => deepest(error.error.as_ref()),
+        other => other.to_string(),
+    }
+}
+
+/// Why a request failed, as [`start_error`] says it.
+pub(crate) fn service_error(e: &ServiceError) -> String {
+    match e {
+        ServiceError::TransportSend(error) => deepest(error.error.as_ref()),
+        other => other.to_string(),
+    }
+}
+
+/// The message of the innermost error of `e`'s chain (through the HTTP client's error, which
+/// the SDK wraps without naming it as the source).
+fn deepest(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut e = e;
+    loop {
+        if let Some(source) = e.source() {
+            e = source;
+        } else if let Some(StreamableHttpError::Client(client)) =
+            e.downcast_ref::<StreamableHttpError<reqwest::Error>>()
+        {
+            e = client;
+        } else {
+            return e.to_string();
+        }
     }
 }
 

@@ -7,7 +7,7 @@ use rmcp::ServiceError;
 use rmcp::model::{CallToolRequestParams, Tool};
 use serde_json::Value;
 
-use super::connect::{Connection, connect};
+use super::connect::{Connection, connect, service_error};
 use super::content::result_text;
 use crate::config::McpServerConfig;
 use crate::error::Result;
@@ -112,15 +112,17 @@ impl Server {
                     );
                 if !gone {
                     return Err(format!(
-                        "the call to `{tool}` on the MCP server `{}` failed: {e}",
-                        self.name
+                        "the call to `{tool}` on the MCP server `{}` failed: {}",
+                        self.name,
+                        service_error(&e)
                     ));
                 }
                 self.forget(&connection).await;
                 Err(format!(
-                    "the MCP server `{}` stopped during the call to `{tool}` ({e}); it is \
+                    "the MCP server `{}` stopped during the call to `{tool}` ({}); it is \
                      started again on its next use.{}",
                     self.name,
+                    service_error(&e),
                     connection.stderr_quote().await
                 ))
             }
