@@ -310,3 +310,50 @@ async fn an_alias_with_fallbacks_in_a_config_file_falls_back() {
         "from the file"
     );
 }
+
+/// A tool loop over a fallback alias: the primary model calls a tool, then fails before its
+/// next answer; the secondary takes the step over with the calls made so far and their results
+/// in its own format, and the turn ends with its answer.
+#[tokio::test]
+async fn a_tool_step_that_falls_back_keeps_the_calls_made_so_far() {
+    use oy3o::tool_loop::{FnTool, Tool, Toolbox};
+    use std::sync::Arc;
+    let primary = FakeServer::start().await;
+    let secondary = FakeServer::start().await;
+    primary.push(
+        anthropic::tool_use("", &[("toolu_1", "get_weather", r#"{"city": "Oslo"}"#)]).build(),
+    );
+    primary.push(
+        anthropic::error(500, "api_error", "Internal server error").header("retry-after-ms", "5"),
+    );
+    primary.push(anthropic::error(500, "api_error", "Internal server error"));
+    secondary.push(openai::answer(&["4 degrees in Oslo."]).build());
+    let spec = oy3o::ToolSpec {
+        name: "get_weather".into(),
+        description: None,
+        parameters: Some(serde_json::json!({"type": "object", "required": ["city"]})),
+        strict: None,
+    };
+    let tool: Arc<dyn Tool> = Arc::new(FnTool::new(spec, |_| async { Ok("4C".to_string()) }));
+    let options = oy3o::Options {
+        toolbox: Some(Arc::new(Toolbox::new(vec![tool]).unwrap())),
+        ..oy3o::Options::default()
+    };
+    let chat = Chat::open(Some("smart"), &config(&primary, &secondary)).unwrap();
+    let run = Run::of(chat.send_with("Weather in Oslo?", &options)).await;
+    assert!(run.error.is_none(), "{:?}", run.error);
+    assert_eq!(run.text, "4 degrees in Oslo.");
+    fallback_event(&run);
+    let sent = secondary.requests()[0].json();
+    let messages = sent["messages"].as_array().unwrap();
+    assert_eq!(messages.len(), 3, "{messages:#?}");
+    assert_eq!(messages[1]["tool_calls"][0]["id"], "toolu_1");
+    assert_eq!(
+        messages[1]["tool_calls"][0]["function"]["name"],
+        "get_weather"
+    );
+    assert_eq!(messages[2]["role"], "tool");
+    assert_eq!(messages[2]["tool_call_id"], "toolu_1");
+    assert_eq!(messages[2]["content"], "4C");
+    assert_eq!(chat.history().len(), 4);
+}
