@@ -515,6 +515,11 @@ mod tests {
         enter(&mut app, "chat a openai:x");
         assert_eq!(app.current.as_deref(), Some("a"));
         enter(&mut app, "/context Be brief.");
+        enter(&mut app, "/tools time, git.git_status");
+        assert_eq!(app.chats[0].tools, ["time", "git.git_status"]);
+        enter(&mut app, "/tools");
+        assert!(app.chats[0].tools.is_empty(), "/tools alone clears them");
+        enter(&mut app, "/tools time");
         let effects = enter(&mut app, "What is 1+1?");
         let n = app.messages.len() - 1;
         assert_eq!(
@@ -525,6 +530,7 @@ mod tests {
                 context: Some("Be brief.".into()),
                 prompt: "What is 1+1?".into(),
                 message: n,
+                tools: vec!["time".into()],
             }]
         );
         assert!(app.streaming());
@@ -535,7 +541,7 @@ mod tests {
         assert_eq!(app.messages[n].body, "1 + 1 = 2");
         enter(&mut app, "/back");
         assert_eq!(app.current, None);
-        assert_eq!(app.history.len(), 4);
+        assert_eq!(app.history.len(), 7);
     }
 
     #[test]
