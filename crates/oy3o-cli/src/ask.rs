@@ -20,6 +20,7 @@ use oy3o::{
 use oy3o_store::StoreSetting;
 use serde_json::json;
 
+use crate::history::tool_step_line;
 use crate::markdown::Renderer;
 use crate::progress::ProgressLine;
 use crate::store::{self, LOCAL};
@@ -54,6 +55,11 @@ pub struct AskOptions {
     /// Do not show the model's reasoning.
     #[arg(long)]
     pub no_reasoning: bool,
+    /// Give the model tools of the config's MCP servers (`[mcp.NAME]`): a server (`time`, all
+    /// its tools) or one tool (`time.get_current_time`); comma-separated or repeated. Each call
+    /// and result is shown on stderr as it runs.
+    #[arg(long, value_name = "NAME[,NAME]", value_delimiter = ',')]
+    pub tools: Vec<String>,
 }
 
 /// Whether the answer is rendered with styles: on a terminal, unless `--raw` or `--json` asks
@@ -69,6 +75,8 @@ struct Sink {
     markdown: Option<Renderer>,
     /// Reasoning goes to stderr, dimmed, only when stderr is a terminal someone reads.
     reasoning: bool,
+    /// Tool steps go to stderr (stdout stays the answer), dimmed on a terminal.
+    dim_tools: bool,
     in_reasoning: bool,
     held: String,
     ended_with_newline: bool,
@@ -82,6 +90,8 @@ impl Sink {
             stream: !options.no_stream,
             markdown: styled(tty, options, std::env::var_os("NO_COLOR")).then(Renderer::default),
             reasoning: !options.no_reasoning && !options.json && std::io::stderr().is_terminal(),
+            dim_tools: std::io::stderr().is_terminal()
+                && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
             in_reasoning: false,
             held: String::new(),
             ended_with_newline: true,
@@ -129,6 +139,15 @@ impl Sink {
                     let error = message["error"].as_str().unwrap_or("no answer");
                     self.end_reasoning();
                     store::warn(&format!("the store did not confirm this turn ({error})"));
+                } else if let Some(line) = tool_step_line(&event.to_json()) {
+                    // A tool step on its own line, between the answer's text (which goes on).
+                    self.end_reasoning();
+                    let mut err = std::io::stderr().lock();
+                    let _ = if self.dim_tools {
+                        writeln!(err, "\x1b[2m{line}\x1b[0m")
+                    } else {
+                        writeln!(err, "{line}")
+                    };
                 } else if let Event::Reasoning(text) = event
                     && self.reasoning
                 {
@@ -233,7 +252,15 @@ pub async fn run(
             *by = Some(model.to_owned());
         }
     });
+    // The tools are found (their servers started) before anything is sent: an unknown name
+    // fails the command with the names that exist.
+    let mcp = (!options.tools.is_empty()).then(|| oy3o::mcp::McpTools::new(&config));
     let result = async {
+        let mut send = Options::default();
+        if let Some(mcp) = &mcp {
+            let names: Vec<&str> = options.tools.iter().map(|n| n.trim()).collect();
+            send.toolbox = Some(Arc::new(mcp.toolbox(&names).await?));
+        }
         let conversation = open(from, common, &config, recorder.as_ref()).await?;
         if let Some(stdin) = stdin_context {
             // Piped stdin adds to the context in force (given, saved or stored).
@@ -243,9 +270,13 @@ pub async fn run(
             };
             conversation.update(context);
         }
-        answer(&conversation, &prompt, options, &line).await
+        answer(&conversation, &prompt, &send, options, &line).await
     }
     .await;
+    // The tool servers this process started stop with it.
+    if let Some(mcp) = mcp {
+        mcp.close().await;
+    }
     if let Ok(Some(usage)) = &result {
         let answered_by = answered_by.lock().ok().and_then(|by| by.clone());
         if let Some(model) = answered_by.filter(|_| by_default)
@@ -315,6 +346,7 @@ async fn open(
 async fn answer(
     conversation: &Conversation,
     prompt: &str,
+    send: &Options,
     options: &AskOptions,
     line: &Mutex<ProgressLine>,
 ) -> Result<Option<Option<Usage>>, Failure> {
@@ -322,7 +354,7 @@ async fn answer(
     let mut ctrl_c = std::pin::pin!(tokio::signal::ctrl_c());
     let mut sink = Sink::new(options);
     let mut out = std::io::stdout().lock();
-    let reply = conversation.send(Message::user(prompt), &Options::default());
+    let reply = conversation.send(Message::user(prompt), send);
     let mut outputs = reply.outputs();
     let mut first = true;
     loop {

@@ -1,6 +1,7 @@
 //! `oy3o chain FILE [--json]`: runs a task chain with live progress on stderr and prints each
 //! stage's answers (text, or one JSON line per stage). The run, every task's result with it, is
-//! kept in the store (opened meanwhile, so the chain never waits for it).
+//! kept in the store (opened meanwhile, so the chain never waits for it). Tasks that name
+//! `tools` get them from the config's MCP servers, started before the run and stopped after it.
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -20,7 +21,13 @@ pub async fn run(
     config: &Config,
     setting: &StoreSetting,
 ) -> Result<(), Error> {
-    let chain = Chain::load(file)?;
+    let mut chain = Chain::load(file)?;
+    // Unknown tool names fail the command before any task is sent.
+    let mcp = oy3o::mcp::McpTools::new(config);
+    if let Err(e) = mcp.equip(chain.tasks_mut()).await {
+        mcp.close().await;
+        return Err(e);
+    }
     let recorder = crate::store::recorder(setting);
     let mut run = ChainRunRecord {
         id: oy3o_store::new_id(),
@@ -31,6 +38,7 @@ pub async fn run(
         created_at: oy3o_store::now_ms(),
     };
     let result = stream(chain, as_json, config, &mut run).await;
+    mcp.close().await;
     if let Err(e) = &result {
         run.state = if e.code() == oy3o::ErrorCode::Cancelled {
             TurnState::Cancelled

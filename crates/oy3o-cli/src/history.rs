@@ -162,9 +162,10 @@ fn write_turn(out: &mut impl Write, logged: &LoggedTurn) -> std::io::Result<()> 
     writeln!(out)
 }
 
-/// A stored `tool_call` or `tool_result` event as one line of the log: `→ name {arguments}`,
+/// A `tool_call` or `tool_result` event (stored, or live as [`oy3o::Event::to_json`] gives it)
+/// as one line of the log and of a running answer: `→ name {arguments}`,
 /// `← name (12 ms): output` (`✗` for an error), cut at 200 characters; `None` for other events.
-fn tool_step_line(event: &serde_json::Value) -> Option<String> {
+pub(crate) fn tool_step_line(event: &serde_json::Value) -> Option<String> {
     let message = &event["message"];
     let name = message["name"].as_str().unwrap_or("?");
     let line = match event["event"].as_str()? {

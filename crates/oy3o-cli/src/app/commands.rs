@@ -25,6 +25,8 @@ pub enum Effect {
         prompt: String,
         /// The answer's message number.
         message: usize,
+        /// The MCP tools it may call (`/tools`).
+        tools: Vec<String>,
     },
     /// Put this text on the clipboard.
     Copy(String),
@@ -62,6 +64,9 @@ then every line you enter is a prompt to it, and the answer streams into the flo
 inside a chat:
     /context TEXT   sets the context (system prompt) for the next prompts
     /model MODEL    switches the model (the conversation goes on with it)
+    /tools NAME[,NAME]
+                    gives the next prompts tools of the config's MCP servers (a server, or
+                    server.tool); the calls show dimmed in the answer; /tools alone clears them
     /back           leaves the chat (it stays open: chat NAME resumes it)
     /exit           exits the app
     /view N, /edit N, /save PATH, /chat NAME, /task NAME, /help
@@ -185,6 +190,7 @@ fn open_chat(app: &mut App, args: &str) -> Vec<Effect> {
                 name: name.to_owned(),
                 model: model.clone(),
                 context: None,
+                tools: Vec::new(),
                 running: 0,
             });
             // Without a model given, the store says which one the chat goes on with, and
@@ -213,6 +219,22 @@ fn in_chat(app: &mut App, chat: &str, line: &str) -> Vec<Effect> {
                 }
                 app.push(Message::note(Kind::Info, format!("context of {chat} set")));
             }
+            "/tools" => {
+                let names: Vec<String> = rest
+                    .split([',', ' '])
+                    .filter(|n| !n.is_empty())
+                    .map(str::to_owned)
+                    .collect();
+                let note = if names.is_empty() {
+                    format!("{chat} uses no tools")
+                } else {
+                    format!("{chat} uses the tools {}", names.join(", "))
+                };
+                if let Some(c) = app.chat_mut(chat) {
+                    c.tools = names;
+                }
+                app.push(Message::note(Kind::Info, note));
+            }
             "/model" if !rest.is_empty() => {
                 // Checked against the config before it is taken (see `Update::Model`).
                 return vec![Effect::Model {
@@ -224,7 +246,8 @@ fn in_chat(app: &mut App, chat: &str, line: &str) -> Vec<Effect> {
                 Some(name) if COMMANDS.contains(&name) => return command(app, name, rest),
                 _ => {
                     app.error(format!(
-                        "unknown chat command: {word}; use /context TEXT, /model MODEL, /back, \
+                        "unknown chat command: {word}; use /context TEXT, /model MODEL, /tools NAME, \
+                         /back, \
                          /exit, or an app command with a slash (/view N, /edit N, /save PATH, \
                          /chat NAME, /task NAME, /help)"
                     ));
@@ -238,7 +261,7 @@ fn in_chat(app: &mut App, chat: &str, line: &str) -> Vec<Effect> {
         return Vec::new();
     };
     info.running += 1;
-    let (model, context) = (info.model.clone(), info.context.clone());
+    let (model, context, tools) = (info.model.clone(), info.context.clone(), info.tools.clone());
     app.push(Message {
         kind: Kind::Prompt,
         title: first_line(line),
@@ -247,6 +270,7 @@ fn in_chat(app: &mut App, chat: &str, line: &str) -> Vec<Effect> {
         expanded: true,
         streaming: false,
         reasoning: String::new(),
+        tool_steps: Vec::new(),
         stopped: false,
     });
     let message = app.push(Message {
@@ -257,6 +281,7 @@ fn in_chat(app: &mut App, chat: &str, line: &str) -> Vec<Effect> {
         expanded: true,
         streaming: true,
         reasoning: String::new(),
+        tool_steps: Vec::new(),
         stopped: false,
     });
     vec![Effect::Send {
@@ -265,6 +290,7 @@ fn in_chat(app: &mut App, chat: &str, line: &str) -> Vec<Effect> {
         context,
         prompt: line.to_owned(),
         message,
+        tools,
     }]
 }
 
@@ -489,6 +515,11 @@ mod tests {
         enter(&mut app, "chat a openai:x");
         assert_eq!(app.current.as_deref(), Some("a"));
         enter(&mut app, "/context Be brief.");
+        enter(&mut app, "/tools time, git.git_status");
+        assert_eq!(app.chats[0].tools, ["time", "git.git_status"]);
+        enter(&mut app, "/tools");
+        assert!(app.chats[0].tools.is_empty(), "/tools alone clears them");
+        enter(&mut app, "/tools time");
         let effects = enter(&mut app, "What is 1+1?");
         let n = app.messages.len() - 1;
         assert_eq!(
@@ -499,6 +530,7 @@ mod tests {
                 context: Some("Be brief.".into()),
                 prompt: "What is 1+1?".into(),
                 message: n,
+                tools: vec!["time".into()],
             }]
         );
         assert!(app.streaming());
@@ -509,7 +541,7 @@ mod tests {
         assert_eq!(app.messages[n].body, "1 + 1 = 2");
         enter(&mut app, "/back");
         assert_eq!(app.current, None);
-        assert_eq!(app.history.len(), 4);
+        assert_eq!(app.history.len(), 7);
     }
 
     #[test]

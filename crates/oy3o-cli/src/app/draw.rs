@@ -74,6 +74,21 @@ fn message_lines(number: usize, m: &Message) -> Vec<(String, Style)> {
         body.push('▌');
     }
     let mut lines = Vec::new();
+    let dim = Style::default().add_modifier(Modifier::DIM);
+    let indent = " ".repeat(number.to_string().len() + 2);
+    for (i, step) in m.tool_steps.iter().enumerate() {
+        let prefix = if i == 0 {
+            format!("{number}| {mark} ")
+        } else {
+            indent.clone()
+        };
+        lines.push((format!("{prefix}{step}"), dim));
+    }
+    let mark = if m.tool_steps.is_empty() {
+        mark
+    } else {
+        " ".repeat(mark.chars().count())
+    };
     if m.body.is_empty() && !m.reasoning.is_empty() {
         // Until the answer starts, show the end of the reasoning, dimmed, on one line.
         let last = m.reasoning.trim_end().lines().last().unwrap_or("");
@@ -85,7 +100,6 @@ fn message_lines(number: usize, m: &Message) -> Vec<(String, Style)> {
             .into_iter()
             .rev()
             .collect();
-        let dim = Style::default().add_modifier(Modifier::DIM);
         lines.push((format!("{number}| {mark} (thinking) {tail}▌"), dim));
         return lines;
     }
@@ -191,6 +205,14 @@ fn draw_view(frame: &mut Frame, app: &App, index: usize, scroll: u16, area: Rect
         }
     }
     if !m.reasoning.is_empty() {
+        text.push_line(Line::raw(""));
+    }
+    for step in &m.tool_steps {
+        for row in wrap(step, width) {
+            text.push_line(Line::styled(row, dim));
+        }
+    }
+    if !m.tool_steps.is_empty() {
         text.push_line(Line::raw(""));
     }
     for line in m.body.split('\n') {

@@ -76,7 +76,10 @@ pub async fn run(
         let _ = crossterm::execute!(std::io::stdout(), crossterm::event::DisableBracketedPaste);
         restore_screen(info);
     }));
-    let result = event_loop(&mut terminal, app, &config, redraw, &storage, chats).await;
+    // The chats' tools (`/tools`): servers start on first use and stop when the app ends.
+    let mcp = oy3o::mcp::McpTools::new(&config);
+    let result = event_loop(&mut terminal, app, &config, &mcp, redraw, &storage, chats).await;
+    mcp.close().await;
     let _ = crossterm::execute!(std::io::stdout(), crossterm::event::DisableBracketedPaste);
     ratatui::restore();
     storage.finish().await;
@@ -116,6 +119,7 @@ async fn event_loop(
     terminal: &mut ratatui::DefaultTerminal,
     mut app: App,
     config: &Config,
+    mcp: &oy3o::mcp::McpTools,
     redraw: Duration,
     storage: &storage::Storage,
     mut chats: HashMap<String, OpenChat>,
@@ -210,6 +214,7 @@ async fn event_loop(
                     &mut chats,
                     &mut answers,
                     config,
+                    mcp,
                     &tx,
                     storage,
                 ),
@@ -262,6 +267,7 @@ fn carry_out(
     chats: &mut HashMap<String, OpenChat>,
     answers: &mut Answers,
     config: &Config,
+    mcp: &oy3o::mcp::McpTools,
     tx: &mpsc::UnboundedSender<Update>,
     storage: &storage::Storage,
 ) {
@@ -294,6 +300,7 @@ fn carry_out(
             context,
             prompt,
             message,
+            tools,
         } => {
             let open = match open_chat(chats, &chat, model.as_deref(), app, config, storage) {
                 Ok(open) => open,
@@ -307,12 +314,35 @@ fn carry_out(
                     .update(context.clone().unwrap_or_default());
                 open.context = context;
             }
-            let reply = open
-                .conversation
-                .send(Message::user(prompt), &Options::default());
+            // Without tools the prompt is sent at once (in the order prompts were entered);
+            // with tools, once their servers are up, and a name they lack is the answer's error.
+            let conversation = open.conversation.clone();
+            let sent = tools
+                .is_empty()
+                .then(|| conversation.send(Message::user(prompt.clone()), &Options::default()));
+            let mcp = mcp.clone();
             let tx = tx.clone();
             answers.retain(|_, (_, task)| !task.is_finished());
             let task = tokio::spawn(async move {
+                let reply = match sent {
+                    Some(reply) => reply,
+                    None => {
+                        let names: Vec<&str> = tools.iter().map(String::as_str).collect();
+                        match mcp.toolbox(&names).await {
+                            Ok(toolbox) => {
+                                let options = Options {
+                                    toolbox: Some(std::sync::Arc::new(toolbox)),
+                                    ..Options::default()
+                                };
+                                conversation.send(Message::user(prompt), &options)
+                            }
+                            Err(e) => {
+                                let _ = tx.send(Update::Done(message, Some(e.to_string())));
+                                return;
+                            }
+                        }
+                    }
+                };
                 let mut outputs = reply.outputs();
                 while let Some(item) = outputs.next().await {
                     let update = match item {
@@ -324,7 +354,12 @@ fn carry_out(
                             let error = m["error"].as_str().unwrap_or("no answer").to_owned();
                             Update::Notice(format!("store: {error}; the answer is kept in memory"))
                         }
-                        Ok(Output::Event(_)) => continue,
+                        Ok(Output::Event(event)) => {
+                            match crate::history::tool_step_line(&event.to_json()) {
+                                Some(line) => Update::ToolStep(message, line),
+                                None => continue,
+                            }
+                        }
                         Err(e) => {
                             let _ = tx.send(Update::Done(message, Some(e.to_string())));
                             return;

@@ -44,6 +44,9 @@ pub struct Message {
     /// The model's reasoning before its answer, when it shows it.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub reasoning: String,
+    /// The tool calls and results of an answer, one line each (`→ name {…}`, `← name (12 ms): …`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tool_steps: Vec<String>,
     /// An answer that ended early (stopped, failed, or saved while streaming): it is shown but
     /// is not part of the chat's conversation.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -62,6 +65,7 @@ impl Message {
             expanded: false,
             streaming: false,
             reasoning: String::new(),
+            tool_steps: Vec::new(),
             stopped: false,
         }
     }
@@ -78,6 +82,9 @@ pub struct ChatInfo {
     /// The context set with `/context`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub context: Option<String>,
+    /// The MCP tools set with `/tools` (servers or `server.tool`), given to its next prompts.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tools: Vec<String>,
     /// Answers still streaming.
     #[serde(skip)]
     pub running: usize,
@@ -328,6 +335,7 @@ impl App {
                     expanded: true,
                     streaming: false,
                     reasoning: String::new(),
+                    tool_steps: Vec::new(),
                     stopped: false,
                 });
             }
@@ -348,6 +356,13 @@ impl App {
         if let Some(m) = self.messages.get_mut(index).filter(|m| m.streaming) {
             m.body.push_str(text);
             m.title = first_line(&m.body);
+        }
+    }
+
+    /// A tool call or result of the answer in message `index`, as one line.
+    pub fn answer_tool_step(&mut self, index: usize, line: &str) {
+        if let Some(m) = self.messages.get_mut(index).filter(|m| m.streaming) {
+            m.tool_steps.push(line.to_owned());
         }
     }
 
@@ -502,6 +517,7 @@ mod tests {
             name: "a".into(),
             model: None,
             context: None,
+            tools: Vec::new(),
             running: 1,
         });
         let n = app.push(Message {
@@ -512,6 +528,7 @@ mod tests {
             expanded: true,
             streaming: true,
             reasoning: String::new(),
+            tool_steps: Vec::new(),
             stopped: false,
         });
         app.answer_text(n, "partial");

@@ -11,6 +11,8 @@ pub enum Update {
     Text(usize, String),
     /// The model's reasoning for message `.0`.
     Reasoning(usize, String),
+    /// A tool call or result of the answer in message `.0`, as one line.
+    ToolStep(usize, String),
     /// The answer in message `.0` ended, with an error or not.
     Done(usize, Option<String>),
     /// The person stopped the answer in message `.0`.
@@ -41,6 +43,7 @@ impl App {
         match update {
             Update::Text(index, text) => self.answer_text(index, &text),
             Update::Reasoning(index, text) => self.answer_reasoning(index, &text),
+            Update::ToolStep(index, line) => self.answer_tool_step(index, &line),
             Update::Done(index, error) => self.answer_done(index, error),
             Update::Stopped(index) => self.answer_stopped(index),
             Update::TaskDone(name) => self.task_done(&name),
