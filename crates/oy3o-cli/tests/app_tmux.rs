@@ -86,6 +86,7 @@ impl Drop for Tmux {
 
 /// The shell command that runs `oy3o ARGS` with a clean environment against `server`. Each
 /// command has a store of its own, so apps running side by side never resume each other's chats.
+/// PATH is kept: the MCP servers a config names are programs found on it.
 fn oy3o_command(server: &FakeServer, args: &str) -> String {
     static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -93,8 +94,10 @@ fn oy3o_command(server: &FakeServer, args: &str) -> String {
     let _ = std::fs::create_dir_all(&home);
     format!(
         "env -i HOME={home} XDG_CONFIG_HOME={home}/config XDG_DATA_HOME={home}/data-{n} \
-         TERM=xterm-256color OPENAI_BASE_URL={base} OY3O_MODEL=openai:gpt-test {bin} {args}",
+         PATH={path} TERM=xterm-256color OPENAI_BASE_URL={base} OY3O_MODEL=openai:gpt-test \
+         {bin} {args}",
         home = home.display(),
+        path = std::env::var("PATH").unwrap_or_default(),
         base = server.base_url(),
         bin = env!("CARGO_BIN_EXE_oy3o"),
     )
@@ -484,6 +487,81 @@ async fn the_help_table_lines_up_and_a_long_answer_wraps_between_words() {
         answer_rows[1..].iter().all(|l| !l.starts_with(' ')),
         "{screen}"
     );
+    tmux.type_line("/exit");
+    tmux.wait_for("exit=0");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_chat_with_tools_draws_each_tool_call_and_result_above_the_answer() {
+    let imported = Command::new("python3")
+        .args(["-c", "import mcp_server_time"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(
+        imported,
+        "the Python module `mcp_server_time` is missing: run scripts/setup (it installs \
+         mcp-server-time)"
+    );
+    let config = std::env::temp_dir().join(format!("oy3o-tmux-tools-{}.toml", std::process::id()));
+    std::fs::write(
+        &config,
+        "[mcp.time]\ncommand = [\"python3\", \"-m\", \"mcp_server_time\", \"--local-timezone\", \"UTC\"]\n",
+    )
+    .unwrap();
+    let server = FakeServer::start().await;
+    // The model calls the time tool, then answers once the tool's result is in the request.
+    server.respond(|request| {
+        let messages = request.json()["messages"].clone();
+        let has_result = messages
+            .as_array()
+            .is_some_and(|m| m.iter().any(|m| m["role"] == "tool"));
+        if has_result {
+            openai::answer(&["It is ", "noon in UTC."]).build()
+        } else {
+            openai::tool_calls(&[("call_t", "time__get_current_time", r#"{"timezone":"UTC"}"#)])
+                .build()
+        }
+    });
+    let tmux = Tmux::start(&oy3o_command(
+        &server,
+        &format!("--config {}", config.display()),
+    ));
+    tmux.wait_for("enter \"view 0\" to show help");
+    tmux.type_line("chat a");
+    tmux.wait_for("chat a (openai:gpt-test): each line is a prompt");
+    tmux.type_line("/tools time");
+    tmux.wait_for("a uses the tools time");
+    tmux.type_line("What time is it?");
+    let screen = tmux.wait_for("It is noon in UTC.");
+    assert!(
+        screen.contains(r#"→ time__get_current_time {"timezone":"UTC"}"#),
+        "{screen}"
+    );
+    assert!(screen.contains("← time__get_current_time ("), "{screen}");
+    // The steps are drawn above the answer.
+    let call = screen.find("→ time__get_current_time").unwrap();
+    let result = screen.find("← time__get_current_time").unwrap();
+    let answer = screen.find("It is noon in UTC.").unwrap();
+    assert!(call < result && result < answer, "{screen}");
+
+    let requests = server.requests();
+    assert_eq!(requests.len(), 2, "one request per model step");
+    assert_eq!(
+        requests[0].json()["tools"][0]["function"]["name"],
+        "time__get_current_time"
+    );
+    let messages = requests[1].json()["messages"].clone();
+    let tool = messages
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["role"] == "tool")
+        .unwrap_or_else(|| panic!("no tool result in the second request: {messages}"))
+        .clone();
+    assert_eq!(tool["tool_call_id"], "call_t");
+    // What the real server answered: the time in UTC.
+    let content = tool["content"].as_str().unwrap_or_default();
+    assert!(content.contains("UTC"), "{content}");
     tmux.type_line("/exit");
     tmux.wait_for("exit=0");
 }

@@ -208,16 +208,15 @@ async fn event_loop(
                 Effect::Resume { chat } => {
                     resume(&mut app, &mut chats, storage, &chat, config).await;
                 }
-                effect => carry_out(
-                    effect,
-                    &mut app,
-                    &mut chats,
-                    &mut answers,
-                    config,
-                    mcp,
-                    &tx,
-                    storage,
-                ),
+                effect => {
+                    let engine = Engine {
+                        config,
+                        mcp,
+                        storage,
+                        updates: &tx,
+                    };
+                    carry_out(effect, &mut app, &mut chats, &mut answers, &engine);
+                }
             }
         }
         if app.quit {
@@ -261,16 +260,30 @@ fn stop_all(answers: &mut Answers, ended: Ended) -> Ended {
     ended
 }
 
+/// What the app's effects are carried out with: the engine's side of the app, shared by every
+/// effect (the app's own state is passed beside it).
+struct Engine<'a> {
+    config: &'a Config,
+    /// The chats' MCP tool servers.
+    mcp: &'a oy3o::mcp::McpTools,
+    storage: &'a storage::Storage,
+    /// Where running answers and chains report their updates.
+    updates: &'a mpsc::UnboundedSender<Update>,
+}
+
 fn carry_out(
     effect: Effect,
     app: &mut App,
     chats: &mut HashMap<String, OpenChat>,
     answers: &mut Answers,
-    config: &Config,
-    mcp: &oy3o::mcp::McpTools,
-    tx: &mpsc::UnboundedSender<Update>,
-    storage: &storage::Storage,
+    engine: &Engine<'_>,
 ) {
+    let Engine {
+        config,
+        mcp,
+        storage,
+        updates: tx,
+    } = *engine;
     match effect {
         // The clipboard and the store's resume are the event loop's (see there).
         Effect::Copy(_) | Effect::Paste | Effect::Resume { .. } => {}
