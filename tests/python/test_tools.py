@@ -399,7 +399,6 @@ too_long.__name__ = "x" * 65
         ([takes_star_args], TypeError, "'cities'"),
         ([takes_int_keys], TypeError, "keys"),
         ([get_weather, Tool(also_get_weather, name="get_weather")], ValueError, "two tools are named 'get_weather'"),
-        (["time"], ValueError, "MCP tools by name need"),
         ([42], TypeError, "a tool must be a function"),
         (get_weather, TypeError, "tools must be a list"),
         ([too_long], ValueError, "1 to 64"),

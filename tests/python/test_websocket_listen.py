@@ -45,7 +45,7 @@ while True:
 class Served:
     """listen() running in a background event loop; ``stop()`` cancels it."""
 
-    def __init__(self, fake_base_url: str, token=None, **options) -> None:
+    def __init__(self, fake_base_url: str, token=None, mcp=None, **options) -> None:
         from oy3opy.ai import Config
         from oy3opy.ai.websocket import listen
 
@@ -57,6 +57,7 @@ class Served:
             providers={"openai": {"base_url": fake_base_url, "max_retries": 0}},
             aliases={"bing": "openai:gpt-4o-mini"},
             model="openai:gpt-4o-mini",
+            mcp=mcp or {},
         )
 
         def ready(address: str) -> None:
@@ -325,5 +326,35 @@ def test_the_embedded_local_model_answers_through_the_server(fake):
         reply = json.load(urllib.request.urlopen(request, timeout=120))
         assert "2" in reply["choices"][0]["message"]["content"]
         assert not fake.requests, "nothing went to the OpenAI upstream"
+    finally:
+        served.stop()
+
+
+def test_listen_passes_the_configs_mcp_servers_through_so_a_client_may_name_their_tools(fake):
+    """`config=Config(mcp=...)` reaches the server: `tools=["time"]` (the server's grant) is
+    accepted and a client's `tools: ["time"]` runs the real `mcp-server-time` in the loop."""
+    pytest.importorskip("mcp_server_time")
+    from oy3opy.utils.string import tojson
+
+    fake.mode = "tools"
+    fake.tool_call = ("call_t1", "time__get_current_time", '{"timezone": "UTC"}')
+    time_server = {"command": [sys.executable, "-m", "mcp_server_time", "--local-timezone", "UTC"]}
+    served = Served(fake.base_url, mcp={"time": time_server}, tools=["time"])
+    try:
+        ws = websockets_sync.connect(f"ws://{served.address}")
+        ws.send(tojson({"model": "openai:gpt-4o-mini", "prompt": "Time?", "tools": ["time"]}))
+        text = ""
+        while True:
+            message = json.loads(ws.recv(timeout=60))
+            if message["type"] == "message":
+                text += message["message"]
+            elif message["type"] == "signal":
+                break
+            elif message["type"] == "error":
+                pytest.fail(f"error frame: {message}")
+        ws.close()
+        assert text == RECORDED_ANSWER
+        sent = fake.requests[1]["body"]["messages"][-1]
+        assert sent["role"] == "tool" and json.loads(sent["content"])["timezone"] == "UTC"
     finally:
         served.stop()

@@ -10,6 +10,7 @@ use pyo3::prelude::*;
 
 use crate::conversations;
 use crate::convert;
+use crate::mcp;
 use crate::runtime::runtime;
 use crate::stream::Stream;
 
@@ -21,6 +22,8 @@ const LOCAL: &str = "";
 #[pyclass(module = "oy3opy._native")]
 pub struct NativeChat {
     conversation: Conversation,
+    /// The MCP servers of the config the chat was opened under (shared, started on first use).
+    mcp: oy3o::mcp::McpTools,
     stored: bool,
     closed: AtomicBool,
 }
@@ -47,7 +50,7 @@ pub fn open_chat(
         let conversation = conversations::unstored()
             .one_shot(&opening, &config)
             .map_err(convert::to_py_err)?;
-        return Ok(NativeChat::new(conversation, false));
+        return Ok(NativeChat::new(conversation, &config, false));
     };
     let setting = conversations::store_setting(&config).map_err(convert::to_py_err)?;
     let chats = conversations::stored(&setting);
@@ -58,7 +61,7 @@ pub fn open_chat(
     };
     let opened = py.detach(|| rt.block_on(chats.open(opening, &config)));
     match opened {
-        Ok(conversation) => Ok(NativeChat::new(conversation, stored)),
+        Ok(conversation) => Ok(NativeChat::new(conversation, &config, stored)),
         Err(e) => {
             if stored {
                 conversations::forget(&setting);
@@ -69,9 +72,10 @@ pub fn open_chat(
 }
 
 impl NativeChat {
-    fn new(conversation: Conversation, stored: bool) -> Self {
+    fn new(conversation: Conversation, config: &oy3o::Config, stored: bool) -> Self {
         Self {
             conversation,
+            mcp: mcp::registry(config),
             stored,
             closed: AtomicBool::new(false),
         }
@@ -108,16 +112,30 @@ impl NativeChat {
         Ok(())
     }
 
+    /// Checks that `names` pick MCP tools of the chat's config (starting their servers); an
+    /// unknown one is raised.
+    fn check_mcp_tools(&self, py: Python<'_>, names: Vec<String>) -> PyResult<()> {
+        mcp::resolve(py, &self.mcp, &names).map(drop)
+    }
+
     /// Sends a prompt; the answer streams through the returned `Stream`. The turn takes its
     /// place in the conversation now, before the stream is first read. `tools`: the Python
     /// functions' definitions as JSON; the engine runs the tool loop and the stream's reader
-    /// runs the functions.
-    #[pyo3(signature = (prompt, tools=None))]
-    fn send(&self, prompt: String, tools: Option<String>) -> PyResult<Stream> {
+    /// runs the functions. `mcp_tools`: names of MCP servers or tools of the chat's config,
+    /// run by the engine (an unknown one is raised before anything is sent).
+    #[pyo3(signature = (prompt, tools=None, mcp_tools=Vec::new()))]
+    fn send(
+        &self,
+        py: Python<'_>,
+        prompt: String,
+        tools: Option<String>,
+        mcp_tools: Vec<String>,
+    ) -> PyResult<Stream> {
         self.check_open()?;
+        let engine_tools = mcp::resolve(py, &self.mcp, &mcp_tools)?;
         let rt = runtime()?;
         let _entered = rt.enter();
-        Stream::reply(tools.as_deref(), |options| {
+        Stream::reply(tools.as_deref(), engine_tools, |options| {
             self.conversation.send(Message::user(prompt), options)
         })
     }

@@ -11,6 +11,7 @@
 mod chat;
 mod conversations;
 mod convert;
+mod mcp;
 mod queue;
 mod runtime;
 mod server;
@@ -34,6 +35,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(events, m)?)?;
     m.add_function(wrap_pyfunction!(event_names, m)?)?;
     m.add_function(wrap_pyfunction!(unload_local_models, m)?)?;
+    m.add_function(wrap_pyfunction!(mcp::close_mcp_servers, m)?)?;
     Ok(())
 }
 

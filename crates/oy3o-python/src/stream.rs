@@ -10,6 +10,7 @@ use serde_json::json;
 
 use crate::conversations;
 use crate::convert;
+use crate::mcp;
 use crate::queue::{Item, Queue};
 use crate::runtime::runtime;
 use crate::tools::{self, Handoff};
@@ -39,21 +40,22 @@ impl Stream {
     }
 
     /// Sends a turn with `send` and streams its reply. With `tools` (the Python package's tool
-    /// definitions as JSON) the turn's options carry a toolbox whose calls the consumer runs.
+    /// definitions as JSON) or `engine_tools` (MCP tools) the turn's options carry a toolbox:
+    /// the consumer runs the Python functions' calls, the engine the others.
     pub fn reply(
         tools: Option<&str>,
+        engine_tools: Vec<Arc<dyn oy3o::tool_loop::Tool>>,
         send: impl FnOnce(&oy3o::Options) -> oy3o::Reply,
     ) -> PyResult<Stream> {
         let queue = new_queue()?;
-        let (options, handoff) = match tools {
-            None => (oy3o::Options::default(), None),
-            Some(text) => {
-                let handoff = Handoff::new(queue.clone());
-                let options = tools::specs(text)
-                    .and_then(|specs| tools::options(&specs, &handoff))
-                    .map_err(convert::to_py_err)?;
-                (options, Some(handoff))
-            }
+        let (options, handoff) = if tools.is_none() && engine_tools.is_empty() {
+            (oy3o::Options::default(), None)
+        } else {
+            let handoff = Handoff::new(queue.clone());
+            let options = tools::specs(tools.unwrap_or("[]"))
+                .and_then(|specs| tools::options(&specs, &handoff, engine_tools))
+                .map_err(convert::to_py_err)?;
+            (options, Some(handoff))
         };
         let reply = send(&options);
         let work = Self::feed_reply(queue.clone(), reply);
@@ -143,17 +145,26 @@ const LOCAL: &str = "";
 
 /// One-shot prompt: `exec(prompt, context, model, layers, tools)` gives the stream and the
 /// model reference it resolved to. A model that does not resolve (unknown, no key) is raised
-/// now. `tools`: the Python functions' definitions as JSON, run through the stream.
+/// now. `tools`: the Python functions' definitions as JSON, run through the stream;
+/// `mcp_tools`: names of the config's MCP servers or tools (`time`, `git.git_status`), resolved
+/// now (an unknown one is raised) through the registry shared by calls under the same servers.
 #[pyfunction]
-#[pyo3(signature = (prompt, context, model, layers, tools=None))]
+#[pyo3(signature = (prompt, context, model, layers, tools=None, mcp_tools=Vec::new()))]
 pub fn exec(
+    py: Python<'_>,
     prompt: String,
     context: Option<String>,
     model: Option<String>,
     layers: Vec<String>,
     tools: Option<String>,
+    mcp_tools: Vec<String>,
 ) -> PyResult<(Stream, String)> {
     let config = convert::config(&layers).map_err(convert::to_py_err)?;
+    let engine_tools = if mcp_tools.is_empty() {
+        Vec::new()
+    } else {
+        mcp::resolve(py, &mcp::registry(&config), &mcp_tools)?
+    };
     let rt = runtime()?;
     let _entered = rt.enter();
     let opening = oy3o::Opening::one_shot(LOCAL)
@@ -162,7 +173,7 @@ pub fn exec(
     let conversation = conversations::unstored()
         .one_shot(&opening, &config)
         .map_err(convert::to_py_err)?;
-    let stream = Stream::reply(tools.as_deref(), |options| {
+    let stream = Stream::reply(tools.as_deref(), engine_tools, |options| {
         conversation.send(oy3o::Message::user(prompt), options)
     })?;
     Ok((stream, conversation.model()))
@@ -176,12 +187,15 @@ pub fn lookup_keys(model: Option<String>, layers: Vec<String>) -> PyResult<Vec<S
     Ok(config.lookup_keys(model.as_deref()))
 }
 
-/// Tasks: yields `("task", result_json, "")` in completion order, events as they happen.
+/// Tasks: yields `("task", result_json, "")` in completion order, events as they happen. Tasks
+/// naming `tools` get them from the config's shared MCP registry first (an unknown name is
+/// raised before any task runs).
 #[pyfunction]
-pub fn exec_tasks(tasks_json: &str, layers: Vec<String>) -> PyResult<Stream> {
-    let tasks: Vec<oy3o::Task> = serde_json::from_str(tasks_json)
+pub fn exec_tasks(py: Python<'_>, tasks_json: &str, layers: Vec<String>) -> PyResult<Stream> {
+    let mut tasks: Vec<oy3o::Task> = serde_json::from_str(tasks_json)
         .map_err(|e| convert::to_py_err(oy3o::Error::config(format!("invalid task list: {e}"))))?;
     let config = convert::config(&layers).map_err(convert::to_py_err)?;
+    mcp::equip(py, &config, tasks.iter_mut())?;
     Stream::start(move |queue| async move {
         let config = with_event_forwarding(config, &queue);
         let mut results = oy3o::exec_tasks(tasks, &config);
@@ -193,15 +207,18 @@ pub fn exec_tasks(tasks_json: &str, layers: Vec<String>) -> PyResult<Stream> {
     })
 }
 
-/// Chains: yields `("stage", stage_json, "")` per stage, events as they happen.
+/// Chains: yields `("stage", stage_json, "")` per stage, events as they happen. Tasks naming
+/// `tools` are equipped as in [`exec_tasks`].
 #[pyfunction]
-pub fn exec_tasks_chain(chain_json: &str, layers: Vec<String>) -> PyResult<Stream> {
+pub fn exec_tasks_chain(py: Python<'_>, chain_json: &str, layers: Vec<String>) -> PyResult<Stream> {
     let stages: Vec<Vec<oy3o::Task>> = serde_json::from_str(chain_json)
         .map_err(|e| convert::to_py_err(oy3o::Error::config(format!("invalid chain: {e}"))))?;
     let config = convert::config(&layers).map_err(convert::to_py_err)?;
+    let mut chain = oy3o::Chain::from(stages);
+    mcp::equip(py, &config, chain.tasks_mut())?;
     Stream::start(move |queue| async move {
         let config = with_event_forwarding(config, &queue);
-        let mut stages = oy3o::exec_tasks_chain(oy3o::Chain::from(stages), &config);
+        let mut stages = oy3o::exec_tasks_chain(chain, &config);
         while let Some(stage) = stages.next().await {
             let item = match stage {
                 Ok(s) => {

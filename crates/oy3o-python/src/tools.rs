@@ -113,9 +113,25 @@ pub fn specs(json_text: &str) -> oy3o::Result<Vec<ToolSpec>> {
     Ok(tools.specs)
 }
 
-/// The options of a turn whose tools are `specs`, run by the consumer through `handoff`.
-pub fn options(specs: &[ToolSpec], handoff: &Arc<Handoff>) -> oy3o::Result<Options> {
-    let tools: Vec<Arc<dyn Tool>> = specs
+/// The options of a turn whose tools are `specs`, run by the consumer through `handoff`, and
+/// `engine_tools` (MCP tools), run by the engine. A Python function named like an MCP tool is
+/// an error that says which.
+pub fn options(
+    specs: &[ToolSpec],
+    handoff: &Arc<Handoff>,
+    engine_tools: Vec<Arc<dyn Tool>>,
+) -> oy3o::Result<Options> {
+    if let Some(clash) = specs
+        .iter()
+        .find(|s| engine_tools.iter().any(|t| t.spec().name == s.name))
+    {
+        return Err(oy3o::Error::config(format!(
+            "the Python function tool {:?} has the name of an MCP tool in the same list; \
+             rename the function with Tool(function, name='...')",
+            clash.name
+        )));
+    }
+    let mut tools: Vec<Arc<dyn Tool>> = specs
         .iter()
         .map(|spec| {
             Arc::new(PythonTool {
@@ -124,6 +140,7 @@ pub fn options(specs: &[ToolSpec], handoff: &Arc<Handoff>) -> oy3o::Result<Optio
             }) as Arc<dyn Tool>
         })
         .collect();
+    tools.extend(engine_tools);
     Ok(Options {
         toolbox: Some(Arc::new(Toolbox::new(tools)?)),
         ..Options::default()

@@ -20,7 +20,7 @@ from .. import _native
 from ._config import Config, Listener, Listeners, config, engine_layers, listener_layers, validate_listeners
 from ._events import FACE_EVENTS, TASK_EVENTS, TOOL_EVENTS, Event
 from ._stream import Dispatcher, ItemStream, TextStream
-from .tools import Tool, resolve as _resolve_tools
+from .tools import Tool, Tools, resolve as _resolve_tools
 from .errors import (
     AuthError,
     BadRequestError,
@@ -37,6 +37,8 @@ from .errors import (
 # A local model still answering when the interpreter exits would crash it as the process tears
 # llama.cpp down: stop it first.
 atexit.register(_native.unload_local_models)
+# MCP servers started for `tools=["time"]` are kept for the whole program; stop them with it.
+atexit.register(_native.close_mcp_servers)
 
 # `TimeoutError` is importable by name but left out of `*`: it would shadow the builtin (it
 # is a subclass of it, so `except TimeoutError` catches both either way).
@@ -73,7 +75,7 @@ __all__ = [
     "NotFoundError",
 ]
 
-_TASK_KEYS = ("model", "prompt", "context", "name", "temperature", "max_tokens", "timeout")
+_TASK_KEYS = ("model", "prompt", "context", "name", "temperature", "max_tokens", "timeout", "tools")
 
 Pair = Tuple[Mapping[str, Any], Optional[str]]
 
@@ -145,6 +147,12 @@ class Chat:
     exception as an error result). The ``tool_call`` and ``tool_result`` events say what ran.
     A function that cannot be described is a ``TypeError``/``ValueError`` here.
 
+    A string in ``tools`` names MCP tools of the config (its ``mcp`` sections): a server
+    (``'time'``: all its tools) or one tool (``'time.get_current_time'``); the engine runs them,
+    with the same events. Servers start on first use and are kept until the program exits. An
+    unknown name is a :class:`NotFoundError` here; a function named like an MCP tool
+    (``time__get_current_time``) a :class:`ConfigError`.
+
     >>> def add(a: int, b: int) -> int:
     ...     "Adds two numbers."
     ...     return a + b
@@ -170,6 +178,8 @@ class Chat:
         call = Config(cookie=cookie, proxy=proxy, listener=listeners)
         layers = _Call(globals()["config"], _pick(config, _config), call)
         self._native = _native.open_chat(model, layers.engine, name, context)
+        if self._tools is not None and self._tools.mcp:
+            self._native.check_mcp_tools(self._tools.mcp)
         self.model: str = self._native.model
         keys = layers.keys(model)
         if self.model not in keys:  # resumed on its stored model
@@ -195,8 +205,8 @@ class Chat:
         ends the turn as cancelled; it is not in the history. ``tools`` replaces the chat's
         tools for this turn (``[]``: none)."""
         turn_tools = self._tools if tools is None else _resolve_tools(tools)
-        native = self._native.send(prompt, _tools_json(turn_tools))
-        return TextStream(native, self._dispatcher, turn_tools)
+        native = self._native.send(prompt, _tools_json(turn_tools), _mcp_names(turn_tools))
+        return TextStream(native, self._dispatcher, _functions(turn_tools))
 
     async def send_once(self, prompt: str, *, tools: Optional[Sequence[Any]] = None) -> str:
         """Sends a prompt and returns the whole answer."""
@@ -225,9 +235,19 @@ class Chat:
         self._native.close()
 
 
-def _tools_json(tools: Optional[List[Tool]]) -> Optional[str]:
-    """The tools' definitions for the engine; ``None`` (no tool loop) when there are none."""
-    return json.dumps([t.spec() for t in tools], ensure_ascii=False) if tools else None
+def _tools_json(tools: Optional[Tools]) -> Optional[str]:
+    """The functions' definitions for the engine; ``None`` when there are none."""
+    return json.dumps([t.spec() for t in tools.functions], ensure_ascii=False) if tools and tools.functions else None
+
+
+def _mcp_names(tools: Optional[Tools]) -> List[str]:
+    """The MCP servers and tools named, for the engine to look up."""
+    return list(tools.mcp) if tools else []
+
+
+def _functions(tools: Optional[Tools]) -> Optional[List[Tool]]:
+    """The functions the reader runs."""
+    return tools.functions if tools else None
 
 
 def exec(  # noqa: A001 - the original name
@@ -243,8 +263,10 @@ def exec(  # noqa: A001 - the original name
     (unknown, no key) raises here, before iterating. ``tools`` as for :class:`Chat`."""
     resolved_tools = _resolve_tools(tools)
     layers = _Call(globals()["config"], _pick(config, _config))
-    native, resolved = _native.exec(prompt, context, model, layers.engine, _tools_json(resolved_tools))
-    return TextStream(native, Dispatcher(layers.listeners_for(model), resolved), resolved_tools)
+    native, resolved = _native.exec(
+        prompt, context, model, layers.engine, _tools_json(resolved_tools), _mcp_names(resolved_tools)
+    )
+    return TextStream(native, Dispatcher(layers.listeners_for(model), resolved), _functions(resolved_tools))
 
 
 async def exec_once(
@@ -271,6 +293,14 @@ def _engine_tasks(tasks: Sequence[Any], where: str = "task") -> List[Dict[str, A
         for key in ("model", "context", "name"):
             if task.get(key) is not None and not isinstance(task[key], str):
                 raise TypeError(f"{where} {i}: '{key}' must be a string, not {type(task[key]).__name__}")
+        names = task.get("tools")
+        if names is not None and (
+            isinstance(names, str) or not isinstance(names, Sequence) or not all(isinstance(n, str) for n in names)
+        ):
+            raise TypeError(
+                f"{where} {i}: 'tools' must be a list of MCP server or tool names (['time']); "
+                "a task's tools are run by the engine, so Python functions cannot be given here"
+            )
         out.append({k: task[k] for k in _TASK_KEYS if task.get(k) is not None})
     return out
 
@@ -287,9 +317,10 @@ def execTasks(  # noqa: N802 - the original name
     *,
     _config: Optional[Mapping[str, Any]] = None,
 ) -> ItemStream[Pair]:
-    """Runs tasks (``{'model', 'prompt', 'context'?, 'name'?}``) concurrently and yields
-    ``(task, response)`` in completion order; a failed task yields ``(task, None)`` and fires
-    ``error``. The task dicts come back as they were passed. Each task's events go to its
+    """Runs tasks (``{'model', 'prompt', 'context'?, 'name'?, 'tools'?}``) concurrently and
+    yields ``(task, response)`` in completion order; a failed task yields ``(task, None)`` and
+    fires ``error``. ``tools`` names MCP servers or tools of the config (``['time']``), looked
+    up before any task runs (an unknown one is a :class:`NotFoundError`). The task dicts come back as they were passed. Each task's events go to its
     model's listeners and carry its ``model`` and ``task`` index."""
     tasks = list(tasks)
     engine_tasks = _engine_tasks(tasks)
@@ -330,7 +361,8 @@ def execTasksChain(  # noqa: N802 - the original name
     _config: Optional[Mapping[str, Any]] = None,
 ) -> ItemStream[List[Pair]]:
     """Runs stages in order, the tasks of each in parallel; each stage's answers become the
-    context of the next. Yields each stage as a list of ``(task, response)`` in task order."""
+    context of the next. Yields each stage as a list of ``(task, response)`` in task order.
+    A task may name MCP ``tools`` as in :func:`execTasks`."""
     stages = [list(stage) for stage in chain]
     engine_stages = [_engine_tasks(s, f"stage {n} task") for n, s in enumerate(stages)]
     layers = _Call(globals()["config"], _pick(config, _config))

@@ -18,7 +18,7 @@ Listeners = Mapping[str, Union[Listener, Iterable[Listener]]]
 
 __all__ = ["Config", "config", "Listener", "Listeners", "engine_layers", "listener_layers", "validate_listeners"]
 
-_MAPS = ("cookies", "contexts", "proxies", "listeners", "providers", "aliases")
+_MAPS = ("cookies", "contexts", "proxies", "listeners", "providers", "aliases", "mcp")
 _SCALARS = ("model", "context", "cookie", "proxy", "listener", "options", "store", "task_concurrency")
 _KEYS = _MAPS + _SCALARS
 _SECRETS = ("cookie", "cookies")
@@ -38,7 +38,9 @@ class Config(dict):
     model), and the per-model maps ``cookies``, ``contexts``, ``proxies``, ``listeners``
     (keyed by model reference, alias or provider name, e.g. ``config.cookies['bing'] = cookie``).
     Also ``providers`` (engine provider sections, e.g. ``{'openai': {'base_url': ...}}``),
-    ``aliases``, ``options`` (``temperature``, ``max_tokens``, ...), ``task_concurrency`` and
+    ``aliases``, ``mcp`` (MCP servers by name, as a config file's ``[mcp.NAME]`` sections:
+    ``{'time': {'command': ['mcp-server-time']}}`` or ``{'docs': {'url': 'http://…/mcp'}}``;
+    name them in ``tools=``), ``options`` (``temperature``, ``max_tokens``, ...), ``task_concurrency`` and
     ``store`` (where named chats are kept: ``'none'``, ``'sqlite:PATH'`` or
     ``'postgres://...'``; the ``OY3O_STORE`` variable comes first, as for the ``oy3o``
     command; default: the SQLite file the ``oy3o`` command uses).
@@ -140,7 +142,7 @@ def _engine_json(layer: Mapping[str, Any]) -> str:
         value = {k: v for k, v in value.items() if v is not None}
         if value:
             out[key] = value
-    for key in ("contexts", "providers", "aliases", "options"):
+    for key in ("contexts", "providers", "aliases", "options", "mcp"):
         value = layer.get(key)
         if value:
             if not isinstance(value, Mapping):

@@ -24,8 +24,10 @@ Hints and their schemas: ``int`` integer, ``float`` number, ``str`` string, ``bo
 ``Annotated[X, "text"]`` X described by the text, ``Any`` or no hint anything. A parameter
 with a default is not required.
 
-MCP tools by name (``tools=["time", fn]``) need the engine's MCP registry: a string is
-refused with a clear error until then (:func:`resolve` is where a name will be looked up).
+A string in ``tools=`` names MCP tools of the config in effect (its ``mcp`` sections, e.g.
+``config.mcp['time'] = {'command': ['mcp-server-time']}``): a whole server (``"time"``) or one
+tool (``"time.get_current_time"``). The engine runs those and offers them to the model as
+``NAME__tool``; functions and names mix in one list (``tools=["time", fn]``).
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ import sys
 import typing
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
-__all__ = ["Tool", "ToolSpec", "resolve"]
+__all__ = ["Tool", "ToolSpec", "Tools", "resolve"]
 
 #: A tool's JSON definition as the engine takes it: ``name``, ``description``, ``parameters``.
 ToolSpec = Dict[str, Any]
@@ -109,22 +111,32 @@ class Tool:
         return f"Tool({self.name!r}, {self.function!r})"
 
 
-def resolve(tools: Optional[Sequence[Any]]) -> Optional[List[Tool]]:
+class Tools(typing.NamedTuple):
+    """``tools=`` split by who runs them: Python functions (on the reader's thread) and the
+    names of MCP servers or tools (by the engine, looked up in the config in effect)."""
+
+    functions: List[Tool]
+    mcp: List[str]
+
+
+def resolve(tools: Optional[Sequence[Any]]) -> Optional[Tools]:
     """``tools=`` as given to a chat or a call: functions and :class:`Tool` objects, checked now
-    (names unique). ``None`` is no tools. A string names an MCP tool, which needs the engine's
-    MCP registry: refused for now."""
+    (names unique), and strings naming MCP servers or tools (the engine looks them up before
+    anything is sent). ``None`` is no tools."""
     if tools is None:
         return None
     if isinstance(tools, (str, bytes, Mapping)) or not isinstance(tools, (Sequence, set, frozenset)):
-        raise TypeError(f"tools must be a list of functions, not {type(tools).__name__}")
+        raise TypeError(f"tools must be a list of functions and MCP tool names, not {type(tools).__name__}")
     out: List[Tool] = []
+    names: List[str] = []
     seen: Dict[str, Any] = {}
     for item in tools:
         if isinstance(item, str):
-            raise ValueError(
-                f"tools=[{item!r}]: MCP tools by name need the engine's MCP registry, which this "
-                "build does not have yet; pass Python functions"
-            )
+            if not item:
+                raise ValueError("tools=['']: name an MCP server ('time') or one of its tools ('time.get_current_time')")
+            if item not in names:
+                names.append(item)
+            continue
         tool = item if isinstance(item, Tool) else Tool(item)
         if tool.name in seen:
             raise ValueError(
@@ -133,7 +145,7 @@ def resolve(tools: Optional[Sequence[Any]]) -> Optional[List[Tool]]:
             )
         seen[tool.name] = tool.function
         out.append(tool)
-    return out
+    return Tools(out, names)
 
 
 def output(value: Any) -> str:
