@@ -493,21 +493,9 @@ async fn the_help_table_lines_up_and_a_long_answer_wraps_between_words() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_chat_with_tools_draws_each_tool_call_and_result_above_the_answer() {
-    let imported = Command::new("python3")
-        .args(["-c", "import mcp_server_time"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    assert!(
-        imported,
-        "the Python module `mcp_server_time` is missing: run scripts/setup (it installs \
-         mcp-server-time)"
-    );
+    oy3o_testkit::mcp::require_python("mcp_server_time");
     let config = std::env::temp_dir().join(format!("oy3o-tmux-tools-{}.toml", std::process::id()));
-    std::fs::write(
-        &config,
-        "[mcp.time]\ncommand = [\"python3\", \"-m\", \"mcp_server_time\", \"--local-timezone\", \"UTC\"]\n",
-    )
-    .unwrap();
+    std::fs::write(&config, oy3o_testkit::mcp::TIME_SERVER_TOML).unwrap();
     let server = FakeServer::start().await;
     // The model calls the time tool, then answers once the tool's result is in the request.
     server.respond(|request| {

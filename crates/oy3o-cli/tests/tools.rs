@@ -14,30 +14,14 @@ struct Run {
     stderr: String,
 }
 
-fn require_python(module: &str) {
-    let ok = std::process::Command::new("python3")
-        .args(["-c", &format!("import {module}")])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    assert!(
-        ok,
-        "the Python module `{module}` is missing: run scripts/setup (it installs mcp-server-time, \
-         mcp-server-git and mcp)"
-    );
-}
-
 /// A fresh home with a config naming the `time` server; returns (home, config path).
 fn home(test: &str) -> (PathBuf, PathBuf) {
-    require_python("mcp_server_time");
+    oy3o_testkit::mcp::require_python("mcp_server_time");
     let home = std::env::temp_dir().join(format!("oy3o-cli-tools-{test}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&home);
     std::fs::create_dir_all(&home).unwrap();
     let config = home.join("c.toml");
-    std::fs::write(
-        &config,
-        "[mcp.time]\ncommand = [\"python3\", \"-m\", \"mcp_server_time\", \"--local-timezone\", \"UTC\"]\n",
-    )
-    .unwrap();
+    std::fs::write(&config, oy3o_testkit::mcp::TIME_SERVER_TOML).unwrap();
     (home, config)
 }
 

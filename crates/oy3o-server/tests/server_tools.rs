@@ -13,23 +13,10 @@ use oy3o_server::{Settings, Token};
 use oy3o_testkit::{FakeServer, openai};
 use serde_json::{Value, json};
 
-/// Fails, saying to run `scripts/setup`, unless Python has the reference time server.
+/// The reference time server (fails, saying to run `scripts/setup`, when it is missing).
 fn time_server() -> McpServerConfig {
-    let ok = std::process::Command::new("python3")
-        .args(["-c", "import mcp_server_time"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    assert!(
-        ok,
-        "the Python module mcp_server_time is missing: run scripts/setup"
-    );
-    McpServerConfig::stdio([
-        "python3",
-        "-m",
-        "mcp_server_time",
-        "--local-timezone",
-        "UTC",
-    ])
+    oy3o_testkit::mcp::require_python("mcp_server_time");
+    McpServerConfig::stdio(oy3o_testkit::mcp::TIME_SERVER)
 }
 
 /// A fake model that asks for the time in Tokyo, then answers.

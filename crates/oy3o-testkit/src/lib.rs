@@ -22,6 +22,7 @@ pub mod copilot;
 pub mod gemini;
 pub mod image;
 mod listen;
+pub mod mcp;
 pub mod ollama;
 pub mod openai;
 pub mod postgres;

@@ -36,13 +36,7 @@ fn micros(d: Duration) -> f64 {
     d.as_secs_f64() * 1e6
 }
 
-const TIME_ARGV: [&str; 5] = [
-    "python3",
-    "-m",
-    "mcp_server_time",
-    "--local-timezone",
-    "UTC",
-];
+const TIME_ARGV: [&str; 5] = oy3o_testkit::mcp::TIME_SERVER;
 
 async fn timed<F, Fut>(rounds: usize, mut f: F) -> Duration
 where
@@ -146,11 +140,7 @@ async fn oy3o_mcp_call() -> Duration {
 }
 
 fn main() {
-    let ok = std::process::Command::new("python3")
-        .args(["-c", "import mcp_server_time"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    assert!(ok, "mcp-server-time is missing: run scripts/setup");
+    oy3o_testkit::mcp::require_python("mcp_server_time");
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

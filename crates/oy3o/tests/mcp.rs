@@ -15,21 +15,9 @@ use common::{Run, config_for};
 use oy3o::mcp::McpTools;
 use oy3o::tool_loop::{ToolResult, Toolbox};
 use oy3o::{Chat, Config, ErrorCode, Event, McpServerConfig, Options, ToolCall};
+use oy3o_testkit::mcp::{TIME_SERVER, require_python};
 use oy3o_testkit::{FakeServer, openai};
 use serde_json::{Value, json};
-
-/// Fails, saying to run `scripts/setup`, unless Python can import `module`.
-fn require_python(module: &str) {
-    let ok = std::process::Command::new("python3")
-        .args(["-c", &format!("import {module}")])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    assert!(
-        ok,
-        "the Python module `{module}` is missing: run scripts/setup (it installs mcp-server-time, \
-         mcp-server-git and mcp)"
-    );
-}
 
 /// A script of `tests/mcp/`.
 fn script(name: &str) -> String {
@@ -41,13 +29,7 @@ fn script(name: &str) -> String {
 
 fn time_server() -> McpServerConfig {
     require_python("mcp_server_time");
-    McpServerConfig::stdio([
-        "python3",
-        "-m",
-        "mcp_server_time",
-        "--local-timezone",
-        "UTC",
-    ])
+    McpServerConfig::stdio(TIME_SERVER)
 }
 
 fn dying_server() -> McpServerConfig {

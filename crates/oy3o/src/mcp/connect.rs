@@ -74,6 +74,27 @@ impl Connection {
 
 /// Who we are in `initialize`; the newest protocol version with the handshake, which servers
 /// met today speak (a newer server answers with its own choice).
+/// `initialize` over `transport`, then every page of `tools/list`; an error says why, in the
+/// deepest cause's words.
+async fn handshake<T, E, A>(
+    transport: T,
+) -> std::result::Result<(RunningService<RoleClient, ClientConfig>, Vec<Tool>), String>
+where
+    T: rmcp::transport::IntoTransport<RoleClient, E, A>,
+    E: std::error::Error + Send + Sync + 'static,
+{
+    let service = identity()
+        .serve(transport)
+        .await
+        .map_err(|e| start_error(&e))?;
+    let tools = service
+        .peer()
+        .list_all_tools()
+        .await
+        .map_err(|e| service_error(&e))?;
+    Ok((service, tools))
+}
+
 fn identity() -> ClientConfig {
     ClientConfig::new(
         ClientCapabilities::default(),
@@ -122,18 +143,7 @@ async fn connect_child(
         })?;
     let tail = StderrTail::new(config.secrets());
     let mut drained = child_stderr.map(|s| stderr::drain(s, tail.clone()));
-    let started = async {
-        let service = identity()
-            .serve(transport)
-            .await
-            .map_err(|e| start_error(&e))?;
-        let tools = service
-            .peer()
-            .list_all_tools()
-            .await
-            .map_err(|e| service_error(&e))?;
-        Ok::<_, String>((service, tools))
-    };
+    let started = handshake(transport);
     match tokio::time::timeout(start_timeout(config), started).await {
         Ok(Ok((service, tools))) => Ok(Connection {
             service,
@@ -181,18 +191,7 @@ async fn connect_http(name: &str, url: &str, config: &McpServerConfig) -> Result
     let transport = StreamableHttpClientTransport::from_config(
         StreamableHttpClientTransportConfig::with_uri(url).custom_headers(headers),
     );
-    let started = async {
-        let service = identity()
-            .serve(transport)
-            .await
-            .map_err(|e| start_error(&e))?;
-        let tools = service
-            .peer()
-            .list_all_tools()
-            .await
-            .map_err(|e| service_error(&e))?;
-        Ok::<_, String>((service, tools))
-    };
+    let started = handshake(transport);
     let shown = redact_url(url);
     match tokio::time::timeout(start_timeout(config), started).await {
         Ok(Ok((service, tools))) => Ok(Connection {
