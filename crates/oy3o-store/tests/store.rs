@@ -943,7 +943,13 @@ async fn thirty_thousand_turns_finished_while_writes_stall_are_all_written_when_
         turn.chunk(&format!("answer {i}"));
         turn.finish(TurnState::Done, None, None);
     }
-    assert_eq!(recorder.pending(), TURNS as usize, "every turn waits");
+    // Every turn waits. One may count twice: taken by the stalled writer between its chunk and
+    // its end, it is queued again with its final state (CI saw 30,001 once under load).
+    let pending = recorder.pending();
+    assert!(
+        (TURNS as usize..=TURNS as usize + 1).contains(&pending),
+        "every turn waits: {pending}"
+    );
     assert!(recorder.pending_bytes() > 0);
     gated.set_open(true);
     flushed(&recorder).await;
