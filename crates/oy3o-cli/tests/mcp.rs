@@ -6,17 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-fn require_python(module: &str) {
-    let ok = Command::new("python3")
-        .args(["-c", &format!("import {module}")])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    assert!(
-        ok,
-        "the Python module `{module}` is missing: run scripts/setup (it installs mcp-server-time, \
-         mcp-server-git and mcp)"
-    );
-}
+use oy3o_testkit::mcp::require_python;
 
 fn dir() -> PathBuf {
     let dir = std::env::temp_dir().join(format!("oy3o-cli-mcp-{}", std::process::id()));
