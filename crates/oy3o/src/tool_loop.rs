@@ -31,6 +31,13 @@ pub trait Tool: Send + Sync + 'static {
     fn spec(&self) -> &ToolSpec;
     /// Runs it on `arguments` (a JSON object that has the schema's required keys).
     fn call(&self, arguments: Value) -> BoxFuture<'static, std::result::Result<String, String>>;
+
+    /// The longest one call may run, for a tool that bounds its calls itself (an MCP server's
+    /// `timeout_secs`, and the time to start it again); `None`: the toolbox's
+    /// [`Toolbox::timeout`].
+    fn timeout(&self) -> Option<Duration> {
+        None
+    }
 }
 
 /// A [`Tool`] made of a definition and an async function.
@@ -99,7 +106,8 @@ pub struct Toolbox {
     tools: Vec<Arc<dyn Tool>>,
     specs: Arc<Tools>,
     last_step: Arc<Tools>,
-    /// The longest one call may run.
+    /// The longest one call may run, unless the tool bounds its calls itself
+    /// ([`Tool::timeout`]).
     pub timeout: Duration,
     /// The most output of one call sent to the model; more is cut, saying so.
     pub max_output_bytes: usize,
@@ -161,11 +169,12 @@ impl Toolbox {
         check_arguments(tool.spec(), &call.arguments)?;
         let running =
             std::panic::AssertUnwindSafe(tool.call(call.arguments.clone())).catch_unwind();
-        match tokio::time::timeout(self.timeout, running).await {
+        let limit = tool.timeout().unwrap_or(self.timeout);
+        match tokio::time::timeout(limit, running).await {
             Err(_) => Err(format!(
                 "the tool {:?} did not finish within {} s and was stopped",
                 call.name,
-                self.timeout.as_secs_f32()
+                limit.as_secs_f32()
             )),
             Ok(Err(_)) => Err(format!("the tool {:?} failed (it panicked)", call.name)),
             Ok(Ok(result)) => result,

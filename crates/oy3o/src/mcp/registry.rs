@@ -153,20 +153,11 @@ impl McpTools {
             .collect())
     }
 
-    /// A [`Toolbox`] of the tools `names` pick (see [`tools`](Self::tools)); its time limit
-    /// leaves each server's own limits (to start again, then `timeout_secs` for the call) the
-    /// ones that stop a call, with their clearer messages.
+    /// A [`Toolbox`] of the tools `names` pick (see [`tools`](Self::tools)). Each tool is
+    /// bounded by its own server's limits (to start again, then `timeout_secs` for the call),
+    /// which stop a call with their clearer messages before the toolbox's would.
     pub async fn toolbox(&self, names: &[&str]) -> Result<Toolbox> {
-        let tools = self.tools(names).await?;
-        let mut toolbox = Toolbox::new(tools)?;
-        let longest = self
-            .servers
-            .values()
-            .map(|s| start_timeout(&s.config) + s.config.timeout)
-            .max()
-            .unwrap_or_default();
-        toolbox.timeout = longest + Duration::from_secs(1);
-        Ok(toolbox)
+        Toolbox::new(self.tools(names).await?)
     }
 
     /// Gives each task that names [`Task::tools`](crate::Task::tools) its toolbox, one per
@@ -291,5 +282,11 @@ impl Tool for McpTool {
         let server = self.server.clone();
         let tool = self.mcp_name.clone();
         async move { server.call(&tool, arguments).await }.boxed()
+    }
+
+    fn timeout(&self) -> Option<Duration> {
+        // A second past the server's own limits, so theirs speak first.
+        let config = &self.server.config;
+        Some(start_timeout(config) + config.timeout + Duration::from_secs(1))
     }
 }
