@@ -81,25 +81,18 @@ impl AppState {
         }))
     }
 
-    /// A toolbox of the tools a client of `owner` names, checked against what it was granted
-    /// ([`Settings::tools`], narrowed per token); `None` when it names none.
+    /// A toolbox of the tools a client names, from the server's shared MCP registry; `None`
+    /// when it names none. The names were checked against the client's grant with the request
+    /// (`policy::check_tools`).
     pub(crate) async fn toolbox(
         &self,
-        owner: &str,
         names: Option<&[String]>,
-    ) -> std::result::Result<Option<Arc<oy3o::tool_loop::Toolbox>>, crate::policy::Refusal> {
+    ) -> oy3o::Result<Option<Arc<oy3o::tool_loop::Toolbox>>> {
         let Some(names) = names.filter(|n| !n.is_empty()) else {
             return Ok(None);
         };
-        crate::policy::check_tools(crate::policy::granted_tools(&self.settings, owner), names)?;
         let names: Vec<&str> = names.iter().map(String::as_str).collect();
-        match self.mcp.toolbox(&names).await {
-            Ok(toolbox) => Ok(Some(Arc::new(toolbox))),
-            Err(e) => Err(crate::policy::Refusal::new(
-                e.code().as_str(),
-                e.message().to_owned(),
-            )),
-        }
+        Ok(Some(Arc::new(self.mcp.toolbox(&names).await?)))
     }
 
     /// Gives the tasks of `chain` that name tools their toolboxes (see

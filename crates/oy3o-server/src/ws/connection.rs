@@ -487,21 +487,17 @@ impl Connection {
         panics::spawn_reply(job, |job| reply::stream_reply(reply, job));
     }
 
-    /// A turn's options: the request's, with the tools it names (as granted to this owner);
-    /// `None` when they are refused (answered here).
+    /// A turn's options: the request's, with the tools it names (checked against this owner's
+    /// grant with the request); `None` when they cannot be had (answered here).
     async fn options(&self, request: &Request) -> Option<Options> {
         let mut options = request.options.clone().unwrap_or_default();
-        match self
-            .state
-            .toolbox(&self.owner, request.tools.as_deref())
-            .await
-        {
+        match self.state.toolbox(request.tools.as_deref()).await {
             Ok(toolbox) => {
                 options.toolbox = toolbox;
                 Some(options)
             }
-            Err(refusal) => {
-                self.error_reply(request, refusal.code, &refusal.message)
+            Err(e) => {
+                self.error_reply(request, e.code().as_str(), e.message())
                     .await;
                 None
             }

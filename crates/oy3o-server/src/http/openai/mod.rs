@@ -167,19 +167,10 @@ async fn server_tools(
     let Some(names) = request.server_tools.as_deref().filter(|n| !n.is_empty()) else {
         return Ok(None);
     };
-    let refuse = |code: &str, message: &str| {
-        state.metrics.error(code);
-        let status = if code == "forbidden" {
-            StatusCode::FORBIDDEN
-        } else if code == "not_found" {
-            StatusCode::NOT_FOUND
-        } else {
-            StatusCode::BAD_REQUEST
-        };
-        api_error(status, code, message)
-    };
     if request.tools_asked.is_some() {
-        return Err(refuse(
+        return Err(request::refuse(
+            state,
+            StatusCode::BAD_REQUEST,
             "bad_request",
             "a request names tools the server runs (server_tools) or defines tools the client \
              runs (tools), not both",
@@ -190,10 +181,18 @@ async fn server_tools(
         "" => crate::auth::owner(&state.settings, headers, uri.query()),
         known => known.to_owned(),
     };
+    let granted = crate::policy::granted_tools(&state.settings, &owner);
+    crate::policy::check_tools(granted, names).map_err(|r| {
+        let status = match r.code {
+            "forbidden" => StatusCode::FORBIDDEN,
+            _ => StatusCode::BAD_REQUEST,
+        };
+        request::refuse(state, status, r.code, &r.message)
+    })?;
     state
-        .toolbox(&owner, Some(names))
+        .toolbox(Some(names))
         .await
-        .map_err(|r| refuse(r.code, &r.message))
+        .map_err(|e| engine_error(state, &e))
 }
 
 /// Starts the answer as a one-turn conversation of `owner` (recorded when the server has a

@@ -225,7 +225,7 @@ struct ContentPart {
 }
 
 /// A refusal: the error response, counted in the metrics under its code.
-fn refuse(state: &AppState, status: StatusCode, code: &str, message: &str) -> Response {
+pub(super) fn refuse(state: &AppState, status: StatusCode, code: &str, message: &str) -> Response {
     state.metrics.error(code);
     api_error(status, code, message)
 }
