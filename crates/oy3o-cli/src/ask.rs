@@ -20,7 +20,7 @@ use oy3o::{
 use oy3o_store::StoreSetting;
 use serde_json::json;
 
-use crate::history::tool_step_line;
+use crate::history::live_tool_step_line;
 use crate::markdown::Renderer;
 use crate::progress::ProgressLine;
 use crate::store::{self, LOCAL};
@@ -139,7 +139,7 @@ impl Sink {
                     let error = message["error"].as_str().unwrap_or("no answer");
                     self.end_reasoning();
                     store::warn(&format!("the store did not confirm this turn ({error})"));
-                } else if let Some(line) = tool_step_line(&event.to_json()) {
+                } else if let Some(line) = live_tool_step_line(event) {
                     // A tool step on its own line, between the answer's text (which goes on).
                     self.end_reasoning();
                     let mut err = std::io::stderr().lock();

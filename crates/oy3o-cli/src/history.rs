@@ -162,6 +162,15 @@ fn write_turn(out: &mut impl Write, logged: &LoggedTurn) -> std::io::Result<()> 
     writeln!(out)
 }
 
+/// [`tool_step_line`] of a live event: only a tool call or result is turned into JSON, so the
+/// answer's other events (a reasoning chunk each) cost one match.
+pub(crate) fn live_tool_step_line(event: &oy3o::Event) -> Option<String> {
+    match event {
+        oy3o::Event::ToolCall(_) | oy3o::Event::ToolResult(_) => tool_step_line(&event.to_json()),
+        _ => None,
+    }
+}
+
 /// A `tool_call` or `tool_result` event (stored, or live as [`oy3o::Event::to_json`] gives it)
 /// as one line of the log and of a running answer: `→ name {arguments}`,
 /// `← name (12 ms): output` (`✗` for an error), cut at 200 characters; `None` for other events.

@@ -368,7 +368,7 @@ fn carry_out(
                             Update::Notice(format!("store: {error}; the answer is kept in memory"))
                         }
                         Ok(Output::Event(event)) => {
-                            match crate::history::tool_step_line(&event.to_json()) {
+                            match crate::history::live_tool_step_line(&event) {
                                 Some(line) => Update::ToolStep(message, line),
                                 None => continue,
                             }
