@@ -261,8 +261,9 @@ struct FilePart {
 /// A content part that is an attachment, as the engine's loader takes it; `at` names it
 /// (`messages[1].content[2]`).
 fn attachment(part: ContentPart, at: &str) -> Result<Input, String> {
-    let missing = |what: &str| format!("{at}: a {} part needs `{what}`", part.kind);
-    match part.kind.as_str() {
+    let kind = part.kind.clone();
+    let missing = |what: &str| format!("{at}: a {kind} part needs `{what}`");
+    match kind.as_str() {
         "image_url" => {
             let url = part.image_url.ok_or_else(|| missing("image_url"))?.url;
             Ok(Input::data_url(&url).unwrap_or_else(|| Input {
@@ -312,8 +313,8 @@ fn attachment(part: ContentPart, at: &str) -> Result<Input, String> {
             input.name = file.filename;
             Ok(input)
         }
-        kind => Err(format!(
-            "{at}: content parts of type {kind:?} are not supported; send text, image_url, \
+        other => Err(format!(
+            "{at}: content parts of type {other:?} are not supported; send text, image_url, \
              input_audio or file"
         )),
     }
@@ -529,21 +530,20 @@ fn conversation(messages: Vec<InMessage>) -> Result<(Conversation, Vec<Attached>
             Some(Content::Parts(parts)) => {
                 let mut text = String::new();
                 for (j, part) in parts.into_iter().enumerate() {
-                    match (part.kind.as_str(), &part.text) {
-                        ("text", Some(t)) => text.push_str(t),
-                        ("text", None) => {
-                            return Err(format!("messages[{i}].content[{j}]: a text part needs `text`"));
-                        }
-                        _ if m.role == "user" => {
-                            let at = format!("messages[{i}].content[{j}]");
-                            inputs.push((at.clone(), attachment(part, &at)?));
-                        }
-                        (kind, _) => {
-                            return Err(format!(
-                                "messages[{i}].content[{j}]: content parts of type {kind:?} are \
-                                 taken in user messages only; send text"
-                            ));
-                        }
+                    let at = format!("messages[{i}].content[{j}]");
+                    if part.kind == "text" {
+                        let Some(t) = part.text else {
+                            return Err(format!("{at}: a text part needs `text`"));
+                        };
+                        text.push_str(&t);
+                    } else if m.role == "user" {
+                        inputs.push((at.clone(), attachment(part, &at)?));
+                    } else {
+                        return Err(format!(
+                            "{at}: content parts of type {:?} are taken in user messages only; \
+                             send text",
+                            part.kind
+                        ));
                     }
                 }
                 text
