@@ -116,7 +116,8 @@ fn describe(part: &oy3o::Part) -> String {
         Source::Url(_) => format!("{mime}, URL"),
         // Base64: four characters for three bytes.
         Source::Base64(data) => {
-            let bytes = data.len() / 4 * 3 - data.chars().rev().take_while(|c| *c == '=').count();
+            let padding = data.chars().rev().take_while(|c| *c == '=').count();
+            let bytes = (data.len() / 4 * 3).saturating_sub(padding);
             if bytes >= 1024 {
                 format!("{mime}, {:.1} KiB", bytes as f64 / 1024.0)
             } else {
