@@ -89,5 +89,4 @@ def test_bad_attachments_raise_naming_the_attachment_and_nothing_is_sent_or_kept
 
     history = asyncio.run(main())
     assert len(fake.requests) == 1, "only the first prompt went upstream"
-    assert [m["content"] for m in history] == ["first", history[1]["content"]]
-    assert len(history) == 2
+    assert len(history) == 2 and history[0]["content"] == "first"
