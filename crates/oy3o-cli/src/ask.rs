@@ -74,12 +74,13 @@ pub fn prompt_message(
     attach: &[String],
     config: &Config,
 ) -> Result<Message, Failure> {
-    let inputs: Vec<oy3o::attachment::Input> =
-        attach.iter().map(|a| oy3o::attachment::Input::arg(a)).collect();
+    let inputs: Vec<oy3o::attachment::Input> = attach
+        .iter()
+        .map(|a| oy3o::attachment::Input::arg(a))
+        .collect();
     let limits = config.attachments.unwrap_or_default();
-    let parts = oy3o::attachment::load_all(&inputs, &limits, |i| {
-        format!("--attach {}", attach[i])
-    })?;
+    let parts =
+        oy3o::attachment::load_all(&inputs, &limits, |i| format!("--attach {}", attach[i]))?;
     let mut message = Message::user(prompt);
     message.parts.extend(parts);
     Ok(message)

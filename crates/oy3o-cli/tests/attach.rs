@@ -100,14 +100,20 @@ async fn bad_attachments_fail_naming_the_attachment_and_nothing_is_sent() {
     let path = |p: &PathBuf| p.to_str().unwrap().to_owned();
     let cases: Vec<(Vec<String>, &str)> = vec![
         (vec!["-a".into(), path(&missing)], "there is no such file"),
-        (vec!["-a".into(), path(&mislabelled)], "labelled image/jpeg but its bytes are image/png"),
+        (
+            vec!["-a".into(), path(&mislabelled)],
+            "labelled image/jpeg but its bytes are image/png",
+        ),
         (vec!["-a".into(), path(&unknown)], "cannot tell what"),
         (vec!["-a".into(), path(&unreadable)], "it is not a file"),
         (
             vec!["--config".into(), path(&config), "-a".into(), path(&big)],
             "over the image limit of 1024 bytes",
         ),
-        (vec!["-a".into(), "ftp://x.test/a.png".into()], "only http:// and https://"),
+        (
+            vec!["-a".into(), "ftp://x.test/a.png".into()],
+            "only http:// and https://",
+        ),
     ];
     for (args, why) in cases {
         let mut argv = vec!["look", "--model", "openai:gpt-4o-mini"];
@@ -142,7 +148,8 @@ async fn a_url_that_does_not_answer_fails_before_anything_is_sent() {
     .await;
     assert_ne!(run.code, 0);
     assert!(
-        run.stderr.contains(&format!("cannot fetch the attachment at {url}")),
+        run.stderr
+            .contains(&format!("cannot fetch the attachment at {url}")),
         "{}",
         run.stderr
     );

@@ -162,11 +162,8 @@ pub fn exec(
     attachments: Vec<crate::attach::Raw<'_>>,
 ) -> PyResult<(Stream, String)> {
     let config = convert::config(&layers).map_err(convert::to_py_err)?;
-    let prompt = crate::attach::message(
-        prompt,
-        attachments,
-        &config.attachments.unwrap_or_default(),
-    )?;
+    let prompt =
+        crate::attach::message(prompt, attachments, &config.attachments.unwrap_or_default())?;
     let engine_tools = if mcp_tools.is_empty() {
         Vec::new()
     } else {

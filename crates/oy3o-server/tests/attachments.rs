@@ -28,7 +28,12 @@ fn image_urls(body: &Value) -> Vec<String> {
         .filter(|m| m["role"] == "user")
         .flat_map(|m| m["content"].as_array().cloned().unwrap_or_default())
         .filter(|p| p["type"] == "image_url")
-        .map(|p| p["image_url"]["url"].as_str().unwrap_or_default().to_owned())
+        .map(|p| {
+            p["image_url"]["url"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned()
+        })
         .collect()
 }
 
@@ -56,10 +61,7 @@ async fn a_websocket_prompt_carries_its_image_to_the_provider() {
     assert_eq!(text_of(&frames, "c"), "image/png 69 bytes", "{frames:?}");
     let requests = fake.requests();
     let body = requests[0].json();
-    assert_eq!(
-        image_urls(&body),
-        [format!("data:image/png;base64,{PNG1}")]
-    );
+    assert_eq!(image_urls(&body), [format!("data:image/png;base64,{PNG1}")]);
     assert_eq!(body["messages"][0]["content"][0]["text"], "What is this?");
     // The image joins the chat: the next turn sends it again as history.
     ws.send(json!({"id": "c", "prompt": "And now?"})).await;
@@ -84,12 +86,36 @@ async fn bad_websocket_attachments_are_refused_by_index_with_nothing_sent_or_kep
     let good = json!({"mime": "image/png", "data": PNG1});
     let jpeg_label = json!({"mime": "image/jpeg", "data": PNG1});
     let cases = [
-        (json!([good, {"mime": "image/png", "data": "not base64!"}]), "attachments[1]", "base64"),
-        (json!([{"mime": "application/x-thing", "data": PNG1}]), "attachments[0]", "application/x-thing"),
-        (json!([good, good, jpeg_label]), "attachments[2]", "labelled image/jpeg"),
-        (json!([{"mime": "image/png", "data": "aGVsbG8="}]), "attachments[0]", "labelled image/png"),
-        (json!([{"mime": "image/png"}]), "attachments[0]", "either `data`"),
-        (json!([{"url": "http://169.254.169.254/latest/meta-data/x.png"}]), "attachments[0]", "allow_attachment_urls"),
+        (
+            json!([good, {"mime": "image/png", "data": "not base64!"}]),
+            "attachments[1]",
+            "base64",
+        ),
+        (
+            json!([{"mime": "application/x-thing", "data": PNG1}]),
+            "attachments[0]",
+            "application/x-thing",
+        ),
+        (
+            json!([good, good, jpeg_label]),
+            "attachments[2]",
+            "labelled image/jpeg",
+        ),
+        (
+            json!([{"mime": "image/png", "data": "aGVsbG8="}]),
+            "attachments[0]",
+            "labelled image/png",
+        ),
+        (
+            json!([{"mime": "image/png"}]),
+            "attachments[0]",
+            "either `data`",
+        ),
+        (
+            json!([{"url": "http://169.254.169.254/latest/meta-data/x.png"}]),
+            "attachments[0]",
+            "allow_attachment_urls",
+        ),
     ];
     for (attachments, at, why) in cases {
         let frame = refused(
@@ -98,7 +124,10 @@ async fn bad_websocket_attachments_are_refused_by_index_with_nothing_sent_or_kep
         )
         .await;
         let message = frame["message"].as_str().unwrap();
-        assert!(message.contains(at) && message.contains(why), "{at}: {frame}");
+        assert!(
+            message.contains(at) && message.contains(why),
+            "{at}: {frame}"
+        );
     }
     let too_many = vec![good.clone(); 17];
     let frame = refused(
@@ -107,9 +136,19 @@ async fn bad_websocket_attachments_are_refused_by_index_with_nothing_sent_or_kep
     )
     .await;
     assert_eq!(frame["code"], "limit", "{frame}");
-    assert!(frame["message"].as_str().unwrap().contains("max_attachments = 16"));
+    assert!(
+        frame["message"]
+            .as_str()
+            .unwrap()
+            .contains("max_attachments = 16")
+    );
     let frame = ws_error_without_prompt(&mut ws).await;
-    assert!(frame["message"].as_str().unwrap().contains("go with a prompt"));
+    assert!(
+        frame["message"]
+            .as_str()
+            .unwrap()
+            .contains("go with a prompt")
+    );
     // Nothing went upstream, and the chat holds only its first turn.
     assert_eq!(fake.requests().len(), 1);
     ws.send(json!({"id": "c", "prompt": "third"})).await;
@@ -190,7 +229,10 @@ async fn http_image_url_file_and_input_audio_parts_reach_the_provider() {
         "image/png 69 bytes"
     );
     let upstream = fake.requests()[0].json();
-    let parts = upstream["messages"][0]["content"].as_array().unwrap().clone();
+    let parts = upstream["messages"][0]["content"]
+        .as_array()
+        .unwrap()
+        .clone();
     let kinds: Vec<&str> = parts.iter().map(|p| p["type"].as_str().unwrap()).collect();
     assert_eq!(kinds, ["text", "image_url", "file"], "{upstream}");
     assert_eq!(
@@ -228,11 +270,31 @@ async fn bad_http_attachments_are_400s_naming_the_content_part_with_nothing_sent
     let ok = format!("data:image/png;base64,{PNG1}");
     let cases = [
         (image("data:image/png;base64,%%%"), 400, "base64"),
-        (image(&format!("data:image/jpeg;base64,{PNG1}")), 400, "labelled image/jpeg"),
-        (image(&format!("data:image/x-bmp;base64,{PNG1}")), 400, "image/x-bmp"),
-        (image("http://127.0.0.1:1/secret.png"), 403, "allow_attachment_urls"),
-        (json!({"type": "input_audio", "input_audio": {"data": PNG1, "format": "flac"}}), 400, "flac"),
-        (json!({"type": "file", "file": {"file_id": "file-abc"}}), 400, "file_id"),
+        (
+            image(&format!("data:image/jpeg;base64,{PNG1}")),
+            400,
+            "labelled image/jpeg",
+        ),
+        (
+            image(&format!("data:image/x-bmp;base64,{PNG1}")),
+            400,
+            "image/x-bmp",
+        ),
+        (
+            image("http://127.0.0.1:1/secret.png"),
+            403,
+            "allow_attachment_urls",
+        ),
+        (
+            json!({"type": "input_audio", "input_audio": {"data": PNG1, "format": "flac"}}),
+            400,
+            "flac",
+        ),
+        (
+            json!({"type": "file", "file": {"file_id": "file-abc"}}),
+            400,
+            "file_id",
+        ),
     ];
     for (part, status, why) in cases {
         let (got, body) = completions(

@@ -71,10 +71,7 @@ pub(crate) fn digests(parts: &Value) -> HashSet<String> {
 /// reference carried); a reference whose bytes are missing stays as it is.
 pub(crate) fn restore(parts: &mut Value, blobs: &BTreeMap<String, Vec<u8>>) {
     walk(parts, &mut |part| {
-        let Some(bytes) = part["source"]["sha256"]
-            .as_str()
-            .and_then(|d| blobs.get(d))
-        else {
+        let Some(bytes) = part["source"]["sha256"].as_str().and_then(|d| blobs.get(d)) else {
             return;
         };
         part["source"] = json!({ "base64": STANDARD.encode(bytes) });
@@ -162,7 +159,10 @@ mod tests {
         assert!(!stored.to_string().contains("YWJj"));
         assert_eq!(digests(&stored), HashSet::from([digest.to_owned()]));
         let mut back = stored.clone();
-        restore(&mut back, &BTreeMap::from([(digest.to_owned(), b"abc".to_vec())]));
+        restore(
+            &mut back,
+            &BTreeMap::from([(digest.to_owned(), b"abc".to_vec())]),
+        );
         assert_eq!(back, parts);
         // Bytes that went missing leave the reference, never a wrong part.
         let mut missing = stored.clone();

@@ -1448,7 +1448,11 @@ async fn attachments_are_stored_once_by_digest_and_come_back_on_resume(db: Db) {
     assert_eq!(turns.len(), 2);
     // What the column holds: references, not bytes.
     assert_eq!(
-        raw_count(&db, "SELECT COUNT(*) FROM turns WHERE parts LIKE '%BwcHBwcH%'").await,
+        raw_count(
+            &db,
+            "SELECT COUNT(*) FROM turns WHERE parts LIKE '%BwcHBwcH%'"
+        )
+        .await,
         0,
         "the bytes are not copied into the turns"
     );
@@ -1464,7 +1468,10 @@ async fn attachments_are_stored_once_by_digest_and_come_back_on_resume(db: Db) {
             .expect("stored");
         assert_eq!(loaded.turns.len(), 2);
         assert!(loaded.turns.iter().all(|t| t.prompt == prompt));
-        assert_eq!(loaded.history()[0].parts[1].digest().as_deref(), Some(digest.as_str()));
+        assert_eq!(
+            loaded.history()[0].parts[1].digest().as_deref(),
+            Some(digest.as_str())
+        );
     }
     // The log names it.
     let logged = store.recent_turns("ada", 1, None).await.unwrap();

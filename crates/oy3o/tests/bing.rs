@@ -368,7 +368,10 @@ async fn an_image_is_uploaded_and_sent_as_an_image_item_before_the_text() {
     assert_eq!(answer, "A dot.");
     let uploads = sim.uploads();
     assert_eq!(uploads.len(), 1);
-    assert_eq!((uploads[0].mime.as_str(), &uploads[0].bytes), ("image/png", &png1()));
+    assert_eq!(
+        (uploads[0].mime.as_str(), &uploads[0].bytes),
+        ("image/png", &png1())
+    );
     let sent = sim.sent();
     assert_eq!(sent[0].images, [uploads[0].url.clone()]);
     assert_eq!(sent[0].text, "What is this?");

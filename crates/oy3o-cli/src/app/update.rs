@@ -168,7 +168,10 @@ mod tests {
             result: Ok(part.clone()),
         });
         let note = &app.messages.last().unwrap().body;
-        assert!(note.contains("attached cat.png (image/png, 3 bytes)"), "{note}");
+        assert!(
+            note.contains("attached cat.png (image/png, 3 bytes)"),
+            "{note}"
+        );
         app.apply(Update::Attached {
             chat: "c".into(),
             path: "gone.png".into(),

@@ -320,7 +320,8 @@ pub(crate) fn parse_limited(text: &str, max_id_bytes: usize) -> Result<Request, 
     if let Some(key) = raw.key.filter(|k| !k.trim().is_empty()) {
         credential = Some(Credential::Key(key.trim().to_owned()));
     }
-    let attachments = attachments(raw.attachments, raw.prompt.is_some()).map_err(|m| reject(&tag, m))?;
+    let attachments =
+        attachments(raw.attachments, raw.prompt.is_some()).map_err(|m| reject(&tag, m))?;
     let chain = match raw.chain {
         None | Some(Value::Null) => None,
         Some(v) => Some(chain(v).map_err(|m| reject(&tag, m))?),

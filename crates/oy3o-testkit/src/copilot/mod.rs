@@ -376,7 +376,10 @@ fn start(state: &Mutex<State>, request: &RecordedRequest, current: bool) -> Scri
 fn upload(state: &Mutex<State>, request: &RecordedRequest) -> Scripted {
     let mut s = lock(state);
     if !cookies_ok(&s, &cookies_of(request)) {
-        return Scripted::json(401, r#"{"error":"Unauthorized","message":"Invalid session"}"#);
+        return Scripted::json(
+            401,
+            r#"{"error":"Unauthorized","message":"Invalid session"}"#,
+        );
     }
     let mime = request
         .header("content-type")
@@ -392,13 +395,22 @@ fn upload(state: &Mutex<State>, request: &RecordedRequest) -> Scripted {
         "image/gif" => b"GIF8",
         "image/webp" => b"RIFF",
         _ => {
-            return Scripted::json(400, r#"{"error":"UnsupportedMediaType","message":"Unsupported file type"}"#);
+            return Scripted::json(
+                400,
+                r#"{"error":"UnsupportedMediaType","message":"Unsupported file type"}"#,
+            );
         }
     };
     if !request.body.starts_with(magic) {
-        return Scripted::json(400, r#"{"error":"InvalidImage","message":"The image could not be read"}"#);
+        return Scripted::json(
+            400,
+            r#"{"error":"InvalidImage","message":"The image could not be read"}"#,
+        );
     }
-    let url = format!("https://copilot.microsoft.com/c/api/attachments/{}", s.id('i'));
+    let url = format!(
+        "https://copilot.microsoft.com/c/api/attachments/{}",
+        s.id('i')
+    );
     s.uploads.push(Upload {
         mime,
         bytes: request.body.clone(),

@@ -172,7 +172,13 @@ mod tests {
     #[test]
     fn the_context_rides_as_the_edge_page_context() {
         let image = json!({"type": "image", "url": "https://x/a"});
-        let frame = send("c1", std::slice::from_ref(&image), "hi", "chat", Some("page text"));
+        let frame = send(
+            "c1",
+            std::slice::from_ref(&image),
+            "hi",
+            "chat",
+            Some("page text"),
+        );
         assert_eq!(frame["content"][0], image, "attachments first");
         assert_eq!(frame["context"]["edge"]["pageContent"], "page text");
         assert_eq!(send("c1", &[], "hi", "chat", None)["context"], json!({}));

@@ -27,8 +27,9 @@ pub(super) async fn images(
     });
     for (n, (mime, data)) in images.enumerate() {
         let label = format!("image {} ({mime})", n + 1);
-        let bytes = crate::attachment::decoded(data)
-            .ok_or_else(|| Error::new(ErrorCode::BadRequest, format!("{label}: not valid base64")))?;
+        let bytes = crate::attachment::decoded(data).ok_or_else(|| {
+            Error::new(ErrorCode::BadRequest, format!("{label}: not valid base64"))
+        })?;
         let url = upload(client, identity, mime, bytes, &label).await?;
         items.push(json!({"type": "image", "url": url}));
     }
