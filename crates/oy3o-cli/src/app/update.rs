@@ -79,7 +79,9 @@ impl App {
                     }
                     self.push(Message::note(Kind::Info, note));
                 }
-                Err(e) => self.error(format!("/attach {path}: {e}; nothing attached")),
+                Err(e) => {
+                    self.error(format!("/attach {path}: {e}; nothing attached"));
+                }
             },
             Update::Model { chat, model, error } => match error {
                 None => {
