@@ -112,7 +112,7 @@ async fn bad_attachments_fail_naming_the_attachment_and_nothing_is_sent() {
         ),
         (
             vec!["-a".into(), "ftp://x.test/a.png".into()],
-            "only http:// and https://",
+            "there is no such file", // only http(s) URLs are URLs
         ),
     ];
     for (args, why) in cases {
