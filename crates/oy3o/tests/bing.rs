@@ -407,7 +407,7 @@ async fn a_pdf_is_refused_before_anything_reaches_copilot() {
         .await
         .unwrap_err();
     assert_eq!(err.code(), ErrorCode::BadRequest, "{err}");
-    assert!(err.message().contains("document"), "{err}");
+    assert!(err.message().contains("cannot take PDF parts"), "{err}");
     assert_eq!((sim.starts(), sim.uploads().len()), (0, 0));
     assert!(chat.history().is_empty());
 }
