@@ -15,6 +15,10 @@ const CHAT_TEMPLATE_KEY: &str = "tokenizer.chat_template";
 /// ([`ChatTemplate::takes_tools`]); `None` when the file cannot be read as GGUF. A file without
 /// a template is answered with ChatML, which has none.
 pub fn file_takes_tools(path: &Path) -> Option<bool> {
+    // ggml prints its own complaint about a missing file; there is nothing to read anyway.
+    if !path.is_file() {
+        return None;
+    }
     let gguf = GgufContext::from_file(path)?;
     let index = gguf.find_key(CHAT_TEMPLATE_KEY);
     let source = if index < 0 {

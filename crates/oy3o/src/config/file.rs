@@ -65,6 +65,7 @@ struct ProviderSection {
     #[serde(default)]
     headers: BTreeMap<String, String>,
     extra_body: Option<serde_json::Map<String, serde_json::Value>>,
+    chat_template: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -273,6 +274,7 @@ impl ConfigFile {
                 max_retries: s.max_retries,
                 headers: s.headers,
                 extra_body: s.extra_body,
+                chat_template: s.chat_template,
             };
             providers.insert(name, settings);
         }

@@ -202,6 +202,9 @@ pub struct ProviderSettings {
     /// JSON fields merged last into every request body to this provider (an escape hatch);
     /// a request's own [`Options::extra_body`] wins key by key.
     pub extra_body: Option<serde_json::Map<String, serde_json::Value>>,
+    /// For `local` models: a Jinja chat template used instead of the one in the model file
+    /// (for example one that shows tools, for a model whose own template has none).
+    pub chat_template: Option<String>,
 }
 
 impl ProviderSettings {
@@ -231,6 +234,10 @@ impl ProviderSettings {
             max_retries: over.max_retries.or(self.max_retries),
             headers,
             extra_body: over.extra_body.clone().or_else(|| self.extra_body.clone()),
+            chat_template: over
+                .chat_template
+                .clone()
+                .or_else(|| self.chat_template.clone()),
         }
     }
 
