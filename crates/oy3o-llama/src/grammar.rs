@@ -390,7 +390,7 @@ impl Converter {
                 }
                 match map.get("minimum").map(Value::as_f64) {
                     None => Ok(self.use_shared(t)),
-                    Some(Some(min)) if min == 0.0 => {
+                    Some(Some(0.0)) => {
                         self.use_shared(t);
                         // The same as the shared rule, without the minus sign.
                         Ok(if t == "integer" {

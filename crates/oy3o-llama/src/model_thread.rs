@@ -42,13 +42,14 @@ pub(crate) type PieceSender = mpsc::Sender<Result<Piece, LlamaError>>;
 pub(crate) enum Job {
     /// Answer a conversation, streaming pieces.
     Generate {
-        request: ChatRequest,
+        /// Boxed: a job travels through channels and `Result`s, and a request is large.
+        request: Box<ChatRequest>,
         options: GenerateOptions,
         reply: PieceSender,
     },
     /// Render and tokenize a conversation without generating.
     Render {
-        request: ChatRequest,
+        request: Box<ChatRequest>,
         reply: oneshot::Sender<Result<RenderedPrompt, LlamaError>>,
     },
 }

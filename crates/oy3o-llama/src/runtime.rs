@@ -153,7 +153,7 @@ impl Runtime {
         self.dispatch(
             model.as_ref(),
             Job::Generate {
-                request,
+                request: Box::new(request),
                 options,
                 reply,
             },
@@ -185,7 +185,13 @@ impl Runtime {
         request: ChatRequest,
     ) -> Result<RenderedPrompt, LlamaError> {
         let (reply, rendered) = oneshot::channel();
-        self.dispatch(model.as_ref(), Job::Render { request, reply });
+        self.dispatch(
+            model.as_ref(),
+            Job::Render {
+                request: Box::new(request),
+                reply,
+            },
+        );
         rendered
             .await
             .unwrap_or_else(|_| Err(LlamaError::Thread("the model thread stopped".into())))
