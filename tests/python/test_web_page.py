@@ -1,7 +1,7 @@
 """The web chat page (`GET /`), driven by real headless Chromium over the DevTools protocol.
 
-Against `listen()` (no store): it loads the models, streams an answer, keeps a second chat.
-Against `oy3o serve` with a SQLite store and two tokens: a streamed markdown answer (highlighted
+Against `oy3o serve` without a store: it loads the models, streams an answer, keeps a second
+chat. With a SQLite store and two tokens: a streamed markdown answer (highlighted
 code, a table, folded reasoning, drawn block by block), answers that try to run script (inert),
 images attached by upload, paste and drop (sent to the upstream), and the owner's stored chats
 listed and reopened after a reload (another token sees none of them). Screenshots are kept under
@@ -29,7 +29,6 @@ from typing import Any
 import pytest
 
 from conftest import RECORDED_ANSWER, ROOT
-from test_websocket_listen import Served
 
 websockets_sync = pytest.importorskip("websockets.sync.client")
 
@@ -146,49 +145,7 @@ def listed(browser: Browser) -> list:
                         "[li.dataset.id, li.querySelector('.name').innerText])")
 
 
-@needs_chromium
-def test_the_web_page_streams_an_answer_in_chromium(fake):
-    served = Served(fake.base_url)
-    browser = Browser()
-    try:
-        browser.call("Page.enable")
-        browser.open(f"http://{served.address}/")
-        models = browser.eval("[...document.getElementById('model').options].map(o => o.value)")
-        assert "openai:gpt-4o-mini" in models, f"the model list comes from /v1/models: {models}"
-        send(browser, "Say hello")
-        browser.wait_for(answered(1), "the answer to end")
-        first = answers(browser)
-        assert first[0]["error"] == "", first
-        assert normalize(first[0]["text"]) == normalize(RECORDED_ANSWER)
-
-        # A second chat; the first keeps its flow.
-        browser.eval("document.getElementById('new').click()")
-        assert browser.eval("document.querySelectorAll('.msg').length") == 0, "a new chat starts empty"
-        send(browser, "And again")
-        browser.wait_for(answered(1), "the second chat's answer")
-        assert normalize(answers(browser)[0]["text"]) == normalize(RECORDED_ANSWER)
-        assert [title for _, title in listed(browser)] == ["And again", "Say hello"], "the last used first"
-        # Two chats, so the second prompt went out alone, not after the first one's history.
-        assert [len(r["body"]["messages"]) for r in fake.requests] == [1, 1], fake.requests
-        browser.eval("document.querySelectorAll('#chat-list li')[1].click()")
-        assert browser.eval("document.querySelector('.msg.user .text').innerText") == "Say hello"
-        # Without a store the page says chats last as long as the page.
-        assert "no store" in browser.eval("document.getElementById('chat-note').innerText")
-        # A chat id names the owner's stored chat: each must be this chat's own, never a
-        # counter that the next visitor of the same owner would reuse (and so resume).
-        ids = browser.eval("[...chats.keys()]")
-        assert len(set(ids)) == 2 and all(re.fullmatch(r"web-[0-9a-f]{24}", i) for i in ids), ids
-        browser.call("Page.reload")
-        browser.wait_for("document.getElementById('status')?.className === 'open'", "the page to reconnect")
-        again = browser.eval("[...chats.keys()]")
-        assert len(again) == 1 and again[0] not in ids, (ids, again)
-        browser.screenshot("web-page.png")
-    finally:
-        browser.close()
-        served.stop()
-
-
-# ---------------------------------------------------------------- against `oy3o serve` with a store
+# ---------------------------------------------------------------- `oy3o serve`, with or without a store
 
 TOKENS = ("t-alice-5d1c", "t-bob-93fa")
 
@@ -214,14 +171,15 @@ class Serve:
     """``oy3o serve --port 0 --config FILE``: the fake as its `openai` provider, a SQLite store
     in a temporary folder, two tokens (each its own owner) and ``max_frame_bytes``."""
 
-    def __init__(self, fake_base_url: str, max_frame_bytes: int = 1 << 20) -> None:
+    def __init__(self, fake_base_url: str, max_frame_bytes: int = 1 << 20, store: bool = True,
+                 tokens: tuple = TOKENS) -> None:
         self.home = Path(tempfile.mkdtemp(prefix="oy3o-web-"))
         config = self.home / "oy3o.toml"
         config.write_text(
             f'model = "openai:gpt-4o-mini"\n'
-            f'store = {json.dumps("sqlite:" + str(self.home / "oy3o.db"))}\n'
+            f'store = {json.dumps("sqlite:" + str(self.home / "oy3o.db") if store else "none")}\n'
             f'[providers.openai]\nbase_url = {json.dumps(fake_base_url)}\nmax_retries = 0\n'
-            f'[server]\ntokens = {json.dumps(list(TOKENS))}\nmax_frame_bytes = {max_frame_bytes}\n'
+            f'[server]\ntokens = {json.dumps(list(tokens))}\nmax_frame_bytes = {max_frame_bytes}\n'
         )
         env = {"HOME": str(self.home), "XDG_CONFIG_HOME": str(self.home / "config"),
                "XDG_DATA_HOME": str(self.home / "data"), "PATH": os.environ.get("PATH", "")}
@@ -235,8 +193,8 @@ class Serve:
         assert match, f"unexpected first line from oy3o serve: {line!r}"
         self.address = match.group(1)
 
-    def page(self, token: str) -> str:
-        return f"http://{self.address}/?token={token}"
+    def page(self, token: str | None) -> str:
+        return f"http://{self.address}/" + (f"?token={token}" if token else "")
 
     def get(self, path: str, token: str) -> tuple[int, dict, Any]:
         request = urllib.request.Request(f"http://{self.address}{path}", headers={"Authorization": f"Bearer {token}"})
@@ -308,13 +266,13 @@ def test_a_streamed_markdown_answer_is_highlighted_with_its_reasoning_folded(fak
     browser.open(serve.page(TOKENS[0]))
     # The request controls come from the settings panel.
     browser.eval("document.getElementById('open-settings').click();"
-                 "for (const [id, v] of [['temperature', '0.3'], ['max-tokens', '300']]) {"
+                 "for (const [id, v] of [['temperature', '0.5'], ['max-tokens', '300']]) {"
                  "  const e = document.getElementById(id); e.value = v; e.dispatchEvent(new Event('input')); }"
                  "document.getElementById('close-settings').click();")
     # Record the answer as it is drawn: its text length at each change, and the first block.
     browser.eval("window.seen = []; new MutationObserver(() => {"
                  "  const a = document.querySelector('.msg.assistant .md');"
-                 "  if (a) { seen.push(a.innerText.length); window.firstBlock ??= a.querySelector('h2'); } })"
+                 "  if (a) { seen.push(a.innerText.length); if (a.children.length > 1) window.firstBlock ??= a.querySelector('h2'); } })"
                  ".observe(document.getElementById('flow'), {childList: true, subtree: true, characterData: true});")
     send(browser, "Fibonacci in Python?")
     browser.wait_for(answered(1), "the markdown answer to end")
@@ -352,13 +310,13 @@ def test_a_streamed_markdown_answer_is_highlighted_with_its_reasoning_folded(fak
     assert dom["items"] == ["linear time", "constant space"] and dom["em"] == "space", dom
     assert dom["reasoningShown"] and dom["reasoningOpen"] is False, "reasoning is folded, not hidden"
     assert dom["reasoning"] == REASONING and dom["summary"] == "Reasoning", dom
-    # Drawn as it streamed, block by block: many partial states, and the heading drawn once
-    # and kept (a block that can no longer change is not drawn again).
+    # Drawn as it streamed, block by block: many partial states, and the heading, once the next
+    # block began, kept as it was (a block that can no longer change is not drawn again).
     partial = sorted(set(browser.eval("seen")))
     assert len(partial) >= 5, partial
     assert dom["sameFirstBlock"], "the first block was drawn again while the answer streamed"
     sent = fake.requests[-1]["body"]
-    assert (sent.get("temperature"), sent.get("max_tokens")) == (0.3, 300), sent
+    assert (sent.get("temperature"), sent.get("max_tokens")) == (0.5, 300), sent
     browser.screenshot("web-markdown.png")
 
     # Narrow screen: the chat list folds away and nothing scrolls sideways but code and tables.
@@ -479,7 +437,8 @@ def test_images_are_attached_by_upload_paste_and_drop_and_reach_the_model(fake, 
         assert browser.eval("document.querySelectorAll('#attachments .chip').length") == 3
 
         send(browser, "What colours are these?")
-        browser.wait_for(answered(1), "the answer about the images")
+        browser.wait_for("document.querySelectorAll('.msg.assistant').length === 1 && "
+                         "!document.getElementById('send').disabled", "the reply about the images")
         result = answers(browser)[0]
         assert result["error"] == "", result
         assert browser.eval("document.querySelectorAll('.msg.user .files img').length") == 3
@@ -547,3 +506,78 @@ def test_stored_chats_are_listed_and_reopened_after_a_reload_for_their_owner_onl
     browser.open(serve.page(bob))
     time.sleep(0.5)
     assert [i for i, _ in listed(browser) if i in (first_id, second_id)] == [], listed(browser)
+
+
+@needs_chromium
+def test_the_web_page_streams_an_answer_in_chromium(fake):
+    served = Serve(fake.base_url, store=False, tokens=())
+    browser = Browser()
+    try:
+        browser.call("Page.enable")
+        browser.open(served.page(None))
+        models = browser.eval("[...document.getElementById('model').options].map(o => o.value)")
+        assert "openai:gpt-4o-mini" in models, f"the model list comes from /v1/models: {models}"
+        send(browser, "Say hello")
+        browser.wait_for(answered(1), "the answer to end")
+        first = answers(browser)
+        assert first[0]["error"] == "", first
+        assert normalize(first[0]["text"]) == normalize(RECORDED_ANSWER)
+
+        # A second chat; the first keeps its flow.
+        browser.eval("document.getElementById('new').click()")
+        assert browser.eval("document.querySelectorAll('.msg').length") == 0, "a new chat starts empty"
+        send(browser, "And again")
+        browser.wait_for(answered(1), "the second chat's answer")
+        assert normalize(answers(browser)[0]["text"]) == normalize(RECORDED_ANSWER)
+        assert [title for _, title in listed(browser)] == ["And again", "Say hello"], "the last used first"
+        # Two chats, so the second prompt went out alone, not after the first one's history.
+        assert [len(r["body"]["messages"]) for r in fake.requests] == [1, 1], fake.requests
+        browser.eval("document.querySelectorAll('#chat-list li')[1].click()")
+        assert browser.eval("document.querySelector('.msg.user .text').innerText") == "Say hello"
+        # Without a store the page says chats last as long as the page.
+        assert "no store" in browser.eval("document.getElementById('chat-note').innerText")
+        # A chat id names the owner's stored chat: each must be this chat's own, never a
+        # counter that the next visitor of the same owner would reuse (and so resume).
+        ids = browser.eval("[...chats.keys()]")
+        assert len(set(ids)) == 2 and all(re.fullmatch(r"web-[0-9a-f]{24}", i) for i in ids), ids
+        browser.call("Page.reload")
+        browser.wait_for("document.getElementById('status')?.className === 'open'", "the page to reconnect")
+        again = browser.eval("[...chats.keys()]")
+        assert len(again) == 1 and again[0] not in ids, (ids, again)
+        browser.screenshot("web-page.png")
+    finally:
+        browser.close()
+        served.stop()
+
+
+def test_the_settings_panel_sends_the_request_controls_and_keeps_them(fake, serve, browser):
+    browser.open(serve.page(TOKENS[0]))
+    browser.eval("window.sentFrames = []; const original = WebSocket.prototype.send;"
+                 "WebSocket.prototype.send = function (data) { sentFrames.push(JSON.parse(data)); return original.call(this, data); };")
+    fields = {"temperature": "0.5", "max-tokens": "64", "reasoning": "high", "stop-sequences": "END\n###",
+              "schema": "{not json"}
+    browser.eval("document.getElementById('open-settings').click();"
+                 f"for (const [id, v] of Object.entries({json.dumps(fields)})) {{"
+                 "  const e = document.getElementById(id); e.value = v; e.dispatchEvent(new Event('input')); }"
+                 "const box = document.getElementById('search'); box.checked = true; box.dispatchEvent(new Event('input'));")
+    # A schema that is not JSON is named, and nothing is sent.
+    assert "schema: not JSON" in browser.eval("document.getElementById('settings-error').innerText")
+    send(browser, "Structured, please")
+    assert "schema" in browser.eval("document.getElementById('notice').innerText")
+    assert browser.eval("sentFrames.length") == 0
+    schema = {"type": "object", "properties": {"answer": {"type": "string"}}, "required": ["answer"]}
+    browser.eval(f"const s = document.getElementById('schema'); s.value = {json.dumps(json.dumps(schema))};"
+                 "s.dispatchEvent(new Event('input'));")
+    assert browser.eval("document.getElementById('settings-error').innerText") == ""
+    send(browser, "Structured, please")
+    frame = browser.wait_for("sentFrames[0]", "the request frame")
+    assert frame["prompt"] == "Structured, please" and frame["model"] == "openai:gpt-4o-mini", frame
+    assert frame["options"] == {"temperature": 0.5, "max_tokens": 64, "reasoning": "high", "search": True,
+                                "stop": ["END", "###"], "schema": schema}, frame
+    browser.wait_for("!document.getElementById('send').disabled", "the reply to end")
+    # Kept in the browser: a reload shows them again.
+    browser.open(serve.page(TOKENS[0]))
+    kept = browser.eval("({t: temperature.value, m: document.getElementById('max-tokens').value, r: reasoning.value,"
+                        " s: search.checked, stop: document.getElementById('stop-sequences').value,"
+                        " schema: JSON.parse(document.getElementById('schema').value)})")
+    assert kept == {"t": "0.5", "m": "64", "r": "high", "s": True, "stop": "END\n###", "schema": schema}, kept
