@@ -326,9 +326,11 @@ def test_a_streamed_markdown_answer_is_highlighted_with_its_reasoning_folded(fak
                               "document.getElementById('sidebar')).display, prompt: document.getElementById('prompt')"
                               ".getBoundingClientRect().width})")
         assert layout["page"] <= 390 and layout["list"] == "none" and layout["prompt"] > 150, layout
+        browser.screenshot("web-narrow.png")
         browser.eval("document.getElementById('menu').click()")
         assert browser.eval("getComputedStyle(document.getElementById('sidebar')).display") != "none"
-        browser.screenshot("web-narrow.png")
+        browser.eval("document.getElementById('main').click()")
+        assert browser.eval("getComputedStyle(document.getElementById('sidebar')).display") == "none"
     finally:
         browser.call("Emulation.clearDeviceMetricsOverride")
 

@@ -21,7 +21,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             "serve" => {}
             "--port" => port = args.next().ok_or("--port needs a value")?.parse()?,
             "--config" => config = Some(PathBuf::from(args.next().ok_or("--config needs a file")?)),
-            other => return Err(format!("unknown argument {other}; use --port N --config FILE").into()),
+            other => {
+                return Err(format!("unknown argument {other}; use --port N --config FILE").into());
+            }
         }
     }
     let path = config.ok_or("--config FILE is required")?;

@@ -158,7 +158,10 @@ impl Metrics {
             500..=599 => 2,
             _ => 3,
         };
-        let r = Route::ALL.iter().position(|x| *x == route).unwrap_or(Route::ALL.len() - 1);
+        let r = Route::ALL
+            .iter()
+            .position(|x| *x == route)
+            .unwrap_or(Route::ALL.len() - 1);
         self.requests[r][class].fetch_add(1, Relaxed);
         self.latency[r].observe(elapsed);
     }

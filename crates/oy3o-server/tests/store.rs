@@ -604,7 +604,11 @@ async fn get_chats_lists_the_owners_named_chats_last_used_first_titled_by_their_
         .unwrap();
     let long = "a long first prompt ".repeat(40);
     ask(&mut a, json!({"id": "older", "model": "", "prompt": long})).await;
-    ask(&mut a, json!({"id": "newer", "model": "", "prompt": "first"})).await;
+    ask(
+        &mut a,
+        json!({"id": "newer", "model": "", "prompt": "first"}),
+    )
+    .await;
     ask(&mut a, json!({"id": "newer", "prompt": "second"})).await;
     // A one-shot prompt is stored without a name: it cannot be continued, so it is not listed.
     ask(&mut a, json!({"model": "", "prompt": "one-shot"})).await;

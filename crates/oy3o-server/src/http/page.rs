@@ -63,7 +63,11 @@ mod tests {
 
     #[test]
     fn the_policy_names_the_one_inline_script_and_no_unsafe_inline_script() {
-        assert_eq!(PAGE.matches("<script").count(), 1, "one inline script, hashed");
+        assert_eq!(
+            PAGE.matches("<script").count(),
+            1,
+            "one inline script, hashed"
+        );
         let policy = POLICY.as_str();
         let script_src = policy
             .split(';')
