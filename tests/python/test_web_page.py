@@ -6,7 +6,11 @@ code, a table, folded reasoning, drawn block by block), answers that try to run 
 images attached by upload, paste and drop (sent to the upstream), and the owner's stored chats
 listed and reopened after a reload (another token sees none of them). Screenshots are kept under
 target/test-artifacts/ (web-page.png, web-markdown.png, web-upload.png, web-reopened.png,
-web-narrow.png)."""
+web-narrow.png).
+
+The server is the `oy3o` binary (`$OY3O_BIN`, else target/release or target/debug, else built);
+`OY3O_BIN=target/debug/examples/serve` (`cargo build -p oy3o-server --example serve`) runs the
+same server without building the local model."""
 
 from __future__ import annotations
 
