@@ -10,9 +10,14 @@
 use std::fmt;
 use std::sync::Arc;
 
+use futures::StreamExt;
 use serde_json::Value;
 
+use crate::config::Options;
 use crate::error::{Error, ErrorCode, Result};
+use crate::event::Event;
+use crate::message::Message;
+use crate::provider::{Delta, DeltaStream, Session};
 
 /// The largest schema accepted, in bytes of its JSON text: a schema travels with every
 /// request, so a huge one is a mistake (or an attack on a server).
@@ -160,6 +165,79 @@ impl PartialEq for OutputSchema {
     fn eq(&self, other: &Self) -> bool {
         self.name == other.name && self.schema == other.schema && self.strict == other.strict
     }
+}
+
+/// One answer, as `chat.rs` runs it (with or without a tool loop).
+pub(crate) type Answer = fn(Arc<dyn Session>, Message, Options) -> DeltaStream;
+
+/// A turn whose answer must follow `schema`: the answer text is held until the turn ends
+/// (events such as reasoning, citations and usage still stream), then validated. A valid one
+/// goes out as one text chunk; an invalid one is forgotten (the history goes back to where it
+/// was), a `retry` event says why, and the prompt is sent once more. A second invalid answer
+/// is the turn's error, naming the first failing path; the history keeps neither.
+///
+/// The text is held, not streamed, because an answer that may be withdrawn cannot be taken
+/// back from a terminal or an SSE client once shown. An answer that ends in tool calls left
+/// for the caller is not the structured answer yet and passes as it is.
+pub(crate) fn turn(
+    session: Arc<dyn Session>,
+    prompt: Message,
+    options: Options,
+    schema: Arc<OutputSchema>,
+    answer: Answer,
+) -> DeltaStream {
+    Box::pin(async_stream::try_stream! {
+        let before = session.history();
+        let mut attempt = 0;
+        loop {
+            let mut text = String::new();
+            let mut finish = None;
+            let mut upstream = answer(session.clone(), prompt.clone(), options.clone());
+            while let Some(delta) = upstream.next().await {
+                match delta? {
+                    Delta::Text(t) => text.push_str(&t),
+                    Delta::Done { finish_reason } => {
+                        finish = Some(finish_reason);
+                        break;
+                    }
+                    other => yield other,
+                }
+            }
+            let Some(finish_reason) = finish else {
+                Err(crate::provider::cut_off())?;
+                return;
+            };
+            let checked = if finish_reason == "tool_calls" {
+                Ok(())
+            } else {
+                schema.check_answer(&text).map(|_| ())
+            };
+            match checked {
+                Ok(()) => {
+                    if !text.is_empty() {
+                        yield Delta::Text(text);
+                    }
+                    yield Delta::Done { finish_reason };
+                    return;
+                }
+                Err(e) => {
+                    // Forget the invalid answer; a session that cannot go back (a service
+                    // keeping its own conversation) cannot be asked again.
+                    let back = session.restore(before.clone()).is_ok();
+                    if attempt > 0 || !back {
+                        Err(e)?;
+                        return;
+                    }
+                    attempt += 1;
+                    yield Delta::Event(Event::Retry {
+                        attempt,
+                        delay_ms: 0,
+                        reason: format!("{}; asking once more", e.message()),
+                    });
+                }
+            }
+        }
+    })
 }
 
 fn invalid(message: String) -> Error {
