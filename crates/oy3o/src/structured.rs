@@ -48,7 +48,10 @@ pub struct OutputSchema {
     /// The JSON Schema itself, as given.
     pub schema: Value,
     /// Whether a provider with a strict mode should enforce the schema while generating
-    /// (OpenAI `strict: true`). The answer is validated on arrival either way.
+    /// (OpenAI `strict: true`). [`OutputSchema::new`] turns it on when the schema fits
+    /// OpenAI's strict subset (an object root; every object closed with
+    /// `additionalProperties: false` and all its properties required), since a strict request
+    /// with another schema is refused. The answer is validated on arrival either way.
     pub strict: bool,
     validator: Arc<jsonschema::Validator>,
 }
@@ -92,8 +95,8 @@ impl OutputSchema {
         let validator = jsonschema::validator_for(&schema).map_err(|e| invalid(e.to_string()))?;
         Ok(Self {
             name,
+            strict: strict_ready(&schema, true),
             schema,
-            strict: true,
             validator: Arc::new(validator),
         })
     }
@@ -254,6 +257,47 @@ fn strip(message: &str) -> &str {
         .unwrap_or(message)
 }
 
+/// Whether `schema` fits OpenAI's strict subset as far as objects go
+/// (<https://platform.openai.com/docs/guides/structured-outputs#supported-schemas>): the root
+/// an object, every object with `additionalProperties: false` and all its properties in
+/// `required`; sub-schemas under `properties`, `items`, `anyOf`, `$defs` and `definitions`.
+fn strict_ready(schema: &Value, root: bool) -> bool {
+    let Some(map) = schema.as_object() else {
+        return !root;
+    };
+    if let Some(props) = map.get("properties").and_then(Value::as_object) {
+        let required: Vec<&str> = map
+            .get("required")
+            .and_then(Value::as_array)
+            .map(|r| r.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        if map.get("additionalProperties") != Some(&Value::Bool(false))
+            || !props.keys().all(|k| required.contains(&k.as_str()))
+            || !props.values().all(|p| strict_ready(p, false))
+        {
+            return false;
+        }
+    } else if map.get("type").and_then(Value::as_str) == Some("object")
+        && map.get("additionalProperties") != Some(&Value::Bool(false))
+    {
+        return false;
+    }
+    if root && map.get("type").and_then(Value::as_str) != Some("object") {
+        return false;
+    }
+    let nested = |key: &str| match map.get(key) {
+        Some(Value::Array(list)) => list.iter().all(|s| strict_ready(s, false)),
+        Some(Value::Object(o)) if key == "$defs" || key == "definitions" => {
+            o.values().all(|s| strict_ready(s, false))
+        }
+        Some(other) => strict_ready(other, false),
+        None => true,
+    };
+    ["items", "anyOf", "$defs", "definitions"]
+        .into_iter()
+        .all(nested)
+}
+
 /// A JSON Pointer for messages: the root is `/`.
 fn pointer(path: &str) -> &str {
     if path.is_empty() { "/" } else { path }
@@ -345,5 +389,26 @@ mod tests {
         assert!(e.message().contains("schema.json is not JSON"), "{e}");
         let p = OutputSchema::parse(r#"{"title": "Price list", "type": "object"}"#, "f").unwrap();
         assert_eq!(p.name, "Price_list");
+    }
+
+    #[test]
+    fn strict_mode_only_for_schemas_in_the_strict_subset() {
+        let closed = json!({"type": "object", "properties": {"a": {"type": "string"}},
+            "required": ["a"], "additionalProperties": false});
+        assert!(OutputSchema::new("x", closed).unwrap().strict);
+        let open = json!({"type": "object", "properties": {"a": {"type": "string"}}});
+        assert!(!OutputSchema::new("x", open).unwrap().strict);
+        let optional = json!({"type": "object", "properties": {"a": {"type": "string"}},
+            "additionalProperties": false});
+        assert!(!OutputSchema::new("x", optional).unwrap().strict);
+        let nested = json!({"type": "object", "properties": {"l": {"type": "array",
+            "items": {"type": "object", "properties": {"b": {}}}}},
+            "required": ["l"], "additionalProperties": false});
+        assert!(!OutputSchema::new("x", nested).unwrap().strict);
+        assert!(
+            !OutputSchema::new("x", json!({"type": "array"}))
+                .unwrap()
+                .strict
+        );
     }
 }
