@@ -122,20 +122,24 @@ impl NativeChat {
     /// place in the conversation now, before the stream is first read. `tools`: the Python
     /// functions' definitions as JSON; the engine runs the tool loop and the stream's reader
     /// runs the functions. `mcp_tools`: names of MCP servers or tools of the chat's config,
-    /// run by the engine (an unknown one is raised before anything is sent).
-    #[pyo3(signature = (prompt, tools=None, mcp_tools=Vec::new()))]
+    /// run by the engine (an unknown one is raised before anything is sent). `controls`: the
+    /// request controls as JSON ([`crate::controls::options`]).
+    #[pyo3(signature = (prompt, tools=None, mcp_tools=Vec::new(), controls=None))]
     fn send(
         &self,
         py: Python<'_>,
         prompt: String,
         tools: Option<String>,
         mcp_tools: Vec<String>,
+        controls: Option<String>,
     ) -> PyResult<Stream> {
         self.check_open()?;
+        let controls =
+            crate::controls::options(controls.as_deref()).map_err(crate::convert::to_py_err)?;
         let engine_tools = mcp::resolve(py, &self.mcp, &mcp_tools)?;
         let rt = runtime()?;
         let _entered = rt.enter();
-        Stream::reply(tools.as_deref(), engine_tools, |options| {
+        Stream::reply(tools.as_deref(), engine_tools, controls, |options| {
             self.conversation.send(Message::user(prompt), options)
         })
     }

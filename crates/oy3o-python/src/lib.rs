@@ -9,6 +9,7 @@
 //! engine's tool call waits for the consumer to run them). The Python package (`python/oy3opy`) holds the public names.
 
 mod chat;
+mod controls;
 mod conversations;
 mod convert;
 mod mcp;

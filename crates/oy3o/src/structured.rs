@@ -170,6 +170,39 @@ impl PartialEq for OutputSchema {
     }
 }
 
+/// Reads a schema given as data: `{"name"?, "schema": {...}, "strict"?}`, or the JSON Schema
+/// itself (named by its `title`). Checked as [`OutputSchema::new`] checks it; the error says
+/// what is wrong.
+pub fn deserialize<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> std::result::Result<Option<Arc<OutputSchema>>, D::Error> {
+    use serde::Deserialize;
+    let Some(value) = Option::<Value>::deserialize(d)? else {
+        return Ok(None);
+    };
+    let wrapped = value
+        .get("schema")
+        .is_some_and(|s| s.is_object() || s.is_boolean());
+    let schema = if wrapped {
+        let name = value["name"].as_str().unwrap_or_default().to_owned();
+        let schema = OutputSchema::new(name, value["schema"].clone());
+        match value.get("strict").and_then(Value::as_bool) {
+            Some(strict) => schema.map(|s| s.with_strict(strict)),
+            None => schema,
+        }
+    } else {
+        let name = value
+            .get("title")
+            .and_then(Value::as_str)
+            .map(title_name)
+            .unwrap_or_default();
+        OutputSchema::new(name, value)
+    };
+    schema
+        .map(|s| Some(Arc::new(s)))
+        .map_err(|e| serde::de::Error::custom(e.message()))
+}
+
 /// One answer, as `chat.rs` runs it (with or without a tool loop).
 pub(crate) type Answer = fn(Arc<dyn Session>, Message, Options) -> DeltaStream;
 
