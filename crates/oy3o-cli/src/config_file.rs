@@ -29,7 +29,7 @@ pub const EXAMPLE: &str = r#"# oy3o config. Uncomment what you need; every key i
 # temperature = 0.2
 # max_tokens = 512
 # reasoning = "medium"          # low, medium or high
-# stop = ["###"]
+# stop = ["END"]
 # search = true                 # the provider's web search tool
 
 # [providers.openai]
