@@ -198,7 +198,7 @@ async fn websocket_options_carry_the_controls_and_bad_ones_are_refused() {
     for (options, says) in [
         (json!({"schema": {"type": "nosuch"}}), "nosuch"),
         (json!({"reasoning": "max"}), "max"),
-        (json!({"stop": ["x"; 17]}), "stop"),
+        (json!({"stop": vec!["x"; 17]}), "stop"),
         (
             json!({"extra_body": {"stream": false}}),
             "may not set \"stream\"",
