@@ -1,6 +1,6 @@
 """Type stubs for the native module (the Rust side of oy3opy; use oy3opy.ai instead)."""
 
-from typing import List, Optional, Tuple
+from typing import Any, List, Optional, Tuple
 
 Item = Tuple[str, str, str]
 
@@ -19,7 +19,12 @@ class NativeChat:
     def update(self, context: str) -> None: ...
     def check_mcp_tools(self, names: List[str]) -> None: ...
     def send(
-        self, prompt: str, tools: Optional[str] = None, mcp_tools: List[str] = ..., controls: Optional[str] = None
+        self,
+        prompt: str,
+        tools: Optional[str] = None,
+        mcp_tools: List[str] = ...,
+        attachments: List[Tuple[str, Any, Optional[str], Optional[str]]] = ...,
+        controls: Optional[str] = None,
     ) -> Stream: ...
     def history(self) -> List[Tuple[str, str]]: ...
     def close(self) -> None: ...
@@ -34,6 +39,7 @@ def exec(
     layers: List[str],
     tools: Optional[str] = None,
     mcp_tools: List[str] = ...,
+    attachments: List[Tuple[str, Any, Optional[str], Optional[str]]] = ...,
     controls: Optional[str] = None,
 ) -> Tuple[Stream, str]: ...
 def lookup_keys(model: Optional[str], layers: List[str]) -> List[str]: ...
