@@ -58,9 +58,15 @@ pub struct Options {
     /// budget, Gemini thinking budget, Ollama `think`). `reasoning = "low"` in a file.
     pub reasoning: Option<Reasoning>,
     /// A JSON Schema the answer must follow ([`crate::structured`]): the provider's native
-    /// structured mode where it has one, validated on arrival. It belongs to the call (CLI
-    /// `--schema FILE`, Python `schema=`, HTTP `response_format`), not to a config file.
-    #[serde(skip)]
+    /// structured mode where it has one, validated on arrival. Usually given with the call
+    /// (CLI `--schema FILE`, Python `schema=`, HTTP `response_format`, WebSocket `options`);
+    /// as data (a file's `[options]`, a WebSocket request) it is the schema itself, or
+    /// `{name, schema, strict?}` ([`crate::structured::deserialize`]).
+    #[serde(
+        default,
+        deserialize_with = "crate::structured::deserialize",
+        skip_serializing
+    )]
     pub schema: Option<std::sync::Arc<crate::structured::OutputSchema>>,
     /// Let the model search the web with its provider's search tool (`search = true`).
     pub search: Option<bool>,
