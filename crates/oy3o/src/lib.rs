@@ -47,6 +47,7 @@ mod reply;
 mod tasks;
 pub mod tool;
 pub mod tool_loop;
+pub mod trace;
 pub mod transport;
 
 pub use attachment::Capabilities;
