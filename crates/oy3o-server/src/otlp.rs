@@ -87,6 +87,7 @@ pub(crate) fn install(configured: Option<&str>) -> Result<Option<Exporting>> {
         .with_location(false)
         .with_threads(false)
         .with_tracked_inactivity(false)
+        .with_target(false)
         .with_filter(
             tracing_subscriber::filter::Targets::new()
                 .with_target(oy3o::trace::TARGET, tracing::Level::INFO),

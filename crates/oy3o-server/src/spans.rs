@@ -25,7 +25,8 @@ pub(crate) fn http_request(method: &str, route: Route, path: &str) -> Span {
 
 /// Records the response's status on `span` (a 5xx marks it failed, as the conventions say).
 pub(crate) fn http_response(span: &Span, status: u16) {
-    span.record("http.response.status_code", status);
+    // Signed: OTLP's integer (an unsigned field would be exported as text).
+    span.record("http.response.status_code", i64::from(status));
     if status >= 500 {
         span.record("otel.status_code", "error");
     }

@@ -191,6 +191,11 @@ fn traced(span: Span, upstream: DeltaStream, sum: Sum, model: Option<String>) ->
     })
 }
 
+/// `n` as an `i64` (OTLP's integer; `tracing-opentelemetry` writes a `u64` as text).
+fn signed(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
 /// A delta stream polled inside its span, recording what passes.
 struct Traced {
     upstream: DeltaStream,
@@ -219,10 +224,11 @@ impl Traced {
                     },
                     _ => u.clone(),
                 };
+                // Signed: an exporter writes u64 fields as text.
                 self.span
-                    .record("gen_ai.usage.input_tokens", total.input_tokens);
+                    .record("gen_ai.usage.input_tokens", signed(total.input_tokens));
                 self.span
-                    .record("gen_ai.usage.output_tokens", total.output_tokens);
+                    .record("gen_ai.usage.output_tokens", signed(total.output_tokens));
                 self.usage = Some(total);
             }
             Delta::Done { finish_reason } => {
