@@ -149,7 +149,8 @@ const LOCAL: &str = "";
 /// `mcp_tools`: names of the config's MCP servers or tools (`time`, `git.git_status`), resolved
 /// now (an unknown one is raised) through the registry shared by calls under the same servers.
 #[pyfunction]
-#[pyo3(signature = (prompt, context, model, layers, tools=None, mcp_tools=Vec::new()))]
+#[pyo3(signature = (prompt, context, model, layers, tools=None, mcp_tools=Vec::new(), attachments=Vec::new()))]
+#[allow(clippy::too_many_arguments)]
 pub fn exec(
     py: Python<'_>,
     prompt: String,
@@ -158,8 +159,11 @@ pub fn exec(
     layers: Vec<String>,
     tools: Option<String>,
     mcp_tools: Vec<String>,
+    attachments: Vec<crate::attach::Raw<'_>>,
 ) -> PyResult<(Stream, String)> {
     let config = convert::config(&layers).map_err(convert::to_py_err)?;
+    let prompt =
+        crate::attach::message(prompt, attachments, &config.attachments.unwrap_or_default())?;
     let engine_tools = if mcp_tools.is_empty() {
         Vec::new()
     } else {
@@ -174,7 +178,7 @@ pub fn exec(
         .one_shot(&opening, &config)
         .map_err(convert::to_py_err)?;
     let stream = Stream::reply(tools.as_deref(), engine_tools, |options| {
-        conversation.send(oy3o::Message::user(prompt), options)
+        conversation.send(prompt, options)
     })?;
     Ok((stream, conversation.model()))
 }

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import atexit
 import json
+import os
 import warnings
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
@@ -199,18 +200,36 @@ class Chat:
         self._native.update(context)
         await self._dispatcher.emit("update", {"context": context})
 
-    def send(self, prompt: str, *, tools: Optional[Sequence[Any]] = None) -> TextStream:
+    def send(
+        self,
+        prompt: str,
+        *,
+        tools: Optional[Sequence[Any]] = None,
+        attachments: Optional[Sequence[Any]] = None,
+    ) -> TextStream:
         """Sends a prompt; iterate the result for the answer's chunks. The turn takes its place
         now: turns run in the order they were sent. Breaking out of the loop (or ``close()``)
         ends the turn as cancelled; it is not in the history. ``tools`` replaces the chat's
-        tools for this turn (``[]``: none)."""
+        tools for this turn (``[]``: none). ``attachments``: images, PDFs, text documents or
+        sounds sent with the prompt, each a path (``str`` or ``os.PathLike``), an ``http(s)``
+        URL, ``bytes``, ``(bytes, mime)``, or a dict ``{"path" | "url" | "data": ..., "mime"?,
+        "name"?}``; a bad one raises :class:`BadRequestError` (or :class:`NotFoundError` for a
+        missing file) naming it, and nothing is sent."""
         turn_tools = self._tools if tools is None else _resolve_tools(tools)
-        native = self._native.send(prompt, _tools_json(turn_tools), _mcp_names(turn_tools))
+        native = self._native.send(
+            prompt, _tools_json(turn_tools), _mcp_names(turn_tools), _attachments(attachments)
+        )
         return TextStream(native, self._dispatcher, _functions(turn_tools))
 
-    async def send_once(self, prompt: str, *, tools: Optional[Sequence[Any]] = None) -> str:
+    async def send_once(
+        self,
+        prompt: str,
+        *,
+        tools: Optional[Sequence[Any]] = None,
+        attachments: Optional[Sequence[Any]] = None,
+    ) -> str:
         """Sends a prompt and returns the whole answer."""
-        return await self.send(prompt, tools=tools).atext()
+        return await self.send(prompt, tools=tools, attachments=attachments).atext()
 
     @property
     def history(self) -> List[Dict[str, str]]:
@@ -240,6 +259,49 @@ def _tools_json(tools: Optional[Tools]) -> Optional[str]:
     return json.dumps([t.spec() for t in tools.functions], ensure_ascii=False) if tools and tools.functions else None
 
 
+def _attachment(i: int, item: Any) -> Tuple[str, Any, Optional[str], Optional[str]]:
+    """One attachment as the engine's loader takes it: ``(kind, value, mime, name)``."""
+    mime: Optional[str] = None
+    name: Optional[str] = None
+    if isinstance(item, tuple) and len(item) == 2 and isinstance(item[1], str):
+        item, mime = item
+    if isinstance(item, Mapping):
+        unknown = set(item) - {"path", "url", "data", "mime", "name"}
+        given = [k for k in ("path", "url", "data") if item.get(k) is not None]
+        if unknown or len(given) != 1:
+            raise BadRequestError(
+                f"attachments[{i}]: a dict attachment has exactly one of 'path', 'url' or 'data' "
+                "(bytes), and optionally 'mime' and 'name'"
+            )
+        mime, name = item.get("mime"), item.get("name")
+        item = item[given[0]]
+        if given[0] == "url":
+            return ("url", str(item), mime, name)
+        if given[0] == "path":
+            return ("path", os.fspath(item), mime, name)
+        if not isinstance(item, (bytes, bytearray, memoryview)):
+            raise BadRequestError(f"attachments[{i}]: 'data' must be bytes, not {type(item).__name__}")
+    if isinstance(item, (bytes, bytearray, memoryview)):
+        return ("bytes", bytes(item), mime, name)
+    if isinstance(item, str) and item[:8].lower().startswith(("http://", "https://")):
+        return ("url", item, mime, name)
+    if isinstance(item, (str, os.PathLike)):
+        return ("path", os.fspath(item), mime, name)
+    raise BadRequestError(
+        f"attachments[{i}]: cannot attach a {type(item).__name__}; give a path, an http(s) URL, "
+        "bytes, (bytes, mime) or a dict"
+    )
+
+
+def _attachments(items: Optional[Sequence[Any]]) -> List[Tuple[str, Any, Optional[str], Optional[str]]]:
+    """``attachments=[...]`` for the engine, which loads and checks them."""
+    if items is None:
+        return []
+    if isinstance(items, (str, bytes, os.PathLike, Mapping)):
+        items = [items]
+    return [_attachment(i, item) for i, item in enumerate(items)]
+
+
 def _mcp_names(tools: Optional[Tools]) -> List[str]:
     """The MCP servers and tools named, for the engine to look up."""
     return list(tools.mcp) if tools else []
@@ -257,14 +319,22 @@ def exec(  # noqa: A001 - the original name
     config: Optional[Mapping[str, Any]] = None,
     *,
     tools: Optional[Sequence[Any]] = None,
+    attachments: Optional[Sequence[Any]] = None,
     _config: Optional[Mapping[str, Any]] = None,
 ) -> TextStream:
     """One prompt, no history: a stream of the answer's chunks. A model that cannot be used
-    (unknown, no key) raises here, before iterating. ``tools`` as for :class:`Chat`."""
+    (unknown, no key) raises here, before iterating. ``tools`` and ``attachments`` as for
+    :class:`Chat`."""
     resolved_tools = _resolve_tools(tools)
     layers = _Call(globals()["config"], _pick(config, _config))
     native, resolved = _native.exec(
-        prompt, context, model, layers.engine, _tools_json(resolved_tools), _mcp_names(resolved_tools)
+        prompt,
+        context,
+        model,
+        layers.engine,
+        _tools_json(resolved_tools),
+        _mcp_names(resolved_tools),
+        _attachments(attachments),
     )
     return TextStream(native, Dispatcher(layers.listeners_for(model), resolved), _functions(resolved_tools))
 
@@ -276,10 +346,13 @@ async def exec_once(
     config: Optional[Mapping[str, Any]] = None,
     *,
     tools: Optional[Sequence[Any]] = None,
+    attachments: Optional[Sequence[Any]] = None,
     _config: Optional[Mapping[str, Any]] = None,
 ) -> str:
     """One prompt, no history: the whole answer."""
-    return await exec(prompt, context, model, config, tools=tools, _config=_config).atext()
+    return await exec(
+        prompt, context, model, config, tools=tools, attachments=attachments, _config=_config
+    ).atext()
 
 
 def _engine_tasks(tasks: Sequence[Any], where: str = "task") -> List[Dict[str, Any]]:

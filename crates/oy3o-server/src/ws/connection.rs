@@ -18,6 +18,7 @@ use super::panics;
 use super::protocol::{self, ChainSpec, Request, Tag};
 use super::reply::{self, Job};
 use crate::client::ClientOverrides;
+use crate::policy;
 use crate::state::AppState;
 
 /// What the writer task sends.
@@ -252,7 +253,7 @@ impl Connection {
         }
     }
 
-    async fn handle(&mut self, request: Request) {
+    async fn handle(&mut self, mut request: Request) {
         let settings = &self.state.settings;
         if request.credential.is_some() && !settings.allow_client_credentials {
             let m = "this server uses its own credentials (allow_client_credentials = false); \
@@ -267,6 +268,15 @@ impl Connection {
             return self
                 .error_reply(&request, refusal.code, &refusal.message)
                 .await;
+        }
+        // Attachments are loaded and checked before anything is opened or sent.
+        match policy::load_attachments(&self.state, &request.attachments, "attachments") {
+            Ok(parts) => request.parts = parts,
+            Err(e) => {
+                return self
+                    .error_reply(&request, e.code().as_str(), e.message())
+                    .await;
+            }
         }
         if request.cancel || request.close {
             let Some(id) = request.id.clone() else {
@@ -380,7 +390,7 @@ impl Connection {
             return;
         };
         // The turn takes its place now, before the next frame is read.
-        let reply = conversation.send(oy3o::Message::user(prompt), &options);
+        let reply = conversation.send(request.message(prompt), &options);
         panics::spawn_reply(job, |job| reply::stream_reply(reply, job));
     }
 
@@ -507,7 +517,7 @@ impl Connection {
         else {
             return;
         };
-        let reply = conversation.send(oy3o::Message::user(prompt), &options);
+        let reply = conversation.send(request.message(prompt), &options);
         panics::spawn_reply(job, |job| reply::stream_reply(reply, job));
     }
 

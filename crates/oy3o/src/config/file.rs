@@ -64,6 +64,7 @@ struct ProviderSection {
     max_retries: Option<u32>,
     #[serde(default)]
     headers: BTreeMap<String, String>,
+    extra_body: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -271,6 +272,7 @@ impl ConfigFile {
                 idle_timeout: seconds(s.idle_timeout_secs, &key("idle_timeout_secs"), &ctx)?,
                 max_retries: s.max_retries,
                 headers: s.headers,
+                extra_body: s.extra_body,
             };
             providers.insert(name, settings);
         }
