@@ -10,7 +10,7 @@ import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional
 
 import pytest
 
@@ -22,12 +22,18 @@ class FakeOpenAI:
     """``mode`` picks the reply: ``stream`` (the recording), ``slow`` (the recording, one event
     every 50 ms), ``401``, ``500``, ``429``, ``tools`` (a streamed call of ``tool_call``, by
     default ``get_weather`` on Oslo, in OpenAI's recorded fragment shape, TOOLS.md §1.2, unless
-    the request ends with tool results: then the recording)."""
+    the request ends with tool results: then the recording), ``answers`` (the next text of
+    ``answers``, streamed in OpenAI's chunk shape). ``script``, when set, replaces the reply
+    with those deltas (``{"content": ...}`` or ``{"reasoning_content": ...}``), one chunk each,
+    ``pause`` seconds apart."""
 
     def __init__(self) -> None:
         self.mode = "stream"
         self.tool_call = ("call_w1", "get_weather", '{"city": "Oslo"}')
+        self.answers: List[str] = []
         self.requests: List[Dict[str, Any]] = []
+        self.script: Optional[List[Dict[str, Any]]] = None
+        self.pause = 0.0
         self.aborted = 0
         fake = self
 
@@ -61,6 +67,10 @@ class FakeOpenAI:
                     events = tool_call_events(*fake.tool_call)
                 if fake.mode == "slow":
                     events = events[:2] * 200 + events[2:]
+                if fake.mode == "answers":
+                    events = text_events(fake.answers.pop(0))
+                if fake.script is not None:
+                    events = scripted_events(fake.script)
                 try:
                     for event in events:
                         if not event.strip():
@@ -69,6 +79,8 @@ class FakeOpenAI:
                         self.wfile.flush()
                         if fake.mode == "slow":
                             threading.Event().wait(0.05)
+                        elif fake.pause:
+                            threading.Event().wait(fake.pause)
                 except (BrokenPipeError, ConnectionResetError):
                     fake.aborted += 1
                 self.close_connection = True
@@ -82,20 +94,41 @@ class FakeOpenAI:
         self.server.shutdown()
 
 
+def chunk(delta: Dict[str, Any], finish: Any = None) -> bytes:
+    """One ``chat.completion.chunk`` SSE event as OpenAI streams it."""
+    return b"data: " + json.dumps({
+        "id": "chatcmpl-tools", "object": "chat.completion.chunk", "created": 1727346168,
+        "model": "gpt-4o-mini", "choices": [{"index": 0, "delta": delta, "logprobs": None,
+                                              "finish_reason": finish}]}).encode()
+
+
+def scripted_events(deltas: List[Dict[str, Any]]) -> List[bytes]:
+    """A streamed answer of the given deltas: role chunk, one chunk each, ``finish_reason:
+    "stop"``, ``[DONE]``."""
+    return [chunk({"role": "assistant", "content": ""}), *(chunk(d) for d in deltas), chunk({}, "stop"), b"data: [DONE]"]
+
+
 def tool_call_events(call_id: str, name: str, arguments: str) -> List[bytes]:
     """A streamed tool call as OpenAI sends it: role chunk, first fragment with id and name,
     argument pieces, ``finish_reason: "tool_calls"``, ``[DONE]``."""
-    def chunk(delta: Dict[str, Any], finish: Any = None) -> bytes:
-        return b"data: " + json.dumps({
-            "id": "chatcmpl-tools", "object": "chat.completion.chunk", "created": 1727346168,
-            "model": "gpt-4o-mini", "choices": [{"index": 0, "delta": delta, "logprobs": None,
-                                                  "finish_reason": finish}]}).encode()
     out = [chunk({"role": "assistant", "content": None}),
            chunk({"tool_calls": [{"index": 0, "id": call_id, "type": "function",
                                   "function": {"name": name, "arguments": ""}}]})]
     for i in range(0, len(arguments), 5):
         out.append(chunk({"tool_calls": [{"index": 0, "function": {"arguments": arguments[i:i + 5]}}]}))
     return out + [chunk({}, "tool_calls"), b"data: [DONE]"]
+
+
+def text_events(text: str) -> List[bytes]:
+    """``text`` streamed as OpenAI sends an answer: in pieces, ``finish_reason: "stop"``,
+    ``[DONE]``."""
+    def chunk(delta: Dict[str, Any], finish: Any = None) -> bytes:
+        return b"data: " + json.dumps({
+            "id": "chatcmpl-text", "object": "chat.completion.chunk", "created": 1727346168,
+            "model": "gpt-4o-mini", "choices": [{"index": 0, "delta": delta, "logprobs": None,
+                                                  "finish_reason": finish}]}).encode()
+    pieces = [chunk({"content": text[i:i + 7]}) for i in range(0, len(text), 7)]
+    return [chunk({"role": "assistant", "content": ""}), *pieces, chunk({}, "stop"), b"data: [DONE]"]
 
 
 #: The answer in the recording.

@@ -90,3 +90,37 @@ def test_bad_attachments_raise_naming_the_attachment_and_nothing_is_sent_or_kept
     history = asyncio.run(main())
     assert len(fake.requests) == 1, "only the first prompt went upstream"
     assert len(history) == 2 and history[0]["content"] == "first"
+
+
+def test_the_openai_sdk_sends_an_image_url_part_through_our_server(fake):
+    """The official ``openai`` SDK against ``oy3o serve``'s HTTP face: a data-URL image reaches
+    the upstream in OpenAI's shape; a broken one is a 400 naming the content part, with nothing
+    sent."""
+    openai_sdk = pytest.importorskip("openai")
+    from test_websocket_listen import Served
+
+    served = Served(fake.base_url)
+    try:
+        client = openai_sdk.OpenAI(base_url=f"http://{served.address}/v1", api_key="not-needed", max_retries=0)
+        stream = client.chat.completions.create(
+            model="openai:gpt-4o-mini",
+            stream=True,
+            messages=[{"role": "user", "content": [
+                {"type": "text", "text": "What is in this image?"},
+                {"type": "image_url", "image_url": {"url": DATA_URL}},
+            ]}],
+        )
+        assert "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
+        assert image_urls(fake.requests[0]) == [DATA_URL]
+        with pytest.raises(openai_sdk.BadRequestError) as refused:
+            client.chat.completions.create(
+                model="openai:gpt-4o-mini",
+                messages=[{"role": "user", "content": [
+                    {"type": "text", "text": "and this?"},
+                    {"type": "image_url", "image_url": {"url": "data:image/png;base64,!!!"}},
+                ]}],
+            )
+        assert "messages[0].content[1]" in str(refused.value) and "base64" in str(refused.value)
+        assert len(fake.requests) == 1
+    finally:
+        served.stop()

@@ -60,6 +60,9 @@ pub struct AskOptions {
     /// and result is shown on stderr as it runs.
     #[arg(long, value_name = "NAME[,NAME]", value_delimiter = ',')]
     pub tools: Vec<String>,
+    /// Request controls (reasoning, schema, search, stop sequences, extra body).
+    #[command(flatten)]
+    pub controls: crate::controls::ControlArgs,
     /// Send a file or an http(s) URL with the prompt: a PNG, JPEG, WebP or GIF image, a PDF,
     /// a text document or a WAV/MP3 sound (repeat for more). Sizes are limited by the
     /// config's `[attachments]`.
@@ -88,8 +91,12 @@ pub fn prompt_message(
 
 /// Whether the answer is rendered with styles: on a terminal, unless `--raw` or `--json` asks
 /// for the text as written, or `NO_COLOR` (set and not empty) asks for no colours at all.
+/// An answer that follows a schema is JSON: printed as written, never rendered.
 fn styled(tty: bool, options: &AskOptions, no_color: Option<std::ffi::OsString>) -> bool {
-    tty && !options.raw && !options.json && no_color.is_none_or(|v| v.is_empty())
+    tty && !options.raw
+        && !options.json
+        && !options.controls.structured()
+        && no_color.is_none_or(|v| v.is_empty())
 }
 
 /// Where each part of the answer goes, decided once from the options and the terminals.
@@ -282,7 +289,7 @@ pub async fn run(
     // fails the command with the names that exist.
     let mcp = (!options.tools.is_empty()).then(|| oy3o::mcp::McpTools::new(&config));
     let result = async {
-        let mut send = Options::default();
+        let mut send = options.controls.options()?;
         if let Some(mcp) = &mcp {
             let names: Vec<&str> = options.tools.iter().map(|n| n.trim()).collect();
             send.toolbox = Some(Arc::new(mcp.toolbox(&names).await?));

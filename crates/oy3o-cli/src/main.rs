@@ -18,6 +18,7 @@ mod ask;
 mod chain;
 mod command_line;
 mod config_file;
+mod controls;
 mod highlight;
 mod history;
 mod markdown;

@@ -43,6 +43,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             match piece? {
                 Piece::Text(t) => answer.push_str(&t),
                 Piece::Done(s) => stats = Some(s),
+                // No tools are offered here.
+                Piece::ToolCall(_) => {}
             }
         }
         let s = stats.ok_or("no stats")?;

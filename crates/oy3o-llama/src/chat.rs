@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 
 pub use crate::repetition::Loop;
 
-/// One message of a conversation.
+/// One message of a conversation, shaped as Hugging Face chat templates read it.
 ///
 /// ```
 /// let m = oy3o_llama::ChatMessage::user("What is 1+1?");
@@ -12,10 +12,75 @@ pub use crate::repetition::Loop;
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChatMessage {
-    /// `system`, `user` or `assistant`.
+    /// `system`, `user`, `assistant` or `tool`.
     pub role: String,
-    /// The text of the message.
+    /// The text of the message (a tool's output in a `tool` message).
     pub content: String,
+    /// The tools an assistant message called.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tool_calls: Vec<ToolCall>,
+    /// In a `tool` message: the id of the call it answers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_call_id: Option<String>,
+    /// In a `tool` message: the name of the tool that answered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+}
+
+/// A tool call, in a model's answer or in an earlier assistant message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ToolCall {
+    /// The call's id (made up for models that give none).
+    pub id: String,
+    /// The tool's name.
+    pub name: String,
+    /// The arguments (a JSON object; a string when the model wrote something else).
+    pub arguments: serde_json::Value,
+}
+
+/// A tool a model may call, as chat templates show it (inside
+/// `{"type": "function", "function": {...}}`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ToolDefinition {
+    /// Its name.
+    pub name: String,
+    /// What it does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// The JSON Schema of its arguments; `None` takes none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parameters: Option<serde_json::Value>,
+}
+
+/// What to answer: the conversation, the tools the template shows, and what holds the answer
+/// to a shape.
+///
+/// ```
+/// use oy3o_llama::{ChatMessage, ChatRequest};
+/// let request = ChatRequest::new(vec![ChatMessage::user("Hi")]);
+/// assert!(request.tools.is_empty() && request.grammar.is_none());
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ChatRequest {
+    /// The conversation.
+    pub messages: Vec<ChatMessage>,
+    /// Tools rendered through the chat template's `tools` variable (the template must use it:
+    /// see [`ChatTemplate::takes_tools`](crate::ChatTemplate::takes_tools)).
+    pub tools: Vec<ToolDefinition>,
+    /// A Jinja chat template used instead of the one in the model file.
+    pub chat_template: Option<String>,
+    /// Holds generation to this grammar (JSON of a schema, a tool call).
+    pub grammar: Option<crate::Grammar>,
+}
+
+impl ChatRequest {
+    /// A request of `messages` alone.
+    pub fn new(messages: Vec<ChatMessage>) -> Self {
+        Self {
+            messages,
+            ..Self::default()
+        }
+    }
 }
 
 impl ChatMessage {
@@ -24,6 +89,30 @@ impl ChatMessage {
         Self {
             role: role.into(),
             content: content.into(),
+            tool_calls: Vec::new(),
+            tool_call_id: None,
+            name: None,
+        }
+    }
+
+    /// An assistant message that called tools (`content` may be empty).
+    pub fn assistant_calls(content: impl Into<String>, calls: Vec<ToolCall>) -> Self {
+        Self {
+            tool_calls: calls,
+            ..Self::new("assistant", content)
+        }
+    }
+
+    /// A `tool` message: what the call `call_id` of tool `name` returned.
+    pub fn tool_result(
+        call_id: impl Into<String>,
+        name: impl Into<String>,
+        content: impl Into<String>,
+    ) -> Self {
+        Self {
+            tool_call_id: Some(call_id.into()),
+            name: Some(name.into()),
+            ..Self::new("tool", content)
         }
     }
 
@@ -99,6 +188,8 @@ pub struct GenerateOptions {
 pub enum Piece {
     /// More answer text (always whole UTF-8 characters).
     Text(String),
+    /// A whole tool call the answer made (only when the request offered tools).
+    ToolCall(ToolCall),
     /// The answer is complete; always the last item of a stream that did not fail.
     Done(Stats),
 }
@@ -113,6 +204,8 @@ pub enum Finish {
     Length,
     /// The answer's tail repeated itself (see [`Loop`]), so it was ended there.
     Repetition(Loop),
+    /// The model ended its answer after calling tools (see [`Piece::ToolCall`]).
+    ToolCalls,
 }
 
 /// Counts and timings of one generation.

@@ -75,6 +75,19 @@ pub enum LlamaError {
     /// llama.cpp failed while evaluating tokens.
     #[error("llama.cpp failed while evaluating the prompt or a new token: {0}")]
     Decode(String),
+    /// A JSON Schema (of structured output or of a tool's arguments) cannot become a grammar.
+    #[error("the JSON Schema cannot constrain a local model's output {0}")]
+    Schema(String),
+    /// Tools were offered to a model whose chat template cannot show them.
+    #[error(
+        "{model}'s chat template has no tools, so it cannot be offered any: use a model whose \
+         template has them (`oy3o pull qwen2.5-0.5b`, then local:qwen2.5-0.5b), or set a \
+         tools-capable `chat_template` in [providers.local]"
+    )]
+    NoTools {
+        /// The model file or catalog name.
+        model: String,
+    },
     /// The inference thread could not be started or stopped unexpectedly.
     #[error("the inference thread failed: {0}; start the runtime again")]
     Thread(String),

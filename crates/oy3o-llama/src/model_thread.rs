@@ -19,17 +19,21 @@ use llama_cpp_2::model::LlamaModel;
 use llama_cpp_2::model::params::LlamaModelParams;
 use llama_cpp_2::sampling::LlamaSampler;
 use llama_cpp_2::token::LlamaToken;
+use llama_cpp_2::token::data::LlamaTokenData;
+use llama_cpp_2::token::data_array::LlamaTokenDataArray;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::backend;
 use crate::chat::{
-    ChatMessage, DEFAULT_MIN_P, DEFAULT_REPEAT_PENALTY, DEFAULT_TOP_K, DEFAULT_TOP_P, Finish,
+    ChatRequest, DEFAULT_MIN_P, DEFAULT_REPEAT_PENALTY, DEFAULT_TOP_K, DEFAULT_TOP_P, Finish,
     GenerateOptions, Piece, REPEAT_WINDOW, RenderedPrompt, Stats,
 };
 use crate::error::LlamaError;
+use crate::grammar::Grammar;
 use crate::repetition::RepetitionGuard;
 use crate::template::{CHATML_TEMPLATE, ChatTemplate};
 use crate::text::{Utf8Pieces, starts_new_sentence};
+use crate::tool_calls::{Found, ToolCallParser};
 
 /// Where generated pieces go.
 pub(crate) type PieceSender = mpsc::Sender<Result<Piece, LlamaError>>;
@@ -38,13 +42,14 @@ pub(crate) type PieceSender = mpsc::Sender<Result<Piece, LlamaError>>;
 pub(crate) enum Job {
     /// Answer a conversation, streaming pieces.
     Generate {
-        messages: Vec<ChatMessage>,
+        /// Boxed: a job travels through channels and `Result`s, and a request is large.
+        request: Box<ChatRequest>,
         options: GenerateOptions,
         reply: PieceSender,
     },
     /// Render and tokenize a conversation without generating.
     Render {
-        messages: Vec<ChatMessage>,
+        request: Box<ChatRequest>,
         reply: oneshot::Sender<Result<RenderedPrompt, LlamaError>>,
     },
 }
@@ -159,7 +164,7 @@ fn run(path: &Path, settings: Settings, jobs: &std_mpsc::Receiver<Job>, stopping
                 continue;
             }
         };
-        let mut session = match Session::new(&model, settings, stopping) {
+        let mut session = match Session::new(&model, path, settings, stopping) {
             Ok(s) => s,
             Err(e) => {
                 job.fail(e);
@@ -220,7 +225,11 @@ struct Session<'m> {
     /// The thread is being stopped: generation ends as if the caller had gone.
     stopping: &'m AtomicBool,
     ctx: LlamaContext<'m>,
+    /// The model file, for messages.
+    path: PathBuf,
     template: ChatTemplate,
+    /// The last template a request brought instead of the file's, compiled.
+    custom: Option<(String, ChatTemplate)>,
     bos_text: String,
     eos_text: String,
     /// Tokens whose keys and values are in the cache, from position 0.
@@ -232,6 +241,7 @@ struct Session<'m> {
 impl<'m> Session<'m> {
     fn new(
         model: &'m LlamaModel,
+        path: &Path,
         settings: Settings,
         stopping: &'m AtomicBool,
     ) -> Result<Self, LlamaError> {
@@ -268,7 +278,9 @@ impl<'m> Session<'m> {
         Ok(Self {
             model,
             stopping,
+            path: path.to_path_buf(),
             template: ChatTemplate::new(&source)?,
+            custom: None,
             bos_text,
             eos_text,
             cached: Vec::new(),
@@ -284,16 +296,16 @@ impl<'m> Session<'m> {
             return;
         }
         match job {
-            Job::Render { messages, reply } => {
-                let _ = reply.send(self.render(&messages));
+            Job::Render { request, reply } => {
+                let _ = reply.send(self.render(&request));
             }
             Job::Generate {
-                messages,
+                request,
                 options,
                 reply,
             } => {
                 let result = std::panic::catch_unwind(AssertUnwindSafe(|| {
-                    self.generate(&messages, options, &reply, load_ms)
+                    self.generate(&request, options, &reply, load_ms)
                 }));
                 let outcome = match result {
                     Ok(Ok(Some(stats))) => Ok(Piece::Done(stats)),
@@ -311,12 +323,39 @@ impl<'m> Session<'m> {
         }
     }
 
-    fn render(&self, messages: &[ChatMessage]) -> Result<RenderedPrompt, LlamaError> {
-        let text = self
-            .template
-            .render(messages, &self.bos_text, &self.eos_text)?;
+    fn render(&mut self, request: &ChatRequest) -> Result<RenderedPrompt, LlamaError> {
+        let text = self.render_text(request)?;
         let tokens = self.tokenize(&text).into_iter().map(|t| t.0).collect();
         Ok(RenderedPrompt { text, tokens })
+    }
+
+    /// The prompt of `request`, with its own template if it brings one, else the file's. Tools
+    /// offered to a template that cannot show them are an error, never silently dropped.
+    fn render_text(&mut self, request: &ChatRequest) -> Result<String, LlamaError> {
+        let template = match &request.chat_template {
+            None => &self.template,
+            Some(source) => {
+                if self.custom.as_ref().is_none_or(|(s, _)| s != source) {
+                    self.custom = Some((source.clone(), ChatTemplate::new(source)?));
+                }
+                &self
+                    .custom
+                    .as_ref()
+                    .ok_or_else(|| LlamaError::Template("no template".into()))?
+                    .1
+            }
+        };
+        if !request.tools.is_empty() && !template.takes_tools() {
+            return Err(LlamaError::NoTools {
+                model: self.path.display().to_string(),
+            });
+        }
+        template.render_with_tools(
+            &request.messages,
+            &request.tools,
+            &self.bos_text,
+            &self.eos_text,
+        )
     }
 
     /// Tokenizes a rendered prompt: special tokens written in it are parsed, and BOS is added
@@ -338,14 +377,19 @@ impl<'m> Session<'m> {
     /// Answers one conversation. `Ok(None)` means the caller went away and nothing more is sent.
     fn generate(
         &mut self,
-        messages: &[ChatMessage],
+        request: &ChatRequest,
         options: GenerateOptions,
         reply: &PieceSender,
         load_ms: u64,
     ) -> Result<Option<Stats>, LlamaError> {
-        let rendered = self
-            .template
-            .render(messages, &self.bos_text, &self.eos_text)?;
+        let rendered = self.render_text(request)?;
+        // A grammar is checked before the prompt is read.
+        let mut grammar = request
+            .grammar
+            .as_ref()
+            .map(|g| grammar_sampler(self.model, g))
+            .transpose()?;
+        let mut sampler = sampler(options, self.model.n_vocab(), grammar.is_some());
         let tokens = self.tokenize(&rendered);
         let n_ctx = self.ctx.n_ctx() as usize;
         if tokens.is_empty() {
@@ -385,7 +429,8 @@ impl<'m> Session<'m> {
         let prompt_ms = millis(prompt_started);
 
         let generation_started = Instant::now();
-        let mut sampler = sampler(options, self.model.n_vocab());
+        // With tools offered, calls are taken out of the text as they complete.
+        let mut calls = (!request.tools.is_empty()).then(ToolCallParser::default);
         let mut guard = RepetitionGuard::default();
         let room = n_ctx - tokens.len();
         let max_new = options.max_tokens.map_or(room, |m| (m as usize).min(room));
@@ -400,18 +445,24 @@ impl<'m> Session<'m> {
             if completion >= max_new {
                 break Finish::Length;
             }
-            let token = sampler.sample(&self.ctx, logits_at);
+            let token = match grammar.as_mut() {
+                None => sampler.sample(&self.ctx, logits_at),
+                Some(grammar) => match pick(&self.ctx, &mut sampler, grammar, logits_at) {
+                    Some(token) => token,
+                    None => break Finish::Stop,
+                },
+            };
             if vocab.is_eog(token) {
                 break Finish::Stop;
             }
-            let bytes = vocab.token_to_piece(token, false, None);
+            let bytes = piece_bytes(self.model, token);
             if completion >= soft_max && starts_new_sentence(&answer, &bytes) {
                 break Finish::Length;
             }
             completion += 1;
             answer.extend_from_slice(&bytes);
             let piece = text.push(&bytes);
-            if !piece.is_empty() && reply.blocking_send(Ok(Piece::Text(piece))).is_err() {
+            if !send(reply, calls.as_mut(), piece) {
                 return Ok(None);
             }
             if self.abandoned(reply) {
@@ -426,10 +477,20 @@ impl<'m> Session<'m> {
             self.decode(&[token], true)?;
             logits_at = 0;
         };
-        let rest = text.finish();
-        if !rest.is_empty() && reply.blocking_send(Ok(Piece::Text(rest))).is_err() {
+        let mut rest = send(reply, calls.as_mut(), text.finish());
+        if let Some(parser) = calls.as_mut() {
+            rest &= parser
+                .finish()
+                .into_iter()
+                .all(|found| send_found(reply, found));
+        }
+        if !rest {
             return Ok(None);
         }
+        let finish = match (finish, calls.as_ref().map(ToolCallParser::calls)) {
+            (Finish::Stop, Some(n)) if n > 0 => Finish::ToolCalls,
+            (finish, _) => finish,
+        };
         Ok(Some(Stats {
             prompt_tokens: count(tokens.len()),
             cached_tokens: count(keep),
@@ -482,10 +543,13 @@ impl<'m> Session<'m> {
 /// (temperature 0.8) 15.7 and 8.5 on average over three seeds, at 0.3 16.7 questions. The penalty
 /// looks at the answer only: with the prompt in its window SmolLM2 could not repeat a name it
 /// was given ("Zorblax" became "Zorba").
-fn sampler(options: GenerateOptions, n_vocab: i32) -> LlamaSampler {
+///
+/// With a grammar (`constrained`) the repeat penalty is left out: JSON repeats its quotes,
+/// commas and keys by nature.
+fn sampler(options: GenerateOptions, n_vocab: i32, constrained: bool) -> LlamaSampler {
     let mut chain = Vec::new();
     let penalty = options.repeat_penalty.unwrap_or(DEFAULT_REPEAT_PENALTY);
-    if penalty > 0.0 && (penalty - 1.0).abs() > f32::EPSILON {
+    if !constrained && penalty > 0.0 && (penalty - 1.0).abs() > f32::EPSILON {
         let window = i32::try_from(REPEAT_WINDOW).unwrap_or(i32::MAX);
         chain.push(LlamaSampler::penalties(n_vocab, window, penalty, 0.0, 0.0));
     }
@@ -511,6 +575,100 @@ fn sampler(options: GenerateOptions, n_vocab: i32) -> LlamaSampler {
         _ => chain.push(LlamaSampler::greedy()),
     }
     LlamaSampler::chain_simple(chain)
+}
+
+/// llama.cpp's grammar sampler for `grammar`; a grammar it cannot parse is an error.
+fn grammar_sampler(model: &LlamaModel, grammar: &Grammar) -> Result<LlamaSampler, LlamaError> {
+    backend::clear_errors();
+    LlamaSampler::grammar(model, grammar.as_str(), "root").map_err(|e| {
+        let logged = backend::take_errors();
+        LlamaError::Schema(format!(
+            "(its grammar does not parse: {}): {}",
+            if logged.is_empty() {
+                e.to_string()
+            } else {
+                logged
+            },
+            grammar.as_str().chars().take(400).collect::<String>()
+        ))
+    })
+}
+
+/// The next token under a grammar, as llama.cpp's own sampler picks it
+/// (`common_sampler_sample` in `common/sampling.cpp`: "grammar-based rejection sampling"): the
+/// chain's choice when the grammar allows that one token, else the chain's choice among the
+/// tokens the grammar allows. Holding the whole vocabulary to the grammar on every token is
+/// far slower (inside a JSON string nearly every token is allowed, and each is checked). The
+/// token is accepted by both samplers; `None` when no token is left.
+fn pick(
+    ctx: &LlamaContext<'_>,
+    chain: &mut LlamaSampler,
+    grammar: &mut LlamaSampler,
+    at: i32,
+) -> Option<LlamaToken> {
+    let mut all = ctx.token_data_array_ith(at);
+    chain.apply(&mut all);
+    let first = all.selected_token();
+    let fits = first.is_some_and(|token| {
+        let mut one = LlamaTokenDataArray::new(vec![LlamaTokenData::new(token, 1.0, 0.0)], false);
+        grammar.apply(&mut one);
+        one.data.first().is_some_and(|d| d.logit().is_finite())
+    });
+    let token = if fits {
+        first?
+    } else {
+        let mut allowed = ctx.token_data_array_ith(at);
+        grammar.apply(&mut allowed);
+        chain.apply(&mut allowed);
+        let token = allowed.selected_token()?;
+        // A token the grammar rejects would abort inside llama.cpp when accepted.
+        if !allowed
+            .data
+            .iter()
+            .any(|d| d.id() == token && d.logit().is_finite())
+        {
+            return None;
+        }
+        token
+    };
+    grammar.accept(token);
+    chain.accept(token);
+    Some(token)
+}
+
+/// Passes answer text on: through the tool-call parser when tools were offered. False when
+/// the caller has gone.
+fn send(reply: &PieceSender, calls: Option<&mut ToolCallParser>, text: String) -> bool {
+    if text.is_empty() {
+        return true;
+    }
+    match calls {
+        None => reply.blocking_send(Ok(Piece::Text(text))).is_ok(),
+        Some(parser) => parser.push(&text).into_iter().all(|f| send_found(reply, f)),
+    }
+}
+
+fn send_found(reply: &PieceSender, found: Found) -> bool {
+    let piece = match found {
+        Found::Text(text) => Piece::Text(text),
+        Found::Call(call) => Piece::ToolCall(call),
+    };
+    reply.blocking_send(Ok(piece)).is_ok()
+}
+
+/// The text of a generated token. Special tokens are left out, except the tool-call tags
+/// that some vocabularies have as single tokens (Qwen2.5's `<tool_call>`), which the
+/// tool-call parser needs to see.
+fn piece_bytes(model: &LlamaModel, token: LlamaToken) -> Vec<u8> {
+    let vocab = model.vocab();
+    let plain = vocab.token_to_piece(token, false, None);
+    if plain.is_empty() {
+        let special = vocab.token_to_piece(token, true, None);
+        if special == b"<tool_call>" || special == b"</tool_call>" {
+            return special;
+        }
+    }
+    plain
 }
 
 fn is_valid(model: &LlamaModel, token: LlamaToken) -> bool {

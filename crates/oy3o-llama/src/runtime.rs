@@ -9,7 +9,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::backend;
 use crate::catalog::{CatalogModel, TEMPLATE_CHECK_QUESTION};
-use crate::chat::{ChatMessage, GenerateOptions, Piece, RenderedPrompt};
+use crate::chat::{ChatMessage, ChatRequest, GenerateOptions, Piece, RenderedPrompt};
 use crate::error::LlamaError;
 use crate::model_thread::{Job, ModelThread, Settings};
 
@@ -135,11 +135,25 @@ impl Runtime {
         messages: Vec<ChatMessage>,
         options: GenerateOptions,
     ) -> mpsc::Receiver<Result<Piece, LlamaError>> {
+        self.chat(model, ChatRequest::new(messages), options)
+    }
+
+    /// Like [`generate`](Self::generate), for a whole [`ChatRequest`]: tools shown through the
+    /// chat template (their calls come as [`Piece::ToolCall`]s, the answer then ends with
+    /// [`Finish::ToolCalls`](crate::Finish::ToolCalls)), a template of its own, a grammar.
+    /// Tools offered to a template without them fail with [`LlamaError::NoTools`]; a grammar
+    /// llama.cpp cannot parse with [`LlamaError::Schema`].
+    pub fn chat(
+        &self,
+        model: impl AsRef<Path>,
+        request: ChatRequest,
+        options: GenerateOptions,
+    ) -> mpsc::Receiver<Result<Piece, LlamaError>> {
         let (reply, pieces) = mpsc::channel(PIECE_BUFFER);
         self.dispatch(
             model.as_ref(),
             Job::Generate {
-                messages,
+                request: Box::new(request),
                 options,
                 reply,
             },
@@ -157,8 +171,27 @@ impl Runtime {
         model: impl AsRef<Path>,
         messages: Vec<ChatMessage>,
     ) -> Result<RenderedPrompt, LlamaError> {
+        self.render_request(model, ChatRequest::new(messages)).await
+    }
+
+    /// Renders and tokenizes a whole [`ChatRequest`] (tools, its own template) as
+    /// [`chat`](Self::chat) would, without generating.
+    ///
+    /// # Errors
+    /// As [`render`](Self::render), and [`LlamaError::NoTools`].
+    pub async fn render_request(
+        &self,
+        model: impl AsRef<Path>,
+        request: ChatRequest,
+    ) -> Result<RenderedPrompt, LlamaError> {
         let (reply, rendered) = oneshot::channel();
-        self.dispatch(model.as_ref(), Job::Render { messages, reply });
+        self.dispatch(
+            model.as_ref(),
+            Job::Render {
+                request: Box::new(request),
+                reply,
+            },
+        );
         rendered
             .await
             .unwrap_or_else(|_| Err(LlamaError::Thread("the model thread stopped".into())))

@@ -32,6 +32,7 @@ async fn answer(
         match piece? {
             Piece::Text(t) => text.push_str(&t),
             Piece::Done(stats) => return Ok((text, stats)),
+            Piece::ToolCall(call) => panic!("no tools were offered, yet {call:?}"),
         }
     }
     panic!("the stream ended without Done; text so far: {text:?}");
@@ -212,6 +213,7 @@ async fn two_concurrent_requests_both_complete_in_arrival_order() {
             match piece.unwrap() {
                 Piece::Text(t) => text.push_str(&t),
                 Piece::Done(_) => return (text, Instant::now()),
+                Piece::ToolCall(call) => panic!("no tools were offered, yet {call:?}"),
             }
         }
         panic!("no Done");

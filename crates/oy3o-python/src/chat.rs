@@ -128,7 +128,8 @@ impl NativeChat {
     /// runs the functions. `mcp_tools`: names of MCP servers or tools of the chat's config,
     /// run by the engine (an unknown one is raised before anything is sent). `attachments`:
     /// `(kind, value, mime, name)` tuples ([`attach::message`]), loaded before anything is sent.
-    #[pyo3(signature = (prompt, tools=None, mcp_tools=Vec::new(), attachments=Vec::new()))]
+    /// `controls`: the request controls as JSON ([`crate::controls::options`]).
+    #[pyo3(signature = (prompt, tools=None, mcp_tools=Vec::new(), attachments=Vec::new(), controls=None))]
     fn send(
         &self,
         py: Python<'_>,
@@ -136,13 +137,16 @@ impl NativeChat {
         tools: Option<String>,
         mcp_tools: Vec<String>,
         attachments: Vec<attach::Raw<'_>>,
+        controls: Option<String>,
     ) -> PyResult<Stream> {
         self.check_open()?;
+        let controls =
+            crate::controls::options(controls.as_deref()).map_err(crate::convert::to_py_err)?;
         let prompt = attach::message(prompt, attachments, &self.limits)?;
         let engine_tools = mcp::resolve(py, &self.mcp, &mcp_tools)?;
         let rt = runtime()?;
         let _entered = rt.enter();
-        Stream::reply(tools.as_deref(), engine_tools, |options| {
+        Stream::reply(tools.as_deref(), engine_tools, controls, |options| {
             self.conversation.send(prompt, options)
         })
     }

@@ -10,6 +10,7 @@
 
 mod attach;
 mod chat;
+mod controls;
 mod conversations;
 mod convert;
 mod mcp;

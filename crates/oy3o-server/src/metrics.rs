@@ -70,17 +70,19 @@ pub(crate) enum Route {
     Health,
     Metrics,
     Page,
+    Chats,
     WebSocket,
     Other,
 }
 
 impl Route {
-    const ALL: [Route; 7] = [
+    const ALL: [Route; 8] = [
         Route::ChatCompletions,
         Route::Models,
         Route::Health,
         Route::Metrics,
         Route::Page,
+        Route::Chats,
         Route::WebSocket,
         Route::Other,
     ];
@@ -93,6 +95,7 @@ impl Route {
             "/metrics" => Route::Metrics,
             "/" | "/ws" if upgrade => Route::WebSocket,
             "/" => Route::Page,
+            "/chats" => Route::Chats,
             _ => Route::Other,
         }
     }
@@ -104,6 +107,7 @@ impl Route {
             Route::Models => "/v1/models",
             Route::Health => "/health",
             Route::Metrics => "/metrics",
+            Route::Chats => "/chats",
             Route::Page | Route::WebSocket => "/",
             Route::Other => "*",
         }
@@ -116,6 +120,7 @@ impl Route {
             Route::Health => "health",
             Route::Metrics => "metrics",
             Route::Page => "page",
+            Route::Chats => "chats",
             Route::WebSocket => "websocket",
             Route::Other => "other",
         }
@@ -144,8 +149,8 @@ const STATUS: [&str; 4] = ["2xx", "4xx", "5xx", "other"];
 
 /// Every number the server reports.
 pub(crate) struct Metrics {
-    requests: [[AtomicU64; 4]; 7],
-    latency: [Histogram; 7],
+    requests: [[AtomicU64; 4]; 8],
+    latency: [Histogram; 8],
     http_in_flight: AtomicI64,
     unauthorized: AtomicU64,
     errors: [AtomicU64; CODES.len()],
@@ -231,7 +236,10 @@ impl Metrics {
             500..=599 => 2,
             _ => 3,
         };
-        let r = Route::ALL.iter().position(|x| *x == route).unwrap_or(6);
+        let r = Route::ALL
+            .iter()
+            .position(|x| *x == route)
+            .unwrap_or(Route::ALL.len() - 1);
         self.requests[r][class].fetch_add(1, Relaxed);
         self.latency[r].observe(elapsed);
     }

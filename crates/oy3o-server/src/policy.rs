@@ -267,6 +267,21 @@ pub(crate) const MAX_CLIENT_TOOL_STEPS: u32 = 32;
 pub(crate) fn check_options(options: &Options, field: &str) -> Result<(), Refusal> {
     check_number(field, "temperature", options.temperature, 2.0)?;
     check_number(field, "top_p", options.top_p, 1.0)?;
+    // The request controls: bounded here, before any work (the engine checks them against
+    // the model again). A client's extra_body only adds JSON fields to the upstream body: the
+    // server's credentials, base URL and headers are never in it.
+    if let Some(stop) = &options.stop {
+        oy3o::controls::check_stop(stop).map_err(|e| {
+            Refusal::new(
+                "bad_request",
+                format!("field `{field}stop`: {}", e.message()),
+            )
+        })?;
+    }
+    if let Some(extra) = &options.extra_body {
+        oy3o::controls::check_extra_body(extra, &format!("field `{field}extra_body`"))
+            .map_err(|e| Refusal::new("bad_request", e.message()))?;
+    }
     match options.max_tool_steps {
         Some(n) if n > MAX_CLIENT_TOOL_STEPS => Err(Refusal::new(
             "bad_request",

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use oy3o_store::{ChatRecord, Health, Recorder, Store, StoreSetting, TurnRecord};
+use oy3o_store::{ChatRecord, ChatSummary, Health, Recorder, Store, StoreSetting, TurnRecord};
 use serde_json::{Value, json};
 use tokio::sync::{broadcast, watch};
 
@@ -191,6 +191,24 @@ impl Open {
             Ok(Ok(found)) => found,
             Ok(Err(e)) => {
                 tracing::warn!("store: cannot read chat: {e}");
+                None
+            }
+            Err(_) => {
+                tracing::warn!("store: no answer within {}s", READ_PATIENCE.as_secs());
+                None
+            }
+        }
+    }
+}
+
+impl Open {
+    /// The chats of `owner`, the last used first; `None` when the database fails or does not
+    /// answer in time (logged: its words may name another owner's stored values).
+    pub(crate) async fn chats(&self, owner: &str) -> Option<Vec<ChatSummary>> {
+        match tokio::time::timeout(READ_PATIENCE, self.store.chats(owner)).await {
+            Ok(Ok(chats)) => Some(chats),
+            Ok(Err(e)) => {
+                tracing::warn!("store: cannot list chats: {e}");
                 None
             }
             Err(_) => {

@@ -477,19 +477,31 @@ async fn the_root_serves_the_chat_page_to_browsers_and_the_websocket_to_clients(
     );
     let csp = headers["content-security-policy"].to_str().unwrap();
     assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
+    assert!(
+        csp.contains("script-src 'sha256-")
+            && !csp
+                .split(';')
+                .any(|d| d.contains("script-src") && d.contains("unsafe")),
+        "only the page's own script runs: {csp}"
+    );
     let page = response.text().await.unwrap();
     for marker in [
         "<title>oy3o</title>",
         "/v1/models",
+        "/chats",
         "/ws",
         "textContent",
         "cancel: true",
+        "content=\"1048576\"",
     ] {
         assert!(page.contains(marker), "{marker}");
     }
-    assert!(
-        !page.contains("innerHTML"),
-        "model output is only ever inserted as text"
+    // HTML is only ever built by the escape-first markdown renderer, parsed in its inert
+    // scratch element.
+    assert_eq!(
+        page.matches("innerHTML").count(),
+        page.matches("SCRATCH.innerHTML").count(),
+        "model output reaches HTML only through the escape-first renderer"
     );
     let mut ws = server.client().await;
     ws.send(json!({"prompt": "root"})).await;

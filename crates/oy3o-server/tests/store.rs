@@ -571,3 +571,95 @@ async fn an_http_stream_its_client_leaves_is_recorded_cancelled() {
         "only part of the answer came before the client left: {answer:?}"
     );
 }
+
+/// `GET /chats` with a bearer token: that token's chats, the last used first.
+async fn listed_chats(server: &Running, token: &str) -> (u16, Value) {
+    let response = reqwest::Client::new()
+        .get(server.http("/chats"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("GET /chats");
+    let status = response.status().as_u16();
+    (status, response.json().await.expect("a JSON body"))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn get_chats_lists_the_owners_named_chats_last_used_first_titled_by_their_first_prompt() {
+    let fake = echo().await;
+    let dir = TempDir::new("server-chat-list");
+    let setting = StoreSetting::Sqlite(dir.0.join("oy3o.db"));
+    let store = open(&setting).await;
+    let server = start(
+        config_for(&fake),
+        Settings {
+            tokens: vec![Token::new("t-alice").unwrap(), Token::new("t-bob").unwrap()],
+            ..with_store(setting)
+        },
+    )
+    .await;
+    let url = server.ws_url("/");
+    let mut a = Client::connect(&url, &[("authorization", "Bearer t-alice")])
+        .await
+        .unwrap();
+    let long = "a long first prompt ".repeat(40);
+    ask(&mut a, json!({"id": "older", "model": "", "prompt": long})).await;
+    ask(
+        &mut a,
+        json!({"id": "newer", "model": "", "prompt": "first"}),
+    )
+    .await;
+    ask(&mut a, json!({"id": "newer", "prompt": "second"})).await;
+    // A one-shot prompt is stored without a name: it cannot be continued, so it is not listed.
+    ask(&mut a, json!({"model": "", "prompt": "one-shot"})).await;
+    let alice = oy3o_server_owner("t-alice");
+    final_turns(&store, &alice, "older", 1).await;
+    final_turns(&store, &alice, "newer", 2).await;
+
+    let (status, body) = listed_chats(&server, "t-alice").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["store"], "ok");
+    let chats = body["chats"].as_array().expect("a list");
+    let ids: Vec<&str> = chats.iter().map(|c| c["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, ["newer", "older"], "{body}");
+    assert_eq!(chats[0]["title"], "first", "titled by the first prompt");
+    assert_eq!(chats[0]["turns"], 2);
+    let title = chats[1]["title"].as_str().unwrap();
+    assert_eq!(title.chars().count(), oy3o_store::TITLE_CHARS);
+    assert!(long.starts_with(title));
+
+    // Bob sees none of them, and cannot open one by its listed id.
+    let (status, body) = listed_chats(&server, "t-bob").await;
+    assert_eq!((status, body["chats"].clone()), (200, json!([])), "{body}");
+    let mut b = Client::connect(&url, &[("authorization", "Bearer t-bob")])
+        .await
+        .unwrap();
+    let read = ask(&mut b, json!({"id": "newer", "history": true})).await;
+    assert_eq!(read[0]["code"], "not_found", "{read:?}");
+    assert!(history(&read).is_empty());
+    // No token, or a wrong one: no list at all.
+    let (status, _) = listed_chats(&server, "t-mallory").await;
+    assert_eq!(status, 401);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn get_chats_without_a_store_is_an_empty_list_that_says_so() {
+    let fake = echo().await;
+    let server = start(config_for(&fake), settings()).await;
+    let body: Value = reqwest::get(server.http("/chats"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(body, json!({"store": "off", "chats": []}));
+}
+
+/// The owner a token stands for on the server: the SHA-256 (hex) of the token.
+fn oy3o_server_owner(token: &str) -> String {
+    use sha2::Digest as _;
+    sha2::Sha256::digest(token.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}

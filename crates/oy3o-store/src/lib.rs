@@ -30,8 +30,8 @@ pub use conversation::{RecordedConversations, conversation_record};
 pub use error::{Result, StoreError};
 pub use postgres::PostgresStore;
 pub use record::{
-    ChainRunRecord, ChatRecord, ChatSummary, LoggedTurn, Pruned, TurnRecord, TurnState, history,
-    new_id, now_ms, prompt_parts,
+    ChainRunRecord, ChatRecord, ChatSummary, LoggedTurn, Pruned, TITLE_CHARS, TurnRecord,
+    TurnState, history, new_id, now_ms, prompt_parts,
 };
 pub use recorder::{Health, PENDING_TURN_OVERHEAD, Recorder, RecorderOptions, TurnRecorder};
 pub use setting::{ChoiceError, SettingError, SettingSource, StoreSetting};

@@ -10,7 +10,7 @@ use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 use crate::error::{Result, StoreError};
 use crate::pg_text;
 use crate::record::{
-    ChainRunRecord, ChatRecord, ChatSummary, LoggedTurn, Pruned, TurnRecord, new_id,
+    ChainRunRecord, ChatRecord, ChatSummary, LoggedTurn, Pruned, TITLE_CHARS, TurnRecord, new_id,
 };
 use crate::rows::{chain_run_from_row, chat_from_row, turn_from_row};
 use crate::setting::redact;
@@ -137,11 +137,13 @@ impl Store for PostgresStore {
     async fn chats(&self, owner: &str) -> Result<Vec<ChatSummary>> {
         let rows = sqlx::query(
             "SELECT c.*, COUNT(t.id) AS turn_count,
-                    GREATEST(COALESCE(MAX(t.updated_at), c.updated_at), c.updated_at) AS last_at
+                    GREATEST(COALESCE(MAX(t.updated_at), c.updated_at), c.updated_at) AS last_at,
+                    (SELECT substr(f.prompt, 1, $2) FROM turns f WHERE f.chat_id = c.id ORDER BY f.seq LIMIT 1) AS first_prompt
              FROM chats c LEFT JOIN turns t ON t.chat_id = c.id
              WHERE c.owner = $1 GROUP BY c.id ORDER BY last_at DESC",
         )
         .bind(owner)
+        .bind(TITLE_CHARS as i32)
         .fetch_all(&self.pool)
         .await?;
         let mut out = Vec::with_capacity(rows.len());
@@ -152,6 +154,7 @@ impl Store for PostgresStore {
                 chat: chat_from_row!(row),
                 turns: turns.max(0) as u64,
                 last_at: row.try_get("last_at")?,
+                first_prompt: row.try_get("first_prompt")?,
             });
         }
         Ok(out)

@@ -121,7 +121,15 @@ pub struct ChatSummary {
     pub turns: u64,
     /// When its last turn changed, else when the chat did (Unix ms).
     pub last_at: i64,
+    /// The first prompt, cut to [`TITLE_CHARS`] characters (a title for lists); `None` before
+    /// the first turn.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_prompt: Option<String>,
 }
+
+/// How much of a chat's first prompt [`ChatSummary::first_prompt`] holds, in characters: enough
+/// for a title, while a pasted document stays in its turn.
+pub const TITLE_CHARS: usize = 200;
 
 /// Where a turn's answer stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]

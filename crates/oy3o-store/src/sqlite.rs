@@ -13,7 +13,7 @@ use sqlx::sqlite::{
 
 use crate::error::{Result, StoreError};
 use crate::record::{
-    ChainRunRecord, ChatRecord, ChatSummary, LoggedTurn, Pruned, TurnRecord, new_id,
+    ChainRunRecord, ChatRecord, ChatSummary, LoggedTurn, Pruned, TITLE_CHARS, TurnRecord, new_id,
 };
 use crate::rows::{chain_run_from_row, chat_from_row, turn_from_row};
 use crate::store::{OpenOptions, Store};
@@ -135,10 +135,12 @@ impl Store for SqliteStore {
 
     async fn chats(&self, owner: &str) -> Result<Vec<ChatSummary>> {
         let rows = sqlx::query(
-            "SELECT c.*, COUNT(t.id) AS turn_count, MAX(COALESCE(MAX(t.updated_at), c.updated_at), c.updated_at) AS last_at
+            "SELECT c.*, COUNT(t.id) AS turn_count, MAX(COALESCE(MAX(t.updated_at), c.updated_at), c.updated_at) AS last_at,
+                    (SELECT substr(f.prompt, 1, ?) FROM turns f WHERE f.chat_id = c.id ORDER BY f.seq LIMIT 1) AS first_prompt
              FROM chats c LEFT JOIN turns t ON t.chat_id = c.id
              WHERE c.owner = ? GROUP BY c.id ORDER BY last_at DESC",
         )
+        .bind(TITLE_CHARS as i64)
         .bind(owner)
         .fetch_all(&self.pool)
         .await?;
@@ -150,6 +152,7 @@ impl Store for SqliteStore {
                 chat: chat_from_row!(row),
                 turns: turns.max(0) as u64,
                 last_at: row.try_get("last_at")?,
+                first_prompt: row.try_get("first_prompt")?,
             });
         }
         Ok(out)

@@ -177,6 +177,11 @@ async fn a_chat_and_its_turns_come_back_in_order_after_reopening(db: Db) {
     let listed = store.chats("").await.unwrap();
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0].turns, 3);
+    assert_eq!(
+        listed[0].first_prompt.as_deref(),
+        Some("What is 1+1?"),
+        "a listed chat is titled by its first prompt"
+    );
     assert_eq!(store.chat_by_id("", &chat.id).await.unwrap(), Some(found));
     store.close().await;
 }

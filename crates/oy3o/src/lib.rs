@@ -12,6 +12,7 @@
 //! - [`Config`]: the original library's shape, loaded from TOML or JSON.
 //! - [`attachment`]: images, PDFs, documents and sounds from files, bytes or URLs, checked,
 //!   and what each model can take ([`Capabilities`]).
+//! - [`controls`]: which request controls each provider takes, and `extra_body`.
 //! - [`structured`]: an answer that must follow a JSON Schema ([`Options::schema`]).
 //! - [`Event`] and [`Listeners`]: everything a model reports besides text.
 //! - [`provider`]: the [`Provider`]/[`Session`] model; [`providers`]: the registry.
@@ -31,6 +32,7 @@
 pub mod attachment;
 mod chat;
 pub mod config;
+pub mod controls;
 pub mod conversation;
 mod credential;
 mod error;

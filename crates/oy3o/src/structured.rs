@@ -10,9 +10,14 @@
 use std::fmt;
 use std::sync::Arc;
 
+use futures::StreamExt;
 use serde_json::Value;
 
+use crate::config::Options;
 use crate::error::{Error, ErrorCode, Result};
+use crate::event::Event;
+use crate::message::Message;
+use crate::provider::{Delta, DeltaStream, Session};
 
 /// The largest schema accepted, in bytes of its JSON text: a schema travels with every
 /// request, so a huge one is a mistake (or an attack on a server).
@@ -43,7 +48,10 @@ pub struct OutputSchema {
     /// The JSON Schema itself, as given.
     pub schema: Value,
     /// Whether a provider with a strict mode should enforce the schema while generating
-    /// (OpenAI `strict: true`). The answer is validated on arrival either way.
+    /// (OpenAI `strict: true`). [`OutputSchema::new`] turns it on when the schema fits
+    /// OpenAI's strict subset (an object root; every object closed with
+    /// `additionalProperties: false` and all its properties required), since a strict request
+    /// with another schema is refused. The answer is validated on arrival either way.
     pub strict: bool,
     validator: Arc<jsonschema::Validator>,
 }
@@ -87,8 +95,8 @@ impl OutputSchema {
         let validator = jsonschema::validator_for(&schema).map_err(|e| invalid(e.to_string()))?;
         Ok(Self {
             name,
+            strict: strict_ready(&schema, true),
             schema,
-            strict: true,
             validator: Arc::new(validator),
         })
     }
@@ -162,6 +170,112 @@ impl PartialEq for OutputSchema {
     }
 }
 
+/// Reads a schema given as data: `{"name"?, "schema": {...}, "strict"?}`, or the JSON Schema
+/// itself (named by its `title`). Checked as [`OutputSchema::new`] checks it; the error says
+/// what is wrong.
+pub fn deserialize<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> std::result::Result<Option<Arc<OutputSchema>>, D::Error> {
+    use serde::Deserialize;
+    let Some(value) = Option::<Value>::deserialize(d)? else {
+        return Ok(None);
+    };
+    let wrapped = value
+        .get("schema")
+        .is_some_and(|s| s.is_object() || s.is_boolean());
+    let schema = if wrapped {
+        let name = value["name"].as_str().unwrap_or_default().to_owned();
+        let schema = OutputSchema::new(name, value["schema"].clone());
+        match value.get("strict").and_then(Value::as_bool) {
+            Some(strict) => schema.map(|s| s.with_strict(strict)),
+            None => schema,
+        }
+    } else {
+        let name = value
+            .get("title")
+            .and_then(Value::as_str)
+            .map(title_name)
+            .unwrap_or_default();
+        OutputSchema::new(name, value)
+    };
+    schema
+        .map(|s| Some(Arc::new(s)))
+        .map_err(|e| serde::de::Error::custom(e.message()))
+}
+
+/// One answer, as `chat.rs` runs it (with or without a tool loop).
+pub(crate) type Answer = fn(Arc<dyn Session>, Message, Options) -> DeltaStream;
+
+/// A turn whose answer must follow `schema`: the answer text is held until the turn ends
+/// (events such as reasoning, citations and usage still stream), then validated. A valid one
+/// goes out as one text chunk; an invalid one is forgotten (the history goes back to where it
+/// was), a `retry` event says why, and the prompt is sent once more. A second invalid answer
+/// is the turn's error, naming the first failing path; the history keeps neither.
+///
+/// The text is held, not streamed, because an answer that may be withdrawn cannot be taken
+/// back from a terminal or an SSE client once shown. An answer that ends in tool calls left
+/// for the caller is not the structured answer yet and passes as it is.
+pub(crate) fn turn(
+    session: Arc<dyn Session>,
+    prompt: Message,
+    options: Options,
+    schema: Arc<OutputSchema>,
+    answer: Answer,
+) -> DeltaStream {
+    Box::pin(async_stream::try_stream! {
+        let before = session.history();
+        let mut attempt = 0;
+        loop {
+            let mut text = String::new();
+            let mut finish = None;
+            let mut upstream = answer(session.clone(), prompt.clone(), options.clone());
+            while let Some(delta) = upstream.next().await {
+                match delta? {
+                    Delta::Text(t) => text.push_str(&t),
+                    Delta::Done { finish_reason } => {
+                        finish = Some(finish_reason);
+                        break;
+                    }
+                    other => yield other,
+                }
+            }
+            let Some(finish_reason) = finish else {
+                Err(crate::provider::cut_off())?;
+                return;
+            };
+            let checked = if finish_reason == "tool_calls" {
+                Ok(())
+            } else {
+                schema.check_answer(&text).map(|_| ())
+            };
+            match checked {
+                Ok(()) => {
+                    if !text.is_empty() {
+                        yield Delta::Text(text);
+                    }
+                    yield Delta::Done { finish_reason };
+                    return;
+                }
+                Err(e) => {
+                    // Forget the invalid answer; a session that cannot go back (a service
+                    // keeping its own conversation) cannot be asked again.
+                    let back = session.restore(before.clone()).is_ok();
+                    if attempt > 0 || !back {
+                        Err(e)?;
+                        return;
+                    }
+                    attempt += 1;
+                    yield Delta::Event(Event::Retry {
+                        attempt,
+                        delay_ms: 0,
+                        reason: format!("{}; asking once more", e.message()),
+                    });
+                }
+            }
+        }
+    })
+}
+
 fn invalid(message: String) -> Error {
     Error::new(
         ErrorCode::BadRequest,
@@ -174,6 +288,47 @@ fn strip(message: &str) -> &str {
     message
         .strip_prefix("invalid JSON Schema: ")
         .unwrap_or(message)
+}
+
+/// Whether `schema` fits OpenAI's strict subset as far as objects go
+/// (<https://platform.openai.com/docs/guides/structured-outputs#supported-schemas>): the root
+/// an object, every object with `additionalProperties: false` and all its properties in
+/// `required`; sub-schemas under `properties`, `items`, `anyOf`, `$defs` and `definitions`.
+fn strict_ready(schema: &Value, root: bool) -> bool {
+    let Some(map) = schema.as_object() else {
+        return !root;
+    };
+    if let Some(props) = map.get("properties").and_then(Value::as_object) {
+        let required: Vec<&str> = map
+            .get("required")
+            .and_then(Value::as_array)
+            .map(|r| r.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        if map.get("additionalProperties") != Some(&Value::Bool(false))
+            || !props.keys().all(|k| required.contains(&k.as_str()))
+            || !props.values().all(|p| strict_ready(p, false))
+        {
+            return false;
+        }
+    } else if map.get("type").and_then(Value::as_str) == Some("object")
+        && map.get("additionalProperties") != Some(&Value::Bool(false))
+    {
+        return false;
+    }
+    if root && map.get("type").and_then(Value::as_str) != Some("object") {
+        return false;
+    }
+    let nested = |key: &str| match map.get(key) {
+        Some(Value::Array(list)) => list.iter().all(|s| strict_ready(s, false)),
+        Some(Value::Object(o)) if key == "$defs" || key == "definitions" => {
+            o.values().all(|s| strict_ready(s, false))
+        }
+        Some(other) => strict_ready(other, false),
+        None => true,
+    };
+    ["items", "anyOf", "$defs", "definitions"]
+        .into_iter()
+        .all(nested)
 }
 
 /// A JSON Pointer for messages: the root is `/`.
@@ -267,5 +422,26 @@ mod tests {
         assert!(e.message().contains("schema.json is not JSON"), "{e}");
         let p = OutputSchema::parse(r#"{"title": "Price list", "type": "object"}"#, "f").unwrap();
         assert_eq!(p.name, "Price_list");
+    }
+
+    #[test]
+    fn strict_mode_only_for_schemas_in_the_strict_subset() {
+        let closed = json!({"type": "object", "properties": {"a": {"type": "string"}},
+            "required": ["a"], "additionalProperties": false});
+        assert!(OutputSchema::new("x", closed).unwrap().strict);
+        let open = json!({"type": "object", "properties": {"a": {"type": "string"}}});
+        assert!(!OutputSchema::new("x", open).unwrap().strict);
+        let optional = json!({"type": "object", "properties": {"a": {"type": "string"}},
+            "additionalProperties": false});
+        assert!(!OutputSchema::new("x", optional).unwrap().strict);
+        let nested = json!({"type": "object", "properties": {"l": {"type": "array",
+            "items": {"type": "object", "properties": {"b": {}}}}},
+            "required": ["l"], "additionalProperties": false});
+        assert!(!OutputSchema::new("x", nested).unwrap().strict);
+        assert!(
+            !OutputSchema::new("x", json!({"type": "array"}))
+                .unwrap()
+                .strict
+        );
     }
 }

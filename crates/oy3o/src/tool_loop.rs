@@ -135,6 +135,14 @@ impl Toolbox {
         })
     }
 
+    /// The toolbox asking the model for `choice` (`required`, a named tool) on every step but
+    /// the last, which asks for an answer without tools. Small models that would not call a
+    /// tool on their own then do: `local` holds such an answer to a valid call by grammar.
+    pub fn with_choice(mut self, choice: ToolChoice) -> Self {
+        Arc::make_mut(&mut self.specs).choice = Some(choice);
+        self
+    }
+
     /// The tools' definitions.
     pub fn specs(&self) -> &[ToolSpec] {
         &self.specs.specs
@@ -344,8 +352,9 @@ pub(crate) fn no_tools(model: &str) -> Error {
     Error::new(
         ErrorCode::BadRequest,
         format!(
-            "{model} cannot take tools here yet; send the request without tools or use a model \
-             that takes them (openai, anthropic, gemini, ollama)"
+            "{model} cannot take tools here; send the request without tools or use a model \
+             that takes them (openai, anthropic, gemini, ollama, or a local model whose chat \
+             template shows tools: `oy3o pull qwen2.5-0.5b`, then local:qwen2.5-0.5b)"
         ),
     )
 }

@@ -160,6 +160,14 @@ class Chat:
     >>> chat = Chat('openai:gpt-4o-mini', tools=[add])  # doctest: +SKIP
     >>> await chat.send_once('What is 2 + 3?')  # doctest: +SKIP
     'It is 5.'
+
+    Request controls, for every turn here or one ``send``/``exec`` (which win):
+    ``reasoning='low'|'medium'|'high'``; ``schema=`` a JSON Schema dict or a class with
+    ``model_json_schema()`` (pydantic): the answer is JSON following it, validated, asked for
+    once more if it does not, else :class:`ProviderError` naming the first failing path;
+    ``search=True`` (the provider's web search tool); ``stop='END'`` or a list;
+    ``extra_body={...}`` merged into the provider's request body. A control the model cannot
+    take, or a bad value, is a :class:`BadRequestError` before anything is sent.
     """
 
     def __init__(
@@ -173,8 +181,14 @@ class Chat:
         config: Optional[Mapping[str, Any]] = None,
         name: Optional[str] = None,
         tools: Optional[Sequence[Any]] = None,
+        reasoning: Optional[str] = None,
+        schema: Any = None,
+        search: Optional[bool] = None,
+        stop: Any = None,
+        extra_body: Optional[Mapping[str, Any]] = None,
         _config: Optional[Mapping[str, Any]] = None,
     ) -> None:
+        self._controls = _controls(reasoning, schema, search, stop, extra_body)
         self._tools = _resolve_tools(tools)
         call = Config(cookie=cookie, proxy=proxy, listener=listeners)
         layers = _Call(globals()["config"], _pick(config, _config), call)
@@ -206,6 +220,11 @@ class Chat:
         *,
         tools: Optional[Sequence[Any]] = None,
         attachments: Optional[Sequence[Any]] = None,
+        reasoning: Optional[str] = None,
+        schema: Any = None,
+        search: Optional[bool] = None,
+        stop: Any = None,
+        extra_body: Optional[Mapping[str, Any]] = None,
     ) -> TextStream:
         """Sends a prompt; iterate the result for the answer's chunks. The turn takes its place
         now: turns run in the order they were sent. Breaking out of the loop (or ``close()``)
@@ -214,10 +233,16 @@ class Chat:
         sounds sent with the prompt, each a path (``str`` or ``os.PathLike``), an ``http(s)``
         URL, ``bytes``, ``(bytes, mime)``, or a dict ``{"path" | "url" | "data": ..., "mime"?,
         "name"?}``; a bad one raises :class:`BadRequestError` (or :class:`NotFoundError` for a
-        missing file) naming it, and nothing is sent."""
+        missing file) naming it, and nothing is sent. The request controls (see :class:`Chat`)
+        override the chat's for this turn."""
         turn_tools = self._tools if tools is None else _resolve_tools(tools)
+        controls = {**self._controls, **_controls(reasoning, schema, search, stop, extra_body)}
         native = self._native.send(
-            prompt, _tools_json(turn_tools), _mcp_names(turn_tools), _attachments(attachments)
+            prompt,
+            _tools_json(turn_tools),
+            _mcp_names(turn_tools),
+            _attachments(attachments),
+            controls=_controls_json(controls),
         )
         return TextStream(native, self._dispatcher, _functions(turn_tools))
 
@@ -227,9 +252,10 @@ class Chat:
         *,
         tools: Optional[Sequence[Any]] = None,
         attachments: Optional[Sequence[Any]] = None,
+        **controls: Any,
     ) -> str:
-        """Sends a prompt and returns the whole answer."""
-        return await self.send(prompt, tools=tools, attachments=attachments).atext()
+        """Sends a prompt and returns the whole answer (with a ``schema``: the JSON text)."""
+        return await self.send(prompt, tools=tools, attachments=attachments, **controls).atext()
 
     @property
     def history(self) -> List[Dict[str, str]]:
@@ -252,6 +278,39 @@ class Chat:
 
     async def __aexit__(self, *exc: Any) -> None:
         self._native.close()
+
+
+def _controls(reasoning: Any, schema: Any, search: Any, stop: Any, extra_body: Any) -> Dict[str, Any]:
+    """The request controls given (``None``: not given), checked by the engine when sent. A
+    ``schema`` class with ``model_json_schema()`` (pydantic) gives its schema and name."""
+    out: Dict[str, Any] = {}
+    if reasoning is not None:
+        out["reasoning"] = reasoning
+    if schema is not None:
+        name = ""
+        if hasattr(schema, "model_json_schema"):
+            name = getattr(schema, "__name__", "")
+            schema = schema.model_json_schema()
+        if not isinstance(schema, Mapping):
+            raise TypeError(f"schema must be a JSON Schema dict or a class with model_json_schema(), not {type(schema).__name__}")
+        out["schema"] = {"name": name or str(schema.get("title", "") or ""), "schema": dict(schema)}
+    if search is not None:
+        out["search"] = search
+    if stop is not None:
+        out["stop"] = [stop] if isinstance(stop, str) else list(stop)
+    if extra_body is not None:
+        out["extra_body"] = extra_body
+    return out
+
+
+def _controls_json(controls: Mapping[str, Any]) -> Optional[str]:
+    """The controls for the engine; ``None`` when there are none."""
+    if not controls:
+        return None
+    try:
+        return json.dumps(controls, ensure_ascii=False)
+    except (TypeError, ValueError) as e:
+        raise TypeError(f"request controls must be JSON values: {e}") from None
 
 
 def _tools_json(tools: Optional[Tools]) -> Optional[str]:
@@ -320,12 +379,19 @@ def exec(  # noqa: A001 - the original name
     *,
     tools: Optional[Sequence[Any]] = None,
     attachments: Optional[Sequence[Any]] = None,
+    reasoning: Optional[str] = None,
+    schema: Any = None,
+    search: Optional[bool] = None,
+    stop: Any = None,
+    extra_body: Optional[Mapping[str, Any]] = None,
     _config: Optional[Mapping[str, Any]] = None,
 ) -> TextStream:
     """One prompt, no history: a stream of the answer's chunks. A model that cannot be used
-    (unknown, no key) raises here, before iterating. ``tools`` and ``attachments`` as for
+    (unknown, no key) raises here, before iterating. ``tools``, ``attachments`` and the request
+    controls as for
     :class:`Chat`."""
     resolved_tools = _resolve_tools(tools)
+    controls = _controls_json(_controls(reasoning, schema, search, stop, extra_body))
     layers = _Call(globals()["config"], _pick(config, _config))
     native, resolved = _native.exec(
         prompt,
@@ -335,6 +401,7 @@ def exec(  # noqa: A001 - the original name
         _tools_json(resolved_tools),
         _mcp_names(resolved_tools),
         _attachments(attachments),
+        controls=controls,
     )
     return TextStream(native, Dispatcher(layers.listeners_for(model), resolved), _functions(resolved_tools))
 
@@ -348,10 +415,11 @@ async def exec_once(
     tools: Optional[Sequence[Any]] = None,
     attachments: Optional[Sequence[Any]] = None,
     _config: Optional[Mapping[str, Any]] = None,
+    **controls: Any,
 ) -> str:
-    """One prompt, no history: the whole answer."""
+    """One prompt, no history: the whole answer. Request controls as for :class:`Chat`."""
     return await exec(
-        prompt, context, model, config, tools=tools, attachments=attachments, _config=_config
+        prompt, context, model, config, tools=tools, attachments=attachments, _config=_config, **controls
     ).atext()
 
 

@@ -1,5 +1,6 @@
 //! The HTTP face on the same port: the routes, the request metrics and the guard in front.
 
+pub(crate) mod chats;
 pub(crate) mod errors;
 pub(crate) mod health;
 pub(crate) mod metrics;
@@ -26,6 +27,7 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/", get(root))
         .route("/ws", get(websocket))
+        .route("/chats", get(chats::chats))
         .route("/v1/chat/completions", post(openai::completions))
         .route("/v1/models", get(openai::models))
         .route("/health", get(health::health))
@@ -53,7 +55,7 @@ async fn root(
             let owner = crate::auth::owner(&state.settings, &headers, uri.query());
             crate::ws::upgrade(state, ws, owner)
         }
-        Err(_) => page::page().await,
+        Err(_) => page::page(state.settings.limits.max_frame_bytes).await,
     }
 }
 
@@ -77,7 +79,7 @@ async fn not_found() -> Response {
     openai::api_error(
         StatusCode::NOT_FOUND,
         "not_found",
-        "no such route; try POST /v1/chat/completions, GET /v1/models, GET /health, GET /metrics or GET /",
+        "no such route; try POST /v1/chat/completions, GET /v1/models, GET /chats, GET /health, GET /metrics or GET /",
     )
 }
 

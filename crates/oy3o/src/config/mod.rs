@@ -58,9 +58,15 @@ pub struct Options {
     /// budget, Gemini thinking budget, Ollama `think`). `reasoning = "low"` in a file.
     pub reasoning: Option<Reasoning>,
     /// A JSON Schema the answer must follow ([`crate::structured`]): the provider's native
-    /// structured mode where it has one, validated on arrival. It belongs to the call (CLI
-    /// `--schema FILE`, Python `schema=`, HTTP `response_format`), not to a config file.
-    #[serde(skip)]
+    /// structured mode where it has one, validated on arrival. Usually given with the call
+    /// (CLI `--schema FILE`, Python `schema=`, HTTP `response_format`, WebSocket `options`);
+    /// as data (a file's `[options]`, a WebSocket request) it is the schema itself, or
+    /// `{name, schema, strict?}` ([`crate::structured::deserialize`]).
+    #[serde(
+        default,
+        deserialize_with = "crate::structured::deserialize",
+        skip_serializing
+    )]
     pub schema: Option<std::sync::Arc<crate::structured::OutputSchema>>,
     /// Let the model search the web with its provider's search tool (`search = true`).
     pub search: Option<bool>,
@@ -202,6 +208,9 @@ pub struct ProviderSettings {
     /// JSON fields merged last into every request body to this provider (an escape hatch);
     /// a request's own [`Options::extra_body`] wins key by key.
     pub extra_body: Option<serde_json::Map<String, serde_json::Value>>,
+    /// For `local` models: a Jinja chat template used instead of the one in the model file
+    /// (for example one that shows tools, for a model whose own template has none).
+    pub chat_template: Option<String>,
 }
 
 impl ProviderSettings {
@@ -231,6 +240,10 @@ impl ProviderSettings {
             max_retries: over.max_retries.or(self.max_retries),
             headers,
             extra_body: over.extra_body.clone().or_else(|| self.extra_body.clone()),
+            chat_template: over
+                .chat_template
+                .clone()
+                .or_else(|| self.chat_template.clone()),
         }
     }
 

@@ -91,7 +91,9 @@ pub(crate) async fn completions(
         Ok(toolbox) => toolbox,
         Err(refused) => return refused,
     };
-    let options = Options {
+    // The request controls (response_format, reasoning_effort, stop, web_search_options,
+    // extra_body), under the fields set here.
+    let options = request.controls.overlay(&Options {
         // In range (checked when read): narrowing cannot overflow.
         temperature: request.temperature.map(|t| t as f32),
         top_p: request.top_p.map(|p| p as f32),
@@ -105,7 +107,7 @@ pub(crate) async fn completions(
         // `tools`, the client runs.
         toolbox: toolbox.clone(),
         ..Options::default()
-    };
+    });
     let model = request.model.filter(|m| !m.trim().is_empty());
     // The metrics' key: worked out only on a server with tokens (else `local`).
     let key_owner = if owner.is_empty() && state.settings.has_token() {

@@ -43,6 +43,15 @@ pub(super) struct CompletionRequest {
     pub(super) tools_asked: Option<Arc<Tools>>,
     /// `server_tools: ["time"]`: tools the server runs itself (as `server.tools` grants).
     pub(super) server_tools: Option<Vec<String>>,
+    /// The request controls (`response_format`, `reasoning_effort`, `stop`,
+    /// `web_search_options`, `extra_body`) as read, checked by [`controls`].
+    response_format: Option<Value>,
+    reasoning_effort: Option<String>,
+    stop: Option<Value>,
+    web_search_options: Option<Value>,
+    extra_body: Option<Value>,
+    /// The controls for the engine, once checked.
+    pub(super) controls: oy3o::Options,
 }
 
 /// The fields read; every other one must be unset (see [`is_unset`]).
@@ -61,6 +70,11 @@ enum Field {
     ToolChoice,
     ParallelToolCalls,
     ServerTools,
+    ResponseFormat,
+    ReasoningEffort,
+    Stop,
+    WebSearchOptions,
+    ExtraBody,
     /// Metadata about the caller: it changes nothing in the answer.
     User,
     Other(String),
@@ -97,6 +111,11 @@ impl Visitor<'_> for FieldVisitor {
             "tool_choice" => Field::ToolChoice,
             "parallel_tool_calls" => Field::ParallelToolCalls,
             "server_tools" => Field::ServerTools,
+            "response_format" => Field::ResponseFormat,
+            "reasoning_effort" => Field::ReasoningEffort,
+            "stop" => Field::Stop,
+            "web_search_options" => Field::WebSearchOptions,
+            "extra_body" => Field::ExtraBody,
             "user" => Field::User,
             other => Field::Other(other.to_owned()),
         })
@@ -143,6 +162,11 @@ impl<'de> Visitor<'de> for RequestVisitor {
                 Field::ToolChoice => r.tool_choice = map.next_value()?,
                 Field::ParallelToolCalls => r.parallel_tool_calls = map.next_value()?,
                 Field::ServerTools => r.server_tools = map.next_value()?,
+                Field::ResponseFormat => r.response_format = map.next_value()?,
+                Field::ReasoningEffort => r.reasoning_effort = map.next_value()?,
+                Field::Stop => r.stop = map.next_value()?,
+                Field::WebSearchOptions => r.web_search_options = map.next_value()?,
+                Field::ExtraBody => r.extra_body = map.next_value()?,
                 Field::User => {
                     map.next_value::<IgnoredAny>()?;
                 }
@@ -369,10 +393,92 @@ pub(super) fn read(
         return Err(bad("n must be 1: this server returns one choice"));
     }
     request.tools_asked = tools(&request).map_err(|m| bad(&m))?;
+    request.controls = controls(&request).map_err(|m| bad(&m))?;
     let messages = request.messages.take().unwrap_or_default();
     let (mut conversation, attached) = conversation(messages).map_err(|m| bad(&m))?;
     attach(state, &mut conversation, attached)?;
     Ok((request, conversation))
+}
+
+/// The request controls for the engine (checked again by the engine against the model):
+/// - `response_format`: `{"type": "json_schema", "json_schema": {name, schema, strict?}}` (the
+///   schema checked, `strict` as sent, default false as in OpenAI's API), `{"type":
+///   "json_object"}` (any JSON object) or `{"type": "text"}` (nothing asked) (TOOLS.md §1.5);
+/// - `reasoning_effort`: `low`, `medium`, `high` (`minimal` reads as `low`);
+/// - `stop`: a string or a list of strings;
+/// - `web_search_options`: an object, `{}` included, asks for web search (its settings are
+///   not carried out);
+/// - `extra_body`: an object merged into the provider's request body, at most 64 KiB and never
+///   the model, the messages or streaming ([`oy3o::controls::check_extra_body`]). It can only
+///   add JSON fields: the server's credentials, base URL and headers are not in the body.
+fn controls(request: &CompletionRequest) -> Result<oy3o::Options, String> {
+    let mut o = oy3o::Options::default();
+    match &request.response_format {
+        None | Some(Value::Null) => {}
+        Some(format) => match format["type"].as_str() {
+            Some("text") => {}
+            Some("json_object") => {
+                let schema = oy3o::structured::OutputSchema::new(
+                    "json_object",
+                    serde_json::json!({"type": "object"}),
+                )
+                .map_err(|e| e.message().to_owned())?;
+                o.schema = Some(Arc::new(schema.with_strict(false)));
+            }
+            Some("json_schema") => {
+                let spec = &format["json_schema"];
+                let name = spec["name"].as_str().unwrap_or_default();
+                let schema = oy3o::structured::OutputSchema::new(name, spec["schema"].clone())
+                    .map_err(|e| format!("response_format.json_schema: {}", e.message()))?;
+                let strict = spec["strict"].as_bool().unwrap_or(false);
+                o.schema = Some(Arc::new(schema.with_strict(strict)));
+            }
+            _ => {
+                return Err(
+                    "field `response_format`: use {\"type\": \"json_schema\", \"json_schema\": \
+                     {\"name\": …, \"schema\": {…}}}, {\"type\": \"json_object\"} or \
+                     {\"type\": \"text\"}"
+                        .into(),
+                );
+            }
+        },
+    }
+    if let Some(effort) = &request.reasoning_effort {
+        let level = if effort == "minimal" { "low" } else { effort };
+        o.reasoning = Some(
+            level
+                .parse()
+                .map_err(|e: oy3o::Error| format!("field `reasoning_effort`: {}", e.message()))?,
+        );
+    }
+    match &request.stop {
+        None | Some(Value::Null) => {}
+        Some(Value::String(s)) => o.stop = Some(vec![s.clone()]),
+        Some(Value::Array(list)) if list.iter().all(Value::is_string) => {
+            let stop: Vec<String> = list
+                .iter()
+                .filter_map(|s| s.as_str().map(str::to_owned))
+                .collect();
+            oy3o::controls::check_stop(&stop).map_err(|e| e.message().to_owned())?;
+            o.stop = (!stop.is_empty()).then_some(stop);
+        }
+        Some(_) => return Err("field `stop`: a string or a list of strings".into()),
+    }
+    match &request.web_search_options {
+        None | Some(Value::Null) => {}
+        Some(Value::Object(_)) => o.search = Some(true),
+        Some(_) => return Err("field `web_search_options`: an object, e.g. {}".into()),
+    }
+    match &request.extra_body {
+        None | Some(Value::Null) => {}
+        Some(Value::Object(map)) => {
+            oy3o::controls::check_extra_body(map, "field `extra_body`")
+                .map_err(|e| e.message().to_owned())?;
+            o.extra_body = Some(map.clone());
+        }
+        Some(_) => return Err("field `extra_body`: a JSON object".into()),
+    }
+    Ok(o)
 }
 
 /// Checks (count, URL policy) and loads the attachments of the request's user messages into
@@ -690,7 +796,8 @@ mod tests {
             Some(1e39),
             "kept wide, for the range check to refuse"
         );
-        assert_eq!(r.unsupported.as_deref(), Some("response_format"));
+        assert_eq!(r.unsupported.as_deref(), Some("top_logprobs"));
+        assert_eq!(r.response_format.as_ref().unwrap()["type"], "json_object");
     }
 
     #[test]

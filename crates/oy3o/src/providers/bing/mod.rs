@@ -94,6 +94,16 @@ impl Provider for Bing {
             turn: Arc::new(tokio::sync::Mutex::new(())),
         }))
     }
+
+    /// Copilot searches the web on its own when it sees fit, so `search = true` asks for
+    /// nothing more; its chat protocol has no reasoning level, schema mode, stop sequences
+    /// or JSON body to extend (COPILOT.md).
+    fn controls(&self, _target: &Target) -> crate::controls::Controls {
+        crate::controls::Controls {
+            search: true,
+            ..crate::controls::Controls::NONE
+        }
+    }
 }
 
 /// What Copilot takes: text, and images as bytes (uploaded).

@@ -10,6 +10,13 @@
 //! `repetition` event says so and the finish reason is `repetition`. Unless `max_tokens` is set,
 //! the answer to a one-line question ends with the sentence or paragraph it is in once it has
 //! [`SHORT_ANSWER_TOKENS`] tokens (finish reason `length`).
+//!
+//! Tools ([`tools`]) go to models whose chat template shows them (Qwen2.5's; SmolLM2's does
+//! not, unless `chat_template` in `[providers.local]` gives one that does); calls come back as
+//! `tool_call` events. A `tool_choice` of `required` or a named tool holds the answer to a
+//! valid call by grammar.
+
+mod tools;
 
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -60,11 +67,18 @@ impl Provider for Local {
     fn open(&self, target: &Target) -> Result<Box<dyn Session>> {
         let completions = LocalModel {
             model: target.model.clone(),
+            chat_template: target.settings.chat_template.clone(),
         };
         Ok(Box::new(HistorySession::new(
             completions,
             target.context.clone(),
         )))
+    }
+
+    /// When the chat template shows tools: the configured `chat_template`'s, else the
+    /// catalog's word for a catalog model, else the model file's own (read from its metadata).
+    fn takes_tools(&self, target: &Target) -> bool {
+        tools::template_takes_tools(&target.model, target.settings.chat_template.as_deref())
     }
 }
 
@@ -99,12 +113,17 @@ fn runtime() -> Result<Runtime> {
 
 struct LocalModel {
     model: String,
+    /// `[providers.local] chat_template`, used instead of the file's.
+    chat_template: Option<String>,
 }
 
 impl Completions for LocalModel {
     fn complete(&self, request: CompletionRequest) -> DeltaStream {
         let model = self.model.clone();
+        let chat_template = self.chat_template.clone();
         Box::pin(async_stream::try_stream! {
+            // Bad tools or schemas fail before a model is pulled or loaded.
+            let shaped = tools::shape(&request.options)?;
             let runtime = runtime()?;
             // Pull (or find) the model file, passing progress on as `pull` events.
             let (progress_tx, mut progress_rx) = tokio::sync::mpsc::unbounded_channel();
@@ -129,12 +148,18 @@ impl Completions for LocalModel {
                 }
             };
             let path = joined.map_err(|e| Error::provider(format!("model pull stopped: {e}")))??;
-            let messages: Vec<ChatMessage> = request
-                .messages
-                .iter()
-                .map(|m| ChatMessage::new(role(m.role), m.text().into_owned()))
-                .collect();
-            let options = generate_options(&request.options, &messages);
+            let messages = tools::messages(&request.messages);
+            let mut options = generate_options(&request.options, &messages);
+            if shaped.grammar.is_some() || !shaped.tools.is_empty() {
+                // A call or a JSON document is not cut at a sentence's end.
+                options.soft_max_tokens = None;
+            }
+            let chat = oy3o_llama::ChatRequest {
+                messages,
+                tools: shaped.tools,
+                chat_template,
+                grammar: shaped.grammar,
+            };
             if !runtime.is_loaded(&path) {
                 // The first answer of a process waits for the load: say so.
                 yield Delta::Event(Event::Other {
@@ -142,11 +167,26 @@ impl Completions for LocalModel {
                     message: json!({ "model": model, "path": path.display().to_string() }),
                 });
             }
-            let mut pieces = runtime.generate(path, messages, options);
+            let mut pieces = runtime.chat(path, chat, options);
+            let mut calls = Vec::new();
             while let Some(piece) = pieces.recv().await {
-                match piece.map_err(|e| Error::provider(e.to_string()))? {
+                match piece.map_err(|e| llama_error(&model, e))? {
                     Piece::Text(text) => yield Delta::Text(text),
+                    Piece::ToolCall(call) => {
+                        let call = tools::engine_call(call, calls.len());
+                        yield Delta::Event(Event::ToolCallDelta(crate::tool::ToolCallDelta {
+                            index: u32::try_from(calls.len()).unwrap_or(u32::MAX),
+                            id: Some(call.id.clone()),
+                            name: Some(call.name.clone()),
+                            arguments: crate::tool::arguments_text(&call.arguments),
+                            signature: None,
+                        }));
+                        calls.push(call);
+                    }
                     Piece::Done(stats) => {
+                        for call in std::mem::take(&mut calls) {
+                            yield Delta::Event(Event::ToolCall(call));
+                        }
                         yield Delta::Event(Event::Usage(Usage {
                             input_tokens: u64::from(stats.prompt_tokens),
                             output_tokens: u64::from(stats.completion_tokens),
@@ -167,8 +207,20 @@ impl Completions for LocalModel {
     }
 }
 
-fn role(role: Role) -> &'static str {
-    role.as_str()
+/// A llama.cpp error as the engine's: a schema or tools the model cannot take are the
+/// request's fault (`bad_request`), the rest the provider's.
+fn llama_error(model: &str, e: oy3o_llama::LlamaError) -> Error {
+    match e {
+        oy3o_llama::LlamaError::NoTools { .. } => Error::new(
+            ErrorCode::BadRequest,
+            oy3o_llama::LlamaError::NoTools {
+                model: format!("local:{model}"),
+            }
+            .to_string(),
+        ),
+        e @ oy3o_llama::LlamaError::Schema(_) => Error::new(ErrorCode::BadRequest, e.to_string()),
+        e => Error::provider(e.to_string()),
+    }
 }
 
 /// The engine's options as llama.cpp's: `max_tokens` (config, then call) or the default cap,
@@ -200,6 +252,7 @@ fn ends_with_one_line_question(messages: &[ChatMessage]) -> bool {
 fn finish(finish: Finish) -> (&'static str, Option<Event>) {
     match finish {
         Finish::Stop => ("stop", None),
+        Finish::ToolCalls => ("tool_calls", None),
         Finish::Length => ("length", None),
         Finish::Repetition(found) => (
             "repetition",
