@@ -33,10 +33,13 @@ mod auth;
 mod client;
 mod error;
 mod http;
+mod labelled;
 mod listen;
 mod metrics;
+mod otlp;
 mod policy;
 mod settings;
+mod spans;
 mod state;
 mod store;
 mod ws;
@@ -109,6 +112,7 @@ impl Server {
         let loopback = addrs.iter().all(|a| a.ip().is_loopback());
         settings.allow_client_proxy = Some(settings.allow_client_proxy.unwrap_or(loopback));
         let store = store::Stored::open(settings.store.as_ref()).await;
+        let exporting = otlp::install(settings.otlp.as_deref())?;
         let state = AppState::new(self.config, settings, store)?;
         let listener = TcpListener::bind(addr)
             .await
@@ -118,6 +122,7 @@ impl Server {
             listener,
             local,
             state,
+            exporting,
         })
     }
 }
@@ -127,6 +132,8 @@ pub struct Listening {
     listener: TcpListener,
     local: SocketAddr,
     state: Arc<AppState>,
+    /// The trace exporter, when one is configured.
+    exporting: Option<otlp::Exporting>,
 }
 
 impl Listening {
@@ -159,6 +166,10 @@ impl Listening {
                 .is_err()
         {
             tracing::warn!("store: the last turns were not all written before shutdown");
+        }
+        if let Some(exporting) = self.exporting {
+            // The batch processor's thread blocks while it sends the last spans.
+            let _ = tokio::task::spawn_blocking(move || exporting.shutdown()).await;
         }
         Ok(())
     }

@@ -1,9 +1,15 @@
 //! Counters, gauges and latency histograms, rendered as Prometheus text by `GET /metrics`.
-//! Everything is a fixed set of atomics: recording costs a few relaxed adds, no lock.
+//! Everything is a fixed set of atomics: recording costs a few relaxed adds, no lock. The series
+//! per key and model ([`Series`]) are found once per answer (one short lock), then atomics too.
 
+use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use crate::labelled::Labelled;
+pub(crate) use crate::labelled::Series;
 
 /// Upper bounds of the latency buckets, in seconds.
 const BUCKETS: [f64; 16] = [
@@ -30,7 +36,7 @@ impl Histogram {
             .fetch_add(elapsed.as_micros() as u64, Relaxed);
     }
 
-    fn render(&self, out: &mut String, name: &str, labels: &str) {
+    pub(crate) fn render(&self, out: &mut String, name: &str, labels: &str) {
         let sep = if labels.is_empty() { "" } else { "," };
         let mut cumulative = 0;
         for (i, bound) in BUCKETS.iter().enumerate() {
@@ -94,6 +100,19 @@ impl Route {
         }
     }
 
+    /// The route as the conventions' `http.route` (the WebSocket's at `/` or `/ws`).
+    pub(crate) fn template(self) -> &'static str {
+        match self {
+            Route::ChatCompletions => "/v1/chat/completions",
+            Route::Models => "/v1/models",
+            Route::Health => "/health",
+            Route::Metrics => "/metrics",
+            Route::Chats => "/chats",
+            Route::Page | Route::WebSocket => "/",
+            Route::Other => "*",
+        }
+    }
+
     fn name(self) -> &'static str {
         match self {
             Route::ChatCompletions => "chat_completions",
@@ -109,7 +128,7 @@ impl Route {
 }
 
 /// The error codes counted by name; anything else counts as `other`.
-const CODES: [&str; 14] = [
+pub(crate) const CODES: [&str; 14] = [
     "auth",
     "rate_limit",
     "timeout",
@@ -129,7 +148,6 @@ const CODES: [&str; 14] = [
 const STATUS: [&str; 4] = ["2xx", "4xx", "5xx", "other"];
 
 /// Every number the server reports.
-#[derive(Default)]
 pub(crate) struct Metrics {
     requests: [[AtomicU64; 4]; 8],
     latency: [Histogram; 8],
@@ -143,9 +161,69 @@ pub(crate) struct Metrics {
     replies_in_flight: AtomicI64,
     replies_total: AtomicU64,
     reply_duration: Histogram,
+    /// The series per key and model.
+    labelled: Mutex<Labelled>,
+    /// The names of the tokens that have one, by owner (see [`crate::auth::owner`]).
+    key_names: HashMap<String, String>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new(crate::labelled::DEFAULT_LABEL_VALUES, HashMap::new())
+    }
 }
 
 impl Metrics {
+    /// The metrics of a server with these settings: its label cap and token names.
+    pub(crate) fn for_settings(settings: &crate::settings::Settings) -> Self {
+        let names = settings
+            .token
+            .iter()
+            .chain(&settings.tokens)
+            .filter_map(|t| Some((crate::auth::owner_of(t.expose()), t.name.clone()?)))
+            .collect();
+        Self::new(settings.metrics_label_values, names)
+    }
+
+    /// Metrics whose `key` and `model` labels take at most `label_values` values each; more
+    /// are counted as `other`.
+    fn new(label_values: usize, key_names: HashMap<String, String>) -> Self {
+        Self {
+            key_names,
+            requests: Default::default(),
+            latency: Default::default(),
+            http_in_flight: AtomicI64::default(),
+            unauthorized: AtomicU64::default(),
+            errors: Default::default(),
+            first_chunk: Histogram::default(),
+            ws_open: AtomicI64::default(),
+            ws_total: AtomicU64::default(),
+            ws_frames_in: AtomicU64::default(),
+            replies_in_flight: AtomicI64::default(),
+            replies_total: AtomicU64::default(),
+            reply_duration: Histogram::default(),
+            labelled: Mutex::new(Labelled::new(label_values)),
+        }
+    }
+
+    /// The series of answers to `owner`'s key on `model` (see [`crate::labelled`]), with
+    /// this answer counted. The key is the token's name, else `token-` and the start of its
+    /// hash; `local` on a server without tokens.
+    pub(crate) fn series(&self, owner: &str, model: &str) -> Arc<Series> {
+        let key: std::borrow::Cow<'_, str> = match self.key_names.get(owner) {
+            Some(name) => name.into(),
+            None if owner.is_empty() => "local".into(),
+            None => format!("token-{}", owner.get(..8).unwrap_or(owner)).into(),
+        };
+        let series = self
+            .labelled
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .series(&key, model);
+        series.request();
+        series
+    }
+
     pub(crate) fn http_started(&self) {
         self.http_in_flight.fetch_add(1, Relaxed);
     }
@@ -316,12 +394,16 @@ impl Metrics {
         );
         self.reply_duration
             .render(o, "oy3o_reply_duration_seconds", "");
+        self.labelled
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .render(o);
         out
     }
 }
 
 /// A metric's `# HELP` and `# TYPE` lines.
-fn header(out: &mut String, name: &str, kind: &str, help: &str) {
+pub(crate) fn header(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
 }
 

@@ -30,8 +30,11 @@
 //! chains = { moa = "moa.toml" }        # served as the model chain:moa (paths relative to the file)
 //! tokens = ["t-alice", "t-bob"]        # more accepted tokens; each client's chats are its own
 //! tools = ["time", "git.git_status"]   # tools clients may name: MCP servers or server.tool
-//! # a token may be a table narrowing the tools its clients may name:
-//! # tokens = ["t-alice", { token_env = "BOB_TOKEN", tools = ["time"] }]
+//! # a token may be a table narrowing the tools its clients may name, and naming its key in
+//! # the metrics (`key` label; else `token-` and the start of its hash):
+//! # tokens = ["t-alice", { name = "bob", token_env = "BOB_TOKEN", tools = ["time"] }]
+//! otlp = "http://127.0.0.1:4318"       # send traces there (OTLP/HTTP); see docs/observability.md
+//! metrics_label_values = 64            # distinct keys, and models, in the metrics; more are `other`
 //! ```
 
 use std::collections::BTreeMap;
@@ -54,6 +57,9 @@ pub struct Token {
     /// The tools a client presenting this token may name; `None`: every one of
     /// [`Settings::tools`].
     pub tools: Option<Vec<String>>,
+    /// The token's name, its `key` label in the metrics; `None`: `token-` and the first eight
+    /// hex digits of its hash.
+    pub name: Option<String>,
 }
 
 impl Token {
@@ -63,6 +69,7 @@ impl Token {
         (!value.trim().is_empty()).then(|| Self {
             secret: value.trim().to_owned(),
             tools: None,
+            name: None,
         })
     }
 
@@ -205,6 +212,13 @@ pub struct Settings {
     /// nothing. Not read from `[server]`: `oy3o serve` passes the engine config's `store`. A store that cannot be opened leaves the server serving without it (a warning
     /// and `"store": {"status": "unavailable"}` in `GET /health`).
     pub store: Option<oy3o_store::StoreSetting>,
+    /// Where traces go: an OTLP/HTTP base URL (`http://collector:4318`; `/v1/traces` is added).
+    /// `None`: the standard `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` / `OTEL_EXPORTER_OTLP_ENDPOINT`
+    /// when set, else no traces (and no cost for them). See `docs/observability.md`.
+    pub otlp: Option<String>,
+    /// Distinct values of the `key` label, and of the `model` label, in the metrics (default
+    /// 64); answers past them count under `other`.
+    pub metrics_label_values: usize,
 }
 
 impl Settings {
@@ -233,6 +247,8 @@ impl Default for Settings {
             tokens: Vec::new(),
             tools: Vec::new(),
             store: None,
+            otlp: None,
+            metrics_label_values: 64,
         }
     }
 }
@@ -270,6 +286,8 @@ struct Section {
     chains: Option<BTreeMap<String, PathBuf>>,
     tokens: Option<Vec<TokenEntry>>,
     tools: Option<Vec<String>>,
+    otlp: Option<String>,
+    metrics_label_values: Option<usize>,
 }
 
 /// One entry of `tokens`: the secret, or a table with the secret (or the variable holding it)
@@ -284,6 +302,7 @@ enum TokenEntry {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct TokenTable {
+    name: Option<String>,
     token: Option<String>,
     token_env: Option<String>,
     tools: Option<Vec<String>>,
@@ -468,6 +487,21 @@ impl Settings {
         if let Some(tools) = s.tools {
             self.tools = tools;
         }
+        if let Some(otlp) = s.otlp.filter(|u| !u.trim().is_empty()) {
+            if !(otlp.starts_with("http://") || otlp.starts_with("https://")) {
+                return Err(bad(
+                    "otlp",
+                    "give the collector's OTLP/HTTP base URL, as http://host:4318",
+                ));
+            }
+            self.otlp = Some(otlp);
+        }
+        if let Some(n) = s.metrics_label_values {
+            if n == 0 {
+                return Err(bad("metrics_label_values", "must be at least 1"));
+            }
+            self.metrics_label_values = n;
+        }
         if let Some(tokens) = s.tokens {
             self.tokens = Vec::with_capacity(tokens.len());
             for (i, entry) in tokens.into_iter().enumerate() {
@@ -488,6 +522,7 @@ impl Settings {
                 let Some(mut token) = Token::new(secret) else {
                     return Err(bad(&at, "the token is empty"));
                 };
+                token.name = table.name.filter(|n| !n.trim().is_empty());
                 if let Some(tools) = table.tools {
                     if let Some(beyond) = tools
                         .iter()

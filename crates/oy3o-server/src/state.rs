@@ -66,11 +66,12 @@ impl AppState {
                 )));
             }
         }
+        let metrics = Metrics::for_settings(&settings);
         Ok(Arc::new(Self {
             mcp: oy3o::mcp::McpTools::new(&config),
             config: Arc::new(config),
             settings,
-            metrics: Metrics::default(),
+            metrics,
             chains,
             shutdown: CancellationToken::new(),
             resolved: RwLock::default(),

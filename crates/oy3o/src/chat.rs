@@ -75,7 +75,7 @@ impl Chat {
             .collect();
         let (target, session): (&Target, Box<dyn Session>) = match targets {
             [] => return Err(Error::config("no model to open a chat with")),
-            [only] => (only, only.provider.open(only)?),
+            [only] => (only, crate::trace::open(only)?),
             [first, ..] => (
                 first,
                 Box::new(FallbackSession::open(targets.to_vec(), can.clone())?),
@@ -139,7 +139,11 @@ impl Chat {
     /// model cannot take is an error before anything is sent.
     pub fn send_message(&self, prompt: Message, options: &Options) -> Reply {
         let text = prompt.text().into_owned();
-        self.reply(self.deltas(prompt, options), text)
+        // The turn's span is current while the provider call starts: the call's span is its
+        // child.
+        let span = crate::trace::turn_span(&self.model);
+        let upstream = span.in_scope(|| self.deltas(prompt, options));
+        self.reply_in(span, upstream, text)
     }
 
     /// The provider's answer stream for `prompt`, with this chat's options under `options`.
@@ -222,11 +226,22 @@ impl Chat {
 
     /// A reply over `upstream` that reports `send` with `prompt` first.
     pub(crate) fn reply(&self, upstream: crate::provider::DeltaStream, prompt: String) -> Reply {
+        self.reply_in(crate::trace::turn_span(&self.model), upstream, prompt)
+    }
+
+    /// A reply whose upstream runs inside the turn's span (see [`crate::trace`]).
+    fn reply_in(
+        &self,
+        span: tracing::Span,
+        upstream: crate::provider::DeltaStream,
+        prompt: String,
+    ) -> Reply {
         Reply::new(
-            upstream,
+            crate::trace::turn(span.clone(), upstream),
             self.listeners.clone(),
             vec![Event::Send { prompt }],
         )
+        .in_span(span)
     }
 
     /// What the service keeps of this conversation ([`Session::handle`]).

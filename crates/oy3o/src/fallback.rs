@@ -55,7 +55,7 @@ impl FallbackSession {
     /// what each target can take, in order.
     pub(crate) fn open(targets: Vec<Target>, can: Vec<Capabilities>) -> Result<Self> {
         let first = match targets.first() {
-            Some(t) => Arc::from(t.provider.open(t)?),
+            Some(t) => Arc::from(crate::trace::open(t)?),
             None => return Err(Error::config("no model to open a chat with")),
         };
         let mut sessions: Vec<Option<Arc<dyn Session>>> = vec![None; targets.len()];
@@ -90,7 +90,7 @@ fn session_for(targets: &[Target], state: &Mutex<State>, index: usize) -> Result
         Some(session) => session.clone(),
         None => {
             let target = &targets[index];
-            let session: Arc<dyn Session> = Arc::from(target.provider.open(target)?);
+            let session: Arc<dyn Session> = Arc::from(crate::trace::open(target)?);
             if let Some(context) = &s.context {
                 session.update(context.clone());
             }

@@ -51,6 +51,7 @@ pub mod structured;
 mod tasks;
 pub mod tool;
 pub mod tool_loop;
+pub mod trace;
 pub mod transport;
 
 pub use attachment::Capabilities;

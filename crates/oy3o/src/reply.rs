@@ -42,6 +42,7 @@ pub struct Reply {
     usage: Option<Usage>,
     finish_reason: Option<String>,
     tool_calls: Vec<ToolCall>,
+    span: tracing::Span,
 }
 
 impl Reply {
@@ -55,7 +56,21 @@ impl Reply {
             usage: None,
             finish_reason: None,
             tool_calls: Vec::new(),
+            span: tracing::Span::none(),
         }
+    }
+
+    /// The reply with its turn's span (see [`crate::trace`]).
+    pub(crate) fn in_span(mut self, span: tracing::Span) -> Self {
+        self.span = span;
+        self
+    }
+
+    /// The span of this turn (`invoke_agent`, see [`crate::trace`]); disabled when no
+    /// subscriber wants it. A face that prices the turn records its cost here:
+    /// `reply.span().record(oy3o::trace::COST_ATTRIBUTE, usd)`.
+    pub fn span(&self) -> &tracing::Span {
+        &self.span
     }
 
     /// A reply that fails at once (e.g. the model could not be resolved); the `error` event

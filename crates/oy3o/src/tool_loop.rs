@@ -150,11 +150,16 @@ impl Toolbox {
 
     /// Runs one call; every failure is an error result.
     pub async fn run(&self, call: &ToolCall) -> ToolResult {
+        use tracing::Instrument as _;
         let started = Instant::now();
-        let outcome = self.outcome(call).await;
+        let span = crate::trace::tool_span(call);
+        let outcome = self.outcome(call).instrument(span.clone()).await;
         let (content, is_error) = match outcome {
             Ok(text) => (text, false),
-            Err(text) => (text, true),
+            Err(text) => {
+                crate::trace::failed(&span, "tool_error");
+                (text, true)
+            }
         };
         ToolResult {
             call_id: call.id.clone(),

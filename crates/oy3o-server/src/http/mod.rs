@@ -17,6 +17,7 @@ use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use tracing::Instrument as _;
 
 use crate::metrics::Route;
 use crate::state::AppState;
@@ -89,9 +90,14 @@ async fn record(State(state): State<Arc<AppState>>, request: Request, next: Next
     let route = Route::of(request.uri().path(), upgrade);
     let started = Instant::now();
     state.metrics.http_started();
-    let response = errors::openai_shape(request, next).await;
+    let span = crate::spans::http_request(request.method().as_str(), route, request.uri().path());
+    let response = errors::openai_shape(request, next)
+        .instrument(span.clone())
+        .await;
+    let status = response.status().as_u16();
+    crate::spans::http_response(&span, status);
     state
         .metrics
-        .http_finished(route, response.status().as_u16(), started.elapsed());
+        .http_finished(route, status, started.elapsed());
     response
 }

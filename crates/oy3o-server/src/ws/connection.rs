@@ -10,6 +10,7 @@ use futures::stream::{SplitSink, SplitStream};
 use oy3o::{Conversation, Conversations, Event, Opening, Options};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument as _;
 
 use super::limits::{self, InFlight};
 use super::outbox::{self, Inbox, Outbox};
@@ -53,6 +54,19 @@ struct Connection {
     alive: CancellationToken,
     /// Whose stored chats this connection sees: a hash of its token, `""` without tokens.
     owner: String,
+}
+
+/// What a request frame asks, for its span's name.
+fn request_kind(request: &Request) -> &'static str {
+    if request.cancel || request.close {
+        "control"
+    } else if request.chain.is_some() {
+        "chain"
+    } else if request.id.is_some() {
+        "chat"
+    } else {
+        "prompt"
+    }
 }
 
 /// Serves one upgraded connection until the client leaves, it idles out, or the server stops.
@@ -218,7 +232,12 @@ impl Connection {
                         Ok(request) => {
                             let (tag, asks, out) =
                                 (request.tag.clone(), request.asks(), self.out.clone());
-                            panics::guard(tag, asks, &out, self.handle(request)).await;
+                            let span = crate::spans::websocket_request(
+                                request_kind(&request),
+                                request.model.as_deref(),
+                            );
+                            let work = self.handle(request).instrument(span);
+                            panics::guard(tag, asks, &out, work).await;
                         }
                         Err(r) => self.refused(&r.tag, r.code, &r.message, r.signal).await,
                     }
@@ -366,7 +385,8 @@ impl Connection {
         let Some(options) = self.options(&request).await else {
             return;
         };
-        let Some(job) = self.job(&request, cancel, client).await else {
+        let model = conversation.model();
+        let Some(job) = self.job(&request, cancel, client, &model).await else {
             return;
         };
         // The turn takes its place now, before the next frame is read.
@@ -490,7 +510,11 @@ impl Connection {
         let Some(options) = self.options(&request).await else {
             return;
         };
-        let Some(job) = self.job(&request, self.alive.child_token(), client).await else {
+        let model = conversation.model();
+        let Some(job) = self
+            .job(&request, self.alive.child_token(), client, &model)
+            .await
+        else {
             return;
         };
         let reply = conversation.send(request.message(prompt), &options);
@@ -551,7 +575,11 @@ impl Connection {
             config.model = Some(model.clone());
         }
         let cancel = self.alive.child_token();
-        let Some(job) = self.job(&request, cancel.clone(), client).await else {
+        let model = match &request.chain {
+            Some(ChainSpec::Named(name)) => format!("chain:{name}"),
+            _ => "chain".to_owned(),
+        };
+        let Some(job) = self.job(&request, cancel.clone(), client, &model).await else {
             return;
         };
         // Its tasks run at most as wide as its share of max_in_flight.
@@ -577,6 +605,7 @@ impl Connection {
         request: &Request,
         cancel: CancellationToken,
         client: ClientOverrides,
+        model: &str,
     ) -> Option<Job> {
         let max = self.state.settings.limits.max_in_flight;
         let wanted = limits::upstream_wanted(&self.state, request);
@@ -587,6 +616,7 @@ impl Connection {
                 cancel,
                 running,
                 client,
+                series: self.state.metrics.series(&self.owner, model),
             }),
             None => {
                 let m = format!(

@@ -29,8 +29,11 @@ pub(crate) fn spawn_reply<F>(job: Job, run: impl FnOnce(Job) -> F)
 where
     F: Future<Output = ()> + Send + 'static,
 {
+    use tracing::Instrument as _;
     let (tag, out) = (job.tag.clone(), job.out.clone());
-    let work = run(job);
+    // The request's span (disabled without an exporter) goes with the work: a chain's turns
+    // are its children.
+    let work = run(job).instrument(tracing::Span::current());
     tokio::spawn(async move { guard(tag, true, &out, work).await });
 }
 

@@ -22,6 +22,8 @@ pub(crate) struct Job {
     pub cancel: CancellationToken,
     pub running: Running,
     pub client: ClientOverrides,
+    /// This answer's series in the metrics (its key and model).
+    pub series: std::sync::Arc<crate::metrics::Series>,
 }
 
 impl Job {
@@ -31,6 +33,8 @@ impl Job {
 
     async fn fail(&self, code: &str, message: &str, usage: Option<&Usage>) {
         self.running.state().metrics.error(code);
+        self.series.error(code);
+        self.series.usage(usage);
         let text = self.client.redact(message);
         if self.send(protocol::error(&self.tag, code, &text)).await {
             let ending = Ending {
@@ -42,6 +46,7 @@ impl Job {
     }
 
     async fn cancelled(&self, usage: Option<&Usage>) {
+        self.series.usage(usage);
         let ending = Ending {
             usage,
             cancelled: true,
@@ -76,10 +81,9 @@ pub(crate) async fn stream_reply(reply: Reply, job: Job) {
             Some(Ok(Output::Text(text))) => {
                 if first {
                     first = false;
-                    job.running
-                        .state()
-                        .metrics
-                        .first_chunk(job.running.started().elapsed());
+                    let elapsed = job.running.started().elapsed();
+                    job.running.state().metrics.first_chunk(elapsed);
+                    job.series.first_chunk(elapsed);
                 }
                 job.send(protocol::message(&job.tag, &text)).await
             }
@@ -100,6 +104,7 @@ pub(crate) async fn stream_reply(reply: Reply, job: Job) {
             }
             None => {
                 let reply = outputs.reply();
+                job.series.usage(reply.usage());
                 let ending = Ending {
                     usage: reply.usage(),
                     finish_reason: reply.finish_reason(),

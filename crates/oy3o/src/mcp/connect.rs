@@ -83,10 +83,15 @@ where
     T: rmcp::transport::IntoTransport<RoleClient, E, A>,
     E: std::error::Error + Send + Sync + 'static,
 {
-    let service = identity()
-        .serve(transport)
-        .await
-        .map_err(|e| start_error(&e))?;
+    // The service outlives the request that started it, and rmcp's tasks keep the span current
+    // at their start: without a subscriber here they keep none, not the first request's span
+    // (which would then never end, nor be exported; see crate::trace).
+    let service = tracing::instrument::WithSubscriber::with_subscriber(
+        identity().serve(transport),
+        tracing::subscriber::NoSubscriber::default(),
+    )
+    .await
+    .map_err(|e| start_error(&e))?;
     let tools = service
         .peer()
         .list_all_tools()

@@ -109,12 +109,27 @@ pub(crate) async fn completions(
         ..Options::default()
     });
     let model = request.model.filter(|m| !m.trim().is_empty());
+    // The metrics' key: worked out only on a server with tokens (else `local`).
+    let key_owner = if owner.is_empty() && state.settings.has_token() {
+        crate::auth::owner(&state.settings, &headers, uri.query())
+    } else {
+        owner.clone()
+    };
+    // A failure before the answer starts counts in the key's and model's series too.
+    let refused = |e: &oy3o::Error| {
+        let name = model.as_deref().unwrap_or("default");
+        state
+            .metrics
+            .series(&key_owner, name)
+            .error(e.code().as_str());
+        engine_error(&state, e)
+    };
     let reply = match model.as_deref().and_then(|m| m.strip_prefix("chain:")) {
         Some(name) => match state.chains.get(name) {
             Some(chain) => {
                 let mut chain = chain.clone();
                 if let Err(e) = state.equip(&mut chain).await {
-                    return engine_error(&state, &e);
+                    return refused(&e);
                 }
                 chain_reply(chain, conversation, state.config.clone())
             }
@@ -131,7 +146,7 @@ pub(crate) async fn completions(
         },
         None => match start(&state, model.as_deref(), conversation, &options, &owner) {
             Ok(reply) => reply,
-            Err(e) => return engine_error(&state, &e),
+            Err(e) => return refused(&e),
         },
     };
     let shown_model = model.unwrap_or_else(|| {
@@ -144,6 +159,7 @@ pub(crate) async fn completions(
     let meta = Meta {
         id: completion_id(),
         created: now(),
+        series: state.metrics.series(&key_owner, &shown_model),
         model: shown_model,
         started,
         server_tools: toolbox.is_some(),
@@ -266,6 +282,8 @@ struct Meta {
     /// The server runs the answer's tools: their calls are not the client's to see as
     /// `tool_calls`.
     server_tools: bool,
+    /// The answer's series in the metrics (its key and model).
+    series: Arc<crate::metrics::Series>,
 }
 
 /// An answer being written, counted in the metrics until it is dropped: at its end, or when

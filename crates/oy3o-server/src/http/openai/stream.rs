@@ -122,9 +122,13 @@ pub(super) async fn stream(
         }
     };
     if let Some(Err(e)) = &first {
+        meta.series.error(e.code().as_str());
         return engine_error(&state, e);
     }
-    state.metrics.first_chunk(meta.started.elapsed());
+    let elapsed = meta.started.elapsed();
+    state.metrics.first_chunk(elapsed);
+    meta.series.first_chunk(elapsed);
+    let series = meta.series.clone();
     let answering = Answering::start(&state, meta.started);
     let writer = ChunkWriter::new(&meta);
     let server_tools = meta.server_tools;
@@ -139,6 +143,8 @@ pub(super) async fn stream(
                 Some(Ok(Output::Event(_))) => {}
                 Some(Err(e)) => {
                     state.metrics.error(e.code().as_str());
+                    series.error(e.code().as_str());
+                    series.usage(outputs.reply().usage());
                     yield Ok(error_event(e.code().as_str(), e.message()));
                     break;
                 }
@@ -146,6 +152,7 @@ pub(super) async fn stream(
                     // Built before the yields: a `&Reply` held across one would make the body
                     // stream non-Send (the engine's stream is Send, not Sync).
                     let reply = outputs.reply();
+                    series.usage(reply.usage());
                     let finish = writer.finish(reply.finish_reason().unwrap_or("stop"));
                     let usage = reply.usage().filter(|_| include_usage).map(|u| writer.usage(u));
                     yield Ok(finish);

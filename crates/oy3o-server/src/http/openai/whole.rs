@@ -48,7 +48,9 @@ pub(super) async fn whole(state: Arc<AppState>, reply: Reply, meta: Meta) -> Res
     }
     drop(answering);
     let reply = outputs.reply();
+    meta.series.usage(reply.usage());
     if let Some(e) = failure {
+        meta.series.error(e.code().as_str());
         return engine_error(&state, &e);
     }
     let body = Completion {
