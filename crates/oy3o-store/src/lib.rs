@@ -14,6 +14,7 @@
 
 mod conversation;
 mod error;
+mod key;
 mod pg_text;
 mod postgres;
 mod record;
@@ -26,6 +27,7 @@ mod store;
 
 pub use conversation::{RecordedConversations, conversation_record};
 pub use error::{Result, StoreError};
+pub use key::{Budget, KeyRecord, Period, UsageRow};
 pub use postgres::PostgresStore;
 pub use record::{
     ChainRunRecord, ChatRecord, ChatSummary, LoggedTurn, Pruned, TurnRecord, TurnState, history,

@@ -97,6 +97,7 @@ pub(crate) struct ChatColumns<'a> {
     pub owner: Vec<&'a str>,
     pub name: Vec<Option<&'a str>>,
     pub model: Vec<Option<&'a str>>,
+    pub cost_usd: Vec<Option<f64>>,
     pub context: Vec<Option<&'a str>>,
     pub handle: Vec<Option<String>>,
     pub created_at: Vec<i64>,
@@ -162,6 +163,7 @@ impl<'a> TurnColumns<'a> {
             out.usage.push(usage);
             out.parts.push(json_text(turn.parts.as_ref()));
             out.model.push(turn.model.as_deref());
+            out.cost_usd.push(turn.cost_usd);
             out.first_token_ms.push(turn.first_token_ms);
             out.elapsed_ms.push(turn.elapsed_ms);
             out.state.push(turn.state.as_str());
@@ -211,6 +213,7 @@ macro_rules! turn_from_row {
             usage: $crate::rows::usage(row.try_get("usage")?)?,
             parts: $crate::rows::json_opt(row.try_get("parts")?, "turn parts")?,
             model: row.try_get("model")?,
+            cost_usd: row.try_get("cost_usd")?,
             first_token_ms: row.try_get("first_token_ms")?,
             elapsed_ms: row.try_get("elapsed_ms")?,
             state: $crate::rows::state(&state)?,
