@@ -200,9 +200,15 @@ mod tests {
         let dec_1 = days_from_civil(2026, 12, 1) * DAY_MS;
         let at = dec_1 + 5 * DAY_MS + 20 * 3_600_000; // Sunday 2026-12-06 20:00
         assert_eq!(Period::Day.start(at), dec_1 + 5 * DAY_MS);
-        assert_eq!(Period::Week.start(at), days_from_civil(2026, 11, 30) * DAY_MS);
+        assert_eq!(
+            Period::Week.start(at),
+            days_from_civil(2026, 11, 30) * DAY_MS
+        );
         assert_eq!(Period::Month.start(at), dec_1);
-        assert_eq!(Period::Month.next_start(at), days_from_civil(2027, 1, 1) * DAY_MS);
+        assert_eq!(
+            Period::Month.next_start(at),
+            days_from_civil(2027, 1, 1) * DAY_MS
+        );
         assert_eq!(Period::Day.next_start(at), dec_1 + 6 * DAY_MS);
         assert_eq!(civil_from_days(days_from_civil(2024, 2, 29)), (2024, 2, 29));
         assert_eq!(days_from_civil(1970, 1, 1), 0);
@@ -212,7 +218,10 @@ mod tests {
     fn budgets_read_dollars_per_period_and_refuse_anything_else() {
         assert_eq!(
             Budget::parse("$25/month").unwrap(),
-            Budget { usd: 25.0, period: Period::Month }
+            Budget {
+                usd: 25.0,
+                period: Period::Month
+            }
         );
         assert_eq!(Budget::parse("0.5/day").unwrap().period, Period::Day);
         for bad in ["10", "x/day", "-1/day", "10/year", "inf/day"] {

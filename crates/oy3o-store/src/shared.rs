@@ -16,7 +16,8 @@ pub(crate) const INSERT_CHAT_IF_NEW: &str =
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (owner, name) DO NOTHING";
 
 /// Adds a key unless one of its name or secret exists.
-pub(crate) const INSERT_KEY: &str = "INSERT INTO api_keys (name, hash, models, rpm, tpm, concurrent,
+pub(crate) const INSERT_KEY: &str =
+    "INSERT INTO api_keys (name, hash, models, rpm, tpm, concurrent,
      budget_usd, budget_period, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
 
 /// Builds a [`crate::key::KeyRecord`] from an `api_keys` row.

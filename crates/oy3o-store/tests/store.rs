@@ -1382,13 +1382,27 @@ async fn keys_are_kept_hashed_listed_revoked_and_spend_adds_up(db: Db) {
     key.budget = Some(oy3o_store::Budget::parse("2/day").unwrap());
     store.add_key(&key).await.unwrap();
     let again = store.add_key(&key).await.unwrap_err();
-    assert!(matches!(again, oy3o_store::StoreError::KeyExists(_)), "{again}");
+    assert!(
+        matches!(again, oy3o_store::StoreError::KeyExists(_)),
+        "{again}"
+    );
     assert_eq!(store.keys().await.unwrap(), vec![key.clone()]);
-    assert_eq!(store.key_by_hash(&key.hash).await.unwrap(), Some(key.clone()));
+    assert_eq!(
+        store.key_by_hash(&key.hash).await.unwrap(),
+        Some(key.clone())
+    );
     assert_eq!(store.key_by_hash("nope").await.unwrap(), None);
     assert!(store.revoke_key("alice").await.unwrap());
     assert!(!store.revoke_key("alice").await.unwrap(), "already revoked");
-    assert!(store.key_by_hash(&key.hash).await.unwrap().unwrap().revoked_at.is_some());
+    assert!(
+        store
+            .key_by_hash(&key.hash)
+            .await
+            .unwrap()
+            .unwrap()
+            .revoked_at
+            .is_some()
+    );
     assert_eq!(store.spend("alice", 1000).await.unwrap(), 0.0);
     assert_eq!(store.add_spend("alice", 1000, 0.25).await.unwrap(), 0.25);
     assert_eq!(store.add_spend("alice", 1000, 0.5).await.unwrap(), 0.75);
@@ -1403,7 +1417,12 @@ async fn a_finished_turn_is_costed_at_the_recorders_prices_and_stored_with_it(db
     let mut mine = std::collections::BTreeMap::new();
     mine.insert(
         "openai:gpt-x".to_owned(),
-        oy3o::price::Price { input: 2.0, cached_input: Some(0.5), output: 8.0, reasoning: Some(12.0) },
+        oy3o::price::Price {
+            input: 2.0,
+            cached_input: Some(0.5),
+            output: 8.0,
+            reasoning: Some(12.0),
+        },
     );
     let recorder = Recorder::with_options(
         store.clone(),
