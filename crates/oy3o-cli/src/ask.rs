@@ -218,7 +218,7 @@ pub async fn run(
             ));
         }
     };
-    let recorder = store::recorder(setting);
+    let recorder = store::recorder(setting, config.prices());
     // A first answer from the local model may download it: show the progress. The listener
     // goes on the config before the conversation opens, so its model carries it.
     let mut config = config.clone();

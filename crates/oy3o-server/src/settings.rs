@@ -30,6 +30,8 @@
 //! tools = ["time", "git.git_status"]   # tools clients may name: MCP servers or server.tool
 //! # a token may be a table narrowing the tools its clients may name:
 //! # tokens = ["t-alice", { token_env = "BOB_TOKEN", tools = ["time"] }]
+//! keys = true                          # accept the keys `oy3o keys add` keeps in the store
+//! limits = "redis://127.0.0.1:6379"    # count keys' rpm/tpm/concurrency in Redis (all instances)
 //! ```
 
 use std::collections::BTreeMap;
@@ -194,12 +196,18 @@ pub struct Settings {
     /// nothing. Not read from `[server]`: `oy3o serve` passes the engine config's `store`. A store that cannot be opened leaves the server serving without it (a warning
     /// and `"store": {"status": "unavailable"}` in `GET /health`).
     pub store: Option<oy3o_store::StoreSetting>,
+    /// Accept the keys kept in the store (`oy3o keys add`), each with its models, limits and
+    /// budget; a server with keys requires a token or key from every client. Needs a store.
+    pub keys: bool,
+    /// Where the keys' request, token and concurrency counters live: a `redis://` URL shared
+    /// by every instance; `None`: each instance counts alone.
+    pub limits_url: Option<String>,
 }
 
 impl Settings {
     /// Whether clients must present a token (one is set).
     pub fn has_token(&self) -> bool {
-        self.token.is_some() || !self.tokens.is_empty()
+        self.token.is_some() || !self.tokens.is_empty() || self.keys
     }
 }
 
@@ -221,6 +229,8 @@ impl Default for Settings {
             tokens: Vec::new(),
             tools: Vec::new(),
             store: None,
+            keys: false,
+            limits_url: None,
         }
     }
 }
@@ -256,6 +266,8 @@ struct Section {
     chains: Option<BTreeMap<String, PathBuf>>,
     tokens: Option<Vec<TokenEntry>>,
     tools: Option<Vec<String>>,
+    keys: Option<bool>,
+    limits: Option<String>,
 }
 
 /// One entry of `tokens`: the secret, or a table with the secret (or the variable holding it)
@@ -445,6 +457,15 @@ impl Settings {
         }
         if let Some(tools) = s.tools {
             self.tools = tools;
+        }
+        if let Some(keys) = s.keys {
+            self.keys = keys;
+        }
+        if let Some(url) = s.limits {
+            if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
+                return Err(bad("limits", "must be a redis:// or rediss:// URL"));
+            }
+            self.limits_url = Some(url);
         }
         if let Some(tokens) = s.tokens {
             self.tokens = Vec::with_capacity(tokens.len());

@@ -22,6 +22,8 @@ pub(crate) struct Job {
     pub cancel: CancellationToken,
     pub running: Running,
     pub client: ClientOverrides,
+    /// The key's admission, settled with the reply's usage when it ends.
+    pub charge: Option<crate::policy::quota::Charge>,
 }
 
 impl Job {
@@ -29,7 +31,15 @@ impl Job {
         self.out.send(Out::Text(frame)).await.is_ok()
     }
 
+    /// Counts the reply's usage against its key, if it has one.
+    fn settle(&self, usage: Option<&Usage>) {
+        if let Some(charge) = &self.charge {
+            charge.settle(usage);
+        }
+    }
+
     async fn fail(&self, code: &str, message: &str, usage: Option<&Usage>) {
+        self.settle(usage);
         self.running.state().metrics.error(code);
         let text = self.client.redact(message);
         if self.send(protocol::error(&self.tag, code, &text)).await {
@@ -42,6 +52,7 @@ impl Job {
     }
 
     async fn cancelled(&self, usage: Option<&Usage>) {
+        self.settle(usage);
         let ending = Ending {
             usage,
             cancelled: true,
@@ -100,6 +111,7 @@ pub(crate) async fn stream_reply(reply: Reply, job: Job) {
             }
             None => {
                 let reply = outputs.reply();
+                job.settle(reply.usage());
                 let ending = Ending {
                     usage: reply.usage(),
                     finish_reason: reply.finish_reason(),
@@ -209,6 +221,7 @@ pub(crate) async fn stream_chain(chain: Chain, config: Config, job: Job, log: Op
                         while let Ok(event) = events.try_recv() {
                             job.send(protocol::event(&job.tag, event.name(), &event.message())).await;
                         }
+                        job.settle(usage.as_ref());
                         let ending = Ending { usage: usage.as_ref(), ..Ending::default() };
                         job.send(protocol::signal(&job.tag, &ending)).await;
                     }

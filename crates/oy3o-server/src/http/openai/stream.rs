@@ -122,6 +122,7 @@ pub(super) async fn stream(
         }
     };
     if let Some(Err(e)) = &first {
+        meta.settle(outputs.reply().usage());
         return engine_error(&state, e);
     }
     state.metrics.first_chunk(meta.started.elapsed());
@@ -138,6 +139,7 @@ pub(super) async fn stream(
                 Some(Ok(Output::Event(Event::ToolCallDelta(d)))) if !server_tools => yield Ok(writer.tool_call(&d)),
                 Some(Ok(Output::Event(_))) => {}
                 Some(Err(e)) => {
+                    meta.settle(outputs.reply().usage());
                     state.metrics.error(e.code().as_str());
                     yield Ok(error_event(e.code().as_str(), e.message()));
                     break;
@@ -146,6 +148,7 @@ pub(super) async fn stream(
                     // Built before the yields: a `&Reply` held across one would make the body
                     // stream non-Send (the engine's stream is Send, not Sync).
                     let reply = outputs.reply();
+                    meta.settle(reply.usage());
                     let finish = writer.finish(reply.finish_reason().unwrap_or("stop"));
                     let usage = reply.usage().filter(|_| include_usage).map(|u| writer.usage(u));
                     yield Ok(finish);

@@ -48,6 +48,7 @@ pub(super) async fn whole(state: Arc<AppState>, reply: Reply, meta: Meta) -> Res
     }
     drop(answering);
     let reply = outputs.reply();
+    meta.settle(reply.usage());
     if let Some(e) = failure {
         return engine_error(&state, &e);
     }
