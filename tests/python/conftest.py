@@ -22,11 +22,13 @@ class FakeOpenAI:
     """``mode`` picks the reply: ``stream`` (the recording), ``slow`` (the recording, one event
     every 50 ms), ``401``, ``500``, ``429``, ``tools`` (a streamed call of ``tool_call``, by
     default ``get_weather`` on Oslo, in OpenAI's recorded fragment shape, TOOLS.md §1.2, unless
-    the request ends with tool results: then the recording)."""
+    the request ends with tool results: then the recording), ``answers`` (the next text of
+    ``answers``, streamed in OpenAI's chunk shape)."""
 
     def __init__(self) -> None:
         self.mode = "stream"
         self.tool_call = ("call_w1", "get_weather", '{"city": "Oslo"}')
+        self.answers: List[str] = []
         self.requests: List[Dict[str, Any]] = []
         self.aborted = 0
         fake = self
@@ -61,6 +63,8 @@ class FakeOpenAI:
                     events = tool_call_events(*fake.tool_call)
                 if fake.mode == "slow":
                     events = events[:2] * 200 + events[2:]
+                if fake.mode == "answers":
+                    events = text_events(fake.answers.pop(0))
                 try:
                     for event in events:
                         if not event.strip():
@@ -96,6 +100,18 @@ def tool_call_events(call_id: str, name: str, arguments: str) -> List[bytes]:
     for i in range(0, len(arguments), 5):
         out.append(chunk({"tool_calls": [{"index": 0, "function": {"arguments": arguments[i:i + 5]}}]}))
     return out + [chunk({}, "tool_calls"), b"data: [DONE]"]
+
+
+def text_events(text: str) -> List[bytes]:
+    """``text`` streamed as OpenAI sends an answer: in pieces, ``finish_reason: "stop"``,
+    ``[DONE]``."""
+    def chunk(delta: Dict[str, Any], finish: Any = None) -> bytes:
+        return b"data: " + json.dumps({
+            "id": "chatcmpl-text", "object": "chat.completion.chunk", "created": 1727346168,
+            "model": "gpt-4o-mini", "choices": [{"index": 0, "delta": delta, "logprobs": None,
+                                                  "finish_reason": finish}]}).encode()
+    pieces = [chunk({"content": text[i:i + 7]}) for i in range(0, len(text), 7)]
+    return [chunk({"role": "assistant", "content": ""}), *pieces, chunk({}, "stop"), b"data: [DONE]"]
 
 
 #: The answer in the recording.

@@ -60,12 +60,43 @@ pub struct AskOptions {
     /// and result is shown on stderr as it runs.
     #[arg(long, value_name = "NAME[,NAME]", value_delimiter = ',')]
     pub tools: Vec<String>,
+    /// Request controls (reasoning, schema, search, stop sequences, extra body).
+    #[command(flatten)]
+    pub controls: crate::controls::ControlArgs,
+    /// Send a file or an http(s) URL with the prompt: a PNG, JPEG, WebP or GIF image, a PDF,
+    /// a text document or a WAV/MP3 sound (repeat for more). Sizes are limited by the
+    /// config's `[attachments]`.
+    #[arg(short = 'a', long = "attach", value_name = "FILE|URL")]
+    pub attach: Vec<String>,
+}
+
+/// The prompt as a user message: its text, then the `--attach` files and URLs, loaded and
+/// checked by the engine's loader (an error names the attachment; nothing is sent).
+pub fn prompt_message(
+    prompt: &str,
+    attach: &[String],
+    config: &Config,
+) -> Result<Message, Failure> {
+    let inputs: Vec<oy3o::attachment::Input> = attach
+        .iter()
+        .map(|a| oy3o::attachment::Input::arg(a))
+        .collect();
+    let limits = config.attachments.unwrap_or_default();
+    let parts =
+        oy3o::attachment::load_all(&inputs, &limits, |i| format!("--attach {}", attach[i]))?;
+    let mut message = Message::user(prompt);
+    message.parts.extend(parts);
+    Ok(message)
 }
 
 /// Whether the answer is rendered with styles: on a terminal, unless `--raw` or `--json` asks
 /// for the text as written, or `NO_COLOR` (set and not empty) asks for no colours at all.
+/// An answer that follows a schema is JSON: printed as written, never rendered.
 fn styled(tty: bool, options: &AskOptions, no_color: Option<std::ffi::OsString>) -> bool {
-    tty && !options.raw && !options.json && no_color.is_none_or(|v| v.is_empty())
+    tty && !options.raw
+        && !options.json
+        && !options.controls.structured()
+        && no_color.is_none_or(|v| v.is_empty())
 }
 
 /// Where each part of the answer goes, decided once from the options and the terminals.
@@ -218,6 +249,8 @@ pub async fn run(
             ));
         }
     };
+    // Attachments are read and checked before anything is opened or sent.
+    let message = prompt_message(&prompt, &options.attach, config)?;
     let recorder = store::recorder(setting, config.prices());
     // A first answer from the local model may download it: show the progress. The listener
     // goes on the config before the conversation opens, so its model carries it.
@@ -256,7 +289,7 @@ pub async fn run(
     // fails the command with the names that exist.
     let mcp = (!options.tools.is_empty()).then(|| oy3o::mcp::McpTools::new(&config));
     let result = async {
-        let mut send = Options::default();
+        let mut send = options.controls.options()?;
         if let Some(mcp) = &mcp {
             let names: Vec<&str> = options.tools.iter().map(|n| n.trim()).collect();
             send.toolbox = Some(Arc::new(mcp.toolbox(&names).await?));
@@ -270,7 +303,7 @@ pub async fn run(
             };
             conversation.update(context);
         }
-        answer(&conversation, &prompt, &send, options, &line).await
+        answer(&conversation, message, &send, options, &line).await
     }
     .await;
     // The tool servers this process started stop with it.
@@ -345,7 +378,7 @@ async fn open(
 /// the answer is complete, `Ok(None)` when the reader went away.
 async fn answer(
     conversation: &Conversation,
-    prompt: &str,
+    prompt: Message,
     send: &Options,
     options: &AskOptions,
     line: &Mutex<ProgressLine>,
@@ -354,7 +387,7 @@ async fn answer(
     let mut ctrl_c = std::pin::pin!(tokio::signal::ctrl_c());
     let mut sink = Sink::new(options);
     let mut out = std::io::stdout().lock();
-    let reply = conversation.send(Message::user(prompt), send);
+    let reply = conversation.send(prompt, send);
     let mut outputs = reply.outputs();
     let mut first = true;
     loop {

@@ -28,6 +28,9 @@ pub const EXAMPLE: &str = r#"# oy3o config. Uncomment what you need; every key i
 # [options]
 # temperature = 0.2
 # max_tokens = 512
+# reasoning = "medium"          # low, medium or high
+# stop = ["END"]
+# search = true                 # the provider's web search tool
 
 # [providers.openai]
 # base_url = "http://127.0.0.1:8080/v1"   # any OpenAI-compatible server

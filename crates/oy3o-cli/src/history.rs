@@ -153,6 +153,9 @@ fn write_turn(out: &mut impl Write, logged: &LoggedTurn, cost: bool) -> std::io:
     for line in t.prompt.lines() {
         writeln!(out, "> {line}")?;
     }
+    for line in attachment_lines(t) {
+        writeln!(out, "> [attached {line}]")?;
+    }
     writeln!(out)?;
     for event in &t.events {
         if let Some(line) = tool_step_line(event) {
@@ -230,6 +233,17 @@ pub(crate) fn tool_step_line(event: &serde_json::Value) -> Option<String> {
     })
 }
 
+/// The prompt's attachments as the log names them: `name, MIME, size, sha256:DIGEST12`.
+fn attachment_lines(t: &oy3o_store::TurnRecord) -> Vec<String> {
+    t.parts
+        .as_ref()
+        .and_then(|p| p["prompt"].as_array())
+        .into_iter()
+        .flatten()
+        .filter_map(oy3o_store::attachment_line)
+        .collect()
+}
+
 /// One turn as `--json` prints it.
 fn turn_json(logged: &LoggedTurn) -> serde_json::Value {
     let t = &logged.turn;
@@ -240,6 +254,7 @@ fn turn_json(logged: &LoggedTurn) -> serde_json::Value {
         "seq": t.seq,
         "model": t.model,
         "prompt": t.prompt,
+        "attachments": attachment_lines(t),
         "answer": t.answer,
         "reasoning": t.reasoning,
         "events": t.events,

@@ -20,6 +20,7 @@ mod ask;
 mod chain;
 mod command_line;
 mod config_file;
+mod controls;
 mod highlight;
 mod history;
 mod keys;

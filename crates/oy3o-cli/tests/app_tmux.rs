@@ -553,3 +553,45 @@ async fn a_chat_with_tools_draws_each_tool_call_and_result_above_the_answer() {
     tmux.type_line("/exit");
     tmux.wait_for("exit=0");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_app_attaches_an_image_to_the_next_prompt_in_a_real_terminal() {
+    use oy3o_testkit::image;
+    let server = FakeServer::start().await;
+    server.respond(image::openai_echo);
+    let dir = std::env::temp_dir().join(format!("oy3o-tmux-attach-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let dot = dir.join("dot.png");
+    std::fs::write(&dot, image::png1()).unwrap();
+    let tmux = Tmux::start(&oy3o_command(&server, ""));
+    tmux.wait_for("enter \"view 0\" to show help");
+    tmux.type_line("chat a");
+    tmux.wait_for("chat a (openai:gpt-test): each line is a prompt");
+
+    tmux.type_line(&format!("/attach {}", dir.join("nosuch.png").display()));
+    tmux.wait_for("there is no such file; nothing attached");
+    tmux.type_line(&format!("/attach {}", dot.display()));
+    tmux.wait_for("(image/png, 69 bytes); sent with the next prompt in a");
+    assert!(server.requests().is_empty(), "attaching sends nothing");
+
+    tmux.type_line("What is this?");
+    tmux.wait_for("a: image/png 69 bytes");
+    let body = server.requests()[0].json();
+    assert_eq!(
+        body["messages"][0]["content"][1]["image_url"]["url"],
+        format!("data:image/png;base64,{}", image::PNG1)
+    );
+    // The attachment went with that prompt only; the next one carries it as history.
+    tmux.type_line("And this?");
+    tmux.wait_for("And this?");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while server.requests().len() < 2 {
+        assert!(Instant::now() < deadline, "the second prompt was not sent");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let body = server.requests()[1].json();
+    let last = &body["messages"].as_array().unwrap().last().unwrap()["content"];
+    assert_eq!(last, "And this?", "{body}");
+    tmux.type_line("/exit");
+    tmux.wait_for("exit=0");
+}

@@ -667,3 +667,99 @@ async fn an_empty_proxy_option_sends_directly_over_the_configs_proxy() {
     let through = oy3o(&["hi", "--config", config], &env, None).await;
     assert_eq!(through.code, 5, "{}", through.stderr);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn schema_and_controls_go_upstream_and_the_answer_is_validated_json() {
+    let server = FakeServer::start().await;
+    // The first answer does not follow the schema: asked for once more.
+    server.push(openai::answer(&["{\"city\": ", "7}"]).build());
+    server.push(openai::answer(&["{\"city\": ", "\"Paris\"}"]).build());
+    let base = server.base_url();
+    let dir = std::env::temp_dir().join(format!("oy3o-cli-schema-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let schema = dir.join("city.json");
+    std::fs::write(
+        &schema,
+        r#"{"title": "City", "type": "object", "properties": {"city": {"type": "string"}},
+            "required": ["city"], "additionalProperties": false}"#,
+    )
+    .unwrap();
+    let run = oy3o(
+        &[
+            "Where is the Louvre?",
+            "--model",
+            "openai:gpt-4o-mini",
+            "--schema",
+            schema.to_str().unwrap(),
+            "--reasoning",
+            "low",
+            "--stop",
+            "END",
+            "--stop",
+            "STOP",
+            "--search",
+            "--extra-body",
+            r#"{"service_tier": "flex"}"#,
+        ],
+        &[("OPENAI_BASE_URL", &base)],
+        None,
+    )
+    .await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.stdout, "{\"city\": \"Paris\"}\n");
+    let requests = server.requests();
+    assert_eq!(requests.len(), 2, "one retry");
+    let body = requests[1].json();
+    assert_eq!(body["response_format"]["type"], "json_schema");
+    assert_eq!(body["response_format"]["json_schema"]["name"], "City");
+    assert_eq!(body["response_format"]["json_schema"]["strict"], true);
+    assert_eq!(body["reasoning_effort"], "low");
+    assert_eq!(body["stop"], serde_json::json!(["END", "STOP"]));
+    assert_eq!(body["web_search_options"], serde_json::json!({}));
+    assert_eq!(body["service_tier"], "flex");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_controls_exit_2_naming_the_flag_and_send_nothing() {
+    let server = FakeServer::start().await;
+    let base = server.base_url();
+    let env = [("OPENAI_BASE_URL", base.as_str())];
+    let model = ["--model", "openai:gpt-4o-mini"];
+    let run = oy3o(
+        &[&["hi", "--reasoning", "max"][..], &model].concat(),
+        &env,
+        None,
+    )
+    .await;
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("--reasoning") && run.stderr.contains("low, medium or high"),
+        "{}",
+        run.stderr
+    );
+    let dir = std::env::temp_dir().join(format!("oy3o-cli-bad-schema-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let schema = dir.join("bad.json");
+    std::fs::write(&schema, r#"{"type": "nosuch"}"#).unwrap();
+    let run = oy3o(
+        &[&["hi", "--schema", schema.to_str().unwrap()][..], &model].concat(),
+        &env,
+        None,
+    )
+    .await;
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("--schema") && run.stderr.contains("bad.json"),
+        "{}",
+        run.stderr
+    );
+    let run = oy3o(
+        &[&["hi", "--extra-body", "[1]"][..], &model].concat(),
+        &env,
+        None,
+    )
+    .await;
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(run.stderr.contains("--extra-body"), "{}", run.stderr);
+    assert!(server.requests().is_empty());
+}

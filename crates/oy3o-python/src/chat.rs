@@ -5,9 +5,10 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use oy3o::{Conversation, Message, Opening};
+use oy3o::{Conversation, Opening};
 use pyo3::prelude::*;
 
+use crate::attach;
 use crate::conversations;
 use crate::convert;
 use crate::mcp;
@@ -24,6 +25,8 @@ pub struct NativeChat {
     conversation: Conversation,
     /// The MCP servers of the config the chat was opened under (shared, started on first use).
     mcp: oy3o::mcp::McpTools,
+    /// The config's attachment size limits.
+    limits: oy3o::attachment::Limits,
     stored: bool,
     closed: AtomicBool,
 }
@@ -76,6 +79,7 @@ impl NativeChat {
         Self {
             conversation,
             mcp: mcp::registry(config),
+            limits: config.attachments.unwrap_or_default(),
             stored,
             closed: AtomicBool::new(false),
         }
@@ -122,21 +126,28 @@ impl NativeChat {
     /// place in the conversation now, before the stream is first read. `tools`: the Python
     /// functions' definitions as JSON; the engine runs the tool loop and the stream's reader
     /// runs the functions. `mcp_tools`: names of MCP servers or tools of the chat's config,
-    /// run by the engine (an unknown one is raised before anything is sent).
-    #[pyo3(signature = (prompt, tools=None, mcp_tools=Vec::new()))]
+    /// run by the engine (an unknown one is raised before anything is sent). `attachments`:
+    /// `(kind, value, mime, name)` tuples ([`attach::message`]), loaded before anything is sent.
+    /// `controls`: the request controls as JSON ([`crate::controls::options`]).
+    #[pyo3(signature = (prompt, tools=None, mcp_tools=Vec::new(), attachments=Vec::new(), controls=None))]
     fn send(
         &self,
         py: Python<'_>,
         prompt: String,
         tools: Option<String>,
         mcp_tools: Vec<String>,
+        attachments: Vec<attach::Raw<'_>>,
+        controls: Option<String>,
     ) -> PyResult<Stream> {
         self.check_open()?;
+        let controls =
+            crate::controls::options(controls.as_deref()).map_err(crate::convert::to_py_err)?;
+        let prompt = attach::message(prompt, attachments, &self.limits)?;
         let engine_tools = mcp::resolve(py, &self.mcp, &mcp_tools)?;
         let rt = runtime()?;
         let _entered = rt.enter();
-        Stream::reply(tools.as_deref(), engine_tools, |options| {
-            self.conversation.send(Message::user(prompt), options)
+        Stream::reply(tools.as_deref(), engine_tools, controls, |options| {
+            self.conversation.send(prompt, options)
         })
     }
 

@@ -8,7 +8,9 @@
 //! thread, in stream order, and so do the Python functions given as tools ([`tools`]: the
 //! engine's tool call waits for the consumer to run them). The Python package (`python/oy3opy`) holds the public names.
 
+mod attach;
 mod chat;
+mod controls;
 mod conversations;
 mod convert;
 mod mcp;

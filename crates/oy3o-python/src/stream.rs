@@ -42,9 +42,11 @@ impl Stream {
     /// Sends a turn with `send` and streams its reply. With `tools` (the Python package's tool
     /// definitions as JSON) or `engine_tools` (MCP tools) the turn's options carry a toolbox:
     /// the consumer runs the Python functions' calls, the engine the others.
+    /// `controls`: the call's request controls, under the tools.
     pub fn reply(
         tools: Option<&str>,
         engine_tools: Vec<Arc<dyn oy3o::tool_loop::Tool>>,
+        controls: oy3o::Options,
         send: impl FnOnce(&oy3o::Options) -> oy3o::Reply,
     ) -> PyResult<Stream> {
         let queue = new_queue()?;
@@ -57,7 +59,7 @@ impl Stream {
                 .map_err(convert::to_py_err)?;
             (options, Some(handoff))
         };
-        let reply = send(&options);
+        let reply = send(&controls.overlay(&options));
         let work = Self::feed_reply(queue.clone(), reply);
         Self::run(queue, handoff, work)
     }
@@ -149,7 +151,8 @@ const LOCAL: &str = "";
 /// `mcp_tools`: names of the config's MCP servers or tools (`time`, `git.git_status`), resolved
 /// now (an unknown one is raised) through the registry shared by calls under the same servers.
 #[pyfunction]
-#[pyo3(signature = (prompt, context, model, layers, tools=None, mcp_tools=Vec::new()))]
+#[pyo3(signature = (prompt, context, model, layers, tools=None, mcp_tools=Vec::new(), attachments=Vec::new(), controls=None))]
+#[allow(clippy::too_many_arguments)]
 pub fn exec(
     py: Python<'_>,
     prompt: String,
@@ -158,8 +161,13 @@ pub fn exec(
     layers: Vec<String>,
     tools: Option<String>,
     mcp_tools: Vec<String>,
+    attachments: Vec<crate::attach::Raw<'_>>,
+    controls: Option<String>,
 ) -> PyResult<(Stream, String)> {
+    let controls = crate::controls::options(controls.as_deref()).map_err(convert::to_py_err)?;
     let config = convert::config(&layers).map_err(convert::to_py_err)?;
+    let prompt =
+        crate::attach::message(prompt, attachments, &config.attachments.unwrap_or_default())?;
     let engine_tools = if mcp_tools.is_empty() {
         Vec::new()
     } else {
@@ -173,8 +181,8 @@ pub fn exec(
     let conversation = conversations::unstored()
         .one_shot(&opening, &config)
         .map_err(convert::to_py_err)?;
-    let stream = Stream::reply(tools.as_deref(), engine_tools, |options| {
-        conversation.send(oy3o::Message::user(prompt), options)
+    let stream = Stream::reply(tools.as_deref(), engine_tools, controls, |options| {
+        conversation.send(prompt, options)
     })?;
     Ok((stream, conversation.model()))
 }

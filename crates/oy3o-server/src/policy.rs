@@ -280,6 +280,21 @@ pub(crate) const MAX_CLIENT_TOOL_STEPS: u32 = 32;
 pub(crate) fn check_options(options: &Options, field: &str) -> Result<(), Refusal> {
     check_number(field, "temperature", options.temperature, 2.0)?;
     check_number(field, "top_p", options.top_p, 1.0)?;
+    // The request controls: bounded here, before any work (the engine checks them against
+    // the model again). A client's extra_body only adds JSON fields to the upstream body: the
+    // server's credentials, base URL and headers are never in it.
+    if let Some(stop) = &options.stop {
+        oy3o::controls::check_stop(stop).map_err(|e| {
+            Refusal::new(
+                "bad_request",
+                format!("field `{field}stop`: {}", e.message()),
+            )
+        })?;
+    }
+    if let Some(extra) = &options.extra_body {
+        oy3o::controls::check_extra_body(extra, &format!("field `{field}extra_body`"))
+            .map_err(|e| Refusal::new("bad_request", e.message()))?;
+    }
     match options.max_tool_steps {
         Some(n) if n > MAX_CLIENT_TOOL_STEPS => Err(Refusal::new(
             "bad_request",
@@ -412,4 +427,53 @@ mod tests {
         assert!(format!("{:?}", settings.tokens).contains("<redacted>"));
         assert!(!format!("{:?}", settings.tokens).contains("t-b"));
     }
+}
+
+/// Whether the attachments a client sends (`field`: `attachments`, `messages[2].content`)
+/// are within this server's count ([`crate::settings::Limits::max_attachments`]) and, when
+/// given by URL, whether the server accepts URLs ([`Settings::allow_attachment_urls`]).
+pub(crate) fn check_attachments(
+    settings: &Settings,
+    inputs: &[oy3o::attachment::Input],
+    field: &str,
+) -> Result<(), Refusal> {
+    let max = settings.limits.max_attachments;
+    if inputs.len() > max {
+        return Err(Refusal::new(
+            "limit",
+            format!(
+                "field `{field}`: {} attachments, more than this server takes in one request \
+                 (max_attachments = {max})",
+                inputs.len()
+            ),
+        ));
+    }
+    if !settings.allow_attachment_urls
+        && let Some(i) = inputs
+            .iter()
+            .position(|a| matches!(a.origin, oy3o::attachment::Origin::Url(_)))
+    {
+        return Err(Refusal::new(
+            "forbidden",
+            format!(
+                "field `{field}[{i}]`: this server does not take attachments by URL \
+                 (allow_attachment_urls = false); send the bytes inline (base64 or a data: URL)"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Loads a request's attachments with the engine's loader and the config's size limits
+/// (`[attachments]`); an error names the attachment as `field[i]`.
+pub(crate) fn load_attachments(
+    state: &AppState,
+    inputs: &[oy3o::attachment::Input],
+    field: &str,
+) -> oy3o::Result<Vec<oy3o::Part>> {
+    if inputs.is_empty() {
+        return Ok(Vec::new());
+    }
+    let limits = state.config.attachments.unwrap_or_default();
+    oy3o::attachment::load_all(inputs, &limits, |i| format!("field `{field}[{i}]`"))
 }

@@ -11,7 +11,9 @@
 //! client_proxies = ["http://proxy.internal:3128"] # proxies trusted with the server's own keys
 //! models_allowed = ["openai:*", "fast"] # models clients may name (globs; default: any)
 //! model_dirs = ["/srv/models"]         # folders clients may load local:<path> models from
+//! allow_attachment_urls = false      # let clients attach http(s) URLs (see Settings)
 //! max_frame_bytes = 1048576
+//! max_attachments = 16                 # attachments in one request (WebSocket or HTTP)
 //! max_chats = 64                       # per WebSocket connection
 //! max_in_flight = 16                   # upstream requests at once per WebSocket connection
 //! max_stage_tasks = 64                 # tasks in one stage of a client's chain
@@ -89,6 +91,9 @@ pub struct Limits {
     pub max_frame_bytes: usize,
     /// Largest HTTP request body (default 8 MiB).
     pub max_body_bytes: usize,
+    /// Attachments in one request, WebSocket or HTTP (default 16). Their sizes are bounded by
+    /// the frame or body size and by the engine config's `[attachments]` limits.
+    pub max_attachments: usize,
     /// Chats open at once on one WebSocket connection (default 64).
     pub max_chats: usize,
     /// Upstream requests running at once for one WebSocket connection (default 16): a reply
@@ -129,6 +134,7 @@ impl Default for Limits {
         Self {
             max_frame_bytes: 1 << 20,
             max_body_bytes: 8 << 20,
+            max_attachments: 16,
             max_chats: 64,
             max_in_flight: 16,
             idle_timeout: Duration::from_secs(300),
@@ -172,6 +178,11 @@ pub struct Settings {
     /// credentials. Any other proxy a client names is used only for a request that brings its
     /// own key or cookie, and only for that credential's model.
     pub client_proxies: Vec<String>,
+    /// Accept attachments given by `http(s)` URL (WebSocket `url`, HTTP `image_url` with a
+    /// URL). Off by default: the server (or the model's service) would fetch a URL a client
+    /// chose, which lets anyone with the token reach addresses the server can reach (SSRF).
+    /// Inline bytes (base64, data URLs) are always accepted.
+    pub allow_attachment_urls: bool,
     /// Globs (`*`, `?`) of the model names clients may ask for; `None` allows any. A name is
     /// allowed when it matches, or when every model it resolves to does.
     pub models_allowed: Option<Vec<String>>,
@@ -221,6 +232,7 @@ impl Default for Settings {
             allow_client_credentials: true,
             allow_client_proxy: None,
             client_proxies: Vec::new(),
+            allow_attachment_urls: false,
             models_allowed: None,
             model_dirs: Vec::new(),
             limits: Limits::default(),
@@ -246,10 +258,12 @@ struct Section {
     allow_client_credentials: Option<bool>,
     allow_client_proxy: Option<bool>,
     client_proxies: Option<Vec<String>>,
+    allow_attachment_urls: Option<bool>,
     models_allowed: Option<Vec<String>>,
     model_dirs: Option<Vec<PathBuf>>,
     max_frame_bytes: Option<usize>,
     max_body_bytes: Option<usize>,
+    max_attachments: Option<usize>,
     max_chats: Option<usize>,
     max_in_flight: Option<usize>,
     idle_timeout_secs: Option<f64>,
@@ -361,6 +375,9 @@ impl Settings {
         if let Some(v) = s.allow_client_proxy {
             self.allow_client_proxy = Some(v);
         }
+        if let Some(v) = s.allow_attachment_urls {
+            self.allow_attachment_urls = v;
+        }
         let positive = |key: &str, v: Option<usize>, into: &mut usize| match v {
             Some(0) => Err(bad(key, "must be at least 1")),
             Some(n) => {
@@ -378,6 +395,11 @@ impl Settings {
             "max_body_bytes",
             s.max_body_bytes,
             &mut self.limits.max_body_bytes,
+        )?;
+        positive(
+            "max_attachments",
+            s.max_attachments,
+            &mut self.limits.max_attachments,
         )?;
         positive("max_chats", s.max_chats, &mut self.limits.max_chats)?;
         positive(

@@ -649,10 +649,10 @@ async fn the_openai_route_refuses_what_it_would_ignore_in_openais_error_shape() 
     let url = server.http("/v1/chat/completions");
     let messages = json!([{"role": "user", "content": "x"}]);
     for (field, value) in [
-        ("response_format", json!({"type": "json_object"})),
+        ("response_format", json!({"type": "yaml"})),
         ("tool_choice", json!("auto")),
         ("functions", json!([{"name": "f"}])),
-        ("stop", json!(["\n"])),
+        ("logit_bias", json!({"50256": -100})),
         ("logprobs", json!(true)),
         ("frobnicate", json!(1)),
     ] {

@@ -12,6 +12,7 @@
 //!
 //! Not here: what a face shows or how it names things (the CLI, server and Python faces do that).
 
+mod attachments;
 mod conversation;
 mod error;
 mod key;
@@ -25,6 +26,7 @@ mod shared;
 mod sqlite;
 mod store;
 
+pub use attachments::attachment_line;
 pub use conversation::{RecordedConversations, conversation_record};
 pub use error::{Result, StoreError};
 pub use key::{Budget, KeyRecord, Period, UsageRow};

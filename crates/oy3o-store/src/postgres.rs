@@ -169,6 +169,7 @@ impl Store for PostgresStore {
         for row in &rows {
             out.push(turn_from_row!(row));
         }
+        self.fill_attachments(out.iter_mut().collect()).await?;
         Ok(out)
     }
 
@@ -219,6 +220,8 @@ impl Store for PostgresStore {
                 chat_name: row.try_get("chat_name")?,
             });
         }
+        self.fill_attachments(out.iter_mut().map(|l| &mut l.turn).collect())
+            .await?;
         Ok(out)
     }
 
@@ -231,7 +234,8 @@ impl Store for PostgresStore {
         // The whole batch in two statements, each row array one parameter (`UNNEST`), whatever
         // the batch size: the per-row cost is the database's own work, not a round trip.
         let chats = crate::rows::ChatColumns::of(turns);
-        let turns = crate::rows::TurnColumns::of(turns);
+        let mut turns = crate::rows::TurnColumns::of(turns);
+        let blobs = std::mem::take(&mut turns.blobs);
         let mut tx = self.pool.begin().await?;
         sqlx::query(UPSERT_CHATS)
             .bind(chats.id)
@@ -266,6 +270,18 @@ impl Store for PostgresStore {
             .bind(turns.cost_usd)
             .execute(&mut *tx)
             .await?;
+        // The attachments the turns refer to, in the same transaction: a turn is never
+        // written without its bytes.
+        for blob in &blobs {
+            sqlx::query(crate::shared::INSERT_ATTACHMENT)
+                .bind(&blob.digest)
+                .bind(&blob.mime)
+                .bind(blob.data.len() as i64)
+                .bind(&blob.data)
+                .bind(crate::record::now_ms())
+                .execute(&mut *tx)
+                .await?;
+        }
         tx.commit().await?;
         Ok(())
     }

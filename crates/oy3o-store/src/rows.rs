@@ -30,6 +30,21 @@ pub(crate) fn json_opt(text: Option<String>, what: &str) -> Result<Option<Value>
         .map_err(|e| StoreError::Corrupt(format!("{what}: {e}")))
 }
 
+/// A turn's parts as text for writing, each inline attachment replaced by its digest and its
+/// bytes added to `blobs` (each once) for the `attachments` table.
+pub(crate) fn stored_parts(
+    parts: Option<&Value>,
+    blobs: &mut Vec<crate::attachments::Blob>,
+) -> Option<String> {
+    let (stored, found) = crate::attachments::extract(parts?);
+    for blob in found {
+        if !blobs.iter().any(|b| b.digest == blob.digest) {
+            blobs.push(blob);
+        }
+    }
+    Some(stored.to_string())
+}
+
 /// An optional JSON value as text, for writing.
 pub(crate) fn json_text(value: Option<&Value>) -> Option<String> {
     value.map(Value::to_string)
@@ -135,6 +150,8 @@ pub(crate) struct TurnColumns<'a> {
     pub events: Vec<String>,
     pub usage: Vec<Option<String>>,
     pub parts: Vec<Option<String>>,
+    /// The attachments the parts refer to, each once.
+    pub blobs: Vec<crate::attachments::Blob>,
     pub model: Vec<Option<&'a str>>,
     pub cost_usd: Vec<Option<f64>>,
     pub first_token_ms: Vec<Option<i64>>,
@@ -161,7 +178,8 @@ impl<'a> TurnColumns<'a> {
             out.reasoning.push(&turn.reasoning);
             out.events.push(events);
             out.usage.push(usage);
-            out.parts.push(json_text(turn.parts.as_ref()));
+            let parts = stored_parts(turn.parts.as_ref(), &mut out.blobs);
+            out.parts.push(parts);
             out.model.push(turn.model.as_deref());
             out.cost_usd.push(turn.cost_usd);
             out.first_token_ms.push(turn.first_token_ms);

@@ -59,6 +59,11 @@ macro_rules! key_from_row {
 
 pub(crate) use key_from_row;
 
+/// Stores an attachment's bytes once under their digest (`crate::attachments`).
+pub(crate) const INSERT_ATTACHMENT: &str =
+    "INSERT INTO attachments (digest, mime, size, data, created_at) VALUES ($1, $2, $3, $4, $5)
+     ON CONFLICT (digest) DO NOTHING";
+
 /// Adds the shared methods (`*_shared`) to a store type with `pool` and `instance` fields and
 /// an `UPSERT_CHAT` statement in its module (one chat's model, context and update time; keeping
 /// the later update time is `MAX` on SQLite, `GREATEST` on PostgreSQL).
@@ -206,6 +211,15 @@ macro_rules! shared_methods {
                 .execute(&mut *tx)
                 .await?
                 .rows_affected();
+                // Attachments no turn refers to any more (a turn names its digest in `parts`).
+                if turns > 0 {
+                    sqlx::query(
+                        "DELETE FROM attachments WHERE NOT EXISTS (SELECT 1 FROM turns t
+                         WHERE t.parts IS NOT NULL AND t.parts LIKE '%' || attachments.digest || '%')",
+                    )
+                    .execute(&mut *tx)
+                    .await?;
+                }
                 tx.commit().await?;
                 Ok($crate::record::Pruned {
                     turns,
@@ -410,6 +424,40 @@ macro_rules! shared_methods {
                     .execute(&self.pool)
                     .await;
                 self.pool.close().await;
+            }
+
+            /// Puts the stored bytes of the attachments `turns` refer to back into their parts
+            /// ([`crate::attachments::restore`]).
+            async fn fill_attachments(
+                &self,
+                turns: Vec<&mut $crate::record::TurnRecord>,
+            ) -> $crate::error::Result<()> {
+                let mut wanted = std::collections::HashSet::new();
+                for turn in &turns {
+                    if let Some(parts) = &turn.parts {
+                        wanted.extend($crate::attachments::digests(parts));
+                    }
+                }
+                if wanted.is_empty() {
+                    return Ok(());
+                }
+                let mut blobs = std::collections::BTreeMap::new();
+                for digest in wanted {
+                    let row: Option<(Vec<u8>,)> =
+                        sqlx::query_as("SELECT data FROM attachments WHERE digest = $1")
+                            .bind(&digest)
+                            .fetch_optional(&self.pool)
+                            .await?;
+                    if let Some((data,)) = row {
+                        blobs.insert(digest, data);
+                    }
+                }
+                for turn in turns {
+                    if let Some(parts) = &mut turn.parts {
+                        $crate::attachments::restore(parts, &blobs);
+                    }
+                }
+                Ok(())
             }
         }
     };

@@ -167,6 +167,7 @@ impl Store for SqliteStore {
         for row in &rows {
             out.push(turn_from_row!(row));
         }
+        self.fill_attachments(out.iter_mut().collect()).await?;
         Ok(out)
     }
 
@@ -215,6 +216,8 @@ impl Store for SqliteStore {
                 chat_name: row.try_get("chat_name")?,
             });
         }
+        self.fill_attachments(out.iter_mut().map(|l| &mut l.turn).collect())
+            .await?;
         Ok(out)
     }
 
@@ -250,6 +253,7 @@ impl Store for SqliteStore {
             }
             query.execute(&mut *tx).await?;
         }
+        let mut blobs = Vec::new();
         for part in shaped(&unique) {
             // Built from the constants below only: no outside text in the SQL.
             let sql = shape(
@@ -262,6 +266,7 @@ impl Store for SqliteStore {
             let mut query = sqlx::query(sql);
             for turn in part {
                 let (events, usage) = crate::rows::turn_json(turn);
+                let parts = crate::rows::stored_parts(turn.parts.as_ref(), &mut blobs);
                 query = query
                     .bind(&turn.id)
                     .bind(&turn.chat_id)
@@ -272,7 +277,7 @@ impl Store for SqliteStore {
                     .bind(&turn.reasoning)
                     .bind(events)
                     .bind(usage)
-                    .bind(crate::rows::json_text(turn.parts.as_ref()))
+                    .bind(parts)
                     .bind(&turn.model)
                     .bind(turn.first_token_ms)
                     .bind(turn.elapsed_ms)
@@ -284,6 +289,18 @@ impl Store for SqliteStore {
                     .bind(turn.cost_usd);
             }
             query.execute(&mut *tx).await?;
+        }
+        // The attachments the turns refer to, in the same transaction: a turn is never
+        // written without its bytes.
+        for blob in &blobs {
+            sqlx::query(crate::shared::INSERT_ATTACHMENT)
+                .bind(&blob.digest)
+                .bind(&blob.mime)
+                .bind(blob.data.len() as i64)
+                .bind(&blob.data)
+                .bind(crate::record::now_ms())
+                .execute(&mut *tx)
+                .await?;
         }
         tx.commit().await?;
         Ok(())

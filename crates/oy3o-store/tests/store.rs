@@ -1454,3 +1454,115 @@ async fn a_finished_turn_is_costed_at_the_recorders_prices_and_stored_with_it(db
     store.close().await;
 }
 on_both!(a_finished_turn_is_costed_at_the_recorders_prices_and_stored_with_it);
+/// A number read behind the store's back.
+async fn raw_count(db: &Db, sql: &'static str) -> i64 {
+    match db {
+        Db::Sqlite(_) => {
+            let pool = sqlx::SqlitePool::connect(&db.url()).await.expect("connect");
+            let (n,): (i64,) = sqlx::query_as(sql).fetch_one(&pool).await.expect("count");
+            pool.close().await;
+            n
+        }
+        Db::Postgres(_) => {
+            let pool = sqlx::PgPool::connect(&db.url()).await.expect("connect");
+            let (n,): (i64,) = sqlx::query_as(sql).fetch_one(&pool).await.expect("count");
+            pool.close().await;
+            n
+        }
+    }
+}
+
+/// An image sent in two chats (twice in one prompt, and again in a later turn) is stored once,
+/// under its SHA-256; the turns refer to it, come back with the bytes when the chats are
+/// resumed, and pruning the turns drops it.
+async fn attachments_are_stored_once_by_digest_and_come_back_on_resume(db: Db) {
+    use oy3o::conversation::{ConversationRecord, ConversationStore, TurnEnd};
+    use oy3o::{Message, Part, Role, Source};
+    let store = open_store(&db).await;
+    let conversations = oy3o_store::RecordedConversations::new(Recorder::new(store.clone()));
+    // 6 KiB of a PNG's signature and zeros: big enough to see in the column if it were copied.
+    let mut bytes = b"\x89PNG\r\n\x1a\n".to_vec();
+    bytes.resize(6 * 1024, 7);
+    let data = {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD.encode(&bytes)
+    };
+    let image = Part::Image {
+        mime: "image/png".into(),
+        source: Source::Base64(data.clone()),
+    };
+    let prompt = Message {
+        role: Role::User,
+        parts: vec![Part::text("two of them"), image.clone(), image.clone()],
+    };
+    let mut ids = Vec::new();
+    for name in ["one", "two"] {
+        let record = ConversationRecord {
+            id: conversations.new_id(),
+            owner: "ada".into(),
+            name: Some(name.into()),
+            model: Some("openai:gpt-4o".into()),
+            context: None,
+            handle: None,
+        };
+        for seq in 0..2 {
+            let turn = conversations.begin_turn(&record, seq, &prompt);
+            turn.chunk("a dot");
+            tokio::time::timeout(
+                Duration::from_secs(10),
+                turn.finish(TurnEnd::Done { usage: None }),
+            )
+            .await
+            .expect("durable in time")
+            .expect("durable");
+        }
+        ids.push(record.id);
+    }
+    flushed(conversations.recorder()).await;
+    assert_eq!(raw_count(&db, "SELECT COUNT(*) FROM attachments").await, 1);
+    assert_eq!(
+        raw_count(&db, "SELECT CAST(MAX(size) AS BIGINT) FROM attachments").await,
+        6 * 1024
+    );
+    let digest = oy3o::attachment::digest(&bytes);
+    let turns = store.turns("ada", &ids[0]).await.unwrap();
+    assert_eq!(turns.len(), 2);
+    // What the column holds: references, not bytes.
+    assert_eq!(
+        raw_count(
+            &db,
+            "SELECT COUNT(*) FROM turns WHERE parts LIKE '%BwcHBwcH%'"
+        )
+        .await,
+        0,
+        "the bytes are not copied into the turns"
+    );
+    assert_eq!(
+        raw_count(&db, "SELECT COUNT(*) FROM turns WHERE parts IS NOT NULL").await,
+        4
+    );
+    for id in &ids {
+        let loaded = conversations
+            .load("ada", if id == &ids[0] { "one" } else { "two" })
+            .await
+            .unwrap()
+            .expect("stored");
+        assert_eq!(loaded.turns.len(), 2);
+        assert!(loaded.turns.iter().all(|t| t.prompt == prompt));
+        assert_eq!(
+            loaded.history()[0].parts[1].digest().as_deref(),
+            Some(digest.as_str())
+        );
+    }
+    // The log names it.
+    let logged = store.recent_turns("ada", 1, None).await.unwrap();
+    let line = oy3o_store::attachment_line(&logged[0].turn.parts.as_ref().unwrap()["prompt"][1]);
+    assert_eq!(
+        line.unwrap(),
+        format!("image, image/png, 6.0 KiB, sha256:{}", &digest[..12])
+    );
+    store.prune(Some("ada"), now_ms() + 1).await.unwrap();
+    assert_eq!(raw_count(&db, "SELECT COUNT(*) FROM attachments").await, 0);
+    store.close().await;
+}
+on_both!(attachments_are_stored_once_by_digest_and_come_back_on_resume);

@@ -32,6 +32,8 @@ pub struct Chat {
     /// What each model of the chat can take, in order, named by its reference; tools only
     /// when every model takes them (a turn may land on any).
     can: Vec<(String, Capabilities)>,
+    /// The request controls each model of the chat takes, named by its reference.
+    controls: Vec<(String, crate::controls::Controls)>,
     /// Attachment size limits, and how to fetch a URL a model cannot fetch itself.
     attachments: Limits,
     proxy: Option<String>,
@@ -85,6 +87,10 @@ impl Chat {
                 .iter()
                 .map(|t| t.reference.to_string())
                 .zip(can)
+                .collect(),
+            controls: targets
+                .iter()
+                .map(|t| (t.reference.to_string(), t.provider.controls(t)))
                 .collect(),
             attachments: target.attachments,
             proxy: target.proxy.clone(),
@@ -145,6 +151,7 @@ impl Chat {
         let options = self.options.overlay(options);
         let checked = self
             .check_tools(&options)
+            .and_then(|()| self.check_controls(&options))
             .and_then(|()| attachment::check_parts(&prompt.parts, &self.attachments));
         if let Err(e) = checked {
             return Box::pin(futures::stream::once(async move { Err(e) }));
@@ -195,6 +202,15 @@ impl Chat {
                 return Err(crate::tool_loop::no_tools(&self.model));
             }
             tools.check()?;
+        }
+        Ok(())
+    }
+
+    /// Whether every model of the chat takes the request controls in `options` (a turn may
+    /// land on any): refused before anything is sent, naming the control and the model.
+    fn check_controls(&self, options: &Options) -> Result<()> {
+        for (reference, can) in &self.controls {
+            crate::controls::require(options, reference, can)?;
         }
         Ok(())
     }
@@ -267,8 +283,22 @@ impl Chat {
     }
 }
 
-/// The answer stream of a checked prompt: the tool loop when the options carry a toolbox.
+/// The answer stream of a checked prompt: the tool loop when the options carry a toolbox;
+/// with a schema, the answer validated at the end of the turn and asked for once more if it
+/// does not follow it ([`crate::structured::turn`]). Every face's turn goes through here.
 fn send(
+    session: std::sync::Arc<dyn Session>,
+    prompt: Message,
+    options: Options,
+) -> crate::provider::DeltaStream {
+    match options.schema.clone() {
+        Some(schema) => crate::structured::turn(session, prompt, options, schema, answer),
+        None => answer(session, prompt, options),
+    }
+}
+
+/// One answer to a checked prompt: the tool loop when the options carry a toolbox.
+fn answer(
     session: std::sync::Arc<dyn Session>,
     prompt: Message,
     options: Options,

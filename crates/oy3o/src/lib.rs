@@ -12,6 +12,8 @@
 //! - [`Config`]: the original library's shape, loaded from TOML or JSON.
 //! - [`attachment`]: images, PDFs, documents and sounds from files, bytes or URLs, checked,
 //!   and what each model can take ([`Capabilities`]).
+//! - [`controls`]: which request controls each provider takes, and `extra_body`.
+//! - [`structured`]: an answer that must follow a JSON Schema ([`Options::schema`]).
 //! - [`Event`] and [`Listeners`]: everything a model reports besides text.
 //! - [`provider`]: the [`Provider`]/[`Session`] model; [`providers`]: the registry.
 //! - [`transport`]: HTTP with proxies, SSE/NDJSON decoding, retries, timeouts.
@@ -30,6 +32,7 @@
 pub mod attachment;
 mod chat;
 pub mod config;
+pub mod controls;
 pub mod conversation;
 mod credential;
 mod error;
@@ -45,6 +48,7 @@ pub mod price;
 pub mod provider;
 pub mod providers;
 mod reply;
+pub mod structured;
 mod tasks;
 pub mod tool;
 pub mod tool_loop;
@@ -53,7 +57,8 @@ pub mod transport;
 pub use attachment::Capabilities;
 pub use chat::Chat;
 pub use config::{
-    Alias, Config, DEFAULT_MODEL, McpServerConfig, Options, ProviderSettings, Target, Timeouts,
+    Alias, Config, DEFAULT_MODEL, McpServerConfig, Options, ProviderSettings, Reasoning, Target,
+    Timeouts,
 };
 pub use conversation::{Conversation, Conversations, Opening};
 pub use credential::Credential;

@@ -323,7 +323,8 @@ pub fn require_supported(messages: &[Message], model: &str, can: &Capabilities) 
     Ok(())
 }
 
-/// [`require_text`], letting attachments through to be checked on their own.
+/// Text only (no tool calls, results or tool messages), letting attachments through to be
+/// checked on their own.
 fn require_text_or_attachments(messages: &[Message], model: &str) -> Result<()> {
     for m in messages {
         if m.role == Role::Tool {
@@ -341,29 +342,6 @@ fn require_text_or_attachments(messages: &[Message], model: &str) -> Result<()> 
                 crate::error::ErrorCode::BadRequest,
                 format!(
                     "{model} cannot take {} parts; it takes no tools",
-                    part.kind()
-                ),
-            ));
-        }
-    }
-    Ok(())
-}
-
-/// Checks that a provider which takes text only can send `messages`: a part of another kind, or
-/// a tool message, is a `bad_request` error naming it and the provider, before anything is sent.
-pub fn require_text(messages: &[Message], provider: &str) -> Result<()> {
-    for m in messages {
-        if m.role == Role::Tool {
-            return Err(Error::new(
-                crate::error::ErrorCode::BadRequest,
-                format!("{provider} cannot take tool messages; send text only to this model"),
-            ));
-        }
-        if let Some(part) = m.parts.iter().find(|p| p.as_text().is_none()) {
-            return Err(Error::new(
-                crate::error::ErrorCode::BadRequest,
-                format!(
-                    "{provider} cannot take {} parts; send text only to this model",
                     part.kind()
                 ),
             ));
@@ -395,9 +373,10 @@ mod tests {
     }
 
     #[test]
-    fn require_text_names_the_part_a_provider_cannot_take() {
+    fn a_text_only_model_names_the_part_it_cannot_take() {
+        let text = Capabilities::TEXT;
         let ok = [Message::system("c"), Message::user("p")];
-        assert!(require_text(&ok, "ollama").is_ok());
+        assert!(require_supported(&ok, "ollama", &text).is_ok());
         let image = Message {
             role: Role::User,
             parts: vec![Part::Image {
@@ -405,12 +384,12 @@ mod tests {
                 source: Source::Base64("AA==".into()),
             }],
         };
-        let e = require_text(&[image], "ollama").unwrap_err();
+        let e = require_supported(&[image], "ollama", &text).unwrap_err();
         assert_eq!(e.code(), crate::ErrorCode::BadRequest);
         assert!(e.message().contains("image"), "{}", e.message());
         let tool = Message::new(Role::Tool, "42");
         assert!(
-            require_text(&[tool], "bing")
+            require_supported(&[tool], "bing", &text)
                 .unwrap_err()
                 .message()
                 .contains("tool")

@@ -65,6 +65,16 @@ pub trait Provider: Send + Sync + 'static {
             ..Capabilities::TEXT
         }
     }
+    /// The request controls sessions for `target` take ([`crate::controls::Controls`]); one
+    /// asked of a model that lacks it is refused before anything is sent. By default only a
+    /// schema: the engine validates the answer itself, whatever the provider.
+    fn controls(&self, target: &Target) -> crate::controls::Controls {
+        let _ = target;
+        crate::controls::Controls {
+            schema: true,
+            ..crate::controls::Controls::NONE
+        }
+    }
 }
 
 /// One piece of a provider's answer stream.

@@ -51,13 +51,19 @@ async fn history_is_sent_every_turn_with_the_context_as_the_top_level_system_pro
     chat.send_once("first").await.unwrap();
     chat.send_once("second").await.unwrap();
 
+    // The context and the history so far are the stable prefix, marked for prompt caching
+    // (TOOLS.md §3.8): the system string as one text block, the last history block marked.
     let body = server.requests()[1].json();
-    assert_eq!(body["system"], "You are terse.");
+    let cache = serde_json::json!({"type": "ephemeral"});
+    assert_eq!(
+        body["system"],
+        serde_json::json!([{"type": "text", "text": "You are terse.", "cache_control": cache}])
+    );
     assert_eq!(
         body["messages"],
         serde_json::json!([
             {"role": "user", "content": "first"},
-            {"role": "assistant", "content": "one"},
+            {"role": "assistant", "content": [{"type": "text", "text": "one", "cache_control": cache}]},
             {"role": "user", "content": "second"},
         ])
     );

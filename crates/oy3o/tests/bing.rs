@@ -340,3 +340,74 @@ fn events_of_bing_list_the_original_names_that_fit() {
     }
     assert_eq!(oy3o::events("copilot").unwrap(), names);
 }
+
+/// A prompt with an image: the image is uploaded (`POST /c/api/attachments`, COPILOT.md §A.2)
+/// and the `send` names the URL the upload answered, before the text.
+#[tokio::test]
+async fn an_image_is_uploaded_and_sent_as_an_image_item_before_the_text() {
+    use oy3o::{Message, Part, Role, Source};
+    use oy3o_testkit::image::{PNG1, png1};
+    let sim = CopilotSim::start().await;
+    sim.push(Turn::Answer(Answer::text(&["A dot."])));
+    let chat = Chat::open(Some("bing"), &config(&sim)).unwrap();
+    let prompt = Message {
+        role: Role::User,
+        parts: vec![
+            Part::text("What is this?"),
+            Part::Image {
+                mime: "image/png".into(),
+                source: Source::Base64(PNG1.into()),
+            },
+        ],
+    };
+    let answer = chat
+        .send_message(prompt, &oy3o::Options::default())
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(answer, "A dot.");
+    let uploads = sim.uploads();
+    assert_eq!(uploads.len(), 1);
+    assert_eq!(
+        (uploads[0].mime.as_str(), &uploads[0].bytes),
+        ("image/png", &png1())
+    );
+    let sent = sim.sent();
+    assert_eq!(sent[0].images, [uploads[0].url.clone()]);
+    assert_eq!(sent[0].text, "What is this?");
+    let frame = sim
+        .frames()
+        .into_iter()
+        .find(|f| f["event"] == "send")
+        .unwrap();
+    assert_eq!(frame["content"][0]["type"], "image");
+    assert_eq!(frame["content"][1]["type"], "text");
+}
+
+/// What Copilot cannot take (a PDF) is refused before anything is sent, naming the part.
+#[tokio::test]
+async fn a_pdf_is_refused_before_anything_reaches_copilot() {
+    use oy3o::{Message, Part, Role, Source};
+    let sim = CopilotSim::start().await;
+    let chat = Chat::open(Some("bing"), &config(&sim)).unwrap();
+    let prompt = Message {
+        role: Role::User,
+        parts: vec![
+            Part::text("Summarize"),
+            Part::Document {
+                mime: "application/pdf".into(),
+                source: Source::Base64("JVBERi0xLjQK".into()),
+                name: Some("a.pdf".into()),
+            },
+        ],
+    };
+    let err = chat
+        .send_message(prompt, &oy3o::Options::default())
+        .text()
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), ErrorCode::BadRequest, "{err}");
+    assert!(err.message().contains("document"), "{err}");
+    assert_eq!((sim.starts(), sim.uploads().len()), (0, 0));
+    assert!(chat.history().is_empty());
+}

@@ -264,15 +264,20 @@ async fn the_conversation_moves_to_the_fallback_model_and_back() {
         ])
     );
     // The next turn starts at the first model again, with the fallback's answer in it.
+    // (Anthropic's stable prefix is marked for prompt caching, TOOLS.md §3.8.)
     let back = primary.requests()[3].json();
-    assert_eq!(back["system"], "Be brief.");
+    let cache = serde_json::json!({"type": "ephemeral"});
+    assert_eq!(
+        back["system"],
+        serde_json::json!([{"type": "text", "text": "Be brief.", "cache_control": cache}])
+    );
     assert_eq!(
         back["messages"],
         serde_json::json!([
             {"role": "user", "content": "first"},
             {"role": "assistant", "content": "one"},
             {"role": "user", "content": "second"},
-            {"role": "assistant", "content": "two"},
+            {"role": "assistant", "content": [{"type": "text", "text": "two", "cache_control": cache}]},
             {"role": "user", "content": "third"},
         ])
     );

@@ -268,11 +268,14 @@ async fn anthropic_tool_use_streams_as_calls_and_results_go_back_as_tool_result_
     let second = server.requests()[1].json();
     let messages = second["messages"].as_array().unwrap();
     assert_eq!(messages.len(), 3, "{messages:?}");
+    // The last block before the new message is the stable prefix's end, marked for prompt
+    // caching (TOOLS.md §3.8; `tool_use` blocks take the marker).
     assert_eq!(
         messages[1]["content"],
         json!([{"type": "text", "text": "Checking."},
             {"type": "tool_use", "id": "toolu_01", "name": "get_weather", "input": {"city": "Paris"}},
-            {"type": "tool_use", "id": "toolu_02", "name": "get_weather", "input": {"city": "Rome"}}])
+            {"type": "tool_use", "id": "toolu_02", "name": "get_weather", "input": {"city": "Rome"},
+             "cache_control": {"type": "ephemeral"}}])
     );
     assert_eq!(messages[2]["role"], "user");
     assert_eq!(

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import atexit
 import json
+import os
 import warnings
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
@@ -159,6 +160,14 @@ class Chat:
     >>> chat = Chat('openai:gpt-4o-mini', tools=[add])  # doctest: +SKIP
     >>> await chat.send_once('What is 2 + 3?')  # doctest: +SKIP
     'It is 5.'
+
+    Request controls, for every turn here or one ``send``/``exec`` (which win):
+    ``reasoning='low'|'medium'|'high'``; ``schema=`` a JSON Schema dict or a class with
+    ``model_json_schema()`` (pydantic): the answer is JSON following it, validated, asked for
+    once more if it does not, else :class:`ProviderError` naming the first failing path;
+    ``search=True`` (the provider's web search tool); ``stop='END'`` or a list;
+    ``extra_body={...}`` merged into the provider's request body. A control the model cannot
+    take, or a bad value, is a :class:`BadRequestError` before anything is sent.
     """
 
     def __init__(
@@ -172,8 +181,14 @@ class Chat:
         config: Optional[Mapping[str, Any]] = None,
         name: Optional[str] = None,
         tools: Optional[Sequence[Any]] = None,
+        reasoning: Optional[str] = None,
+        schema: Any = None,
+        search: Optional[bool] = None,
+        stop: Any = None,
+        extra_body: Optional[Mapping[str, Any]] = None,
         _config: Optional[Mapping[str, Any]] = None,
     ) -> None:
+        self._controls = _controls(reasoning, schema, search, stop, extra_body)
         self._tools = _resolve_tools(tools)
         call = Config(cookie=cookie, proxy=proxy, listener=listeners)
         layers = _Call(globals()["config"], _pick(config, _config), call)
@@ -199,18 +214,48 @@ class Chat:
         self._native.update(context)
         await self._dispatcher.emit("update", {"context": context})
 
-    def send(self, prompt: str, *, tools: Optional[Sequence[Any]] = None) -> TextStream:
+    def send(
+        self,
+        prompt: str,
+        *,
+        tools: Optional[Sequence[Any]] = None,
+        attachments: Optional[Sequence[Any]] = None,
+        reasoning: Optional[str] = None,
+        schema: Any = None,
+        search: Optional[bool] = None,
+        stop: Any = None,
+        extra_body: Optional[Mapping[str, Any]] = None,
+    ) -> TextStream:
         """Sends a prompt; iterate the result for the answer's chunks. The turn takes its place
         now: turns run in the order they were sent. Breaking out of the loop (or ``close()``)
         ends the turn as cancelled; it is not in the history. ``tools`` replaces the chat's
-        tools for this turn (``[]``: none)."""
+        tools for this turn (``[]``: none). ``attachments``: images, PDFs, text documents or
+        sounds sent with the prompt, each a path (``str`` or ``os.PathLike``), an ``http(s)``
+        URL, ``bytes``, ``(bytes, mime)``, or a dict ``{"path" | "url" | "data": ..., "mime"?,
+        "name"?}``; a bad one raises :class:`BadRequestError` (or :class:`NotFoundError` for a
+        missing file) naming it, and nothing is sent. The request controls (see :class:`Chat`)
+        override the chat's for this turn."""
         turn_tools = self._tools if tools is None else _resolve_tools(tools)
-        native = self._native.send(prompt, _tools_json(turn_tools), _mcp_names(turn_tools))
+        controls = {**self._controls, **_controls(reasoning, schema, search, stop, extra_body)}
+        native = self._native.send(
+            prompt,
+            _tools_json(turn_tools),
+            _mcp_names(turn_tools),
+            _attachments(attachments),
+            controls=_controls_json(controls),
+        )
         return TextStream(native, self._dispatcher, _functions(turn_tools))
 
-    async def send_once(self, prompt: str, *, tools: Optional[Sequence[Any]] = None) -> str:
-        """Sends a prompt and returns the whole answer."""
-        return await self.send(prompt, tools=tools).atext()
+    async def send_once(
+        self,
+        prompt: str,
+        *,
+        tools: Optional[Sequence[Any]] = None,
+        attachments: Optional[Sequence[Any]] = None,
+        **controls: Any,
+    ) -> str:
+        """Sends a prompt and returns the whole answer (with a ``schema``: the JSON text)."""
+        return await self.send(prompt, tools=tools, attachments=attachments, **controls).atext()
 
     @property
     def history(self) -> List[Dict[str, str]]:
@@ -235,9 +280,85 @@ class Chat:
         self._native.close()
 
 
+def _controls(reasoning: Any, schema: Any, search: Any, stop: Any, extra_body: Any) -> Dict[str, Any]:
+    """The request controls given (``None``: not given), checked by the engine when sent. A
+    ``schema`` class with ``model_json_schema()`` (pydantic) gives its schema and name."""
+    out: Dict[str, Any] = {}
+    if reasoning is not None:
+        out["reasoning"] = reasoning
+    if schema is not None:
+        name = ""
+        if hasattr(schema, "model_json_schema"):
+            name = getattr(schema, "__name__", "")
+            schema = schema.model_json_schema()
+        if not isinstance(schema, Mapping):
+            raise TypeError(f"schema must be a JSON Schema dict or a class with model_json_schema(), not {type(schema).__name__}")
+        out["schema"] = {"name": name or str(schema.get("title", "") or ""), "schema": dict(schema)}
+    if search is not None:
+        out["search"] = search
+    if stop is not None:
+        out["stop"] = [stop] if isinstance(stop, str) else list(stop)
+    if extra_body is not None:
+        out["extra_body"] = extra_body
+    return out
+
+
+def _controls_json(controls: Mapping[str, Any]) -> Optional[str]:
+    """The controls for the engine; ``None`` when there are none."""
+    if not controls:
+        return None
+    try:
+        return json.dumps(controls, ensure_ascii=False)
+    except (TypeError, ValueError) as e:
+        raise TypeError(f"request controls must be JSON values: {e}") from None
+
+
 def _tools_json(tools: Optional[Tools]) -> Optional[str]:
     """The functions' definitions for the engine; ``None`` when there are none."""
     return json.dumps([t.spec() for t in tools.functions], ensure_ascii=False) if tools and tools.functions else None
+
+
+def _attachment(i: int, item: Any) -> Tuple[str, Any, Optional[str], Optional[str]]:
+    """One attachment as the engine's loader takes it: ``(kind, value, mime, name)``."""
+    mime: Optional[str] = None
+    name: Optional[str] = None
+    if isinstance(item, tuple) and len(item) == 2 and isinstance(item[1], str):
+        item, mime = item
+    if isinstance(item, Mapping):
+        unknown = set(item) - {"path", "url", "data", "mime", "name"}
+        given = [k for k in ("path", "url", "data") if item.get(k) is not None]
+        if unknown or len(given) != 1:
+            raise BadRequestError(
+                f"attachments[{i}]: a dict attachment has exactly one of 'path', 'url' or 'data' "
+                "(bytes), and optionally 'mime' and 'name'"
+            )
+        mime, name = item.get("mime"), item.get("name")
+        item = item[given[0]]
+        if given[0] == "url":
+            return ("url", str(item), mime, name)
+        if given[0] == "path":
+            return ("path", os.fspath(item), mime, name)
+        if not isinstance(item, (bytes, bytearray, memoryview)):
+            raise BadRequestError(f"attachments[{i}]: 'data' must be bytes, not {type(item).__name__}")
+    if isinstance(item, (bytes, bytearray, memoryview)):
+        return ("bytes", bytes(item), mime, name)
+    if isinstance(item, str) and item[:8].lower().startswith(("http://", "https://")):
+        return ("url", item, mime, name)
+    if isinstance(item, (str, os.PathLike)):
+        return ("path", os.fspath(item), mime, name)
+    raise BadRequestError(
+        f"attachments[{i}]: cannot attach a {type(item).__name__}; give a path, an http(s) URL, "
+        "bytes, (bytes, mime) or a dict"
+    )
+
+
+def _attachments(items: Optional[Sequence[Any]]) -> List[Tuple[str, Any, Optional[str], Optional[str]]]:
+    """``attachments=[...]`` for the engine, which loads and checks them."""
+    if items is None:
+        return []
+    if isinstance(items, (str, bytes, os.PathLike, Mapping)):
+        items = [items]
+    return [_attachment(i, item) for i, item in enumerate(items)]
 
 
 def _mcp_names(tools: Optional[Tools]) -> List[str]:
@@ -257,14 +378,30 @@ def exec(  # noqa: A001 - the original name
     config: Optional[Mapping[str, Any]] = None,
     *,
     tools: Optional[Sequence[Any]] = None,
+    attachments: Optional[Sequence[Any]] = None,
+    reasoning: Optional[str] = None,
+    schema: Any = None,
+    search: Optional[bool] = None,
+    stop: Any = None,
+    extra_body: Optional[Mapping[str, Any]] = None,
     _config: Optional[Mapping[str, Any]] = None,
 ) -> TextStream:
     """One prompt, no history: a stream of the answer's chunks. A model that cannot be used
-    (unknown, no key) raises here, before iterating. ``tools`` as for :class:`Chat`."""
+    (unknown, no key) raises here, before iterating. ``tools``, ``attachments`` and the request
+    controls as for
+    :class:`Chat`."""
     resolved_tools = _resolve_tools(tools)
+    controls = _controls_json(_controls(reasoning, schema, search, stop, extra_body))
     layers = _Call(globals()["config"], _pick(config, _config))
     native, resolved = _native.exec(
-        prompt, context, model, layers.engine, _tools_json(resolved_tools), _mcp_names(resolved_tools)
+        prompt,
+        context,
+        model,
+        layers.engine,
+        _tools_json(resolved_tools),
+        _mcp_names(resolved_tools),
+        _attachments(attachments),
+        controls=controls,
     )
     return TextStream(native, Dispatcher(layers.listeners_for(model), resolved), _functions(resolved_tools))
 
@@ -276,10 +413,14 @@ async def exec_once(
     config: Optional[Mapping[str, Any]] = None,
     *,
     tools: Optional[Sequence[Any]] = None,
+    attachments: Optional[Sequence[Any]] = None,
     _config: Optional[Mapping[str, Any]] = None,
+    **controls: Any,
 ) -> str:
-    """One prompt, no history: the whole answer."""
-    return await exec(prompt, context, model, config, tools=tools, _config=_config).atext()
+    """One prompt, no history: the whole answer. Request controls as for :class:`Chat`."""
+    return await exec(
+        prompt, context, model, config, tools=tools, attachments=attachments, _config=_config, **controls
+    ).atext()
 
 
 def _engine_tasks(tasks: Sequence[Any], where: str = "task") -> List[Dict[str, Any]]:

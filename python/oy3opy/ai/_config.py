@@ -19,7 +19,7 @@ Listeners = Mapping[str, Union[Listener, Iterable[Listener]]]
 __all__ = ["Config", "config", "Listener", "Listeners", "engine_layers", "listener_layers", "validate_listeners"]
 
 _MAPS = ("cookies", "contexts", "proxies", "listeners", "providers", "aliases", "mcp")
-_SCALARS = ("model", "context", "cookie", "proxy", "listener", "options", "store", "task_concurrency")
+_SCALARS = ("model", "context", "cookie", "proxy", "listener", "options", "store", "task_concurrency", "attachments")
 _KEYS = _MAPS + _SCALARS
 _SECRETS = ("cookie", "cookies")
 
@@ -43,7 +43,9 @@ class Config(dict):
     name them in ``tools=``), ``options`` (``temperature``, ``max_tokens``, ...), ``task_concurrency`` and
     ``store`` (where named chats are kept: ``'none'``, ``'sqlite:PATH'`` or
     ``'postgres://...'``; the ``OY3O_STORE`` variable comes first, as for the ``oy3o``
-    command; default: the SQLite file the ``oy3o`` command uses).
+    command; default: the SQLite file the ``oy3o`` command uses) and ``attachments`` (size
+    limits in bytes: ``{'max_image_bytes': ..., 'max_pdf_bytes': ..., 'max_text_bytes': ...,
+    'max_audio_bytes': ...}``).
 
     A per-call ``Config`` overrides the global :data:`config` field by field (maps key by key,
     ``options`` and provider sections field by field); the most specific setting wins: a
@@ -142,7 +144,7 @@ def _engine_json(layer: Mapping[str, Any]) -> str:
         value = {k: v for k, v in value.items() if v is not None}
         if value:
             out[key] = value
-    for key in ("contexts", "providers", "aliases", "options", "mcp"):
+    for key in ("contexts", "providers", "aliases", "options", "mcp", "attachments"):
         value = layer.get(key)
         if value:
             if not isinstance(value, Mapping):

@@ -27,6 +27,15 @@ pub enum Effect {
         message: usize,
         /// The MCP tools it may call (`/tools`).
         tools: Vec<String>,
+        /// Attachments sent with the prompt (`/attach`), already loaded and checked.
+        attachments: Vec<oy3o::Part>,
+    },
+    /// Load the file or URL `path` as an attachment of chat `chat`'s next prompt (`/attach`).
+    Attach {
+        /// The chat's name.
+        chat: String,
+        /// The file or URL.
+        path: String,
     },
     /// Put this text on the clipboard.
     Copy(String),
@@ -191,6 +200,7 @@ fn open_chat(app: &mut App, args: &str) -> Vec<Effect> {
                 model: model.clone(),
                 context: None,
                 tools: Vec::new(),
+                attached: Vec::new(),
                 running: 0,
             });
             // Without a model given, the store says which one the chat goes on with, and
@@ -235,6 +245,20 @@ fn in_chat(app: &mut App, chat: &str, line: &str) -> Vec<Effect> {
                 }
                 app.push(Message::note(Kind::Info, note));
             }
+            "/attach" if !rest.is_empty() => {
+                // Loaded (and checked) by the runtime; see `Update::Attached`.
+                return vec![Effect::Attach {
+                    chat: chat.to_owned(),
+                    path: rest.to_owned(),
+                }];
+            }
+            "/attach" => {
+                let pending = app.chat_mut(chat).map_or(0, |c| c.attached.len());
+                app.error(format!(
+                    "/attach needs a file or URL: /attach PATH ({pending} attached for the next \
+                     prompt)"
+                ));
+            }
             "/model" if !rest.is_empty() => {
                 // Checked against the config before it is taken (see `Update::Model`).
                 return vec![Effect::Model {
@@ -247,7 +271,7 @@ fn in_chat(app: &mut App, chat: &str, line: &str) -> Vec<Effect> {
                 _ => {
                     app.error(format!(
                         "unknown chat command: {word}; use /context TEXT, /model MODEL, /tools NAME, \
-                         /back, \
+                         /attach PATH, /back, \
                          /exit, or an app command with a slash (/view N, /edit N, /save PATH, \
                          /chat NAME, /task NAME, /help)"
                     ));
@@ -262,6 +286,7 @@ fn in_chat(app: &mut App, chat: &str, line: &str) -> Vec<Effect> {
     };
     info.running += 1;
     let (model, context, tools) = (info.model.clone(), info.context.clone(), info.tools.clone());
+    let attachments = std::mem::take(&mut info.attached);
     app.push(Message {
         kind: Kind::Prompt,
         title: first_line(line),
@@ -291,6 +316,7 @@ fn in_chat(app: &mut App, chat: &str, line: &str) -> Vec<Effect> {
         prompt: line.to_owned(),
         message,
         tools,
+        attachments,
     }]
 }
 
@@ -531,6 +557,7 @@ mod tests {
                 prompt: "What is 1+1?".into(),
                 message: n,
                 tools: vec!["time".into()],
+                attachments: Vec::new(),
             }]
         );
         assert!(app.streaming());

@@ -300,6 +300,13 @@ fn carry_out(
             });
         }
         Effect::RunChain { name, stages } => run_chain(name, stages, config, tx),
+        Effect::Attach { chat, path } => {
+            let limits = config.attachments.unwrap_or_default();
+            let result = oy3o::attachment::Input::arg(&path)
+                .load(&limits)
+                .map_err(|e| e.to_string());
+            app.apply(Update::Attached { chat, path, result });
+        }
         Effect::Model { chat, model } => {
             let error = config
                 .resolve_all(Some(&model))
@@ -314,6 +321,7 @@ fn carry_out(
             prompt,
             message,
             tools,
+            attachments,
         } => {
             let open = match open_chat(chats, &chat, model.as_deref(), app, config, storage) {
                 Ok(open) => open,
@@ -330,9 +338,11 @@ fn carry_out(
             // Without tools the prompt is sent at once (in the order prompts were entered);
             // with tools, once their servers are up, and a name they lack is the answer's error.
             let conversation = open.conversation.clone();
+            let mut prompt_message = Message::user(prompt);
+            prompt_message.parts.extend(attachments);
             let sent = tools
                 .is_empty()
-                .then(|| conversation.send(Message::user(prompt.clone()), &Options::default()));
+                .then(|| conversation.send(prompt_message.clone(), &Options::default()));
             let mcp = mcp.clone();
             let tx = tx.clone();
             answers.retain(|_, (_, task)| !task.is_finished());
@@ -347,7 +357,7 @@ fn carry_out(
                                     toolbox: Some(std::sync::Arc::new(toolbox)),
                                     ..Options::default()
                                 };
-                                conversation.send(Message::user(prompt), &options)
+                                conversation.send(prompt_message, &options)
                             }
                             Err(e) => {
                                 let _ = tx.send(Update::Done(message, Some(e.to_string())));

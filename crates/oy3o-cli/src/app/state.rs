@@ -85,6 +85,9 @@ pub struct ChatInfo {
     /// The MCP tools set with `/tools` (servers or `server.tool`), given to its next prompts.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tools: Vec<String>,
+    /// Attachments added with `/attach`, sent with the next prompt.
+    #[serde(skip)]
+    pub attached: Vec<oy3o::Part>,
     /// Answers still streaming.
     #[serde(skip)]
     pub running: usize,
@@ -518,6 +521,7 @@ mod tests {
             model: None,
             context: None,
             tools: Vec::new(),
+            attached: Vec::new(),
             running: 1,
         });
         let n = app.push(Message {

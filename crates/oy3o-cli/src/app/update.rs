@@ -35,6 +35,16 @@ pub enum Update {
         /// Why the config refuses it, if it does.
         error: Option<String>,
     },
+    /// `/attach PATH` in chat `chat`, loaded by the engine's loader: the part, kept for the
+    /// chat's next prompt, or why it cannot be attached.
+    Attached {
+        /// The chat.
+        chat: String,
+        /// The file or URL as typed.
+        path: String,
+        /// The loaded attachment, or the loader's error.
+        result: Result<oy3o::Part, String>,
+    },
 }
 
 impl App {
@@ -58,6 +68,19 @@ impl App {
             }
             Update::TaskEnd(name, error) => self.task_end(&name, error),
             Update::Notice(text) => self.notice = Some(text),
+            Update::Attached { chat, path, result } => match result {
+                Ok(part) => {
+                    let note = format!(
+                        "attached {path} ({}); sent with the next prompt in {chat}",
+                        describe(&part)
+                    );
+                    if let Some(c) = self.chat_mut(&chat) {
+                        c.attached.push(part);
+                    }
+                    self.push(Message::note(Kind::Info, note));
+                }
+                Err(e) => self.error(format!("/attach {path}: {e}; nothing attached")),
+            },
             Update::Model { chat, model, error } => match error {
                 None => {
                     if let Some(c) = self.chat_mut(&chat) {
@@ -80,6 +103,30 @@ impl App {
     }
 }
 
+/// `image/png, 12.0 KiB` (`image/png, URL` for a URL the model fetches).
+fn describe(part: &oy3o::Part) -> String {
+    use oy3o::{Part, Source};
+    let (mime, source) = match part {
+        Part::Image { mime, source }
+        | Part::Audio { mime, source }
+        | Part::Document { mime, source, .. } => (mime, source),
+        other => return other.kind().to_owned(),
+    };
+    match source {
+        Source::Url(_) => format!("{mime}, URL"),
+        // Base64: four characters for three bytes.
+        Source::Base64(data) => {
+            let padding = data.chars().rev().take_while(|c| *c == '=').count();
+            let bytes = (data.len() / 4 * 3).saturating_sub(padding);
+            if bytes >= 1024 {
+                format!("{mime}, {:.1} KiB", bytes as f64 / 1024.0)
+            } else {
+                format!("{mime}, {bytes} bytes")
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -97,6 +144,46 @@ mod tests {
             })
             .expect("a prompt in a chat is sent");
         (app, message)
+    }
+
+    #[test]
+    fn an_attachment_waits_for_the_next_prompt_and_goes_with_it_once() {
+        let mut app = App::new();
+        run_line(&mut app, "chat c");
+        let effects = run_line(&mut app, "/attach cat.png");
+        assert_eq!(
+            effects,
+            [Effect::Attach {
+                chat: "c".into(),
+                path: "cat.png".into()
+            }]
+        );
+        let part = oy3o::Part::Image {
+            mime: "image/png".into(),
+            source: oy3o::Source::Base64("AAAA".into()),
+        };
+        app.apply(Update::Attached {
+            chat: "c".into(),
+            path: "cat.png".into(),
+            result: Ok(part.clone()),
+        });
+        let note = &app.messages.last().unwrap().body;
+        assert!(
+            note.contains("attached cat.png (image/png, 3 bytes)"),
+            "{note}"
+        );
+        app.apply(Update::Attached {
+            chat: "c".into(),
+            path: "gone.png".into(),
+            result: Err("cannot attach gone.png: there is no such file".into()),
+        });
+        assert!(app.messages.last().unwrap().body.contains("no such file"));
+        let sent = |effects: Vec<Effect>| match effects.into_iter().next() {
+            Some(Effect::Send { attachments, .. }) => attachments,
+            other => panic!("expected a send, got {other:?}"),
+        };
+        assert_eq!(sent(run_line(&mut app, "what is this?")), [part]);
+        assert!(sent(run_line(&mut app, "and now?")).is_empty());
     }
 
     #[test]

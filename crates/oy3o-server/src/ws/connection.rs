@@ -17,6 +17,7 @@ use super::panics;
 use super::protocol::{self, ChainSpec, Request, Tag};
 use super::reply::{self, Job};
 use crate::client::ClientOverrides;
+use crate::policy;
 use crate::state::AppState;
 
 /// What the writer task sends.
@@ -254,7 +255,7 @@ impl Connection {
         }
     }
 
-    async fn handle(&mut self, request: Request) {
+    async fn handle(&mut self, mut request: Request) {
         let settings = &self.state.settings;
         if request.credential.is_some() && !settings.allow_client_credentials {
             let m = "this server uses its own credentials (allow_client_credentials = false); \
@@ -280,6 +281,15 @@ impl Connection {
             )
         {
             return self.refusal(&request, &refusal).await;
+        }
+        // Attachments are loaded and checked before anything is opened or sent.
+        match policy::load_attachments(&self.state, &request.attachments, "attachments") {
+            Ok(parts) => request.parts = parts,
+            Err(e) => {
+                return self
+                    .error_reply(&request, e.code().as_str(), e.message())
+                    .await;
+            }
         }
         if request.cancel || request.close {
             let Some(id) = request.id.clone() else {
@@ -392,7 +402,7 @@ impl Connection {
             return;
         };
         // The turn takes its place now, before the next frame is read.
-        let reply = conversation.send(oy3o::Message::user(prompt), &options);
+        let reply = conversation.send(request.message(prompt), &options);
         panics::spawn_reply(job, |job| reply::stream_reply(reply, job));
     }
 
@@ -515,7 +525,7 @@ impl Connection {
         let Some(job) = self.job(&request, self.alive.child_token(), client).await else {
             return;
         };
-        let reply = conversation.send(oy3o::Message::user(prompt), &options);
+        let reply = conversation.send(request.message(prompt), &options);
         panics::spawn_reply(job, |job| reply::stream_reply(reply, job));
     }
 

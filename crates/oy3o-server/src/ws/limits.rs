@@ -29,6 +29,7 @@ pub(crate) fn check_request(
         policy::check_client_proxy(settings, proxy, request.credential.is_some())?;
     }
     policy::check_model(state, request.model.as_deref())?;
+    policy::check_attachments(settings, &request.attachments, "attachments")?;
     if let Some(options) = &request.options {
         policy::check_options(options, "options.")?;
     }

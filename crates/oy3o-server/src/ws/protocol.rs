@@ -1,7 +1,7 @@
 //! The WebSocket protocol: request frames in, and the four kinds of frames out.
 //!
 //! In: `{id?, ref?, model?, cookie?, key?, proxy?, context?, prompt?, options?, cancel?, close?,
-//! chain?, history?}`. Out: `message`, `event`, `error` and `signal` frames, each carrying the request's
+//! chain?, history?, attachments?}`. Out: `message`, `event`, `error` and `signal` frames, each carrying the request's
 //! `id` and `ref` as given.
 
 use std::sync::Arc;
@@ -67,9 +67,21 @@ pub(crate) struct Request {
     /// `tools: ["time", "git.git_status"]`: tools the server runs for this turn (as
     /// `server.tools` grants), their calls and results sent as `tool_call` / `tool_result`.
     pub tools: Option<Vec<String>>,
+    /// `attachments: [{mime, data | url, name?}]`: sent with the prompt, as given (loaded and
+    /// checked by the connection with the engine's loader, then kept in `parts`).
+    pub attachments: Vec<oy3o::attachment::Input>,
+    /// The loaded attachment parts, in order.
+    pub parts: Vec<oy3o::Part>,
 }
 
 impl Request {
+    /// The user message of this request's prompt: its text, then its attachments.
+    pub(crate) fn message(&self, prompt: String) -> oy3o::Message {
+        let mut message = oy3o::Message::user(prompt);
+        message.parts.extend(self.parts.iter().cloned());
+        message
+    }
+
     /// True when the request asks for a reply (a prompt, a chain or its history), which
     /// then ends with a `signal` whatever happens.
     pub(crate) fn asks(&self) -> bool {
@@ -178,6 +190,54 @@ struct Raw {
     history: Option<bool>,
     #[serde(default)]
     tools: Option<Vec<String>>,
+    #[serde(default)]
+    attachments: Option<Vec<RawAttachment>>,
+}
+
+/// One of `attachments`: inline base64 `data` or a `url`, with its media type and name.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAttachment {
+    #[serde(default)]
+    mime: Option<String>,
+    #[serde(default)]
+    data: Option<String>,
+    #[serde(default)]
+    url: Option<String>,
+    #[serde(default)]
+    name: Option<String>,
+}
+
+/// The attachments of a request as the engine's loader takes them; one with neither or both
+/// of `data` and `url`, or without a prompt to go with, is refused by its index.
+fn attachments(
+    raw: Option<Vec<RawAttachment>>,
+    has_prompt: bool,
+) -> Result<Vec<oy3o::attachment::Input>, String> {
+    use oy3o::attachment::{Input, Origin};
+    let raw = raw.unwrap_or_default();
+    if !raw.is_empty() && !has_prompt {
+        return Err("field `attachments`: attachments go with a prompt; send one".into());
+    }
+    raw.into_iter()
+        .enumerate()
+        .map(|(i, a)| {
+            let origin = match (a.data, a.url) {
+                (Some(data), None) => Origin::Base64(data),
+                (None, Some(url)) => Origin::Url(url),
+                _ => {
+                    return Err(format!(
+                        "field `attachments[{i}]`: give either `data` (base64) or `url`"
+                    ));
+                }
+            };
+            Ok(Input {
+                origin,
+                mime: a.mime,
+                name: a.name,
+            })
+        })
+        .collect()
 }
 
 /// Parses one text frame with no bound on the `id` and `ref` (tests).
@@ -260,6 +320,8 @@ pub(crate) fn parse_limited(text: &str, max_id_bytes: usize) -> Result<Request, 
     if let Some(key) = raw.key.filter(|k| !k.trim().is_empty()) {
         credential = Some(Credential::Key(key.trim().to_owned()));
     }
+    let attachments =
+        attachments(raw.attachments, raw.prompt.is_some()).map_err(|m| reject(&tag, m))?;
     let chain = match raw.chain {
         None | Some(Value::Null) => None,
         Some(v) => Some(chain(v).map_err(|m| reject(&tag, m))?),
@@ -279,6 +341,8 @@ pub(crate) fn parse_limited(text: &str, max_id_bytes: usize) -> Result<Request, 
         chain,
         history: raw.history.unwrap_or(false),
         tools: raw.tools,
+        attachments,
+        parts: Vec::new(),
     })
 }
 

@@ -166,10 +166,36 @@ impl Connection {
                     .collect()
             })
             .unwrap_or_default();
+        let images: Vec<String> = frame["content"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|p| p["type"] == "image")
+            .map(|p| p["url"].as_str().unwrap_or_default().to_owned())
+            .collect();
+        let unknown_image = {
+            let s = lock(&self.state);
+            images
+                .iter()
+                .any(|url| !s.uploads.iter().any(|u| &u.url == url))
+        };
         let mode = frame["mode"].as_str().unwrap_or("chat").to_owned();
         let context = frame["context"]["edge"]["pageContent"]
             .as_str()
             .map(str::to_owned);
+        if unknown_image {
+            lock(&self.state).sent.push(Sent {
+                conversation,
+                text,
+                mode,
+                context,
+                query: self.query.clone(),
+                cookies: self.cookies.clone(),
+                images,
+            });
+            self.error("invalid-attachment").await?;
+            return Ok(true);
+        }
         let turn = {
             let mut s = lock(&self.state);
             s.sent.push(Sent {
@@ -179,6 +205,7 @@ impl Connection {
                 context: context.clone(),
                 query: self.query.clone(),
                 cookies: self.cookies.clone(),
+                images: images.clone(),
             });
             match s.conversations.get_mut(&conversation) {
                 None => None,

@@ -17,6 +17,12 @@
 //! gate), `[hashcash]` (a proof of work, then the answer), `[drop]` (the connection dies after
 //! two text frames), `[error:CODE]`, `[cite]`, `[reason]`. `GET /_sim/state` returns what it
 //! saw as JSON.
+//!
+//! Images are uploaded with `POST /c/api/attachments` (COPILOT.md §A.2): the raw bytes with
+//! their `content-type`, the browser's cookies; it answers `{"url": …}` (400 for an empty body,
+//! a type it does not take or bytes that are not that type, 401 without the cookies). A `send`
+//! whose `content` names an image URL it did not hand out is answered
+//! `error/invalid-attachment`.
 
 mod chat;
 
@@ -154,6 +160,19 @@ pub struct Sent {
     pub query: String,
     /// Names of the cookies on the upgrade.
     pub cookies: Vec<String>,
+    /// The `url`s of the `image` items of `content`, in order.
+    pub images: Vec<String>,
+}
+
+/// An image uploaded with `POST /c/api/attachments`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Upload {
+    /// The `content-type` it came with.
+    pub mime: String,
+    /// Its bytes.
+    pub bytes: Vec<u8>,
+    /// The URL handed back.
+    pub url: String,
 }
 
 /// A conversation the server keeps.
@@ -177,6 +196,7 @@ struct State {
     upgrades: Vec<RecordedRequest>,
     frames: Vec<Value>,
     sent: Vec<Sent>,
+    uploads: Vec<Upload>,
     counter: u64,
 }
 
@@ -259,6 +279,11 @@ impl CopilotSim {
         self.lock().sent.clone()
     }
 
+    /// The images uploaded, in order.
+    pub fn uploads(&self) -> Vec<Upload> {
+        self.lock().uploads.clone()
+    }
+
     /// The user texts of a conversation, as the server remembers it.
     pub fn conversation(&self, id: &str) -> Vec<String> {
         self.lock()
@@ -312,6 +337,7 @@ async fn serve(mut socket: TcpStream, state: Arc<Mutex<State>>) -> std::io::Resu
         ("POST", "/c/api/start") | ("POST", "/c/api/conversations") => {
             start(&state, &request, path == "/c/api/start")
         }
+        ("POST", "/c/api/attachments") => upload(&state, &request),
         ("GET", "/_sim/state") => Scripted::json(200, &snapshot(&state).to_string()),
         _ => Scripted::json(404, r#"{"error":"not found"}"#),
     };
@@ -345,6 +371,54 @@ fn start(state: &Mutex<State>, request: &RecordedRequest, current: bool) -> Scri
     )
 }
 
+/// `POST /c/api/attachments` with an image's bytes: `{"url": …}`, or the error a client sees
+/// for bytes it cannot take.
+fn upload(state: &Mutex<State>, request: &RecordedRequest) -> Scripted {
+    let mut s = lock(state);
+    if !cookies_ok(&s, &cookies_of(request)) {
+        return Scripted::json(
+            401,
+            r#"{"error":"Unauthorized","message":"Invalid session"}"#,
+        );
+    }
+    let mime = request
+        .header("content-type")
+        .unwrap_or_default()
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    let magic: &[u8] = match mime.as_str() {
+        "image/png" => b"\x89PNG",
+        "image/jpeg" => b"\xff\xd8\xff",
+        "image/gif" => b"GIF8",
+        "image/webp" => b"RIFF",
+        _ => {
+            return Scripted::json(
+                400,
+                r#"{"error":"UnsupportedMediaType","message":"Unsupported file type"}"#,
+            );
+        }
+    };
+    if !request.body.starts_with(magic) {
+        return Scripted::json(
+            400,
+            r#"{"error":"InvalidImage","message":"The image could not be read"}"#,
+        );
+    }
+    let url = format!(
+        "https://copilot.microsoft.com/c/api/attachments/{}",
+        s.id('i')
+    );
+    s.uploads.push(Upload {
+        mime,
+        bytes: request.body.clone(),
+        url: url.clone(),
+    });
+    Scripted::json(200, &json!({ "url": url }).to_string())
+}
+
 /// What the simulator saw, for tests in other processes.
 fn snapshot(state: &Mutex<State>) -> Value {
     let s = lock(state);
@@ -353,8 +427,15 @@ fn snapshot(state: &Mutex<State>) -> Value {
         .iter()
         .map(|t| {
             json!({"conversation": t.conversation, "text": t.text, "mode": t.mode,
-                   "context": t.context, "query": t.query, "cookies": t.cookies})
+                   "context": t.context, "query": t.query, "cookies": t.cookies,
+                   "images": t.images})
         })
         .collect();
-    json!({"starts": s.starts, "upgrades": s.upgrades.len(), "sent": sent, "frames": s.frames})
+    let uploads: Vec<Value> = s
+        .uploads
+        .iter()
+        .map(|u| json!({"mime": u.mime, "size": u.bytes.len(), "url": u.url}))
+        .collect();
+    json!({"starts": s.starts, "upgrades": s.upgrades.len(), "sent": sent, "frames": s.frames,
+           "uploads": uploads})
 }

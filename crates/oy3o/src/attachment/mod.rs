@@ -8,10 +8,14 @@
 //! its base64 must decode, and it must fit the size [`Limits`] (the config's `[attachments]`
 //! section). Each error names the part. What each model can take is its [`Capabilities`].
 //!
+//! Faces turn what they receive (a path, a URL, bytes, base64, a data URL) into parts
+//! through [`Input`] and [`load_all`], so every face checks and names them alike.
+//!
 //! Not here: storing attachments (the store addresses them by [`digest`]), and the faces'
 //! own syntax for naming them.
 
 mod capabilities;
+mod input;
 pub mod mime;
 
 use std::path::Path;
@@ -23,6 +27,7 @@ use futures::StreamExt;
 use sha2::{Digest, Sha256};
 
 pub use capabilities::{Capabilities, Urls};
+pub use input::{Input, Origin, load_all};
 use mime::Kind;
 
 use crate::error::{Error, ErrorCode, Result};

@@ -64,6 +64,7 @@ struct ProviderSection {
     max_retries: Option<u32>,
     #[serde(default)]
     headers: BTreeMap<String, String>,
+    extra_body: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -249,6 +250,10 @@ impl ConfigFile {
                     &format!("unknown API {api:?}: use \"chat\" (Chat Completions) or \"responses\" (the Responses API)"),
                 ));
             }
+            if let Some(extra) = &s.extra_body {
+                crate::controls::check_extra_body(extra, "extra_body")
+                    .map_err(|e| ctx.error(&key("extra_body"), e.message()))?;
+            }
             let api_key = match s.api_key {
                 Some(source) => Some(ctx.credential(source, &key("api_key"))?),
                 None => None,
@@ -273,6 +278,7 @@ impl ConfigFile {
                 idle_timeout: seconds(s.idle_timeout_secs, &key("idle_timeout_secs"), &ctx)?,
                 max_retries: s.max_retries,
                 headers: s.headers,
+                extra_body: s.extra_body,
             };
             providers.insert(name, settings);
         }
@@ -299,6 +305,14 @@ impl ConfigFile {
                     "must be a number of US dollars per million tokens, at least 0",
                 ));
             }
+        }
+        if let Some(extra) = &self.options.extra_body {
+            crate::controls::check_extra_body(extra, "extra_body")
+                .map_err(|e| ctx.error("options.extra_body", e.message()))?;
+        }
+        if let Some(stop) = &self.options.stop {
+            crate::controls::check_stop(stop)
+                .map_err(|e| ctx.error("options.stop", e.message()))?;
         }
         if let Some(store) = &self.store {
             check_store(store).map_err(|m| ctx.error("store", m))?;
@@ -388,6 +402,43 @@ headers = { "X-Title" = "oy3o" }
         );
         assert_eq!(openai.idle_timeout, Some(Duration::from_millis(2500)));
         assert_eq!(c.options.temperature, Some(0.2));
+    }
+
+    #[test]
+    fn request_controls_load_and_bad_ones_name_file_line_and_key() {
+        let c = load(
+            r#"
+[options]
+reasoning = "high"
+search = true
+stop = ["END"]
+extra_body = { user = "me" }
+[providers.openai]
+extra_body = { service_tier = "flex" }
+"#,
+            "c.toml",
+        )
+        .unwrap();
+        assert_eq!(c.options.reasoning, Some(super::super::Reasoning::High));
+        assert_eq!(c.options.search, Some(true));
+        assert_eq!(c.options.stop.as_deref(), Some(&["END".to_owned()][..]));
+        assert_eq!(c.options.extra_body.as_ref().unwrap()["user"], "me");
+        let extra = c.providers["openai"].extra_body.as_ref().unwrap();
+        assert_eq!(extra["service_tier"], "flex");
+
+        let err = load("[options]\nreasoning = \"max\"\n", "c.toml").unwrap_err();
+        let msg = err.to_string();
+        assert!(
+            msg.contains("c.toml") && msg.contains("line 2") && msg.contains("max"),
+            "{msg}"
+        );
+        let err = load(
+            "[providers.openai]\nbase_url = \"http://x\"\nextra_body = { model = \"gpt-5\" }\n",
+            "c.toml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("line 3") && err.contains("\"model\""), "{err}");
     }
 
     #[test]

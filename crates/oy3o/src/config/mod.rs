@@ -54,6 +54,79 @@ pub struct Options {
     /// The most tool steps (answers with calls, then their results) of one turn; the last
     /// step asks for an answer without tools. Default 8.
     pub max_tool_steps: Option<u32>,
+    /// How hard a reasoning model should think (OpenAI reasoning effort, Anthropic thinking
+    /// budget, Gemini thinking budget, Ollama `think`). `reasoning = "low"` in a file.
+    pub reasoning: Option<Reasoning>,
+    /// A JSON Schema the answer must follow ([`crate::structured`]): the provider's native
+    /// structured mode where it has one, validated on arrival. Usually given with the call
+    /// (CLI `--schema FILE`, Python `schema=`, HTTP `response_format`, WebSocket `options`);
+    /// as data (a file's `[options]`, a WebSocket request) it is the schema itself, or
+    /// `{name, schema, strict?}` ([`crate::structured::deserialize`]).
+    #[serde(
+        default,
+        deserialize_with = "crate::structured::deserialize",
+        skip_serializing
+    )]
+    pub schema: Option<std::sync::Arc<crate::structured::OutputSchema>>,
+    /// Let the model search the web with its provider's search tool (`search = true`).
+    pub search: Option<bool>,
+    /// Texts that end the answer where they would appear (not included).
+    pub stop: Option<Vec<String>>,
+    /// JSON fields merged last into the provider's request body: an escape hatch for
+    /// parameters oy3o has no option for. Merged over the provider's own `extra_body`
+    /// (`[providers.NAME] extra_body`), key by key.
+    pub extra_body: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+/// How hard a reasoning model should think: `low`, `medium` or `high`.
+///
+/// ```
+/// use oy3o::config::Reasoning;
+/// assert_eq!("high".parse::<Reasoning>().unwrap(), Reasoning::High);
+/// assert!("max".parse::<Reasoning>().unwrap_err().to_string().contains("low, medium or high"));
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Reasoning {
+    /// Little thinking: fast and cheap.
+    Low,
+    /// The providers' usual default.
+    Medium,
+    /// Think long.
+    High,
+}
+
+impl Reasoning {
+    /// The lowercase name (`"low"`, `"medium"`, `"high"`), as OpenAI's `reasoning_effort` takes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Low => "low",
+            Self::Medium => "medium",
+            Self::High => "high",
+        }
+    }
+}
+
+impl std::fmt::Display for Reasoning {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for Reasoning {
+    type Err = crate::Error;
+
+    fn from_str(s: &str) -> crate::Result<Self> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "low" => Ok(Self::Low),
+            "medium" => Ok(Self::Medium),
+            "high" => Ok(Self::High),
+            _ => Err(crate::Error::new(
+                crate::ErrorCode::BadRequest,
+                format!("unknown reasoning level {s:?}: use low, medium or high"),
+            )),
+        }
+    }
 }
 
 impl Options {
@@ -68,6 +141,18 @@ impl Options {
             tools: over.tools.clone().or_else(|| self.tools.clone()),
             toolbox: over.toolbox.clone().or_else(|| self.toolbox.clone()),
             max_tool_steps: over.max_tool_steps.or(self.max_tool_steps),
+            reasoning: over.reasoning.or(self.reasoning),
+            schema: over.schema.clone().or_else(|| self.schema.clone()),
+            search: over.search.or(self.search),
+            stop: over.stop.clone().or_else(|| self.stop.clone()),
+            extra_body: match (&self.extra_body, &over.extra_body) {
+                (Some(base), Some(top)) => {
+                    let mut merged = base.clone();
+                    merged.extend(top.iter().map(|(k, v)| (k.clone(), v.clone())));
+                    Some(merged)
+                }
+                (base, top) => top.clone().or_else(|| base.clone()),
+            },
         }
     }
 }
@@ -120,6 +205,9 @@ pub struct ProviderSettings {
     pub max_retries: Option<u32>,
     /// Extra HTTP headers sent with every request.
     pub headers: BTreeMap<String, String>,
+    /// JSON fields merged last into every request body to this provider (an escape hatch);
+    /// a request's own [`Options::extra_body`] wins key by key.
+    pub extra_body: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 impl ProviderSettings {
@@ -148,6 +236,7 @@ impl ProviderSettings {
             idle_timeout: over.idle_timeout.or(self.idle_timeout),
             max_retries: over.max_retries.or(self.max_retries),
             headers,
+            extra_body: over.extra_body.clone().or_else(|| self.extra_body.clone()),
         }
     }
 

@@ -103,7 +103,9 @@ pub(crate) async fn completions(
         Ok(toolbox) => toolbox,
         Err(refused) => return refused,
     };
-    let options = Options {
+    // The request controls (response_format, reasoning_effort, stop, web_search_options,
+    // extra_body), under the fields set here.
+    let options = request.controls.overlay(&Options {
         // In range (checked when read): narrowing cannot overflow.
         temperature: request.temperature.map(|t| t as f32),
         top_p: request.top_p.map(|p| p as f32),
@@ -117,7 +119,7 @@ pub(crate) async fn completions(
         // `tools`, the client runs.
         toolbox: toolbox.clone(),
         ..Options::default()
-    };
+    });
     let model = request.model.filter(|m| !m.trim().is_empty());
     let reply = match model.as_deref().and_then(|m| m.strip_prefix("chain:")) {
         Some(name) => match state.chains.get(name) {

@@ -75,6 +75,12 @@ impl Provider for Anthropic {
             audio: &[],
         }
     }
+
+    /// `thinking`, `output_config.format`, the `web_search_20250305` server tool,
+    /// `stop_sequences` (TOOLS.md §3.5–§3.7, PROVIDERS.md §3.1).
+    fn controls(&self, _target: &Target) -> crate::controls::Controls {
+        crate::controls::Controls::ALL
+    }
 }
 
 /// One configured Messages endpoint.
@@ -102,7 +108,10 @@ impl Messages {
 impl Completions for Messages {
     fn complete(&self, request: CompletionRequest) -> DeltaStream {
         let url = self.url.clone();
-        let body = self.request.body(&request);
+        let body = match self.request.body(&request) {
+            Ok(body) => body,
+            Err(e) => return Box::pin(futures::stream::once(async move { Err(e) })),
+        };
         let headers = self.request.headers.clone();
         let upstream = self.upstream.clone();
         self.upstream.answer(

@@ -18,6 +18,8 @@ pub(super) const DEFAULT_MAX_TOKENS: u32 = 4096;
 pub(super) struct RequestShape {
     model: String,
     pub(super) headers: HeaderMap,
+    /// The provider's `extra_body` setting, merged into every body.
+    extra_body: Option<serde_json::Map<String, Value>>,
 }
 
 impl RequestShape {
@@ -30,10 +32,12 @@ impl RequestShape {
         Self {
             model: target.model.clone(),
             headers,
+            extra_body: target.settings.extra_body.clone(),
         }
     }
 
-    pub(super) fn body(&self, request: &CompletionRequest) -> Value {
+    /// The body, or why the options cannot go together (thinking with a temperature).
+    pub(super) fn body(&self, request: &CompletionRequest) -> crate::Result<Value> {
         // The context is the top-level `system`; there is no system role in `messages`.
         let mut system = Vec::new();
         let mut messages = Vec::with_capacity(request.messages.len());
@@ -93,7 +97,83 @@ impl RequestShape {
                 body["tool_choice"] = choice;
             }
         }
-        body
+        controls(o, &mut body)?;
+        cache_prefix(&mut body);
+        crate::controls::merge_extra_body(&mut body, self.extra_body.as_ref(), o);
+        Ok(body)
+    }
+}
+
+/// Request controls (TOOLS.md §3.5–§3.7, PROVIDERS.md §3.1):
+/// - reasoning: `thinking {type: enabled, budget_tokens}` with the level's budget
+///   ([`crate::controls::anthropic_budget`]); `max_tokens` counts thinking too, so it becomes
+///   the budget plus the answer's own limit (the options' or [`DEFAULT_MAX_TOKENS`]). The API
+///   refuses `temperature` and `top_k` with thinking: refused here first, by name.
+/// - schema: the native JSON outputs, `output_config.format {type: json_schema, schema}`
+///   (generally available; no name, no strict flag). Chosen over a forced tool because a
+///   forced `tool_choice` cannot be combined with thinking, and the answer streams as text.
+/// - search: the `web_search_20250305` server tool, after the client tools.
+/// - stop: `stop_sequences`.
+fn controls(o: &crate::config::Options, body: &mut Value) -> crate::Result<()> {
+    if let Some(level) = o.reasoning {
+        if o.temperature.is_some() || o.top_p.is_some() {
+            return Err(crate::Error::new(
+                ErrorCode::BadRequest,
+                "anthropic takes no temperature or top_p together with reasoning (extended \
+                 thinking); leave one of them out",
+            ));
+        }
+        let budget = crate::controls::anthropic_budget(level);
+        let answer = o.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS);
+        body["max_tokens"] = json!(budget.saturating_add(answer));
+        body["thinking"] = json!({"type": "enabled", "budget_tokens": budget});
+    }
+    if let Some(schema) = &o.schema {
+        body["output_config"] = json!({"format": {"type": "json_schema", "schema": schema.schema}});
+    }
+    if o.search == Some(true) {
+        let search = json!({"type": "web_search_20250305", "name": "web_search"});
+        match body["tools"].as_array_mut() {
+            Some(tools) => tools.push(search),
+            None => body["tools"] = json!([search]),
+        }
+    }
+    if let Some(stop) = o.stop.as_ref().filter(|s| !s.is_empty()) {
+        body["stop_sequences"] = json!(stop);
+    }
+    Ok(())
+}
+
+/// Prompt caching on the stable prefix (TOOLS.md §3.8): `cache_control {type: ephemeral}` on
+/// the context (the `system` string becomes one text block to carry it) and on the last block
+/// of the history before the new prompt, so the next turn reads both from the cache. Two of
+/// the four breakpoints the API allows; a prefix shorter than the model's minimum is simply
+/// not cached. Never on a thinking block (the API refuses it there) nor an empty text.
+fn cache_prefix(body: &mut Value) {
+    let ephemeral = json!({"type": "ephemeral"});
+    if let Some(system) = body["system"].as_str().filter(|s| !s.is_empty()) {
+        body["system"] =
+            json!([{"type": "text", "text": system, "cache_control": ephemeral.clone()}]);
+    }
+    let Some(messages) = body["messages"].as_array_mut() else {
+        return;
+    };
+    let Some(at) = messages.len().checked_sub(2) else {
+        return;
+    };
+    let last = &mut messages[at]["content"];
+    if let Some(text) = last.as_str() {
+        if text.is_empty() {
+            return;
+        }
+        *last = json!([{"type": "text", "text": text}]);
+    }
+    if let Some(block) = last.as_array_mut().and_then(|b| b.last_mut()) {
+        let kind = block["type"].as_str().unwrap_or_default();
+        let empty = kind == "text" && block["text"].as_str().is_none_or(str::is_empty);
+        if !kind.contains("thinking") && !empty {
+            block["cache_control"] = ephemeral;
+        }
     }
 }
 

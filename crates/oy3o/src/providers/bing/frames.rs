@@ -84,17 +84,26 @@ pub(super) fn report_local_consents() -> Value {
     json!({"event": "reportLocalConsents", "grantedConsents": []})
 }
 
-/// The user turn (§A.6.3): the text only, the mode from the model name, and the page
-/// context when there is one to deliver.
-pub(super) fn send(conversation: &str, prompt: &str, mode: &str, context: Option<&str>) -> Value {
+/// The user turn (§A.6.3): the uploaded images (`attachments`, their `content` items) first,
+/// the text last, the mode from the model name, and the page context when there is one to
+/// deliver.
+pub(super) fn send(
+    conversation: &str,
+    attachments: &[Value],
+    prompt: &str,
+    mode: &str,
+    context: Option<&str>,
+) -> Value {
     let context = match context {
         Some(page) => json!({"edge": {"pageTitle": "context", "pageContent": page, "pageUrl": ""}}),
         None => json!({}),
     };
+    let mut content = attachments.to_vec();
+    content.push(json!({"type": "text", "text": prompt}));
     json!({
         "event": "send",
         "conversationId": conversation,
-        "content": [{"type": "text", "text": prompt}],
+        "content": content,
         "mode": mode,
         "context": context,
     })
@@ -162,9 +171,17 @@ mod tests {
 
     #[test]
     fn the_context_rides_as_the_edge_page_context() {
-        let frame = send("c1", "hi", "chat", Some("page text"));
+        let image = json!({"type": "image", "url": "https://x/a"});
+        let frame = send(
+            "c1",
+            std::slice::from_ref(&image),
+            "hi",
+            "chat",
+            Some("page text"),
+        );
+        assert_eq!(frame["content"][0], image, "attachments first");
         assert_eq!(frame["context"]["edge"]["pageContent"], "page text");
-        assert_eq!(send("c1", "hi", "chat", None)["context"], json!({}));
-        assert_eq!(frame["content"][0], json!({"type": "text", "text": "hi"}));
+        assert_eq!(send("c1", &[], "hi", "chat", None)["context"], json!({}));
+        assert_eq!(frame["content"][1], json!({"type": "text", "text": "hi"}));
     }
 }

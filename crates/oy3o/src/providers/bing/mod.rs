@@ -16,6 +16,7 @@ mod auth;
 mod challenge;
 mod frames;
 mod turn;
+mod upload;
 
 use std::sync::{Arc, Mutex};
 
@@ -63,6 +64,12 @@ impl Provider for Bing {
         &INFO
     }
 
+    /// Images, as bytes: each is uploaded (`POST /c/api/attachments`, COPILOT.md §A.2); a URL
+    /// is fetched by the chat first.
+    fn capabilities(&self, _target: &Target) -> crate::attachment::Capabilities {
+        capabilities()
+    }
+
     fn open(&self, target: &Target) -> Result<Box<dyn Session>> {
         let identity = Identity::from_credential(target.credential.as_ref());
         if identity.is_empty() {
@@ -86,6 +93,24 @@ impl Provider for Bing {
             })),
             turn: Arc::new(tokio::sync::Mutex::new(())),
         }))
+    }
+
+    /// Copilot searches the web on its own when it sees fit, so `search = true` asks for
+    /// nothing more; its chat protocol has no reasoning level, schema mode, stop sequences
+    /// or JSON body to extend (COPILOT.md).
+    fn controls(&self, _target: &Target) -> crate::controls::Controls {
+        crate::controls::Controls {
+            search: true,
+            ..crate::controls::Controls::NONE
+        }
+    }
+}
+
+/// What Copilot takes: text, and images as bytes (uploaded).
+fn capabilities() -> crate::attachment::Capabilities {
+    crate::attachment::Capabilities {
+        images: true,
+        ..crate::attachment::Capabilities::TEXT
     }
 }
 
@@ -193,7 +218,12 @@ impl Session for BingSession {
 
     fn send(&self, prompt: Message, _options: Options) -> DeltaStream {
         // Copilot's web chat has no sampling options: they are ignored.
-        let checked = crate::message::require_text(std::slice::from_ref(&prompt), INFO.name);
+        // Images go by upload (§A.2); other parts are refused before anything is sent.
+        let checked = crate::message::require_supported(
+            std::slice::from_ref(&prompt),
+            INFO.name,
+            &capabilities(),
+        );
         let client = self.client.clone();
         let state = self.state.clone();
         let turn = self.turn.clone();
@@ -229,10 +259,12 @@ impl Session for BingSession {
                     (identity, id)
                 }
             };
+            let attachments = upload::images(&client, &identity, &prompt).await?;
             let request = turn::TurnRequest {
                 identity,
                 conversation,
                 prompt: prompt.text().into_owned(),
+                attachments,
                 context: context.clone(),
             };
             let mut deltas = turn::run(client, request);

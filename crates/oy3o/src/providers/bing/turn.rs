@@ -26,6 +26,8 @@ pub(super) struct TurnRequest {
     pub(super) identity: Identity,
     pub(super) conversation: String,
     pub(super) prompt: String,
+    /// The uploaded images' `content` items, sent before the text.
+    pub(super) attachments: Vec<Value>,
     /// The context to deliver with this turn, if any.
     pub(super) context: Option<String>,
 }
@@ -33,9 +35,9 @@ pub(super) struct TurnRequest {
 /// Streams one turn's deltas, ending with [`Delta::Done`] or an error.
 pub(super) fn run(client: std::sync::Arc<Client>, request: TurnRequest) -> DeltaStream {
     Box::pin(async_stream::try_stream! {
-        let TurnRequest { identity, conversation, prompt, context } = request;
+        let TurnRequest { identity, conversation, prompt, attachments, context } = request;
         let mut socket = open(&client, &identity, context.is_some()).await?;
-        let send = frames::send(&conversation, &prompt, &client.mode, context.as_deref());
+        let send = frames::send(&conversation, &attachments, &prompt, &client.mode, context.as_deref());
         for frame in [frames::set_options(), frames::report_local_consents(), send.clone()] {
             write(&mut socket, &frame).await?;
         }

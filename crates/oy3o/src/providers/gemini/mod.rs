@@ -68,6 +68,12 @@ impl Provider for Gemini {
             audio: AUDIO,
         }
     }
+
+    /// `thinkingConfig`, `responseJsonSchema`, the `google_search` tool, `stopSequences`
+    /// (TOOLS.md §4.5, §4.6; PROVIDERS.md §4.1).
+    fn controls(&self, _target: &Target) -> crate::controls::Controls {
+        crate::controls::Controls::ALL
+    }
 }
 
 /// Where the Gemini File API's file URIs live (TOOLS.md §4.4).
@@ -88,6 +94,8 @@ struct GenerateContent {
     upstream: Upstream,
     url: RequestUrl,
     request: request::RequestShape,
+    /// The provider's `extra_body` setting, merged into every body.
+    extra_body: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 impl GenerateContent {
@@ -106,6 +114,7 @@ impl GenerateContent {
                 &format!("/models/{model}:streamGenerateContent?alt=sse"),
             )),
             request: request::RequestShape::new(target),
+            extra_body: target.settings.extra_body.clone(),
         })
     }
 }
@@ -113,7 +122,8 @@ impl GenerateContent {
 impl Completions for GenerateContent {
     fn complete(&self, request: CompletionRequest) -> DeltaStream {
         let url = self.url.clone();
-        let body = request::body(&request);
+        let mut body = request::body(&request);
+        crate::controls::merge_extra_body(&mut body, self.extra_body.as_ref(), &request.options);
         let headers = self.request.headers.clone();
         let upstream = self.upstream.clone();
         self.upstream.answer(

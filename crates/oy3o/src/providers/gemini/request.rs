@@ -64,6 +64,21 @@ pub(super) fn body(request: &CompletionRequest) -> Value {
     if let Some(s) = o.seed {
         config.insert("seed".into(), json!(s));
     }
+    // Request controls (TOOLS.md §4.5, §4.6): a thinking budget with thought summaries (so
+    // reasoning arrives as events), JSON with the schema as plain JSON Schema, stop sequences.
+    if let Some(level) = o.reasoning {
+        config.insert(
+            "thinkingConfig".into(),
+            json!({"thinkingBudget": crate::controls::gemini_budget(level), "includeThoughts": true}),
+        );
+    }
+    if let Some(schema) = &o.schema {
+        config.insert("responseMimeType".into(), json!("application/json"));
+        config.insert("responseJsonSchema".into(), schema.schema.clone());
+    }
+    if let Some(stop) = o.stop.as_ref().filter(|s| !s.is_empty()) {
+        config.insert("stopSequences".into(), json!(stop));
+    }
     if !config.is_empty() {
         body["generationConfig"] = Value::Object(config);
     }
@@ -96,6 +111,14 @@ pub(super) fn body(request: &CompletionRequest) -> Value {
         };
         if let Some(config) = config {
             body["toolConfig"] = json!({ "functionCallingConfig": config });
+        }
+    }
+    // Web search: the `google_search` tool beside the function declarations (PROVIDERS.md §4.7).
+    if o.search == Some(true) {
+        let search = json!({ "google_search": {} });
+        match body["tools"].as_array_mut() {
+            Some(tools) => tools.push(search),
+            None => body["tools"] = json!([search]),
         }
     }
     body

@@ -50,6 +50,15 @@ impl Provider for Ollama {
 
     /// Images as base64 for vision models (TOOLS.md §5.4), known by name; no PDFs, no audio,
     /// no URLs: an image URL is fetched by the engine and sent as bytes.
+    /// `think`, `format`, `options.stop` (PROVIDERS.md §5.1, TOOLS.md §5.5); Ollama's chat
+    /// has no search tool.
+    fn controls(&self, _target: &Target) -> crate::controls::Controls {
+        crate::controls::Controls {
+            search: false,
+            ..crate::controls::Controls::ALL
+        }
+    }
+
     fn capabilities(&self, target: &Target) -> Capabilities {
         Capabilities {
             tools: true,

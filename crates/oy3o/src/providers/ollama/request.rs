@@ -14,6 +14,8 @@ use crate::transport::http::{ErrorDetail, request_headers};
 pub(super) struct RequestShape {
     model: String,
     pub(super) headers: HeaderMap,
+    /// The provider's `extra_body` setting, merged into every body.
+    extra_body: Option<Map<String, Value>>,
 }
 
 impl RequestShape {
@@ -23,6 +25,7 @@ impl RequestShape {
         Self {
             model: target.model.clone(),
             headers,
+            extra_body: target.settings.extra_body.clone(),
         }
     }
 
@@ -70,9 +73,21 @@ impl RequestShape {
         if let Some(s) = o.seed {
             options.insert("seed".into(), json!(s));
         }
+        // Request controls (PROVIDERS.md §5.1, TOOLS.md §5.5, §5.6): `think` takes the level
+        // itself, `format` the schema, `options.stop` the stop sequences. No search tool.
+        if let Some(stop) = o.stop.as_ref().filter(|s| !s.is_empty()) {
+            options.insert("stop".into(), json!(stop));
+        }
         if !options.is_empty() {
             body["options"] = Value::Object(options);
         }
+        if let Some(level) = o.reasoning {
+            body["think"] = json!(level.as_str());
+        }
+        if let Some(schema) = &o.schema {
+            body["format"] = schema.schema.clone();
+        }
+        crate::controls::merge_extra_body(&mut body, self.extra_body.as_ref(), o);
         body
     }
 }

@@ -71,6 +71,18 @@ impl Provider for OpenAi {
     fn capabilities(&self, target: &Target) -> Capabilities {
         capabilities(target, self.takes_tools(target))
     }
+
+    /// Chat Completions: `reasoning_effort`, `response_format`, `web_search_options` (the
+    /// search models; others refuse it upstream), `stop` (TOOLS.md §1.5, PROVIDERS.md §1.2).
+    /// Responses: `reasoning.effort`, `text.format`, the `web_search` tool; it has no stop
+    /// sequences (TOOLS.md §2.5, §2.6, PROVIDERS.md §2.1).
+    fn controls(&self, target: &Target) -> crate::controls::Controls {
+        let responses = target.settings.api.as_deref() == Some("responses");
+        crate::controls::Controls {
+            stop: !responses,
+            ..crate::controls::Controls::ALL
+        }
+    }
 }
 
 /// OpenAI's own models that read text only (by name prefix); the others take images and

@@ -17,6 +17,8 @@ use crate::transport::http::{ErrorDetail, request_headers};
 /// What stays the same for every request of a session.
 pub(super) struct RequestShape {
     model: String,
+    /// The provider's `extra_body` setting, merged into every body.
+    extra_body: Option<serde_json::Map<String, Value>>,
     max_tokens_field: String,
     pub(super) headers: HeaderMap,
 }
@@ -40,6 +42,7 @@ impl RequestShape {
             .or_insert(HeaderValue::from_static("application/json"));
         Self {
             model: target.model.clone(),
+            extra_body: target.settings.extra_body.clone(),
             max_tokens_field,
             headers,
         }
@@ -48,12 +51,20 @@ impl RequestShape {
     /// The request body, serialized once per turn (a retry resends the same bytes) straight
     /// from the request's messages: building a `serde_json::Value` first copied every message
     /// into a tree of maps, ~6,000 instructions and a dozen allocations per request.
+    /// An `extra_body` (the provider's or the request's) is merged last, over a re-read
+    /// body: only requests that carry one pay for it.
     pub(super) fn body(&self, request: &CompletionRequest) -> serde_json::Result<Bytes> {
-        serde_json::to_vec(&Body {
+        let body = Body {
             shape: self,
             request,
-        })
-        .map(Bytes::from)
+        };
+        let extra = self.extra_body.as_ref();
+        if crate::controls::has_extra_body(extra, &request.options) {
+            let mut value = serde_json::to_value(&body)?;
+            crate::controls::merge_extra_body(&mut value, extra, &request.options);
+            return serde_json::to_vec(&value).map(Bytes::from);
+        }
+        serde_json::to_vec(&body).map(Bytes::from)
     }
 }
 
@@ -93,6 +104,24 @@ impl Serialize for Body<'_> {
         }
         if let Some(m) = o.max_tokens {
             map.serialize_entry(self.shape.max_tokens_field.as_str(), &m)?;
+        }
+        // Request controls (TOOLS.md §1.5, PROVIDERS.md §1.2).
+        if let Some(level) = o.reasoning {
+            map.serialize_entry("reasoning_effort", level.as_str())?;
+        }
+        if let Some(schema) = &o.schema {
+            map.serialize_entry(
+                "response_format",
+                &serde_json::json!({"type": "json_schema", "json_schema": {
+                    "name": schema.name, "schema": schema.schema, "strict": schema.strict,
+                }}),
+            )?;
+        }
+        if o.search == Some(true) {
+            map.serialize_entry("web_search_options", &serde_json::json!({}))?;
+        }
+        if let Some(stop) = o.stop.as_ref().filter(|s| !s.is_empty()) {
+            map.serialize_entry("stop", stop)?;
         }
         if let Some(tools) = o.tools.as_deref().filter(|t| !t.specs.is_empty()) {
             map.serialize_entry("tools", &WireTools(&tools.specs))?;

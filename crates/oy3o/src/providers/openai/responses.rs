@@ -20,6 +20,8 @@ pub(super) struct Responses {
     url: RequestUrl,
     model: String,
     headers: HeaderMap,
+    /// The provider's `extra_body` setting, merged into every body.
+    extra_body: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 impl Responses {
@@ -30,6 +32,7 @@ impl Responses {
             url: RequestUrl::new(format!("{}/responses", base.trim_end_matches('/'))),
             model: target.model.clone(),
             headers: super::request::headers(target),
+            extra_body: target.settings.extra_body.clone(),
         })
     }
 }
@@ -37,7 +40,8 @@ impl Responses {
 impl Completions for Responses {
     fn complete(&self, request: CompletionRequest) -> DeltaStream {
         let url = self.url.clone();
-        let body = request::body(&self.model, &request);
+        let mut body = request::body(&self.model, &request);
+        crate::controls::merge_extra_body(&mut body, self.extra_body.as_ref(), &request.options);
         let headers = self.headers.clone();
         let upstream = self.upstream.clone();
         self.upstream.answer(

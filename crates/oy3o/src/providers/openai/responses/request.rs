@@ -44,7 +44,33 @@ pub(super) fn body(model: &str, request: &CompletionRequest) -> Value {
     if let Some(tools) = o.tools.as_deref().filter(|t| !t.specs.is_empty()) {
         add_tools(tools, &mut body);
     }
+    add_controls(o, &mut body);
     body
+}
+
+/// Request controls (TOOLS.md §2.5, §2.6; PROVIDERS.md §2.1): `reasoning.effort` (with a
+/// summary, so reasoning arrives as events), `text.format` (flat: `name`, `schema`,
+/// `strict` sit in `format`), the `web_search` tool after the function tools. The Responses
+/// API has no stop sequences: they are refused before the request is built.
+fn add_controls(o: &crate::config::Options, body: &mut Value) {
+    if let Some(level) = o.reasoning {
+        body["reasoning"] = json!({ "effort": level.as_str(), "summary": "auto" });
+    }
+    if let Some(schema) = &o.schema {
+        body["text"] = json!({ "format": {
+            "type": "json_schema",
+            "name": schema.name,
+            "schema": schema.schema,
+            "strict": schema.strict,
+        }});
+    }
+    if o.search == Some(true) {
+        let search = json!({ "type": "web_search" });
+        match body["tools"].as_array_mut() {
+            Some(tools) => tools.push(search),
+            None => body["tools"] = json!([search]),
+        }
+    }
 }
 
 /// A user message with attachments as input parts (TOOLS.md §2.4): `input_text`,
