@@ -251,7 +251,7 @@ pub async fn run(
     };
     // Attachments are read and checked before anything is opened or sent.
     let message = prompt_message(&prompt, &options.attach, config)?;
-    let recorder = store::recorder(setting);
+    let recorder = store::recorder(setting, config.prices());
     // A first answer from the local model may download it: show the progress. The listener
     // goes on the config before the conversation opens, so its model carries it.
     let mut config = config.clone();

@@ -28,7 +28,7 @@ pub async fn run(
         mcp.close().await;
         return Err(e);
     }
-    let recorder = crate::store::recorder(setting);
+    let recorder = crate::store::recorder(setting, config.prices());
     let mut run = ChainRunRecord {
         id: oy3o_store::new_id(),
         owner: crate::store::LOCAL.to_owned(),

@@ -34,6 +34,10 @@ pub struct LogArgs {
     /// Print one JSON object per turn.
     #[arg(long)]
     pub json: bool,
+    /// Show each turn's token counts and cost (US dollars, at the prices in force when it
+    /// ended).
+    #[arg(long)]
+    pub cost: bool,
     /// Only turns whose prompt or answer hold all these words.
     #[arg(long, value_name = "TEXT")]
     pub search: Option<String>,
@@ -120,7 +124,7 @@ async fn list(store: &dyn Store, args: &LogArgs) -> Result<(), Error> {
         let written = if args.json {
             writeln!(out, "{}", turn_json(logged))
         } else {
-            write_turn(&mut out, logged)
+            write_turn(&mut out, logged, args.cost)
         };
         if written.is_err() {
             // The reader went away (`| head`).
@@ -136,7 +140,7 @@ async fn list(store: &dyn Store, args: &LogArgs) -> Result<(), Error> {
     Ok(())
 }
 
-fn write_turn(out: &mut impl Write, logged: &LoggedTurn) -> std::io::Result<()> {
+fn write_turn(out: &mut impl Write, logged: &LoggedTurn, cost: bool) -> std::io::Result<()> {
     let t = &logged.turn;
     let chat = logged.chat_name.as_deref().unwrap_or("-");
     let model = t.model.as_deref().unwrap_or("-");
@@ -162,7 +166,33 @@ fn write_turn(out: &mut impl Write, logged: &LoggedTurn) -> std::io::Result<()> 
     if let Some(error) = &t.error {
         writeln!(out, "(error: {error})")?;
     }
+    if cost {
+        writeln!(out, "({})", cost_line(t))?;
+    }
     writeln!(out)
+}
+
+/// `1,200 in (800 cached), 300 out (100 reasoning), $0.0042`, or what is not known of it.
+pub(crate) fn cost_line(t: &oy3o_store::TurnRecord) -> String {
+    let tokens = match &t.usage {
+        Some(u) => {
+            let mut s = format!("{} in", u.input_tokens);
+            if let Some(c) = u.cached_tokens.filter(|c| *c > 0) {
+                s.push_str(&format!(" ({c} cached)"));
+            }
+            s.push_str(&format!(", {} out", u.output_tokens));
+            if let Some(r) = u.reasoning_tokens.filter(|r| *r > 0) {
+                s.push_str(&format!(" ({r} reasoning)"));
+            }
+            s
+        }
+        None => "no usage reported".to_owned(),
+    };
+    match t.cost_usd {
+        Some(usd) => format!("{tokens}, ${usd:.4}"),
+        None if t.usage.is_some() => format!("{tokens}, no price for this model"),
+        None => tokens,
+    }
 }
 
 /// [`tool_step_line`] of a live event: only a tool call or result is turned into JSON, so the
@@ -230,6 +260,7 @@ fn turn_json(logged: &LoggedTurn) -> serde_json::Value {
         "events": t.events,
         "steps": t.steps(),
         "usage": t.usage,
+        "cost_usd": t.cost_usd,
         "state": t.state,
         "error": t.error,
         "first_token_ms": t.first_token_ms,

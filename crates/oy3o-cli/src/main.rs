@@ -8,7 +8,9 @@
 //! - `oy3o mcp` lists the configured MCP servers and their tools (see [`mcp`]).
 //! - `oy3o serve` runs the WebSocket + HTTP server (see [`serve`]).
 //! - `oy3o --chat NAME 'prompt'` continues a stored chat; `oy3o chats` and `oy3o log` show what
-//!   the store kept (see [`store`] and [`history`]).
+//!   the store kept (see [`store`] and [`history`]); `oy3o log --cost` with tokens and dollars.
+//! - `oy3o keys add|list|revoke` manages a team server's keys (see [`keys`]); `oy3o usage`
+//!   sums tokens and dollars by model, key or day (see [`usage`]).
 //!
 //! Errors go to stderr with a message that says what to do, and an exit code by kind: 2 for a
 //! command called the wrong way, else see [`exit_code`].
@@ -21,6 +23,7 @@ mod config_file;
 mod controls;
 mod highlight;
 mod history;
+mod keys;
 mod markdown;
 mod mcp;
 mod models;
@@ -28,6 +31,7 @@ mod progress;
 mod serve;
 mod store;
 mod typos;
+mod usage;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -120,6 +124,14 @@ enum Command {
     Chats,
     /// Show past prompts and answers, or prune old ones (`log prune --older-than 30d`).
     Log(history::LogArgs),
+    /// Make, list and revoke the keys of a team server (kept in the store, hashed).
+    Keys {
+        /// What to do.
+        #[command(subcommand)]
+        action: keys::KeysAction,
+    },
+    /// Tokens and dollars spent, by model, key or day (`usage --by key --since 30d`).
+    Usage(usage::UsageArgs),
     /// Show or create the config file.
     Config {
         /// What to do with it.
@@ -143,6 +155,8 @@ pub const UNUSED_OPTIONS: command_line::Unused<'static> = &[
     ),
     ("chats", &["model", "context", "cookie", "key", "proxy"]),
     ("log", &["model", "context", "cookie", "key", "proxy"]),
+    ("keys", &["model", "context", "cookie", "key", "proxy"]),
+    ("usage", &["model", "context", "cookie", "key", "proxy"]),
     (
         "config",
         &["model", "context", "cookie", "key", "proxy", "store"],
@@ -261,6 +275,14 @@ async fn run(args: Args) -> Result<(), Failure> {
         Some(Command::Log(log)) => {
             let store = store::setting(args.common.store.as_deref(), &config)?;
             Ok(history::log(&log, &store).await?)
+        }
+        Some(Command::Keys { action }) => {
+            let store = store::setting(args.common.store.as_deref(), &config)?;
+            keys::run(&action, &store).await
+        }
+        Some(Command::Usage(usage)) => {
+            let store = store::setting(args.common.store.as_deref(), &config)?;
+            usage::run(&usage, &store).await
         }
         Some(Command::Chain { file, json }) => {
             let store = store::setting(args.common.store.as_deref(), &config)?;

@@ -54,7 +54,8 @@ pub async fn open(setting: &StoreSetting) -> Result<Arc<dyn Store>, Error> {
 }
 
 /// A recorder whose store opens in the background, or `None` for `store = "none"`.
-pub fn recorder(setting: &StoreSetting) -> Option<Recorder> {
+/// Finished turns are costed at `prices` (the config's, `Config::prices`).
+pub fn recorder(setting: &StoreSetting, prices: oy3o::price::Prices) -> Option<Recorder> {
     if *setting == StoreSetting::None {
         return None;
     }
@@ -65,7 +66,10 @@ pub fn recorder(setting: &StoreSetting) -> Option<Recorder> {
                 .await?
                 .ok_or(StoreError::Disabled)
         },
-        RecorderOptions::default(),
+        RecorderOptions {
+            prices,
+            ..RecorderOptions::default()
+        },
     ))
 }
 

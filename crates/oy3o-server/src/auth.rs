@@ -112,6 +112,56 @@ pub(crate) fn authorized_any(
         })
 }
 
+/// Who a request comes from, worked out once by [`guard`] and handed to the handlers as a
+/// request extension: the owner of its chats ([`owner`]) and, when it presented a key from the
+/// store, that key (its name labels metrics and logs; its limits apply).
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Identity {
+    /// The owner of its chats: the SHA-256 of its token or key, `""` without one.
+    pub owner: String,
+    /// The store key it presented, if it was one.
+    pub key: Option<Arc<oy3o_store::KeyRecord>>,
+}
+
+impl Identity {
+    /// The name of the key the request presented, if it was a store key.
+    pub(crate) fn key_name(&self) -> Option<&str> {
+        self.key.as_deref().map(|k| k.name.as_str())
+    }
+}
+
+/// Who the request is, or `None` when it may not use the server: a static token
+/// (`token`, `tokens`), else a live store key (with `keys = true`), else, on a server with
+/// neither, the local user.
+pub(crate) async fn identify(
+    state: &AppState,
+    headers: &HeaderMap,
+    query: Option<&str>,
+) -> Option<Identity> {
+    let settings = &state.settings;
+    if !settings.has_token() {
+        return Some(Identity::default());
+    }
+    let static_tokens = settings.token.is_some() || !settings.tokens.is_empty();
+    if static_tokens && authorized_any(settings, headers, query) {
+        return Some(Identity {
+            owner: owner(settings, headers, query),
+            key: None,
+        });
+    }
+    if !settings.keys {
+        return None;
+    }
+    let given = presented_token(headers, query)?;
+    let open = state.store.open_store()?;
+    let hash = owner_of(&given);
+    let key = state.keys.find(&open.store, &hash).await?;
+    Some(Identity {
+        owner: hash,
+        key: Some(key),
+    })
+}
+
 /// Whose chats a client may see: the SHA-256 (hex) of its token when the server has tokens,
 /// `""` when it has none. The token itself is never kept.
 pub(crate) fn owner(settings: &Settings, headers: &HeaderMap, query: Option<&str>) -> String {
@@ -220,13 +270,22 @@ pub(crate) async fn guard(
         return response;
     }
     let open = request.uri().path() == "/health";
-    if !open && !authorized_any(&state.settings, request.headers(), request.uri().query()) {
-        state.metrics.unauthorized();
-        return refuse(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "missing or wrong token: send Authorization: Bearer TOKEN or add ?token=TOKEN",
-        );
+    let mut request = request;
+    if !open {
+        let Some(identity) = identify(&state, request.headers(), request.uri().query()).await
+        else {
+            state.metrics.unauthorized();
+            return refuse(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "missing, wrong or revoked token: send Authorization: Bearer TOKEN or add \
+                 ?token=TOKEN",
+            );
+        };
+        if let Some(key) = identity.key_name() {
+            tracing::debug!(key, path = request.uri().path(), "request with a store key");
+        }
+        request.extensions_mut().insert(identity);
     }
     let mut response = next.run(request).await;
     cors(response.headers_mut(), origin);

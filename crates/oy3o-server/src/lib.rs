@@ -34,6 +34,7 @@ mod client;
 mod error;
 mod http;
 mod labelled;
+mod keys;
 mod listen;
 mod metrics;
 mod otlp;
@@ -66,6 +67,59 @@ pub mod fuzzing {
         let max = crate::Limits::default().max_id_bytes;
         let _ = crate::ws::protocol::parse_limited(text, max);
         let _ = crate::ws::protocol::peek(text, max);
+    }
+}
+
+/// Entry points for the policy benchmark in `benches/policy.rs` (feature `bench`); not an API.
+#[cfg(feature = "bench")]
+#[doc(hidden)]
+pub mod bench {
+    use std::sync::Arc;
+
+    use oy3o_store::{KeyRecord, Store};
+
+    /// A key's checks as a request goes through them: models, budget (spend cached), rpm, tpm
+    /// and concurrency, then the settling of its usage.
+    pub struct Policy {
+        quotas: crate::policy::quota::Quotas,
+        key: Arc<KeyRecord>,
+        store: Option<Arc<dyn Store>>,
+        models: Vec<String>,
+    }
+
+    impl Policy {
+        /// Counters in Redis at `redis`, else in this process.
+        pub fn new(
+            redis: Option<&str>,
+            key: KeyRecord,
+            store: Option<Arc<dyn Store>>,
+        ) -> Result<Self, String> {
+            Ok(Self {
+                quotas: crate::policy::quota::Quotas::new(
+                    redis,
+                    oy3o::price::Prices::shipped().clone(),
+                )?,
+                key: Arc::new(key),
+                store,
+                models: vec!["openai:gpt-4o-mini".into()],
+            })
+        }
+
+        /// Admits one request and settles it with a small usage (the settling's own work runs
+        /// in a spawned task).
+        pub async fn request(&self) -> Result<(), String> {
+            let charge = self
+                .quotas
+                .admit(&self.key, &self.models, self.store.as_ref())
+                .await
+                .map_err(|r| r.message)?;
+            charge.settle(Some(&oy3o::Usage {
+                input_tokens: 10,
+                output_tokens: 2,
+                ..Default::default()
+            }));
+            Ok(())
+        }
     }
 }
 
@@ -113,6 +167,7 @@ impl Server {
         settings.allow_client_proxy = Some(settings.allow_client_proxy.unwrap_or(loopback));
         let store = store::Stored::open(settings.store.as_ref()).await;
         let exporting = otlp::install(settings.otlp.as_deref())?;
+        let store = store::Stored::open(settings.store.as_ref(), self.config.prices()).await;
         let state = AppState::new(self.config, settings, store)?;
         let listener = TcpListener::bind(addr)
             .await

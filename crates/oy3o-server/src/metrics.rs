@@ -206,14 +206,16 @@ impl Metrics {
         }
     }
 
-    /// The series of answers to `owner`'s key on `model` (see [`crate::labelled`]), with
-    /// this answer counted. The key is the token's name, else `token-` and the start of its
-    /// hash; `local` on a server without tokens.
-    pub(crate) fn series(&self, owner: &str, model: &str) -> Arc<Series> {
-        let key: std::borrow::Cow<'_, str> = match self.key_names.get(owner) {
-            Some(name) => name.into(),
-            None if owner.is_empty() => "local".into(),
-            None => format!("token-{}", owner.get(..8).unwrap_or(owner)).into(),
+    /// The series of answers to `who`'s key on `model` (see [`crate::labelled`]), with
+    /// this answer counted. The key is a store key's name (`oy3o keys add NAME`), else the
+    /// token's name, else `token-` and the start of its hash; `local` on a server without
+    /// tokens.
+    pub(crate) fn series(&self, who: &crate::auth::Identity, model: &str) -> Arc<Series> {
+        let owner = who.owner.as_str();
+        let key: std::borrow::Cow<'_, str> = match (who.key_name(), self.key_names.get(owner).map(String::as_str)) {
+            (Some(name), _) | (None, Some(name)) => name.into(),
+            (None, None) if owner.is_empty() => "local".into(),
+            (None, None) => format!("token-{}", owner.get(..8).unwrap_or(owner)).into(),
         };
         let series = self
             .labelled

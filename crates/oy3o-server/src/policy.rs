@@ -11,11 +11,17 @@ use oy3o::transport::client::check_proxy;
 use crate::settings::Settings;
 use crate::state::AppState;
 
+mod counters;
+pub(crate) mod quota;
+
 /// Why a request is refused: the error code sent back and the message.
 #[derive(Debug, PartialEq)]
 pub(crate) struct Refusal {
     pub code: &'static str,
     pub message: String,
+    /// Seconds to wait before trying again (`rate_limited`, `budget_exceeded`): HTTP's
+    /// `Retry-After`, a WebSocket error frame's `retry_after`.
+    pub retry_after: Option<u64>,
 }
 
 impl Refusal {
@@ -23,7 +29,14 @@ impl Refusal {
         Self {
             code,
             message: message.into(),
+            retry_after: None,
         }
+    }
+
+    /// This refusal, to be tried again after `seconds`.
+    pub(crate) fn retry_after(mut self, seconds: u64) -> Self {
+        self.retry_after = Some(seconds);
+        self
     }
 }
 

@@ -35,6 +35,10 @@
 //! # tokens = ["t-alice", { name = "bob", token_env = "BOB_TOKEN", tools = ["time"] }]
 //! otlp = "http://127.0.0.1:4318"       # send traces there (OTLP/HTTP); see docs/observability.md
 //! metrics_label_values = 64            # distinct keys, and models, in the metrics; more are `other`
+//! # a token may be a table narrowing the tools its clients may name:
+//! # tokens = ["t-alice", { token_env = "BOB_TOKEN", tools = ["time"] }]
+//! keys = true                          # accept the keys `oy3o keys add` keeps in the store
+//! limits = "redis://127.0.0.1:6379"    # count keys' rpm/tpm/concurrency in Redis (all instances)
 //! ```
 
 use std::collections::BTreeMap;
@@ -219,12 +223,18 @@ pub struct Settings {
     /// Distinct values of the `key` label, and of the `model` label, in the metrics (default
     /// 64); answers past them count under `other`.
     pub metrics_label_values: usize,
+    /// Accept the keys kept in the store (`oy3o keys add`), each with its models, limits and
+    /// budget; a server with keys requires a token or key from every client. Needs a store.
+    pub keys: bool,
+    /// Where the keys' request, token and concurrency counters live: a `redis://` URL shared
+    /// by every instance; `None`: each instance counts alone.
+    pub limits_url: Option<String>,
 }
 
 impl Settings {
     /// Whether clients must present a token (one is set).
     pub fn has_token(&self) -> bool {
-        self.token.is_some() || !self.tokens.is_empty()
+        self.token.is_some() || !self.tokens.is_empty() || self.keys
     }
 }
 
@@ -249,6 +259,8 @@ impl Default for Settings {
             store: None,
             otlp: None,
             metrics_label_values: 64,
+            keys: false,
+            limits_url: None,
         }
     }
 }
@@ -288,6 +300,8 @@ struct Section {
     tools: Option<Vec<String>>,
     otlp: Option<String>,
     metrics_label_values: Option<usize>,
+    keys: Option<bool>,
+    limits: Option<String>,
 }
 
 /// One entry of `tokens`: the secret, or a table with the secret (or the variable holding it)
@@ -501,6 +515,14 @@ impl Settings {
                 return Err(bad("metrics_label_values", "must be at least 1"));
             }
             self.metrics_label_values = n;
+        if let Some(keys) = s.keys {
+            self.keys = keys;
+        }
+        if let Some(url) = s.limits {
+            if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
+                return Err(bad("limits", "must be a redis:// or rediss:// URL"));
+            }
+            self.limits_url = Some(url);
         }
         if let Some(tokens) = s.tokens {
             self.tokens = Vec::with_capacity(tokens.len());

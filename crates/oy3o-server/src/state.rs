@@ -35,6 +35,10 @@ pub(crate) struct AppState {
     /// The MCP servers of the engine config, whose tools clients may name as
     /// [`Settings::tools`] allows; started on first use and shared by every connection.
     pub mcp: oy3o::mcp::McpTools,
+    /// The store's keys, as this instance has looked them up ([`Settings::keys`]).
+    pub keys: crate::keys::Keys,
+    /// What keys may spend and how fast.
+    pub quotas: crate::policy::quota::Quotas,
 }
 
 /// How many model names [`AppState::targets`] remembers; names past it resolve per request, so
@@ -67,7 +71,17 @@ impl AppState {
             }
         }
         let metrics = Metrics::for_settings(&settings);
+        if settings.keys && settings.store.is_none() {
+            return Err(Error::config(
+                "server.keys = true needs a store (the keys live there): set `store` in the config",
+            ));
+        }
+        let quotas =
+            crate::policy::quota::Quotas::new(settings.limits_url.as_deref(), config.prices())
+                .map_err(Error::config)?;
         Ok(Arc::new(Self {
+            keys: crate::keys::Keys::default(),
+            quotas,
             mcp: oy3o::mcp::McpTools::new(&config),
             config: Arc::new(config),
             settings,

@@ -48,7 +48,7 @@ pub(crate) struct Open {
 
 impl Stored {
     /// Opens the store the setting names; a failure is logged and the server goes on without it.
-    pub(crate) async fn open(setting: Option<&StoreSetting>) -> Self {
+    pub(crate) async fn open(setting: Option<&StoreSetting>, prices: oy3o::price::Prices) -> Self {
         let Some(setting) = setting else {
             return Self::Off;
         };
@@ -65,7 +65,13 @@ impl Stored {
             }
         };
         tracing::info!("store: {} ({})", setting, store.backend());
-        let recorder = Recorder::new(store.clone());
+        let recorder = Recorder::with_options(
+            store.clone(),
+            oy3o_store::RecorderOptions {
+                prices,
+                ..Default::default()
+            },
+        );
         let failing = watch::Sender::new(None);
         let (notices, _) = broadcast::channel(16);
         let seen = failing.clone();

@@ -162,6 +162,7 @@ async fn row_writes(db: &Db, streaming_first: bool) {
                 reasoning: String::new(),
                 events: Vec::new(),
                 usage: None,
+                cost_usd: None,
                 parts: None,
                 model: None,
                 first_token_ms: Some(1),

@@ -39,6 +39,9 @@ pub enum StoreError {
     /// and retries.
     #[error("the store is unavailable ({0}); turns are kept in memory and written when it returns")]
     Unavailable(String),
+    /// A key of that name exists already (revoked ones keep their name).
+    #[error("a key named {0:?} exists already; pick another name (revoked keys keep theirs)")]
+    KeyExists(String),
     /// A local file or directory could not be created.
     #[error("cannot create {path}: {source}")]
     Io {

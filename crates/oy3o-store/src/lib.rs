@@ -15,6 +15,7 @@
 mod attachments;
 mod conversation;
 mod error;
+mod key;
 mod pg_text;
 mod postgres;
 mod record;
@@ -28,6 +29,7 @@ mod store;
 pub use attachments::attachment_line;
 pub use conversation::{RecordedConversations, conversation_record};
 pub use error::{Result, StoreError};
+pub use key::{Budget, KeyRecord, Period, UsageRow};
 pub use postgres::PostgresStore;
 pub use record::{
     ChainRunRecord, ChatRecord, ChatSummary, LoggedTurn, Pruned, TITLE_CHARS, TurnRecord,

@@ -28,7 +28,7 @@ macro_rules! turn_select {
     ($rest:literal) => {
         concat!(
             "SELECT t.id, t.chat_id, t.seq, t.owner, t.prompt, t.answer, t.reasoning, t.events::text AS events,
-                    t.usage::text AS usage, t.parts, t.model, t.first_token_ms, t.elapsed_ms, t.state, t.error, t.instance,
+                    t.usage::text AS usage, t.parts, t.model, t.cost_usd, t.first_token_ms, t.elapsed_ms, t.state, t.error, t.instance,
                     t.created_at, t.updated_at ",
             $rest
         )
@@ -270,6 +270,7 @@ impl Store for PostgresStore {
             .bind(turns.instance)
             .bind(turns.created_at)
             .bind(turns.updated_at)
+            .bind(turns.cost_usd)
             .execute(&mut *tx)
             .await?;
         // The attachments the turns refer to, in the same transaction: a turn is never
@@ -325,6 +326,34 @@ impl Store for PostgresStore {
         self.prune_shared(owner, before_ms).await
     }
 
+    async fn add_key(&self, key: &crate::KeyRecord) -> Result<()> {
+        self.add_key_shared(key).await
+    }
+
+    async fn keys(&self) -> Result<Vec<crate::KeyRecord>> {
+        self.keys_shared().await
+    }
+
+    async fn key_by_hash(&self, hash: &str) -> Result<Option<crate::KeyRecord>> {
+        self.key_by_hash_shared(hash).await
+    }
+
+    async fn revoke_key(&self, name: &str) -> Result<bool> {
+        self.revoke_key_shared(name).await
+    }
+
+    async fn add_spend(&self, key: &str, period_start: i64, usd: f64) -> Result<f64> {
+        self.add_spend_shared(key, period_start, usd).await
+    }
+
+    async fn spend(&self, key: &str, period_start: i64) -> Result<f64> {
+        self.spend_shared(key, period_start).await
+    }
+
+    async fn usage_since(&self, since_ms: i64) -> Result<Vec<crate::UsageRow>> {
+        self.usage_since_shared(since_ms).await
+    }
+
     async fn heartbeat(&self) -> Result<()> {
         self.heartbeat_shared().await
     }
@@ -356,16 +385,16 @@ const UPSERT_CHATS: &str = "INSERT INTO chats (id, owner, name, model, context, 
 
 /// The turns of a batch, one array per column (each turn once); JSON travels as text.
 const UPSERT_TURNS: &str = "INSERT INTO turns (id, chat_id, seq, owner, prompt, answer, reasoning, events, usage, parts,
-                        model, first_token_ms, elapsed_ms, state, error, instance, created_at, updated_at)
+                        model, first_token_ms, elapsed_ms, state, error, instance, created_at, updated_at, cost_usd)
      SELECT id, chat_id, seq, owner, prompt, answer, reasoning, events::jsonb, usage::jsonb, parts,
-            model, first_token_ms, elapsed_ms, state, error, instance, created_at, updated_at
+            model, first_token_ms, elapsed_ms, state, error, instance, created_at, updated_at, cost_usd
      FROM UNNEST($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[],
                  $8::text[], $9::text[], $10::text[], $11::text[], $12::bigint[], $13::bigint[],
-                 $14::text[], $15::text[], $16::text[], $17::bigint[], $18::bigint[])
+                 $14::text[], $15::text[], $16::text[], $17::bigint[], $18::bigint[], $19::float8[])
           AS u(id, chat_id, seq, owner, prompt, answer, reasoning, events, usage, parts, model,
-               first_token_ms, elapsed_ms, state, error, instance, created_at, updated_at)
+               first_token_ms, elapsed_ms, state, error, instance, created_at, updated_at, cost_usd)
      ON CONFLICT (id) DO UPDATE SET
         answer = excluded.answer, reasoning = excluded.reasoning, events = excluded.events,
-        usage = excluded.usage, parts = excluded.parts, model = excluded.model, first_token_ms = excluded.first_token_ms,
+        usage = excluded.usage, cost_usd = excluded.cost_usd, parts = excluded.parts, model = excluded.model, first_token_ms = excluded.first_token_ms,
         elapsed_ms = excluded.elapsed_ms, state = excluded.state, error = excluded.error,
         updated_at = excluded.updated_at";

@@ -217,6 +217,10 @@ pub struct TurnRecord {
     pub parts: Option<Value>,
     /// The model reference that answered.
     pub model: Option<String>,
+    /// What the turn cost in US dollars: its usage at the [`crate::Recorder`]'s price table
+    /// (`oy3o::price`); `None` without usage or a price for its model.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost_usd: Option<f64>,
     /// Milliseconds from the request to the first answer text.
     pub first_token_ms: Option<i64>,
     /// Milliseconds from the request to the end (or to the last write while streaming).
@@ -249,6 +253,7 @@ impl TurnRecord {
             usage: None,
             parts: None,
             model: None,
+            cost_usd: None,
             first_token_ms: None,
             elapsed_ms: None,
             state: TurnState::Done,

@@ -153,6 +153,7 @@ pub(crate) struct TurnColumns<'a> {
     /// The attachments the parts refer to, each once.
     pub blobs: Vec<crate::attachments::Blob>,
     pub model: Vec<Option<&'a str>>,
+    pub cost_usd: Vec<Option<f64>>,
     pub first_token_ms: Vec<Option<i64>>,
     pub elapsed_ms: Vec<Option<i64>>,
     pub state: Vec<&'static str>,
@@ -180,6 +181,7 @@ impl<'a> TurnColumns<'a> {
             let parts = stored_parts(turn.parts.as_ref(), &mut out.blobs);
             out.parts.push(parts);
             out.model.push(turn.model.as_deref());
+            out.cost_usd.push(turn.cost_usd);
             out.first_token_ms.push(turn.first_token_ms);
             out.elapsed_ms.push(turn.elapsed_ms);
             out.state.push(turn.state.as_str());
@@ -229,6 +231,7 @@ macro_rules! turn_from_row {
             usage: $crate::rows::usage(row.try_get("usage")?)?,
             parts: $crate::rows::json_opt(row.try_get("parts")?, "turn parts")?,
             model: row.try_get("model")?,
+            cost_usd: row.try_get("cost_usd")?,
             first_token_ms: row.try_get("first_token_ms")?,
             elapsed_ms: row.try_get("elapsed_ms")?,
             state: $crate::rows::state(&state)?,

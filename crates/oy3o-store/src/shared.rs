@@ -15,6 +15,50 @@ pub(crate) const INSERT_CHAT_IF_NEW: &str =
     "INSERT INTO chats (id, owner, name, model, context, handle, created_at, updated_at)
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (owner, name) DO NOTHING";
 
+/// Adds a key unless one of its name or secret exists.
+pub(crate) const INSERT_KEY: &str =
+    "INSERT INTO api_keys (name, hash, models, rpm, tpm, concurrent,
+     budget_usd, budget_period, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
+
+/// Builds a [`crate::key::KeyRecord`] from an `api_keys` row.
+macro_rules! key_from_row {
+    ($row:expr) => {{
+        use sqlx::Row as _;
+        let row = $row;
+        let models: Option<String> = row.try_get("models")?;
+        let models: Vec<String> = match models {
+            Some(text) => serde_json::from_str(&text)
+                .map_err(|e| $crate::error::StoreError::Corrupt(format!("key models: {e}")))?,
+            None => Vec::new(),
+        };
+        let count = |v: Option<i64>| v.map(|n| u64::try_from(n).unwrap_or(0));
+        let usd: Option<f64> = row.try_get("budget_usd")?;
+        let period: Option<String> = row.try_get("budget_period")?;
+        let budget = match (usd, period) {
+            (Some(usd), Some(period)) => Some($crate::key::Budget {
+                usd,
+                period: $crate::key::Period::parse(&period).ok_or_else(|| {
+                    $crate::error::StoreError::Corrupt(format!("key budget period {period:?}"))
+                })?,
+            }),
+            _ => None,
+        };
+        Ok::<_, $crate::error::StoreError>($crate::key::KeyRecord {
+            name: row.try_get("name")?,
+            hash: row.try_get("hash")?,
+            models,
+            rpm: count(row.try_get("rpm")?),
+            tpm: count(row.try_get("tpm")?),
+            concurrent: count(row.try_get("concurrent")?),
+            budget,
+            created_at: row.try_get("created_at")?,
+            revoked_at: row.try_get("revoked_at")?,
+        })
+    }};
+}
+
+pub(crate) use key_from_row;
+
 /// Stores an attachment's bytes once under their digest (`crate::attachments`).
 pub(crate) const INSERT_ATTACHMENT: &str =
     "INSERT INTO attachments (digest, mime, size, data, created_at) VALUES ($1, $2, $3, $4, $5)
@@ -240,6 +284,137 @@ macro_rules! shared_methods {
                     .execute(&self.pool)
                     .await?;
                 Ok(recovered)
+            }
+
+            /// [`crate::Store::add_key`].
+            async fn add_key_shared(
+                &self,
+                key: &$crate::key::KeyRecord,
+            ) -> $crate::error::Result<()> {
+                let models = (!key.models.is_empty())
+                    .then(|| serde_json::to_string(&key.models).unwrap_or_default());
+                let as_i64 = |v: Option<u64>| v.map(|n| i64::try_from(n).unwrap_or(i64::MAX));
+                let done = sqlx::query($crate::shared::INSERT_KEY)
+                    .bind(&key.name)
+                    .bind(&key.hash)
+                    .bind(models)
+                    .bind(as_i64(key.rpm))
+                    .bind(as_i64(key.tpm))
+                    .bind(as_i64(key.concurrent))
+                    .bind(key.budget.map(|b| b.usd))
+                    .bind(key.budget.map(|b| b.period.as_str()))
+                    .bind(key.created_at)
+                    .execute(&self.pool)
+                    .await;
+                match done {
+                    Ok(_) => Ok(()),
+                    Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                        Err($crate::error::StoreError::KeyExists(key.name.clone()))
+                    }
+                    Err(e) => Err(e.into()),
+                }
+            }
+
+            /// [`crate::Store::keys`].
+            async fn keys_shared(
+                &self,
+            ) -> $crate::error::Result<Vec<$crate::key::KeyRecord>> {
+                let rows = sqlx::query("SELECT * FROM api_keys ORDER BY name")
+                    .fetch_all(&self.pool)
+                    .await?;
+                rows.iter().map(|row| $crate::shared::key_from_row!(row)).collect()
+            }
+
+            /// [`crate::Store::key_by_hash`].
+            async fn key_by_hash_shared(
+                &self,
+                hash: &str,
+            ) -> $crate::error::Result<Option<$crate::key::KeyRecord>> {
+                let row = sqlx::query("SELECT * FROM api_keys WHERE hash = $1")
+                    .bind(hash)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                row.map(|row| $crate::shared::key_from_row!(&row)).transpose()
+            }
+
+            /// [`crate::Store::revoke_key`].
+            async fn revoke_key_shared(&self, name: &str) -> $crate::error::Result<bool> {
+                let done = sqlx::query(
+                    "UPDATE api_keys SET revoked_at = $2 WHERE name = $1 AND revoked_at IS NULL",
+                )
+                .bind(name)
+                .bind($crate::record::now_ms())
+                .execute(&self.pool)
+                .await?;
+                Ok(done.rows_affected() > 0)
+            }
+
+            /// [`crate::Store::add_spend`].
+            async fn add_spend_shared(
+                &self,
+                key: &str,
+                period_start: i64,
+                usd: f64,
+            ) -> $crate::error::Result<f64> {
+                use sqlx::Row as _;
+                let row = sqlx::query(
+                    "INSERT INTO key_spend (key_name, period_start, usd) VALUES ($1, $2, $3)
+                     ON CONFLICT (key_name, period_start) DO UPDATE SET usd = key_spend.usd + excluded.usd
+                     RETURNING usd",
+                )
+                .bind(key)
+                .bind(period_start)
+                .bind(usd)
+                .fetch_one(&self.pool)
+                .await?;
+                Ok(row.try_get("usd")?)
+            }
+
+            /// [`crate::Store::spend`].
+            async fn spend_shared(
+                &self,
+                key: &str,
+                period_start: i64,
+            ) -> $crate::error::Result<f64> {
+                use sqlx::Row as _;
+                let row = sqlx::query(
+                    "SELECT usd FROM key_spend WHERE key_name = $1 AND period_start = $2",
+                )
+                .bind(key)
+                .bind(period_start)
+                .fetch_optional(&self.pool)
+                .await?;
+                Ok(match row {
+                    Some(row) => row.try_get("usd")?,
+                    None => 0.0,
+                })
+            }
+
+            /// [`crate::Store::usage_since`].
+            async fn usage_since_shared(
+                &self,
+                since_ms: i64,
+            ) -> $crate::error::Result<Vec<$crate::key::UsageRow>> {
+                use sqlx::Row as _;
+                let rows = sqlx::query(
+                    "SELECT model, owner, created_at, CAST(usage AS TEXT) AS usage, cost_usd
+                     FROM turns WHERE created_at >= $1 AND state <> 'streaming'
+                     ORDER BY created_at",
+                )
+                .bind(since_ms)
+                .fetch_all(&self.pool)
+                .await?;
+                rows.iter()
+                    .map(|row| {
+                        Ok($crate::key::UsageRow {
+                            model: row.try_get("model")?,
+                            owner: row.try_get("owner")?,
+                            created_at: row.try_get("created_at")?,
+                            usage: $crate::rows::usage(row.try_get("usage")?)?,
+                            cost_usd: row.try_get("cost_usd")?,
+                        })
+                    })
+                    .collect()
             }
 
             /// [`crate::Store::close`].

@@ -288,7 +288,8 @@ impl Store for SqliteStore {
                     .bind(&turn.error)
                     .bind(&turn.instance)
                     .bind(turn.created_at)
-                    .bind(turn.updated_at);
+                    .bind(turn.updated_at)
+                    .bind(turn.cost_usd);
             }
             query.execute(&mut *tx).await?;
         }
@@ -343,6 +344,34 @@ impl Store for SqliteStore {
         self.prune_shared(owner, before_ms).await
     }
 
+    async fn add_key(&self, key: &crate::KeyRecord) -> Result<()> {
+        self.add_key_shared(key).await
+    }
+
+    async fn keys(&self) -> Result<Vec<crate::KeyRecord>> {
+        self.keys_shared().await
+    }
+
+    async fn key_by_hash(&self, hash: &str) -> Result<Option<crate::KeyRecord>> {
+        self.key_by_hash_shared(hash).await
+    }
+
+    async fn revoke_key(&self, name: &str) -> Result<bool> {
+        self.revoke_key_shared(name).await
+    }
+
+    async fn add_spend(&self, key: &str, period_start: i64, usd: f64) -> Result<f64> {
+        self.add_spend_shared(key, period_start, usd).await
+    }
+
+    async fn spend(&self, key: &str, period_start: i64) -> Result<f64> {
+        self.spend_shared(key, period_start).await
+    }
+
+    async fn usage_since(&self, since_ms: i64) -> Result<Vec<crate::UsageRow>> {
+        self.usage_since_shared(since_ms).await
+    }
+
     async fn heartbeat(&self) -> Result<()> {
         self.heartbeat_shared().await
     }
@@ -365,7 +394,7 @@ const UPSERT_CHAT: &str =
         handle = COALESCE(excluded.handle, chats.handle),
         updated_at = MAX(chats.updated_at, excluded.updated_at)";
 
-/// The most rows one upsert statement carries: 512 x 18 bound parameters, within the 32,766
+/// The most rows one upsert statement carries: 512 x 19 bound parameters, within the 32,766
 /// SQLite allows since 3.32 (the bundled SQLite is 3.51, `SQLITE_MAX_VARIABLE_NUMBER` in its
 /// `sqlite3.c`; https://www.sqlite.org/limits.html #9). A batch is cut into statements of 512,
 /// 256, …, 1 rows (the binary digits of its length), so each table has ten statement shapes,
@@ -416,14 +445,14 @@ const UPSERT_CHATS_TAIL: &str =
         updated_at = MAX(chats.updated_at, excluded.updated_at)";
 
 const UPSERT_TURNS_HEAD: &str = "INSERT INTO turns (id, chat_id, seq, owner, prompt, answer, reasoning, events, usage, parts,
-                    model, first_token_ms, elapsed_ms, state, error, instance, created_at, updated_at) VALUES ";
-const TURN_ROW: &str = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+                    model, first_token_ms, elapsed_ms, state, error, instance, created_at, updated_at, cost_usd) VALUES ";
+const TURN_ROW: &str = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
 // The FTS5 triggers fire per row, as for one-row statements: a final row is indexed when it is
 // inserted or becomes final, re-indexed when it changes; streaming rows are not indexed
 // (migration 0002).
 const UPSERT_TURNS_TAIL: &str = " ON CONFLICT (id) DO UPDATE SET
         answer = excluded.answer, reasoning = excluded.reasoning, events = excluded.events,
-        usage = excluded.usage, parts = excluded.parts, model = excluded.model, first_token_ms = excluded.first_token_ms,
+        usage = excluded.usage, cost_usd = excluded.cost_usd, parts = excluded.parts, model = excluded.model, first_token_ms = excluded.first_token_ms,
         elapsed_ms = excluded.elapsed_ms, state = excluded.state, error = excluded.error,
         updated_at = excluded.updated_at";
 
@@ -472,7 +501,7 @@ mod tests {
                 UPSERT_TURNS_TAIL,
                 rows,
             );
-            assert_eq!(sql.matches('?').count(), rows * 18, "{rows} rows");
+            assert_eq!(sql.matches('?').count(), rows * 19, "{rows} rows");
             // The same text every time: what the statement cache keys on.
             let again = shape(
                 &TURN_SHAPES,

@@ -8,6 +8,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use crate::error::{Result, StoreError};
+use crate::key::{KeyRecord, UsageRow};
 use crate::record::{ChainRunRecord, ChatRecord, ChatSummary, LoggedTurn, Pruned, TurnRecord};
 use crate::setting::StoreSetting;
 
@@ -80,6 +81,29 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// Removes turns and chain runs created before `before_ms` (Unix ms), then the chats left
     /// with no turn. `owner: None` prunes every owner.
     async fn prune(&self, owner: Option<&str>, before_ms: i64) -> Result<Pruned>;
+
+    /// Adds a key ([`crate::StoreError::KeyExists`] when its name or secret is taken).
+    async fn add_key(&self, key: &KeyRecord) -> Result<()>;
+
+    /// Every key, revoked ones included, by name.
+    async fn keys(&self) -> Result<Vec<KeyRecord>>;
+
+    /// The key whose secret hashes to `hash`, revoked or not.
+    async fn key_by_hash(&self, hash: &str) -> Result<Option<KeyRecord>>;
+
+    /// Revokes the key `name`; `false` when there is no such live key.
+    async fn revoke_key(&self, name: &str) -> Result<bool>;
+
+    /// Adds `usd` to what key `key` spent in the period starting at `period_start` (Unix ms)
+    /// and returns the new total, atomically: instances sharing the database add up.
+    async fn add_spend(&self, key: &str, period_start: i64, usd: f64) -> Result<f64>;
+
+    /// What key `key` spent in the period starting at `period_start`.
+    async fn spend(&self, key: &str, period_start: i64) -> Result<f64>;
+
+    /// Every owner's finished turns since `since_ms` (Unix ms), oldest first, for usage
+    /// reports: an operator's view, across owners.
+    async fn usage_since(&self, since_ms: i64) -> Result<Vec<UsageRow>>;
 
     /// Marks this instance alive now (`instances.seen_at`).
     async fn heartbeat(&self) -> Result<()>;

@@ -309,6 +309,7 @@ fn old_turn(chat: &ChatRecord, seq: i64, prompt: &str, answer: &str, at: i64) ->
         reasoning: String::new(),
         events: Vec::new(),
         usage: None,
+        cost_usd: None,
         parts: None,
         model: None,
         first_token_ms: Some(5),
@@ -1378,6 +1379,86 @@ async fn tool_steps_are_stored_and_a_resumed_conversation_sends_them(db: Db) {
 }
 on_both!(tool_steps_are_stored_and_a_resumed_conversation_sends_them);
 
+async fn keys_are_kept_hashed_listed_revoked_and_spend_adds_up(db: Db) {
+    let store = open_store(&db).await;
+    let mut key = oy3o_store::KeyRecord::new("alice", &"ab".repeat(32));
+    key.models = vec!["openai:*".into()];
+    key.rpm = Some(60);
+    key.budget = Some(oy3o_store::Budget::parse("2/day").unwrap());
+    store.add_key(&key).await.unwrap();
+    let again = store.add_key(&key).await.unwrap_err();
+    assert!(
+        matches!(again, oy3o_store::StoreError::KeyExists(_)),
+        "{again}"
+    );
+    assert_eq!(store.keys().await.unwrap(), vec![key.clone()]);
+    assert_eq!(
+        store.key_by_hash(&key.hash).await.unwrap(),
+        Some(key.clone())
+    );
+    assert_eq!(store.key_by_hash("nope").await.unwrap(), None);
+    assert!(store.revoke_key("alice").await.unwrap());
+    assert!(!store.revoke_key("alice").await.unwrap(), "already revoked");
+    assert!(
+        store
+            .key_by_hash(&key.hash)
+            .await
+            .unwrap()
+            .unwrap()
+            .revoked_at
+            .is_some()
+    );
+    assert_eq!(store.spend("alice", 1000).await.unwrap(), 0.0);
+    assert_eq!(store.add_spend("alice", 1000, 0.25).await.unwrap(), 0.25);
+    assert_eq!(store.add_spend("alice", 1000, 0.5).await.unwrap(), 0.75);
+    assert_eq!(store.add_spend("alice", 2000, 0.1).await.unwrap(), 0.1);
+    assert_eq!(store.spend("alice", 1000).await.unwrap(), 0.75);
+    store.close().await;
+}
+on_both!(keys_are_kept_hashed_listed_revoked_and_spend_adds_up);
+
+async fn a_finished_turn_is_costed_at_the_recorders_prices_and_stored_with_it(db: Db) {
+    let store = open_store(&db).await;
+    let mut mine = std::collections::BTreeMap::new();
+    mine.insert(
+        "openai:gpt-x".to_owned(),
+        oy3o::price::Price {
+            input: 2.0,
+            cached_input: Some(0.5),
+            output: 8.0,
+            reasoning: Some(12.0),
+        },
+    );
+    let recorder = Recorder::with_options(
+        store.clone(),
+        oy3o_store::RecorderOptions {
+            prices: oy3o::price::Prices::with_overrides(&mine),
+            ..Default::default()
+        },
+    );
+    let chat = ChatRecord::new("o", Some("costed"), Some("openai:gpt-x"), None);
+    let turn = recorder.begin_turn(&chat, 0, "hi");
+    turn.chunk("hello");
+    let usage = oy3o::Usage {
+        input_tokens: 10_000,
+        output_tokens: 3_000,
+        cached_tokens: Some(4_000),
+        reasoning_tokens: Some(1_000),
+    };
+    turn.finish(TurnState::Done, Some(&usage), None);
+    flushed(&recorder).await;
+    let stored = store.find_chat("o", "costed").await.unwrap().unwrap();
+    let turns = store.turns("o", &stored.id).await.unwrap();
+    let cost = turns[0].cost_usd.expect("costed");
+    // 6,000 x $2 + 4,000 x $0.5 + 2,000 x $8 + 1,000 x $12, per million.
+    assert!((cost - 0.042).abs() < 1e-9, "{cost}");
+    let rows = store.usage_since(0).await.unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].usage.as_ref(), Some(&usage));
+    assert_eq!(rows[0].model.as_deref(), Some("openai:gpt-x"));
+    store.close().await;
+}
+on_both!(a_finished_turn_is_costed_at_the_recorders_prices_and_stored_with_it);
 /// A number read behind the store's back.
 async fn raw_count(db: &Db, sql: &'static str) -> i64 {
     match db {

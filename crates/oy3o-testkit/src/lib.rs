@@ -13,7 +13,8 @@
 //! simulates Copilot's web chat (HTTP start plus its WebSocket) for the `bing` provider. The
 //! [`image`] holds the shared test image and the "image echo" replies each fake gives to a
 //! request that carries one (`shared/wire/TOOLS.md` §7.0). The `oy3o-fake` binary runs a simulator for tests in other processes. [`postgres`] starts a
-//! throwaway real PostgreSQL server for the store's tests.
+//! throwaway real PostgreSQL server for the store's tests,
+//! [`redis`] a throwaway real Redis server for the limits shared by server instances.
 //!
 //! Not for production use; nothing here is tuned for speed or safety.
 
@@ -27,6 +28,7 @@ pub mod ollama;
 pub mod openai;
 pub mod postgres;
 mod proxy;
+pub mod redis;
 pub mod responses;
 mod server;
 mod socks;

@@ -74,6 +74,56 @@ pub fn whole(pieces: &[&str]) -> Scripted {
     )
 }
 
+/// A streamed answer of `text` with the usage of [`whole_with_usage`].
+pub fn answer_with_usage(
+    text: &str,
+    prompt: u64,
+    cached: u64,
+    completion: u64,
+    reasoning: u64,
+) -> SseScript {
+    let delta = serde_json::json!({ "content": text }).to_string();
+    SseScript::default()
+        .data(&chunk(r#"{"role":"assistant","content":"","refusal":null}"#, None))
+        .data(&chunk(&delta, None))
+        .data(&chunk("{}", Some("stop")))
+        .data(&format!(
+            r#"{{"id":"{ID}","object":"chat.completion.chunk","created":1727346168,"model":"gpt-4o-mini-2024-07-18","choices":[],"usage":{},"obfuscation":"b2"}}"#,
+            usage_of(prompt, cached, completion, reasoning)
+        ))
+        .data("[DONE]")
+}
+
+/// A usage object (§1.6) with these counts.
+fn usage_of(prompt: u64, cached: u64, completion: u64, reasoning: u64) -> String {
+    format!(
+        r#"{{"prompt_tokens":{prompt},"completion_tokens":{completion},"total_tokens":{},"prompt_tokens_details":{{"cached_tokens":{cached},"audio_tokens":0}},"completion_tokens_details":{{"reasoning_tokens":{reasoning},"audio_tokens":0,"accepted_prediction_tokens":0,"rejected_prediction_tokens":0}}}}"#,
+        prompt + completion
+    )
+}
+
+/// A whole answer of `text` whose usage reads `prompt` tokens (`cached` of them from the
+/// cache) and `completion` written (`reasoning` of them reasoning), as OpenAI counts them
+/// (§1.6: cached tokens are part of `prompt_tokens`, reasoning part of `completion_tokens`).
+pub fn whole_with_usage(
+    text: &str,
+    prompt: u64,
+    cached: u64,
+    completion: u64,
+    reasoning: u64,
+) -> Scripted {
+    let message = serde_json::json!({
+        "role": "assistant", "content": text, "refusal": null, "annotations": [],
+    });
+    Scripted::json(
+        200,
+        &format!(
+            r#"{{"id":"{ID}","object":"chat.completion","created":1727346168,"model":"gpt-4o-mini-2024-07-18","choices":[{{"index":0,"message":{message},"logprobs":null,"finish_reason":"stop"}}],"usage":{},"service_tier":"default","system_fingerprint":"fp_5050236cbd"}}"#,
+            usage_of(prompt, cached, completion, reasoning)
+        ),
+    )
+}
+
 /// A whole answer whose message carries reasoning under `key` (`reasoning_content` as
 /// DeepSeek and llama.cpp write it, `reasoning` as Ollama and vLLM do; §1.9) before `text`.
 pub fn whole_with_reasoning(key: &str, reasoning: &str, text: &str) -> Scripted {

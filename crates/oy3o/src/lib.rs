@@ -44,6 +44,7 @@ mod listener;
 pub mod mcp;
 mod message;
 mod model_ref;
+pub mod price;
 pub mod provider;
 pub mod providers;
 mod reply;

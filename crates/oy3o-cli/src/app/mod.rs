@@ -51,7 +51,7 @@ pub async fn run(
     store: &oy3o_store::StoreSetting,
     chat: Option<&str>,
 ) -> Result<(), Error> {
-    let storage = storage::Storage::start(store);
+    let storage = storage::Storage::start(store, config.prices());
     let mut chats = HashMap::new();
     let mut app = App::new();
     let mut config = config;

@@ -30,8 +30,8 @@ pub struct Storage {
 
 impl Storage {
     /// Starts opening the store (none for `store = "none"`).
-    pub fn start(setting: &StoreSetting) -> Self {
-        let recorder = crate::store::recorder(setting);
+    pub fn start(setting: &StoreSetting, prices: oy3o::price::Prices) -> Self {
+        let recorder = crate::store::recorder(setting, prices);
         let conversations = crate::store::conversations(recorder.as_ref());
         Self {
             recorder,

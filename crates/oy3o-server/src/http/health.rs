@@ -18,12 +18,16 @@ pub(crate) async fn health(
     headers: HeaderMap,
     uri: Uri,
 ) -> Json<Value> {
-    if !crate::auth::authorized_any(&state.settings, &headers, uri.query()) {
+    if crate::auth::identify(&state, &headers, uri.query())
+        .await
+        .is_none()
+    {
         return Json(json!({ "status": "ok" }));
     }
     Json(json!({
         "status": "ok",
         "version": env!("CARGO_PKG_VERSION"),
         "store": state.store.health(),
+        "limits": state.quotas.counters_kind(),
     }))
 }

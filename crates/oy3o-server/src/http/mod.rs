@@ -10,13 +10,13 @@ pub(crate) mod page;
 use std::sync::Arc;
 use std::time::Instant;
 
-use axum::Router;
 use axum::extract::ws::{WebSocketUpgrade, rejection::WebSocketUpgradeRejection};
 use axum::extract::{DefaultBodyLimit, Request, State};
-use axum::http::{HeaderMap, StatusCode, Uri, header};
+use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use axum::{Extension, Router};
 use tracing::Instrument as _;
 
 use crate::metrics::Route;
@@ -46,15 +46,11 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
 /// the web chat page for browsers.
 async fn root(
     State(state): State<Arc<AppState>>,
-    headers: HeaderMap,
-    uri: Uri,
+    Extension(identity): Extension<crate::auth::Identity>,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
     match ws {
-        Ok(ws) => {
-            let owner = crate::auth::owner(&state.settings, &headers, uri.query());
-            crate::ws::upgrade(state, ws, owner)
-        }
+        Ok(ws) => crate::ws::upgrade(state, ws, identity),
         Err(_) => page::page(state.settings.limits.max_frame_bytes).await,
     }
 }
@@ -62,15 +58,11 @@ async fn root(
 /// `GET /ws`: the WebSocket only.
 async fn websocket(
     State(state): State<Arc<AppState>>,
-    headers: HeaderMap,
-    uri: Uri,
+    Extension(identity): Extension<crate::auth::Identity>,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
     match ws {
-        Ok(ws) => {
-            let owner = crate::auth::owner(&state.settings, &headers, uri.query());
-            crate::ws::upgrade(state, ws, owner)
-        }
+        Ok(ws) => crate::ws::upgrade(state, ws, identity),
         Err(e) => e.into_response(),
     }
 }

@@ -54,6 +54,8 @@ struct Connection {
     alive: CancellationToken,
     /// Whose stored chats this connection sees: a hash of its token, `""` without tokens.
     owner: String,
+    /// The store key the connection presented, whose limits its requests count against.
+    key: Option<Arc<oy3o_store::KeyRecord>>,
 }
 
 /// What a request frame asks, for its span's name.
@@ -70,7 +72,7 @@ fn request_kind(request: &Request) -> &'static str {
 }
 
 /// Serves one upgraded connection until the client leaves, it idles out, or the server stops.
-pub(crate) async fn run(socket: WebSocket, state: Arc<AppState>, owner: String) {
+pub(crate) async fn run(socket: WebSocket, state: Arc<AppState>, identity: crate::auth::Identity) {
     state.metrics.ws_opened();
     let (sink, stream) = socket.split();
     let (out, queue) = outbox::channel(&state.settings.limits);
@@ -88,7 +90,8 @@ pub(crate) async fn run(socket: WebSocket, state: Arc<AppState>, owner: String) 
         },
         chains: HashMap::new(),
         in_flight: InFlight::default(),
-        owner,
+        owner: identity.owner,
+        key: identity.key,
     };
     if state.store.open_store().is_some() {
         let (out, alive) = (connection.out.clone(), connection.alive.clone());
@@ -166,7 +169,25 @@ impl Connection {
             .await;
     }
 
+    /// Answers a refusal of a key's limits: an error frame with the code and, when the client
+    /// should wait, `retry_after` (seconds); then the request's signal.
+    async fn refusal(&self, request: &Request, refusal: &crate::policy::Refusal) {
+        self.state.metrics.error(refusal.code);
+        let frame = protocol::error_after(
+            &request.tag,
+            refusal.code,
+            &refusal.message,
+            refusal.retry_after,
+        );
+        self.send(frame).await;
+        if request.asks() {
+            self.send(protocol::signal(&request.tag, &protocol::Ending::default()))
+                .await;
+        }
+    }
+
     /// An error, then a `signal` when the request asked for a reply (`asks`).
+
     async fn refused(&self, tag: &Tag, code: &str, message: &str, asks: bool) {
         self.error(tag, code, message).await;
         if asks {
@@ -268,6 +289,17 @@ impl Connection {
             return self
                 .error_reply(&request, refusal.code, &refusal.message)
                 .await;
+        }
+        // Only a request that goes upstream names a model (a cancel, a close or a context does not).
+        let upstream = request.prompt.is_some() || request.chain.is_some();
+        if upstream
+            && let Some(key) = &self.key
+            && let Err(refusal) = crate::policy::quota::check_models(
+                key,
+                &limits::requested_models(&self.state, &request),
+            )
+        {
+            return self.refusal(&request, &refusal).await;
         }
         // Attachments are loaded and checked before anything is opened or sent.
         match policy::load_attachments(&self.state, &request.attachments, "attachments") {
@@ -607,6 +639,20 @@ impl Connection {
         client: ClientOverrides,
         model: &str,
     ) -> Option<Job> {
+        let charge = match &self.key {
+            Some(key) => {
+                let models = limits::requested_models(&self.state, request);
+                let store = self.state.store.open_store().map(|open| &open.store);
+                match self.state.quotas.admit(key, &models, store).await {
+                    Ok(charge) => Some(charge),
+                    Err(refusal) => {
+                        self.refusal(request, &refusal).await;
+                        return None;
+                    }
+                }
+            }
+            None => None,
+        };
         let max = self.state.settings.limits.max_in_flight;
         let wanted = limits::upstream_wanted(&self.state, request);
         match self.in_flight.try_start_wide(max, wanted, &self.state) {
@@ -616,7 +662,14 @@ impl Connection {
                 cancel,
                 running,
                 client,
-                series: self.state.metrics.series(&self.owner, model),
+                series: self.state.metrics.series(
+                    &crate::auth::Identity {
+                        owner: self.owner.clone(),
+                        key: self.key.clone(),
+                    },
+                    model,
+                ),
+                charge,
             }),
             None => {
                 let m = format!(

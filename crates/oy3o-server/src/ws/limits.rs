@@ -77,6 +77,27 @@ pub(crate) fn check_request(
     Ok(())
 }
 
+/// The models a request names, as a key's globs judge them: each name resolved to the
+/// models it stands for (an alias to all its fallbacks; no name: the server's default), with
+/// an inline chain's task models too. A name that does not resolve is judged as written.
+pub(crate) fn requested_models(state: &AppState, request: &Request) -> Vec<String> {
+    let mut names: Vec<Option<&str>> = vec![request.model.as_deref()];
+    if let Some(ChainSpec::Inline(chain)) = &request.chain {
+        for stage in &chain.stages {
+            names.extend(stage.tasks.iter().map(|t| t.model.as_deref()));
+        }
+    }
+    let mut out = Vec::new();
+    for name in names {
+        match state.targets(name) {
+            Ok(targets) => out.extend(targets.iter().map(|t| t.reference.to_string())),
+            Err(_) => out.extend(name.map(str::to_owned)),
+        }
+    }
+    out.dedup();
+    out
+}
+
 /// How many upstream requests a request may run at once: one for a prompt, for a chain its
 /// widest stage (at most the config's task concurrency).
 pub(crate) fn upstream_wanted(state: &AppState, request: &Request) -> usize {

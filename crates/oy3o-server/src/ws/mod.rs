@@ -21,11 +21,15 @@ const READ_BUFFER: usize = 4 << 10;
 
 /// Accepts the upgrade with the frame-size cap and serves the connection.
 /// `owner` is whose stored chats the connection sees (see `auth::owner`).
-pub(crate) fn upgrade(state: Arc<AppState>, ws: WebSocketUpgrade, owner: String) -> Response {
+pub(crate) fn upgrade(
+    state: Arc<AppState>,
+    ws: WebSocketUpgrade,
+    identity: crate::auth::Identity,
+) -> Response {
     let cap = limits::protocol_max(state.settings.limits.max_frame_bytes);
     ws.max_message_size(cap)
         .max_frame_size(cap)
         .read_buffer_size(READ_BUFFER)
         .write_buffer_size(16 << 10)
-        .on_upgrade(move |socket| connection::run(socket, state, owner))
+        .on_upgrade(move |socket| connection::run(socket, state, identity))
 }

@@ -452,6 +452,17 @@ pub(crate) fn error(tag: &Tag, code: &str, text: &str) -> String {
     out
 }
 
+/// An `error` frame with `retry_after` (seconds) when the client should wait before trying
+/// again (a key over its rate limits or budget).
+pub(crate) fn error_after(tag: &Tag, code: &str, text: &str, retry_after: Option<u64>) -> String {
+    let mut out = error(tag, code, text);
+    if let Some(seconds) = retry_after {
+        out.pop();
+        out.push_str(&format!(",\"retry_after\":{seconds}}}"));
+    }
+    out
+}
+
 /// How a reply ended, for its `signal` frame.
 #[derive(Debug, Default)]
 pub(crate) struct Ending<'a> {

@@ -24,6 +24,8 @@ pub(crate) struct Job {
     pub client: ClientOverrides,
     /// This answer's series in the metrics (its key and model).
     pub series: std::sync::Arc<crate::metrics::Series>,
+    /// The key's admission, settled with the reply's usage when it ends.
+    pub charge: Option<crate::policy::quota::Charge>,
 }
 
 impl Job {
@@ -31,7 +33,15 @@ impl Job {
         self.out.send(Out::Text(frame)).await.is_ok()
     }
 
+    /// Counts the reply's usage against its key, if it has one.
+    fn settle(&self, usage: Option<&Usage>) {
+        if let Some(charge) = &self.charge {
+            charge.settle(usage);
+        }
+    }
+
     async fn fail(&self, code: &str, message: &str, usage: Option<&Usage>) {
+        self.settle(usage);
         self.running.state().metrics.error(code);
         self.series.error(code);
         self.series.usage(usage);
@@ -47,6 +57,7 @@ impl Job {
 
     async fn cancelled(&self, usage: Option<&Usage>) {
         self.series.usage(usage);
+        self.settle(usage);
         let ending = Ending {
             usage,
             cancelled: true,
@@ -105,6 +116,7 @@ pub(crate) async fn stream_reply(reply: Reply, job: Job) {
             None => {
                 let reply = outputs.reply();
                 job.series.usage(reply.usage());
+                job.settle(reply.usage());
                 let ending = Ending {
                     usage: reply.usage(),
                     finish_reason: reply.finish_reason(),
@@ -214,6 +226,7 @@ pub(crate) async fn stream_chain(chain: Chain, config: Config, job: Job, log: Op
                         while let Ok(event) = events.try_recv() {
                             job.send(protocol::event(&job.tag, event.name(), &event.message())).await;
                         }
+                        job.settle(usage.as_ref());
                         let ending = Ending { usage: usage.as_ref(), ..Ending::default() };
                         job.send(protocol::signal(&job.tag, &ending)).await;
                     }

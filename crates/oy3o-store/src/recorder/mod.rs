@@ -57,6 +57,9 @@ pub struct RecorderOptions {
     pub recover_every: Duration,
     /// How long an instance may go unseen before that (default 30 s, as [`crate::OpenOptions`]).
     pub grace: Duration,
+    /// The prices a finished turn's cost is computed with ([`TurnRecord::cost_usd`]; default
+    /// the shipped table). Faces pass their config's (`oy3o::Config::prices`).
+    pub prices: oy3o::price::Prices,
 }
 
 impl Default for RecorderOptions {
@@ -69,6 +72,7 @@ impl Default for RecorderOptions {
             max_backoff: Duration::from_secs(5),
             recover_every: Duration::from_secs(60),
             grace: Duration::from_secs(30),
+            prices: oy3o::price::Prices::shipped().clone(),
         }
     }
 }
@@ -325,6 +329,7 @@ impl Recorder {
             usage: None,
             parts,
             model: chat.model.clone(),
+            cost_usd: None,
             first_token_ms: None,
             elapsed_ms: None,
             state: TurnState::Streaming,
@@ -565,6 +570,11 @@ impl TurnRecorder {
                 state
             };
             if let Some(usage) = usage {
+                d.turn.cost_usd = d
+                    .turn
+                    .model
+                    .as_deref()
+                    .and_then(|model| self.shared.options.prices.cost(model, usage));
                 d.turn.usage = Some(usage.clone());
             }
             d.turn.error = error.map(str::to_owned);

@@ -119,6 +119,27 @@ impl Store for Gated {
     ) -> oy3o_store::Result<oy3o_store::Pruned> {
         self.inner.prune(owner, before_ms).await
     }
+    async fn add_key(&self, key: &oy3o_store::KeyRecord) -> oy3o_store::Result<()> {
+        self.inner.add_key(key).await
+    }
+    async fn keys(&self) -> oy3o_store::Result<Vec<oy3o_store::KeyRecord>> {
+        self.inner.keys().await
+    }
+    async fn key_by_hash(&self, hash: &str) -> oy3o_store::Result<Option<oy3o_store::KeyRecord>> {
+        self.inner.key_by_hash(hash).await
+    }
+    async fn revoke_key(&self, name: &str) -> oy3o_store::Result<bool> {
+        self.inner.revoke_key(name).await
+    }
+    async fn add_spend(&self, key: &str, start: i64, usd: f64) -> oy3o_store::Result<f64> {
+        self.inner.add_spend(key, start, usd).await
+    }
+    async fn spend(&self, key: &str, start: i64) -> oy3o_store::Result<f64> {
+        self.inner.spend(key, start).await
+    }
+    async fn usage_since(&self, since: i64) -> oy3o_store::Result<Vec<oy3o_store::UsageRow>> {
+        self.inner.usage_since(since).await
+    }
     async fn heartbeat(&self) -> oy3o_store::Result<()> {
         self.inner.heartbeat().await
     }

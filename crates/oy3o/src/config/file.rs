@@ -92,6 +92,8 @@ struct ConfigFile {
     #[serde(default)]
     mcp: BTreeMap<String, McpSection>,
     attachments: Option<crate::attachment::Limits>,
+    #[serde(default)]
+    prices: BTreeMap<String, crate::price::Price>,
     /// Read by the server face; kept opaque here so the engine does not depend on it.
     #[serde(default)]
     server: Option<serde_json::Value>,
@@ -298,6 +300,14 @@ impl ConfigFile {
             None => None,
         };
         let _ = self.server;
+        for (glob, price) in &self.prices {
+            if let Some(field) = price.invalid_field() {
+                return Err(ctx.error(
+                    &format!("prices.{glob}.{field}"),
+                    "must be a number of US dollars per million tokens, at least 0",
+                ));
+            }
+        }
         if let Some(extra) = &self.options.extra_body {
             crate::controls::check_extra_body(extra, "extra_body")
                 .map_err(|e| ctx.error("options.extra_body", e.message()))?;
@@ -337,6 +347,7 @@ impl ConfigFile {
             store: self.store,
             mcp,
             attachments: self.attachments,
+            prices: self.prices,
             ..Config::default()
         })
     }
@@ -521,6 +532,34 @@ extra_body = { service_tier = "flex" }
             msg.contains("r.toml line 3, key `providers.openai.api`") && msg.contains("responses"),
             "{msg}"
         );
+    }
+
+    #[test]
+    fn prices_override_the_shipped_table_and_a_bad_one_names_its_line() {
+        let c = load(
+            "[prices.\"openai:gpt-4o\"]\ninput = 1.0\noutput = 2.0\n",
+            "p.toml",
+        )
+        .unwrap();
+        assert_eq!(c.prices().find("openai:gpt-4o").unwrap().output, 2.0);
+        assert_eq!(c.prices().find("openai:gpt-4o-mini").unwrap().input, 0.15);
+        let msg = load(
+            "model = \"a:b\"\n[prices.\"my:model\"]\ninput = -1.0\noutput = 2.0\n",
+            "p.toml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            msg.contains("p.toml line 3") && msg.contains("prices.my:model.input"),
+            "{msg}"
+        );
+        let msg = load(
+            "[prices.\"my:model\"]\ninput = 1.0\nouput = 2.0\n",
+            "p.toml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(msg.contains("line 3"), "{msg}");
     }
 
     #[test]

@@ -320,9 +320,18 @@ pub struct Config {
     pub mcp: BTreeMap<String, McpServerConfig>,
     /// Size limits of attachments (`[attachments]` in a file); `None`: the defaults.
     pub attachments: Option<crate::attachment::Limits>,
+    /// Prices by model reference glob (`[prices."openai:gpt-4o*"]` in a file), over the
+    /// shipped table: see [`Config::prices`].
+    pub prices: BTreeMap<String, crate::price::Price>,
 }
 
 impl Config {
+    /// The price table turns are costed with: this config's `prices` over the shipped table
+    /// ([`crate::price::Prices::shipped`]).
+    pub fn prices(&self) -> crate::price::Prices {
+        crate::price::Prices::with_overrides(&self.prices)
+    }
+
     /// This config with every field set in `call` taking precedence. Maps are merged key by key;
     /// listeners add up (global ones first). The most specific setting wins: a `context`,
     /// `cookie` or `proxy` the call gives beats this config's per-model `contexts`, `cookies`
@@ -377,6 +386,7 @@ impl Config {
             store: call.store.clone().or_else(|| self.store.clone()),
             mcp: merged(&self.mcp, &call.mcp),
             attachments: call.attachments.or(self.attachments),
+            prices: merged(&self.prices, &call.prices),
         }
     }
 }

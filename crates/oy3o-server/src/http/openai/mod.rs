@@ -71,6 +71,7 @@ fn now() -> u64 {
 /// context), owned like a WebSocket chat by the token that asked.
 pub(crate) async fn completions(
     State(state): State<Arc<AppState>>,
+    axum::Extension(identity): axum::Extension<crate::auth::Identity>,
     headers: HeaderMap,
     uri: Uri,
     body: Bytes,
@@ -80,9 +81,20 @@ pub(crate) async fn completions(
         Ok(read) => read,
         Err(refused) => return refused,
     };
+    let charge = match &identity.key {
+        Some(key) => {
+            let models = models_named(&state, request.model.as_deref());
+            let store = state.store.open_store().map(|open| &open.store);
+            match state.quotas.admit(key, &models, store).await {
+                Ok(charge) => Some(charge),
+                Err(refusal) => return refused(&state, &refusal),
+            }
+        }
+        None => None,
+    };
     // Only a server with a store keeps answers, so only then is the owner worked out.
     let owner = if state.store.open_store().is_some() {
-        crate::auth::owner(&state.settings, &headers, uri.query())
+        identity.owner.clone()
     } else {
         String::new()
     };
@@ -109,18 +121,12 @@ pub(crate) async fn completions(
         ..Options::default()
     });
     let model = request.model.filter(|m| !m.trim().is_empty());
-    // The metrics' key: worked out only on a server with tokens (else `local`).
-    let key_owner = if owner.is_empty() && state.settings.has_token() {
-        crate::auth::owner(&state.settings, &headers, uri.query())
-    } else {
-        owner.clone()
-    };
     // A failure before the answer starts counts in the key's and model's series too.
     let refused = |e: &oy3o::Error| {
         let name = model.as_deref().unwrap_or("default");
         state
             .metrics
-            .series(&key_owner, name)
+            .series(&identity, name)
             .error(e.code().as_str());
         engine_error(&state, e)
     };
@@ -159,10 +165,11 @@ pub(crate) async fn completions(
     let meta = Meta {
         id: completion_id(),
         created: now(),
-        series: state.metrics.series(&key_owner, &shown_model),
+        series: state.metrics.series(&identity, &shown_model),
         model: shown_model,
         started,
         server_tools: toolbox.is_some(),
+        charge,
     };
     if streamed {
         let usage = request.include_usage.unwrap_or(false);
@@ -284,6 +291,48 @@ struct Meta {
     server_tools: bool,
     /// The answer's series in the metrics (its key and model).
     series: Arc<crate::metrics::Series>,
+    /// The key's admission, settled with the answer's usage.
+    charge: Option<crate::policy::quota::Charge>,
+}
+
+impl Meta {
+    /// Counts the answer's usage against its key, if it has one.
+    fn settle(&self, usage: Option<&Usage>) {
+        if let Some(charge) = &self.charge {
+            charge.settle(usage);
+        }
+    }
+}
+
+/// The models a request's `model` stands for (no name: the server's default), as a key's
+/// globs judge them; a name that does not resolve is judged as written.
+fn models_named(state: &AppState, model: Option<&str>) -> Vec<String> {
+    let model = model.map(str::trim).filter(|m| !m.is_empty());
+    match state.targets(model) {
+        Ok(targets) => targets.iter().map(|t| t.reference.to_string()).collect(),
+        Err(_) => model.map(str::to_owned).into_iter().collect(),
+    }
+}
+
+/// A key's refusal as an HTTP answer: 403 for a model it may not use, 429 with `Retry-After`
+/// over a rate limit or its budget, 503 when its limits cannot be checked.
+fn refused(state: &AppState, refusal: &crate::policy::Refusal) -> Response {
+    state.metrics.error(refusal.code);
+    let status = match refusal.code {
+        "forbidden" => StatusCode::FORBIDDEN,
+        "rate_limited" | "budget_exceeded" => StatusCode::TOO_MANY_REQUESTS,
+        "unavailable" => StatusCode::SERVICE_UNAVAILABLE,
+        _ => StatusCode::BAD_REQUEST,
+    };
+    let mut response = api_error(status, refusal.code, &refusal.message);
+    if let Some(seconds) = refusal.retry_after
+        && let Ok(value) = axum::http::HeaderValue::from_str(&seconds.to_string())
+    {
+        response
+            .headers_mut()
+            .insert(axum::http::header::RETRY_AFTER, value);
+    }
+    response
 }
 
 /// An answer being written, counted in the metrics until it is dropped: at its end, or when

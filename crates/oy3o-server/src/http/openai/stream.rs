@@ -123,6 +123,7 @@ pub(super) async fn stream(
     };
     if let Some(Err(e)) = &first {
         meta.series.error(e.code().as_str());
+        meta.settle(outputs.reply().usage());
         return engine_error(&state, e);
     }
     let elapsed = meta.started.elapsed();
@@ -142,6 +143,7 @@ pub(super) async fn stream(
                 Some(Ok(Output::Event(Event::ToolCallDelta(d)))) if !server_tools => yield Ok(writer.tool_call(&d)),
                 Some(Ok(Output::Event(_))) => {}
                 Some(Err(e)) => {
+                    meta.settle(outputs.reply().usage());
                     state.metrics.error(e.code().as_str());
                     series.error(e.code().as_str());
                     series.usage(outputs.reply().usage());
@@ -153,6 +155,7 @@ pub(super) async fn stream(
                     // stream non-Send (the engine's stream is Send, not Sync).
                     let reply = outputs.reply();
                     series.usage(reply.usage());
+                    meta.settle(reply.usage());
                     let finish = writer.finish(reply.finish_reason().unwrap_or("stop"));
                     let usage = reply.usage().filter(|_| include_usage).map(|u| writer.usage(u));
                     yield Ok(finish);

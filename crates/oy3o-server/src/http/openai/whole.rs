@@ -49,6 +49,7 @@ pub(super) async fn whole(state: Arc<AppState>, reply: Reply, meta: Meta) -> Res
     drop(answering);
     let reply = outputs.reply();
     meta.series.usage(reply.usage());
+    meta.settle(reply.usage());
     if let Some(e) = failure {
         meta.series.error(e.code().as_str());
         return engine_error(&state, &e);
