@@ -56,6 +56,7 @@ impl Default for RuntimeOptions {
 /// while let Some(piece) = pieces.recv().await {
 ///     match piece? {
 ///         Piece::Text(text) => print!("{text}"),
+///         Piece::ToolCall(call) => println!("\n{}({})", call.name, call.arguments),
 ///         Piece::Done(stats) => println!("\n{} tokens", stats.completion_tokens),
 ///     }
 /// }

@@ -33,8 +33,8 @@ mod auth;
 mod client;
 mod error;
 mod http;
-mod labelled;
 mod keys;
+mod labelled;
 mod listen;
 mod metrics;
 mod otlp;
@@ -165,7 +165,6 @@ impl Server {
         let mut settings = self.settings;
         let loopback = addrs.iter().all(|a| a.ip().is_loopback());
         settings.allow_client_proxy = Some(settings.allow_client_proxy.unwrap_or(loopback));
-        let store = store::Stored::open(settings.store.as_ref()).await;
         let exporting = otlp::install(settings.otlp.as_deref())?;
         let store = store::Stored::open(settings.store.as_ref(), self.config.prices()).await;
         let state = AppState::new(self.config, settings, store)?;

@@ -212,7 +212,10 @@ impl Metrics {
     /// tokens.
     pub(crate) fn series(&self, who: &crate::auth::Identity, model: &str) -> Arc<Series> {
         let owner = who.owner.as_str();
-        let key: std::borrow::Cow<'_, str> = match (who.key_name(), self.key_names.get(owner).map(String::as_str)) {
+        let key: std::borrow::Cow<'_, str> = match (
+            who.key_name(),
+            self.key_names.get(owner).map(String::as_str),
+        ) {
             (Some(name), _) | (None, Some(name)) => name.into(),
             (None, None) if owner.is_empty() => "local".into(),
             (None, None) => format!("token-{}", owner.get(..8).unwrap_or(owner)).into(),

@@ -515,6 +515,7 @@ impl Settings {
                 return Err(bad("metrics_label_values", "must be at least 1"));
             }
             self.metrics_label_values = n;
+        }
         if let Some(keys) = s.keys {
             self.keys = keys;
         }

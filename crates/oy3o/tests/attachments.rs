@@ -388,7 +388,7 @@ async fn an_attachment_in_a_restored_assistant_message_is_refused() {
 }
 
 #[test]
-fn bing_and_local_take_text_only_for_now() {
+fn bing_takes_images_only_and_local_takes_no_attachment() {
     let mut checked = 0;
     for model in ["bing", "local:smollm2"] {
         let config = Config {
@@ -401,13 +401,21 @@ fn bing_and_local_take_text_only_for_now() {
         };
         checked += 1;
         let can = target.provider.capabilities(&target);
-        assert!(!can.images && !can.pdfs && !can.text_documents && can.audio.is_empty());
-        let e = oy3o::require_supported(&[user(vec![png_part()])], model, &can).unwrap_err();
-        assert!(
-            e.message().contains("cannot take image parts"),
-            "{}",
-            e.message()
-        );
+        assert!(!can.pdfs && !can.text_documents && can.audio.is_empty(), "{model}");
+        let image = oy3o::require_supported(&[user(vec![png_part()])], model, &can);
+        if model == "bing" {
+            // Copilot uploads images (COPILOT.md A.2), nothing else.
+            assert!(can.images);
+            assert!(image.is_ok(), "{image:?}");
+        } else {
+            assert!(!can.images);
+            let e = image.unwrap_err();
+            assert!(
+                e.message().contains("cannot take image parts"),
+                "{}",
+                e.message()
+            );
+        }
     }
     assert!(checked >= 1, "bing resolves");
 }
