@@ -320,6 +320,55 @@ pub(crate) fn check_number(
     }
 }
 
+/// Whether the attachments a client sends (`field`: `attachments`, `messages[2].content`)
+/// are within this server's count ([`crate::settings::Limits::max_attachments`]) and, when
+/// given by URL, whether the server accepts URLs ([`Settings::allow_attachment_urls`]).
+pub(crate) fn check_attachments(
+    settings: &Settings,
+    inputs: &[oy3o::attachment::Input],
+    field: &str,
+) -> Result<(), Refusal> {
+    let max = settings.limits.max_attachments;
+    if inputs.len() > max {
+        return Err(Refusal::new(
+            "limit",
+            format!(
+                "field `{field}`: {} attachments, more than this server takes in one request \
+                 (max_attachments = {max})",
+                inputs.len()
+            ),
+        ));
+    }
+    if !settings.allow_attachment_urls
+        && let Some(i) = inputs
+            .iter()
+            .position(|a| matches!(a.origin, oy3o::attachment::Origin::Url(_)))
+    {
+        return Err(Refusal::new(
+            "forbidden",
+            format!(
+                "field `{field}[{i}]`: this server does not take attachments by URL \
+                 (allow_attachment_urls = false); send the bytes inline (base64 or a data: URL)"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Loads a request's attachments with the engine's loader and the config's size limits
+/// (`[attachments]`); an error names the attachment as `field[i]`.
+pub(crate) fn load_attachments(
+    state: &AppState,
+    inputs: &[oy3o::attachment::Input],
+    field: &str,
+) -> oy3o::Result<Vec<oy3o::Part>> {
+    if inputs.is_empty() {
+        return Ok(Vec::new());
+    }
+    let limits = state.config.attachments.unwrap_or_default();
+    oy3o::attachment::load_all(inputs, &limits, |i| format!("field `{field}[{i}]`"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -427,53 +476,4 @@ mod tests {
         assert!(format!("{:?}", settings.tokens).contains("<redacted>"));
         assert!(!format!("{:?}", settings.tokens).contains("t-b"));
     }
-}
-
-/// Whether the attachments a client sends (`field`: `attachments`, `messages[2].content`)
-/// are within this server's count ([`crate::settings::Limits::max_attachments`]) and, when
-/// given by URL, whether the server accepts URLs ([`Settings::allow_attachment_urls`]).
-pub(crate) fn check_attachments(
-    settings: &Settings,
-    inputs: &[oy3o::attachment::Input],
-    field: &str,
-) -> Result<(), Refusal> {
-    let max = settings.limits.max_attachments;
-    if inputs.len() > max {
-        return Err(Refusal::new(
-            "limit",
-            format!(
-                "field `{field}`: {} attachments, more than this server takes in one request \
-                 (max_attachments = {max})",
-                inputs.len()
-            ),
-        ));
-    }
-    if !settings.allow_attachment_urls
-        && let Some(i) = inputs
-            .iter()
-            .position(|a| matches!(a.origin, oy3o::attachment::Origin::Url(_)))
-    {
-        return Err(Refusal::new(
-            "forbidden",
-            format!(
-                "field `{field}[{i}]`: this server does not take attachments by URL \
-                 (allow_attachment_urls = false); send the bytes inline (base64 or a data: URL)"
-            ),
-        ));
-    }
-    Ok(())
-}
-
-/// Loads a request's attachments with the engine's loader and the config's size limits
-/// (`[attachments]`); an error names the attachment as `field[i]`.
-pub(crate) fn load_attachments(
-    state: &AppState,
-    inputs: &[oy3o::attachment::Input],
-    field: &str,
-) -> oy3o::Result<Vec<oy3o::Part>> {
-    if inputs.is_empty() {
-        return Ok(Vec::new());
-    }
-    let limits = state.config.attachments.unwrap_or_default();
-    oy3o::attachment::load_all(inputs, &limits, |i| format!("field `{field}[{i}]`"))
 }

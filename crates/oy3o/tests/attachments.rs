@@ -401,7 +401,10 @@ fn bing_takes_images_only_and_local_takes_no_attachment() {
         };
         checked += 1;
         let can = target.provider.capabilities(&target);
-        assert!(!can.pdfs && !can.text_documents && can.audio.is_empty(), "{model}");
+        assert!(
+            !can.pdfs && !can.text_documents && can.audio.is_empty(),
+            "{model}"
+        );
         let image = oy3o::require_supported(&[user(vec![png_part()])], model, &can);
         if model == "bing" {
             // Copilot uploads images (COPILOT.md A.2), nothing else.

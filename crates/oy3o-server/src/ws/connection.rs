@@ -187,7 +187,6 @@ impl Connection {
     }
 
     /// An error, then a `signal` when the request asked for a reply (`asks`).
-
     async fn refused(&self, tag: &Tag, code: &str, message: &str, asks: bool) {
         self.error(tag, code, message).await;
         if asks {

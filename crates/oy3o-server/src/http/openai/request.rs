@@ -290,7 +290,7 @@ fn attachment(part: ContentPart, at: &str) -> Result<Input, String> {
     match kind.as_str() {
         "image_url" => {
             let url = part.image_url.ok_or_else(|| missing("image_url"))?.url;
-            Ok(Input::data_url(&url).unwrap_or_else(|| Input {
+            Ok(Input::data_url(&url).unwrap_or(Input {
                 origin: Origin::Url(url),
                 mime: None,
                 name: None,
