@@ -192,28 +192,9 @@ fn lexically_inside(path: &Path, dirs: &[PathBuf]) -> bool {
     })
 }
 
-/// `*` (any run of characters, `:` and `/` included) and `?` (one character) globs.
-pub(crate) fn glob_match(glob: &str, text: &str) -> bool {
-    let (g, t): (Vec<char>, Vec<char>) = (glob.chars().collect(), text.chars().collect());
-    let (mut gi, mut ti) = (0, 0);
-    let mut star: Option<(usize, usize)> = None;
-    while ti < t.len() {
-        if gi < g.len() && (g[gi] == '?' || g[gi] == t[ti]) {
-            gi += 1;
-            ti += 1;
-        } else if gi < g.len() && g[gi] == '*' {
-            star = Some((gi, ti));
-            gi += 1;
-        } else if let Some((sg, st)) = star {
-            gi = sg + 1;
-            ti = st + 1;
-            star = Some((sg, st + 1));
-        } else {
-            return false;
-        }
-    }
-    g[gi..].iter().all(|&c| c == '*')
-}
+/// `*` (any run of characters, `:` and `/` included) and `?` (one character) globs: the
+/// engine's, the one the price table matches models with.
+pub(crate) use oy3o::price::glob_match;
 
 /// Whether `name` (a server `time` or a tool `time.now`) is among `granted`: named itself, or
 /// a tool of a granted server.
