@@ -147,25 +147,34 @@ fn best(entries: &BTreeMap<String, Price>, model: &str) -> Option<Price> {
 
 /// `*` (any run of characters) and `?` (one character) globs over a whole name.
 pub fn glob_match(glob: &str, text: &str) -> bool {
-    let (g, t): (Vec<char>, Vec<char>) = (glob.chars().collect(), text.chars().collect());
-    let (mut gi, mut ti) = (0, 0);
-    let mut star: Option<(usize, usize)> = None;
-    while ti < t.len() {
-        if gi < g.len() && (g[gi] == '?' || g[gi] == t[ti]) {
-            gi += 1;
-            ti += 1;
-        } else if gi < g.len() && g[gi] == '*' {
-            star = Some((gi, ti));
-            gi += 1;
-        } else if let Some((sg, st)) = star {
-            gi = sg + 1;
-            ti = st + 1;
-            star = Some((sg, st + 1));
-        } else {
-            return false;
+    // Walks both strings in place (no copy into `Vec<char>`: this runs for every glob of a
+    // key on every request, and for every price entry on every recorded turn). `star`: the
+    // glob after the last `*` and the text that `*` was last tried at.
+    let (mut g, mut t) = (glob, text);
+    let mut star: Option<(&str, &str)> = None;
+    while let Some(tc) = t.chars().next() {
+        let mut rest = g.chars();
+        match rest.next() {
+            Some(gc) if gc == '?' || gc == tc => {
+                g = rest.as_str();
+                t = &t[tc.len_utf8()..];
+            }
+            Some('*') => {
+                star = Some((rest.as_str(), t));
+                g = rest.as_str();
+            }
+            _ => match star {
+                Some((after, at)) => {
+                    // `at` holds at least `t`, which is not empty.
+                    let next = &at[at.chars().next().map_or(0, char::len_utf8)..];
+                    star = Some((after, next));
+                    (g, t) = (after, next);
+                }
+                None => return false,
+            },
         }
     }
-    g[gi..].iter().all(|&c| c == '*')
+    g.chars().all(|c| c == '*')
 }
 
 #[cfg(test)]
