@@ -37,7 +37,18 @@ fn main() {
         .enable_all()
         .build()
         .expect("runtime");
-    if std::env::args().any(|a| a == "--store") {
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(at) = args.iter().position(|a| a == "--bare-hop") {
+        // The hop alone, as a process of its own (see `spawn_bare_hop`): also what
+        // `bench/server_callgrind.py` profiles beside `oy3o serve`.
+        let upstream = args
+            .get(at + 1)
+            .and_then(|a| a.parse().ok())
+            .expect("--bare-hop UPSTREAM_ADDRESS");
+        let port = args.get(at + 2).and_then(|a| a.parse().ok()).unwrap_or(0);
+        drop(runtime);
+        run_bare_hop(upstream, port);
+    } else if args.iter().any(|a| a == "--store") {
         runtime.block_on(store_run());
     } else {
         runtime.block_on(run());
@@ -92,12 +103,15 @@ async fn run() {
             pid: Some(pid),
         });
     }
+    let hop = spawn_bare_hop(upstream);
+    let hop_pid = hop.0.id();
+    children.0.push(hop.0);
     targets.push(Target {
         name: "bare hop",
-        base: format!("http://{}/v1", start_bare_hop(upstream)),
+        base: format!("http://{}/v1", hop.1),
         model: "bench",
         websocket: false,
-        pid: None,
+        pid: Some(hop_pid),
     });
     let quick = std::env::var_os("OY3O_BENCH_QUICK").is_some();
     match spawn_litellm(&dir, upstream).filter(|_| !quick) {
@@ -464,67 +478,76 @@ async fn concurrent_streams(address: &str, n: usize) {
     );
 }
 
-/// The floor of any proxy on this machine: a bare axum server (its own thread, a 2-worker
-/// runtime like `oy3o serve`'s) that hands each request body to the upstream with one shared
+/// The floor of any proxy on this machine: a bare axum server on a 2-worker runtime (like
+/// `oy3o serve`'s), in a process of its own (this bench binary run with `--bare-hop`, so it is
+/// measured as `oy3o serve` is), that hands each request body to the upstream with one shared
 /// reqwest client and streams the answer back, with no engine, no parsing, no metrics. What it
 /// adds over the direct call is what one more loopback HTTP hop costs here.
-fn start_bare_hop(upstream: SocketAddr) -> SocketAddr {
+fn spawn_bare_hop(upstream: SocketAddr) -> (Child, SocketAddr) {
+    let port = free_port();
+    let child = Command::new(std::env::current_exe().expect("bench binary"))
+        .args(["--bare-hop", &upstream.to_string(), &port.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start the bare hop");
+    (child, SocketAddr::from(([127, 0, 0, 1], port)))
+}
+
+/// Serves the bare hop in front of `upstream` on `port` (0: any) until the process ends.
+fn run_bare_hop(upstream: SocketAddr, port: u16) {
     use axum::body::{Body, Bytes};
     use axum::http::{StatusCode, header};
     use axum::response::{IntoResponse, Response};
     use axum::routing::{get, post};
 
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind loopback");
-    let address = listener.local_addr().expect("local address");
-    listener.set_nonblocking(true).expect("non-blocking");
-    std::thread::spawn(move || {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("bare hop runtime");
+    runtime.block_on(async move {
+        let client = reqwest::Client::builder()
+            .tcp_nodelay(true)
             .build()
-            .expect("bare hop runtime");
-        runtime.block_on(async move {
-            let client = reqwest::Client::builder()
-                .tcp_nodelay(true)
-                .build()
-                .expect("client");
-            let url: reqwest::Url = format!("http://{upstream}/v1/chat/completions")
-                .parse()
-                .expect("url");
-            let forward = move |body: Bytes| {
-                let (client, url) = (client.clone(), url.clone());
-                async move {
-                    let sent = client
-                        .post(url)
-                        .header(header::CONTENT_TYPE, "application/json")
-                        .body(body)
-                        .send()
-                        .await;
-                    match sent {
-                        Ok(answer) => {
-                            let kind = answer.headers().get(header::CONTENT_TYPE).cloned();
-                            let mut response =
-                                Response::new(Body::from_stream(answer.bytes_stream()));
-                            if let Some(kind) = kind {
-                                response.headers_mut().insert(header::CONTENT_TYPE, kind);
-                            }
-                            response
+            .expect("client");
+        let url: reqwest::Url = format!("http://{upstream}/v1/chat/completions")
+            .parse()
+            .expect("url");
+        let forward = move |body: Bytes| {
+            let (client, url) = (client.clone(), url.clone());
+            async move {
+                let sent = client
+                    .post(url)
+                    .header(header::CONTENT_TYPE, "application/json")
+                    .body(body)
+                    .send()
+                    .await;
+                match sent {
+                    Ok(answer) => {
+                        let kind = answer.headers().get(header::CONTENT_TYPE).cloned();
+                        let mut response = Response::new(Body::from_stream(answer.bytes_stream()));
+                        if let Some(kind) = kind {
+                            response.headers_mut().insert(header::CONTENT_TYPE, kind);
                         }
-                        Err(e) => (StatusCode::BAD_GATEWAY, e.to_string()).into_response(),
+                        response
                     }
+                    Err(e) => (StatusCode::BAD_GATEWAY, e.to_string()).into_response(),
                 }
-            };
-            let app = axum::Router::new()
-                .route("/v1/chat/completions", post(forward))
-                .route(
-                    "/v1/models",
-                    get(|| async { r#"{"object":"list","data":[]}"# }),
-                );
-            let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
-            let _ = axum::serve(listener, app).await;
-        });
+            }
+        };
+        let app = axum::Router::new()
+            .route("/v1/chat/completions", post(forward))
+            .route(
+                "/v1/models",
+                get(|| async { r#"{"object":"list","data":[]}"# }),
+            );
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+            .await
+            .expect("bind loopback");
+        println!("{}", listener.local_addr().expect("local address"));
+        let _ = axum::serve(listener, app).await;
     });
-    address
 }
 
 fn spawn_litellm(dir: &std::path::Path, upstream: SocketAddr) -> Option<(Child, SocketAddr)> {
