@@ -1,9 +1,11 @@
 //! Shared transport for every HTTP provider: pooled clients ([`client`]), Server-Sent Events
 //! ([`sse`]) and NDJSON ([`ndjson`]) decoding, retry rules ([`retry`]) and the request and body
-//! handling with timeouts ([`http`]), and WebSocket connections through proxies ([`websocket`]).
+//! handling with timeouts ([`http`]), WebSocket connections through proxies ([`websocket`]),
+//! and `multipart/form-data` file uploads ([`multipart`]).
 
 pub mod client;
 pub mod http;
+pub mod multipart;
 pub mod ndjson;
 pub mod retry;
 pub mod sse;
