@@ -149,22 +149,24 @@ async fn run() {
         "\n## Added latency over the direct call (zero-delay upstream, {WINDOW:?} per cell)\n"
     );
     println!(
-        "| target | mode | concurrency | P50 | P99 | added P50 | added P99 | first chunk P50 | req/s |"
+        "| target | mode | concurrency | P50 | P99 | added P50 | added P99 | first chunk P50 | req/s | server CPU per request |"
     );
-    println!("|---|---|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|");
     let levels: &[usize] = if quick { &[1, 32] } else { &[1, 32, 64] };
     for &concurrency in levels {
-        for stream in [false, true] {
+        // The recorded 13-event stream, and 64 text chunks written at once (`chunks64`).
+        for (mode, stream, model) in [
+            ("HTTP whole", false, "bench"),
+            ("HTTP stream", true, "bench"),
+            ("HTTP stream of 64", true, "chunks64"),
+        ] {
             let mut direct: Option<Stats> = None;
             for t in &targets {
-                let stats = http_load(t, stream, concurrency).await;
-                print_row(
-                    t.name,
-                    if stream { "HTTP stream" } else { "HTTP whole" },
-                    concurrency,
-                    &stats,
-                    direct.as_ref(),
-                );
+                let model = t.model.replace("bench", model);
+                let cpu = t.pid.map(CpuMeter::start);
+                let mut stats = http_load(t, stream, &model, concurrency).await;
+                stats.cpu = cpu.map(|c| c.per_request(stats.total.len()).0);
+                print_row(t.name, mode, concurrency, &stats, direct.as_ref());
                 if t.name == "direct" {
                     direct = Some(stats);
                 }
@@ -176,7 +178,9 @@ async fn run() {
                 .trim_start_matches("http://")
                 .trim_end_matches("/v1")
                 .to_owned();
-            let stats = websocket_load(&address, concurrency).await;
+            let cpu = t.pid.map(CpuMeter::start);
+            let mut stats = websocket_load(&address, concurrency).await;
+            stats.cpu = cpu.map(|c| c.per_request(stats.total.len()).0);
             print_row(t.name, "WebSocket", concurrency, &stats, None);
         }
     }
@@ -211,6 +215,9 @@ struct Stats {
     total: Vec<Duration>,
     first: Vec<Duration>,
     elapsed: Duration,
+    /// The serving process's CPU time (user + system) per request, in µs, when it is a
+    /// process of its own: what the machine's load bends least.
+    cpu: Option<f64>,
 }
 
 impl Stats {
@@ -223,6 +230,7 @@ impl Stats {
             total: Vec::new(),
             first: Vec::new(),
             elapsed: Duration::ZERO,
+            cpu: None,
         };
         for worker in futures::future::join_all(workers).await {
             let (total, first) = worker.expect("worker");
@@ -267,8 +275,9 @@ fn print_row(name: &str, mode: &str, concurrency: usize, s: &Stats, direct: Opti
     } else {
         micros(Stats::pct(&s.first, 0.5))
     };
+    let cpu = s.cpu.map(|c| format!("{c:.1} µs")).unwrap_or_default();
     println!(
-        "| {name} | {mode} | {concurrency} | {} | {} | {a50} | {a99} | {first} | {:.0} |",
+        "| {name} | {mode} | {concurrency} | {} | {} | {a50} | {a99} | {first} | {:.0} | {cpu} |",
         micros(p50),
         micros(p99),
         s.rate()
@@ -277,7 +286,7 @@ fn print_row(name: &str, mode: &str, concurrency: usize, s: &Stats, direct: Opti
 }
 
 /// `concurrency` workers, each asking one request after another for [`WINDOW`].
-async fn http_load(target: &Target, stream: bool, concurrency: usize) -> Stats {
+async fn http_load(target: &Target, stream: bool, model: &str, concurrency: usize) -> Stats {
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(concurrency)
         .tcp_nodelay(true)
@@ -285,7 +294,7 @@ async fn http_load(target: &Target, stream: bool, concurrency: usize) -> Stats {
         .expect("client");
     let url = format!("{}/chat/completions", target.base);
     let body = serde_json::json!({
-        "model": target.model, "stream": stream,
+        "model": model, "stream": stream,
         "messages": [{"role": "user", "content": "What is 1+1?"}],
     })
     .to_string();
@@ -644,7 +653,7 @@ async fn store_run() {
     for round in 0..rounds {
         eprintln!("store bench: round {} of {rounds}", round + 1);
         for concurrency in [1, 32] {
-            let reference = http_load(&direct, true, concurrency).await;
+            let reference = http_load(&direct, true, "bench", concurrency).await;
             for k in 0..servers.len() {
                 let index = (k + round) % servers.len();
                 let (name, pid, address) = servers[index];
@@ -656,7 +665,7 @@ async fn store_run() {
                     pid: None,
                 };
                 let cpu = CpuMeter::start(pid);
-                let stats = http_load(&target, true, concurrency).await;
+                let stats = http_load(&target, true, "openai:bench", concurrency).await;
                 let cell = Cell::of(&stats, Some(&reference), &cpu);
                 push_cell(&mut cells, (index, "HTTP stream", concurrency), cell);
                 let cpu = CpuMeter::start(pid);

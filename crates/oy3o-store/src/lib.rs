@@ -39,5 +39,6 @@ pub use recorder::{Health, PENDING_TURN_OVERHEAD, Recorder, RecorderOptions, Tur
 pub use setting::{ChoiceError, SettingError, SettingSource, StoreSetting};
 pub use sqlite::SqliteStore;
 pub use store::{
-    HEARTBEAT_EVERY, OpenOptions, SHORT_LIVED_WAL_PAGES, Store, default_sqlite_path, open, open_with,
+    HEARTBEAT_EVERY, OpenOptions, SHORT_LIVED_WAL_PAGES, Store, default_sqlite_path, open,
+    open_with,
 };

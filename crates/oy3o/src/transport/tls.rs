@@ -77,13 +77,8 @@ impl ServerCertVerifier for PlatformVerifier {
         ocsp_response: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        self.get()?.verify_server_cert(
-            end_entity,
-            intermediates,
-            server_name,
-            ocsp_response,
-            now,
-        )
+        self.get()?
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
     }
 
     fn verify_tls12_signature(
@@ -125,10 +120,16 @@ mod tests {
     #[test]
     fn each_config_offers_its_alpn_and_the_providers_schemes() {
         let config = client_config(ALPN_HTTP).unwrap();
-        assert_eq!(config.alpn_protocols, vec![b"h2".to_vec(), b"http/1.1".to_vec()]);
+        assert_eq!(
+            config.alpn_protocols,
+            vec![b"h2".to_vec(), b"http/1.1".to_vec()]
+        );
         let ws = client_config(ALPN_WEBSOCKET).unwrap();
         assert_eq!(ws.alpn_protocols, vec![b"http/1.1".to_vec()]);
-        let schemes = PlatformVerifier { provider: provider() }.supported_verify_schemes();
+        let schemes = PlatformVerifier {
+            provider: provider(),
+        }
+        .supported_verify_schemes();
         assert!(schemes.contains(&rustls::SignatureScheme::ECDSA_NISTP256_SHA256));
     }
 
