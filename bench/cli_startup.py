@@ -113,8 +113,9 @@ def main() -> None:
         f"- model_id: bench\n  model_name: bench\n  api_base: \"{base}\"\n"
     )
     # aichat's: an openai-compatible client in config.yaml, in the dir AICHAT_CONFIG_DIR names;
-    # nothing kept (save: messages.md, save_session: sessions), no colours (stdout is a pipe).
-    # https://github.com/sigoden/aichat/blob/main/config.example.yaml
+    # nothing kept (save: messages.md, save_session: sessions), no colours, no tools (there are
+    # none). Keys from aichat 0.30.0's config.example.yaml and src/config/mod.rs
+    # (https://github.com/sigoden/aichat/blob/v0.30.0/config.example.yaml).
     aichat_dir = home / "aichat"
     aichat_dir.mkdir()
     (aichat_dir / "config.yaml").write_text(
@@ -123,6 +124,7 @@ def main() -> None:
         "save: false\n"
         "save_session: false\n"
         "highlight: false\n"
+        "function_calling: false\n"
         "clients:\n"
         "- type: openai-compatible\n"
         "  name: bench\n"
