@@ -33,10 +33,12 @@ pub fn setting(given: Option<&str>, config: &Config) -> Result<StoreSetting, Err
 }
 
 /// How the CLI opens its store: a database that refuses connections is down, said at once
-/// (a server would wait for one still starting).
+/// (a server would wait for one still starting), and opened as a short-lived process's (one
+/// connection, a small WAL: [`OpenOptions::short_lived`]).
 fn open_options() -> OpenOptions {
     OpenOptions {
         wait_while_refused: false,
+        short_lived: true,
         ..OpenOptions::default()
     }
 }

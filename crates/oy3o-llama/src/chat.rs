@@ -150,7 +150,7 @@ pub const DEFAULT_MIN_P: f32 = 0.05;
 /// How to pick tokens. The default is greedy decoding after a repeat penalty over the answer's
 /// last tokens; a temperature above 0 samples instead, with llama.cpp's server's defaults for
 /// what is not set. Either way an answer whose tail loops ends with [`Finish::Repetition`].
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct GenerateOptions {
     /// Sampling temperature; `None` or `0` means greedy (always the most likely token).
     pub temperature: Option<f32>,
@@ -181,6 +181,10 @@ pub struct GenerateOptions {
     /// turns it off.
     #[serde(default)]
     pub repeat_penalty: Option<f32>,
+    /// Stop sequences: the answer ends (with [`Finish::Stop`]) as soon as its text contains
+    /// one of them, and the sequence itself is not part of the answer. Empty ones are ignored.
+    #[serde(default)]
+    pub stop: Vec<String>,
 }
 
 /// One item of a generation stream.
@@ -197,7 +201,8 @@ pub enum Piece {
 /// Why a generation ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Finish {
-    /// The model ended its answer.
+    /// The model ended its answer, or it reached a stop sequence
+    /// ([`GenerateOptions::stop`]).
     Stop,
     /// `max_tokens` was reached, the context window filled up, or the answer ended at a
     /// sentence's end after `soft_max_tokens`.

@@ -25,6 +25,7 @@ mod model_thread;
 mod pull;
 mod repetition;
 mod runtime;
+mod stop;
 mod template;
 mod text;
 mod tool_calls;

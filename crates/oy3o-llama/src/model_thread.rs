@@ -31,6 +31,7 @@ use crate::chat::{
 use crate::error::LlamaError;
 use crate::grammar::Grammar;
 use crate::repetition::RepetitionGuard;
+use crate::stop::StopMatcher;
 use crate::template::{CHATML_TEMPLATE, ChatTemplate};
 use crate::text::{Utf8Pieces, starts_new_sentence};
 use crate::tool_calls::{Found, ToolCallParser};
@@ -389,7 +390,7 @@ impl<'m> Session<'m> {
             .as_ref()
             .map(|g| grammar_sampler(self.model, g))
             .transpose()?;
-        let mut sampler = sampler(options, self.model.n_vocab(), grammar.is_some());
+        let mut sampler = sampler(&options, self.model.n_vocab(), grammar.is_some());
         let tokens = self.tokenize(&rendered);
         let n_ctx = self.ctx.n_ctx() as usize;
         if tokens.is_empty() {
@@ -431,6 +432,8 @@ impl<'m> Session<'m> {
         let generation_started = Instant::now();
         // With tools offered, calls are taken out of the text as they complete.
         let mut calls = (!request.tools.is_empty()).then(ToolCallParser::default);
+        // Stop sequences are cut out of the text before tool calls are looked for in it.
+        let mut stops = StopMatcher::new(&options.stop);
         let mut guard = RepetitionGuard::default();
         let room = n_ctx - tokens.len();
         let max_new = options.max_tokens.map_or(room, |m| (m as usize).min(room));
@@ -461,9 +464,12 @@ impl<'m> Session<'m> {
             }
             completion += 1;
             answer.extend_from_slice(&bytes);
-            let piece = text.push(&bytes);
-            if !send(reply, calls.as_mut(), piece) {
+            let released = stops.push(&text.push(&bytes));
+            if !send(reply, calls.as_mut(), released.text) {
                 return Ok(None);
+            }
+            if released.stopped {
+                break Finish::Stop;
             }
             if self.abandoned(reply) {
                 return Ok(None);
@@ -477,7 +483,9 @@ impl<'m> Session<'m> {
             self.decode(&[token], true)?;
             logits_at = 0;
         };
-        let mut rest = send(reply, calls.as_mut(), text.finish());
+        let tail = stops.finish(&text.finish());
+        let finish = if tail.stopped { Finish::Stop } else { finish };
+        let mut rest = send(reply, calls.as_mut(), tail.text);
         if let Some(parser) = calls.as_mut() {
             rest &= parser
                 .finish()
@@ -546,7 +554,7 @@ impl<'m> Session<'m> {
 ///
 /// With a grammar (`constrained`) the repeat penalty is left out: JSON repeats its quotes,
 /// commas and keys by nature.
-fn sampler(options: GenerateOptions, n_vocab: i32, constrained: bool) -> LlamaSampler {
+fn sampler(options: &GenerateOptions, n_vocab: i32, constrained: bool) -> LlamaSampler {
     let mut chain = Vec::new();
     let penalty = options.repeat_penalty.unwrap_or(DEFAULT_REPEAT_PENALTY);
     if !constrained && penalty > 0.0 && (penalty - 1.0).abs() > f32::EPSILON {

@@ -89,6 +89,52 @@ async fn the_model_answers_what_is_one_plus_one_with_two() {
     assert!(stats.completion_tokens > 0);
 }
 
+/// Stop sequences on the real model. Greedy answers repeat, so the answer with a stop sequence
+/// taken from the middle of the plain answer is the plain answer cut before that sequence's
+/// first place, ended with `Stop`; no streamed piece carries any of the stop text.
+#[tokio::test]
+async fn a_stop_sequence_ends_the_answer_before_it_and_is_never_streamed() {
+    let _serial = SERIAL.lock().await;
+    let question = || vec![ChatMessage::user("Why is the sky blue?")];
+    // Each answer on a fresh runtime: both read the whole prompt the same way.
+    let (full, plain) = answer(&runtime(), question(), greedy(48)).await.unwrap();
+    eprintln!("plain answer: {full:?} {plain:?}");
+    // Six characters from the middle: several tokens of the answer, not its first ones.
+    let chars: Vec<char> = full.chars().collect();
+    assert!(chars.len() > 40, "{full:?}");
+    let stop: String = chars[chars.len() / 2..chars.len() / 2 + 6].iter().collect();
+    let expected = &full[..full.find(&stop).unwrap()];
+
+    let options = GenerateOptions {
+        stop: vec!["never in this answer".into(), stop.clone()],
+        ..greedy(48)
+    };
+    let rt = runtime();
+    let mut pieces = rt.generate(common::smollm2(), question(), options);
+    let (mut streamed, mut text, mut stats) = (Vec::new(), String::new(), None);
+    while let Some(piece) = pieces.recv().await {
+        match piece.unwrap() {
+            Piece::Text(t) => {
+                text.push_str(&t);
+                streamed.push(t);
+            }
+            Piece::Done(s) => stats = Some(s),
+            Piece::ToolCall(call) => panic!("no tools were offered, yet {call:?}"),
+        }
+    }
+    let stats = stats.expect("the stream ends with Done");
+    eprintln!("with stop {stop:?}: {text:?} {stats:?}");
+    assert_eq!(text, expected);
+    assert!(!text.contains(&stop), "{text:?}");
+    assert_eq!(stats.finish, Finish::Stop);
+    assert!(
+        stats.completion_tokens < plain.completion_tokens,
+        "{stats:?}"
+    );
+    // Nothing of the stop text went out: the streamed text is exactly the part before it.
+    assert_eq!(streamed.concat().len(), expected.len());
+}
+
 #[tokio::test]
 async fn a_second_turn_keeps_the_history_and_reuses_the_kv_cache() {
     let _serial = SERIAL.lock().await;
@@ -249,7 +295,9 @@ async fn sampling_with_a_seed_is_repeatable() {
         ..GenerateOptions::default()
     };
     let question = vec![ChatMessage::user("Name a colour.")];
-    let (a, _) = answer(&rt, question.clone(), options).await.unwrap();
+    let (a, _) = answer(&rt, question.clone(), options.clone())
+        .await
+        .unwrap();
     let (b, sb) = answer(&rt, question, options).await.unwrap();
     assert_eq!(a, b);
     assert_eq!(sb.cached_tokens, sb.prompt_tokens - 1);

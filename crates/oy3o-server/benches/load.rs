@@ -37,7 +37,18 @@ fn main() {
         .enable_all()
         .build()
         .expect("runtime");
-    if std::env::args().any(|a| a == "--store") {
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(at) = args.iter().position(|a| a == "--bare-hop") {
+        // The hop alone, as a process of its own (see `spawn_bare_hop`): also what
+        // `bench/server_callgrind.py` profiles beside `oy3o serve`.
+        let upstream = args
+            .get(at + 1)
+            .and_then(|a| a.parse().ok())
+            .expect("--bare-hop UPSTREAM_ADDRESS");
+        let port = args.get(at + 2).and_then(|a| a.parse().ok()).unwrap_or(0);
+        drop(runtime);
+        run_bare_hop(upstream, port);
+    } else if args.iter().any(|a| a == "--store") {
         runtime.block_on(store_run());
     } else {
         runtime.block_on(run());
@@ -92,12 +103,15 @@ async fn run() {
             pid: Some(pid),
         });
     }
+    let hop = spawn_bare_hop(upstream);
+    let hop_pid = hop.0.id();
+    children.0.push(hop.0);
     targets.push(Target {
         name: "bare hop",
-        base: format!("http://{}/v1", start_bare_hop(upstream)),
+        base: format!("http://{}/v1", hop.1),
         model: "bench",
         websocket: false,
-        pid: None,
+        pid: Some(hop_pid),
     });
     let quick = std::env::var_os("OY3O_BENCH_QUICK").is_some();
     match spawn_litellm(&dir, upstream).filter(|_| !quick) {
@@ -135,22 +149,24 @@ async fn run() {
         "\n## Added latency over the direct call (zero-delay upstream, {WINDOW:?} per cell)\n"
     );
     println!(
-        "| target | mode | concurrency | P50 | P99 | added P50 | added P99 | first chunk P50 | req/s |"
+        "| target | mode | concurrency | P50 | P99 | added P50 | added P99 | first chunk P50 | req/s | server CPU per request |"
     );
-    println!("|---|---|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|");
     let levels: &[usize] = if quick { &[1, 32] } else { &[1, 32, 64] };
     for &concurrency in levels {
-        for stream in [false, true] {
+        // The recorded 13-event stream, and 64 text chunks written at once (`chunks64`).
+        for (mode, stream, model) in [
+            ("HTTP whole", false, "bench"),
+            ("HTTP stream", true, "bench"),
+            ("HTTP stream of 64", true, "chunks64"),
+        ] {
             let mut direct: Option<Stats> = None;
             for t in &targets {
-                let stats = http_load(t, stream, concurrency).await;
-                print_row(
-                    t.name,
-                    if stream { "HTTP stream" } else { "HTTP whole" },
-                    concurrency,
-                    &stats,
-                    direct.as_ref(),
-                );
+                let model = t.model.replace("bench", model);
+                let cpu = t.pid.map(CpuMeter::start);
+                let mut stats = http_load(t, stream, &model, concurrency).await;
+                stats.cpu = cpu.map(|c| c.per_request(stats.total.len()).0);
+                print_row(t.name, mode, concurrency, &stats, direct.as_ref());
                 if t.name == "direct" {
                     direct = Some(stats);
                 }
@@ -162,7 +178,9 @@ async fn run() {
                 .trim_start_matches("http://")
                 .trim_end_matches("/v1")
                 .to_owned();
-            let stats = websocket_load(&address, concurrency).await;
+            let cpu = t.pid.map(CpuMeter::start);
+            let mut stats = websocket_load(&address, concurrency).await;
+            stats.cpu = cpu.map(|c| c.per_request(stats.total.len()).0);
             print_row(t.name, "WebSocket", concurrency, &stats, None);
         }
     }
@@ -197,6 +215,9 @@ struct Stats {
     total: Vec<Duration>,
     first: Vec<Duration>,
     elapsed: Duration,
+    /// The serving process's CPU time (user + system) per request, in µs, when it is a
+    /// process of its own: what the machine's load bends least.
+    cpu: Option<f64>,
 }
 
 impl Stats {
@@ -209,6 +230,7 @@ impl Stats {
             total: Vec::new(),
             first: Vec::new(),
             elapsed: Duration::ZERO,
+            cpu: None,
         };
         for worker in futures::future::join_all(workers).await {
             let (total, first) = worker.expect("worker");
@@ -253,8 +275,9 @@ fn print_row(name: &str, mode: &str, concurrency: usize, s: &Stats, direct: Opti
     } else {
         micros(Stats::pct(&s.first, 0.5))
     };
+    let cpu = s.cpu.map(|c| format!("{c:.1} µs")).unwrap_or_default();
     println!(
-        "| {name} | {mode} | {concurrency} | {} | {} | {a50} | {a99} | {first} | {:.0} |",
+        "| {name} | {mode} | {concurrency} | {} | {} | {a50} | {a99} | {first} | {:.0} | {cpu} |",
         micros(p50),
         micros(p99),
         s.rate()
@@ -263,7 +286,7 @@ fn print_row(name: &str, mode: &str, concurrency: usize, s: &Stats, direct: Opti
 }
 
 /// `concurrency` workers, each asking one request after another for [`WINDOW`].
-async fn http_load(target: &Target, stream: bool, concurrency: usize) -> Stats {
+async fn http_load(target: &Target, stream: bool, model: &str, concurrency: usize) -> Stats {
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(concurrency)
         .tcp_nodelay(true)
@@ -271,7 +294,7 @@ async fn http_load(target: &Target, stream: bool, concurrency: usize) -> Stats {
         .expect("client");
     let url = format!("{}/chat/completions", target.base);
     let body = serde_json::json!({
-        "model": target.model, "stream": stream,
+        "model": model, "stream": stream,
         "messages": [{"role": "user", "content": "What is 1+1?"}],
     })
     .to_string();
@@ -464,67 +487,76 @@ async fn concurrent_streams(address: &str, n: usize) {
     );
 }
 
-/// The floor of any proxy on this machine: a bare axum server (its own thread, a 2-worker
-/// runtime like `oy3o serve`'s) that hands each request body to the upstream with one shared
+/// The floor of any proxy on this machine: a bare axum server on a 2-worker runtime (like
+/// `oy3o serve`'s), in a process of its own (this bench binary run with `--bare-hop`, so it is
+/// measured as `oy3o serve` is), that hands each request body to the upstream with one shared
 /// reqwest client and streams the answer back, with no engine, no parsing, no metrics. What it
 /// adds over the direct call is what one more loopback HTTP hop costs here.
-fn start_bare_hop(upstream: SocketAddr) -> SocketAddr {
+fn spawn_bare_hop(upstream: SocketAddr) -> (Child, SocketAddr) {
+    let port = free_port();
+    let child = Command::new(std::env::current_exe().expect("bench binary"))
+        .args(["--bare-hop", &upstream.to_string(), &port.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start the bare hop");
+    (child, SocketAddr::from(([127, 0, 0, 1], port)))
+}
+
+/// Serves the bare hop in front of `upstream` on `port` (0: any) until the process ends.
+fn run_bare_hop(upstream: SocketAddr, port: u16) {
     use axum::body::{Body, Bytes};
     use axum::http::{StatusCode, header};
     use axum::response::{IntoResponse, Response};
     use axum::routing::{get, post};
 
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind loopback");
-    let address = listener.local_addr().expect("local address");
-    listener.set_nonblocking(true).expect("non-blocking");
-    std::thread::spawn(move || {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("bare hop runtime");
+    runtime.block_on(async move {
+        let client = reqwest::Client::builder()
+            .tcp_nodelay(true)
             .build()
-            .expect("bare hop runtime");
-        runtime.block_on(async move {
-            let client = reqwest::Client::builder()
-                .tcp_nodelay(true)
-                .build()
-                .expect("client");
-            let url: reqwest::Url = format!("http://{upstream}/v1/chat/completions")
-                .parse()
-                .expect("url");
-            let forward = move |body: Bytes| {
-                let (client, url) = (client.clone(), url.clone());
-                async move {
-                    let sent = client
-                        .post(url)
-                        .header(header::CONTENT_TYPE, "application/json")
-                        .body(body)
-                        .send()
-                        .await;
-                    match sent {
-                        Ok(answer) => {
-                            let kind = answer.headers().get(header::CONTENT_TYPE).cloned();
-                            let mut response =
-                                Response::new(Body::from_stream(answer.bytes_stream()));
-                            if let Some(kind) = kind {
-                                response.headers_mut().insert(header::CONTENT_TYPE, kind);
-                            }
-                            response
+            .expect("client");
+        let url: reqwest::Url = format!("http://{upstream}/v1/chat/completions")
+            .parse()
+            .expect("url");
+        let forward = move |body: Bytes| {
+            let (client, url) = (client.clone(), url.clone());
+            async move {
+                let sent = client
+                    .post(url)
+                    .header(header::CONTENT_TYPE, "application/json")
+                    .body(body)
+                    .send()
+                    .await;
+                match sent {
+                    Ok(answer) => {
+                        let kind = answer.headers().get(header::CONTENT_TYPE).cloned();
+                        let mut response = Response::new(Body::from_stream(answer.bytes_stream()));
+                        if let Some(kind) = kind {
+                            response.headers_mut().insert(header::CONTENT_TYPE, kind);
                         }
-                        Err(e) => (StatusCode::BAD_GATEWAY, e.to_string()).into_response(),
+                        response
                     }
+                    Err(e) => (StatusCode::BAD_GATEWAY, e.to_string()).into_response(),
                 }
-            };
-            let app = axum::Router::new()
-                .route("/v1/chat/completions", post(forward))
-                .route(
-                    "/v1/models",
-                    get(|| async { r#"{"object":"list","data":[]}"# }),
-                );
-            let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
-            let _ = axum::serve(listener, app).await;
-        });
+            }
+        };
+        let app = axum::Router::new()
+            .route("/v1/chat/completions", post(forward))
+            .route(
+                "/v1/models",
+                get(|| async { r#"{"object":"list","data":[]}"# }),
+            );
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+            .await
+            .expect("bind loopback");
+        println!("{}", listener.local_addr().expect("local address"));
+        let _ = axum::serve(listener, app).await;
     });
-    address
 }
 
 fn spawn_litellm(dir: &std::path::Path, upstream: SocketAddr) -> Option<(Child, SocketAddr)> {
@@ -621,7 +653,7 @@ async fn store_run() {
     for round in 0..rounds {
         eprintln!("store bench: round {} of {rounds}", round + 1);
         for concurrency in [1, 32] {
-            let reference = http_load(&direct, true, concurrency).await;
+            let reference = http_load(&direct, true, "bench", concurrency).await;
             for k in 0..servers.len() {
                 let index = (k + round) % servers.len();
                 let (name, pid, address) = servers[index];
@@ -633,7 +665,7 @@ async fn store_run() {
                     pid: None,
                 };
                 let cpu = CpuMeter::start(pid);
-                let stats = http_load(&target, true, concurrency).await;
+                let stats = http_load(&target, true, "openai:bench", concurrency).await;
                 let cell = Cell::of(&stats, Some(&reference), &cpu);
                 push_cell(&mut cells, (index, "HTTP stream", concurrency), cell);
                 let cpu = CpuMeter::start(pid);

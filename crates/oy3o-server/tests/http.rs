@@ -507,3 +507,80 @@ async fn the_root_serves_the_chat_page_to_browsers_and_the_websocket_to_clients(
     ws.send(json!({"prompt": "root"})).await;
     assert_eq!(ws.until_signals(1).await[0]["message"], "ANSWER(root)");
 }
+
+/// Chunks that reach the server together leave it together: the lean upstream writes 64 text
+/// chunks at once (`chunks64`), and the answer's body comes back in a few HTTP chunks (one per
+/// body frame), not one per text chunk. Read over a raw socket, where the chunked framing
+/// shows.
+#[tokio::test(flavor = "multi_thread")]
+async fn chunks_that_arrive_together_leave_in_one_frame() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+    let upstream = oy3o_testkit::upstream::Upstream::start(Duration::ZERO);
+    let mut config = oy3o::Config::default();
+    config.providers.insert(
+        "openai".into(),
+        oy3o::ProviderSettings {
+            base_url: Some(upstream.base_url()),
+            api_key: Some(oy3o::Credential::parse(common::SERVER_KEY)),
+            max_retries: Some(0),
+            ..Default::default()
+        },
+    );
+    let server = start(config, settings()).await;
+    let url = reqwest::Url::parse(&server.http("/v1/chat/completions")).unwrap();
+    let body = json!({"model": "openai:chunks64", "stream": true,
+                      "messages": [{"role": "user", "content": "count"}]})
+    .to_string();
+    let mut socket = tokio::net::TcpStream::connect((url.host_str().unwrap(), url.port().unwrap()))
+        .await
+        .unwrap();
+    let head = format!(
+        "POST /v1/chat/completions HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\n\
+         content-length: {}\r\nconnection: close\r\n\r\n",
+        body.len()
+    );
+    socket.write_all(head.as_bytes()).await.unwrap();
+    socket.write_all(body.as_bytes()).await.unwrap();
+    let mut raw = Vec::new();
+    tokio::time::timeout(common::PATIENCE, socket.read_to_end(&mut raw))
+        .await
+        .unwrap()
+        .unwrap();
+    let raw = String::from_utf8(raw).unwrap();
+    let (head, mut rest) = raw.split_once("\r\n\r\n").unwrap();
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("transfer-encoding: chunked"),
+        "{head}"
+    );
+    // Undo the chunked framing, counting its chunks.
+    let (mut frames, mut events) = (0, String::new());
+    loop {
+        let (size, after) = rest.split_once("\r\n").unwrap();
+        let size = usize::from_str_radix(size.trim(), 16).unwrap();
+        if size == 0 {
+            break;
+        }
+        frames += 1;
+        events.push_str(&after[..size]);
+        rest = &after[size + 2..];
+    }
+    let text: String = data_lines(&events)
+        .iter()
+        .filter(|l| *l != "[DONE]")
+        .filter_map(|l| {
+            let chunk: Value = serde_json::from_str(l).unwrap();
+            chunk["choices"][0]["delta"]["content"]
+                .as_str()
+                .map(str::to_owned)
+        })
+        .collect();
+    let expected: String = (0..oy3o_testkit::upstream::LONG_STREAM_CHUNKS)
+        .map(|i| format!("w{i} "))
+        .collect();
+    assert_eq!(text, expected);
+    // 67 events (role, 64 texts, finish, [DONE]); one frame each before they were joined.
+    assert!(frames <= 8, "{frames} HTTP chunks for 67 events");
+}

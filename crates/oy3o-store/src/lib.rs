@@ -38,4 +38,7 @@ pub use record::{
 pub use recorder::{Health, PENDING_TURN_OVERHEAD, Recorder, RecorderOptions, TurnRecorder};
 pub use setting::{ChoiceError, SettingError, SettingSource, StoreSetting};
 pub use sqlite::SqliteStore;
-pub use store::{HEARTBEAT_EVERY, OpenOptions, Store, default_sqlite_path, open, open_with};
+pub use store::{
+    HEARTBEAT_EVERY, OpenOptions, SHORT_LIVED_WAL_PAGES, Store, default_sqlite_path, open,
+    open_with,
+};

@@ -54,8 +54,14 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(5))
             .foreign_keys(true);
+        let (connect, connections) = if options.short_lived {
+            let pages = crate::store::SHORT_LIVED_WAL_PAGES.to_string();
+            (connect.pragma("wal_autocheckpoint", pages), 1)
+        } else {
+            (connect, options.max_connections.unwrap_or(4))
+        };
         let pool = SqlitePoolOptions::new()
-            .max_connections(options.max_connections.unwrap_or(4))
+            .max_connections(connections)
             .acquire_timeout(options.connect_timeout)
             .connect_with(connect.clone())
             .await
@@ -64,11 +70,15 @@ impl SqliteStore {
                 source,
             })?;
         migrate(&pool, &target).await?;
-        // Connected when the first batch comes (and again after a failure).
-        let writer = SqlitePoolOptions::new()
-            .max_connections(1)
-            .acquire_timeout(options.connect_timeout)
-            .connect_lazy_with(connect);
+        let writer = if options.short_lived {
+            pool.clone()
+        } else {
+            // Connected when the first batch comes (and again after a failure).
+            SqlitePoolOptions::new()
+                .max_connections(1)
+                .acquire_timeout(options.connect_timeout)
+                .connect_lazy_with(connect)
+        };
         Ok(Self {
             pool,
             writer,

@@ -135,7 +135,21 @@ pub struct OpenOptions {
     /// its database). Off, a refusal fails the open at once: a command a person waits on says
     /// at once that the store is down.
     pub wait_while_refused: bool,
+    /// A process that opens the store for a turn or two and exits without closing it (the
+    /// CLI), so what it pays on every open matters more than throughput. SQLite: one
+    /// connection, on which the recorder writes too (each more costs its open, a thread and
+    /// the schema's parse, on every run), and a WAL checkpointed every
+    /// [`SHORT_LIVED_WAL_PAGES`] pages instead of 1,000: the first connection to open the file
+    /// reads and checksums the whole WAL, which a process that never closes (closing
+    /// checkpoints, ~10 ms) leaves behind (default: no).
+    pub short_lived: bool,
 }
+
+/// The WAL size, in pages, at which a short-lived process's commit checkpoints
+/// ([`OpenOptions::short_lived`]): at ~10-25 pages written per CLI answer, one run in five to
+/// ten checkpoints (~1-2 ms, two fsyncs) and every open reads at most ~0.5 MB of WAL instead
+/// of up to 4 MB (bench/README.md, "Terminal start-up").
+pub const SHORT_LIVED_WAL_PAGES: u32 = 128;
 
 impl Default for OpenOptions {
     fn default() -> Self {
@@ -144,6 +158,7 @@ impl Default for OpenOptions {
             max_connections: None,
             connect_timeout: Duration::from_secs(5),
             wait_while_refused: true,
+            short_lived: false,
         }
     }
 }

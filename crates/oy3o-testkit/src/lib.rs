@@ -15,6 +15,7 @@
 //! request that carries one (`shared/wire/TOOLS.md` §7.0). The `oy3o-fake` binary runs a simulator for tests in other processes. [`postgres`] starts a
 //! throwaway real PostgreSQL server for the store's tests,
 //! [`redis`] a throwaway real Redis server for the limits shared by server instances.
+//! [`multipart`] reads `multipart/form-data` uploads strictly, for the fakes that take them.
 //!
 //! Not for production use; nothing here is tuned for speed or safety.
 
@@ -24,6 +25,7 @@ pub mod gemini;
 pub mod image;
 mod listen;
 pub mod mcp;
+pub mod multipart;
 pub mod ollama;
 pub mod openai;
 pub mod postgres;

@@ -2,7 +2,8 @@
 //! for faults (one connection per request, scripted parts); this one is built to cost little:
 //! keep-alive HTTP/1.1 (axum), on its own thread and runtime so it never shares the measured
 //! runtime's workers. It answers `POST /v1/chat/completions` with the stream recorded from
-//! llama.cpp's server (model `slow`: the same stream with 20 ms between events; `"stream":
+//! llama.cpp's server (model `slow`: the same stream with 20 ms between events; model
+//! `chunks64`: a longer answer in the same shape, 64 text chunks written at once; `"stream":
 //! false`: the whole JSON answer), after an optional fixed delay, and `GET /v1/models`.
 
 use std::net::SocketAddr;
@@ -20,6 +21,37 @@ use futures::StreamExt;
 /// mathematics.").
 pub const RECORDED_STREAM: &str =
     include_str!("../../../tests/fixtures/llama-cpp-python-0.3-chat-stream.sse");
+
+/// How many text chunks the `chunks64` stream holds.
+pub const LONG_STREAM_CHUNKS: usize = 64;
+
+/// The `chunks64` stream: the recording's first (role) event, [`LONG_STREAM_CHUNKS`] events
+/// of one word each in the recording's own chunk shape, its finish event and `[DONE]`.
+pub fn long_stream() -> &'static str {
+    static STREAM: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    STREAM.get_or_init(|| {
+        let events: Vec<&str> = RECORDED_STREAM
+            .split("\n\n")
+            .filter(|e| !e.trim().is_empty())
+            .collect();
+        // The recording: a role event, text events, a finish event, `[DONE]`.
+        let text = events
+            .iter()
+            .find(|e| e.contains("\"content\": \"1\""))
+            .expect("the recording has a text event");
+        let mut out = format!("{}\n\n", events[0]);
+        for i in 0..LONG_STREAM_CHUNKS {
+            let word = format!("\"content\": \"w{i} \"");
+            out.push_str(&text.replace("\"content\": \"1\"", &word));
+            out.push_str("\n\n");
+        }
+        for last in &events[events.len() - 2..] {
+            out.push_str(last);
+            out.push_str("\n\n");
+        }
+        out
+    })
+}
 
 /// The whole (non-streamed) answer, in the Chat Completions shape.
 const WHOLE: &str = r#"{"id":"chatcmpl-bench","object":"chat.completion","created":1795712512,"model":"smollm2","choices":[{"index":0,"message":{"role":"assistant","content":"1 + 1 = 2 in mathematics."},"finish_reason":"stop"}],"usage":{"prompt_tokens":37,"completion_tokens":9,"total_tokens":46}}"#;
@@ -131,6 +163,8 @@ async fn answer(body: String, delay: Duration) -> Response {
             Ok::<_, std::convert::Infallible>(event)
         });
         ("text/event-stream", Body::from_stream(paced))
+    } else if body.contains("\"chunks64\"") && field(&body, "\"model\"") == Some("\"chunks64\"") {
+        ("text/event-stream", Body::from(long_stream()))
     } else {
         ("text/event-stream", Body::from(RECORDED_STREAM))
     };
@@ -197,11 +231,21 @@ mod tests {
             "{streamed}"
         );
         assert!(streamed.ends_with(RECORDED_STREAM), "{streamed}");
+        let long = post(upstream, r#"{"model":"chunks64","stream":true}"#).await;
+        assert!(long.ends_with(long_stream()), "{long}");
+        let events: Vec<&str> = long_stream()
+            .split("\n\n")
+            .filter(|e| !e.is_empty())
+            .collect();
+        assert_eq!(events.len(), LONG_STREAM_CHUNKS + 3);
+        assert!(events[1].contains("\"content\": \"w0 \""), "{}", events[1]);
+        assert!(events[LONG_STREAM_CHUNKS].contains("\"content\": \"w63 \""));
+        assert_eq!(events[LONG_STREAM_CHUNKS + 2], "data: [DONE]");
         let whole = post(upstream, r#"{"model": "bench", "stream": false}"#).await;
         assert!(whole.contains("content-type: application/json"), "{whole}");
         assert!(whole.ends_with(WHOLE), "{whole}");
         let arrivals = upstream.take_arrivals();
-        assert_eq!(arrivals.count, 2);
+        assert_eq!(arrivals.count, 3);
         assert!(arrivals.first <= arrivals.last && arrivals.first.is_some());
         assert_eq!(upstream.take_arrivals().count, 0);
     }

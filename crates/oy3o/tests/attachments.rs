@@ -388,7 +388,7 @@ async fn an_attachment_in_a_restored_assistant_message_is_refused() {
 }
 
 #[test]
-fn bing_takes_images_only_and_local_takes_no_attachment() {
+fn bing_takes_images_and_documents_and_local_takes_no_attachment() {
     let mut checked = 0;
     for model in ["bing", "local:smollm2"] {
         let config = Config {
@@ -401,18 +401,16 @@ fn bing_takes_images_only_and_local_takes_no_attachment() {
         };
         checked += 1;
         let can = target.provider.capabilities(&target);
-        assert!(
-            !can.pdfs && !can.text_documents && can.audio.is_empty(),
-            "{model}"
-        );
-        let image = oy3o::require_supported(&[user(vec![png_part()])], model, &can);
+        assert!(can.audio.is_empty(), "{model}");
+        let attachments = user(vec![png_part(), bytes_part(PDF, "a.pdf")]);
+        let taken = oy3o::require_supported(&[attachments], model, &can);
         if model == "bing" {
-            // Copilot uploads images (COPILOT.md A.2), nothing else.
-            assert!(can.images);
-            assert!(image.is_ok(), "{image:?}");
+            // Copilot uploads images, PDFs and text documents (COPILOT.md A.2).
+            assert!(can.images && can.pdfs && can.text_documents);
+            assert!(taken.is_ok(), "{taken:?}");
         } else {
-            assert!(!can.images);
-            let e = image.unwrap_err();
+            assert!(!can.images && !can.pdfs && !can.text_documents);
+            let e = taken.unwrap_err();
             assert!(
                 e.message().contains("cannot take image parts"),
                 "{}",

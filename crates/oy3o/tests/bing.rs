@@ -384,20 +384,206 @@ async fn an_image_is_uploaded_and_sent_as_an_image_item_before_the_text() {
     assert_eq!(frame["content"][1]["type"], "text");
 }
 
-/// What Copilot cannot take (a PDF) is refused before anything is sent, naming the part.
+fn b64(bytes: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+/// A small PDF with binary bytes (`\r\n`, `\x00`, `\xff`) that a lossy form would break.
+const PDF: &[u8] =
+    b"%PDF-1.4\r\n%\xe2\xe3\xcf\xd3\r\n1 0 obj <<>> endobj\n\x00\xff\ntrailer <<>>\n%%EOF\n";
+const NOTES: &str = "Meeting notes\n- ship the release on Friday\n- caf\u{e9} budget: 42\n";
+
+fn document(mime: &str, bytes: &[u8], name: &str) -> oy3o::Part {
+    oy3o::Part::Document {
+        mime: mime.into(),
+        source: oy3o::Source::Base64(b64(bytes)),
+        name: Some(name.into()),
+    }
+}
+
+/// Documents are uploaded as a multipart `file` part each (COPILOT.md §A.2), byte for byte, and
+/// the `send` names the ids the uploads answered (`{"type":"document","attachmentId"}`, §A.6.3)
+/// before the text; the answer streams.
 #[tokio::test]
-async fn a_pdf_is_refused_before_anything_reaches_copilot() {
+async fn a_pdf_and_a_text_document_reach_copilot_byte_for_byte_and_the_answer_streams() {
+    use oy3o::{Message, Part, Role};
+    let sim = CopilotSim::start().await;
+    sim.push(Turn::Answer(Answer::text(&["Ship", " on Friday."])));
+    let chat = Chat::open(Some("bing"), &config(&sim)).unwrap();
+    let prompt = Message {
+        role: Role::User,
+        parts: vec![
+            Part::text("When do we ship?"),
+            document("application/pdf", PDF, "plan.pdf"),
+            document("text/plain", NOTES.as_bytes(), "notes.txt"),
+        ],
+    };
+    let chunks: Vec<String> = chat
+        .send_message(prompt, &oy3o::Options::default())
+        .map(|c| c.unwrap())
+        .collect()
+        .await;
+    assert_eq!(chunks, ["Ship", " on Friday."]);
+
+    let uploads = sim.uploads();
+    assert_eq!(uploads.len(), 2);
+    assert_eq!(
+        (uploads[0].name.as_deref(), uploads[0].mime.as_str()),
+        (Some("plan.pdf"), "application/pdf")
+    );
+    assert_eq!(uploads[0].bytes, PDF);
+    assert_eq!(
+        (uploads[1].name.as_deref(), uploads[1].mime.as_str()),
+        (Some("notes.txt"), "text/plain")
+    );
+    assert_eq!(uploads[1].bytes, NOTES.as_bytes());
+
+    let sent = sim.sent();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(
+        sent[0].documents,
+        [uploads[0].id.clone(), uploads[1].id.clone()]
+    );
+    assert_eq!(sent[0].text, "When do we ship?");
+    let frame = sim
+        .frames()
+        .into_iter()
+        .find(|f| f["event"] == "send")
+        .unwrap();
+    let content = frame["content"].as_array().unwrap();
+    let types: Vec<&str> = content
+        .iter()
+        .map(|c| c["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(types, ["document", "document", "text"]);
+    assert_eq!(content[0]["attachmentId"], uploads[0].id.as_str());
+    let history = chat.history();
+    assert_eq!(history.len(), 2);
+    assert_eq!(history[1].text(), "Ship on Friday.");
+}
+
+/// An upload Copilot refuses fails the turn with an error naming the attachment; nothing is
+/// sent on the socket and the chat's history stays as it was.
+#[tokio::test]
+async fn a_refused_upload_names_the_document_and_loses_nothing() {
+    use oy3o::{Message, Part, Role};
+    let sim = CopilotSim::start().await;
+    sim.push(Turn::Answer(Answer::text(&["Hello."])));
+    let chat = Chat::open(Some("bing"), &config(&sim)).unwrap();
+    chat.send("hi").text().await.unwrap();
+    let before = chat.history();
+    assert_eq!(before.len(), 2);
+
+    sim.refuse_next_upload(500);
+    let prompt = Message {
+        role: Role::User,
+        parts: vec![
+            Part::text("Summarize"),
+            document("text/plain", NOTES.as_bytes(), "notes.txt"),
+        ],
+    };
+    let err = chat
+        .send_message(prompt, &oy3o::Options::default())
+        .text()
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), ErrorCode::Provider, "{err}");
+    assert!(
+        err.message().contains("document 1 (notes.txt, text/plain)")
+            && err.message().contains("HTTP 500"),
+        "{err}"
+    );
+    assert_eq!(
+        sim.sent().len(),
+        1,
+        "only the first turn reached the socket"
+    );
+    assert!(sim.uploads().is_empty());
+    assert_eq!(chat.history(), before);
+
+    // The same document goes through on the next try; the chat carries on.
+    sim.push(Turn::Answer(Answer::text(&["Notes read."])));
+    let prompt = Message {
+        role: Role::User,
+        parts: vec![
+            Part::text("Summarize"),
+            document("text/plain", NOTES.as_bytes(), "notes.txt"),
+        ],
+    };
+    let answer = chat
+        .send_message(prompt, &oy3o::Options::default())
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(answer, "Notes read.");
+    assert_eq!(sim.uploads()[0].bytes, NOTES.as_bytes());
+    assert_eq!(chat.history().len(), 4);
+}
+
+/// The simulator refuses what the service would: a form it cannot read, no `file` part, no
+/// file name, a type that is no document, bytes that are not the type, and no cookies.
+#[tokio::test]
+async fn the_simulator_refuses_document_uploads_the_service_could_not_take() {
+    use oy3o::transport::multipart;
+    let sim = CopilotSim::start().await;
+    let cookie: String = copilot::COOKIES
+        .iter()
+        .map(|(n, v)| format!("{n}={v}"))
+        .collect::<Vec<_>>()
+        .join("; ");
+    let http = reqwest::Client::new();
+    let post = |content_type: String, body: Vec<u8>, cookie: Option<&str>| {
+        let mut request = http
+            .post(format!("{}/c/api/attachments", sim.url()))
+            .header("content-type", content_type)
+            .body(body);
+        if let Some(cookie) = cookie {
+            request = request.header("cookie", cookie.to_owned());
+        }
+        async move {
+            let response = request.send().await.unwrap();
+            let status = response.status().as_u16();
+            (status, response.text().await.unwrap())
+        }
+    };
+    let good = multipart::file("file", "a.pdf", "application/pdf", PDF);
+    let (status, body) = post(good.content_type.clone(), good.body.clone(), Some(&cookie)).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("\"id\""), "{body}");
+    assert_eq!(post(good.content_type, good.body, None).await.0, 401);
+
+    let refused = [
+        multipart::file("upload", "a.pdf", "application/pdf", PDF),
+        multipart::file("file", "", "application/pdf", PDF),
+        multipart::file("file", "a.exe", "application/octet-stream", b"MZ"),
+        multipart::file("file", "a.pdf", "application/pdf", b"not a pdf"),
+        multipart::file("file", "a.txt", "text/plain", b"\xff\xfe\x00"),
+        multipart::file("file", "a.txt", "text/plain", b""),
+    ];
+    for form in refused {
+        let (status, body) = post(form.content_type, form.body, Some(&cookie)).await;
+        assert_eq!(status, 400, "{body}");
+    }
+    let cut = multipart::file("file", "a.pdf", "application/pdf", PDF);
+    let half = cut.body[..cut.body.len() - 8].to_vec();
+    assert_eq!(post(cut.content_type, half, Some(&cookie)).await.0, 400);
+    assert_eq!(sim.uploads().len(), 1);
+}
+
+/// What Copilot cannot take (audio) is refused before anything is sent, naming the part.
+#[tokio::test]
+async fn audio_is_refused_before_anything_reaches_copilot() {
     use oy3o::{Message, Part, Role, Source};
     let sim = CopilotSim::start().await;
     let chat = Chat::open(Some("bing"), &config(&sim)).unwrap();
     let prompt = Message {
         role: Role::User,
         parts: vec![
-            Part::text("Summarize"),
-            Part::Document {
-                mime: "application/pdf".into(),
-                source: Source::Base64("JVBERi0xLjQK".into()),
-                name: Some("a.pdf".into()),
+            Part::text("Transcribe"),
+            Part::Audio {
+                mime: "audio/wav".into(),
+                source: Source::Base64(b64(b"RIFF\x24\x00\x00\x00WAVEfmt ")),
             },
         ],
     };
@@ -407,7 +593,7 @@ async fn a_pdf_is_refused_before_anything_reaches_copilot() {
         .await
         .unwrap_err();
     assert_eq!(err.code(), ErrorCode::BadRequest, "{err}");
-    assert!(err.message().contains("cannot take PDF parts"), "{err}");
+    assert!(err.message().contains("cannot take audio"), "{err}");
     assert_eq!((sim.starts(), sim.uploads().len()), (0, 0));
     assert!(chat.history().is_empty());
 }

@@ -2,8 +2,9 @@
 //! config's `max_tokens` ends an answer that would run on, with finish reason `length`, and
 //! without it the answer to a one-line question ends with its sentence after a paragraph.
 //! (The default cap itself is a unit test in `providers/local`: reaching 512 tokens takes
-//! minutes on a busy 2-core machine.) Tools: an engine tool loop on SmolLM2 with a template
-//! that shows them, and the refusal with its own template.
+//! minutes on a busy 2-core machine.) A `stop` sequence ends the answer right before it. Tools:
+//! an engine tool loop on SmolLM2 with a template that shows them, and the refusal with its own
+//! template.
 
 #![cfg(feature = "local")]
 
@@ -35,6 +36,50 @@ async fn the_configs_max_tokens_ends_a_long_answer_with_length() {
         reply.answer()
     );
     assert_eq!(reply.usage().map(|u| u.output_tokens), Some(20));
+}
+
+/// `stop` through the engine: the local provider takes the control, and the answer ends right
+/// before the sequence (taken from the middle of the same greedy answer without it), with
+/// finish reason `stop`; no streamed chunk carries it.
+#[tokio::test]
+async fn a_stop_sequence_ends_a_local_answer_right_before_it() {
+    let prompt = "Why is the sky blue?";
+    let config = |stop: Option<Vec<String>>| Config {
+        options: Options {
+            max_tokens: Some(40),
+            stop,
+            ..Options::default()
+        },
+        ..Config::default()
+    };
+    let mut plain = oy3o::exec(prompt, None, Some("local:smollm2"), &config(None));
+    while let Some(chunk) = plain.next().await {
+        if let Err(e) = chunk {
+            panic!("the local model failed: {e}");
+        }
+    }
+    let full: Vec<char> = plain.answer().chars().collect();
+    assert!(full.len() > 40, "{:?}", plain.answer());
+    let stop: String = full[full.len() / 2..full.len() / 2 + 5].iter().collect();
+    let answer: String = full.iter().collect();
+    let expected = &answer[..answer.find(&stop).unwrap()];
+
+    let mut reply = oy3o::exec(
+        prompt,
+        None,
+        Some("local:smollm2"),
+        &config(Some(vec![stop.clone()])),
+    );
+    let mut streamed = String::new();
+    while let Some(chunk) = reply.next().await {
+        match chunk {
+            Ok(text) => streamed.push_str(&text),
+            Err(e) => panic!("the local model failed: {e}"),
+        }
+    }
+    assert_eq!(reply.finish_reason(), Some("stop"), "{streamed:?}");
+    assert_eq!(streamed, expected, "stop {stop:?}");
+    assert!(!streamed.contains(&stop));
 }
 
 #[tokio::test]

@@ -173,17 +173,27 @@ impl Connection {
             .filter(|p| p["type"] == "image")
             .map(|p| p["url"].as_str().unwrap_or_default().to_owned())
             .collect();
-        let unknown_image = {
+        let documents: Vec<String> = frame["content"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|p| p["type"] == "document")
+            .map(|p| p["attachmentId"].as_str().unwrap_or_default().to_owned())
+            .collect();
+        let unknown_attachment = {
             let s = lock(&self.state);
             images
                 .iter()
-                .any(|url| !s.uploads.iter().any(|u| &u.url == url))
+                .any(|url| !s.uploads.iter().any(|u| !u.url.is_empty() && &u.url == url))
+                || documents
+                    .iter()
+                    .any(|id| !s.uploads.iter().any(|u| !u.id.is_empty() && &u.id == id))
         };
         let mode = frame["mode"].as_str().unwrap_or("chat").to_owned();
         let context = frame["context"]["edge"]["pageContent"]
             .as_str()
             .map(str::to_owned);
-        if unknown_image {
+        if unknown_attachment {
             lock(&self.state).sent.push(Sent {
                 conversation,
                 text,
@@ -192,6 +202,7 @@ impl Connection {
                 query: self.query.clone(),
                 cookies: self.cookies.clone(),
                 images,
+                documents,
             });
             self.error("invalid-attachment").await?;
             return Ok(true);
@@ -206,6 +217,7 @@ impl Connection {
                 query: self.query.clone(),
                 cookies: self.cookies.clone(),
                 images: images.clone(),
+                documents: documents.clone(),
             });
             match s.conversations.get_mut(&conversation) {
                 None => None,

@@ -20,9 +20,13 @@
 //!
 //! Images are uploaded with `POST /c/api/attachments` (COPILOT.md §A.2): the raw bytes with
 //! their `content-type`, the browser's cookies; it answers `{"url": …}` (400 for an empty body,
-//! a type it does not take or bytes that are not that type, 401 without the cookies). A `send`
-//! whose `content` names an image URL it did not hand out is answered
-//! `error/invalid-attachment`.
+//! a type it does not take or bytes that are not that type, 401 without the cookies).
+//! Documents come to the same path as `multipart/form-data` with one `file` part (a file name,
+//! its `Content-Type`, its bytes); it answers `{"id": …}` (400 for a form it cannot read, no
+//! `file` part, no file name, an empty file, a type it does not take, or bytes that are not
+//! that type). [`CopilotSim::refuse_next_upload`] makes the next upload fail with a status. A
+//! `send` whose `content` names an image URL or a document `attachmentId` it did not hand out
+//! is answered `error/invalid-attachment`.
 
 mod chat;
 
@@ -162,17 +166,24 @@ pub struct Sent {
     pub cookies: Vec<String>,
     /// The `url`s of the `image` items of `content`, in order.
     pub images: Vec<String>,
+    /// The `attachmentId`s of the `document` items of `content`, in order.
+    pub documents: Vec<String>,
 }
 
-/// An image uploaded with `POST /c/api/attachments`.
+/// An attachment uploaded with `POST /c/api/attachments`: an image (raw bytes) or a document
+/// (a multipart `file` part).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Upload {
-    /// The `content-type` it came with.
+    /// The image's `content-type`, or the document part's `Content-Type`.
     pub mime: String,
     /// Its bytes.
     pub bytes: Vec<u8>,
-    /// The URL handed back.
+    /// The URL handed back (images; empty for documents).
     pub url: String,
+    /// The id handed back (documents; empty for images).
+    pub id: String,
+    /// The document part's file name (`None` for images).
+    pub name: Option<String>,
 }
 
 /// A conversation the server keeps.
@@ -197,6 +208,8 @@ struct State {
     frames: Vec<Value>,
     sent: Vec<Sent>,
     uploads: Vec<Upload>,
+    /// Statuses the next uploads are refused with.
+    refusals: VecDeque<u16>,
     counter: u64,
 }
 
@@ -279,7 +292,12 @@ impl CopilotSim {
         self.lock().sent.clone()
     }
 
-    /// The images uploaded, in order.
+    /// The next upload is refused with `status` (and a JSON error body), whatever it carries.
+    pub fn refuse_next_upload(&self, status: u16) {
+        self.lock().refusals.push_back(status);
+    }
+
+    /// The images and documents uploaded, in order.
     pub fn uploads(&self) -> Vec<Upload> {
         self.lock().uploads.clone()
     }
@@ -371,8 +389,8 @@ fn start(state: &Mutex<State>, request: &RecordedRequest, current: bool) -> Scri
     )
 }
 
-/// `POST /c/api/attachments` with an image's bytes: `{"url": …}`, or the error a client sees
-/// for bytes it cannot take.
+/// `POST /c/api/attachments`: an image's bytes (`{"url": …}`) or a document's multipart form
+/// (`{"id": …}`), or the error a client sees for what it cannot take.
 fn upload(state: &Mutex<State>, request: &RecordedRequest) -> Scripted {
     let mut s = lock(state);
     if !cookies_ok(&s, &cookies_of(request)) {
@@ -381,14 +399,38 @@ fn upload(state: &Mutex<State>, request: &RecordedRequest) -> Scripted {
             r#"{"error":"Unauthorized","message":"Invalid session"}"#,
         );
     }
-    let mime = request
-        .header("content-type")
-        .unwrap_or_default()
+    if let Some(status) = s.refusals.pop_front() {
+        return Scripted::json(
+            status,
+            r#"{"error":"UploadFailed","message":"The attachment could not be processed"}"#,
+        );
+    }
+    let content_type = request.header("content-type").unwrap_or_default();
+    let mime = content_type
         .split(';')
         .next()
         .unwrap_or_default()
         .trim()
         .to_ascii_lowercase();
+    if mime == "multipart/form-data" {
+        return match document(&request.body, content_type) {
+            Ok((name, mime, bytes)) => {
+                let id = s.id('d');
+                s.uploads.push(Upload {
+                    mime,
+                    bytes,
+                    url: String::new(),
+                    id: id.clone(),
+                    name: Some(name),
+                });
+                Scripted::json(200, &json!({ "id": id }).to_string())
+            }
+            Err((error, message)) => Scripted::json(
+                400,
+                &json!({"error": error, "message": message}).to_string(),
+            ),
+        };
+    }
     let magic: &[u8] = match mime.as_str() {
         "image/png" => b"\x89PNG",
         "image/jpeg" => b"\xff\xd8\xff",
@@ -415,8 +457,67 @@ fn upload(state: &Mutex<State>, request: &RecordedRequest) -> Scripted {
         mime,
         bytes: request.body.clone(),
         url: url.clone(),
+        id: String::new(),
+        name: None,
     });
     Scripted::json(200, &json!({ "url": url }).to_string())
+}
+
+/// The document types taken as a multipart `file`: PDFs and text.
+const DOCUMENT_TYPES: &[&str] = &[
+    "application/pdf",
+    "text/plain",
+    "text/markdown",
+    "text/csv",
+    "text/html",
+    "text/xml",
+    "application/json",
+];
+
+/// Why an upload is refused: the error name and message the service answers.
+type Refusal = (&'static str, String);
+
+/// The `file` part of a document upload: its file name, media type and bytes.
+fn document(body: &[u8], content_type: &str) -> Result<(String, String, Vec<u8>), Refusal> {
+    let parts = crate::multipart::parse(content_type, body).map_err(|e| ("InvalidForm", e))?;
+    let file = parts
+        .into_iter()
+        .find(|p| p.name == "file")
+        .ok_or(("InvalidForm", "no part named file".to_owned()))?;
+    let name = file
+        .filename
+        .filter(|n| !n.is_empty())
+        .ok_or(("InvalidForm", "the file part has no filename".to_owned()))?;
+    let mime = file
+        .content_type
+        .as_deref()
+        .unwrap_or("application/octet-stream")
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    if !DOCUMENT_TYPES.contains(&mime.as_str()) {
+        return Err((
+            "UnsupportedMediaType",
+            format!("Unsupported file type {mime}"),
+        ));
+    }
+    if file.bytes.is_empty() {
+        return Err(("EmptyFile", "The file is empty".to_owned()));
+    }
+    let readable = if mime == "application/pdf" {
+        file.bytes.starts_with(b"%PDF-")
+    } else {
+        std::str::from_utf8(&file.bytes).is_ok()
+    };
+    if !readable {
+        return Err((
+            "InvalidDocument",
+            format!("{name} could not be read as {mime}"),
+        ));
+    }
+    Ok((name, mime, file.bytes))
 }
 
 /// What the simulator saw, for tests in other processes.
@@ -428,13 +529,16 @@ fn snapshot(state: &Mutex<State>) -> Value {
         .map(|t| {
             json!({"conversation": t.conversation, "text": t.text, "mode": t.mode,
                    "context": t.context, "query": t.query, "cookies": t.cookies,
-                   "images": t.images})
+                   "images": t.images, "documents": t.documents})
         })
         .collect();
     let uploads: Vec<Value> = s
         .uploads
         .iter()
-        .map(|u| json!({"mime": u.mime, "size": u.bytes.len(), "url": u.url}))
+        .map(|u| {
+            json!({"mime": u.mime, "size": u.bytes.len(), "url": u.url, "id": u.id,
+                   "name": u.name})
+        })
         .collect();
     json!({"starts": s.starts, "upgrades": s.upgrades.len(), "sent": sent, "frames": s.frames,
            "uploads": uploads})

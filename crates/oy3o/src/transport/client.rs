@@ -178,7 +178,12 @@ fn build(proxy: Option<&str>, connect_timeout: Duration) -> Result<reqwest::Clie
         .tcp_nodelay(true)
         .connect_timeout(connect_timeout)
         .pool_idle_timeout(Duration::from_secs(90))
-        .user_agent(concat!("oy3o/", env!("CARGO_PKG_VERSION")));
+        .user_agent(concat!("oy3o/", env!("CARGO_PKG_VERSION")))
+        // Our config, so the platform's roots load at the first https handshake, not here.
+        .tls_backend_preconfigured(
+            super::tls::client_config(super::tls::ALPN_HTTP)
+                .map_err(|e| Error::config(format!("cannot set up TLS: {e}")))?,
+        );
     match proxy {
         Some(url) if is_no_proxy(url) => builder = builder.no_proxy(),
         Some(url) => {

@@ -360,27 +360,13 @@ async fn socks5(
     Ok(())
 }
 
-/// The rustls client config: aws-lc-rs (or the process default provider) and the platform
-/// verifier, as reqwest 0.13 builds its own; ALPN `http/1.1` because WebSockets need it.
+/// The rustls client config (the engine's one TLS setup, `transport::tls`), ALPN `http/1.1`
+/// because WebSockets need it.
 fn tls_config() -> Result<Arc<rustls::ClientConfig>> {
     static CONFIG: OnceLock<std::result::Result<Arc<rustls::ClientConfig>, String>> =
         OnceLock::new();
     CONFIG
-        .get_or_init(|| {
-            let provider = rustls::crypto::CryptoProvider::get_default()
-                .cloned()
-                .unwrap_or_else(|| Arc::new(rustls::crypto::aws_lc_rs::default_provider()));
-            let verifier = rustls_platform_verifier::Verifier::new(provider.clone())
-                .map_err(|e| e.to_string())?;
-            let mut config = rustls::ClientConfig::builder_with_provider(provider)
-                .with_safe_default_protocol_versions()
-                .map_err(|e| e.to_string())?
-                .dangerous()
-                .with_custom_certificate_verifier(Arc::new(verifier))
-                .with_no_client_auth();
-            config.alpn_protocols = vec![b"http/1.1".to_vec()];
-            Ok(Arc::new(config))
-        })
+        .get_or_init(|| super::tls::client_config(super::tls::ALPN_WEBSOCKET).map(Arc::new))
         .clone()
         .map_err(|e| Error::config(format!("cannot set up TLS: {e}")))
 }

@@ -84,7 +84,20 @@ pub(super) fn report_local_consents() -> Value {
     json!({"event": "reportLocalConsents", "grantedConsents": []})
 }
 
-/// The user turn (§A.6.3): the uploaded images (`attachments`, their `content` items) first,
+/// The `content` item of an uploaded image: the URL its upload answered (§A.6.3).
+pub(super) fn image_item(url: &str) -> Value {
+    json!({"type": "image", "url": url})
+}
+
+/// The `content` item of an uploaded document: the id its upload answered. COPILOT.md §A.6.3
+/// gives the shape `{"type": "document", "attachmentId": …}` from its one source (gpt4free's
+/// Copilot provider since g4f@03eef2a2, 2025-09-05; §A.1), which sends it for a document
+/// uploaded as a multipart `file` (§A.2). This is the only place that shape is written.
+pub(super) fn document_item(id: &str) -> Value {
+    json!({"type": "document", "attachmentId": id})
+}
+
+/// The user turn (§A.6.3): the uploaded attachments (their `content` items) first,
 /// the text last, the mode from the model name, and the page context when there is one to
 /// deliver.
 pub(super) fn send(
@@ -171,17 +184,20 @@ mod tests {
 
     #[test]
     fn the_context_rides_as_the_edge_page_context() {
-        let image = json!({"type": "image", "url": "https://x/a"});
+        let image = image_item("https://x/a");
+        let document = document_item("d1");
         let frame = send(
             "c1",
-            std::slice::from_ref(&image),
+            &[image.clone(), document.clone()],
             "hi",
             "chat",
             Some("page text"),
         );
         assert_eq!(frame["content"][0], image, "attachments first");
+        assert_eq!(frame["content"][1], document);
+        assert_eq!(document, json!({"type": "document", "attachmentId": "d1"}));
         assert_eq!(frame["context"]["edge"]["pageContent"], "page text");
         assert_eq!(send("c1", &[], "hi", "chat", None)["context"], json!({}));
-        assert_eq!(frame["content"][1], json!({"type": "text", "text": "hi"}));
+        assert_eq!(frame["content"][2], json!({"type": "text", "text": "hi"}));
     }
 }

@@ -64,8 +64,8 @@ impl Provider for Bing {
         &INFO
     }
 
-    /// Images, as bytes: each is uploaded (`POST /c/api/attachments`, COPILOT.md §A.2); a URL
-    /// is fetched by the chat first.
+    /// Images, PDFs and text documents, as bytes: each is uploaded (`POST /c/api/attachments`,
+    /// COPILOT.md §A.2); a URL is fetched by the chat first.
     fn capabilities(&self, _target: &Target) -> crate::attachment::Capabilities {
         capabilities()
     }
@@ -106,10 +106,12 @@ impl Provider for Bing {
     }
 }
 
-/// What Copilot takes: text, and images as bytes (uploaded).
+/// What Copilot takes: text, and images, PDFs and text documents as bytes (uploaded).
 fn capabilities() -> crate::attachment::Capabilities {
     crate::attachment::Capabilities {
         images: true,
+        pdfs: true,
+        text_documents: true,
         ..crate::attachment::Capabilities::TEXT
     }
 }
@@ -218,7 +220,8 @@ impl Session for BingSession {
 
     fn send(&self, prompt: Message, _options: Options) -> DeltaStream {
         // Copilot's web chat has no sampling options: they are ignored.
-        // Images go by upload (§A.2); other parts are refused before anything is sent.
+        // Images and documents go by upload (§A.2); other parts (audio) are refused before
+        // anything is sent.
         let checked = crate::message::require_supported(
             std::slice::from_ref(&prompt),
             INFO.name,
@@ -259,7 +262,7 @@ impl Session for BingSession {
                     (identity, id)
                 }
             };
-            let attachments = upload::images(&client, &identity, &prompt).await?;
+            let attachments = upload::attachments(&client, &identity, &prompt).await?;
             let request = turn::TurnRequest {
                 identity,
                 conversation,

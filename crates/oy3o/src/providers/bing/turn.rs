@@ -26,7 +26,7 @@ pub(super) struct TurnRequest {
     pub(super) identity: Identity,
     pub(super) conversation: String,
     pub(super) prompt: String,
-    /// The uploaded images' `content` items, sent before the text.
+    /// The uploaded attachments' `content` items (images, documents), sent before the text.
     pub(super) attachments: Vec<Value>,
     /// The context to deliver with this turn, if any.
     pub(super) context: Option<String>,

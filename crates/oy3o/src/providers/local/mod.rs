@@ -11,6 +11,9 @@
 //! the answer to a one-line question ends with the sentence or paragraph it is in once it has
 //! [`SHORT_ANSWER_TOKENS`] tokens (finish reason `length`).
 //!
+//! `stop` sequences end the answer (finish reason `stop`) before the first one it would write;
+//! the sequence itself is never streamed.
+//!
 //! Tools ([`tools`]) go to models whose chat template shows them (Qwen2.5's; SmolLM2's does
 //! not, unless `chat_template` in `[providers.local]` gives one that does); calls come back as
 //! `tool_call` events. A `tool_choice` of `required` or a named tool holds the answer to a
@@ -79,6 +82,16 @@ impl Provider for Local {
     /// catalog's word for a catalog model, else the model file's own (read from its metadata).
     fn takes_tools(&self, target: &Target) -> bool {
         tools::template_takes_tools(&target.model, target.settings.chat_template.as_deref())
+    }
+
+    /// A schema (held by grammar) and stop sequences (matched in the generated text, which
+    /// ends before the first one); no reasoning level, search tool or JSON body.
+    fn controls(&self, _target: &Target) -> crate::controls::Controls {
+        crate::controls::Controls {
+            schema: true,
+            stop: true,
+            ..crate::controls::Controls::NONE
+        }
     }
 }
 
@@ -233,6 +246,7 @@ fn generate_options(options: &crate::Options, messages: &[ChatMessage]) -> Gener
         max_tokens: Some(options.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS)),
         soft_max_tokens: (options.max_tokens.is_none() && ends_with_one_line_question(messages))
             .then_some(SHORT_ANSWER_TOKENS),
+        stop: options.stop.clone().unwrap_or_default(),
         ..GenerateOptions::default()
     }
 }
@@ -331,6 +345,27 @@ mod tests {
         let mapped = generate_options(&set, &question);
         assert_eq!(mapped.max_tokens, Some(2000));
         assert_eq!(mapped.temperature, Some(0.5));
+    }
+
+    #[test]
+    fn stop_sequences_reach_the_generator_and_the_control_is_taken() {
+        let question = [ChatMessage::user("Count to ten.")];
+        let stop = crate::Options {
+            stop: Some(vec!["5".into(), "\n\n".into()]),
+            ..crate::Options::default()
+        };
+        assert_eq!(generate_options(&stop, &question).stop, ["5", "\n\n"]);
+        assert!(
+            generate_options(&crate::Options::default(), &question)
+                .stop
+                .is_empty()
+        );
+        let target = crate::Config::default()
+            .resolve(Some("local:smollm2"))
+            .unwrap();
+        let can = Local.controls(&target);
+        assert!(can.stop && can.schema && !can.reasoning && !can.search);
+        assert!(crate::controls::require(&stop, "local:smollm2", &can).is_ok());
     }
 
     #[test]
