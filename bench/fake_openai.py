@@ -4,6 +4,8 @@ body, written at once to every POST."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Iterable, Optional, Tuple
@@ -34,6 +36,9 @@ def serve(body: bytes) -> Tuple[ThreadingHTTPServer, str]:
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        # The head and the body leave in two writes: without TCP_NODELAY the body waits for the
+        # client's (delayed) ACK of the head, up to 40 ms on a kept-alive connection.
+        disable_nagle_algorithm = True
 
         def log_message(self, *args):  # noqa: D102
             pass
@@ -50,3 +55,27 @@ def serve(body: bytes) -> Tuple[ThreadingHTTPServer, str]:
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server, f"http://127.0.0.1:{server.server_address[1]}/v1"
+
+
+def spawn(chunks: int) -> Tuple[subprocess.Popen, str]:
+    """Starts the fake in a process of its own (this file run as a script), answering with
+    `chunks` pieces `t0 `, `t1 `…: its request handling then takes no turns at the measured
+    process's GIL. Returns the process (close its stdin, or kill it, to stop it) and its
+    OpenAI base URL."""
+    proc = subprocess.Popen([sys.executable, __file__, str(chunks)], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    return proc, proc.stdout.readline().strip()
+
+
+def _main() -> None:
+    """`python3 fake_openai.py CHUNKS`: serves an answer of CHUNKS pieces, prints the base URL,
+    stops when stdin closes."""
+    server, base_url = serve(sse_body(f"t{i} " for i in range(int(sys.argv[1]))))
+    print(base_url, flush=True)
+    sys.stdin.read()
+    server.shutdown()
+
+
+if __name__ == "__main__":
+    _main()
