@@ -134,7 +134,8 @@ mod tests {
     }
 
     /// The roots load late but still decide: a server whose certificate no root signs (a
-    /// self-signed `localhost`, tests/fixtures/tls) is refused by the shared HTTP client.
+    /// self-signed `localhost`, tests/fixtures/tls) is refused by the shared HTTP client's
+    /// certificate verifier.
     #[tokio::test]
     async fn a_certificate_no_root_signs_is_refused() {
         let fixtures = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/fixtures/tls");
@@ -163,8 +164,10 @@ mod tests {
             .send()
             .await
             .unwrap_err();
+        // Refused by the verifier (which reason depends on the machine's roots: no issuer, or
+        // a root of the same name whose key does not match), not by anything else.
         let chain = format!("{refused:?}");
-        assert!(chain.contains("UnknownIssuer"), "{chain}");
+        assert!(chain.contains("InvalidCertificate"), "{chain}");
         // The server saw the client give up on the handshake.
         assert!(handshakes.await.unwrap().is_err());
     }
