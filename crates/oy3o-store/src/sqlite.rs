@@ -71,6 +71,12 @@ impl SqliteStore {
             })?;
         migrate(&pool, &target).await?;
         let writer = if options.short_lived {
+            // Never closed: closing the last connection checkpoints the WAL (copies it into
+            // the file, two or three fsyncs) and did so on every CLI exit, on the exit path,
+            // for the next run to do no less. The process's end releases the connection; every
+            // write is committed by then, and the WAL checkpoints as it fills
+            // (SHORT_LIVED_WAL_PAGES).
+            std::mem::forget(pool.clone());
             pool.clone()
         } else {
             // Connected when the first batch comes (and again after a failure).

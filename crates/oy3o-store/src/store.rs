@@ -141,7 +141,9 @@ pub struct OpenOptions {
     /// the schema's parse, on every run), and a WAL checkpointed every
     /// [`SHORT_LIVED_WAL_PAGES`] pages instead of 1,000: the first connection to open the file
     /// reads and checksums the whole WAL, which a process that never closes (closing
-    /// checkpoints, ~10 ms) leaves behind (default: no).
+    /// checkpoints, ~10 ms) leaves behind. Its connection is never closed, not even when the
+    /// store is dropped: the process's end releases it, without the checkpoint a close does
+    /// (default: no).
     pub short_lived: bool,
 }
 

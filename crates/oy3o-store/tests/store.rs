@@ -1571,3 +1571,45 @@ async fn attachments_are_stored_once_by_digest_and_come_back_on_resume(db: Db) {
     store.close().await;
 }
 on_both!(attachments_are_stored_once_by_digest_and_come_back_on_resume);
+
+/// A short-lived store (the CLI's) is dropped without closing its connection, so no checkpoint
+/// runs on the process's way out (it cost fsyncs on every CLI exit): the WAL keeps its frames
+/// for the next process. A store that is not short-lived checkpoints when dropped (its WAL is
+/// emptied), which is what makes the first check mean something.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_short_lived_store_is_dropped_without_a_checkpoint() {
+    let mut wal_after_drop = Vec::new();
+    for short_lived in [true, false] {
+        let db = Db::sqlite();
+        let options = OpenOptions {
+            short_lived,
+            ..OpenOptions::default()
+        };
+        let store = open_with(&db.setting(), &options)
+            .await
+            .unwrap()
+            .expect("not `none`");
+        store
+            .open_chat("", "work", Some("openai:x"), None)
+            .await
+            .unwrap();
+        drop(store);
+        let Db::Sqlite(dir) = &db else { unreachable!() };
+        let wal = dir.0.join("oy3o.db-wal");
+        let size = || std::fs::metadata(&wal).map_or(0, |m| m.len());
+        // A close happens on the connection's own thread: give it time to.
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while !short_lived && size() > 0 && std::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        if short_lived {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+        wal_after_drop.push(size());
+        // What was written is there for the next process either way.
+        let again = open_store(&db).await;
+        assert!(again.find_chat("", "work").await.unwrap().is_some());
+    }
+    assert!(wal_after_drop[0] > 0, "short-lived: {wal_after_drop:?}");
+    assert_eq!(wal_after_drop[1], 0, "not short-lived: {wal_after_drop:?}");
+}
