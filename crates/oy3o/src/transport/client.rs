@@ -180,10 +180,7 @@ fn build(proxy: Option<&str>, connect_timeout: Duration) -> Result<reqwest::Clie
         .pool_idle_timeout(Duration::from_secs(90))
         .user_agent(concat!("oy3o/", env!("CARGO_PKG_VERSION")))
         // Our config, so the platform's roots load at the first https handshake, not here.
-        .tls_backend_preconfigured(
-            super::tls::client_config(super::tls::ALPN_HTTP)
-                .map_err(|e| Error::config(format!("cannot set up TLS: {e}")))?,
-        );
+        .tls_backend_preconfigured(super::tls::client_config(super::tls::ALPN_HTTP)?);
     match proxy {
         Some(url) if is_no_proxy(url) => builder = builder.no_proxy(),
         Some(url) => {

@@ -24,11 +24,11 @@ pub(crate) const ALPN_WEBSOCKET: &[&[u8]] = &[b"http/1.1"];
 
 /// A rustls client config verifying with the platform's roots (loaded at the first handshake)
 /// and offering `alpn`.
-pub(crate) fn client_config(alpn: &[&[u8]]) -> Result<rustls::ClientConfig, String> {
+pub(crate) fn client_config(alpn: &[&[u8]]) -> crate::Result<rustls::ClientConfig> {
     let provider = provider();
     let mut config = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())?
+        .map_err(|e| crate::Error::config(format!("cannot set up TLS: {e}")))?
         .dangerous()
         .with_custom_certificate_verifier(Arc::new(PlatformVerifier { provider }))
         .with_no_client_auth();

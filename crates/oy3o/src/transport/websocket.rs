@@ -363,12 +363,10 @@ async fn socks5(
 /// The rustls client config (the engine's one TLS setup, `transport::tls`), ALPN `http/1.1`
 /// because WebSockets need it.
 fn tls_config() -> Result<Arc<rustls::ClientConfig>> {
-    static CONFIG: OnceLock<std::result::Result<Arc<rustls::ClientConfig>, String>> =
-        OnceLock::new();
+    static CONFIG: OnceLock<Result<Arc<rustls::ClientConfig>>> = OnceLock::new();
     CONFIG
         .get_or_init(|| super::tls::client_config(super::tls::ALPN_WEBSOCKET).map(Arc::new))
         .clone()
-        .map_err(|e| Error::config(format!("cannot set up TLS: {e}")))
 }
 
 async fn tls(tcp: TcpStream, host: &str) -> Result<tokio_rustls::client::TlsStream<TcpStream>> {
